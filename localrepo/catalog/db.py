@@ -1,0 +1,116 @@
+"""Opening the catalog: SQLite in WAL mode, a busy timeout and foreign keys on every
+connection, write transactions taken with BEGIN IMMEDIATE so that two writers queue on
+the busy timeout instead of failing with "database is locked".
+
+Two ways in: `connect()` gives a plain sqlite3 connection (the scanner's fast path, no
+SQLAlchemy import), `make_engine()` a SQLAlchemy engine for sqlmodel sessions.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from localrepo.catalog.schema import HEAD_REVISION, KNOWN_REVISIONS
+from localrepo.errors import CatalogVersionError, LocalrepoError
+
+if TYPE_CHECKING:
+    from sqlalchemy.engine import Engine
+
+BUSY_TIMEOUT_MS = 60_000
+STATE_DIR = ".localrepo"
+CATALOG_NAME = "catalog.db"
+
+
+def catalog_path(root: Path) -> Path:
+    return root / STATE_DIR / CATALOG_NAME
+
+
+def _apply_pragmas(conn: Any) -> None:
+    cur = conn.cursor()
+    cur.execute(f"PRAGMA busy_timeout = {BUSY_TIMEOUT_MS}")
+    cur.execute("PRAGMA journal_mode = WAL")
+    cur.execute("PRAGMA synchronous = NORMAL")  # durable at checkpoints; WAL keeps it safe
+    cur.execute("PRAGMA foreign_keys = ON")
+    cur.close()
+
+
+def connect(path: Path, *, check_schema: bool = True) -> sqlite3.Connection:
+    """A raw connection in autocommit mode; use `transaction()` for writes."""
+    conn = sqlite3.connect(
+        str(path), timeout=BUSY_TIMEOUT_MS / 1000, isolation_level=None, check_same_thread=False
+    )
+    _apply_pragmas(conn)
+    if check_schema:
+        check_revision(conn, path)
+    return conn
+
+
+@contextmanager
+def transaction(conn: sqlite3.Connection) -> Iterator[sqlite3.Connection]:
+    """BEGIN IMMEDIATE ... COMMIT: takes the write lock up front (waiting on busy_timeout)."""
+    conn.execute("BEGIN IMMEDIATE")
+    try:
+        yield conn
+    except BaseException:
+        conn.execute("ROLLBACK")
+        raise
+    else:
+        conn.execute("COMMIT")
+
+
+def current_revision(conn: sqlite3.Connection) -> str | None:
+    try:
+        row = conn.execute("SELECT version_num FROM alembic_version").fetchone()
+    except sqlite3.DatabaseError:
+        return None
+    return row[0] if row else None
+
+
+def check_revision(conn: sqlite3.Connection, path: Path) -> None:
+    """Refuse catalogs this build does not understand; upgrade older ones in place."""
+    try:
+        rev = current_revision(conn)
+    except sqlite3.DatabaseError as exc:  # not a database at all
+        raise LocalrepoError(f"{path} is not a localrepo catalog ({exc}).") from exc
+    if rev == HEAD_REVISION:
+        return
+    if rev is None:
+        raise LocalrepoError(
+            f"{path} is not an initialised localrepo catalog (no schema version). "
+            "Run 'repo init' in a new folder, or restore the catalog from a backup."
+        )
+    if rev not in KNOWN_REVISIONS:
+        raise CatalogVersionError(
+            f"The catalog {path} has schema revision '{rev}', which is newer than this "
+            f"localrepo understands (newest known: '{HEAD_REVISION}'). Upgrade localrepo "
+            "(pip install -U localrepo) to use this repository; nothing was changed."
+        )
+    upgrade(path)
+
+
+def upgrade(path: Path) -> None:
+    """Run the Alembic revisions up to head (creates the catalog when the file is new)."""
+    from localrepo.catalog.migrate import upgrade_to_head
+
+    upgrade_to_head(path)
+
+
+def make_engine(path: Path) -> Engine:
+    from sqlalchemy import create_engine, event
+
+    engine = create_engine(f"sqlite:///{path}", connect_args={"timeout": BUSY_TIMEOUT_MS / 1000})
+
+    @event.listens_for(engine, "connect")
+    def _on_connect(dbapi_conn: Any, _record: Any) -> None:
+        dbapi_conn.isolation_level = None  # we emit BEGIN ourselves, below
+        _apply_pragmas(dbapi_conn)
+
+    @event.listens_for(engine, "begin")
+    def _on_begin(conn: Any) -> None:
+        conn.exec_driver_sql("BEGIN IMMEDIATE")
+
+    return engine

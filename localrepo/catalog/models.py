@@ -1,0 +1,182 @@
+"""The catalog's tables (sqlmodel). Schema changes go through Alembic revisions only.
+
+Three states per entity (design section 1): rows of `image_label` and `task_label` carry a
+`state` column that is one of LOCAL (last observed on disk), REMOTE (last listed from the
+API) or SYNCED (the merge base both sides last agreed on).
+"""
+
+from __future__ import annotations
+
+from sqlalchemy import Column, Index, UniqueConstraint
+from sqlalchemy import Text as SAText
+from sqlmodel import Field, SQLModel
+
+LOCAL = "local"
+REMOTE = "remote"
+SYNCED = "synced"
+STATES = (LOCAL, REMOTE, SYNCED)
+
+
+class RepoMeta(SQLModel, table=True):
+    """Small key/value facts about the repository (layout fingerprint, last scan, ...)."""
+
+    __tablename__ = "repo_meta"
+
+    key: str = Field(primary_key=True)
+    value: str
+
+
+class Task(SQLModel, table=True):
+    """A task bound to a folder of the repository (its "task root")."""
+
+    __tablename__ = "task"
+
+    id: int | None = Field(default=None, primary_key=True)
+    name: str
+    type: str  # multi_class | multi_label | regression
+    root: str = Field(unique=True)  # posix path relative to the repository root; "" = root
+    remote_id: str | None = Field(default=None, index=True)
+    workspace: str | None = None
+    created_ns: int
+
+
+class Label(SQLModel, table=True):
+    """A label by name and type. Labels belong to the workspace, not to one task."""
+
+    __tablename__ = "label"
+    __table_args__ = (UniqueConstraint("name", "type", name="uq_label_name_type"),)
+
+    id: int | None = Field(default=None, primary_key=True)
+    name: str  # Unicode NFC
+    type: str  # category | tag | value
+    remote_id: str | None = Field(default=None, index=True)
+
+
+class TaskLabel(SQLModel, table=True):
+    """A label attached to a task, in one of the three states."""
+
+    __tablename__ = "task_label"
+
+    state: str = Field(primary_key=True)
+    task_id: int = Field(primary_key=True, foreign_key="task.id", ondelete="CASCADE")
+    label_id: int = Field(primary_key=True, foreign_key="label.id", ondelete="CASCADE", index=True)
+
+
+class Image(SQLModel, table=True):
+    """One image content, keyed by the xxh3_128 hash of its bytes (hex)."""
+
+    __tablename__ = "image"
+
+    id: int | None = Field(default=None, primary_key=True)
+    hash: str = Field(unique=True)
+    size: int
+    width: int | None = None
+    height: int | None = None
+    format: str | None = None
+    remote_id: str | None = Field(default=None, index=True)
+    created_here: bool = False  # this repository uploaded it (may delete it remotely)
+    meta_data: str | None = Field(default=None, sa_column=Column(SAText, nullable=True))
+
+
+class File(SQLModel, table=True):
+    """A file on disk (path relative to the repository root) and its stat cache.
+
+    Valid images point at their `image`; anything else keeps `image_id` NULL and says why
+    in `reason`. `cached_ns` is when the stat row was written: an mtime that close to it is
+    "racy" and gets re-hashed on the next scan (git's racy-clean rule).
+    """
+
+    __tablename__ = "file"
+
+    id: int | None = Field(default=None, primary_key=True)
+    path: str = Field(unique=True)
+    image_id: int | None = Field(
+        default=None, foreign_key="image.id", ondelete="SET NULL", index=True
+    )
+    dev: int
+    inode: int
+    size: int
+    mtime_ns: int
+    ctime_ns: int
+    cached_ns: int
+    reason: str | None = None  # why this is not a valid image (NULL when it is)
+
+
+class ImageLabel(SQLModel, table=True):
+    """An image linked to a label within a task, with an optional regression value."""
+
+    __tablename__ = "image_label"
+    __table_args__ = (Index("ix_image_label_task_state", "task_id", "state"),)
+
+    state: str = Field(primary_key=True)
+    task_id: int = Field(primary_key=True, foreign_key="task.id", ondelete="CASCADE")
+    image_id: int = Field(primary_key=True, foreign_key="image.id", ondelete="CASCADE")
+    label_id: int = Field(primary_key=True, foreign_key="label.id", ondelete="CASCADE")
+    value: float | None = None
+
+
+class AuxFile(SQLModel, table=True):
+    """Sidecars and ignore files: their stat decides whether the layout must be re-derived."""
+
+    __tablename__ = "aux_file"
+
+    path: str = Field(primary_key=True)
+    size: int
+    mtime_ns: int
+    inode: int
+    content_hash: str
+
+
+class JournalEntry(SQLModel, table=True):
+    """The change journal: observed changes and queued operations, in order.
+
+    An entry is committed before its side effect; `status` moves pending -> in_flight ->
+    done | failed. For scanner observations `kind` is one of added, modified, moved,
+    deleted, label_renamed, value_changed, labels_changed.
+    """
+
+    __tablename__ = "journal"
+    __table_args__ = (Index("ix_journal_status", "status", "id"),)
+
+    id: int | None = Field(default=None, primary_key=True)
+    created_ns: int
+    kind: str
+    status: str = "pending"
+    task_id: int | None = Field(default=None, foreign_key="task.id", ondelete="SET NULL")
+    path: str | None = None
+    old_path: str | None = None
+    image_hash: str | None = None
+    detail: str | None = Field(default=None, sa_column=Column(SAText, nullable=True))
+    attempts: int = 0
+    error: str | None = None
+    finished_ns: int | None = None
+
+
+class Conflict(SQLModel, table=True):
+    """A field changed on both sides to different values; settled by `repo resolve`."""
+
+    __tablename__ = "conflict"
+
+    id: int | None = Field(default=None, primary_key=True)
+    task_id: int = Field(foreign_key="task.id", ondelete="CASCADE", index=True)
+    image_id: int | None = Field(default=None, foreign_key="image.id", ondelete="SET NULL")
+    path: str | None = None
+    field: str  # label | labels | value | bytes
+    base: str | None = None  # JSON
+    local: str | None = None  # JSON
+    remote: str | None = None  # JSON
+    created_ns: int
+    resolved_ns: int | None = None
+    resolution: str | None = None  # local | remote, with the losing value kept in base/local/remote
+
+
+class ScanProblem(SQLModel, table=True):
+    """Layout problems found by the last scan (case twins, sidecar errors, missing values)."""
+
+    __tablename__ = "scan_problem"
+
+    id: int | None = Field(default=None, primary_key=True)
+    task_id: int | None = Field(default=None, foreign_key="task.id", ondelete="CASCADE")
+    path: str | None = None
+    kind: str
+    message: str

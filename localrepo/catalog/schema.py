@@ -1,0 +1,12 @@
+"""Which catalog schema this build reads, without importing SQLAlchemy or Alembic.
+
+`repo status` must start fast, so the version check reads `alembic_version` with plain
+sqlite3 and compares it with these constants. A test keeps them equal to the revisions
+in `migrations/versions/`.
+"""
+
+from __future__ import annotations
+
+# Oldest first; the last one is head.
+KNOWN_REVISIONS: tuple[str, ...] = ("0001_initial",)
+HEAD_REVISION = KNOWN_REVISIONS[-1]

@@ -1,0 +1,108 @@
+"""Fast catalog queries on a plain sqlite3 connection (no ORM round trip per row)."""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+import time
+from collections.abc import Iterable
+from dataclasses import dataclass
+
+from localrepo.catalog.models import LOCAL
+from localrepo.layout import TaskBinding
+
+
+@dataclass(frozen=True, slots=True)
+class CachedFile:
+    id: int
+    path: str
+    image_id: int | None
+    hash: str | None
+    dev: int
+    inode: int
+    size: int
+    mtime_ns: int
+    ctime_ns: int
+    cached_ns: int
+    reason: str | None
+
+
+def load_files(conn: sqlite3.Connection) -> dict[str, CachedFile]:
+    rows = conn.execute(
+        "SELECT f.id, f.path, f.image_id, i.hash, f.dev, f.inode, f.size, f.mtime_ns,"
+        " f.ctime_ns, f.cached_ns, f.reason FROM file f LEFT JOIN image i ON i.id = f.image_id"
+    )
+    return {r[1]: CachedFile(*r) for r in rows}
+
+
+def load_bindings(conn: sqlite3.Connection) -> list[TaskBinding]:
+    rows = conn.execute("SELECT id, name, type, root FROM task ORDER BY id")
+    return [TaskBinding(task_id=r[0], name=r[1], type=r[2], root=r[3]) for r in rows]
+
+
+def get_meta(conn: sqlite3.Connection, key: str) -> str | None:
+    row = conn.execute("SELECT value FROM repo_meta WHERE key = ?", (key,)).fetchone()
+    return row[0] if row else None
+
+
+def set_meta(conn: sqlite3.Connection, key: str, value: str) -> None:
+    conn.execute(
+        "INSERT INTO repo_meta(key, value) VALUES (?, ?)"
+        " ON CONFLICT(key) DO UPDATE SET value = excluded.value",
+        (key, value),
+    )
+
+
+def image_ids_by_hash(conn: sqlite3.Connection) -> dict[str, int]:
+    return dict(conn.execute("SELECT hash, id FROM image"))
+
+
+def label_ids(conn: sqlite3.Connection) -> dict[tuple[str, str], int]:
+    return {(r[0], r[1]): r[2] for r in conn.execute("SELECT name, type, id FROM label")}
+
+
+def ensure_labels(
+    conn: sqlite3.Connection, wanted: Iterable[tuple[str, str]], known: dict[tuple[str, str], int]
+) -> dict[tuple[str, str], int]:
+    for key in sorted(set(wanted) - known.keys()):
+        cur = conn.execute("INSERT INTO label(name, type) VALUES (?, ?)", key)
+        known[key] = int(cur.lastrowid or 0)
+    return known
+
+
+def local_image_labels(
+    conn: sqlite3.Connection,
+) -> dict[tuple[int, int], dict[int, float | None]]:
+    """{(task id, image id): {label id: value}} in the LOCAL state."""
+    out: dict[tuple[int, int], dict[int, float | None]] = {}
+    for task_id, image_id, label_id, value in conn.execute(
+        "SELECT task_id, image_id, label_id, value FROM image_label WHERE state = ?", (LOCAL,)
+    ):
+        out.setdefault((task_id, image_id), {})[label_id] = value
+    return out
+
+
+def add_journal(
+    conn: sqlite3.Connection,
+    kind: str,
+    *,
+    task_id: int | None = None,
+    path: str | None = None,
+    old_path: str | None = None,
+    image_hash: str | None = None,
+    detail: dict | None = None,
+    now_ns: int | None = None,
+) -> None:
+    conn.execute(
+        "INSERT INTO journal(created_ns, kind, status, task_id, path, old_path, image_hash,"
+        " detail, attempts) VALUES (?, ?, 'pending', ?, ?, ?, ?, ?, 0)",
+        (
+            now_ns or time.time_ns(),
+            kind,
+            task_id,
+            path,
+            old_path,
+            image_hash,
+            json.dumps(detail, sort_keys=True) if detail else None,
+        ),
+    )

@@ -1,0 +1,255 @@
+"""The `repo` command line. Thin: parse, call, print. Heavy imports happen inside the
+commands so that `repo --help` starts fast."""
+
+from __future__ import annotations
+
+import os
+import sys
+from pathlib import Path
+from typing import Any
+
+import click
+
+from localrepo import __version__
+from localrepo.errors import EXIT_DECISION, EXIT_ERROR, LocalrepoError
+
+CONTEXT = {"help_option_names": ["-h", "--help"], "max_content_width": 100}
+TASK_TYPES = ("multi_class", "multi_label", "regression")
+
+
+class Ctx:
+    def __init__(self, directory: str | None, verbose: int, quiet: bool) -> None:
+        self.directory = Path(directory) if directory else Path.cwd()
+        self.verbose = verbose
+        self.quiet = quiet
+
+    def repo(self):  # -> Repository
+        from localrepo.repository import find_repository
+
+        return find_repository(self.directory)
+
+    def info(self, message: str) -> None:
+        if not self.quiet:
+            click.echo(message, err=True)
+
+
+@click.group(context_settings=CONTEXT)
+@click.option("-C", "directory", metavar="DIR", help="Run as if started in DIR (like git -C).")
+@click.option("-v", "--verbose", count=True, help="Say more (repeat for more).")
+@click.option("-q", "--quiet", is_flag=True, help="Say only what went wrong.")
+@click.version_option(__version__, "--version", prog_name="localrepo")
+@click.pass_context
+def cli(ctx: click.Context, directory: str | None, verbose: int, quiet: bool) -> None:
+    """localrepo: keep a folder-labelled image dataset in sync with a Recognition v2 API.
+
+    The folder an image sits in is its label. Exit codes: 0 ok, 1 error, 2 usage,
+    3 changes or conflicts need a decision (with --exit-code), 4 authentication failed,
+    5 remote unreachable, 6 partial success, 7 stopped by a safety limit.
+    """
+    if directory is not None and not os.path.isdir(directory):
+        raise click.BadParameter(f"{directory} is not a folder.", param_hint="-C")
+    ctx.obj = Ctx(directory, verbose, quiet)
+
+
+@cli.command()
+@click.argument("path", required=False, type=click.Path(file_okay=False))
+@click.option("--task", "task", required=True, help="Name of the task bound to the root.")
+@click.option(
+    "--type",
+    "task_type",
+    type=click.Choice(TASK_TYPES),
+    default="multi_class",
+    show_default=True,
+    help="Task type.",
+)
+@click.option("--remote", metavar="URL", help="Base URL of the Recognition v2 API.")
+@click.option("--workspace", metavar="ID", help="Remote workspace id (default: Default).")
+@click.pass_obj
+def init(
+    obj: Ctx, path: str | None, task: str, task_type: str, remote: str | None, workspace: str | None
+) -> None:
+    """Create a repository in PATH (default: here) and bind its root to one task."""
+    from localrepo.repository import init_repository
+
+    target = obj.directory / path if path else obj.directory
+    repo = init_repository(
+        target, task=task, task_type=task_type, remote=remote, workspace=workspace
+    )
+    obj.info(f"Initialised a localrepo repository in {repo.root} (task '{task}', {task_type}).")
+
+
+@cli.group()
+def task() -> None:
+    """Bind tasks to folders of the repository."""
+
+
+@task.command("add")
+@click.argument("path", type=click.Path(file_okay=False))
+@click.option("--task", "name", required=True, help="Task name.")
+@click.option(
+    "--type", "task_type", type=click.Choice(TASK_TYPES), default="multi_class", show_default=True
+)
+@click.pass_obj
+def task_add(obj: Ctx, path: str, name: str, task_type: str) -> None:
+    """Bind the subfolder PATH to a new task (deeper bindings win over the root's)."""
+    from localrepo.repository import add_task
+
+    repo = obj.repo()
+    rel = add_task(repo, obj.directory / path, task=name, task_type=task_type)
+    obj.info(f"Bound {rel}/ to the task '{name}' ({task_type}).")
+
+
+@task.command("list")
+@click.option("--json", "as_json", is_flag=True, help="Print JSON.")
+@click.pass_obj
+def task_list(obj: Ctx, as_json: bool) -> None:
+    """List the tasks bound in this repository."""
+    conn = obj.repo().connect()
+    rows = conn.execute("SELECT id, name, type, root, remote_id FROM task ORDER BY root").fetchall()
+    conn.close()
+    if as_json:
+        import json
+
+        click.echo(
+            json.dumps(
+                [
+                    {"id": r[0], "name": r[1], "type": r[2], "root": r[3], "remote_id": r[4]}
+                    for r in rows
+                ],
+                indent=2,
+            )
+        )
+        return
+    for r in rows:
+        click.echo(f"{r[1]}\t{r[2]}\t{r[3] or '.'}/")
+
+
+@cli.command()
+@click.option("-n", "--dry-run", is_flag=True, help="Show what changed; record nothing.")
+@click.option("--json", "as_json", is_flag=True, help="Print the scan report as JSON.")
+@click.pass_obj
+def scan(obj: Ctx, dry_run: bool, as_json: bool) -> None:
+    """Scan the folder tree and journal what changed since the last scan."""
+    from localrepo.cli import report
+
+    rep = _run_scan(obj, dry_run=dry_run)
+    if as_json:
+        report.print_json(report.scan_json(rep))
+    else:
+        report.print_scan(rep, quiet=obj.quiet)
+
+
+def _run_scan(obj: Ctx, *, dry_run: bool = False) -> Any:
+    from localrepo.cli.progress import progress_bar
+    from localrepo.scan.scanner import Scanner
+
+    repo = obj.repo()
+    conn = repo.connect()
+    try:
+        with progress_bar("Scanning", quiet=obj.quiet) as progress:
+            return Scanner(repo.root, conn, progress=progress).scan(dry_run=dry_run)
+    finally:
+        conn.close()
+
+
+@cli.command()
+@click.option("--json", "as_json", is_flag=True, help="Print JSON.")
+@click.option("--porcelain", is_flag=True, help="Stable, script-friendly lines.")
+@click.option("-z", "nul", is_flag=True, help="With --porcelain: NUL-terminated, no quoting.")
+@click.option(
+    "--exit-code", is_flag=True, help="Exit 3 when there are pending changes or conflicts."
+)
+@click.pass_obj
+def status(obj: Ctx, as_json: bool, porcelain: bool, nul: bool, exit_code: bool) -> None:
+    """Scan, then show per task: images per label, pending changes, invalid files,
+    problems and conflicts."""
+    from localrepo.cli import report
+
+    if nul and not porcelain:
+        raise click.UsageError("-z goes with --porcelain.")
+    if as_json and porcelain:
+        raise click.UsageError("choose one of --json and --porcelain.")
+    scan_report = _run_scan(obj)
+    conn = obj.repo().connect()
+    try:
+        st = report.collect_status(conn, scan_report)
+    finally:
+        conn.close()
+    if as_json:
+        report.print_json(st)
+    elif porcelain:
+        report.print_porcelain(st, nul=nul)
+    else:
+        report.print_status(st)
+    if exit_code and (st["pending_total"] or st["conflicts"]):
+        sys.exit(EXIT_DECISION)
+
+
+@cli.command()
+@click.option("--limit", type=click.IntRange(min=1), default=None, help="Show at most N entries.")
+@click.option("--json", "as_json", is_flag=True, help="Print JSON.")
+@click.option("--pending", is_flag=True, help="Only entries not yet synced.")
+@click.pass_obj
+def log(obj: Ctx, limit: int | None, as_json: bool, pending: bool) -> None:
+    """Show the change journal, newest first."""
+    from localrepo.cli import report
+
+    conn = obj.repo().connect()
+    try:
+        entries = report.journal_entries(conn, limit=limit, pending_only=pending)
+    finally:
+        conn.close()
+    if as_json:
+        report.print_json(entries)
+    else:
+        report.print_log(entries)
+
+
+@cli.command("check-ignore")
+@click.argument("paths", nargs=-1, required=True)
+@click.option(
+    "-v",
+    "--verbose",
+    "verbose",
+    is_flag=True,
+    help="Show the ignore file, line and pattern that matched.",
+)
+@click.option(
+    "-n", "--non-matching", is_flag=True, help="With -v, also show paths that are not ignored."
+)
+@click.pass_obj
+def check_ignore(obj: Ctx, paths: tuple[str, ...], verbose: bool, non_matching: bool) -> None:
+    """Tell which PATHs the ignore rules exclude (exit 0 if any is, 1 if none)."""
+    from localrepo.cli.report import check_ignore_lines
+
+    repo = obj.repo()
+    lines, any_ignored = check_ignore_lines(repo.root, obj.directory, paths, verbose, non_matching)
+    for line in lines:
+        click.echo(line)
+    sys.exit(0 if any_ignored else 1)
+
+
+def main(argv: list[str] | None = None) -> None:
+    try:
+        cli.main(args=argv, prog_name="repo", standalone_mode=False)
+    except click.exceptions.Exit as exc:
+        sys.exit(exc.exit_code)
+    except click.ClickException as exc:
+        exc.show()
+        sys.exit(exc.exit_code)
+    except click.exceptions.Abort:
+        click.echo("Aborted.", err=True)
+        sys.exit(130)
+    except LocalrepoError as exc:
+        click.echo(f"repo: {exc}", err=True)
+        sys.exit(exc.exit_code)
+    except KeyboardInterrupt:
+        click.echo("Interrupted; nothing half-done was recorded.", err=True)
+        sys.exit(130)
+    except BrokenPipeError:
+        sys.stderr.close()
+        sys.exit(EXIT_ERROR)
+
+
+if __name__ == "__main__":
+    main()

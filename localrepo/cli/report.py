@@ -1,0 +1,325 @@
+"""What `scan`, `status`, `log` and `check-ignore` print: human, JSON and porcelain."""
+
+from __future__ import annotations
+
+import json
+import os
+import sqlite3
+import sys
+from collections import Counter, defaultdict
+from pathlib import Path
+from typing import Any
+
+import click
+
+from localrepo.catalog.models import LOCAL
+from localrepo.scan import changes as ch
+from localrepo.scan.scanner import ScanReport
+
+# Porcelain codes, one per journal kind (stable: scripts depend on them).
+CODES = {
+    ch.ADDED: "A",
+    ch.MODIFIED: "M",
+    ch.MOVED: "R",
+    ch.DELETED: "D",
+    ch.LABEL_RENAMED: "N",
+    ch.VALUE_CHANGED: "V",
+    ch.LABELS_CHANGED: "L",
+}
+
+
+def print_json(data: Any) -> None:
+    click.echo(json.dumps(data, indent=2, ensure_ascii=False, sort_keys=False))
+
+
+def scan_json(rep: ScanReport) -> dict[str, Any]:
+    return {
+        "files": rep.files,
+        "hashed": rep.hashed,
+        "changes": [_change_json(c) for c in rep.changes],
+        "invalid": [
+            {"path": p, "reason": r, "detail": d} for p, (r, d) in sorted(rep.invalid.items())
+        ],
+        "retry_later": sorted(rep.retry_later),
+        "seconds": round(rep.seconds, 3),
+    }
+
+
+def _change_json(c: ch.Change) -> dict[str, Any]:
+    out: dict[str, Any] = {"kind": c.kind}
+    for key in ("path", "old_path", "hash", "task_id"):
+        value = getattr(c, key)
+        if value is not None:
+            out[key] = value
+    if c.detail:
+        out["detail"] = c.detail
+    return out
+
+
+def print_scan(rep: ScanReport, *, quiet: bool) -> None:
+    counts = Counter(c.kind for c in rep.changes)
+    summary = ", ".join(f"{n} {k.replace('_', ' ')}" for k, n in sorted(counts.items()))
+    click.echo(
+        f"Scanned {rep.files} image files ({rep.hashed} hashed) in {rep.seconds:.2f}s: "
+        + (summary or "no changes"),
+    )
+    if rep.invalid:
+        click.echo(f"{len(rep.invalid)} files are not valid images (see 'repo status').")
+    if rep.retry_later:
+        click.echo(
+            f"{len(rep.retry_later)} files changed while being read; the next scan retries them."
+        )
+
+
+def collect_status(conn: sqlite3.Connection, rep: ScanReport) -> dict[str, Any]:
+    tasks = conn.execute(
+        "SELECT id, name, type, root, remote_id FROM task ORDER BY root"
+    ).fetchall()
+    per_label: dict[int, dict[str, int]] = defaultdict(dict)
+    for task_id, name, n in conn.execute(
+        "SELECT il.task_id, l.name, COUNT(DISTINCT il.image_id) FROM image_label il"
+        " JOIN label l ON l.id = il.label_id WHERE il.state = ? GROUP BY il.task_id, l.name",
+        (LOCAL,),
+    ):
+        per_label[task_id][name] = n
+    for task_id, name in conn.execute(
+        "SELECT tl.task_id, l.name FROM task_label tl JOIN label l ON l.id = tl.label_id"
+        " WHERE tl.state = ?",
+        (LOCAL,),
+    ):
+        per_label[task_id].setdefault(name, 0)
+    labelled = dict(
+        conn.execute(
+            "SELECT task_id, COUNT(DISTINCT image_id) FROM image_label WHERE state = ?"
+            " GROUP BY task_id",
+            (LOCAL,),
+        ).fetchall()
+    )
+    pending_rows = conn.execute(
+        "SELECT id, kind, task_id, path, old_path, image_hash, detail FROM journal"
+        " WHERE status IN ('pending', 'in_flight', 'failed') ORDER BY id"
+    ).fetchall()
+    pending_by_task: dict[int | None, Counter[str]] = defaultdict(Counter)
+    for row in pending_rows:
+        pending_by_task[row[2]][row[1]] += 1
+    problems = conn.execute(
+        "SELECT task_id, path, kind, message FROM scan_problem ORDER BY id"
+    ).fetchall()
+    conflicts = conn.execute(
+        "SELECT id, task_id, path, field FROM conflict WHERE resolved_ns IS NULL ORDER BY id"
+    ).fetchall()
+    images_per_task = _images_per_task(conn, tasks)
+    out_tasks = []
+    for task_id, name, ttype, root, remote_id in tasks:
+        out_tasks.append(
+            {
+                "id": task_id,
+                "name": name,
+                "type": ttype,
+                "root": root,
+                "remote_id": remote_id,
+                "images": images_per_task.get(task_id, 0),
+                "unlabelled": images_per_task.get(task_id, 0) - labelled.get(task_id, 0),
+                "labels": dict(sorted(per_label.get(task_id, {}).items())),
+                "pending": dict(sorted(pending_by_task.get(task_id, Counter()).items())),
+            }
+        )
+    return {
+        "tasks": out_tasks,
+        "pending_total": len(pending_rows),
+        "changes": [
+            {
+                "kind": r[1],
+                "task_id": r[2],
+                "path": r[3],
+                "old_path": r[4],
+                "hash": r[5],
+                "detail": json.loads(r[6]) if r[6] else None,
+            }
+            for r in pending_rows
+        ],
+        "invalid": [
+            {"path": p, "reason": r, "detail": d} for p, (r, d) in sorted(rep.invalid.items())
+        ],
+        "retry_later": sorted(rep.retry_later),
+        "problems": [{"task_id": t, "path": p, "kind": k, "message": m} for t, p, k, m in problems],
+        "conflicts": len(conflicts),
+        "conflict_list": [
+            {"id": c[0], "task_id": c[1], "path": c[2], "field": c[3]} for c in conflicts
+        ],
+    }
+
+
+def _images_per_task(conn: sqlite3.Connection, tasks: list[tuple]) -> dict[int, int]:
+    """Distinct valid images under each task root (deepest binding wins)."""
+    from localrepo.layout import TaskBinding, task_for
+
+    bindings = [TaskBinding(t[0], t[1], t[2], t[3]) for t in tasks]
+    seen: dict[int, set[int]] = defaultdict(set)
+    for path, image_id in conn.execute(
+        "SELECT path, image_id FROM file WHERE image_id IS NOT NULL"
+    ):
+        b = task_for(path, bindings)
+        if b is not None:
+            seen[b.task_id].add(image_id)
+    return {t: len(s) for t, s in seen.items()}
+
+
+def print_status(st: dict[str, Any]) -> None:
+    echo = click.echo
+    for t in st["tasks"]:
+        where = (t["root"] or ".") + "/"
+        echo(f"Task '{t['name']}' ({t['type']}) in {where}: {t['images']} images")
+        if t["labels"]:
+            width = max(len(n) for n in t["labels"])
+            for name, n in t["labels"].items():
+                echo(f"  {name.ljust(width)}  {n}")
+        if t["unlabelled"]:
+            echo(f"  (unlabelled){' ' * max(0, 0)}  {t['unlabelled']}")
+        if t["pending"]:
+            kinds = ", ".join(f"{n} {k.replace('_', ' ')}" for k, n in t["pending"].items())
+            echo(f"  pending changes: {kinds}")
+    if st["invalid"]:
+        echo(f"\nNot valid images ({len(st['invalid'])}), never uploaded:")
+        for item in st["invalid"]:
+            echo(f"  {item['path']}: {item['reason']}")
+    if st["retry_later"]:
+        echo(f"\nChanged while being read, retried on the next scan ({len(st['retry_later'])}):")
+        for p in st["retry_later"]:
+            echo(f"  {p}")
+    if st["problems"]:
+        echo(f"\nProblems ({len(st['problems'])}):")
+        for p in st["problems"]:
+            echo(f"  {p['message']}")
+    if st["conflicts"]:
+        echo(f"\nConflicts: {st['conflicts']} (see 'repo conflicts')")
+    if not st["pending_total"] and not st["conflicts"]:
+        echo("\nNothing pending.")
+
+
+def _quote(path: str) -> str:
+    """Quote like git's porcelain when a path has characters a line parser would trip on."""
+    if any(c in path for c in '"\\\t\n\r') or " -> " in path or not path.isprintable():
+        return json.dumps(path, ensure_ascii=False)
+    return path
+
+
+def print_porcelain(st: dict[str, Any], *, nul: bool) -> None:
+    out = sys.stdout
+    records: list[list[str]] = []
+    for c in st["changes"]:
+        code = CODES.get(c["kind"], "?")
+        path = c["path"] or c["old_path"] or c["hash"] or ""
+        if c["kind"] in (ch.MOVED, ch.LABEL_RENAMED) and c["old_path"]:
+            records.append([code, path, c["old_path"]])
+        else:
+            records.append([code, path])
+    for item in st["invalid"]:
+        records.append(["!", item["path"], item["reason"]])
+    for c in st["conflict_list"]:
+        records.append(["C", c["path"] or "", c["field"]])
+    for p in st["problems"]:
+        records.append(["P", p["path"] or "", p["message"]])
+    for rec in records:
+        if nul:
+            out.write(f"{rec[0]} {rec[1]}\0" + "".join(f"{x}\0" for x in rec[2:]))
+        elif rec[0] in ("R", "N"):
+            out.write(f"{rec[0]} {_quote(rec[2])} -> {_quote(rec[1])}\n")
+        elif len(rec) > 2:
+            out.write(f"{rec[0]} {_quote(rec[1])}\t{rec[2]}\n")
+        else:
+            out.write(f"{rec[0]} {_quote(rec[1])}\n")
+    out.flush()
+
+
+def journal_entries(
+    conn: sqlite3.Connection, *, limit: int | None, pending_only: bool
+) -> list[dict[str, Any]]:
+    sql = (
+        "SELECT j.id, j.created_ns, j.kind, j.status, t.name, j.path, j.old_path, j.image_hash,"
+        " j.detail, j.error FROM journal j LEFT JOIN task t ON t.id = j.task_id"
+    )
+    if pending_only:
+        sql += " WHERE j.status != 'done'"
+    sql += " ORDER BY j.id DESC"
+    if limit:
+        sql += f" LIMIT {int(limit)}"
+    return [
+        {
+            "id": r[0],
+            "time": _iso(r[1]),
+            "kind": r[2],
+            "status": r[3],
+            "task": r[4],
+            "path": r[5],
+            "old_path": r[6],
+            "hash": r[7],
+            "detail": json.loads(r[8]) if r[8] else None,
+            "error": r[9],
+        }
+        for r in conn.execute(sql)
+    ]
+
+
+def _iso(ns: int) -> str:
+    from datetime import UTC, datetime
+
+    return datetime.fromtimestamp(ns / 1e9, tz=UTC).isoformat(timespec="seconds")
+
+
+def print_log(entries: list[dict[str, Any]]) -> None:
+    if not entries:
+        click.echo("The journal is empty.")
+        return
+    for e in entries:
+        what = e["path"] or ""
+        if e["old_path"]:
+            what = f"{e['old_path']} -> {e['path']}"
+        if not what and e["hash"]:
+            what = f"image {e['hash'][:12]}"
+        extra = f"  {json.dumps(e['detail'], ensure_ascii=False)}" if e["detail"] else ""
+        err = f"  error: {e['error']}" if e["error"] else ""
+        click.echo(
+            f"{e['id']:>6}  {e['time']}  {e['status']:<9} {e['kind']:<14} {what}{extra}{err}"
+        )
+
+
+def check_ignore_lines(
+    root: Path, cwd: Path, paths: tuple[str, ...], verbose: bool, non_matching: bool
+) -> tuple[list[str], bool]:
+    from localrepo.ignore import IgnoreRules
+
+    texts: dict[str, str] = {}
+    for dirpath, dirnames, filenames in os.walk(root):
+        rel = Path(dirpath).relative_to(root).as_posix()
+        rel = "" if rel == "." else rel
+        if rel == "" and ".localrepo" in dirnames:
+            dirnames.remove(".localrepo")
+        if ".localrepoignore" in filenames:
+            try:
+                texts[rel] = (Path(dirpath) / ".localrepoignore").read_text(
+                    encoding="utf-8", errors="replace"
+                )
+            except OSError:
+                continue
+    rules = IgnoreRules.from_texts(texts)
+    lines: list[str] = []
+    any_ignored = False
+    for given in paths:
+        full = Path(os.path.normpath(cwd / given))
+        try:
+            rel = full.relative_to(root.resolve()).as_posix()
+        except ValueError:
+            raise click.UsageError(f"{given} is outside the repository {root}.") from None
+        is_dir = full.is_dir() or given.endswith("/")
+        match = rules.match(rel, is_dir) if rel not in ("", ".") else None
+        if match is not None:
+            any_ignored = True
+            if verbose:
+                line = "" if match.line is None else str(match.line)
+                lines.append(f"{match.source}:{line}:{match.pattern}\t{given}")
+            else:
+                lines.append(given)
+        elif verbose and non_matching:
+            lines.append(f"::\t{given}")
+    return lines, any_ignored

@@ -1,0 +1,68 @@
+"""Repository configuration (`.localrepo/config.toml`, never secrets) and credentials."""
+
+from __future__ import annotations
+
+import os
+import tomllib
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+CONFIG_NAME = "config.toml"
+
+
+@dataclass
+class RemoteConfig:
+    url: str | None = None
+    workspace: str | None = None
+
+
+@dataclass
+class SyncConfig:
+    noresize: bool = True  # uploads keep their exact bytes, so clones hash the same
+    max_delete: str = "50%"
+    policy: str = "manual"
+
+
+@dataclass
+class RepoConfig:
+    remote: RemoteConfig = field(default_factory=RemoteConfig)
+    sync: SyncConfig = field(default_factory=SyncConfig)
+
+
+def load_config(state_dir: Path) -> RepoConfig:
+    path = state_dir / CONFIG_NAME
+    try:
+        data = tomllib.loads(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        return RepoConfig()
+    except (OSError, tomllib.TOMLDecodeError) as exc:
+        from localrepo.errors import LocalrepoError
+
+        raise LocalrepoError(f"{path}: cannot read the configuration ({exc}).") from exc
+    remote = data.get("remote", {})
+    sync = data.get("sync", {})
+    return RepoConfig(
+        remote=RemoteConfig(url=remote.get("url"), workspace=remote.get("workspace")),
+        sync=SyncConfig(
+            noresize=bool(sync.get("noresize", True)),
+            max_delete=str(sync.get("max_delete", "50%")),
+            policy=str(sync.get("policy", "manual")),
+        ),
+    )
+
+
+def save_config(state_dir: Path, config: RepoConfig) -> None:
+    import tomli_w
+
+    data = {
+        "remote": {k: v for k, v in asdict(config.remote).items() if v is not None},
+        "sync": asdict(config.sync),
+    }
+    path = state_dir / CONFIG_NAME
+    tmp = path.with_suffix(".toml.tmp")
+    tmp.write_text(
+        "# localrepo repository settings. No secrets here: tokens live in the per-user\n"
+        "# credentials file or the LOCALREPO_TOKEN environment variable.\n" + tomli_w.dumps(data),
+        encoding="utf-8",
+    )
+    os.replace(tmp, path)

@@ -1,0 +1,135 @@
+"""A repository on disk: finding it, creating it, binding tasks to its folders."""
+
+from __future__ import annotations
+
+import os
+import sqlite3
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+from localrepo.catalog.db import STATE_DIR, catalog_path, connect, transaction, upgrade
+from localrepo.config import RemoteConfig, RepoConfig, load_config, save_config
+from localrepo.errors import LocalrepoError, NotARepositoryError
+from localrepo.layout import TASK_TYPES, nfc
+
+STATE_SUBDIRS = ("trash", "tmp", "logs")
+
+
+@dataclass
+class Repository:
+    root: Path
+
+    @property
+    def state_dir(self) -> Path:
+        return self.root / STATE_DIR
+
+    @property
+    def catalog(self) -> Path:
+        return catalog_path(self.root)
+
+    def connect(self) -> sqlite3.Connection:
+        return connect(self.catalog)
+
+    def config(self) -> RepoConfig:
+        return load_config(self.state_dir)
+
+
+def find_repository(start: Path) -> Repository:
+    """The repository containing `start` (like git, searching upwards)."""
+    here = start.resolve()
+    for folder in (here, *here.parents):
+        if catalog_path(folder).is_file():
+            return Repository(folder)
+    raise NotARepositoryError(
+        f"{start} is not inside a localrepo repository (no {STATE_DIR}/ found in it or "
+        "above it). Run 'repo init' to create one, or use -C DIR to point at one."
+    )
+
+
+def _check_task_args(name: str, task_type: str) -> str:
+    name = nfc(name.strip())
+    if not name:
+        raise LocalrepoError("--task: the task name must not be empty.")
+    if task_type not in TASK_TYPES:
+        raise LocalrepoError(f"--type: must be one of {', '.join(TASK_TYPES)}.")
+    return name
+
+
+def init_repository(
+    path: Path,
+    *,
+    task: str,
+    task_type: str,
+    remote: str | None = None,
+    workspace: str | None = None,
+) -> Repository:
+    name = _check_task_args(task, task_type)
+    root = path.resolve()
+    if catalog_path(root).exists():
+        raise LocalrepoError(f"{root} is already a localrepo repository.")
+    for parent in root.parents:
+        if catalog_path(parent).is_file():
+            raise LocalrepoError(
+                f"{root} is inside the repository {parent}. Bind a task to this folder there "
+                f"with: repo -C {parent} task add {os.path.relpath(root, parent)} "
+                f"--task NAME --type TYPE"
+            )
+    if root.exists() and not root.is_dir():
+        raise LocalrepoError(f"{root} exists and is not a folder.")
+    root.mkdir(parents=True, exist_ok=True)
+    state = root / STATE_DIR
+    state.mkdir(exist_ok=True)
+    for sub in STATE_SUBDIRS:
+        (state / sub).mkdir(exist_ok=True)
+    upgrade(catalog_path(root))
+    save_config(state, RepoConfig(remote=RemoteConfig(url=remote, workspace=workspace)))
+    repo = Repository(root)
+    conn = repo.connect()
+    try:
+        with transaction(conn):
+            conn.execute(
+                "INSERT INTO task(name, type, root, created_ns) VALUES (?, ?, '', ?)",
+                (name, task_type, time.time_ns()),
+            )
+    finally:
+        conn.close()
+    return repo
+
+
+def add_task(repo: Repository, folder: Path, *, task: str, task_type: str) -> str:
+    """Bind the subfolder `folder` to a new task; returns its repository-relative root."""
+    name = _check_task_args(task, task_type)
+    full = folder if folder.is_absolute() else Path.cwd() / folder
+    full = Path(os.path.normpath(full))
+    try:
+        rel = full.relative_to(repo.root).as_posix()
+    except ValueError:
+        raise LocalrepoError(f"{folder} is outside the repository {repo.root}.") from None
+    if rel in ("", "."):
+        raise LocalrepoError("The repository root is already bound to a task; pick a subfolder.")
+    first = rel.split("/")[0]
+    if first == STATE_DIR:
+        raise LocalrepoError(f"{folder} is inside {STATE_DIR}/, which holds localrepo's state.")
+    if full.exists() and not full.is_dir():
+        raise LocalrepoError(f"{folder} is not a folder.")
+    if full.is_symlink():
+        raise LocalrepoError(f"{folder} is a symlink; localrepo never follows symlinks.")
+    full.mkdir(parents=True, exist_ok=True)
+    conn = repo.connect()
+    try:
+        with transaction(conn):
+            row = conn.execute("SELECT name FROM task WHERE root = ?", (rel,)).fetchone()
+            if row:
+                raise LocalrepoError(f"{rel}/ is already bound to the task '{row[0]}'.")
+            row = conn.execute("SELECT root FROM task WHERE name = ?", (name,)).fetchone()
+            if row:
+                where = row[0] or "the repository root"
+                raise LocalrepoError(f"A task named '{name}' is already bound to {where}.")
+            conn.execute(
+                "INSERT INTO task(name, type, root, created_ns) VALUES (?, ?, ?, ?)",
+                (name, task_type, rel, time.time_ns()),
+            )
+    finally:
+        conn.close()
+    return rel

@@ -1,0 +1,138 @@
+"""Hash and check one file: the scanner's unit of work, run in a worker pool.
+
+The file is read through one descriptor opened without following symlinks, with fstat
+before and after: if size, mtime, ctime or inode moved while we read, the result is
+"changed while hashing" and the file is retried on a later scan. Then Pillow fully
+decodes the bytes (`verify()` passes a half-truncated JPEG; only `load()` catches it),
+inside the decompression-bomb limit.
+"""
+
+from __future__ import annotations
+
+import errno
+import io
+import os
+import stat as stat_mod
+import warnings
+from dataclasses import dataclass
+
+import xxhash
+
+MAX_FILE_BYTES = 64 * 1024 * 1024
+
+# Reasons a file is not a valid image, as shown by `repo status`.
+EMPTY = "empty file"
+TRUNCATED = "truncated image"
+NOT_AN_IMAGE = "not an image"
+TOO_LARGE = "too large"
+UNREADABLE = "unreadable"
+SYMLINK = "symlink skipped"
+NOT_REGULAR = "not a regular file"
+CHANGED = "changed while hashing"
+
+
+@dataclass(frozen=True, slots=True)
+class Examined:
+    path: str  # as given (repository-relative)
+    dev: int
+    inode: int
+    size: int
+    mtime_ns: int
+    ctime_ns: int
+    hash: str | None  # xxh3_128 hex of the bytes; None when unreadable or changed
+    width: int | None = None
+    height: int | None = None
+    format: str | None = None
+    reason: str | None = None  # None when this is a valid image
+    detail: str | None = None  # the underlying error, for the curious
+
+
+def hash_bytes(data: bytes) -> str:
+    return xxhash.xxh3_128_hexdigest(data)
+
+
+def _stat_key(st: os.stat_result) -> tuple[int, int, int, int, int]:
+    return (st.st_dev, st.st_ino, st.st_size, st.st_mtime_ns, st.st_ctime_ns)
+
+
+def examine(root: str, relpath: str, *, decode: bool = True) -> Examined:
+    """Hash (and unless told otherwise, fully decode) root/relpath."""
+    full = os.path.join(root, relpath)
+    try:
+        fd = os.open(full, os.O_RDONLY | os.O_NOFOLLOW | getattr(os, "O_CLOEXEC", 0))
+    except OSError as exc:
+        if exc.errno == errno.ELOOP:
+            return Examined(relpath, 0, 0, 0, 0, 0, None, reason=SYMLINK)
+        return Examined(relpath, 0, 0, 0, 0, 0, None, reason=UNREADABLE, detail=exc.strerror)
+    try:
+        before = os.fstat(fd)
+        if not stat_mod.S_ISREG(before.st_mode):
+            return _without_hash(relpath, before, NOT_REGULAR)
+        if before.st_size > MAX_FILE_BYTES:
+            return _without_hash(
+                relpath, before, TOO_LARGE, f"{before.st_size} bytes > {MAX_FILE_BYTES}"
+            )
+        try:
+            data = _read_all(fd, before.st_size)
+        except OSError as exc:
+            return _without_hash(relpath, before, UNREADABLE, exc.strerror)
+        after = os.fstat(fd)
+    finally:
+        os.close(fd)
+    if _stat_key(before) != _stat_key(after) or len(data) != after.st_size:
+        return _without_hash(relpath, after, CHANGED)
+    digest = hash_bytes(data)
+    dev, ino, size, mtime_ns, ctime_ns = _stat_key(after)
+    if size == 0:
+        return Examined(relpath, dev, ino, size, mtime_ns, ctime_ns, digest, reason=EMPTY)
+    if not decode:
+        return Examined(relpath, dev, ino, size, mtime_ns, ctime_ns, digest)
+    reason, detail, dims = check_image(data)
+    w, h, fmt = dims if dims else (None, None, None)
+    return Examined(relpath, dev, ino, size, mtime_ns, ctime_ns, digest, w, h, fmt, reason, detail)
+
+
+def _without_hash(
+    relpath: str, st: os.stat_result, reason: str, detail: str | None = None
+) -> Examined:
+    dev, ino, size, mtime_ns, ctime_ns = _stat_key(st)
+    return Examined(relpath, dev, ino, size, mtime_ns, ctime_ns, None, reason=reason, detail=detail)
+
+
+def _read_all(fd: int, size_hint: int) -> bytes:
+    chunks = []
+    want = max(size_hint, 0) + 1  # one more byte tells us the file grew
+    while True:
+        chunk = os.read(fd, max(want, 1 << 16))
+        if not chunk:
+            break
+        chunks.append(chunk)
+    return b"".join(chunks)
+
+
+def check_image(data: bytes) -> tuple[str | None, str | None, tuple[int, int, str] | None]:
+    """(reason, detail, (width, height, format)): reason is None for a valid image."""
+    from PIL import Image, UnidentifiedImageError
+
+    with warnings.catch_warnings():
+        # Above MAX_IMAGE_PIXELS Pillow only warns; we refuse, like the server does.
+        warnings.simplefilter("error", Image.DecompressionBombWarning)
+        try:
+            with Image.open(io.BytesIO(data)) as im:
+                dims = (im.width, im.height, im.format or "")
+                im.load()
+        except (Image.DecompressionBombError, Image.DecompressionBombWarning) as exc:
+            return TOO_LARGE, str(exc), None
+        except UnidentifiedImageError:
+            return NOT_AN_IMAGE, "Pillow cannot identify the image format", None
+        except (OSError, SyntaxError, ValueError, EOFError, IndexError, TypeError) as exc:
+            msg = str(exc)
+            if "truncated" in msg or "broken data stream" in msg or isinstance(exc, EOFError):
+                return TRUNCATED, msg, None
+            return NOT_AN_IMAGE, msg, None
+    return None, None, dims
+
+
+def examine_batch(root: str, relpaths: list[str], decode_flags: list[bool]) -> list[Examined]:
+    """Worker-pool entry point: one round trip per batch, not per file."""
+    return [examine(root, p, decode=d) for p, d in zip(relpaths, decode_flags, strict=True)]
