@@ -1,0 +1,141 @@
+"""Users, API tokens and workspaces."""
+
+from __future__ import annotations
+
+import hashlib
+import re
+import secrets
+from dataclasses import dataclass
+
+from sqlalchemy.exc import IntegrityError
+from sqlmodel import Session, select
+
+from .db import Database
+from .models import ApiToken, User, Workspace
+
+DEFAULT_WORKSPACE_NAME = "Default"
+_USERNAME_RE = re.compile(r"^[\w.@+-]{1,150}$")
+
+
+class AccountError(Exception):
+    """A user-facing account problem (bad name, missing user, duplicate...)."""
+
+
+@dataclass(frozen=True)
+class NewToken:
+    id: str
+    user_id: str
+    username: str
+    token: str  # the plaintext, shown once
+
+
+def hash_token(token: str) -> str:
+    return hashlib.sha256(token.encode("utf-8")).hexdigest()
+
+
+def generate_token() -> str:
+    # 40 hex characters, like a DRF token (the official SDK sends "Token <t>" for < 70 chars).
+    return secrets.token_hex(20)
+
+
+def _check_username(name: str) -> str:
+    if not _USERNAME_RE.match(name):
+        raise AccountError(f"invalid user name {name!r}: use 1-150 letters, digits and . @ + - _")
+    return name
+
+
+def create_user(db: Database, username: str) -> User:
+    """Create a user and its default workspace."""
+    _check_username(username)
+    try:
+        with db.write() as session:
+            user = User(username=username)
+            session.add(user)
+            session.flush()
+            session.add(Workspace(owner_id=user.id, name=DEFAULT_WORKSPACE_NAME, is_default=True))
+    except IntegrityError as exc:
+        raise AccountError(f"user {username!r} already exists") from exc
+    return user
+
+
+def get_user(session: Session, username: str) -> User:
+    user = session.exec(select(User).where(User.username == username)).first()
+    if user is None:
+        raise AccountError(f"no user named {username!r}")
+    return user
+
+
+def ensure_user(db: Database, username: str) -> User:
+    with db.read() as session:
+        user = session.exec(select(User).where(User.username == username)).first()
+    if user is not None:
+        return user
+    try:
+        return create_user(db, username)
+    except AccountError:
+        # Created concurrently by someone else: fine.
+        with db.read() as session:
+            return get_user(session, username)
+
+
+def create_token(db: Database, username: str, name: str = "") -> NewToken:
+    token = generate_token()
+    with db.write() as session:
+        user = get_user(session, username)
+        row = ApiToken(user_id=user.id, name=name, token_hash=hash_token(token))
+        session.add(row)
+        session.flush()
+        return NewToken(id=row.id, user_id=user.id, username=user.username, token=token)
+
+
+def list_tokens(db: Database, username: str) -> list[ApiToken]:
+    with db.read() as session:
+        user = get_user(session, username)
+        return list(
+            session.exec(
+                select(ApiToken).where(ApiToken.user_id == user.id).order_by(ApiToken.created)
+            )
+        )
+
+
+def revoke_token(db: Database, token_id: str) -> None:
+    with db.write() as session:
+        row = session.get(ApiToken, token_id)
+        if row is None:
+            raise AccountError(f"no token with id {token_id!r}")
+        session.delete(row)
+
+
+def create_workspace(db: Database, name: str, username: str) -> Workspace:
+    name = name.strip()
+    if not name or len(name) > 255:
+        raise AccountError("a workspace name must have 1-255 characters")
+    if name == DEFAULT_WORKSPACE_NAME:
+        raise AccountError(
+            f"{DEFAULT_WORKSPACE_NAME!r} is the name of every user's default workspace"
+        )
+    try:
+        with db.write() as session:
+            user = get_user(session, username)
+            ws = Workspace(owner_id=user.id, name=name)
+            session.add(ws)
+    except IntegrityError as exc:
+        raise AccountError(f"user {username!r} already has a workspace named {name!r}") from exc
+    return ws
+
+
+def list_workspaces(db: Database, username: str) -> list[Workspace]:
+    with db.read() as session:
+        user = get_user(session, username)
+        return list(
+            session.exec(
+                select(Workspace)
+                .where(Workspace.owner_id == user.id)
+                .order_by(Workspace.created, Workspace.id)
+            )
+        )
+
+
+def list_users(db: Database) -> list[User]:
+    with db.read() as session:
+        return list(session.exec(select(User).order_by(User.created)))

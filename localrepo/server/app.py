@@ -1,0 +1,82 @@
+"""The FastAPI application."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from fastapi import FastAPI
+from fastapi.openapi.utils import get_openapi
+
+from . import (
+    routes_account,
+    routes_images,
+    routes_labels,
+    routes_media,
+    routes_models,
+    routes_tasks,
+)
+from .common import ERROR_RESPONSES
+from .config import Settings
+from .context import ServerContext, TokenBucketLimiter
+from .db import Database
+from .errors import install_handlers
+from .imaging import configure_pillow
+from .middleware import ApiMiddleware
+from .storage import BlobStore
+
+API_VERSION = "2"
+
+
+def build_context(settings: Settings, db: Database | None = None) -> ServerContext:
+    settings.data_dir.mkdir(parents=True, exist_ok=True)
+    database = db or Database.from_settings(settings)
+    database.create_all()
+    blobs = BlobStore(settings.blobs_dir, settings.thumbs_dir, settings.tmp_dir)
+    limiter = (
+        TokenBucketLimiter(settings.rate_limit.rate, settings.rate_limit.burst)
+        if settings.rate_limit
+        else None
+    )
+    return ServerContext(settings=settings, db=database, blobs=blobs, limiter=limiter)
+
+
+def create_app(settings: Settings, ctx: ServerContext | None = None) -> FastAPI:
+    configure_pillow(settings.max_image_pixels)
+    context = ctx or build_context(settings)
+    app = FastAPI(
+        title="localrepo-server",
+        version=API_VERSION,
+        description=(
+            "A self-hosted implementation of the Recognition v2 API (tasks, labels, "
+            "training images, workspaces, models). Every route takes an optional trailing "
+            "slash. Training and classification are not available in this build."
+        ),
+        redirect_slashes=False,
+        responses=ERROR_RESPONSES,
+    )
+    app.router.redirect_slashes = False
+    app.state.ctx = context
+    install_handlers(app)
+    for module in (routes_tasks, routes_labels, routes_images, routes_models, routes_account):
+        app.include_router(module.router)
+    app.include_router(routes_media.router)
+    app.add_middleware(
+        ApiMiddleware,
+        max_body_bytes=settings.max_body_bytes,
+        fail_every=settings.fail_every,
+        latency_ms=settings.latency_ms,
+    )
+
+    def openapi() -> dict[str, Any]:
+        if app.openapi_schema is None:
+            schema = get_openapi(
+                title=app.title,
+                version=app.version,
+                description=app.description,
+                routes=app.routes,
+            )
+            app.openapi_schema = schema
+        return app.openapi_schema
+
+    app.openapi = openapi  # type: ignore[method-assign]
+    return app

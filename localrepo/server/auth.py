@@ -1,0 +1,59 @@
+"""Authentication (``Authorization: Token <t>`` or ``JWT <t>``) and the rate limit."""
+
+from __future__ import annotations
+
+import math
+import time
+
+from fastapi import Depends, Request
+from fastapi.security import APIKeyHeader
+from starlette.concurrency import run_in_threadpool
+
+from .accounts import hash_token
+from .context import Principal, get_ctx
+from .errors import detail
+
+_SCHEMES = {"token", "jwt", "bearer"}
+_UNAUTHORIZED_HEADERS = {"WWW-Authenticate": "Token"}
+
+# Documents the header in OpenAPI ("Token <token>" or "JWT <token>").
+authorization_header = APIKeyHeader(
+    name="Authorization",
+    auto_error=False,
+    scheme_name="TokenAuth",
+    description='"Token <token>" (or "JWT <token>").',
+)
+
+
+async def authenticate(
+    request: Request, header: str | None = Depends(authorization_header)
+) -> Principal:
+    if not header:
+        raise detail(401, "Authentication credentials were not provided.", _UNAUTHORIZED_HEADERS)
+    parts = header.split()
+    if len(parts) != 2 or parts[0].lower() not in _SCHEMES:
+        raise detail(
+            401,
+            'Invalid Authorization header: expected "Token <token>" or "JWT <token>".',
+            _UNAUTHORIZED_HEADERS,
+        )
+    ctx = get_ctx(request)
+    token_hash = hash_token(parts[1])
+    hit = ctx.auth_cache.get(token_hash)
+    if hit is not None and hit[1] > time.monotonic():
+        principal: Principal | None = hit[0]
+    else:
+        principal = await run_in_threadpool(ctx.lookup_token, token_hash)
+    if principal is None:
+        raise detail(401, "Invalid token.", _UNAUTHORIZED_HEADERS)
+    if ctx.limiter is not None:
+        wait = ctx.limiter.check(principal.token_id)
+        if wait > 0:
+            retry_after = max(1, math.ceil(wait))
+            raise detail(
+                429,
+                f"Request was throttled. Expected available in {retry_after} second"
+                + ("s." if retry_after != 1 else "."),
+                {"Retry-After": str(retry_after)},
+            )
+    return principal

@@ -1,0 +1,343 @@
+"""``localrepo-server``: run the server and manage accounts.
+
+    localrepo-server serve [--host 127.0.0.1] [--port 8000] [--data DIR] [--dev] ...
+    localrepo-server user create NAME
+    localrepo-server token create USER          (prints the token, once)
+    localrepo-server workspace create NAME --user USER
+
+Every command takes ``--data DIR`` and ``--database-url URL`` (environment:
+``LOCALREPO_SERVER_DATA``, ``LOCALREPO_SERVER_DATABASE_URL``).
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import logging
+import os
+import socket
+import sys
+from pathlib import Path
+from typing import Any
+
+from . import accounts
+from .config import RateLimit, Settings, default_data_dir, default_database_url
+from .db import Database
+
+log = logging.getLogger("localrepo.server")
+
+
+def _common(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--data",
+        type=Path,
+        default=None,
+        help="data folder: the SQLite database and the image files "
+        "(default: $LOCALREPO_SERVER_DATA or ./localrepo-server-data)",
+    )
+    parser.add_argument(
+        "--database-url",
+        default=None,
+        help="any SQLAlchemy database URL, e.g. postgresql+psycopg://user:pw@host/db "
+        "(default: $LOCALREPO_SERVER_DATABASE_URL or SQLite in the data folder)",
+    )
+
+
+def _megabytes(text: str) -> int:
+    value = float(text)
+    if value <= 0:
+        raise argparse.ArgumentTypeError("must be positive")
+    return int(value * 1024 * 1024)
+
+
+def _rate(text: str) -> RateLimit:
+    try:
+        return RateLimit.parse(text)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from exc
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="localrepo-server",
+        description="A self-hosted Recognition v2 API server for localrepo.",
+    )
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    serve = sub.add_parser("serve", help="run the HTTP server")
+    _common(serve)
+    serve.add_argument("--host", default="127.0.0.1")
+    serve.add_argument("--port", type=int, default=8000, help="0 picks a free port")
+    serve.add_argument(
+        "--dev",
+        action="store_true",
+        help="create the user (--dev-user, default 'dev') if missing and print a new token",
+    )
+    serve.add_argument("--dev-user", default="dev")
+    serve.add_argument(
+        "--ready-file",
+        type=Path,
+        help='once listening, write {"url", "port", "pid"[, "token"]} as JSON to this file',
+    )
+    serve.add_argument(
+        "--max-body-mb",
+        type=_megabytes,
+        default=32 * 1024 * 1024,
+        metavar="MB",
+        help="largest request body, in MiB (default 32); more answers 413",
+    )
+    serve.add_argument(
+        "--max-image-pixels",
+        type=int,
+        default=None,
+        help="decompression-bomb limit in pixels (default: Pillow's, 89478485)",
+    )
+    serve.add_argument(
+        "--resize-to",
+        type=int,
+        default=1024,
+        help="shrink uploads to this many pixels on the longer side unless noresize",
+    )
+    serve.add_argument("--thumb-size", type=int, default=256)
+    serve.add_argument("--page-size", type=int, default=50, help="default page size")
+    serve.add_argument("--max-page-size", type=int, default=1000)
+    serve.add_argument(
+        "--rate-limit",
+        type=_rate,
+        default=None,
+        metavar="N/s",
+        help="per-token request rate (N/s, N/m or N/h); more answers 429 with Retry-After",
+    )
+    serve.add_argument(
+        "--fail-every",
+        type=int,
+        default=0,
+        metavar="N",
+        help="fault injection: every Nth API request answers 503",
+    )
+    serve.add_argument(
+        "--latency-ms",
+        type=int,
+        default=0,
+        help="fault injection: delay every API request",
+    )
+    serve.add_argument(
+        "--sqlite-synchronous",
+        choices=["NORMAL", "FULL"],
+        default="NORMAL",
+        help="SQLite durability: NORMAL survives a process crash, FULL also a power cut",
+    )
+    serve.add_argument(
+        "--auth-cache-seconds",
+        type=float,
+        default=2.0,
+        help="how long a checked token is trusted without a database look-up",
+    )
+    serve.add_argument("--log-level", default="info", choices=["debug", "info", "warning", "error"])
+    serve.add_argument("--no-access-log", action="store_true")
+    serve.add_argument(
+        "--forwarded-allow-ips",
+        default=None,
+        help="trust X-Forwarded-* from these proxy IPs (for links behind a reverse proxy)",
+    )
+
+    user = sub.add_parser("user", help="manage users").add_subparsers(dest="action", required=True)
+    p = user.add_parser("create", help="create a user (with its Default workspace)")
+    _common(p)
+    p.add_argument("name")
+    p = user.add_parser("list", help="list users")
+    _common(p)
+
+    token = sub.add_parser("token", help="manage API tokens").add_subparsers(
+        dest="action", required=True
+    )
+    p = token.add_parser("create", help="create a token for a user and print it (once)")
+    _common(p)
+    p.add_argument("user")
+    p.add_argument("--name", default="", help="a note to recognise the token by")
+    p = token.add_parser("list", help="list a user's tokens (ids and names, never the tokens)")
+    _common(p)
+    p.add_argument("user")
+    p = token.add_parser("revoke", help="revoke a token by its id")
+    _common(p)
+    p.add_argument("token_id")
+
+    ws = sub.add_parser("workspace", help="manage workspaces").add_subparsers(
+        dest="action", required=True
+    )
+    p = ws.add_parser("create", help="create a workspace for a user")
+    _common(p)
+    p.add_argument("name")
+    p.add_argument("--user", required=True)
+    p = ws.add_parser("list", help="list a user's workspaces")
+    _common(p)
+    p.add_argument("--user", required=True)
+    return parser
+
+
+def _settings(args: argparse.Namespace) -> Settings:
+    data = args.data if args.data is not None else default_data_dir()
+    url = args.database_url if args.database_url is not None else default_database_url()
+    kwargs: dict[str, Any] = {"data_dir": data, "database_url": url}
+    if args.command == "serve":
+        kwargs.update(
+            max_body_bytes=args.max_body_mb,
+            resize_to=args.resize_to,
+            thumb_size=args.thumb_size,
+            page_size_default=args.page_size,
+            page_size_max=args.max_page_size,
+            rate_limit=args.rate_limit,
+            fail_every=args.fail_every,
+            latency_ms=args.latency_ms,
+            sqlite_synchronous=args.sqlite_synchronous,
+            auth_cache_seconds=args.auth_cache_seconds,
+        )
+        if args.max_image_pixels is not None:
+            kwargs["max_image_pixels"] = args.max_image_pixels
+    return Settings(**kwargs)
+
+
+def _database(settings: Settings) -> Database:
+    settings.data_dir.mkdir(parents=True, exist_ok=True)
+    db = Database.from_settings(settings)
+    db.create_all()
+    return db
+
+
+def _write_ready_file(path: Path, payload: dict[str, Any]) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(path.name + ".tmp")
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "w") as fh:
+        json.dump(payload, fh)
+    os.replace(tmp, path)
+
+
+def _bind(host: str, port: int) -> socket.socket:
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    sock = socket.socket(family, socket.SOCK_STREAM)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    sock.bind((host, port))
+    sock.listen(2048)
+    sock.setblocking(False)
+    return sock
+
+
+def serve(args: argparse.Namespace) -> int:
+    import uvicorn
+
+    from .app import build_context, create_app
+
+    settings = _settings(args)
+    if settings.resize_to < 16 or settings.thumb_size < 16:
+        print("error: --resize-to and --thumb-size must be at least 16", file=sys.stderr)
+        return 2
+    if not (1 <= settings.page_size_default <= settings.page_size_max):
+        print("error: need 1 <= --page-size <= --max-page-size", file=sys.stderr)
+        return 2
+    ctx = build_context(settings)
+    token: str | None = None
+    if args.dev:
+        accounts.ensure_user(ctx.db, args.dev_user)
+        token = accounts.create_token(ctx.db, args.dev_user, name="serve --dev").token
+    app = create_app(settings, ctx)
+    sock = _bind(args.host, args.port)
+    port = sock.getsockname()[1]
+    host_for_url = f"[{args.host}]" if ":" in args.host else args.host
+    if host_for_url in ("0.0.0.0", "[::]"):
+        host_for_url = "127.0.0.1"
+    url = f"http://{host_for_url}:{port}/"
+    config_kwargs: dict[str, Any] = {
+        "log_level": args.log_level,
+        "access_log": not args.no_access_log,
+        "timeout_keep_alive": 30,
+        "server_header": False,
+    }
+    if args.forwarded_allow_ips:
+        config_kwargs["forwarded_allow_ips"] = args.forwarded_allow_ips
+        config_kwargs["proxy_headers"] = True
+    else:
+        config_kwargs["proxy_headers"] = False
+    config = uvicorn.Config(app, **config_kwargs)
+    server = uvicorn.Server(config)
+
+    async def announce() -> None:
+        while not server.started:
+            if server.should_exit:
+                return
+            await asyncio.sleep(0.01)
+        if token is not None:
+            print(f"localrepo-server: dev user {args.dev_user!r}, token: {token}", flush=True)
+        print(f"localrepo-server: listening on {url}", flush=True)
+        if args.ready_file is not None:
+            payload: dict[str, Any] = {"url": url, "port": port, "pid": os.getpid()}
+            if token is not None:
+                payload["token"] = token
+                payload["user"] = args.dev_user
+            _write_ready_file(args.ready_file, payload)
+
+    async def main() -> None:
+        waiter = asyncio.create_task(announce())
+        try:
+            await server.serve(sockets=[sock])
+        finally:
+            waiter.cancel()
+
+    try:
+        asyncio.run(main())
+    finally:
+        sock.close()
+        ctx.db.dispose()
+    return 0
+
+
+def _accounts_command(args: argparse.Namespace) -> int:
+    settings = _settings(args)
+    db = _database(settings)
+    try:
+        if args.command == "user" and args.action == "create":
+            user = accounts.create_user(db, args.name)
+            print(f"created user {user.username!r} (id {user.id}) with workspace 'Default'")
+        elif args.command == "user" and args.action == "list":
+            for user in accounts.list_users(db):
+                print(f"{user.id}  {user.username}  {user.created}")
+        elif args.command == "token" and args.action == "create":
+            new = accounts.create_token(db, args.user, args.name)
+            print(
+                f"token for {new.username!r} (id {new.id}); it is shown only this once:",
+                file=sys.stderr,
+            )
+            print(new.token)
+        elif args.command == "token" and args.action == "list":
+            for tok in accounts.list_tokens(db, args.user):
+                print(f"{tok.id}  {tok.created}  {tok.name}")
+        elif args.command == "token" and args.action == "revoke":
+            accounts.revoke_token(db, args.token_id)
+            print(f"revoked token {args.token_id}")
+        elif args.command == "workspace" and args.action == "create":
+            ws = accounts.create_workspace(db, args.name, args.user)
+            print(f"created workspace {ws.name!r} for {args.user!r}: {ws.id}")
+        elif args.command == "workspace" and args.action == "list":
+            for w in accounts.list_workspaces(db, args.user):
+                flag = "  (default)" if w.is_default else ""
+                print(f"{w.id}  {w.name}{flag}")
+        else:  # pragma: no cover - argparse only lets known actions through
+            raise AssertionError(args)
+    except accounts.AccountError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 1
+    finally:
+        db.dispose()
+    return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    if args.command == "serve":
+        return serve(args)
+    return _accounts_command(args)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,69 @@
+"""Helpers shared by the route modules."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from starlette.requests import Request
+from starlette.responses import Response
+
+from .bodies import maybe_uuid
+from .errors import json_response, not_found
+
+_ERROR_SCHEMA: dict[str, Any] = {
+    "type": "object",
+    "description": '{"detail": "message"} or, for validation errors, {"field": ["message"]}',
+    "additionalProperties": {
+        "anyOf": [{"type": "string"}, {"type": "array", "items": {"type": "string"}}]
+    },
+}
+
+
+def _err(description: str) -> dict[str, Any]:
+    return {"description": description, "content": {"application/json": {"schema": _ERROR_SCHEMA}}}
+
+
+ERROR_RESPONSES: dict[int | str, dict[str, Any]] = {
+    400: _err("Bad input"),
+    401: _err("Missing or invalid token"),
+    404: _err("Not found (or not yours)"),
+    405: _err("Method not allowed"),
+    413: _err("Request body too large"),
+    415: _err("Unsupported media type"),
+    429: _err("Throttled; see the Retry-After header"),
+    500: _err("Server error"),
+    501: _err("Not available in this build"),
+    503: _err("Unavailable (injected fault)"),
+}
+
+
+def ok(body: Any, status: int = 200) -> Response:
+    return json_response(status, body)
+
+
+def no_content() -> Response:
+    return Response(status_code=204)
+
+
+def path_id(value: str, what: str) -> str:
+    """A path id: an id that is not a UUID can only be missing."""
+    canonical = maybe_uuid(value)
+    if canonical is None:
+        raise not_found(f"{what} not found.")
+    return canonical
+
+
+def media_base(request: Request) -> str:
+    return f"{request.base_url}media/"
+
+
+def query_workspace(request: Request) -> str | None:
+    return request.query_params.get("workspace")
+
+
+def body_workspace(request: Request, data: dict[str, Any]) -> Any:
+    """The workspace of a POST/PUT: the body's, else the query's."""
+    value = data.get("workspace")
+    if value is None or value == "":
+        return request.query_params.get("workspace")
+    return value

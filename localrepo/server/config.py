@@ -1,0 +1,84 @@
+"""Server settings: one immutable object built by the CLI (or by tests) and passed down."""
+
+from __future__ import annotations
+
+import os
+import re
+from dataclasses import dataclass, field
+from pathlib import Path
+
+DEFAULT_DATA_DIR = "localrepo-server-data"
+ENV_DATA = "LOCALREPO_SERVER_DATA"
+ENV_DATABASE_URL = "LOCALREPO_SERVER_DATABASE_URL"
+
+# Pillow's own default (Image.MAX_IMAGE_PIXELS); a larger image is a decompression bomb.
+DEFAULT_MAX_IMAGE_PIXELS = 89_478_485
+
+
+@dataclass(frozen=True)
+class RateLimit:
+    """A token bucket: ``rate`` requests per second, bursts of up to ``burst``."""
+
+    rate: float
+    burst: float
+
+    @classmethod
+    def parse(cls, text: str) -> RateLimit:
+        """Parse ``N/s``, ``N/m``, ``N/h`` or a bare ``N`` (per second)."""
+        match = re.fullmatch(
+            r"\s*(\d+(?:\.\d+)?)\s*(?:/\s*(s|sec|second|m|min|minute|h|hour))?\s*", text
+        )
+        if not match:
+            raise ValueError(f"invalid rate limit {text!r}: expected N/s, N/m or N/h")
+        count = float(match.group(1))
+        if count <= 0:
+            raise ValueError(f"invalid rate limit {text!r}: the count must be positive")
+        unit = (match.group(2) or "s")[0]
+        seconds = {"s": 1.0, "m": 60.0, "h": 3600.0}[unit]
+        return cls(rate=count / seconds, burst=max(1.0, count if unit == "s" else 1.0))
+
+
+@dataclass(frozen=True)
+class Settings:
+    data_dir: Path
+    database_url: str = ""
+    max_body_bytes: int = 32 * 1024 * 1024
+    max_image_pixels: int = DEFAULT_MAX_IMAGE_PIXELS
+    resize_to: int = 1024
+    thumb_size: int = 256
+    page_size_default: int = 50
+    page_size_max: int = 1000
+    rate_limit: RateLimit | None = None
+    # Fault knobs (for tests): every Nth API request answers 503; fixed extra latency.
+    fail_every: int = 0
+    latency_ms: int = 0
+    sqlite_synchronous: str = "NORMAL"
+    sqlite_busy_timeout_ms: int = 10_000
+    auth_cache_seconds: float = 2.0
+    extra: dict[str, str] = field(default_factory=dict)
+
+    @property
+    def effective_database_url(self) -> str:
+        if self.database_url:
+            return self.database_url
+        return f"sqlite:///{(self.data_dir / 'server.db').resolve()}"
+
+    @property
+    def blobs_dir(self) -> Path:
+        return self.data_dir / "blobs"
+
+    @property
+    def thumbs_dir(self) -> Path:
+        return self.data_dir / "thumbs"
+
+    @property
+    def tmp_dir(self) -> Path:
+        return self.data_dir / "tmp"
+
+
+def default_data_dir() -> Path:
+    return Path(os.environ.get(ENV_DATA) or DEFAULT_DATA_DIR)
+
+
+def default_database_url() -> str:
+    return os.environ.get(ENV_DATABASE_URL, "")

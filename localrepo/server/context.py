@@ -1,0 +1,110 @@
+"""Per-server state shared by the routes: settings, database, blob store, caches."""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+
+from sqlalchemy import text
+from starlette.requests import Request
+
+from .config import Settings
+from .db import Database
+from .errors import detail, not_found
+from .storage import BlobStore
+
+DEFAULT_WORKSPACE = "Default"
+
+
+@dataclass(frozen=True)
+class Principal:
+    user_id: str
+    token_id: str
+    default_workspace_id: str
+
+
+class TokenBucketLimiter:
+    """Per-token rate limit. Runs on the event loop thread only (no lock needed)."""
+
+    def __init__(self, rate: float, burst: float):
+        self.rate = rate
+        self.burst = burst
+        self._buckets: dict[str, tuple[float, float]] = {}
+
+    def check(self, key: str) -> float:
+        """0 when the request may proceed, else the seconds to wait."""
+        now = time.monotonic()
+        tokens, last = self._buckets.get(key, (self.burst, now))
+        tokens = min(self.burst, tokens + (now - last) * self.rate)
+        if tokens >= 1.0:
+            self._buckets[key] = (tokens - 1.0, now)
+            return 0.0
+        self._buckets[key] = (tokens, now)
+        return (1.0 - tokens) / self.rate
+
+
+@dataclass
+class ServerContext:
+    settings: Settings
+    db: Database
+    blobs: BlobStore
+    limiter: TokenBucketLimiter | None = None
+    # sha256(token) -> (principal, expiry); bounded by the number of live tokens.
+    auth_cache: dict[str, tuple[Principal, float]] = field(default_factory=dict)
+    # (user id, workspace id) pairs known to exist; workspaces are never moved.
+    workspace_cache: set[tuple[str, str]] = field(default_factory=set)
+
+    def lookup_token(self, token_hash: str) -> Principal | None:
+        now = time.monotonic()
+        hit = self.auth_cache.get(token_hash)
+        if hit is not None and hit[1] > now:
+            return hit[0]
+        with self.db.read() as session:
+            row = (
+                session.connection()
+                .execute(
+                    text(
+                        "SELECT t.id, t.user_id, w.id FROM api_tokens t "
+                        "JOIN workspaces w ON w.owner_id = t.user_id AND w.is_default = :true "
+                        "WHERE t.token_hash = :h"
+                    ),
+                    {"h": token_hash, "true": True},
+                )
+                .first()
+            )
+        if row is None:
+            self.auth_cache.pop(token_hash, None)
+            return None
+        principal = Principal(token_id=row[0], user_id=row[1], default_workspace_id=row[2])
+        if self.settings.auth_cache_seconds > 0:
+            if len(self.auth_cache) > 10_000:
+                self.auth_cache.clear()
+            self.auth_cache[token_hash] = (principal, now + self.settings.auth_cache_seconds)
+        return principal
+
+    def resolve_workspace(self, principal: Principal, value: object) -> str:
+        """The workspace id from a query or body value; 404 for anything not the user's."""
+        if value is None or value == "" or value == DEFAULT_WORKSPACE:
+            return principal.default_workspace_id
+        if not isinstance(value, str):
+            raise detail(400, 'workspace must be a workspace id (UUID) or "Default".')
+        ws = value.strip().lower()
+        if (principal.user_id, ws) in self.workspace_cache:
+            return ws
+        with self.db.read() as session:
+            found = (
+                session.connection()
+                .execute(
+                    text("SELECT id FROM workspaces WHERE id = :id AND owner_id = :owner"),
+                    {"id": ws, "owner": principal.user_id},
+                )
+                .first()
+            )
+        if found is None:
+            raise not_found("Workspace not found.")
+        self.workspace_cache.add((principal.user_id, ws))
+        return ws
+
+
+def get_ctx(request: Request) -> ServerContext:
+    return request.app.state.ctx  # type: ignore[no-any-return]

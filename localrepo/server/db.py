@@ -1,0 +1,105 @@
+"""Engine and transactions.
+
+SQLite (the default) runs in WAL mode with a busy timeout. Transactions are begun
+explicitly: ``read()`` with a plain BEGIN, ``write()`` with BEGIN IMMEDIATE, so that a
+writer takes the write lock up front and waits for it (busy timeout) instead of failing
+with "database is locked" when it upgrades a read lock. Other databases (any SQLAlchemy
+URL, e.g. PostgreSQL) use their normal transactions.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from contextlib import contextmanager
+from typing import Any
+
+from sqlalchemy import event
+from sqlalchemy.engine import Engine
+from sqlmodel import Session, SQLModel, create_engine, select
+
+from . import models
+from .config import Settings
+
+
+class Database:
+    def __init__(
+        self, url: str, *, sqlite_synchronous: str = "NORMAL", busy_timeout_ms: int = 10_000
+    ):
+        self.url = url
+        self.is_sqlite = url.startswith("sqlite")
+        kwargs: dict[str, Any] = {}
+        if self.is_sqlite:
+            kwargs["connect_args"] = {"check_same_thread": False, "timeout": busy_timeout_ms / 1000}
+            if ":memory:" in url or url in ("sqlite://", "sqlite:///"):
+                raise ValueError("an in-memory SQLite database cannot be shared; give a file")
+        else:
+            kwargs["pool_pre_ping"] = True
+        self.engine: Engine = create_engine(url, **kwargs)
+        if self.is_sqlite:
+            self._setup_sqlite(sqlite_synchronous.upper(), busy_timeout_ms)
+        self._writer = self.engine.execution_options(begin_mode="IMMEDIATE")
+
+    @classmethod
+    def from_settings(cls, settings: Settings) -> Database:
+        return cls(
+            settings.effective_database_url,
+            sqlite_synchronous=settings.sqlite_synchronous,
+            busy_timeout_ms=settings.sqlite_busy_timeout_ms,
+        )
+
+    def _setup_sqlite(self, synchronous: str, busy_timeout_ms: int) -> None:
+        if synchronous not in ("OFF", "NORMAL", "FULL", "EXTRA"):
+            raise ValueError(f"invalid SQLite synchronous mode {synchronous!r}")
+
+        @event.listens_for(self.engine, "connect")
+        def _on_connect(dbapi_conn: Any, _record: Any) -> None:
+            # Take transaction control away from the sqlite3 module; see _on_begin.
+            dbapi_conn.isolation_level = None
+            cur = dbapi_conn.cursor()
+            cur.execute("PRAGMA journal_mode=WAL")
+            cur.execute(f"PRAGMA synchronous={synchronous}")
+            cur.execute(f"PRAGMA busy_timeout={int(busy_timeout_ms)}")
+            cur.execute("PRAGMA foreign_keys=ON")
+            cur.close()
+
+        @event.listens_for(self.engine, "begin")
+        def _on_begin(conn: Any) -> None:
+            mode = conn.get_execution_options().get("begin_mode", "")
+            conn.exec_driver_sql("BEGIN IMMEDIATE" if mode == "IMMEDIATE" else "BEGIN")
+
+    def create_all(self) -> None:
+        SQLModel.metadata.create_all(self.engine)
+        with self.write() as session:
+            row = session.get(models.SchemaInfo, "schema_version")
+            if row is None:
+                session.add(
+                    models.SchemaInfo(key="schema_version", value=str(models.SCHEMA_VERSION))
+                )
+            elif int(row.value) > models.SCHEMA_VERSION:
+                raise RuntimeError(
+                    f"the database has schema version {row.value}, newer than this "
+                    f"localrepo-server ({models.SCHEMA_VERSION}); upgrade localrepo-server"
+                )
+
+    @contextmanager
+    def read(self) -> Iterator[Session]:
+        with Session(self.engine, expire_on_commit=False) as session:
+            yield session
+
+    @contextmanager
+    def write(self) -> Iterator[Session]:
+        """A write transaction: committed on success, rolled back on any exception."""
+        with Session(self._writer, expire_on_commit=False) as session:
+            try:
+                yield session
+                session.commit()
+            except BaseException:
+                session.rollback()
+                raise
+
+    def dispose(self) -> None:
+        self.engine.dispose()
+
+    def user_by_name(self, username: str) -> models.User | None:
+        with self.read() as session:
+            return session.exec(select(models.User).where(models.User.username == username)).first()

@@ -1,0 +1,109 @@
+"""ASGI middleware (plain ASGI, no BaseHTTPMiddleware overhead).
+
+- trailing slashes: ``/recognition/...`` and ``/account/...`` paths without the final
+  slash are routed as if they had it (never redirected: a redirect drops a POST body);
+- the body size limit (413), by Content-Length up front and by counting otherwise;
+- fault knobs for tests: fixed latency, and every Nth API request answering 503.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Awaitable, Callable, MutableMapping
+from typing import Any
+
+import orjson
+
+from .errors import BodyTooLarge, too_large_body
+
+Scope = MutableMapping[str, Any]
+Message = MutableMapping[str, Any]
+Receive = Callable[[], Awaitable[Message]]
+Send = Callable[[Message], Awaitable[None]]
+ASGIApp = Callable[[Scope, Receive, Send], Awaitable[None]]
+
+API_PREFIXES = ("/recognition/", "/account/")
+
+
+async def _send_json(
+    send: Send, status: int, body: dict[str, Any], headers: list[tuple[bytes, bytes]]
+) -> None:
+    data = orjson.dumps(body)
+    await send(
+        {
+            "type": "http.response.start",
+            "status": status,
+            "headers": [
+                (b"content-type", b"application/json"),
+                (b"content-length", str(len(data)).encode()),
+                *headers,
+            ],
+        }
+    )
+    await send({"type": "http.response.body", "body": data})
+
+
+class ApiMiddleware:
+    def __init__(
+        self,
+        app: ASGIApp,
+        *,
+        max_body_bytes: int,
+        fail_every: int = 0,
+        latency_ms: int = 0,
+    ) -> None:
+        self.app = app
+        self.max_body_bytes = max_body_bytes
+        self.fail_every = fail_every
+        self.latency = latency_ms / 1000.0
+        self._count = 0
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        path: str = scope["path"]
+        is_api = path.startswith(API_PREFIXES)
+        if is_api and not path.endswith("/"):
+            scope = dict(scope)
+            scope["path"] = path + "/"
+            raw = scope.get("raw_path")
+            if raw:
+                scope["raw_path"] = raw + b"/"
+        limit = self.max_body_bytes
+        for name, value in scope.get("headers", ()):
+            if name == b"content-length":
+                try:
+                    declared = int(value)
+                except ValueError:
+                    declared = 0
+                if declared > limit:
+                    await _send_json(send, 413, too_large_body(limit), [(b"connection", b"close")])
+                    return
+                break
+        if is_api and (self.latency or self.fail_every):
+            if self.latency:
+                await asyncio.sleep(self.latency)
+            if self.fail_every:
+                self._count += 1
+                if self._count % self.fail_every == 0:
+                    await _send_json(
+                        send,
+                        503,
+                        {"detail": "Service temporarily unavailable (injected fault)."},
+                        [(b"retry-after", b"1")],
+                    )
+                    return
+
+        received = 0
+
+        async def limited_receive() -> Message:
+            nonlocal received
+            message = await receive()
+            if message["type"] == "http.request":
+                received += len(message.get("body", b""))
+                if received > limit:
+                    raise BodyTooLarge(limit)
+            return message
+
+        await self.app(scope, limited_receive, send)

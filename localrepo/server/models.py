@@ -1,0 +1,181 @@
+"""The server's tables (sqlmodel).
+
+Ids are UUID4 strings. Timestamps are fixed-width ISO 8601 strings in UTC
+(``2024-05-01T12:00:00.000000Z``): they sort as text and are served as stored.
+JSON columns (``meta_data``, ``metrics``) hold the JSON text verbatim.
+"""
+
+from __future__ import annotations
+
+import uuid
+from datetime import UTC, datetime
+
+from sqlalchemy import Index, UniqueConstraint
+from sqlmodel import Field, SQLModel
+
+SCHEMA_VERSION = 1
+
+
+def new_id() -> str:
+    return str(uuid.uuid4())
+
+
+def now_iso() -> str:
+    return datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+
+
+class SchemaInfo(SQLModel, table=True):
+    __tablename__ = "schema_info"
+    key: str = Field(primary_key=True, max_length=64)
+    value: str = Field(max_length=255)
+
+
+class User(SQLModel, table=True):
+    __tablename__ = "users"
+    id: str = Field(default_factory=new_id, primary_key=True, max_length=36)
+    username: str = Field(unique=True, index=True, max_length=150)
+    created: str = Field(default_factory=now_iso, max_length=32)
+
+
+class ApiToken(SQLModel, table=True):
+    """An API token; only its sha256 is stored."""
+
+    __tablename__ = "api_tokens"
+    id: str = Field(default_factory=new_id, primary_key=True, max_length=36)
+    user_id: str = Field(foreign_key="users.id", ondelete="CASCADE", index=True, max_length=36)
+    name: str = Field(default="", max_length=150)
+    token_hash: str = Field(unique=True, index=True, max_length=64)
+    created: str = Field(default_factory=now_iso, max_length=32)
+
+
+class Workspace(SQLModel, table=True):
+    __tablename__ = "workspaces"
+    __table_args__ = (UniqueConstraint("owner_id", "name", name="uq_workspace_owner_name"),)
+    id: str = Field(default_factory=new_id, primary_key=True, max_length=36)
+    owner_id: str = Field(foreign_key="users.id", ondelete="CASCADE", index=True, max_length=36)
+    name: str = Field(max_length=255)
+    is_default: bool = False
+    meta_data: str = Field(default="{}")
+    created: str = Field(default_factory=now_iso, max_length=32)
+
+
+class Task(SQLModel, table=True):
+    __tablename__ = "tasks"
+    __table_args__ = (Index("ix_tasks_ws_created", "workspace_id", "created", "id"),)
+    id: str = Field(default_factory=new_id, primary_key=True, max_length=36)
+    workspace_id: str = Field(foreign_key="workspaces.id", ondelete="CASCADE", max_length=36)
+    name: str = Field(max_length=255)
+    type: str = Field(max_length=32)
+    description: str = Field(default="")
+    production_version: int | None = None
+    last_train_status: str | None = Field(default=None, max_length=32)
+    created: str = Field(default_factory=now_iso, max_length=32)
+
+
+class Label(SQLModel, table=True):
+    __tablename__ = "labels"
+    __table_args__ = (Index("ix_labels_ws_created", "workspace_id", "created", "id"),)
+    id: str = Field(default_factory=new_id, primary_key=True, max_length=36)
+    workspace_id: str = Field(foreign_key="workspaces.id", ondelete="CASCADE", max_length=36)
+    name: str = Field(max_length=255)
+    type: str = Field(max_length=32)
+    description: str = Field(default="")
+    output_name: str | None = Field(default=None, max_length=255)
+    negative_for_task: str | None = Field(
+        default=None, foreign_key="tasks.id", ondelete="SET NULL", index=True, max_length=36
+    )
+    created: str = Field(default_factory=now_iso, max_length=32)
+
+
+class TaskLabel(SQLModel, table=True):
+    __tablename__ = "task_labels"
+    __table_args__ = (Index("ix_task_labels_label", "label_id", "task_id"),)
+    task_id: str = Field(
+        foreign_key="tasks.id", ondelete="CASCADE", primary_key=True, max_length=36
+    )
+    label_id: str = Field(
+        foreign_key="labels.id", ondelete="CASCADE", primary_key=True, max_length=36
+    )
+    created: str = Field(default_factory=now_iso, max_length=32)
+
+
+class Image(SQLModel, table=True):
+    """A training image. ``upload_sha256`` (the bytes as uploaded) finds duplicates;
+    ``blob_sha256`` names the stored bytes (they differ when the server resized)."""
+
+    __tablename__ = "images"
+    __table_args__ = (
+        UniqueConstraint("workspace_id", "upload_sha256", name="uq_images_ws_upload"),
+        Index("ix_images_ws_created", "workspace_id", "created", "id"),
+    )
+    id: str = Field(default_factory=new_id, primary_key=True, max_length=36)
+    workspace_id: str = Field(foreign_key="workspaces.id", ondelete="CASCADE", max_length=36)
+    upload_sha256: str = Field(max_length=64)
+    blob_sha256: str = Field(index=True, max_length=64)
+    # Media URLs are "media/<blob sha256>/<media_key><extension>" (and "..._thumb.jpg"):
+    # the random key makes them unguessable, so they are served without auth.
+    media_key: str = Field(unique=True, index=True, max_length=64)
+    extension: str = Field(max_length=16)
+    content_type: str = Field(max_length=64)
+    size_bytes: int
+    img_width: int
+    img_height: int
+    meta_data: str = Field(default="{}")
+    test_image: bool = False
+    real: bool = False
+    created: str = Field(default_factory=now_iso, max_length=32)
+
+
+class ImageLabel(SQLModel, table=True):
+    __tablename__ = "image_labels"
+    __table_args__ = (Index("ix_image_labels_label", "label_id", "image_id"),)
+    image_id: str = Field(
+        foreign_key="images.id", ondelete="CASCADE", primary_key=True, max_length=36
+    )
+    label_id: str = Field(
+        foreign_key="labels.id", ondelete="CASCADE", primary_key=True, max_length=36
+    )
+    value: float | None = None
+    created: str = Field(default_factory=now_iso, max_length=32)
+
+
+class TrainedModel(SQLModel, table=True):
+    """One trained (or training) version of a task."""
+
+    __tablename__ = "models"
+    __table_args__ = (UniqueConstraint("task_id", "version", name="uq_models_task_version"),)
+    id: str = Field(default_factory=new_id, primary_key=True, max_length=36)
+    task_id: str = Field(foreign_key="tasks.id", ondelete="CASCADE", index=True, max_length=36)
+    version: int
+    train_status: str = Field(default="WAITING", max_length=32)
+    accuracy: float | None = None
+    precision: float | None = None
+    recall: float | None = None
+    metrics: str = Field(default="{}")
+    detail: str | None = None
+    created: str = Field(default_factory=now_iso, max_length=32)
+
+
+class TrainingJob(SQLModel, table=True):
+    """The training queue (used by the training worker of a later release).
+
+    A job is claimed by setting ``status`` from ``queued`` to ``running`` with a
+    ``worker`` id in one conditional UPDATE; ``heartbeat`` lets a crashed worker's job
+    be requeued.
+    """
+
+    __tablename__ = "training_jobs"
+    __table_args__ = (Index("ix_training_jobs_status", "status", "created"),)
+    id: str = Field(default_factory=new_id, primary_key=True, max_length=36)
+    task_id: str = Field(foreign_key="tasks.id", ondelete="CASCADE", index=True, max_length=36)
+    model_id: str | None = Field(
+        default=None, foreign_key="models.id", ondelete="SET NULL", max_length=36
+    )
+    status: str = Field(default="queued", max_length=32)
+    worker: str | None = Field(default=None, max_length=200)
+    attempts: int = 0
+    error: str | None = None
+    created: str = Field(default_factory=now_iso, max_length=32)
+    started: str | None = Field(default=None, max_length=32)
+    heartbeat: str | None = Field(default=None, max_length=32)
+    finished: str | None = Field(default=None, max_length=32)

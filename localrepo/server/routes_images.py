@@ -1,0 +1,620 @@
+"""``recognition/v2/training-image/``: uploads, listing with filters, labelling."""
+
+from __future__ import annotations
+
+import hashlib
+import math
+import re
+import secrets
+from typing import Any
+
+from fastapi import APIRouter, Depends, Query, Request
+from sqlalchemy import bindparam, text
+from sqlalchemy.exc import IntegrityError
+from sqlmodel import Session
+from starlette.concurrency import run_in_threadpool
+from starlette.datastructures import UploadFile
+from starlette.responses import Response
+
+from . import queries
+from .auth import authenticate
+from .bodies import (
+    body_doc,
+    check_uuid,
+    dump_json_object,
+    json_object_field,
+    parse,
+    read_body,
+    uuid_list,
+)
+from .common import body_workspace, media_base, no_content, ok, path_id
+from .context import Principal, ServerContext, get_ctx
+from .errors import APIError, bad_request, field_error, not_found
+from .imaging import ImageRejected, decode_base64, prepare
+from .models import Image, ImageLabel, Label, now_iso
+from .pagination import check_page, page_body, page_request
+from .schemas import (
+    BulkImageUpdate,
+    Count,
+    ImageLabelRef,
+    ImageOut,
+    ImageUpdate,
+    ImageUpload,
+    ImageUploadForm,
+    LabelRef,
+    Page,
+    UploadFields,
+)
+
+router = APIRouter(prefix="/recognition/v2", tags=["training images"])
+
+_VALUE_FILTER = re.compile(r"^label_value_(.+)__(gte|lte)$")
+_CHUNK = 500
+
+
+def duplicate_error(image_id: str) -> APIError:
+    # Keep this wording: the official SDK extracts the id after "image ID" with a regex.
+    return APIError(
+        400, {"detail": f"Image already exists in workspace with image ID '{image_id}'."}
+    )
+
+
+# ---- listing -----------------------------------------------------------------------------
+
+
+def _image_filters(request: Request, ws: str) -> tuple[str, dict[str, Any], list[str]]:
+    q = request.query_params
+    where = ["i.workspace_id = :ws"]
+    params: dict[str, Any] = {"ws": ws}
+    expanding: list[str] = []
+    labels = uuid_list("labels", q.getlist("labels")) + uuid_list("label", q.getlist("label"))
+    if labels:
+        where.append(
+            "EXISTS (SELECT 1 FROM image_labels f WHERE f.image_id = i.id AND f.label_id IN :labels)"
+        )
+        params["labels"] = labels
+        expanding.append("labels")
+    not_labels = uuid_list("not_labels", q.getlist("not_labels"))
+    if not_labels:
+        where.append(
+            "NOT EXISTS (SELECT 1 FROM image_labels f WHERE f.image_id = i.id "
+            "AND f.label_id IN :not_labels)"
+        )
+        params["not_labels"] = not_labels
+        expanding.append("not_labels")
+    n = 0
+    for key, raw in q.multi_items():
+        match = _VALUE_FILTER.match(key)
+        if not match:
+            continue
+        label_id = check_uuid(key, match.group(1))
+        try:
+            number = float(raw)
+        except ValueError:
+            number = math.nan
+        if not math.isfinite(number):
+            raise field_error(key, f"A valid number is required, got {raw!r}.")
+        op = ">=" if match.group(2) == "gte" else "<="
+        where.append(
+            f"EXISTS (SELECT 1 FROM image_labels f WHERE f.image_id = i.id "
+            f"AND f.label_id = :vl{n} AND f.value {op} :vv{n})"
+        )
+        params[f"vl{n}"] = label_id
+        params[f"vv{n}"] = number
+        n += 1
+    return " AND ".join(where), params, expanding
+
+
+@router.get("/training-image/", response_model=Page[ImageOut])
+def list_images(
+    request: Request,
+    principal: Principal = Depends(authenticate),
+    workspace: str | None = Query(None),
+    labels: list[str] | None = Query(
+        None, description="Images with any of these labels (repeat or comma-separate)."
+    ),
+    label: list[str] | None = Query(None, description="Same as labels."),
+    not_labels: list[str] | None = Query(None, description="Images with none of these labels."),
+    test: bool | None = Query(None, description="Only test (true) or training (false) images."),
+    real: bool | None = Query(None),
+    page: int = Query(1, ge=1),
+    page_size: int | None = Query(None, ge=1),
+) -> Response:
+    """Also ``label_value_<label id>__gte`` / ``__lte`` = number: images whose value for
+    that label is within the bound."""
+    ctx = get_ctx(request)
+    ws = ctx.resolve_workspace(principal, workspace)
+    pr = page_request(request, ctx.settings)
+    cond, params, expanding = _image_filters(request, ws)
+    if test is not None:
+        cond += " AND i.test_image = :test"
+        params["test"] = test
+    if real is not None:
+        cond += " AND i.real = :real"
+        params["real"] = real
+    binds = [bindparam(name, expanding=True) for name in expanding]
+    count_sql = text(f"SELECT count(*) FROM images i WHERE {cond}").bindparams(*binds)
+    page_sql = text(
+        f"SELECT {queries.IMAGE_COLUMNS} FROM images i WHERE {cond} "
+        "ORDER BY i.created, i.id LIMIT :lim OFFSET :off"
+    ).bindparams(*binds)
+    with ctx.db.read() as session:
+        conn = session.connection()
+        count = conn.execute(count_sql, params).scalar_one()
+        check_page(pr, count)
+        rows = conn.execute(page_sql, {**params, "lim": pr.size, "off": pr.offset}).all()
+        results = queries.image_dicts(conn, rows, media_base(request))
+    return ok(page_body(request, pr, count, results))
+
+
+# ---- upload ------------------------------------------------------------------------------
+
+
+def _image_out(image: Image, base: str) -> dict[str, Any]:
+    prefix = f"{base}{image.blob_sha256}/{image.media_key}"
+    return {
+        "id": image.id,
+        "created": image.created,
+        "img_path": prefix + image.extension,
+        "thumb_img_path": prefix + "_thumb.jpg",
+        "img_width": image.img_width,
+        "img_height": image.img_height,
+        "meta_data": queries.json_fragment(image.meta_data),
+        "test_image": image.test_image,
+        "real": image.real,
+        "verifyCount": 0,
+        "workspace": image.workspace_id,
+        "labels": [],
+    }
+
+
+def _existing_image(ctx: ServerContext, ws: str, upload_sha: str) -> str | None:
+    with ctx.db.read() as session:
+        row = (
+            session.connection()
+            .execute(
+                text("SELECT id FROM images WHERE workspace_id = :ws AND upload_sha256 = :h"),
+                {"ws": ws, "h": upload_sha},
+            )
+            .first()
+        )
+    return row[0] if row else None
+
+
+def _blob_referenced(ctx: ServerContext, sha: str) -> bool:
+    with ctx.db.read() as session:
+        return (
+            session.connection()
+            .execute(text("SELECT 1 FROM images WHERE blob_sha256 = :h LIMIT 1"), {"h": sha})
+            .first()
+            is not None
+        )
+
+
+def _store_upload(
+    ctx: ServerContext,
+    ws: str,
+    payload: str | bytes,
+    field: str,
+    fields: UploadFields,
+    base: str,
+) -> dict[str, Any]:
+    try:
+        raw = decode_base64(payload) if field == "base64" else bytes(payload)  # type: ignore[arg-type]
+    except ImageRejected as exc:
+        raise field_error(field, f"Upload a valid image: {exc}.") from exc
+    upload_sha = hashlib.sha256(raw).hexdigest()
+    existing = _existing_image(ctx, ws, upload_sha)
+    if existing is not None:
+        raise duplicate_error(existing)
+    try:
+        stored = prepare(raw, noresize=fields.noresize, resize_to=ctx.settings.resize_to)
+    except ImageRejected as exc:
+        raise field_error(field, f"Upload a valid image: {exc}.") from exc
+    image = Image(
+        workspace_id=ws,
+        upload_sha256=upload_sha,
+        blob_sha256=stored.sha256,
+        media_key=secrets.token_hex(16),
+        extension=stored.extension,
+        content_type=stored.content_type,
+        size_bytes=len(stored.data),
+        img_width=stored.width,
+        img_height=stored.height,
+        meta_data=dump_json_object(fields.meta_data),
+        test_image=fields.test_image,
+        real=fields.real,
+    )
+    blobs = ctx.blobs
+    with blobs.locked(stored.sha256):
+        created = blobs.put(stored.sha256, stored.data)
+        try:
+            with ctx.db.write() as session:
+                session.add(image)
+        except BaseException as exc:
+            # Leave nothing behind: the blob goes unless another image uses it.
+            if created and not _blob_referenced(ctx, stored.sha256):
+                blobs.remove(stored.sha256)
+            if isinstance(exc, IntegrityError):
+                existing = _existing_image(ctx, ws, upload_sha)
+                if existing is not None:
+                    raise duplicate_error(existing) from None
+            raise
+    return _image_out(image, base)
+
+
+@router.post(
+    "/training-image/",
+    status_code=201,
+    response_model=ImageOut,
+    openapi_extra=body_doc(ImageUpload, multipart_model=ImageUploadForm),
+)
+async def upload_image(request: Request, principal: Principal = Depends(authenticate)) -> Response:
+    """JSON ``{"base64": ...}`` or multipart with the file in ``img_path``."""
+    ctx = get_ctx(request)
+    data, _ = await read_body(request, UploadFields)
+    file = data.pop("img_path", None)
+    payload: str | bytes
+    if isinstance(file, UploadFile):
+        payload, field = await file.read(), "img_path"
+    elif file is not None:
+        raise field_error("img_path", "Must be a file (multipart/form-data).")
+    else:
+        b64 = data.pop("base64", None)
+        if b64 is None or b64 == "":
+            raise field_error(
+                "base64",
+                "This field is required (or send the file as the multipart field img_path).",
+            )
+        if not isinstance(b64, str):
+            raise field_error("base64", "Must be a string of base64 (or a data URI).")
+        payload, field = b64, "base64"
+    data["meta_data"] = json_object_field("meta_data", data.get("meta_data"))
+    fields = parse(UploadFields, data)
+    ws = await run_in_threadpool(ctx.resolve_workspace, principal, body_workspace(request, data))
+    result = await run_in_threadpool(
+        _store_upload, ctx, ws, payload, field, fields, media_base(request)
+    )
+    return ok(result, 201)
+
+
+# ---- one image -----------------------------------------------------------------------------
+
+
+def _image_or_404(ctx: ServerContext, ws: str, image_id: str, base: str) -> dict[str, Any]:
+    with ctx.db.read() as session:
+        found = queries.get_image(session.connection(), ws, image_id, base)
+    if found is None:
+        raise not_found("Image not found.")
+    return found
+
+
+def _locked_image(session: Session, ws: str, image_id: str) -> Image:
+    image = session.get(Image, image_id)
+    if image is None or image.workspace_id != ws:
+        raise not_found("Image not found.")
+    return image
+
+
+@router.get("/training-image/{image_id}/", response_model=ImageOut)
+def get_image(
+    request: Request,
+    image_id: str,
+    principal: Principal = Depends(authenticate),
+    workspace: str | None = Query(None),
+) -> Response:
+    ctx = get_ctx(request)
+    ws = ctx.resolve_workspace(principal, workspace)
+    return ok(_image_or_404(ctx, ws, path_id(image_id, "Image"), media_base(request)))
+
+
+def _update_image(
+    ctx: ServerContext, ws: str, image_id: str, body: ImageUpdate, base: str
+) -> dict[str, Any]:
+    with ctx.db.write() as session:
+        image = _locked_image(session, ws, image_id)
+        if "meta_data" in body.model_fields_set:
+            image.meta_data = dump_json_object(body.meta_data)
+        if body.test_image is not None:
+            image.test_image = body.test_image
+        if body.real is not None:
+            image.real = body.real
+        session.add(image)
+        session.flush()
+        found = queries.get_image(session.connection(), ws, image_id, base)
+    assert found is not None
+    return found
+
+
+async def _update_image_route(request: Request, image_id: str, principal: Principal) -> Response:
+    ctx = get_ctx(request)
+    data, _ = await read_body(request, ImageUpdate)
+    if "meta_data" in data:
+        data["meta_data"] = json_object_field("meta_data", data["meta_data"])
+    body = parse(ImageUpdate, data)
+    ws = await run_in_threadpool(ctx.resolve_workspace, principal, body_workspace(request, data))
+    iid = path_id(image_id, "Image")
+    return ok(await run_in_threadpool(_update_image, ctx, ws, iid, body, media_base(request)))
+
+
+@router.put(
+    "/training-image/{image_id}/", response_model=ImageOut, openapi_extra=body_doc(ImageUpdate)
+)
+async def put_image(
+    request: Request, image_id: str, principal: Principal = Depends(authenticate)
+) -> Response:
+    """``meta_data`` replaces the whole object; ``test_image`` and ``real`` as given."""
+    return await _update_image_route(request, image_id, principal)
+
+
+@router.patch(
+    "/training-image/{image_id}/", response_model=ImageOut, openapi_extra=body_doc(ImageUpdate)
+)
+async def patch_image(
+    request: Request, image_id: str, principal: Principal = Depends(authenticate)
+) -> Response:
+    return await _update_image_route(request, image_id, principal)
+
+
+def _delete_image(ctx: ServerContext, ws: str, image_id: str) -> None:
+    with ctx.db.write() as session:
+        image = _locked_image(session, ws, image_id)
+        sha = image.blob_sha256
+        session.execute(text("DELETE FROM image_labels WHERE image_id = :i"), {"i": image_id})
+        session.delete(image)
+    with ctx.blobs.locked(sha):
+        if not _blob_referenced(ctx, sha):
+            ctx.blobs.remove(sha)
+
+
+@router.delete("/training-image/{image_id}/", status_code=204, response_class=Response)
+def delete_image(
+    request: Request,
+    image_id: str,
+    principal: Principal = Depends(authenticate),
+    workspace: str | None = Query(None),
+) -> Response:
+    ctx = get_ctx(request)
+    ws = ctx.resolve_workspace(principal, workspace)
+    _delete_image(ctx, ws, path_id(image_id, "Image"))
+    return no_content()
+
+
+# ---- labels of one image --------------------------------------------------------------------
+
+
+def _label_in_ws(session: Session, ws: str, label_id: str) -> Label:
+    label = session.get(Label, label_id)
+    if label is None or label.workspace_id != ws:
+        raise field_error("label_id", f"Label '{label_id}' does not exist in this workspace.")
+    return label
+
+
+def _set_label(
+    ctx: ServerContext,
+    ws: str,
+    image_id: str,
+    label_id: str,
+    value: float | None,
+    value_given: bool,
+    base: str,
+) -> dict[str, Any]:
+    with ctx.db.write() as session:
+        _locked_image(session, ws, image_id)
+        label = _label_in_ws(session, ws, label_id)
+        if value_given and value is not None and label.type != "value":
+            raise field_error(
+                "value", f"Only value labels take a value; '{label.name}' is a {label.type} label."
+            )
+        link = session.get(ImageLabel, (image_id, label_id))
+        if link is None:
+            session.add(
+                ImageLabel(image_id=image_id, label_id=label_id, value=value, created=now_iso())
+            )
+        elif value_given:
+            link.value = value
+            session.add(link)
+        session.flush()
+        found = queries.get_image(session.connection(), ws, image_id, base)
+    assert found is not None
+    return found
+
+
+def _unset_label(
+    ctx: ServerContext, ws: str, image_id: str, label_id: str, base: str
+) -> dict[str, Any]:
+    with ctx.db.write() as session:
+        _locked_image(session, ws, image_id)
+        _label_in_ws(session, ws, label_id)
+        session.execute(
+            text("DELETE FROM image_labels WHERE image_id = :i AND label_id = :l"),
+            {"i": image_id, "l": label_id},
+        )
+        found = queries.get_image(session.connection(), ws, image_id, base)
+    assert found is not None
+    return found
+
+
+async def _label_route(
+    request: Request, image_id: str, principal: Principal, *, mode: str
+) -> Response:
+    ctx = get_ctx(request)
+    data, _ = await read_body(request, ImageLabelRef)
+    body = parse(ImageLabelRef, data)
+    label_id = check_uuid("label_id", body.label_id)
+    if mode == "update" and "value" not in data:
+        raise field_error("value", "This field is required.")
+    ws = await run_in_threadpool(ctx.resolve_workspace, principal, body_workspace(request, data))
+    iid = path_id(image_id, "Image")
+    base = media_base(request)
+    if mode == "remove":
+        return ok(await run_in_threadpool(_unset_label, ctx, ws, iid, label_id, base))
+    value_given = "value" in data
+    return ok(
+        await run_in_threadpool(_set_label, ctx, ws, iid, label_id, body.value, value_given, base)
+    )
+
+
+@router.post(
+    "/training-image/{image_id}/add-label/",
+    response_model=ImageOut,
+    openapi_extra=body_doc(ImageLabelRef, form=True),
+)
+async def image_add_label(
+    request: Request, image_id: str, principal: Principal = Depends(authenticate)
+) -> Response:
+    """Attach a label (with ``value`` for a value label); answers the image."""
+    return await _label_route(request, image_id, principal, mode="add")
+
+
+@router.post(
+    "/training-image/{image_id}/remove-label/",
+    response_model=ImageOut,
+    openapi_extra=body_doc(LabelRef, form=True),
+)
+async def image_remove_label(
+    request: Request, image_id: str, principal: Principal = Depends(authenticate)
+) -> Response:
+    return await _label_route(request, image_id, principal, mode="remove")
+
+
+@router.post(
+    "/training-image/{image_id}/update-value/",
+    response_model=ImageOut,
+    openapi_extra=body_doc(ImageLabelRef, form=True),
+)
+async def image_update_value(
+    request: Request, image_id: str, principal: Principal = Depends(authenticate)
+) -> Response:
+    """Set the value of a label on the image (attaching it if needed)."""
+    return await _label_route(request, image_id, principal, mode="update")
+
+
+@router.post(
+    "/training-image/{image_id}/update-label/",
+    response_model=ImageOut,
+    openapi_extra=body_doc(ImageLabelRef, form=True),
+)
+async def image_update_label(
+    request: Request, image_id: str, principal: Principal = Depends(authenticate)
+) -> Response:
+    """Alias of ``update-value``."""
+    return await _label_route(request, image_id, principal, mode="update")
+
+
+# ---- bulk update ------------------------------------------------------------------------------
+
+
+def _chunks(items: list[str]) -> list[list[str]]:
+    return [items[i : i + _CHUNK] for i in range(0, len(items), _CHUNK)]
+
+
+def _bulk_update(ctx: ServerContext, ws: str, body: BulkImageUpdate) -> dict[str, int]:
+    images = uuid_list("images", body.images)
+    filter_labels = uuid_list("labels", body.labels)
+    add = uuid_list("labels-add", body.labels_add)
+    remove = uuid_list("labels-remove", body.labels_remove)
+    if not images and not filter_labels:
+        raise APIError(400, {"non_field_errors": ["Give images (ids) or labels (a filter)."]})
+    if body.mark_test and body.unmark_test:
+        raise bad_request("mark-test and unmark-test contradict each other.")
+    if body.mark_real and body.unmark_real:
+        raise bad_request("mark-real and unmark-real contradict each other.")
+    with ctx.db.write() as session:
+        conn = session.connection()
+        for name, ids in (("labels-add", add), ("labels-remove", remove)):
+            if ids:
+                known = {
+                    r[0]
+                    for r in conn.execute(
+                        text(
+                            "SELECT id FROM labels WHERE workspace_id = :ws AND id IN :ids"
+                        ).bindparams(bindparam("ids", expanding=True)),
+                        {"ws": ws, "ids": ids},
+                    )
+                }
+                missing = [i for i in ids if i not in known]
+                if missing:
+                    raise field_error(
+                        name, f"Label '{missing[0]}' does not exist in this workspace."
+                    )
+        if images:
+            targets: list[str] = []
+            for chunk in _chunks(list(dict.fromkeys(images))):
+                targets.extend(
+                    r[0]
+                    for r in conn.execute(
+                        text(
+                            "SELECT id FROM images WHERE workspace_id = :ws AND id IN :ids"
+                        ).bindparams(bindparam("ids", expanding=True)),
+                        {"ws": ws, "ids": chunk},
+                    )
+                )
+        else:
+            targets = [
+                r[0]
+                for r in conn.execute(
+                    text(
+                        "SELECT i.id FROM images i WHERE i.workspace_id = :ws AND EXISTS "
+                        "(SELECT 1 FROM image_labels f WHERE f.image_id = i.id "
+                        "AND f.label_id IN :labels)"
+                    ).bindparams(bindparam("labels", expanding=True)),
+                    {"ws": ws, "labels": filter_labels},
+                )
+            ]
+        now = now_iso()
+        flags: dict[str, bool] = {}
+        if body.mark_test or body.unmark_test:
+            flags["test_image"] = body.mark_test
+        if body.mark_real or body.unmark_real:
+            flags["real"] = body.mark_real
+        for chunk in _chunks(targets):
+            ids_bind = bindparam("ids", expanding=True)
+            for label_id in remove:
+                conn.execute(
+                    text(
+                        "DELETE FROM image_labels WHERE label_id = :l AND image_id IN :ids"
+                    ).bindparams(ids_bind),
+                    {"l": label_id, "ids": chunk},
+                )
+            for label_id in add:
+                present = {
+                    r[0]
+                    for r in conn.execute(
+                        text(
+                            "SELECT image_id FROM image_labels WHERE label_id = :l "
+                            "AND image_id IN :ids"
+                        ).bindparams(ids_bind),
+                        {"l": label_id, "ids": chunk},
+                    )
+                }
+                rows = [{"i": i, "l": label_id, "c": now} for i in chunk if i not in present]
+                if rows:
+                    conn.execute(
+                        text(
+                            "INSERT INTO image_labels (image_id, label_id, value, created) "
+                            "VALUES (:i, :l, NULL, :c)"
+                        ),
+                        rows,
+                    )
+            for column, flag in flags.items():
+                conn.execute(
+                    text(f"UPDATE images SET {column} = :v WHERE id IN :ids").bindparams(ids_bind),
+                    {"v": flag, "ids": chunk},
+                )
+    return {"count": len(targets)}
+
+
+@router.post(
+    "/training-image/update/",
+    response_model=Count,
+    openapi_extra=body_doc(BulkImageUpdate),
+)
+async def bulk_update(request: Request, principal: Principal = Depends(authenticate)) -> Response:
+    """Add/remove labels and set flags on many images: the ones listed in ``images``, or
+    else every image with any of the ``labels``. Answers how many images matched."""
+    ctx = get_ctx(request)
+    data, _ = await read_body(request, BulkImageUpdate)
+    body = parse(BulkImageUpdate, data)
+    ws = await run_in_threadpool(ctx.resolve_workspace, principal, body_workspace(request, data))
+    return ok(await run_in_threadpool(_bulk_update, ctx, ws, body))

@@ -1,0 +1,64 @@
+"""Media: the stored image bytes and thumbnails, served without auth.
+
+URLs are ``media/<blob sha256>/<random key><ext>`` and ``..._thumb.jpg``: unguessable
+(the key is 128 random bits, per image) and dead once the image is deleted.
+"""
+
+from __future__ import annotations
+
+import re
+
+from fastapi import APIRouter, Request
+from sqlalchemy import text
+from starlette.responses import FileResponse, Response
+
+from .context import get_ctx
+from .errors import not_found
+from .imaging import make_thumbnail
+
+router = APIRouter(tags=["media"])
+
+_NAME = re.compile(r"^([0-9a-f]{32})(_thumb\.jpg|\.[a-z]{2,5})$")
+_SHA = re.compile(r"^[0-9a-f]{64}$")
+_CACHE = "private, max-age=31536000, immutable"
+
+
+@router.api_route("/media/{sha256}/{filename}", methods=["GET", "HEAD"], response_class=Response)
+def media(request: Request, sha256: str, filename: str) -> Response:
+    match = _NAME.match(filename)
+    if not match or not _SHA.match(sha256):
+        raise not_found()
+    key, suffix = match.groups()
+    ctx = get_ctx(request)
+    with ctx.db.read() as session:
+        row = (
+            session.connection()
+            .execute(
+                text(
+                    "SELECT blob_sha256, extension, content_type FROM images WHERE media_key = :k"
+                ),
+                {"k": key},
+            )
+            .first()
+        )
+    if row is None or row[0] != sha256:
+        raise not_found()
+    blobs = ctx.blobs
+    if suffix != "_thumb.jpg":
+        if suffix != row[1]:
+            raise not_found()
+        path = blobs.blob_path(sha256)
+        if not path.is_file():
+            raise not_found()
+        return FileResponse(path, media_type=row[2], headers={"Cache-Control": _CACHE})
+    thumb = blobs.thumb_path(sha256)
+    if not thumb.is_file():
+        with blobs.locked(sha256):
+            if not thumb.is_file():
+                source = blobs.blob_path(sha256)
+                if not source.is_file():
+                    raise not_found()
+                blobs.put_thumb(
+                    sha256, make_thumbnail(source.read_bytes(), ctx.settings.thumb_size)
+                )
+    return FileResponse(thumb, media_type="image/jpeg", headers={"Cache-Control": _CACHE})

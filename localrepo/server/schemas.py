@@ -1,0 +1,211 @@
+"""Request and response shapes: used to validate input and to write the OpenAPI document.
+
+Responses are built as plain dicts (see ``serialize``) and encoded with orjson; these
+models describe them (tests check the real answers against the OpenAPI document).
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any, Generic, Literal, TypeVar
+
+from pydantic import BaseModel, ConfigDict, Field
+
+TaskType = Literal["multi_class", "multi_label", "regression"]
+LabelType = Literal["category", "tag", "value"]
+TrainStatus = Literal["WAITING", "IN_TRAINING", "TRAINED", "ERROR"]
+
+T = TypeVar("T")
+
+_NAME = Field(min_length=1, max_length=255)
+
+
+class _In(BaseModel):
+    model_config = ConfigDict(extra="ignore", str_strip_whitespace=False)
+
+
+# ---- input ---------------------------------------------------------------------------
+
+
+class WorkspaceRef(_In):
+    workspace: str | None = Field(
+        default=None, description='Workspace id; missing, empty or "Default" = the default one.'
+    )
+
+
+class TaskCreate(WorkspaceRef):
+    name: str = _NAME
+    type: TaskType = "multi_class"
+    description: str | None = Field(default=None, max_length=10_000)
+
+
+class TaskUpdate(WorkspaceRef):
+    name: str | None = Field(default=None, min_length=1, max_length=255)
+    description: str | None = Field(default=None, max_length=10_000)
+
+
+class LabelCreate(WorkspaceRef):
+    name: str = _NAME
+    type: LabelType = "category"
+    description: str | None = Field(default=None, max_length=10_000)
+    output_name: str | None = Field(default=None, max_length=255)
+
+
+class LabelUpdate(WorkspaceRef):
+    name: str | None = Field(default=None, min_length=1, max_length=255)
+    description: str | None = Field(default=None, max_length=10_000)
+    output_name: str | None = Field(default=None, max_length=255)
+
+
+class LabelRef(WorkspaceRef):
+    label_id: str = Field(description="Label id (UUID).")
+
+
+class ImageLabelRef(WorkspaceRef):
+    label_id: str = Field(description="Label id (UUID).")
+    value: float | None = Field(
+        default=None, allow_inf_nan=False, description="The value, for value labels."
+    )
+
+
+class ImageUpload(WorkspaceRef):
+    base64: str = Field(description="The image: bare base64 or a data URI.")
+    meta_data: dict[str, Any] | None = None
+    noresize: bool = False
+    test_image: bool = False
+    real: bool = False
+
+
+class ImageUploadForm(BaseModel):
+    """multipart/form-data upload (documentation only)."""
+
+    img_path: bytes = Field(json_schema_extra={"format": "binary"})
+    meta_data: str | None = Field(default=None, description="A JSON object, as a string.")
+    noresize: bool = False
+    test_image: bool = False
+    real: bool = False
+    workspace: str | None = None
+
+
+class UploadFields(WorkspaceRef):
+    """The non-image fields of an upload (JSON or form)."""
+
+    meta_data: dict[str, Any] | None = None
+    noresize: bool = False
+    test_image: bool = False
+    real: bool = False
+
+
+class ImageUpdate(WorkspaceRef):
+    meta_data: dict[str, Any] | None = None
+    test_image: bool | None = None
+    real: bool | None = None
+
+
+class BulkImageUpdate(WorkspaceRef):
+    model_config = ConfigDict(extra="ignore", populate_by_name=True)
+    images: list[str] = Field(default_factory=list, max_length=100_000)
+    labels: list[str] = Field(default_factory=list, max_length=1000)
+    labels_add: list[str] = Field(default_factory=list, alias="labels-add", max_length=1000)
+    labels_remove: list[str] = Field(default_factory=list, alias="labels-remove", max_length=1000)
+    mark_test: bool = Field(default=False, alias="mark-test")
+    unmark_test: bool = Field(default=False, alias="unmark-test")
+    mark_real: bool = Field(default=False, alias="mark-real")
+    unmark_real: bool = Field(default=False, alias="unmark-real")
+
+
+class ClassifyRequest(WorkspaceRef):
+    task_id: str | None = None
+    task: str | None = None
+    version: int | None = None
+    records: list[dict[str, Any]] = Field(default_factory=list)
+    store_images: bool = False
+
+
+# ---- output --------------------------------------------------------------------------
+
+
+class Detail(BaseModel):
+    detail: str
+
+
+class Count(BaseModel):
+    count: int
+
+
+class TaskOut(BaseModel):
+    id: str
+    name: str
+    type: TaskType
+    description: str
+    workspace: str
+    production_version: int | None
+    last_train_status: TrainStatus | None
+    created: datetime
+    labels: list[str]
+    accuracy: float | None
+
+
+class LabelOut(BaseModel):
+    id: str
+    name: str
+    type: LabelType
+    description: str
+    output_name: str | None
+    workspace: str
+    images_count: int
+    tasks_count: int
+    negative_for_task: str | None
+    created: datetime
+
+
+class ImageLabelOut(BaseModel):
+    id: str
+    name: str
+    type: LabelType
+    value: float | None = Field(default=None, description="Only for value labels.")
+
+
+class ImageOut(BaseModel):
+    id: str
+    created: datetime
+    img_path: str
+    thumb_img_path: str
+    img_width: int
+    img_height: int
+    meta_data: dict[str, Any]
+    test_image: bool
+    real: bool
+    verifyCount: int
+    workspace: str
+    labels: list[ImageLabelOut]
+
+
+class ModelOut(BaseModel):
+    id: str
+    task: str
+    task_name: str
+    version: int
+    train_status: TrainStatus
+    created: datetime
+    accuracy: float | None
+    precision: float | None
+    recall: float | None
+    metrics: dict[str, Any]
+    detail: str | None
+
+
+class WorkspaceOut(BaseModel):
+    id: str
+    name: str
+    created: datetime
+    owner: str
+    meta_data: dict[str, Any]
+    is_default: bool
+
+
+class Page(BaseModel, Generic[T]):
+    count: int
+    next: str | None
+    previous: str | None
+    results: list[T]

@@ -1,0 +1,95 @@
+"""Content-addressed image bytes on disk.
+
+Layout under the data folder::
+
+    blobs/<aa>/<bb>/<sha256>        the stored bytes (written temp + fsync + os.replace)
+    thumbs/<aa>/<bb>/<sha256>.jpg   thumbnails: derived, made on first request, rebuildable
+    tmp/                            temp files (same filesystem, so os.replace is atomic)
+
+One blob can back several images (same bytes in two workspaces). Blob creation and
+removal for one hash are serialised by a striped lock, held across the database commit
+that adds or removes a reference, so a blob is never removed under an image that is
+being committed (within one server process).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import threading
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+
+
+class BlobStore:
+    def __init__(self, blobs_dir: Path, thumbs_dir: Path, tmp_dir: Path, *, stripes: int = 256):
+        self.blobs_dir = blobs_dir
+        self.thumbs_dir = thumbs_dir
+        self.tmp_dir = tmp_dir
+        self._locks = [threading.Lock() for _ in range(stripes)]
+        for d in (blobs_dir, thumbs_dir, tmp_dir):
+            d.mkdir(parents=True, exist_ok=True)
+        self._clean_tmp()
+
+    def _clean_tmp(self) -> None:
+        # Leftovers of a crash mid-write; nothing references them.
+        for entry in os.scandir(self.tmp_dir):
+            if entry.is_file(follow_symlinks=False):
+                with contextlib.suppress(OSError):
+                    os.unlink(entry.path)
+
+    @contextlib.contextmanager
+    def locked(self, sha256: str) -> Iterator[None]:
+        with self._locks[int(sha256[:8], 16) % len(self._locks)]:
+            yield
+
+    def blob_path(self, sha256: str) -> Path:
+        return self.blobs_dir / sha256[:2] / sha256[2:4] / sha256
+
+    def thumb_path(self, sha256: str) -> Path:
+        return self.thumbs_dir / sha256[:2] / sha256[2:4] / f"{sha256}.jpg"
+
+    def exists(self, sha256: str) -> bool:
+        return self.blob_path(sha256).is_file()
+
+    def _atomic_write(self, dest: Path, data: bytes, *, durable: bool) -> None:
+        dest.parent.mkdir(parents=True, exist_ok=True)
+        tmp = self.tmp_dir / f"{dest.name}.{uuid.uuid4().hex}.part"
+        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644)
+        try:
+            try:
+                view = memoryview(data)
+                while view:
+                    written = os.write(fd, view)
+                    view = view[written:]
+                if durable:
+                    os.fsync(fd)
+            finally:
+                os.close(fd)
+            os.replace(tmp, dest)
+        except BaseException:
+            with contextlib.suppress(OSError):
+                os.unlink(tmp)
+            raise
+
+    def put(self, sha256: str, data: bytes) -> bool:
+        """Store ``data`` under ``sha256`` (caller holds ``locked(sha256)``).
+
+        Returns True when this call created the blob, False when it already existed.
+        """
+        path = self.blob_path(sha256)
+        if path.is_file():
+            return False
+        self._atomic_write(path, data, durable=True)
+        return True
+
+    def put_thumb(self, sha256: str, data: bytes) -> None:
+        # A thumbnail is derived data: no fsync; a torn or lost one is rebuilt.
+        self._atomic_write(self.thumb_path(sha256), data, durable=False)
+
+    def remove(self, sha256: str) -> None:
+        """Remove a blob and its thumbnail (caller holds ``locked(sha256)``)."""
+        for path in (self.blob_path(sha256), self.thumb_path(sha256)):
+            with contextlib.suppress(FileNotFoundError):
+                os.unlink(path)
