@@ -43,7 +43,13 @@ def connect(path: Path, *, check_schema: bool = True) -> sqlite3.Connection:
     conn = sqlite3.connect(
         str(path), timeout=BUSY_TIMEOUT_MS / 1000, isolation_level=None, check_same_thread=False
     )
-    _apply_pragmas(conn)
+    try:
+        _apply_pragmas(conn)
+    except sqlite3.DatabaseError as exc:  # "file is not a database": not ours, say so
+        conn.close()
+        if isinstance(exc, sqlite3.OperationalError) and "locked" in str(exc):
+            raise
+        raise LocalrepoError(f"{path} is not a localrepo catalog ({exc}).") from exc
     if check_schema:
         check_revision(conn, path)
     return conn
@@ -65,7 +71,7 @@ def transaction(conn: sqlite3.Connection) -> Iterator[sqlite3.Connection]:
 def current_revision(conn: sqlite3.Connection) -> str | None:
     try:
         row = conn.execute("SELECT version_num FROM alembic_version").fetchone()
-    except sqlite3.DatabaseError:
+    except sqlite3.OperationalError:  # no such table: not initialised
         return None
     return row[0] if row else None
 

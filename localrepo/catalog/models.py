@@ -11,10 +11,9 @@ from sqlalchemy import Column, Index, UniqueConstraint
 from sqlalchemy import Text as SAText
 from sqlmodel import Field, SQLModel
 
-LOCAL = "local"
-REMOTE = "remote"
-SYNCED = "synced"
-STATES = (LOCAL, REMOTE, SYNCED)
+from localrepo.catalog.states import LOCAL, REMOTE, STATES, SYNCED
+
+__all__ = ["LOCAL", "REMOTE", "STATES", "SYNCED"]
 
 
 class RepoMeta(SQLModel, table=True):

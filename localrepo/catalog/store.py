@@ -6,33 +6,32 @@ import json
 import sqlite3
 import time
 from collections.abc import Iterable
-from dataclasses import dataclass
 
-from localrepo.catalog.models import LOCAL
+from localrepo.catalog.states import LOCAL
 from localrepo.layout import TaskBinding
 
-
-@dataclass(frozen=True, slots=True)
-class CachedFile:
-    id: int
-    path: str
-    image_id: int | None
-    hash: str | None
-    dev: int
-    inode: int
-    size: int
-    mtime_ns: int
-    ctime_ns: int
-    cached_ns: int
-    reason: str | None
+# A cached file row, as a plain tuple (a status of 100,000 files loads 100,000 of them):
+# ((dev, inode, size, mtime_ns, ctime_ns), cached_ns, reason). Hashes are loaded apart,
+# only when something changed.
+CachedFile = tuple[tuple[int, int, int, int, int], int, str | None]
+C_STAT, C_CACHED, C_REASON = range(3)
 
 
 def load_files(conn: sqlite3.Connection) -> dict[str, CachedFile]:
     rows = conn.execute(
-        "SELECT f.id, f.path, f.image_id, i.hash, f.dev, f.inode, f.size, f.mtime_ns,"
-        " f.ctime_ns, f.cached_ns, f.reason FROM file f LEFT JOIN image i ON i.id = f.image_id"
+        "SELECT path, dev, inode, size, mtime_ns, ctime_ns, cached_ns, reason FROM file"
     )
-    return {r[1]: CachedFile(*r) for r in rows}
+    return {r[0]: (r[1:6], r[6], r[7]) for r in rows}
+
+
+def load_file_hashes(conn: sqlite3.Connection) -> dict[str, str]:
+    """{path: content hash} of every file that is a valid image."""
+    return dict(
+        conn.execute(
+            "SELECT f.path, i.hash FROM file f JOIN image i ON i.id = f.image_id"
+            " WHERE f.reason IS NULL"
+        )
+    )
 
 
 def load_bindings(conn: sqlite3.Connection) -> list[TaskBinding]:
@@ -105,4 +104,21 @@ def add_journal(
             image_hash,
             json.dumps(detail, sort_keys=True) if detail else None,
         ),
+    )
+
+
+def add_journal_many(
+    conn: sqlite3.Connection,
+    entries: Iterable[tuple[str, int | None, str | None, str | None, str | None, dict | None]],
+    *,
+    now_ns: int,
+) -> None:
+    """Many (kind, task_id, path, old_path, image_hash, detail) entries in one statement."""
+    conn.executemany(
+        "INSERT INTO journal(created_ns, kind, status, task_id, path, old_path, image_hash,"
+        " detail, attempts) VALUES (?, ?, 'pending', ?, ?, ?, ?, ?, 0)",
+        [
+            (now_ns, k, t, p, o, h, json.dumps(d, sort_keys=True) if d else None)
+            for k, t, p, o, h, d in entries
+        ],
     )

@@ -173,6 +173,8 @@ def status(obj: Ctx, as_json: bool, porcelain: bool, nul: bool, exit_code: bool)
     conn = obj.repo().connect()
     try:
         st = report.collect_status(conn, scan_report)
+        if as_json or porcelain:
+            st["changes"] = report.pending_changes(conn)
     finally:
         conn.close()
     if as_json:

@@ -12,7 +12,8 @@ from typing import Any
 
 import click
 
-from localrepo.catalog.models import LOCAL
+from localrepo.catalog.states import LOCAL
+from localrepo.catalog.store import get_meta
 from localrepo.scan import changes as ch
 from localrepo.scan.scanner import ScanReport
 
@@ -95,20 +96,23 @@ def collect_status(conn: sqlite3.Connection, rep: ScanReport) -> dict[str, Any]:
             (LOCAL,),
         ).fetchall()
     )
-    pending_rows = conn.execute(
-        "SELECT id, kind, task_id, path, old_path, image_hash, detail FROM journal"
-        " WHERE status IN ('pending', 'in_flight', 'failed') ORDER BY id"
-    ).fetchall()
-    pending_by_task: dict[int | None, Counter[str]] = defaultdict(Counter)
-    for row in pending_rows:
-        pending_by_task[row[2]][row[1]] += 1
+    pending_by_task: dict[int | None, dict[str, int]] = defaultdict(dict)
+    pending_total = 0
+    for task_id, kind, n in conn.execute(
+        "SELECT task_id, kind, COUNT(*) FROM journal WHERE status != 'done'"
+        " GROUP BY task_id, kind"
+    ):
+        pending_by_task[task_id][kind] = n
+        pending_total += n
     problems = conn.execute(
         "SELECT task_id, path, kind, message FROM scan_problem ORDER BY id"
     ).fetchall()
     conflicts = conn.execute(
         "SELECT id, task_id, path, field FROM conflict WHERE resolved_ns IS NULL ORDER BY id"
     ).fetchall()
-    images_per_task = _images_per_task(conn, tasks)
+    images_per_task = {
+        int(k): v for k, v in json.loads(get_meta(conn, "task_images") or "{}").items()
+    }
     out_tasks = []
     for task_id, name, ttype, root, remote_id in tasks:
         out_tasks.append(
@@ -121,23 +125,12 @@ def collect_status(conn: sqlite3.Connection, rep: ScanReport) -> dict[str, Any]:
                 "images": images_per_task.get(task_id, 0),
                 "unlabelled": images_per_task.get(task_id, 0) - labelled.get(task_id, 0),
                 "labels": dict(sorted(per_label.get(task_id, {}).items())),
-                "pending": dict(sorted(pending_by_task.get(task_id, Counter()).items())),
+                "pending": dict(sorted(pending_by_task.get(task_id, {}).items())),
             }
         )
     return {
         "tasks": out_tasks,
-        "pending_total": len(pending_rows),
-        "changes": [
-            {
-                "kind": r[1],
-                "task_id": r[2],
-                "path": r[3],
-                "old_path": r[4],
-                "hash": r[5],
-                "detail": json.loads(r[6]) if r[6] else None,
-            }
-            for r in pending_rows
-        ],
+        "pending_total": pending_total,
         "invalid": [
             {"path": p, "reason": r, "detail": d} for p, (r, d) in sorted(rep.invalid.items())
         ],
@@ -150,19 +143,22 @@ def collect_status(conn: sqlite3.Connection, rep: ScanReport) -> dict[str, Any]:
     }
 
 
-def _images_per_task(conn: sqlite3.Connection, tasks: list[tuple]) -> dict[int, int]:
-    """Distinct valid images under each task root (deepest binding wins)."""
-    from localrepo.layout import TaskBinding, task_for
-
-    bindings = [TaskBinding(t[0], t[1], t[2], t[3]) for t in tasks]
-    seen: dict[int, set[int]] = defaultdict(set)
-    for path, image_id in conn.execute(
-        "SELECT path, image_id FROM file WHERE image_id IS NOT NULL"
-    ):
-        b = task_for(path, bindings)
-        if b is not None:
-            seen[b.task_id].add(image_id)
-    return {t: len(s) for t, s in seen.items()}
+def pending_changes(conn: sqlite3.Connection) -> list[dict[str, Any]]:
+    """Every journal entry not yet synced, oldest first."""
+    return [
+        {
+            "kind": r[0],
+            "task_id": r[1],
+            "path": r[2],
+            "old_path": r[3],
+            "hash": r[4],
+            "detail": json.loads(r[5]) if r[5] else None,
+        }
+        for r in conn.execute(
+            "SELECT kind, task_id, path, old_path, image_hash, detail FROM journal"
+            " WHERE status != 'done' ORDER BY id"
+        )
+    ]
 
 
 def print_status(st: dict[str, Any]) -> None:

@@ -31,32 +31,46 @@ class Change:
     old_hash: str | None = None
     task_id: int | None = None
     detail: dict = field(default_factory=dict, compare=False, hash=False)
+    # A label rename stands for many moves: the images it moved (not journalled).
+    hashes: tuple[str, ...] = field(default=(), compare=False, hash=False)
 
 
 def diff_files(old: Mapping[str, str], new: Mapping[str, str]) -> list[Change]:
-    """Changes between two {path: content hash} maps of valid images, in path order."""
-    removed = [p for p in old if p not in new]
-    added = [p for p in new if p not in old]
-    changes: list[Change] = [
-        Change(MODIFIED, path=p, hash=new[p], old_hash=old[p])
-        for p in old
-        if p in new and old[p] != new[p]
-    ]
-    added_by_hash: dict[str, list[str]] = defaultdict(list)
-    for p in sorted(added):
-        added_by_hash[new[p]].append(p)
-    claimed: set[str] = set()
-    for p in sorted(removed):
-        candidates = [c for c in added_by_hash.get(old[p], ()) if c not in claimed]
+    """Changes between two {path: content hash} maps of valid images, in path order.
+
+    Content that left one path and arrived at another is a move, also when the other path
+    had content before (two images swapping names are two moves, not two modifications).
+    New bytes at a path whose old bytes went nowhere are a modification.
+    """
+    left = {p: h for p, h in old.items() if new.get(p) != h}  # old content gone from p
+    arrived = {p: h for p, h in new.items() if old.get(p) != h}  # new content now at p
+    arrived_by_hash: dict[str, list[str]] = defaultdict(list)
+    for p in sorted(arrived):
+        arrived_by_hash[arrived[p]].append(p)
+    claimed: set[str] = set()  # arrivals explained by a move
+    moved_away: set[str] = set()  # departures explained by a move
+    changes: list[Change] = []
+    for p in sorted(left):
+        candidates = [c for c in arrived_by_hash.get(left[p], ()) if c not in claimed]
         if not candidates:
-            changes.append(Change(DELETED, old_path=p, hash=old[p]))
             continue
         # Prefer the candidate that kept the file name (a move between folders).
         base = posixpath.basename(p)
         target = next((c for c in candidates if posixpath.basename(c) == base), candidates[0])
         claimed.add(target)
-        changes.append(Change(MOVED, path=target, old_path=p, hash=old[p]))
-    changes.extend(Change(ADDED, path=p, hash=new[p]) for p in added if p not in claimed)
+        moved_away.add(p)
+        changes.append(Change(MOVED, path=target, old_path=p, hash=left[p]))
+    for p in sorted(left):
+        if p in moved_away:
+            continue
+        if p in arrived and p not in claimed:
+            changes.append(Change(MODIFIED, path=p, hash=new[p], old_hash=old[p]))
+        else:
+            changes.append(Change(DELETED, old_path=p, hash=old[p]))
+    for p in sorted(arrived):
+        if p in claimed or (p in left and p not in moved_away):
+            continue  # a move's target, or reported as MODIFIED above
+        changes.append(Change(ADDED, path=p, hash=new[p]))
     changes.sort(key=lambda c: (c.path or c.old_path or "", c.kind))
     return changes
 
@@ -112,6 +126,7 @@ def fold_label_renames(
                     old_path=src,
                     task_id=task_id,
                     detail={"images": len(moves)},
+                    hashes=tuple(sorted({m.hash for m in moves if m.hash})),
                 )
             )
     if not renames:

@@ -110,26 +110,40 @@ def _read_all(fd: int, size_hint: int) -> bytes:
     return b"".join(chunks)
 
 
+_pillow_ready = False
+
+
+def _pillow():  # -> the PIL.Image module, set up once per process
+    global _pillow_ready
+    from PIL import Image
+
+    if not _pillow_ready:
+        # Above MAX_IMAGE_PIXELS Pillow only warns; we refuse, like the server does. A
+        # process-wide filter for this one warning class: catch_warnings() per file costs
+        # more than decoding a thumbnail.
+        warnings.filterwarnings("error", category=Image.DecompressionBombWarning)
+        _pillow_ready = True
+    return Image
+
+
 def check_image(data: bytes) -> tuple[str | None, str | None, tuple[int, int, str] | None]:
     """(reason, detail, (width, height, format)): reason is None for a valid image."""
-    from PIL import Image, UnidentifiedImageError
+    from PIL import UnidentifiedImageError
 
-    with warnings.catch_warnings():
-        # Above MAX_IMAGE_PIXELS Pillow only warns; we refuse, like the server does.
-        warnings.simplefilter("error", Image.DecompressionBombWarning)
-        try:
-            with Image.open(io.BytesIO(data)) as im:
-                dims = (im.width, im.height, im.format or "")
-                im.load()
-        except (Image.DecompressionBombError, Image.DecompressionBombWarning) as exc:
-            return TOO_LARGE, str(exc), None
-        except UnidentifiedImageError:
-            return NOT_AN_IMAGE, "Pillow cannot identify the image format", None
-        except (OSError, SyntaxError, ValueError, EOFError, IndexError, TypeError) as exc:
-            msg = str(exc)
-            if "truncated" in msg or "broken data stream" in msg or isinstance(exc, EOFError):
-                return TRUNCATED, msg, None
-            return NOT_AN_IMAGE, msg, None
+    image_mod = _pillow()
+    try:
+        with image_mod.open(io.BytesIO(data)) as im:
+            dims = (im.width, im.height, im.format or "")
+            im.load()
+    except (image_mod.DecompressionBombError, image_mod.DecompressionBombWarning) as exc:
+        return TOO_LARGE, str(exc), None
+    except UnidentifiedImageError:
+        return NOT_AN_IMAGE, "Pillow cannot identify the image format", None
+    except (OSError, SyntaxError, ValueError, EOFError, IndexError, TypeError) as exc:
+        msg = str(exc)
+        if "truncated" in msg or "broken data stream" in msg or isinstance(exc, EOFError):
+            return TRUNCATED, msg, None
+        return NOT_AN_IMAGE, msg, None
     return None, None, dims
 
 

@@ -15,14 +15,15 @@ import sqlite3
 import time
 from collections import defaultdict
 from collections.abc import Callable, Sequence
-from concurrent.futures import Executor
-from dataclasses import dataclass, field
+from concurrent.futures import Executor, as_completed
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 from localrepo.catalog import store
-from localrepo.catalog.db import transaction
-from localrepo.catalog.models import LOCAL
+from localrepo.catalog.states import LOCAL
+from localrepo.catalog.store import C_CACHED, C_REASON, C_STAT
 from localrepo.layout import (
+    Placement,
     TaskBinding,
     case_twins,
     label_for_folder,
@@ -33,8 +34,8 @@ from localrepo.layout import (
     task_for,
 )
 from localrepo.scan import changes as ch
-from localrepo.scan.hashing import CHANGED, Examined, examine, examine_batch
-from localrepo.scan.walk import Stat, WalkResult, walk
+from localrepo.scan.hashing import CHANGED, Examined, examine_batch
+from localrepo.scan.walk import DEV, INODE, MTIME, SIZE, WalkResult, walk
 
 # An mtime this close to the moment its cache row was written may hide a later edit of
 # the same size within the same timestamp tick: re-hash it next time (git's racy rule).
@@ -66,20 +67,6 @@ class ScanReport:
     seconds: float = 0.0
 
 
-def is_racy(c: store.CachedFile) -> bool:
-    return c.mtime_ns >= c.cached_ns - RACY_NS
-
-
-def _same_stat(c: store.CachedFile, s: Stat) -> bool:
-    return (
-        c.size == s.size
-        and c.mtime_ns == s.mtime_ns
-        and c.ctime_ns == s.ctime_ns
-        and c.inode == s.inode
-        and c.dev == s.dev
-    )
-
-
 def bindings_fingerprint(bindings: Sequence[TaskBinding]) -> str:
     text = json.dumps([(b.task_id, b.type, b.root) for b in bindings])
     return hashlib.sha1(text.encode()).hexdigest()
@@ -107,88 +94,71 @@ class Scanner:
     def scan(self, *, dry_run: bool = False) -> ScanReport:
         started = time.perf_counter()
         report = ScanReport()
+        writes = _Writes(self.conn, self.clock(), dry_run)
+        try:
+            self._scan(report, writes)
+        except BaseException:
+            writes.rollback()
+            raise
+        writes.commit()
+        report.seconds = time.perf_counter() - started
+        return report
+
+    def _scan(self, report: ScanReport, writes: _Writes) -> None:
         conn = self.conn
         bindings = store.load_bindings(conn)
         cached = store.load_files(conn)
         walked = walk(str(self.root))
         report.files = len(walked.images)
 
-        unchanged: dict[str, str] = {}
+        # The stat-only pass: a file whose stat matches its (non-racy) cache row is unchanged.
         to_examine: list[str] = []
+        get = cached.get
         for path, st in walked.images.items():
-            c = cached.get(path)
-            if c is not None and _same_stat(c, st) and not is_racy(c):
-                if c.hash is not None and c.reason is None:
-                    unchanged[path] = c.hash
-                continue
-            to_examine.append(path)  # new, changed, or racy: hash it (again)
+            c = get(path)
+            if c is None or c[C_STAT] != st or st[MTIME] >= c[C_CACHED] - RACY_NS:
+                to_examine.append(path)  # new, changed, or racy: hash it (again)
+        gone = [p for p in cached if p not in walked.images and p not in walked.skipped]
+        skipped_changed = {
+            p: r
+            for p, r in walked.skipped.items()
+            if p not in cached or cached[p][C_REASON] != r[0]
+        }
+        old_map = store.load_file_hashes(conn) if (to_examine or gone) else {}
 
-        examined = self._examine(to_examine, cached, walked)
+        if to_examine:
+            writes.begin()  # file rows are written batch by batch while the pool hashes
+        examined = self._examine(to_examine, cached, old_map, walked, writes.file_rows)
         report.hashed = len(examined)
-
-        new_map = dict(unchanged)
-        for path, c in cached.items():
-            if c.reason is None and c.hash is not None and path in walked.images:
-                new_map.setdefault(path, c.hash)  # kept until re-examined below
         updates: list[Examined] = []
         for ex in examined.values():
             if ex.reason == CHANGED:
                 report.retry_later.append(ex.path)
                 continue  # keep the old row and state; a later scan retries it
             updates.append(ex)
-            if ex.reason is None and ex.hash is not None:
-                new_map[ex.path] = ex.hash
-            else:
-                new_map.pop(ex.path, None)
-        old_map = {p: c.hash for p, c in cached.items() if c.reason is None and c.hash}
 
-        def label_of(path: str) -> tuple[int, str, str] | None:
-            b = task_for(path, bindings)
-            if b is None:
-                return None
-            rel = path[len(b.root) + 1 :] if b.root else path
-            head, _, rest = rel.partition("/")
-            if not rest or head.startswith(("_", ".")):
-                return None
-            return (b.task_id, (f"{b.root}/{head}" if b.root else head), rest)
-
-        changes = ch.diff_files(old_map, new_map)
-        changes = ch.fold_label_renames(changes, old_map, new_map, label_of)
-        changes = [_with_task(c, bindings) for c in changes]
-
-        # Invalid files: current view = unchanged invalid rows + new results + skipped.
-        invalid: dict[str, tuple[str, str | None]] = {}
-        for path, c in cached.items():
-            if c.reason and path in walked.images and path not in examined:
-                invalid[path] = (c.reason, None)
+        # Invalid files: unchanged invalid rows, new results, and what the walk skipped.
+        invalid: dict[str, tuple[str, str | None]] = {
+            path: (c[C_REASON], None)
+            for path, c in cached.items()
+            if c[C_REASON] and path in walked.images and path not in examined
+        }
         for ex in updates:
             if ex.reason is not None:
                 invalid[ex.path] = (ex.reason, ex.detail)
         invalid.update(walked.skipped)
         report.invalid = invalid
-        # A valid image whose file turned invalid (corrupted, truncated by a copy in
-        # progress) is journalled as such, not as a plain delete: the sync engine must not
-        # take a broken copy for the user's wish to delete the image.
-        changes = [
-            ch.Change(
-                ch.MODIFIED,
-                c.old_path,
-                None,
-                None,
-                c.hash,
-                c.task_id,
-                {"invalid": invalid[c.old_path][0]},
-            )
-            if c.kind == ch.DELETED and c.old_path in invalid
-            else c
-            for c in changes
-        ]
-        gone = [p for p in cached if p not in walked.images and p not in walked.skipped]
-        skipped_changed = {
-            p: r
-            for p, r in walked.skipped.items()
-            if cached.get(p) is None or cached[p].reason != r[0]
-        }
+
+        changes: list[ch.Change] = []
+        new_map = old_map
+        if updates or gone:
+            new_map = {p: h for p, h in old_map.items() if p in walked.images}
+            for ex in updates:
+                if ex.reason is None and ex.hash is not None:
+                    new_map[ex.path] = ex.hash
+                else:
+                    new_map.pop(ex.path, None)
+            changes = _file_changes(old_map, new_map, invalid, bindings)
 
         # Layout: re-derive LOCAL labels when anything that feeds it changed.
         aux_now = {**walked.sidecars, **walked.ignore_stats}
@@ -196,7 +166,7 @@ class Scanner:
             r[0]: (r[1], r[2], r[3])
             for r in conn.execute("SELECT path, size, mtime_ns, inode FROM aux_file")
         }
-        aux_changed = {p: (s.size, s.mtime_ns, s.inode) for p, s in aux_now.items()} != aux_before
+        aux_changed = {p: (s[SIZE], s[MTIME], s[INODE]) for p, s in aux_now.items()} != aux_before
         fp = bindings_fingerprint(bindings)
         folder_labels = _folder_labels(walked, bindings)
         folders_fp = hashlib.sha1(
@@ -208,60 +178,60 @@ class Scanner:
             or fp != store.get_meta(conn, "bindings_fp")
             or folders_fp != store.get_meta(conn, "folders_fp")
         )
-
-        if dry_run:
-            report.changes = changes
-            report.seconds = time.perf_counter() - started
-            return report
-
-        now = self.clock()
-        with transaction(conn):
-            hash_ids = self._write_files(updates, gone, skipped_changed, now)
-            if need_layout:
-                layout_changes, problems = self._derive_layout(
-                    walked, bindings, new_map, hash_ids, folder_labels, changes
-                )
-                changes.extend(layout_changes)
-                report.problems = problems
-                report.relabelled = True
-                conn.execute("DELETE FROM scan_problem")
-                conn.executemany(
-                    "INSERT INTO scan_problem(task_id, path, kind, message) VALUES (?,?,?,?)",
-                    [(p.task_id, p.path, p.kind, p.message) for p in problems],
-                )
-                conn.execute("DELETE FROM aux_file")
-                conn.executemany(
-                    "INSERT INTO aux_file(path, size, mtime_ns, inode, content_hash)"
-                    " VALUES (?,?,?,?,'')",
-                    [(p, s.size, s.mtime_ns, s.inode) for p, s in aux_now.items()],
-                )
-                store.set_meta(conn, "bindings_fp", fp)
-                store.set_meta(conn, "folders_fp", folders_fp)
-            for c in changes:
-                store.add_journal(
-                    conn,
-                    c.kind,
-                    task_id=c.task_id,
-                    path=c.path,
-                    old_path=c.old_path,
-                    image_hash=c.hash,
-                    detail=c.detail or None,
-                    now_ns=now,
-                )
-            store.set_meta(conn, "last_scan_ns", str(now))
         report.changes = changes
-        report.seconds = time.perf_counter() - started
-        return report
+        if writes.dry_run or not (updates or gone or skipped_changed or need_layout):
+            return  # nothing to record: a no-change scan writes nothing
+
+        if need_layout and not (to_examine or gone):
+            new_map = store.load_file_hashes(conn)
+        writes.begin()
+        conn.executemany("DELETE FROM file WHERE path = ?", [(p,) for p in gone])
+        writes.skipped_rows(skipped_changed)
+        if need_layout:
+            hash_ids = store.image_ids_by_hash(conn)
+            layout_changes, problems = self._derive_layout(
+                walked, bindings, new_map, hash_ids, folder_labels, changes
+            )
+            changes.extend(layout_changes)
+            report.problems = problems
+            report.relabelled = True
+            conn.execute("DELETE FROM scan_problem")
+            conn.executemany(
+                "INSERT INTO scan_problem(task_id, path, kind, message) VALUES (?,?,?,?)",
+                [(p.task_id, p.path, p.kind, p.message) for p in problems],
+            )
+            conn.execute("DELETE FROM aux_file")
+            conn.executemany(
+                "INSERT INTO aux_file(path, size, mtime_ns, inode, content_hash)"
+                " VALUES (?,?,?,?,'')",
+                [(p, s[SIZE], s[MTIME], s[INODE]) for p, s in aux_now.items()],
+            )
+            store.set_meta(conn, "bindings_fp", fp)
+            store.set_meta(conn, "folders_fp", folders_fp)
+        store.add_journal_many(
+            conn,
+            [(c.kind, c.task_id, c.path, c.old_path, c.hash, c.detail or None) for c in changes],
+            now_ns=writes.now,
+        )
+        store.set_meta(conn, "last_scan_ns", str(writes.now))
 
     # -- hashing -----------------------------------------------------------------------------
     def _examine(
-        self, paths: list[str], cached: dict[str, store.CachedFile], walked: WalkResult
+        self,
+        paths: list[str],
+        cached: dict[str, store.CachedFile],
+        hashes: dict[str, str],
+        walked: WalkResult,
+        on_final: Callable[[list[Examined]], None],
     ) -> dict[str, Examined]:
+        """Hash (and check) `paths`; final results go to `on_final` as they arrive."""
         if not paths:
             return {}
-        known_valid = {c.hash for c in cached.values() if c.reason is None and c.hash}
+        known_valid = set(hashes.values())
         by_inode = {
-            (c.dev, c.inode, c.size): c.hash for c in cached.values() if c.reason is None and c.hash
+            (cached[p][C_STAT][DEV], cached[p][C_STAT][INODE], cached[p][C_STAT][SIZE])
+            for p in hashes
+            if p in cached
         }
         # Hard links: one inode is read once per scan.
         first_of_inode: dict[tuple[int, int], str] = {}
@@ -269,29 +239,33 @@ class Scanner:
         aliases: dict[str, str] = {}
         for p in paths:
             st = walked.images[p]
-            key = (st.dev, st.inode)
+            key = (st[DEV], st[INODE])
             if key in first_of_inode:
                 aliases[p] = first_of_inode[key]
             else:
                 first_of_inode[key] = p
                 unique.append(p)
-        # A known inode (a move, a touch) probably holds known bytes: hash first, decode
-        # only if the hash turns out to be new.
-        decode = [
-            (walked.images[p].dev, walked.images[p].inode, walked.images[p].size) not in by_inode
-            for p in unique
-        ]
-        results = self._run(unique, decode)
-        redo = [
-            p
-            for p, d in zip(unique, decode, strict=True)
-            if not d and results[p].reason is None and results[p].hash not in known_valid
-        ]
+        # A known inode (a move, a touch) probably holds known bytes: hash first, and
+        # decode only if the hash turns out to be new.
+        images = walked.images
+        decode = {
+            p: (images[p][DEV], images[p][INODE], images[p][SIZE]) not in by_inode for p in unique
+        }
+
+        def final(ex: Examined) -> bool:
+            return decode[ex.path] or ex.reason is not None or ex.hash in known_valid
+
+        def on_batch(batch: list[Examined]) -> None:
+            on_final([ex for ex in batch if final(ex)])
+
+        results = self._run(unique, [decode[p] for p in unique], on_batch)
+        redo = [p for p in unique if not final(results[p])]
         if redo:
-            results.update(self._run(redo, [True] * len(redo)))
+            results.update(self._run(redo, [True] * len(redo), on_final))
+        linked = []
         for alias, original in aliases.items():
             r = results[original]
-            results[alias] = Examined(
+            results[alias] = ex = Examined(
                 alias,
                 r.dev,
                 r.inode,
@@ -305,80 +279,36 @@ class Scanner:
                 r.reason,
                 r.detail,
             )
+            linked.append(ex)
+        on_final(linked)
         return results
 
-    def _run(self, paths: list[str], decode: list[bool]) -> dict[str, Examined]:
+    def _run(
+        self, paths: list[str], decode: list[bool], on_batch: Callable[[list[Examined]], None]
+    ) -> dict[str, Examined]:
         root = str(self.root)
         total = len(paths)
         out: dict[str, Examined] = {}
         if total < POOL_THRESHOLD or self.workers < 2:
-            for i, (p, d) in enumerate(zip(paths, decode, strict=True)):
-                out[p] = examine(root, p, decode=d)
-                if self.progress and i % 50 == 0:
-                    self.progress(i, total)
-        else:
-            batches = [
-                (paths[i : i + BATCH], decode[i : i + BATCH]) for i in range(0, total, BATCH)
-            ]
-            with self.executor_factory(self.workers) as pool:
-                futures = [pool.submit(examine_batch, root, b, d) for b, d in batches]
-                done = 0
-                for fut in futures:
-                    for ex in fut.result():
-                        out[ex.path] = ex
-                    done += BATCH
-                    if self.progress:
-                        self.progress(min(done, total), total)
-        if self.progress:
-            self.progress(total, total)
+            for start in range(0, total, BATCH):
+                batch = examine_batch(
+                    root, paths[start : start + BATCH], decode[start : start + BATCH]
+                )
+                out.update((ex.path, ex) for ex in batch)
+                on_batch(batch)
+                if self.progress:
+                    self.progress(len(out), total)
+            return out
+        batches = [(paths[i : i + BATCH], decode[i : i + BATCH]) for i in range(0, total, BATCH)]
+        with self.executor_factory(self.workers) as pool:
+            futures = [pool.submit(examine_batch, root, b, d) for b, d in batches]
+            for fut in as_completed(futures):
+                batch = fut.result()
+                out.update((ex.path, ex) for ex in batch)
+                on_batch(batch)  # the catalog writes overlap the hashing of later batches
+                if self.progress:
+                    self.progress(len(out), total)
         return out
-
-    # -- writing -----------------------------------------------------------------------------
-    def _write_files(
-        self,
-        updates: list[Examined],
-        gone: list[str],
-        skipped: dict[str, tuple[str, str | None]],
-        now: int,
-    ) -> dict[str, int]:
-        conn = self.conn
-        hash_ids = store.image_ids_by_hash(conn)
-        new_images = {}
-        for ex in updates:
-            if ex.reason is None and ex.hash and ex.hash not in hash_ids:
-                new_images[ex.hash] = (ex.hash, ex.size, ex.width, ex.height, ex.format)
-        conn.executemany(
-            "INSERT INTO image(hash, size, width, height, format, created_here)"
-            " VALUES (?,?,?,?,?,0)",
-            list(new_images.values()),
-        )
-        if new_images:
-            hash_ids = store.image_ids_by_hash(conn)
-        conn.executemany("DELETE FROM file WHERE path = ?", [(p,) for p in gone])
-        rows = [
-            (
-                ex.path,
-                hash_ids.get(ex.hash) if ex.reason is None and ex.hash else None,
-                ex.dev,
-                ex.inode,
-                ex.size,
-                ex.mtime_ns,
-                ex.ctime_ns,
-                now,
-                ex.reason,
-            )
-            for ex in updates
-        ]
-        rows += [(p, None, 0, 0, 0, 0, 0, now, r[0]) for p, r in skipped.items()]
-        conn.executemany(
-            "INSERT INTO file(path, image_id, dev, inode, size, mtime_ns, ctime_ns, cached_ns,"
-            " reason) VALUES (?,?,?,?,?,?,?,?,?) ON CONFLICT(path) DO UPDATE SET"
-            " image_id=excluded.image_id, dev=excluded.dev, inode=excluded.inode,"
-            " size=excluded.size, mtime_ns=excluded.mtime_ns, ctime_ns=excluded.ctime_ns,"
-            " cached_ns=excluded.cached_ns, reason=excluded.reason",
-            rows,
-        )
-        return hash_ids
 
     def _derive_layout(
         self,
@@ -404,20 +334,49 @@ class Scanner:
         problems += [Problem("sidecar", m) for m in sidecar_problems]
 
         by_task = {b.task_id: b for b in bindings}
-        placements: dict[tuple[int, str], list] = defaultdict(list)
+        tasks = TaskLookup(bindings)
+        # Files without a sidecar row are placed by their folder alone: place each such
+        # folder once. Copies keep their own path for the messages of merge problems.
+        by_folder: dict[str, Placement] = {}
+        placements: dict[tuple[int, str], list[tuple[str, Placement]]] = defaultdict(list)
         for path, h in new_map.items():
-            b = task_for(path, bindings)
+            b = tasks.of(path)
             if b is None:
                 continue
-            pl = place(path, b, sidecars.get(path))
-            problems += [Problem("layout", m, path, b.task_id) for m in pl.problems]
-            placements[(b.task_id, h)].append(pl)
+            row = sidecars.get(path)
+            folder = path.rpartition("/")[0]
+            pl = by_folder.get(folder) if row is None else None
+            if pl is None:
+                pl = place(path, b, row)
+                if pl.problems:
+                    problems += [Problem("layout", m, path, b.task_id) for m in pl.problems]
+                elif row is None:
+                    by_folder[folder] = pl
+            placements[(b.task_id, h)].append((path, pl))
 
+        merged_single: dict[int, tuple[dict[str, float | None], list[str]]] = {}
+
+        def merge(task_type: str, copies: list[tuple[str, Placement]]):  # type: ignore[no-untyped-def]
+            if len(copies) == 1:
+                pl = copies[0][1]
+                got = merged_single.get(id(pl))
+                if got is None:
+                    got = merged_single[id(pl)] = merge_image_labels(task_type, [pl])  # type: ignore[arg-type]
+                return got
+            return merge_image_labels(
+                task_type,  # type: ignore[arg-type]
+                [replace(pl, path=path) for path, pl in copies],
+            )
+
+        images_per_task: dict[int, int] = defaultdict(int)
+        for task_id, _h in placements:
+            images_per_task[task_id] += 1
+        store.set_meta(conn, "task_images", json.dumps(images_per_task))
         wanted: dict[tuple[int, int], dict[tuple[str, str], float | None]] = {}
         task_labels: dict[int, set[str]] = {t: set(v) for t, v in folder_labels.items()}
-        for (task_id, h), pls in placements.items():
+        for (task_id, h), copies in placements.items():
             ttype = by_task[task_id].type
-            labels, merge_problems = merge_image_labels(ttype, pls)  # type: ignore[arg-type]
+            labels, merge_problems = merge(ttype, copies)
             problems += [Problem("layout", m, None, task_id) for m in merge_problems]
             if labels:
                 ltype = LABEL_TYPE[ttype]
@@ -448,9 +407,9 @@ class Scanner:
         old_rows = store.local_image_labels(conn)
 
         # Journal label-level changes that no file change explains (sidecar edits).
-        touched = {c.hash for c in file_changes if c.hash} | {
-            c.old_hash for c in file_changes if c.old_hash
-        }
+        touched = {c.hash for c in file_changes if c.hash}
+        touched |= {c.old_hash for c in file_changes if c.old_hash}
+        touched |= {h for c in file_changes for h in c.hashes}
         id_to_hash = {v: k for k, v in hash_ids.items()}
         label_names = {v: k[0] for k, v in known.items()}
         layout_changes: list[ch.Change] = []
@@ -477,13 +436,18 @@ class Scanner:
                 }
             layout_changes.append(ch.Change(kind, hash=h, task_id=task_id, detail=detail))
 
-        conn.execute("DELETE FROM image_label WHERE state = ?", (LOCAL,))
+        # Rewrite only the (task, image) pairs whose labels changed.
+        dirty = [k for k in set(old_rows) | set(new_rows) if old_rows.get(k) != new_rows.get(k)]
+        conn.executemany(
+            "DELETE FROM image_label WHERE state = ? AND task_id = ? AND image_id = ?",
+            [(LOCAL, t, i) for t, i in dirty],
+        )
         conn.executemany(
             "INSERT INTO image_label(state, task_id, image_id, label_id, value) VALUES (?,?,?,?,?)",
             [
                 (LOCAL, t, i, lid, v)
-                for (t, i), labels in new_rows.items()
-                for lid, v in labels.items()
+                for (t, i) in dirty
+                for lid, v in new_rows.get((t, i), {}).items()
             ],
         )
         conn.execute("DELETE FROM task_label WHERE state = ?", (LOCAL,))
@@ -500,13 +464,152 @@ class Scanner:
         return layout_changes, problems
 
 
-def _with_task(c: ch.Change, bindings: list[TaskBinding]) -> ch.Change:
+class _Writes:
+    """The scan's one write transaction, opened on the first write (never in a dry run)."""
+
+    def __init__(self, conn: sqlite3.Connection, now: int, dry_run: bool) -> None:
+        self.conn = conn
+        self.now = now
+        self.dry_run = dry_run
+        self.open = False
+        self.hash_ids: dict[str, int] | None = None
+
+    def begin(self) -> None:
+        if not self.open and not self.dry_run:
+            self.conn.execute("BEGIN IMMEDIATE")
+            self.open = True
+
+    def commit(self) -> None:
+        if self.open:
+            self.conn.execute("COMMIT")
+            self.open = False
+
+    def rollback(self) -> None:
+        if self.open:
+            self.conn.execute("ROLLBACK")
+            self.open = False
+
+    def file_rows(self, batch: list[Examined]) -> None:
+        """Upsert the rows of examined files (and their images); skips CHANGED ones."""
+        if self.dry_run:
+            return
+        conn = self.conn
+        if self.hash_ids is None:
+            self.hash_ids = store.image_ids_by_hash(conn)
+        hash_ids = self.hash_ids
+        new_images = {
+            ex.hash: (ex.hash, ex.size, ex.width, ex.height, ex.format)
+            for ex in batch
+            if ex.reason is None and ex.hash and ex.hash not in hash_ids
+        }
+        if new_images:
+            conn.executemany(
+                "INSERT INTO image(hash, size, width, height, format, created_here)"
+                " VALUES (?,?,?,?,?,0)",
+                list(new_images.values()),
+            )
+            marks = ",".join("?" * len(new_images))
+            hash_ids.update(
+                conn.execute(
+                    f"SELECT hash, id FROM image WHERE hash IN ({marks})", list(new_images)
+                )
+            )
+        self._upsert(
+            [
+                (
+                    ex.path,
+                    hash_ids[ex.hash] if ex.reason is None and ex.hash else None,
+                    ex.dev,
+                    ex.inode,
+                    ex.size,
+                    ex.mtime_ns,
+                    ex.ctime_ns,
+                    self.now,
+                    ex.reason,
+                )
+                for ex in batch
+                if ex.reason != CHANGED
+            ]
+        )
+
+    def skipped_rows(self, skipped: dict[str, tuple[str, str | None]]) -> None:
+        self._upsert([(p, None, 0, 0, 0, 0, 0, self.now, r[0]) for p, r in skipped.items()])
+
+    def _upsert(self, rows: list[tuple]) -> None:
+        self.conn.executemany(
+            "INSERT INTO file(path, image_id, dev, inode, size, mtime_ns, ctime_ns, cached_ns,"
+            " reason) VALUES (?,?,?,?,?,?,?,?,?) ON CONFLICT(path) DO UPDATE SET"
+            " image_id=excluded.image_id, dev=excluded.dev, inode=excluded.inode,"
+            " size=excluded.size, mtime_ns=excluded.mtime_ns, ctime_ns=excluded.ctime_ns,"
+            " cached_ns=excluded.cached_ns, reason=excluded.reason",
+            rows,
+        )
+
+
+def _file_changes(
+    old_map: dict[str, str],
+    new_map: dict[str, str],
+    invalid: dict[str, tuple[str, str | None]],
+    bindings: list[TaskBinding],
+) -> list[ch.Change]:
+    tasks = TaskLookup(bindings)
+
+    def label_of(path: str) -> tuple[int, str, str] | None:
+        b = tasks.of(path)
+        if b is None:
+            return None
+        head, _, rest = relative_to_root(path, b.root).partition("/")
+        if not rest or label_for_folder(head) is None:
+            return None
+        return (b.task_id, (f"{b.root}/{head}" if b.root else head), rest)
+
+    changes = ch.diff_files(old_map, new_map)
+    changes = ch.fold_label_renames(changes, old_map, new_map, label_of)
+    # A valid image whose file turned invalid (corrupted, or a copy still in progress) is
+    # journalled as such, not as a delete: the sync engine must not take a broken copy
+    # for the user's wish to delete the image.
+    return [
+        _with_task(
+            ch.Change(
+                ch.MODIFIED,
+                c.old_path,
+                None,
+                None,
+                c.hash,
+                None,
+                {"invalid": invalid[c.old_path][0]},
+            )
+            if c.kind == ch.DELETED and c.old_path in invalid
+            else c,
+            tasks,
+        )
+        for c in changes
+    ]
+
+
+class TaskLookup:
+    """task_for() memoised by folder: every file of a folder belongs to the same task."""
+
+    def __init__(self, bindings: Sequence[TaskBinding]) -> None:
+        self.bindings = bindings
+        self.cache: dict[str, TaskBinding | None] = {}
+
+    def of(self, path: str) -> TaskBinding | None:
+        folder = path.rpartition("/")[0]
+        try:
+            return self.cache[folder]
+        except KeyError:
+            b = self.cache[folder] = task_for(path, self.bindings)
+            return b
+
+
+def _with_task(c: ch.Change, tasks: TaskLookup) -> ch.Change:
     if c.task_id is not None:
         return c
-    b = task_for(c.path or c.old_path or "", bindings)
+    b = tasks.of(c.path or c.old_path or "")
     if b is None:
         return c
-    return ch.Change(c.kind, c.path, c.old_path, c.hash, c.old_hash, b.task_id, c.detail)
+    return replace(c, task_id=b.task_id)
 
 
 def _folder_labels(walked: WalkResult, bindings: list[TaskBinding]) -> dict[int, set[str]]:

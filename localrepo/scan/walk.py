@@ -8,23 +8,21 @@ so the walk reads one as soon as it enters its folder.
 from __future__ import annotations
 
 import os
-import stat as stat_mod
 from dataclasses import dataclass, field
+from stat import S_ISDIR, S_ISLNK, S_ISREG
 
 from localrepo.ignore import IgnoreRules
-from localrepo.layout import SIDECAR_NAMES, is_image_name
+from localrepo.layout import IMAGE_EXTENSIONS, SIDECAR_NAMES, is_image_name
 
 IGNORE_FILE = ".localrepoignore"
 STATE_DIR = ".localrepo"
+_SPECIAL_NAMES = frozenset((*SIDECAR_NAMES, IGNORE_FILE))
 
 
-@dataclass(frozen=True, slots=True)
-class Stat:
-    dev: int
-    inode: int
-    size: int
-    mtime_ns: int
-    ctime_ns: int
+# (dev, inode, size, mtime_ns, ctime_ns): a plain tuple, because a walk makes one per
+# file and compares it with the cached row's, and tuples are the cheapest to build.
+Stat = tuple[int, int, int, int, int]
+DEV, INODE, SIZE, MTIME, CTIME = range(5)
 
 
 @dataclass
@@ -38,7 +36,7 @@ class WalkResult:
 
 
 def _stat(st: os.stat_result) -> Stat:
-    return Stat(st.st_dev, st.st_ino, st.st_size, st.st_mtime_ns, st.st_ctime_ns)
+    return (st.st_dev, st.st_ino, st.st_size, st.st_mtime_ns, st.st_ctime_ns)
 
 
 def join(folder: str, name: str) -> str:
@@ -46,6 +44,8 @@ def join(folder: str, name: str) -> str:
 
 
 def _valid_name(name: str) -> bool:
+    if name.isascii():
+        return True
     try:
         name.encode("utf-8")
     except UnicodeEncodeError:  # undecodable bytes surface as lone surrogates
@@ -80,56 +80,72 @@ def walk(root: str, rules: IgnoreRules | None = None, start: str = "") -> WalkRe
         except OSError as exc:
             result.skipped[folder or "."] = ("unreadable folder", exc.strerror)
             continue
-        names = {e.name for e in entries}
-        if IGNORE_FILE in names and folder not in texts:
+        if folder not in texts and any(e.name == IGNORE_FILE for e in entries):
             text = _read_ignore(root, folder, result)
             if text is not None:
                 texts[folder] = text
                 rules = IgnoreRules.from_texts(texts)
+        images = result.images
+        is_ignored = rules.is_ignored
+        prefix = f"{folder}/" if folder else ""
         for entry in entries:
             name = entry.name
-            if folder == "" and name == STATE_DIR:
-                continue
-            rel = join(folder, name)
-            if not _valid_name(name):
-                shown = rel.encode("utf-8", "surrogateescape").decode("utf-8", "replace")
-                result.skipped[shown] = (
-                    "file name is not valid UTF-8",
-                    "rename it; localrepo stores names as UTF-8",
-                )
-                continue
+            rel = prefix + name
             try:
                 st = entry.stat(follow_symlinks=False)
             except OSError as exc:
-                result.skipped[rel] = ("unreadable", exc.strerror)
+                result.skipped[_shown(rel)] = ("unreadable", exc.strerror)
                 continue
             mode = st.st_mode
-            if stat_mod.S_ISLNK(mode):
-                if rules.is_ignored(rel, False):
+            if S_ISREG(mode):
+                dot = name.rfind(".")
+                if not (
+                    dot > 0
+                    and name[dot + 1 :].lower() in IMAGE_EXTENSIONS
+                    and (name[0] != "." or is_image_name(name))  # exact rule for odd names
+                ):
+                    if name == IGNORE_FILE:  # a dot file, yet it counts
+                        result.ignore_stats[rel] = _stat(st)
+                    elif name in _SPECIAL_NAMES and not is_ignored(rel, False):
+                        result.sidecars[rel] = _stat(st)
+                    continue
+                if is_ignored(rel, False) or not _valid_name(name):
+                    _skip_bad_name(result, rel, name)
+                    continue
+                images[rel] = (st.st_dev, st.st_ino, st.st_size, st.st_mtime_ns, st.st_ctime_ns)
+            elif S_ISDIR(mode):
+                if not folder and name == STATE_DIR:
+                    continue
+                if is_ignored(rel, True):
+                    continue
+                if not _valid_name(name):
+                    _skip_bad_name(result, rel, name)
+                    continue
+                stack.append(rel)
+            elif S_ISLNK(mode):
+                if is_ignored(rel, False):
                     continue
                 target_is_dir = _points_to_dir(entry)
                 if target_is_dir or is_image_name(name):
                     what = "symlink to a folder skipped" if target_is_dir else "symlink skipped"
-                    result.skipped[rel] = (what, "localrepo never follows symlinks")
-                continue
-            if stat_mod.S_ISDIR(mode):
-                if rules.is_ignored(rel, True):
-                    continue
-                stack.append(rel)
-                continue
-            if rules.is_ignored(rel, False):
-                continue
-            if not stat_mod.S_ISREG(mode):
-                if is_image_name(name):
-                    result.skipped[rel] = ("not a regular file", None)
-                continue
-            if name in SIDECAR_NAMES:
-                result.sidecars[rel] = _stat(st)
-            elif name == IGNORE_FILE:
-                result.ignore_stats[rel] = _stat(st)
-            elif is_image_name(name):
-                result.images[rel] = _stat(st)
+                    result.skipped[_shown(rel)] = (what, "localrepo never follows symlinks")
+            elif is_image_name(name) and not is_ignored(rel, False):
+                result.skipped[_shown(rel)] = ("not a regular file", None)
     return result
+
+
+def _shown(rel: str) -> str:
+    return rel.encode("utf-8", "surrogateescape").decode("utf-8", "replace")
+
+
+def _skip_bad_name(result: WalkResult, rel: str, name: str) -> None:
+    """Record a file or folder whose name is not UTF-8 (only when it is not ignored)."""
+    if _valid_name(name):
+        return  # it was ignored, not badly named
+    result.skipped[_shown(rel)] = (
+        "file name is not valid UTF-8",
+        "rename it; localrepo stores names as UTF-8",
+    )
 
 
 def _points_to_dir(entry: os.DirEntry[str]) -> bool:

@@ -1,0 +1,146 @@
+"""Scanner benchmark: initial scan and no-change status, against baselines run alongside.
+
+    python benchmarks/scan.py [--files N] [--labels L] [--workdir DIR] [--no-unison]
+
+Builds N small real JPEGs in L label folders (cached under the work dir between runs),
+then measures, in this one run:
+
+- initial `repo scan` against a plain single-threaded Python loop that opens, hashes
+  (xxh3_128) and fully decodes every file (the work a scan cannot skip, without a pool);
+- no-change `repo status` against `find ROOT -type f -printf ...` (the stat-walk floor)
+  and against `unison` doing a no-change sync of the tree with a copy of it;
+- peak memory (max RSS) of each command.
+
+Ratios below 1.0 mean localrepo is faster than the baseline.
+"""
+
+from __future__ import annotations
+
+import argparse
+import io
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+HERE = Path(__file__).resolve().parent
+sys.path.insert(0, str(HERE.parent / "tests"))
+
+REPO = [sys.executable, "-m", "localrepo.cli.main"]
+
+
+def build_tree(root: Path, files: int, labels: int) -> None:
+    from imagegen import image_bytes
+
+    marker = root / ".built"
+    if marker.exists() and marker.read_text() == f"{files}:{labels}":
+        return
+    if root.exists():
+        shutil.rmtree(root)
+    for lab in range(labels):
+        (root / f"label_{lab:02d}").mkdir(parents=True)
+    old = time.time() - 3600  # well outside the racy window
+    for i in range(files):
+        p = root / f"label_{i % labels:02d}" / f"img_{i:06d}.jpg"
+        p.write_bytes(image_bytes(i, size=(64, 48)))
+        os.utime(p, (old, old))
+    marker.write_text(f"{files}:{labels}")
+
+
+def run(cmd: list[str], *, cwd: Path | None = None, env: dict | None = None) -> tuple[float, int]:
+    """Wall seconds and peak RSS (MB, the process and its reaped descendants)."""
+    t0 = time.perf_counter()
+    proc = subprocess.Popen(
+        cmd, cwd=cwd, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE
+    )
+    _, status, usage = os.wait4(proc.pid, 0)
+    elapsed = time.perf_counter() - t0
+    proc.returncode = os.waitstatus_to_exitcode(status)
+    err = proc.stderr.read().decode(errors="replace") if proc.stderr else ""
+    if proc.returncode not in (0, 3):
+        raise SystemExit(f"{' '.join(cmd)} failed ({proc.returncode}):\n{err}")
+    return elapsed, usage.ru_maxrss // 1024
+
+
+def baseline_loop(root: Path) -> float:
+    """Single-threaded: open, read, hash and fully decode every image file."""
+    import xxhash
+    from PIL import Image
+
+    t0 = time.perf_counter()
+    for dirpath, _dirs, names in os.walk(root):
+        for name in names:
+            if not name.endswith(".jpg"):
+                continue
+            with open(os.path.join(dirpath, name), "rb") as fh:
+                data = fh.read()
+            xxhash.xxh3_128_hexdigest(data)
+            with Image.open(io.BytesIO(data)) as im:
+                im.load()
+    return time.perf_counter() - t0
+
+
+def best_of(n: int, fn) -> tuple[float, int]:  # type: ignore[no-untyped-def]
+    results = [fn() for _ in range(n)]
+    return min(r[0] for r in results), max(r[1] for r in results)
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("--files", type=int, default=20_000)
+    ap.add_argument("--labels", type=int, default=20)
+    ap.add_argument("--workdir", type=Path, default=HERE.parent / ".bench")
+    ap.add_argument("--no-unison", action="store_true")
+    args = ap.parse_args()
+
+    data = args.workdir / f"tree-{args.files}"
+    print(f"building {args.files} JPEGs in {args.labels} folders under {data} ...", flush=True)
+    build_tree(data, args.files, args.labels)
+
+    work = Path(tempfile.mkdtemp(prefix="scanbench-", dir=args.workdir))
+    try:
+        tree = work / "tree"
+        shutil.copytree(data, tree, copy_function=os.link)  # hard links: same bytes, fast
+        (tree / ".built").unlink()
+        base_s = min(baseline_loop(tree) for _ in range(2))
+        subprocess.run([*REPO, "-q", "init", str(tree), "--task", "bench"], check=True)
+        scan_s, scan_mb = run([*REPO, "-q", "-C", str(tree), "scan"])
+        print(f"\ninitial scan of {args.files} files")
+        print(f"  baseline (single-threaded open+hash+decode loop) {base_s:8.3f} s")
+        print(f"  repo scan                                        {scan_s:8.3f} s"
+              f"  peak {scan_mb} MB")
+        print(f"  ratio repo/baseline {scan_s / base_s:.2f}  (target <= 0.70)")
+
+        run([*REPO, "-q", "-C", str(tree), "status"])  # settle racy entries
+        st_s, st_mb = best_of(5, lambda: run([*REPO, "-q", "-C", str(tree), "status"]))
+        find_s, find_mb = best_of(
+            5, lambda: run(["find", str(tree), "-type", "f", "-printf", r"%T@ %s %p\n"])
+        )
+        print(f"\nno-change status of {args.files} files (best of 5)")
+        print(f"  find -printf (stat walk floor)  {find_s:8.3f} s  peak {find_mb} MB")
+        print(f"  repo status                     {st_s:8.3f} s  peak {st_mb} MB")
+        print(f"  ratio repo/find   {st_s / find_s:.2f}")
+        if not args.no_unison and shutil.which("unison"):
+            copy = work / "copy"
+            shutil.copytree(tree, copy, ignore=shutil.ignore_patterns(".localrepo"))
+            env = dict(os.environ, UNISON=str(work / "unison-state"))
+            cmd = ["unison", str(tree), str(copy), "-batch", "-auto", "-silent",
+                   "-ignore", "Name .localrepo", "-times"]
+            run(cmd, env=env)  # first sync builds unison's archives
+            un_s, un_mb = best_of(5, lambda: run(cmd, env=env))
+            print(f"  unison no-change sync           {un_s:8.3f} s  peak {un_mb} MB")
+            print(f"  ratio repo/unison {st_s / un_s:.2f}  (target <= 1.00)")
+        elif not args.no_unison:
+            print("  unison not installed (apt-get install unison); skipped that baseline")
+        t0 = time.perf_counter()
+        subprocess.run([*REPO, "--help"], check=True, stdout=subprocess.DEVNULL)
+        print(f"\nrepo --help  {time.perf_counter() - t0:.3f} s  (target < 0.3)")
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+
+
+if __name__ == "__main__":
+    main()
