@@ -21,6 +21,7 @@ from __future__ import annotations
 import unicodedata
 from collections.abc import Mapping
 from dataclasses import dataclass
+from functools import lru_cache
 
 import pathspec
 
@@ -46,8 +47,8 @@ _STATE_PATTERN = f"{STATE_DIR_NAME}/"
 
 _SUFFIXES = ("~", ".tmp", ".part", ".crdownload")
 _NAMES = frozenset({"Thumbs.db", "desktop.ini"})
-# The last character of every default pattern that constrains the end of a name.
-_LAST_CHARS = "~ptdbi"
+# The last four characters of every default name suffix other than "~" (prefilter).
+_TAILS4 = frozenset({".tmp", "part", "load", "s.db", ".ini"})
 
 
 @dataclass(frozen=True)
@@ -63,12 +64,16 @@ def _nfc(text: str) -> str:
     return text if text.isascii() else unicodedata.normalize("NFC", text)
 
 
-def _norm_folder(folder: str) -> str:
+def _clean_folder(folder: str) -> str:
     folder = folder.replace("\\", "/")
     while folder.startswith("./"):
         folder = folder[2:]
     folder = folder.strip("/")
-    return "" if folder == "." else _nfc(folder)
+    return "" if folder == "." else folder
+
+
+def _norm_folder(folder: str) -> str:
+    return _nfc(_clean_folder(folder))
 
 
 def _default_pattern(name: str, is_dir: bool) -> str | None:
@@ -102,15 +107,19 @@ def default_ignored(name: str, is_dir: bool) -> bool:
 
 @dataclass(frozen=True)
 class _IgnoreFile:
-    folder: str  # "" for the repository root
-    source: str  # path of the .localrepoignore file
+    """The compiled patterns of the ignore file(s) of one folder."""
+
+    folder: str  # normalised (NFC) folder, "" for the repository root
+    files: tuple[str, ...]  # paths of the .localrepoignore file(s) merged here
     spec: pathspec.GitIgnoreSpec
+    sources: tuple[str, ...]  # file of each pattern in spec.patterns
     lines: tuple[int, ...]  # line number of each pattern in spec.patterns
     texts: tuple[str, ...]  # text of each pattern in spec.patterns
 
     @classmethod
-    def parse(cls, folder: str, text: str) -> _IgnoreFile:
-        source = f"{folder}/{IGNORE_FILE_NAME}" if folder else IGNORE_FILE_NAME
+    @lru_cache(maxsize=4096)  # the walker rebuilds the rules as it discovers files
+    def parse(cls, folder: str, raw_folder: str, text: str) -> _IgnoreFile:
+        source = f"{raw_folder}/{IGNORE_FILE_NAME}" if raw_folder else IGNORE_FILE_NAME
         if text.startswith("\ufeff"):
             text = text[1:]
         patterns = []
@@ -120,14 +129,41 @@ class _IgnoreFile:
             line = _nfc(raw.rstrip("\r"))
             if not line.strip() or line.startswith("#"):
                 continue
-            compiled = [p for p in pathspec.GitIgnoreSpec.from_lines([line]).patterns]
-            for pattern in compiled:
+            for pattern in pathspec.GitIgnoreSpec.from_lines([line]).patterns:
                 if pattern.include is None:
                     continue
                 patterns.append(pattern)
                 lines.append(lineno)
                 texts.append(line)
-        return cls(folder, source, pathspec.GitIgnoreSpec(patterns), tuple(lines), tuple(texts))
+        return cls(
+            folder,
+            (source,),
+            pathspec.GitIgnoreSpec(patterns),
+            (source,) * len(patterns),
+            tuple(lines),
+            tuple(texts),
+        )
+
+    def merged(self, other: _IgnoreFile) -> _IgnoreFile:
+        """Both files' patterns, ``other``'s after (so winning over) this one's."""
+        return _IgnoreFile(
+            self.folder,
+            self.files + other.files,
+            pathspec.GitIgnoreSpec([*self.spec.patterns, *other.spec.patterns]),
+            self.sources + other.sources,
+            self.lines + other.lines,
+            self.texts + other.texts,
+        )
+
+
+def _build(texts: Mapping[str, str], files: dict[str, _IgnoreFile]) -> dict[str, _IgnoreFile]:
+    # Folders whose names differ only in Unicode normalisation (possible on Linux) are one
+    # folder for localrepo: their files are merged, in a deterministic order.
+    for raw_folder in sorted(texts):
+        key = _norm_folder(raw_folder)
+        parsed = _IgnoreFile.parse(key, _clean_folder(raw_folder), texts[raw_folder])
+        files[key] = files[key].merged(parsed) if key in files else parsed
+    return files
 
 
 class IgnoreRules:
@@ -144,18 +180,18 @@ class IgnoreRules:
     @classmethod
     def from_texts(cls, texts: Mapping[str, str]) -> IgnoreRules:
         """Build from ``{folder: text of folder/.localrepoignore}``; "" is the root."""
-        files: dict[str, _IgnoreFile] = {}
-        for folder, text in texts.items():
-            key = _norm_folder(folder)
-            if key in files:
-                raise ValueError(f"two ignore texts for folder {key!r}")
-            files[key] = _IgnoreFile.parse(key, text)
-        return cls(files)
+        return cls(_build(texts, {}))
+
+    def with_text(self, folder: str, text: str) -> IgnoreRules:
+        """A copy with ``folder/.localrepoignore`` added (or replaced) by ``text``."""
+        files = dict(self._files)
+        files.pop(_norm_folder(folder), None)
+        return IgnoreRules(_build({folder: text}, files))
 
     @property
     def sources(self) -> tuple[str, ...]:
         """The ignore files in use (repository paths), sorted."""
-        return tuple(sorted(f.source for f in self._files.values()))
+        return tuple(sorted(name for f in self._files.values() for name in f.files))
 
     def _chain(self, parent: str) -> tuple[tuple[int, _IgnoreFile], ...]:
         chain = self._chains.get(parent)
@@ -181,7 +217,7 @@ class IgnoreRules:
         if self._files:
             return self._is_ignored_with_files(path, is_dir)
         # Cheap prefilter: every default needs one of these; confirm on the name only.
-        if is_dir or "/." in path or path[:1] == "." or "~$" in path or path[-1:] in _LAST_CHARS:
+        if is_dir or "/." in path or path[:1] == "." or "~" in path or path[-4:] in _TAILS4:
             return default_ignored(path[path.rfind("/") + 1 :], is_dir)
         return False
 
@@ -213,7 +249,8 @@ class IgnoreRules:
                 continue
             if not result.include or result.index is None:
                 return None  # re-included by a "!" pattern
-            return IgnoreMatch(file.source, file.lines[result.index], file.texts[result.index])
+            i = result.index
+            return IgnoreMatch(file.sources[i], file.lines[i], file.texts[i])
         pattern = _default_pattern(name, is_dir)
         return IgnoreMatch(DEFAULT_SOURCE, None, pattern) if pattern is not None else None
 
