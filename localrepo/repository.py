@@ -5,6 +5,8 @@ from __future__ import annotations
 import os
 import sqlite3
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -14,6 +16,7 @@ from localrepo.errors import LocalrepoError, NotARepositoryError
 from localrepo.layout import TASK_TYPES, nfc
 
 STATE_SUBDIRS = ("trash", "tmp", "logs")
+LOCK_NAME = "lock"
 
 
 @dataclass
@@ -33,6 +36,30 @@ class Repository:
 
     def config(self) -> RepoConfig:
         return load_config(self.state_dir)
+
+    @contextmanager
+    def lock(self) -> Iterator[None]:
+        """Serialise the writers of this repository (scans, syncs) across processes.
+
+        A scan reads the stat cache before its write transaction; two scans at once would
+        both journal the same changes. An exclusive flock on `.localrepo/lock` (released
+        by the kernel if the process dies) makes the second wait for the first.
+        """
+        try:
+            import fcntl
+        except ImportError:  # pragma: no cover - not POSIX
+            yield
+            return
+        try:
+            fd = os.open(self.state_dir / LOCK_NAME, os.O_RDWR | os.O_CREAT, 0o644)
+        except OSError:  # a read-only state folder: SQLite still keeps the catalog whole
+            yield
+            return
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX)
+            yield
+        finally:
+            os.close(fd)
 
 
 def find_repository(start: Path) -> Repository:

@@ -205,10 +205,16 @@ def test_two_processes_writing_at_once_never_see_database_is_locked(tmp_path: Pa
     assert int(counter) == 3 * n  # no lost update: every write transaction was serialised
 
 
-def test_two_concurrent_repo_scans_on_one_repo_both_succeed(tmp_path: Path) -> None:
+def test_two_concurrent_repo_scans_on_one_repo_both_succeed_and_journal_once(
+    tmp_path: Path,
+) -> None:
+    from collections import Counter
+
+    from treebuilder import files, image_labels, journal
+
     root = new_repo(tmp_path / "r")
     hashes = {}
-    for i in range(40):
+    for i in range(60):
         hashes[f"l{i % 4}/img{i}.jpg"] = write_image(root, f"l{i % 4}/img{i}.jpg", i)
     cmd = [sys.executable, "-m", "localrepo.cli.main", "-C", str(root), "scan"]
     for _round in range(2):
@@ -221,14 +227,14 @@ def test_two_concurrent_repo_scans_on_one_repo_both_succeed(tmp_path: Path) -> N
             assert "database is locked" not in err
             assert "Traceback" not in err, err
             assert p.returncode == 0, err
-        # the catalog is whole after both
-        from treebuilder import files, image_labels
-
+        # the catalog is whole after both...
         catalogued = files(root)
         assert {p: h for p, (h, _r) in catalogued.items()} == hashes
         labels = image_labels(root)
         assert {h: set(v) for (_t, h), v in labels.items()} == {
             h: {p.split("/")[0]} for p, h in hashes.items()
         }
-        write_image(root, "l9/extra.jpg", 999)
+        # ...and each change is journalled once, not once per scan
+        added = Counter(p for kind, p, _old in journal(root) if kind == "added")
+        assert added == Counter(set(hashes))
         hashes["l9/extra.jpg"] = write_image(root, "l9/extra.jpg", 999)

@@ -144,12 +144,13 @@ def _run_scan(obj: Ctx, *, dry_run: bool = False) -> Any:
     from localrepo.scan.scanner import Scanner
 
     repo = obj.repo()
-    conn = repo.connect()
-    try:
-        with progress_bar("Scanning", quiet=obj.quiet) as progress:
-            return Scanner(repo.root, conn, progress=progress).scan(dry_run=dry_run)
-    finally:
-        conn.close()
+    with repo.lock():  # one scan at a time: a second one would journal the same changes
+        conn = repo.connect()
+        try:
+            with progress_bar("Scanning", quiet=obj.quiet) as progress:
+                return Scanner(repo.root, conn, progress=progress).scan(dry_run=dry_run)
+        finally:
+            conn.close()
 
 
 @cli.command()
