@@ -1,0 +1,272 @@
+"""Shared fixtures: a REAL localrepo-server running in a subprocess.
+
+    live_server        session-scoped server (one per xdist worker), started with --dev
+    server_factory     function-scoped: start your own server with extra `serve` flags
+    account            a fresh user (own Default workspace, own token) on live_server
+    api                an httpx.Client for `account`, based at .../recognition/v2/
+
+A `LiveServer` has `.url` ("http://127.0.0.1:PORT/"), `.api_url`, `.token` (the --dev
+user's), `.port`, `.data_dir`, `.database_url`, `.log_path`, and:
+
+    new_account(name=None) -> Account    another user + token (+ its Default workspace)
+    create_workspace(username, name) -> workspace id
+    client(token=None) -> httpx.Client   based at .api_url, with the token header
+    stop(kill=False) / start() / restart(kill=False)   same data dir and same port
+    run_cli(*args) -> CompletedProcess   `localrepo-server ARGS --data DIR ...`
+    log_text() -> str                    everything the server printed
+
+The server package is imported lazily, so tests that do not use these fixtures pay
+nothing for them.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+import uuid
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+
+START_TIMEOUT = 30.0
+
+
+@dataclass(frozen=True)
+class Account:
+    """A user of a live server with one API token."""
+
+    username: str
+    token: str
+    url: str  # the server's base URL
+
+    @property
+    def api_url(self) -> str:
+        return self.url + "recognition/v2/"
+
+    @property
+    def headers(self) -> dict[str, str]:
+        return {"Authorization": f"Token {self.token}"}
+
+    def client(self, **kwargs: Any) -> httpx.Client:
+        return httpx.Client(base_url=self.api_url, headers=self.headers, timeout=30.0, **kwargs)
+
+
+@dataclass
+class LiveServer:
+    data_dir: Path
+    extra_args: list[str] = field(default_factory=list)
+    database_url: str = ""
+    port: int = 0
+    url: str = ""
+    token: str = ""
+    username: str = "dev"
+    log_path: Path = field(init=False)
+    _proc: subprocess.Popen[bytes] | None = field(default=None, init=False, repr=False)
+    _clients: list[httpx.Client] = field(default_factory=list, init=False, repr=False)
+
+    def __post_init__(self) -> None:
+        self.data_dir.mkdir(parents=True, exist_ok=True)
+        self.log_path = self.data_dir.parent / f"{self.data_dir.name}-server.log"
+        if not self.database_url:
+            self.database_url = f"sqlite:///{(self.data_dir / 'server.db').resolve()}"
+
+    # -- process -------------------------------------------------------------------------
+
+    @property
+    def api_url(self) -> str:
+        return self.url + "recognition/v2/"
+
+    @property
+    def running(self) -> bool:
+        return self._proc is not None and self._proc.poll() is None
+
+    @property
+    def pid(self) -> int | None:
+        return self._proc.pid if self._proc is not None else None
+
+    def _env(self) -> dict[str, str]:
+        env = dict(os.environ)
+        env.pop("LOCALREPO_SERVER_DATA", None)
+        env["LOCALREPO_SERVER_DATABASE_URL"] = self.database_url
+        env["PYTHONUNBUFFERED"] = "1"
+        return env
+
+    def start(self, timeout: float = START_TIMEOUT) -> LiveServer:
+        if self.running:
+            raise RuntimeError("the server is already running")
+        ready = self.data_dir.parent / f"{self.data_dir.name}-ready-{uuid.uuid4().hex}.json"
+        cmd = [
+            sys.executable,
+            "-m",
+            "localrepo.server.cli",
+            "serve",
+            "--host",
+            "127.0.0.1",
+            "--port",
+            str(self.port),
+            "--data",
+            str(self.data_dir),
+            "--dev",
+            "--dev-user",
+            self.username,
+            "--ready-file",
+            str(ready),
+            *self.extra_args,
+        ]
+        log = open(self.log_path, "ab")  # noqa: SIM115 - the child owns it from here
+        try:
+            self._proc = subprocess.Popen(
+                cmd,
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                env=self._env(),
+                cwd=self.data_dir.parent,
+                start_new_session=True,
+            )
+        finally:
+            log.close()
+        deadline = time.monotonic() + timeout
+        while not ready.exists():
+            if self._proc.poll() is not None:
+                raise RuntimeError(
+                    f"localrepo-server exited with {self._proc.returncode}:\n{self.log_text()}"
+                )
+            if time.monotonic() > deadline:
+                self.stop(kill=True)
+                raise RuntimeError(f"localrepo-server did not start:\n{self.log_text()}")
+            time.sleep(0.02)
+        info = json.loads(ready.read_text())
+        ready.unlink()
+        self.port = int(info["port"])
+        self.url = info["url"]
+        if not self.token:
+            self.token = info["token"]
+        return self
+
+    def stop(self, kill: bool = False, timeout: float = 10.0) -> None:
+        for client in self._clients:
+            client.close()
+        self._clients.clear()
+        proc, self._proc = self._proc, None
+        if proc is None or proc.poll() is not None:
+            return
+        proc.send_signal(signal.SIGKILL if kill else signal.SIGTERM)
+        try:
+            proc.wait(timeout=timeout)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait(timeout=timeout)
+
+    def restart(self, kill: bool = False) -> LiveServer:
+        self.stop(kill=kill)
+        return self.start()
+
+    def log_text(self) -> str:
+        try:
+            return self.log_path.read_text(errors="replace")
+        except FileNotFoundError:
+            return ""
+
+    # -- accounts --------------------------------------------------------------------------
+
+    def _db(self) -> Any:
+        from localrepo.server.db import Database
+
+        db = Database(self.database_url)
+        db.create_all()
+        return db
+
+    def new_account(self, name: str | None = None) -> Account:
+        """Create a user (with its Default workspace) and a token, straight in the
+        server's database (the same code as `localrepo-server user/token create`)."""
+        from localrepo.server import accounts
+
+        username = name or f"user-{uuid.uuid4().hex[:12]}"
+        db = self._db()
+        try:
+            accounts.create_user(db, username)
+            token = accounts.create_token(db, username, name="test").token
+        finally:
+            db.dispose()
+        return Account(username=username, token=token, url=self.url)
+
+    def create_workspace(self, username: str, name: str) -> str:
+        from localrepo.server import accounts
+
+        db = self._db()
+        try:
+            return str(accounts.create_workspace(db, name, username).id)
+        finally:
+            db.dispose()
+
+    @property
+    def account(self) -> Account:
+        """The --dev user's account."""
+        return Account(username=self.username, token=self.token, url=self.url)
+
+    def client(self, token: str | None = None) -> httpx.Client:
+        client = httpx.Client(
+            base_url=self.api_url,
+            headers={"Authorization": f"Token {token or self.token}"},
+            timeout=30.0,
+        )
+        self._clients.append(client)
+        return client
+
+    def run_cli(self, *args: str, check: bool = True) -> subprocess.CompletedProcess[str]:
+        """Run `localrepo-server ARGS` against this server's data folder."""
+        return subprocess.run(
+            [sys.executable, "-m", "localrepo.server.cli", *args, "--data", str(self.data_dir)],
+            capture_output=True,
+            text=True,
+            env=self._env(),
+            cwd=self.data_dir.parent,
+            check=check,
+            timeout=60,
+        )
+
+
+@pytest.fixture(scope="session")
+def live_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LiveServer]:
+    server = LiveServer(tmp_path_factory.mktemp("live-server") / "data")
+    server.start()
+    yield server
+    server.stop()
+
+
+@pytest.fixture
+def server_factory(tmp_path: Path) -> Iterator[Callable[..., LiveServer]]:
+    """`server_factory("--rate-limit", "5/s")` starts a dedicated server."""
+    started: list[LiveServer] = []
+
+    def make(*extra_args: str, database_url: str = "") -> LiveServer:
+        server = LiveServer(
+            tmp_path / f"server-{len(started)}",
+            extra_args=list(extra_args),
+            database_url=database_url,
+        )
+        started.append(server)
+        return server.start()
+
+    yield make
+    for server in started:
+        server.stop()
+
+
+@pytest.fixture
+def account(live_server: LiveServer) -> Account:
+    return live_server.new_account()
+
+
+@pytest.fixture
+def api(account: Account) -> Iterator[httpx.Client]:
+    with account.client() as client:
+        yield client
