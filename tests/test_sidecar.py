@@ -267,7 +267,9 @@ clean_labels = (
     .filter(lambda s: s != "" and ";" not in s)
 )
 file_names = st.lists(
-    st.text(_label_chars, min_size=1, max_size=8).map(nfc).filter(lambda s: s not in (".", "..")),
+    st.text(_label_chars, min_size=1, max_size=8)
+    .map(nfc)
+    .filter(lambda s: s.strip() not in ("", ".", "..")),
     min_size=1,
     max_size=3,
 ).map("/".join)
