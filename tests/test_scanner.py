@@ -810,3 +810,21 @@ def test_a_bomb_is_refused_whatever_the_warning_filters_say() -> None:
             reason, _detail, dims = hashing.check_image(bomb())
         assert (reason, dims) == (TOO_LARGE, None)
     assert hashing.check_image(img(1))[0] is None
+
+
+def test_racy_rule_covers_sidecars_too(tmp_path: Path) -> None:
+    """A sidecar edited in the same timestamp tick as the scan that recorded it, with the
+    same size, keeps its (size, mtime, inode): the next scan must still see the new value."""
+    root = new_repo(tmp_path / "r", task_type="regression")
+    ha = write_image(root, "age/a.jpg", 1)
+    side = write(root, "age/metadata.jsonl", '{"file_name": "a.jpg", "value": 3.5}\n', old=False)
+    scan(root)
+    assert image_labels(root) == {("t", ha): {"age": 3.5}}
+    st = side.stat()
+    with open(side, "r+b") as fh:  # same size, in place, same mtime: a same-tick edit
+        fh.write(b'{"file_name": "a.jpg", "value": 4.5}\n')
+    os.utime(side, ns=(st.st_atime_ns, st.st_mtime_ns))
+    assert (side.stat().st_size, side.stat().st_mtime_ns) == (st.st_size, st.st_mtime_ns)
+    rep = scan(root)
+    assert [(c.kind, c.hash) for c in rep.changes] == [("value_changed", ha)]
+    assert image_labels(root) == {("t", ha): {"age": 4.5}}
