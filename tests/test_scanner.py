@@ -828,3 +828,34 @@ def test_racy_rule_covers_sidecars_too(tmp_path: Path) -> None:
     rep = scan(root)
     assert [(c.kind, c.hash) for c in rep.changes] == [("value_changed", ha)]
     assert image_labels(root) == {("t", ha): {"age": 4.5}}
+
+
+def test_an_unreadable_folder_is_reported_and_its_files_are_not_deleted(tmp_path: Path) -> None:
+    """A folder the scan cannot list (permissions, a flaky mount) hides its files; that is
+    no reason to journal them as deleted (a sync would delete them remotely)."""
+    root = new_repo(tmp_path / "r")
+    ha = write_image(root, "dog/a.jpg", 1)
+    hb = write_image(root, "dog/sub/b.jpg", 2)
+    hc = write_image(root, "cat/c.jpg", 3)
+    scan(root)
+    n = journal_count(root)
+    (root / "dog").chmod(0)
+    preexec = _drop_read_override if os.geteuid() == 0 else None
+    try:
+        proc = run_repo_as_child(
+            [sys.executable, "-m", "localrepo.cli.main", "-C", str(root), "scan", "--json"],
+            preexec,
+        )
+    finally:
+        (root / "dog").chmod(0o755)
+    assert proc.returncode == 0, proc.stderr
+    rep = json.loads(proc.stdout)
+    assert {i["path"]: i["reason"] for i in rep["invalid"]} == {"dog": "unreadable folder"}
+    assert rep["changes"] == []
+    assert journal_count(root) == n
+    valid = {"dog/a.jpg": ha, "dog/sub/b.jpg": hb, "cat/c.jpg": hc}
+    assert {p: h for p, (h, r) in files(root).items() if r is None} == valid
+    assert image_labels(root)[("t", ha)] == {"dog": None}
+    # readable again: nothing happened
+    assert scan(root).changes == [] and journal_count(root) == n
+    assert {p: h for p, (h, _r) in files(root).items()} == valid
