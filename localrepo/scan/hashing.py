@@ -134,6 +134,16 @@ def check_image(data: bytes) -> tuple[str | None, str | None, tuple[int, int, st
     try:
         with image_mod.open(io.BytesIO(data)) as im:
             dims = (im.width, im.height, im.format or "")
+            # Checked here too: the process-wide warning filter is undone by anything that
+            # restores filters (warnings.catch_warnings(), pytest), and then a bomb between
+            # the limit and twice the limit would only warn, and be decoded.
+            limit = image_mod.MAX_IMAGE_PIXELS
+            if limit and im.width * im.height > limit:
+                return (
+                    TOO_LARGE,
+                    f"{im.width}x{im.height} pixels exceeds the limit of {limit} pixels",
+                    None,
+                )
             im.load()
     except (image_mod.DecompressionBombError, image_mod.DecompressionBombWarning) as exc:
         return TOO_LARGE, str(exc), None

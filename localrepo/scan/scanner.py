@@ -109,6 +109,7 @@ class Scanner:
         bindings = store.load_bindings(conn)
         cached = store.load_files(conn)
         walked = walk(str(self.root))
+        _keep_unseen(walked, cached)
         report.files = len(walked.images)
 
         # The stat-only pass: a file whose stat matches its (non-racy) cache row is unchanged.
@@ -167,6 +168,10 @@ class Scanner:
             for r in conn.execute("SELECT path, size, mtime_ns, inode FROM aux_file")
         }
         aux_changed = {p: (s[SIZE], s[MTIME], s[INODE]) for p, s in aux_now.items()} != aux_before
+        # The racy rule for sidecars and ignore files: one edited in the tick their rows
+        # were written in keeps its stat, so re-derive the layout while a row is racy.
+        aux_ns = int(store.get_meta(conn, "aux_ns") or 0)
+        aux_changed = aux_changed or any(m >= aux_ns - RACY_NS for _s, m, _i in aux_before.values())
         fp = bindings_fingerprint(bindings)
         folder_labels = _folder_labels(walked, bindings)
         folders_fp = hashlib.sha1(
@@ -208,6 +213,7 @@ class Scanner:
             )
             store.set_meta(conn, "bindings_fp", fp)
             store.set_meta(conn, "folders_fp", folders_fp)
+            store.set_meta(conn, "aux_ns", str(writes.now))
         store.add_journal_many(
             conn,
             [(c.kind, c.task_id, c.path, c.old_path, c.hash, c.detail or None) for c in changes],
@@ -629,6 +635,21 @@ def _folder_labels(walked: WalkResult, bindings: list[TaskBinding]) -> dict[int,
         if label:
             out[b.task_id].add(label)
     return out
+
+
+def _keep_unseen(walked: WalkResult, cached: dict[str, store.CachedFile]) -> None:
+    """Files under a folder the walk could not list are unseen, not gone: keep their
+    cached stat, so that a permission change or a flaky mount journals no deletes."""
+    blind = tuple(
+        "" if folder == "." else folder + "/"
+        for folder, (reason, _detail) in walked.skipped.items()
+        if reason == "unreadable folder"
+    )
+    if not blind:
+        return
+    for path, c in cached.items():
+        if path.startswith(blind) and path not in walked.images and path not in walked.skipped:
+            walked.images[path] = c[C_STAT]
 
 
 def _process_pool(workers: int) -> Executor:
