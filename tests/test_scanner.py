@@ -859,3 +859,22 @@ def test_an_unreadable_folder_is_reported_and_its_files_are_not_deleted(tmp_path
     # readable again: nothing happened
     assert scan(root).changes == [] and journal_count(root) == n
     assert {p: h for p, (h, _r) in files(root).items()} == valid
+
+
+def test_multi_label_sidecar_labels_override_the_folders(tmp_path: Path) -> None:
+    root = new_repo(tmp_path / "r", task_type="multi_label")
+    hx = write_image(root, "red/x.jpg", 1)
+    hy = write_image(root, "red/y.jpg", 2)
+    write(root, "red/metadata.csv", "file_name,labels\nx.jpg,round;big\n")
+    rep = scan(root)
+    assert image_labels(root) == {
+        ("t", hx): {"round": None, "big": None},  # the sidecar wins over the folder
+        ("t", hy): {"red": None},
+    }
+    assert ("round", "tag") in task_labels(root)["t"]
+    n = journal_count(root)
+    write(root, "red/metadata.csv", "file_name,labels\nx.jpg,round\n")  # drop a tag
+    rep = scan(root)
+    assert [(c.kind, c.hash) for c in rep.changes] == [("labels_changed", hx)]
+    assert rep.changes[0].detail == {"from": ["big", "round"], "to": ["round"]}
+    assert journal_count(root) == n + 1
