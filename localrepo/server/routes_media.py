@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import re
 
-from fastapi import APIRouter, Request
+from fastapi import APIRouter, Path, Request
 from sqlalchemy import text
 from starlette.responses import FileResponse, Response
 
@@ -23,10 +23,19 @@ _SHA = re.compile(r"^[0-9a-f]{64}$")
 _CACHE = "private, max-age=31536000, immutable"
 
 
-@router.api_route("/media/{sha256}/{filename}", methods=["GET", "HEAD"], response_class=Response)
-def media(request: Request, sha256: str, filename: str) -> Response:
+@router.api_route(
+    "/media/{sha256}/{filename}",
+    methods=["GET", "HEAD"],
+    response_class=Response,
+    responses={200: {"content": {"image/*": {}}, "description": "The image bytes"}},
+)
+def media(
+    request: Request,
+    sha256: str = Path(pattern=_SHA.pattern, description="sha256 of the stored bytes"),
+    filename: str = Path(pattern=_NAME.pattern, description="<key><ext> or <key>_thumb.jpg"),
+) -> Response:
     match = _NAME.match(filename)
-    if not match or not _SHA.match(sha256):
+    if not match:
         raise not_found()
     key, suffix = match.groups()
     ctx = get_ctx(request)
