@@ -94,6 +94,8 @@ class Scanner:
     def scan(self, *, dry_run: bool = False) -> ScanReport:
         started = time.perf_counter()
         report = ScanReport()
+        # The caller holds Repository.lock(): two scans reading the same stat cache at once
+        # would both journal the same changes.
         writes = _Writes(self.conn, self.clock(), dry_run)
         try:
             self._scan(report, writes)
@@ -511,7 +513,7 @@ class _Writes:
         if new_images:
             conn.executemany(
                 "INSERT INTO image(hash, size, width, height, format, created_here)"
-                " VALUES (?,?,?,?,?,0)",
+                " VALUES (?,?,?,?,?,0) ON CONFLICT(hash) DO NOTHING",
                 list(new_images.values()),
             )
             marks = ",".join("?" * len(new_images))
