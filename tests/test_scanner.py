@@ -878,3 +878,13 @@ def test_multi_label_sidecar_labels_override_the_folders(tmp_path: Path) -> None
     assert [(c.kind, c.hash) for c in rep.changes] == [("labels_changed", hx)]
     assert rep.changes[0].detail == {"from": ["big", "round"], "to": ["round"]}
     assert journal_count(root) == n + 1
+
+
+def test_a_sidecar_row_finds_a_file_whose_name_is_stored_nfd(tmp_path: Path) -> None:
+    """Sidecars are compared in NFC; a file written with an NFD name still gets its value."""
+    root = new_repo(tmp_path / "r", task_type="regression")
+    nfd_name = unicodedata.normalize("NFD", "é.jpg")
+    write_image(root, f"age/{nfd_name}", 1)
+    write(root, "age/metadata.jsonl", json.dumps({"file_name": "é.jpg", "value": 4.5}) + "\n")
+    scan(root)
+    assert labels_by_path(root) == {f"age/{nfd_name}": {"age": 4.5}}

@@ -31,6 +31,7 @@ from localrepo.layout import (
     place,
     relative_to_root,
     resolve_sidecars,
+    sidecar_for,
     task_for,
 )
 from localrepo.scan import changes as ch
@@ -351,7 +352,7 @@ class Scanner:
             b = tasks.of(path)
             if b is None:
                 continue
-            row = sidecars.get(path)
+            row = sidecar_for(sidecars, path)
             folder = path.rpartition("/")[0]
             pl = by_folder.get(folder) if row is None else None
             if pl is None:
