@@ -14,6 +14,12 @@ from .errors import detail, not_found
 from .storage import BlobStore
 
 DEFAULT_WORKSPACE = "Default"
+_TOKEN_SQL = text(
+    "SELECT t.id, t.user_id, w.id FROM api_tokens t "
+    "JOIN workspaces w ON w.owner_id = t.user_id AND w.is_default = :true "
+    "WHERE t.token_hash = :h"
+)
+_WORKSPACE_SQL = text("SELECT id FROM workspaces WHERE id = :id AND owner_id = :owner")
 
 
 @dataclass(frozen=True)

@@ -9,12 +9,15 @@ URL, e.g. PostgreSQL) use their normal transactions.
 
 from __future__ import annotations
 
+import contextlib
+import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any
 
 from sqlalchemy import event
-from sqlalchemy.engine import Engine
+from sqlalchemy.engine import Connection, Engine, Row
+from sqlalchemy.sql.expression import Executable
 from sqlmodel import Session, SQLModel, create_engine, select
 
 from . import models
@@ -35,9 +38,18 @@ class Database:
         else:
             kwargs["pool_pre_ping"] = True
         self.engine: Engine = create_engine(url, **kwargs)
+        # One-statement reads (auth, look-ups) need no transaction: an autocommit engine
+        # skips BEGIN/ROLLBACK and the ORM session, which is most of their cost.
+        self.autocommit_engine: Engine = create_engine(url, isolation_level="AUTOCOMMIT", **kwargs)
         if self.is_sqlite:
             self._setup_sqlite(sqlite_synchronous.upper(), busy_timeout_ms)
         self._writer = self.engine.execution_options(begin_mode="IMMEDIATE")
+        # SQLite has one writer at a time. Writers of this process queue on this lock
+        # (woken at once) instead of polling SQLite's busy handler (which sleeps 1-100 ms
+        # between tries); other processes still meet the busy timeout.
+        self._write_lock: threading.Lock | contextlib.nullcontext[None] = (
+            threading.Lock() if self.is_sqlite else contextlib.nullcontext()
+        )
 
     @classmethod
     def from_settings(cls, settings: Settings) -> Database:
@@ -52,6 +64,7 @@ class Database:
             raise ValueError(f"invalid SQLite synchronous mode {synchronous!r}")
 
         @event.listens_for(self.engine, "connect")
+        @event.listens_for(self.autocommit_engine, "connect")
         def _on_connect(dbapi_conn: Any, _record: Any) -> None:
             # Take transaction control away from the sqlite3 module; see _on_begin.
             dbapi_conn.isolation_level = None
@@ -89,7 +102,7 @@ class Database:
     @contextmanager
     def write(self) -> Iterator[Session]:
         """A write transaction: committed on success, rolled back on any exception."""
-        with Session(self._writer, expire_on_commit=False) as session:
+        with self._write_lock, Session(self._writer, expire_on_commit=False) as session:
             try:
                 yield session
                 session.commit()
@@ -97,8 +110,20 @@ class Database:
                 session.rollback()
                 raise
 
+    @contextmanager
+    def write_conn(self) -> Iterator[Connection]:
+        """A write transaction on a Core connection (no ORM session): for hot paths."""
+        with self._write_lock, self._writer.begin() as conn:
+            yield conn
+
+    def first(self, stmt: Executable, params: dict[str, Any] | None = None) -> Row[Any] | None:
+        """The first row of a one-statement read (autocommit)."""
+        with self.autocommit_engine.connect() as conn:
+            return conn.execute(stmt, params or {}).first()
+
     def dispose(self) -> None:
         self.engine.dispose()
+        self.autocommit_engine.dispose()
 
     def user_by_name(self, username: str) -> models.User | None:
         with self.read() as session:

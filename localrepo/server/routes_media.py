@@ -20,6 +20,7 @@ router = APIRouter(tags=["media"])
 
 _NAME = re.compile(r"^([0-9a-f]{32})(_thumb\.jpg|\.[a-z]{2,5})$")
 _SHA = re.compile(r"^[0-9a-f]{64}$")
+_MEDIA_SQL = text("SELECT blob_sha256, extension, content_type FROM images WHERE media_key = :k")
 _CACHE = "private, max-age=31536000, immutable"
 
 

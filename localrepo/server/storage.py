@@ -2,8 +2,8 @@
 
 Layout under the data folder::
 
-    blobs/<aa>/<bb>/<sha256>        the stored bytes (written temp + fsync + os.replace)
-    thumbs/<aa>/<bb>/<sha256>.jpg   thumbnails: derived, made on first request, rebuildable
+    blobs/<aa>/<sha256>             the stored bytes (written temp + fsync + os.replace)
+    thumbs/<aa>/<sha256>.jpg        thumbnails: derived, made on first request, rebuildable
     tmp/                            temp files (same filesystem, so os.replace is atomic)
 
 One blob can back several images (same bytes in two workspaces). Blob creation and
@@ -28,6 +28,7 @@ class BlobStore:
         self.thumbs_dir = thumbs_dir
         self.tmp_dir = tmp_dir
         self._locks = [threading.Lock() for _ in range(stripes)]
+        self._made_dirs: set[Path] = set()
         for d in (blobs_dir, thumbs_dir, tmp_dir):
             d.mkdir(parents=True, exist_ok=True)
         self._clean_tmp()
@@ -45,16 +46,18 @@ class BlobStore:
             yield
 
     def blob_path(self, sha256: str) -> Path:
-        return self.blobs_dir / sha256[:2] / sha256[2:4] / sha256
+        return self.blobs_dir / sha256[:2] / sha256
 
     def thumb_path(self, sha256: str) -> Path:
-        return self.thumbs_dir / sha256[:2] / sha256[2:4] / f"{sha256}.jpg"
+        return self.thumbs_dir / sha256[:2] / f"{sha256}.jpg"
 
     def exists(self, sha256: str) -> bool:
         return self.blob_path(sha256).is_file()
 
     def _atomic_write(self, dest: Path, data: bytes, *, durable: bool) -> None:
-        dest.parent.mkdir(parents=True, exist_ok=True)
+        if dest.parent not in self._made_dirs:
+            dest.parent.mkdir(parents=True, exist_ok=True)
+            self._made_dirs.add(dest.parent)
         tmp = self.tmp_dir / f"{dest.name}.{uuid.uuid4().hex}.part"
         fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644)
         try:

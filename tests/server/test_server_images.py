@@ -228,14 +228,14 @@ def test_failed_uploads_leave_no_rows_and_no_files(live_server, account) -> None
         assert r.status_code == 404
         assert api.get("training-image/").json()["count"] == 0
     sha = hashlib.sha256(image_bytes(12)).hexdigest()
-    assert not (blobs / sha[:2] / sha[2:4] / sha).exists()
+    assert not (blobs / sha[:2] / sha).exists()
     assert [p for p in _files_under(tmp)] == []
 
 
 def test_blob_is_removed_with_its_last_image_only(live_server, account) -> None:
     data = image_bytes(13)
     sha = hashlib.sha256(data).hexdigest()
-    blob = live_server.data_dir / "blobs" / sha[:2] / sha[2:4] / sha
+    blob = live_server.data_dir / "blobs" / sha[:2] / sha
     ws = live_server.create_workspace(account.username, "w2")
     with account.client() as api:
         a = upload(api, data)
