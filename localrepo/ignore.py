@@ -22,8 +22,10 @@ import unicodedata
 from collections.abc import Mapping
 from dataclasses import dataclass
 from functools import lru_cache
+from typing import TYPE_CHECKING
 
-import pathspec
+if TYPE_CHECKING:  # pathspec is imported only once an ignore file exists: it is slow to load
+    import pathspec
 
 IGNORE_FILE_NAME = ".localrepoignore"
 STATE_DIR_NAME = ".localrepo"
@@ -119,6 +121,8 @@ class _IgnoreFile:
     @classmethod
     @lru_cache(maxsize=4096)  # the walker rebuilds the rules as it discovers files
     def parse(cls, folder: str, raw_folder: str, text: str) -> _IgnoreFile:
+        import pathspec
+
         source = f"{raw_folder}/{IGNORE_FILE_NAME}" if raw_folder else IGNORE_FILE_NAME
         if text.startswith("\ufeff"):
             text = text[1:]
@@ -146,6 +150,8 @@ class _IgnoreFile:
 
     def merged(self, other: _IgnoreFile) -> _IgnoreFile:
         """Both files' patterns, ``other``'s after (so winning over) this one's."""
+        import pathspec
+
         return _IgnoreFile(
             self.folder,
             self.files + other.files,
@@ -164,6 +170,15 @@ def _build(texts: Mapping[str, str], files: dict[str, _IgnoreFile]) -> dict[str,
         parsed = _IgnoreFile.parse(key, _clean_folder(raw_folder), texts[raw_folder])
         files[key] = files[key].merged(parsed) if key in files else parsed
     return files
+
+
+def default_ignores_image_file(name: str) -> bool:
+    """`default_ignored(name, False)` for a name known to end in an image extension.
+
+    Such a name cannot end in a default suffix (`~`, `.tmp`, ...) nor be `Thumbs.db` or
+    `desktop.ini`: only the dot-file and `~$` rules can apply. The walker's hot path.
+    """
+    return name[0] == "." or name[:2] == "~$"
 
 
 class IgnoreRules:
@@ -206,6 +221,11 @@ class IgnoreRules:
             chain = tuple(found)
             self._chains[parent] = chain
         return chain
+
+    @property
+    def has_files(self) -> bool:
+        """Whether any .localrepoignore is in force (else only the defaults apply)."""
+        return bool(self._files)
 
     def is_ignored(self, path: str, is_dir: bool) -> bool:
         """Whether the walker should skip this entry (its parents are taken as not ignored).

@@ -17,7 +17,9 @@ from localrepo.ignore import (
     IgnoreMatch,
     IgnoreRules,
     default_ignored,
+    default_ignores_image_file,
 )
+from localrepo.layout import IMAGE_EXTENSIONS
 
 DEFAULTS = IgnoreRules()
 
@@ -362,3 +364,12 @@ def test_match_agrees_with_pruning_walker(
     assert (found is not None) is walker_skips
     if found is not None and found.source != DEFAULT_SOURCE:
         assert found.line is not None and found.pattern in texts[found.source.rpartition("/")[0]]
+
+
+@given(
+    st.text(min_size=1, max_size=12).filter(lambda s: "/" not in s and "\x00" not in s),
+    st.sampled_from(sorted(IMAGE_EXTENSIONS)),
+)
+def test_the_walkers_image_shortcut_agrees_with_the_defaults(stem: str, ext: str) -> None:
+    name = f"{stem}.{ext}"
+    assert default_ignores_image_file(name) == default_ignored(name, False)

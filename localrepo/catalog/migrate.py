@@ -6,10 +6,26 @@ from importlib import resources
 from pathlib import Path
 
 
+def migrations_dir() -> Path:
+    """The Alembic scripts: `localrepo.migrations` in a wheel, `migrations/` in a checkout.
+
+    A wheel maps the top-level migrations/ folder into the package. A development
+    install that only puts the checkout on sys.path (fast to start: no import hook) has
+    no such mapping, so the folder beside the package is used.
+    """
+    try:
+        return Path(str(resources.files("localrepo.migrations")))
+    except ModuleNotFoundError:
+        here = Path(__file__).resolve().parents[2] / "migrations"
+        if (here / "env.py").is_file():
+            return here
+        raise
+
+
 def alembic_config(path: Path):  # -> alembic.config.Config
     from alembic.config import Config
 
-    script_location = str(resources.files("localrepo.migrations"))
+    script_location = str(migrations_dir())
     cfg = Config()
     cfg.set_main_option("script_location", script_location)
     cfg.set_main_option("sqlalchemy.url", f"sqlite:///{path}")

@@ -77,25 +77,14 @@ def collect_status(conn: sqlite3.Connection, rep: ScanReport) -> dict[str, Any]:
         "SELECT id, name, type, root, remote_id FROM task ORDER BY root"
     ).fetchall()
     per_label: dict[int, dict[str, int]] = defaultdict(dict)
-    for task_id, name, n in conn.execute(
-        "SELECT il.task_id, l.name, COUNT(DISTINCT il.image_id) FROM image_label il"
-        " JOIN label l ON l.id = il.label_id WHERE il.state = ? GROUP BY il.task_id, l.name",
-        (LOCAL,),
-    ):
-        per_label[task_id][name] = n
+    for task_id, label_counts in json.loads(get_meta(conn, "label_counts") or "{}").items():
+        per_label[int(task_id)].update(label_counts)
     for task_id, name in conn.execute(
         "SELECT tl.task_id, l.name FROM task_label tl JOIN label l ON l.id = tl.label_id"
         " WHERE tl.state = ?",
         (LOCAL,),
     ):
-        per_label[task_id].setdefault(name, 0)
-    labelled = dict(
-        conn.execute(
-            "SELECT task_id, COUNT(DISTINCT image_id) FROM image_label WHERE state = ?"
-            " GROUP BY task_id",
-            (LOCAL,),
-        ).fetchall()
-    )
+        per_label[task_id].setdefault(name, 0)  # an empty label folder is still a label
     pending_by_task: dict[int | None, dict[str, int]] = defaultdict(dict)
     pending_total = 0
     for task_id, kind, n in conn.execute(
@@ -110,6 +99,7 @@ def collect_status(conn: sqlite3.Connection, rep: ScanReport) -> dict[str, Any]:
     conflicts = conn.execute(
         "SELECT id, task_id, path, field FROM conflict WHERE resolved_ns IS NULL ORDER BY id"
     ).fetchall()
+    labelled = json.loads(get_meta(conn, "labelled_images") or "{}")
     images_per_task = {
         int(k): v for k, v in json.loads(get_meta(conn, "task_images") or "{}").items()
     }
@@ -123,7 +113,7 @@ def collect_status(conn: sqlite3.Connection, rep: ScanReport) -> dict[str, Any]:
                 "root": root,
                 "remote_id": remote_id,
                 "images": images_per_task.get(task_id, 0),
-                "unlabelled": images_per_task.get(task_id, 0) - labelled.get(task_id, 0),
+                "unlabelled": images_per_task.get(task_id, 0) - labelled.get(str(task_id), 0),
                 "labels": dict(sorted(per_label.get(task_id, {}).items())),
                 "pending": dict(sorted(pending_by_task.get(task_id, {}).items())),
             }

@@ -16,8 +16,6 @@ import stat as stat_mod
 import warnings
 from dataclasses import dataclass
 
-import xxhash
-
 MAX_FILE_BYTES = 64 * 1024 * 1024
 
 # Reasons a file is not a valid image, as shown by `repo status`.
@@ -48,6 +46,8 @@ class Examined:
 
 
 def hash_bytes(data: bytes) -> str:
+    import xxhash  # here, not at the top: a no-change status never hashes
+
     return xxhash.xxh3_128_hexdigest(data)
 
 

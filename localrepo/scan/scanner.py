@@ -15,9 +15,9 @@ import sqlite3
 import time
 from collections import defaultdict
 from collections.abc import Callable, Sequence
-from concurrent.futures import Executor, as_completed
 from dataclasses import dataclass, field, replace
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from localrepo.catalog import store
 from localrepo.catalog.states import LOCAL
@@ -35,8 +35,11 @@ from localrepo.layout import (
     task_for,
 )
 from localrepo.scan import changes as ch
-from localrepo.scan.hashing import CHANGED, Examined, examine_batch
+from localrepo.scan.hashing import CHANGED, Examined  # hashing imports xxhash lazily
 from localrepo.scan.walk import DEV, INODE, MTIME, SIZE, WalkResult, walk
+
+if TYPE_CHECKING:
+    from concurrent.futures import Executor
 
 # An mtime this close to the moment its cache row was written may hide a later edit of
 # the same size within the same timestamp tick: re-hash it next time (git's racy rule).
@@ -295,6 +298,8 @@ class Scanner:
     def _run(
         self, paths: list[str], decode: list[bool], on_batch: Callable[[list[Examined]], None]
     ) -> dict[str, Examined]:
+        from localrepo.scan.hashing import examine_batch
+
         root = str(self.root)
         total = len(paths)
         out: dict[str, Examined] = {}
@@ -309,6 +314,8 @@ class Scanner:
                     self.progress(len(out), total)
             return out
         batches = [(paths[i : i + BATCH], decode[i : i + BATCH]) for i in range(0, total, BATCH)]
+        from concurrent.futures import as_completed
+
         with self.executor_factory(self.workers) as pool:
             futures = [pool.submit(examine_batch, root, b, d) for b, d in batches]
             for fut in as_completed(futures):
@@ -414,6 +421,16 @@ class Scanner:
             key: {known[lk]: v for lk, v in labels.items()} for key, labels in wanted.items()
         }
         old_rows = store.local_image_labels(conn)
+        # `repo status` shows these counts; computing them here keeps status stat-only.
+        counts: dict[int, dict[str, int]] = defaultdict(lambda: defaultdict(int))
+        for (task_id, _image_id), labels in wanted.items():
+            for name, _ltype in labels:
+                counts[task_id][name] += 1
+        store.set_meta(conn, "label_counts", json.dumps(counts, sort_keys=True))
+        labelled: dict[int, int] = defaultdict(int)
+        for task_id, _image_id in wanted:
+            labelled[task_id] += 1
+        store.set_meta(conn, "labelled_images", json.dumps(labelled))
 
         # Journal label-level changes that no file change explains (sidecar edits).
         touched = {c.hash for c in file_changes if c.hash}
@@ -657,10 +674,17 @@ def _keep_unseen(walked: WalkResult, cached: dict[str, store.CachedFile]) -> Non
 
 def _process_pool(workers: int) -> Executor:
     import multiprocessing as mp
+    import threading
     from concurrent.futures import ProcessPoolExecutor
 
-    # forkserver: safe when the caller has threads (the daemon does); the hashing module
-    # is preloaded once, not imported per worker.
-    ctx = mp.get_context("forkserver")
-    ctx.set_forkserver_preload(["localrepo.scan.hashing"])
+    if threading.active_count() == 1:
+        # A single-threaded caller (the CLI) forks: fast, and the workers never re-import
+        # the caller's main module. Forked workers end with os._exit, so they never close
+        # the parent's SQLite connection.
+        ctx = mp.get_context("fork")
+    else:
+        # With threads about (the daemon), fork could copy a lock held mid-operation;
+        # forkserver starts workers from a clean, single-threaded server instead.
+        ctx = mp.get_context("forkserver")
+        ctx.set_forkserver_preload(["localrepo.scan.hashing"])
     return ProcessPoolExecutor(workers, mp_context=ctx)

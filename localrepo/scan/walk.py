@@ -11,7 +11,7 @@ import os
 from dataclasses import dataclass, field
 from stat import S_ISDIR, S_ISLNK, S_ISREG
 
-from localrepo.ignore import IgnoreRules
+from localrepo.ignore import IgnoreRules, default_ignores_image_file
 from localrepo.layout import IMAGE_EXTENSIONS, SIDECAR_NAMES, is_image_name
 
 IGNORE_FILE = ".localrepoignore"
@@ -87,6 +87,7 @@ def walk(root: str, rules: IgnoreRules | None = None, start: str = "") -> WalkRe
                 rules = IgnoreRules.from_texts(texts)
         images = result.images
         is_ignored = rules.is_ignored
+        user_rules = rules.has_files
         prefix = f"{folder}/" if folder else ""
         for entry in entries:
             name = entry.name
@@ -109,7 +110,9 @@ def walk(root: str, rules: IgnoreRules | None = None, start: str = "") -> WalkRe
                     elif name in _SPECIAL_NAMES and not is_ignored(rel, False):
                         result.sidecars[rel] = _stat(st)
                     continue
-                if is_ignored(rel, False) or not _valid_name(name):
+                if (
+                    is_ignored(rel, False) if user_rules else default_ignores_image_file(name)
+                ) or not _valid_name(name):
                     _skip_bad_name(result, rel, name)
                     continue
                 images[rel] = (st.st_dev, st.st_ino, st.st_size, st.st_mtime_ns, st.st_ctime_ns)
