@@ -10,18 +10,24 @@ URL, e.g. PostgreSQL) use their normal transactions.
 from __future__ import annotations
 
 import contextlib
+import sqlite3
 import threading
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from typing import Any
 
 from sqlalchemy import event
-from sqlalchemy.engine import Connection, Engine, Row
+from sqlalchemy.engine import Connection, Engine
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.sql.elements import TextClause
 from sqlalchemy.sql.expression import Executable
 from sqlmodel import Session, SQLModel, create_engine, select
 
 from . import models
 from .config import Settings
+
+# A unique constraint broke (through SQLAlchemy, or from sqlite3 on the raw fast paths).
+INTEGRITY_ERRORS: tuple[type[Exception], ...] = (IntegrityError, sqlite3.IntegrityError)
 
 
 class Database:
@@ -116,10 +122,45 @@ class Database:
         with self._write_lock, self._writer.begin() as conn:
             yield conn
 
-    def first(self, stmt: Executable, params: dict[str, Any] | None = None) -> Row[Any] | None:
+    def first(self, stmt: Executable, params: dict[str, Any] | None = None) -> Sequence[Any] | None:
         """The first row of a one-statement read (autocommit)."""
+        if self.is_sqlite and isinstance(stmt, TextClause):
+            # sqlite3 takes the same ":name" parameters: skip SQLAlchemy's execution layer.
+            raw = self.autocommit_engine.raw_connection()
+            try:
+                cur = raw.cursor()
+                try:
+                    cur.execute(stmt.text, params or {})
+                    return cur.fetchone()  # type: ignore[no-any-return]
+                finally:
+                    cur.close()
+            finally:
+                raw.close()
         with self.autocommit_engine.connect() as conn:
             return conn.execute(stmt, params or {}).first()
+
+    def write_one(self, stmt: TextClause, params: dict[str, Any]) -> None:
+        """One statement in its own write transaction (the hot insert of uploads)."""
+        if not self.is_sqlite:
+            with self.write_conn() as conn:
+                conn.execute(stmt, params)
+            return
+        with self._write_lock:
+            raw = self.engine.raw_connection()
+            try:
+                cur = raw.cursor()
+                try:
+                    cur.execute("BEGIN IMMEDIATE")
+                    try:
+                        cur.execute(stmt.text, params)
+                        cur.execute("COMMIT")
+                    except BaseException:
+                        cur.execute("ROLLBACK")
+                        raise
+                finally:
+                    cur.close()
+            finally:
+                raw.close()
 
     def dispose(self) -> None:
         self.engine.dispose()

@@ -10,8 +10,7 @@ import uuid
 from typing import Any
 
 from fastapi import APIRouter, Depends, Query, Request
-from sqlalchemy import bindparam, insert, text
-from sqlalchemy.exc import IntegrityError
+from sqlalchemy import bindparam, text
 from sqlmodel import Session
 from starlette.concurrency import run_in_threadpool
 from starlette.datastructures import UploadFile
@@ -30,6 +29,7 @@ from .bodies import (
 )
 from .common import body_workspace, media_base, no_content, ok, path_id
 from .context import Principal, ServerContext, get_ctx
+from .db import INTEGRITY_ERRORS
 from .errors import APIError, bad_request, field_error, not_found
 from .imaging import ImageRejected, decode_base64, prepare
 from .models import Image, ImageLabel, Label, now_iso
@@ -51,6 +51,7 @@ router = APIRouter(prefix="/recognition/v2", tags=["training images"])
 
 _VALUE_FILTER = re.compile(r"^label_value_(.+)__(gte|lte)$")
 _CHUNK = 500
+INLINE_UPLOAD_BYTES = 128 * 1024
 
 
 def duplicate_error(image_id: str) -> APIError:
@@ -171,7 +172,11 @@ def _image_out(row: dict[str, Any], base: str) -> dict[str, Any]:
 
 _EXISTING_SQL = text("SELECT id FROM images WHERE workspace_id = :ws AND upload_sha256 = :h")
 _BLOB_USED_SQL = text("SELECT 1 FROM images WHERE blob_sha256 = :h LIMIT 1")
-_INSERT_IMAGE = insert(Image)
+_IMAGE_COLUMNS = [c.name for c in Image.__table__.columns]  # type: ignore[attr-defined]
+_INSERT_IMAGE = text(
+    f"INSERT INTO images ({', '.join(_IMAGE_COLUMNS)}) "
+    f"VALUES ({', '.join(':' + c for c in _IMAGE_COLUMNS)})"
+)
 
 
 def _existing_image(ctx: ServerContext, ws: str, upload_sha: str) -> str | None:
@@ -225,14 +230,13 @@ def _store_upload(
     with blobs.locked(stored.sha256):
         created = blobs.put(stored.sha256, stored.data)
         try:
-            # Core insert: the ORM unit of work costs more than the row itself.
-            with ctx.db.write_conn() as conn:
-                conn.execute(_INSERT_IMAGE, [row])
+            # A plain insert: the ORM unit of work costs more than the row itself.
+            ctx.db.write_one(_INSERT_IMAGE, row)
         except BaseException as exc:
             # Leave nothing behind: the blob goes unless another image uses it.
             if created and not _blob_referenced(ctx, stored.sha256):
                 blobs.remove(stored.sha256)
-            if isinstance(exc, IntegrityError):
+            if isinstance(exc, INTEGRITY_ERRORS):
                 existing = _existing_image(ctx, ws, upload_sha)
                 if existing is not None:
                     raise duplicate_error(existing) from None
@@ -268,8 +272,7 @@ async def upload_image(request: Request, principal: Principal = Depends(authenti
         payload, field = b64, "base64"
     data["meta_data"] = json_object_field("meta_data", data.get("meta_data"))
     fields = parse(UploadFields, data)
-    result = await run_in_threadpool(
-        _store_upload,
+    args = (
         ctx,
         principal,
         body_workspace(request, data),
@@ -278,7 +281,17 @@ async def upload_image(request: Request, principal: Principal = Depends(authenti
         fields,
         media_base(request),
     )
-    return ok(result, 201)
+    if len(payload) <= INLINE_UPLOAD_BYTES:
+        # A small image costs about a millisecond: less than handing it to a worker
+        # thread and back, so it is stored right here on the event loop.
+        return ok(_store_upload(*args), 201)
+    return ok(await run_in_threadpool(_store_upload, *args), 201)
+
+
+async def upload_image_fast(request: Request) -> Response:
+    """``upload_image`` for the middleware's fast path (same code, header read directly)."""
+    principal = await authenticate(request, request.headers.get("authorization"))
+    return await upload_image(request, principal)
 
 
 # ---- one image -----------------------------------------------------------------------------
