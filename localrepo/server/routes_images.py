@@ -51,7 +51,6 @@ router = APIRouter(prefix="/recognition/v2", tags=["training images"])
 
 _VALUE_FILTER = re.compile(r"^label_value_(.+)__(gte|lte)$")
 _CHUNK = 500
-INLINE_UPLOAD_BYTES = 128 * 1024
 
 
 def duplicate_error(image_id: str) -> APIError:
@@ -281,10 +280,8 @@ async def upload_image(request: Request, principal: Principal = Depends(authenti
         fields,
         media_base(request),
     )
-    if len(payload) <= INLINE_UPLOAD_BYTES:
-        # A small image costs about a millisecond: less than handing it to a worker
-        # thread and back, so it is stored right here on the event loop.
-        return ok(_store_upload(*args), 201)
+    # In a worker thread: decoding and fsync release the GIL, so uploads overlap, and a
+    # large image never stalls the event loop.
     return ok(await run_in_threadpool(_store_upload, *args), 201)
 
 
