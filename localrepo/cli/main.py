@@ -232,6 +232,15 @@ def check_ignore(obj: Ctx, paths: tuple[str, ...], verbose: bool, non_matching: 
     sys.exit(0 if any_ignored else 1)
 
 
+def _register_remote_commands() -> None:
+    from localrepo.cli import sync_cmds
+
+    sync_cmds.register(cli)
+
+
+_register_remote_commands()
+
+
 def main(argv: list[str] | None = None) -> None:
     try:
         cli.main(args=argv, prog_name="repo", standalone_mode=False)

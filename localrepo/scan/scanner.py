@@ -68,6 +68,7 @@ class ScanReport:
     problems: list[Problem] = field(default_factory=list)
     retry_later: list[str] = field(default_factory=list)
     relabelled: bool = False
+    leftovers: list[str] = field(default_factory=list)  # temp files of an interrupted sync
     seconds: float = 0.0
 
 
@@ -117,6 +118,7 @@ class Scanner:
         walked = walk(str(self.root))
         _keep_unseen(walked, cached)
         report.files = len(walked.images)
+        report.leftovers = walked.leftovers
 
         # The stat-only pass: a file whose stat matches its (non-racy) cache row is unchanged.
         to_examine: list[str] = []

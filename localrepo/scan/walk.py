@@ -17,6 +17,7 @@ from localrepo.layout import IMAGE_EXTENSIONS, SIDECAR_NAMES, is_image_name
 IGNORE_FILE = ".localrepoignore"
 STATE_DIR = ".localrepo"
 _SPECIAL_NAMES = frozenset((*SIDECAR_NAMES, IGNORE_FILE))
+ENGINE_TMP_SUFFIX = ".localrepo-tmp"  # the sync engine's temp files: ".<name>.localrepo-tmp"
 
 
 # (dev, inode, size, mtime_ns, ctime_ns): a plain tuple, because a walk makes one per
@@ -33,6 +34,7 @@ class WalkResult:
     ignore_stats: dict[str, Stat] = field(default_factory=dict)  # path -> stat
     skipped: dict[str, tuple[str, str | None]] = field(default_factory=dict)  # path -> reason
     folders: set[str] = field(default_factory=set)
+    leftovers: list[str] = field(default_factory=list)  # temp files of an interrupted sync
 
 
 def _stat(st: os.stat_result) -> Stat:
@@ -109,6 +111,8 @@ def walk(root: str, rules: IgnoreRules | None = None, start: str = "") -> WalkRe
                         result.ignore_stats[rel] = _stat(st)
                     elif name in _SPECIAL_NAMES and not is_ignored(rel, False):
                         result.sidecars[rel] = _stat(st)
+                    elif name.endswith(ENGINE_TMP_SUFFIX) and name[0] == ".":
+                        result.leftovers.append(rel)  # a crashed sync's temp file
                     continue
                 if (
                     is_ignored(rel, False) if user_rules else default_ignores_image_file(name)

@@ -1,0 +1,428 @@
+"""`repo sync`, `push`, `pull`, `clone`, `conflicts`, `resolve`, `verify`, `login`,
+`remote`, `tasks`, `labels`: the commands that talk to the remote."""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+from typing import Any
+
+import click
+
+from localrepo.errors import EXIT_PARTIAL, EXIT_SAFETY, LocalrepoError
+
+POLICIES = ("manual", "local", "remote")
+
+
+def token_option(f: Any) -> Any:
+    return click.option(
+        "--token",
+        envvar=None,
+        metavar="TOKEN",
+        help="API token (else LOCALREPO_TOKEN, else the credentials file of 'repo login').",
+    )(f)
+
+
+def make_client(url: str, token: str | None, workspace: str | None, jobs: int = 8) -> Any:
+    from localrepo.credentials import resolve_token
+    from localrepo.remote.client import RecognitionClient
+
+    return RecognitionClient(url, resolve_token(url, token), workspace=workspace, concurrency=jobs)
+
+
+def repo_client(obj: Any, token: str | None, jobs: int = 8) -> tuple[Any, Any]:
+    repo = obj.repo()
+    cfg = repo.config()
+    if not cfg.remote.url:
+        raise LocalrepoError(
+            "This repository has no remote. Set one with: repo remote set URL [--workspace ID]"
+        )
+    return repo, make_client(cfg.remote.url, token, cfg.remote.workspace, jobs)
+
+
+def _progress(quiet: bool):  # type: ignore[no-untyped-def]
+    from localrepo.cli.progress import progress_bar
+
+    return progress_bar("Syncing", quiet=quiet)
+
+
+def run_sync(obj: Any, mode: str, *, dry_run: bool, policy: str | None, max_delete: str | None,
+             force: bool, jobs: int, as_json: bool, token: str | None) -> None:
+    from localrepo.sync.engine import Engine, SyncOptions
+
+    repo, client = repo_client(obj, token, jobs)
+    cfg = repo.config()
+    options = SyncOptions(
+        mode=mode,
+        dry_run=dry_run,
+        policy=(policy or cfg.sync.policy),  # type: ignore[arg-type]
+        max_delete=max_delete or cfg.sync.max_delete,
+        force=force,
+        jobs=jobs,
+        noresize=cfg.sync.noresize,
+    )
+    with _progress(obj.quiet or as_json) as bar:
+        def progress(_what: str, done: int, total: int) -> None:
+            bar(done, total)
+
+        try:
+            report = Engine(repo, client, options, progress=progress).run()
+        finally:
+            client.close()
+    summary = sync_summary(report, dry_run=dry_run)
+    if as_json:
+        click.echo(json.dumps(summary, indent=2, ensure_ascii=False))
+    else:
+        print_sync(summary, verbose=obj.verbose)
+    if any(t["stop"] for t in summary["tasks"]):
+        sys.exit(EXIT_SAFETY)
+    if summary["failed"]:
+        sys.exit(EXIT_PARTIAL)
+
+
+def sync_summary(report: Any, *, dry_run: bool) -> dict[str, Any]:
+    o = report.outcome
+    tasks = []
+    for t in report.tasks:
+        plan_ops: dict[str, int] = {}
+        for op in t.plan.ops if t.plan else []:
+            plan_ops[op.kind] = plan_ops.get(op.kind, 0) + 1
+        tasks.append(
+            {
+                "task": t.task,
+                "remote_id": t.remote_id,
+                "created_remote_task": t.created_remote_task,
+                "plan": plan_ops,
+                "ops": [
+                    {"kind": op.kind, "key": op.key, "label": op.label,
+                     "target": dict(op.target) if op.target else None}
+                    for op in (t.plan.ops if t.plan and dry_run else [])
+                ],
+                "conflicts": [
+                    {"image": c.key, "field": c.field, "base": dict(c.base),
+                     "local": dict(c.local), "remote": dict(c.remote),
+                     "resolution": c.resolution}
+                    for c in t.conflicts
+                ],
+                "problems": t.problems,
+                "stop": t.stop.message if t.stop else None,
+            }
+        )
+    return {
+        "dry_run": dry_run,
+        "uploaded": o.uploaded,
+        "downloaded": o.downloaded,
+        "relabelled": o.relabelled_remote + o.relabelled_local,
+        "deleted": o.deleted_remote + o.unlinked_remote + o.trashed_local,
+        "labels_created": o.labels_created,
+        "conflicts": report.conflicts,
+        "failed": [{"what": w, "reason": r} for w, r in o.failed],
+        "tasks": tasks,
+        "seconds": round(report.seconds, 3),
+    }
+
+
+def print_sync(s: dict[str, Any], *, verbose: int) -> None:
+    echo = click.echo
+    for t in s["tasks"]:
+        if t["created_remote_task"]:
+            echo(f"Created the task '{t['task']}' on the server ({t['remote_id']}).")
+        for p in t["problems"]:
+            echo(f"problem: {p}", err=True)
+        if t["stop"]:
+            echo(f"Stopped: {t['stop']}", err=True)
+        if s["dry_run"]:
+            if not t["plan"]:
+                echo(f"{t['task']}: nothing to do.")
+            else:
+                kinds = ", ".join(f"{n} {k.replace('_', ' ')}" for k, n in sorted(t["plan"].items()))
+                echo(f"{t['task']}: would do {kinds}")
+                if verbose:
+                    for op in t["ops"]:
+                        echo(f"  {op['kind']:<14} {op['label'] or op['key']}")
+        for c in t["conflicts"]:
+            how = f"settled: {c['resolution']} wins" if c["resolution"] else "needs 'repo resolve'"
+            echo(
+                f"conflict in {t['task']}: image {c['image'][:12]} {c['field']}: local "
+                f"{sorted(c['local'])} vs remote {sorted(c['remote'])} ({how})",
+                err=True,
+            )
+    if not s["dry_run"]:
+        echo(
+            f"uploaded {s['uploaded']}, downloaded {s['downloaded']}, relabelled "
+            f"{s['relabelled']}, deleted {s['deleted']}, conflicts {s['conflicts']}, "
+            f"failed {len(s['failed'])} ({s['seconds']:.1f}s)"
+        )
+    for f in s["failed"]:
+        echo(f"failed: {f['what']}: {f['reason']}", err=True)
+
+
+def sync_options(f: Any) -> Any:
+    for deco in reversed(
+        [
+            click.option("-n", "--dry-run", is_flag=True, help="Show the plan; change nothing."),
+            click.option("--policy", type=click.Choice(POLICIES), default=None,
+                         help="Conflicts: record them (manual, the default) or let one side win."),
+            click.option("--max-delete", metavar="N|P%", default=None,
+                         help="Stop before deleting more than N images or P% of a task "
+                              "(default 50%)."),
+            click.option("--force", is_flag=True, help="Go past the safety limits."),
+            click.option("-j", "--jobs", type=click.IntRange(1, 64), default=8,
+                         show_default=True, help="Parallel requests."),
+            click.option("--json", "as_json", is_flag=True, help="Print the summary as JSON."),
+            token_option,
+        ]
+    ):
+        f = deco(f)
+    return f
+
+
+def register(cli: click.Group) -> None:
+    @cli.command()
+    @sync_options
+    @click.pass_obj
+    def sync(obj: Any, **kw: Any) -> None:
+        """Scan, then push local changes and pull remote ones."""
+        run_sync(obj, "sync", **kw)
+
+    @cli.command()
+    @sync_options
+    @click.pass_obj
+    def push(obj: Any, **kw: Any) -> None:
+        """Scan, then send local changes to the remote (nothing on disk changes)."""
+        run_sync(obj, "push", **kw)
+
+    @cli.command()
+    @sync_options
+    @click.pass_obj
+    def pull(obj: Any, **kw: Any) -> None:
+        """Bring remote changes to disk (nothing on the remote changes)."""
+        run_sync(obj, "pull", **kw)
+
+    @cli.command()
+    @click.argument("url")
+    @click.option("--task", "task", required=True, metavar="ID|NAME", help="The remote task.")
+    @click.argument("directory", required=False, type=click.Path(file_okay=False))
+    @click.option("--workspace", metavar="ID", help="Remote workspace (default: Default).")
+    @click.option("-j", "--jobs", type=click.IntRange(1, 64), default=8, show_default=True)
+    @token_option
+    @click.pass_obj
+    def clone(obj: Any, url: str, task: str, directory: str | None, workspace: str | None,
+              jobs: int, token: str | None) -> None:
+        """Make a new folder tree from an existing remote task, and sync it."""
+        from localrepo.config import load_config, save_config
+        from localrepo.repository import init_repository
+        from localrepo.sync.engine import Engine, SyncOptions
+
+        client = make_client(url, token, workspace, jobs)
+        try:
+            remote_task = _find_remote_task(client, task)
+            target = obj.directory / (directory or remote_task.name)
+            if target.exists() and any(target.iterdir()):
+                raise LocalrepoError(f"{target} exists and is not empty; clone into a new folder.")
+            repo = init_repository(target, task=remote_task.name, task_type=remote_task.type,
+                                   remote=url, workspace=workspace)
+            conn = repo.connect()
+            with conn:
+                conn.execute("UPDATE task SET remote_id = ? WHERE root = ''", (remote_task.id,))
+            conn.close()
+            cfg = load_config(repo.state_dir)
+            save_config(repo.state_dir, cfg)
+            with _progress(obj.quiet) as bar:
+                report = Engine(repo, client, SyncOptions(mode="pull", jobs=jobs),
+                                progress=lambda _w, d, t: bar(d, t)).run()
+        finally:
+            client.close()
+        summary = sync_summary(report, dry_run=False)
+        obj.info(f"Cloned task '{remote_task.name}' ({remote_task.type}) into {repo.root}")
+        print_sync(summary, verbose=obj.verbose)
+        if summary["failed"]:
+            sys.exit(EXIT_PARTIAL)
+
+    @cli.command()
+    @click.option("--json", "as_json", is_flag=True)
+    @click.pass_obj
+    def conflicts(obj: Any, as_json: bool) -> None:
+        """List the conflicts waiting for 'repo resolve'."""
+        conn = obj.repo().connect()
+        rows = conn.execute(
+            "SELECT c.id, t.name, c.path, c.field, c.base, c.local, c.remote, i.hash"
+            " FROM conflict c JOIN task t ON t.id = c.task_id LEFT JOIN image i"
+            " ON i.id = c.image_id WHERE c.resolved_ns IS NULL ORDER BY c.id"
+        ).fetchall()
+        conn.close()
+        items = [
+            {"id": r[0], "task": r[1], "path": r[2], "field": r[3], "base": json.loads(r[4]),
+             "local": json.loads(r[5]), "remote": json.loads(r[6]), "image": r[7]}
+            for r in rows
+        ]
+        if as_json:
+            click.echo(json.dumps(items, indent=2, ensure_ascii=False))
+            return
+        if not items:
+            click.echo("No conflicts.")
+        for c in items:
+            click.echo(
+                f"{c['path'] or c['image']}\t{c['field']}: base {sorted(c['base'])}, local "
+                f"{sorted(c['local'])}, remote {sorted(c['remote'])}"
+            )
+
+    @cli.command()
+    @click.argument("paths", nargs=-1, required=True)
+    @click.option("--take", type=click.Choice(["local", "remote"]), required=True)
+    @token_option
+    @click.pass_obj
+    def resolve(obj: Any, paths: tuple[str, ...], take: str, token: str | None) -> None:
+        """Settle the conflicts of PATHs: keep the local or the remote state, then sync."""
+        from localrepo.sync.engine import Engine, SyncOptions
+
+        repo = obj.repo()
+        conn = repo.connect()
+        wanted = {_rel(repo.root, obj.directory, p) for p in paths}
+        rows = conn.execute(
+            "SELECT c.id, c.path, i.hash FROM conflict c LEFT JOIN image i ON i.id = c.image_id"
+            " WHERE c.resolved_ns IS NULL"
+        ).fetchall()
+        keys = {r[2] for r in rows if r[1] in wanted}
+        conn.close()
+        missing = wanted - {r[1] for r in rows}
+        if missing:
+            raise LocalrepoError(
+                "no open conflict for: " + ", ".join(sorted(missing)) + " (see 'repo conflicts')"
+            )
+        repo, client = repo_client(obj, token)
+        try:
+            options = SyncOptions(policy=take, resolve_keys=frozenset(keys))  # type: ignore[arg-type]
+            report = Engine(repo, client, options).run()
+        finally:
+            client.close()
+        print_sync(sync_summary(report, dry_run=False), verbose=obj.verbose)
+
+    @cli.command()
+    @click.option("--url", metavar="URL", help="The remote (default: this repository's).")
+    @click.option("--token", metavar="TOKEN", help="The token (default: ask).")
+    @click.pass_obj
+    def login(obj: Any, url: str | None, token: str | None) -> None:
+        """Store an API token for a remote in the per-user credentials file (mode 0600)."""
+        from localrepo.credentials import save_token
+
+        if url is None:
+            url = obj.repo().config().remote.url
+            if not url:
+                raise click.UsageError("give --url, or run inside a repository with a remote")
+        if not token:
+            token = click.prompt("API token", hide_input=True)
+        client = make_client(url, token, None)
+        try:
+            client.list_workspaces()  # proves the token works before it is saved
+        finally:
+            client.close()
+        path = save_token(url, token)
+        obj.info(f"Token saved for {url} in {path} (readable only by you).")
+
+    @cli.group()
+    def remote() -> None:
+        """Show or set this repository's remote."""
+
+    @remote.command("set")
+    @click.argument("url")
+    @click.option("--workspace", metavar="ID")
+    @click.pass_obj
+    def remote_set(obj: Any, url: str, workspace: str | None) -> None:
+        from localrepo.config import save_config
+
+        repo = obj.repo()
+        cfg = repo.config()
+        cfg.remote.url = url
+        cfg.remote.workspace = workspace
+        save_config(repo.state_dir, cfg)
+        obj.info(f"Remote set to {url}")
+
+    @remote.command("show")
+    @click.pass_obj
+    def remote_show(obj: Any) -> None:
+        cfg = obj.repo().config()
+        click.echo(f"url\t{cfg.remote.url or '(none)'}\nworkspace\t{cfg.remote.workspace or 'Default'}")
+
+    @cli.command()
+    @click.option("--url", metavar="URL")
+    @click.option("--json", "as_json", is_flag=True)
+    @token_option
+    @click.pass_obj
+    def tasks(obj: Any, url: str | None, as_json: bool, token: str | None) -> None:
+        """List the remote's tasks."""
+        client = _any_client(obj, url, token)
+        try:
+            items = [
+                {"id": t.id, "name": t.name, "type": t.type,
+                 "production_version": t.production_version,
+                 "last_train_status": t.last_train_status}
+                for t in client.iter_tasks()
+            ]
+        finally:
+            client.close()
+        if as_json:
+            click.echo(json.dumps(items, indent=2, ensure_ascii=False))
+            return
+        for t in items:
+            click.echo(f"{t['id']}\t{t['type']}\t{t['name']}")
+
+    @cli.command()
+    @click.option("--url", metavar="URL")
+    @click.option("--task", "task", metavar="ID", help="Only the labels of this remote task.")
+    @click.option("--json", "as_json", is_flag=True)
+    @token_option
+    @click.pass_obj
+    def labels(obj: Any, url: str | None, task: str | None, as_json: bool,
+               token: str | None) -> None:
+        """List the remote's labels."""
+        client = _any_client(obj, url, token)
+        try:
+            items = [
+                {"id": lab.id, "name": lab.name, "type": lab.type,
+                 "images_count": lab.images_count}
+                for lab in client.iter_labels(task=task)
+            ]
+        finally:
+            client.close()
+        if as_json:
+            click.echo(json.dumps(items, indent=2, ensure_ascii=False))
+            return
+        for lab in items:
+            click.echo(f"{lab['id']}\t{lab['type']}\t{lab['images_count']}\t{lab['name']}")
+
+
+def _any_client(obj: Any, url: str | None, token: str | None) -> Any:
+    workspace = None
+    if url is None:
+        cfg = obj.repo().config()
+        url, workspace = cfg.remote.url, cfg.remote.workspace
+        if not url:
+            raise click.UsageError("give --url, or run inside a repository with a remote")
+    return make_client(url, token, workspace)
+
+
+def _find_remote_task(client: Any, task: str) -> Any:
+    from localrepo.remote.errors import NotFoundError
+
+    try:
+        return client.get_task(task)
+    except (NotFoundError, LocalrepoError):
+        pass
+    matches = [t for t in client.iter_tasks() if t.name == task]
+    if not matches:
+        raise LocalrepoError(f"no remote task with the id or name {task!r} (see 'repo tasks').")
+    if len(matches) > 1:
+        raise LocalrepoError(f"{len(matches)} remote tasks are named {task!r}; give its id.")
+    return matches[0]
+
+
+def _rel(root: Path, cwd: Path, given: str) -> str:
+    import os
+
+    full = Path(os.path.normpath(cwd / given))
+    try:
+        return full.relative_to(root.resolve()).as_posix()
+    except ValueError:
+        raise LocalrepoError(f"{given} is outside the repository {root}") from None

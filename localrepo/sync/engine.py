@@ -1,0 +1,359 @@
+"""One sync run: scan, then per task list the remote, plan, and execute.
+
+The imperative shell around the planner: it reads state (disk through the scanner, the
+catalog, the remote listing), hands plain data to `plan_task`, and passes the plan to
+the executor. Everything is journalled so that a crash at any point is recovered by the
+next run.
+"""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field, replace
+from typing import Any
+
+from localrepo.catalog import store
+from localrepo.catalog.db import transaction
+from localrepo.errors import EXIT_SAFETY, LocalrepoError
+from localrepo.layout import TaskBinding
+from localrepo.repository import Repository
+from localrepo.scan.scanner import Scanner, ScanReport
+from localrepo.sync import plan as P
+from localrepo.sync.execute import LOCAL_OPS, REMOTE_IMAGE_OPS, Executor, Outcome
+from localrepo.sync.localfs import LocalFS
+from localrepo.sync.state import build_snapshot, load_task_state
+
+PUSH_LABEL_OPS = frozenset({P.ENSURE_LABEL, P.DETACH_LABEL})
+PULL_LABEL_OPS = frozenset({P.MAKE_FOLDER, P.REMOVE_FOLDER})
+
+
+class SafetyStopError(LocalrepoError):
+    exit_code = EXIT_SAFETY
+
+
+@dataclass
+class SyncOptions:
+    mode: str = "sync"  # sync | push | pull
+    dry_run: bool = False
+    policy: P.Policy = "manual"
+    max_delete: str = "50%"
+    force: bool = False
+    jobs: int = 8
+    noresize: bool = True
+    # `repo resolve`: these images' conflicts are settled with `policy`; others stay manual.
+    resolve_keys: frozenset[str] = frozenset()
+
+
+@dataclass
+class TaskReport:
+    task: str
+    remote_id: str | None
+    plan: P.Plan | None = None
+    outcome: Outcome = field(default_factory=Outcome)
+    conflicts: list[P.Conflict] = field(default_factory=list)
+    problems: list[str] = field(default_factory=list)
+    stop: P.SafetyStop | None = None
+    created_remote_task: bool = False
+
+
+@dataclass
+class SyncReport:
+    scan: ScanReport | None = None
+    tasks: list[TaskReport] = field(default_factory=list)
+    seconds: float = 0.0
+
+    @property
+    def outcome(self) -> Outcome:
+        total = Outcome()
+        for t in self.tasks:
+            total.merge(t.outcome)
+        return total
+
+    @property
+    def conflicts(self) -> int:
+        return sum(1 for t in self.tasks for c in t.conflicts if c.resolution is None)
+
+
+def parse_max_delete(text: str) -> tuple[int | None, float | None]:
+    """`N` (images) or `P%` (of the task's synced images)."""
+    raw = text.strip()
+    try:
+        if raw.endswith("%"):
+            pct = float(raw[:-1])
+            if not 0 <= pct <= 100:
+                raise ValueError
+            return None, pct / 100
+        n = int(raw)
+        if n < 0:
+            raise ValueError
+        return n, None
+    except ValueError:
+        raise LocalrepoError(
+            f"--max-delete: {text!r} is neither a number of images nor a percentage (like 50%)."
+        ) from None
+
+
+def filter_plan(plan: P.Plan, mode: str) -> P.Plan:
+    """`push` does only what changes the remote, `pull` only what changes the disk.
+
+    An image that needs work on the other side too is left for a full sync: recording
+    it as synced after one half would make the next run undo the other half.
+    """
+    if mode == "sync":
+        return plan
+    keep_image_ops = REMOTE_IMAGE_OPS if mode == "push" else LOCAL_OPS
+    drop_image_ops = LOCAL_OPS if mode == "push" else REMOTE_IMAGE_OPS
+    keep_labels = PUSH_LABEL_OPS if mode == "push" else PULL_LABEL_OPS
+    skip = {op.key for op in plan.ops if op.key is not None and op.kind in drop_image_ops}
+    ops = [
+        op
+        for op in plan.ops
+        if (op.key is None and op.kind in keep_labels)
+        or (op.key is not None and op.key not in skip and op.kind in keep_image_ops | {P.SET_BASE})
+    ]
+    return P.Plan(ops=ops, conflicts=plan.conflicts, stop=plan.stop)
+
+
+def _with_resolutions(
+    plan: P.Plan, state: P.TaskState, keys: frozenset[str], take: P.Policy
+) -> P.Plan:
+    """Re-plan the images of `keys` with the policy the user chose for them."""
+    keys = keys & {c.key for c in plan.conflicts}
+    if not keys:
+        return plan
+    sub = replace(
+        state,
+        base={k: v for k, v in state.base.items() if k in keys},
+        local={k: v for k, v in state.local.items() if k in keys},
+        remote={k: v for k, v in state.remote.items() if k in keys},
+    )
+    settled = P.plan_task(sub, take, force=True)
+    ops = [op for op in plan.ops if op.key not in keys]
+    ops += [op for op in settled.ops if op.key in keys]
+    ops.sort(key=lambda op: (P.OP_ORDER.index(op.kind), op.key or "", op.label or ""))
+    conflicts = [c for c in plan.conflicts if c.key not in keys] + settled.conflicts
+    return P.Plan(ops=ops, conflicts=conflicts, stop=plan.stop)
+
+
+class Engine:
+    def __init__(
+        self,
+        repo: Repository,
+        client: Any,
+        options: SyncOptions,
+        *,
+        progress: Callable[[str, int, int], None] | None = None,
+        clock: Callable[[], int] = time.time_ns,
+    ) -> None:
+        self.repo = repo
+        self.client = client
+        self.options = options
+        self.progress = progress
+        self.clock = clock
+
+    def run(self) -> SyncReport:
+        started = time.perf_counter()
+        report = SyncReport()
+        with self.repo.lock():
+            conn = self.repo.connect()
+            try:
+                report.scan = self._scan(conn, dry_run=False)
+                fs = LocalFS(self.repo.root)
+                fs.remove_leftovers(report.scan.leftovers)
+                bindings = store.load_bindings(conn)
+                changed_disk = False
+                for binding in bindings:
+                    task_report = self._sync_task(conn, fs, binding, bindings, report.scan)
+                    report.tasks.append(task_report)
+                    if task_report.outcome.fatal is not None:
+                        raise task_report.outcome.fatal
+                    o = task_report.outcome
+                    changed_disk |= bool(o.downloaded or o.relabelled_local or o.trashed_local)
+                if changed_disk and not self.options.dry_run:
+                    # The engine's files are in the catalog already; re-derive the labels
+                    # and counts from them (nothing is journalled as a user edit).
+                    with transaction(conn):
+                        store.set_meta(conn, "bindings_fp", "")
+                    self._scan(conn, dry_run=False)
+            finally:
+                conn.close()
+        report.seconds = time.perf_counter() - started
+        return report
+
+    def _scan(self, conn: sqlite3.Connection, *, dry_run: bool) -> ScanReport:
+        progress = None
+        if self.progress is not None:
+            outer = self.progress
+
+            def progress(done: int, total: int) -> None:
+                outer("Scanning", done, total)
+
+        return Scanner(self.repo.root, conn, progress=progress).scan(dry_run=dry_run)
+
+    # -- one task -------------------------------------------------------------------------
+    def _remote_task(self, conn: sqlite3.Connection, binding: TaskBinding, rep: TaskReport) -> str:
+        row = conn.execute("SELECT remote_id FROM task WHERE id = ?", (binding.task_id,)).fetchone()
+        if row and row[0]:
+            return str(row[0])
+        if self.options.mode == "pull":
+            raise LocalrepoError(
+                f"task '{binding.name}' is not on the server yet; 'repo push' or 'repo sync' "
+                "creates it."
+            )
+        found = self.client.find_task(binding.name, binding.type)
+        if found is None:
+            if self.options.dry_run:
+                return ""
+            found = self.client.create_task(binding.name, binding.type)
+            rep.created_remote_task = True
+        with transaction(conn):
+            conn.execute("UPDATE task SET remote_id = ? WHERE id = ?", (found.id, binding.task_id))
+        return str(found.id)
+
+    def _sync_task(
+        self,
+        conn: sqlite3.Connection,
+        fs: LocalFS,
+        binding: TaskBinding,
+        bindings: list[TaskBinding],
+        scan: ScanReport,
+    ) -> TaskReport:
+        opts = self.options
+        rep = TaskReport(binding.name, None)
+        if not fs.abs(binding.root).is_dir() if binding.root else not self.repo.root.is_dir():
+            raise LocalrepoError(
+                f"the folder of task '{binding.name}' ({binding.root or '.'}/) is missing; "
+                "nothing was synced. Restore it, or unbind the task."
+            )
+        remote_task_id = self._remote_task(conn, binding, rep)
+        rep.remote_id = remote_task_id or None
+        if remote_task_id:
+            attached = self.client.list_labels(task=remote_task_id)
+            task = self.client.get_task(remote_task_id)
+            wanted = set(task.labels) if task.labels else {lab.id for lab in attached}
+            attached = [lab for lab in attached if lab.id in wanted]
+            label_ids = [lab.id for lab in attached]
+            images = list(self.client.iter_images(labels=label_ids)) if label_ids else []
+        else:
+            attached, images = [], []
+        hash_by_remote_id = {
+            rid: h
+            for rid, h in conn.execute(
+                "SELECT remote_id, hash FROM image WHERE remote_id IS NOT NULL"
+            )
+        }
+        snapshot = build_snapshot(
+            remote_task_id, binding.type, attached, images, hash_by_remote_id
+        )
+        rep.problems += snapshot.problems
+        blocked = frozenset(
+            c.old_hash
+            for c in scan.changes
+            if c.task_id == binding.task_id and c.old_hash and c.detail.get("invalid")
+        )
+        state, files = load_task_state(conn, binding, bindings, snapshot, blocked=blocked)
+        absolute, fraction = parse_max_delete(opts.max_delete)
+        policy: P.Policy = "manual" if opts.resolve_keys else opts.policy
+        plan = P.plan_task(
+            state, policy, max_delete=absolute, max_delete_fraction=fraction, force=opts.force
+        )
+        if opts.resolve_keys:
+            plan = _with_resolutions(plan, state, opts.resolve_keys, opts.policy)
+        plan = filter_plan(plan, opts.mode)
+        rep.plan = plan
+        rep.conflicts = plan.conflicts
+        rep.stop = plan.stop
+        if not opts.dry_run:
+            self._record_conflicts(conn, binding, plan, files)
+        if plan.stop is not None or opts.dry_run:
+            return rep
+        progress = None
+        if self.progress is not None:
+            outer = self.progress
+
+            def progress(done: int, total: int) -> None:
+                outer(f"Syncing {binding.name}", done, total)
+
+        executor = Executor(
+            conn,
+            self.client,
+            fs,
+            binding,
+            remote_task_id,
+            snapshot,
+            files,
+            noresize=opts.noresize,
+            jobs=opts.jobs,
+            progress=progress,
+            clock=self.clock,
+        )
+        rep.outcome = executor.run(plan)
+        if not rep.outcome.failed and rep.outcome.fatal is None:
+            with transaction(conn):  # the scanner's observations are now on both sides
+                conn.execute(
+                    "UPDATE journal SET status = 'done', finished_ns = ? WHERE task_id = ?"
+                    " AND status = 'pending' AND kind NOT LIKE 'op:%'",
+                    (self.clock(), binding.task_id),
+                )
+                conn.execute(
+                    "UPDATE journal SET status = 'superseded', finished_ns = ? WHERE"
+                    " task_id = ? AND status = 'in_flight' AND kind LIKE 'op:%'",
+                    (self.clock(), binding.task_id),
+                )
+        return rep
+
+    def _record_conflicts(
+        self,
+        conn: sqlite3.Connection,
+        binding: TaskBinding,
+        plan: P.Plan,
+        files: dict[str, list[str]],
+    ) -> None:
+        now = self.clock()
+        ids = store.image_ids_by_hash(conn)
+        with transaction(conn):
+            open_rows = {
+                (r[1], r[2]): r[0]
+                for r in conn.execute(
+                    "SELECT c.id, i.hash, c.field FROM conflict c JOIN image i ON i.id = c.image_id"
+                    " WHERE c.task_id = ? AND c.resolved_ns IS NULL",
+                    (binding.task_id,),
+                )
+            }
+            current = set()
+            for c in plan.conflicts:
+                image_id = ids.get(c.key)
+                path = (files.get(c.key) or [None])[0]
+                values = (
+                    json.dumps(dict(c.base)),
+                    json.dumps(dict(c.local)),
+                    json.dumps(dict(c.remote)),
+                )
+                existing = open_rows.get((c.key, c.field))
+                if c.resolution is None:
+                    current.add((c.key, c.field))
+                    if existing is not None:
+                        conn.execute(
+                            "UPDATE conflict SET base = ?, local = ?, remote = ?, path = ?"
+                            " WHERE id = ?",
+                            (*values, path, existing),
+                        )
+                        continue
+                conn.execute(
+                    "INSERT INTO conflict(task_id, image_id, path, field, base, local, remote,"
+                    " created_ns, resolved_ns, resolution) VALUES (?,?,?,?,?,?,?,?,?,?)",
+                    (
+                        binding.task_id, image_id, path, c.field, *values, now,
+                        None if c.resolution is None else now, c.resolution,
+                    ),
+                )
+            for (key, field_name), row_id in open_rows.items():
+                if (key, field_name) not in current:  # settled by later edits
+                    conn.execute(
+                        "UPDATE conflict SET resolved_ns = ?, resolution = 'converged'"
+                        " WHERE id = ?",
+                        (now, row_id),
+                    )

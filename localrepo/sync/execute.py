@@ -1,0 +1,596 @@
+"""The executor: carries out a plan, image by image, crash-safe.
+
+Order of events for every op (design section 1, "the journal is an outbox"):
+1. the op is written to the journal and committed before its side effect;
+2. the side effect happens (HTTP with bounded concurrency, atomic file writes);
+3. the remote id, the new synced state and the op's completion are committed in one
+   transaction.
+
+A crash between 1 and 3 leaves a journal row that is not done. The next run does not
+replay it blindly: the planner re-derives what is left from state, and an upload whose
+answer was lost is settled by the server's duplicate answer (idempotent by content),
+a label by adopting the one of that name and type.
+
+Workers (threads) do the I/O; only the calling thread touches the catalog.
+"""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+import threading
+import time
+from collections import defaultdict
+from collections.abc import Callable
+from concurrent.futures import Future, ThreadPoolExecutor
+from dataclasses import dataclass, field
+from typing import Any, Protocol
+
+from localrepo.catalog import store
+from localrepo.catalog.db import transaction
+from localrepo.catalog.states import LOCAL, REMOTE, SYNCED
+from localrepo.errors import LocalrepoError
+from localrepo.layout import TaskBinding, relative_to_root
+from localrepo.remote.errors import AuthError, NotFoundError, RemoteUnavailableError
+from localrepo.scan.hashing import check_image, hash_bytes
+from localrepo.sync import plan as P
+from localrepo.sync.faults import crash_point
+from localrepo.sync.localfs import FileChanged, LocalFS, Written
+from localrepo.sync.names import file_name, label_folder
+from localrepo.sync.state import HASH_PREFIX, LABEL_TYPE, META_HASH, META_NAME, RemoteSnapshot
+
+LOCAL_OPS = frozenset({P.DOWNLOAD, P.SET_LOCAL, P.TRASH_LOCAL})
+REMOTE_IMAGE_OPS = frozenset({P.UPLOAD, P.SET_REMOTE, P.REMOVE_REMOTE})
+
+
+class Client(Protocol):  # the parts of localrepo.remote.RecognitionClient used here
+    def ensure_label(self, name: str, type: str) -> Any: ...
+    def add_task_label(self, task_id: str, label_id: str) -> Any: ...
+    def remove_task_label(self, task_id: str, label_id: str) -> Any: ...
+    def upload_image(self, data: bytes, **kw: Any) -> tuple[Any, bool]: ...
+    def add_image_label(self, image_id: str, label_id: str, value: float | None = None) -> Any: ...
+    def remove_image_label(self, image_id: str, label_id: str) -> Any: ...
+    def update_image_value(self, image_id: str, label_id: str, value: float) -> Any: ...
+    def delete_image(self, image_id: str) -> Any: ...
+    def download(self, url: str) -> bytes: ...
+
+
+@dataclass
+class Outcome:
+    uploaded: int = 0
+    downloaded: int = 0
+    relabelled_remote: int = 0
+    relabelled_local: int = 0
+    deleted_remote: int = 0
+    unlinked_remote: int = 0
+    trashed_local: int = 0
+    labels_created: int = 0
+    synced: int = 0
+    failed: list[tuple[str, str]] = field(default_factory=list)  # (what, reason)
+    problems: list[str] = field(default_factory=list)
+    fatal: LocalrepoError | None = None  # auth failure, server gone: stop the run
+
+    def merge(self, other: Outcome) -> None:
+        for name in (
+            "uploaded", "downloaded", "relabelled_remote", "relabelled_local",
+            "deleted_remote", "unlinked_remote", "trashed_local", "labels_created", "synced",
+        ):
+            setattr(self, name, getattr(self, name) + getattr(other, name))
+        self.failed += other.failed
+        self.problems += other.problems
+        self.fatal = self.fatal or other.fatal
+
+
+@dataclass
+class ImageResult:
+    key: str
+    hash: str | None  # the content hash (known after a download of a remote:<id> image)
+    remote_id: str | None
+    created_here: bool = False
+    size: int | None = None
+    dims: tuple[int, int, str] | None = None
+    target: dict[str, float | None] = field(default_factory=dict)
+    remote_done: bool = False  # the remote now holds `target`
+    local_done: bool = False  # the disk now holds `target`
+    local_changed: bool = False  # this run changed the disk for it
+    deleted_remote: bool = False
+    added_files: list[Written] = field(default_factory=list)
+    removed_files: list[str] = field(default_factory=list)
+    error: str | None = None
+    fatal: LocalrepoError | None = None
+    counts: dict[str, int] = field(default_factory=dict)
+
+
+class Executor:
+    def __init__(
+        self,
+        conn: sqlite3.Connection,
+        client: Client,
+        fs: LocalFS,
+        binding: TaskBinding,
+        remote_task_id: str,
+        snapshot: RemoteSnapshot,
+        files: dict[str, list[str]],
+        *,
+        noresize: bool = True,
+        jobs: int = 8,
+        progress: Callable[[int, int], None] | None = None,
+        clock: Callable[[], int] = time.time_ns,
+    ) -> None:
+        self.conn = conn
+        self.client = client
+        self.fs = fs
+        self.binding = binding
+        self.remote_task_id = remote_task_id
+        self.snapshot = snapshot
+        self.files = files
+        self.noresize = noresize
+        self.jobs = max(1, jobs)
+        self.progress = progress
+        self.clock = clock
+        self.label_type = LABEL_TYPE[binding.type]
+        self.label_ids = dict(snapshot.labels)  # name -> remote id
+        self.stats = _file_stats(conn, [p for paths in files.values() for p in paths])
+        self.remote_ids = dict(
+            conn.execute("SELECT hash, remote_id FROM image WHERE remote_id IS NOT NULL")
+        )
+        self._lock = threading.Lock()
+
+    # -- the run ----------------------------------------------------------------------------
+    def run(self, plan: P.Plan) -> Outcome:
+        out = Outcome()
+        journal_ids = self._journal(plan.ops)
+        label_ops = [op for op in plan.ops if op.kind in (P.ENSURE_LABEL, P.DETACH_LABEL)]
+        for op in label_ops:
+            self._label_op(op, journal_ids[id(op)], out)
+            if out.fatal:
+                return out
+        for op in plan.by_kind(P.MAKE_FOLDER):
+            folder = self._folder(op.label or "")
+            if folder is not None:
+                self.fs.make_folder(folder)
+            self._done([journal_ids[id(op)]])
+
+        by_key: dict[str, list[P.Op]] = defaultdict(list)
+        for op in plan.ops:
+            if op.key is not None:
+                by_key[op.key].append(op)
+        total = len(by_key)
+        done = 0
+        with ThreadPoolExecutor(self.jobs, thread_name_prefix="sync") as pool:
+            futures: dict[Future[ImageResult], str] = {
+                pool.submit(self._image, key, ops): key for key, ops in by_key.items()
+            }
+            for fut in _as_completed(futures):
+                key = futures[fut]
+                result = fut.result()
+                ids = [journal_ids[id(op)] for op in by_key[key]]
+                self._commit(result, ids, out)
+                done += 1
+                if self.progress:
+                    self.progress(done, total)
+                if result.fatal is not None and out.fatal is None:
+                    out.fatal = result.fatal
+                    for other in futures:
+                        other.cancel()
+        if out.fatal:
+            return out
+        for op in plan.by_kind(P.REMOVE_FOLDER):
+            folder = self._folder(op.label or "")
+            if folder is not None:
+                self.fs.remove_folder_if_empty(folder)
+            self._done([journal_ids[id(op)]])
+        return out
+
+    # -- journal ----------------------------------------------------------------------------
+    def _journal(self, ops: list[P.Op]) -> dict[int, int]:
+        """Every op, committed as pending before any side effect."""
+        ids: dict[int, int] = {}
+        now = self.clock()
+        with transaction(self.conn):
+            for op in ops:
+                detail = {"target": dict(op.target)} if op.target else {}
+                if op.label:
+                    detail["label"] = op.label
+                if op.delete_image:
+                    detail["delete_image"] = True
+                cur = self.conn.execute(
+                    "INSERT INTO journal(created_ns, kind, status, task_id, image_hash, detail,"
+                    " attempts) VALUES (?, ?, 'in_flight', ?, ?, ?, 1)",
+                    (now, "op:" + op.kind, self.binding.task_id, op.key,
+                     json.dumps(detail, sort_keys=True) if detail else None),
+                )
+                ids[id(op)] = int(cur.lastrowid or 0)
+        return ids
+
+    def _done(self, ids: list[int], error: str | None = None) -> None:
+        with transaction(self.conn):
+            self._mark(ids, error)
+
+    def _mark(self, ids: list[int], error: str | None) -> None:
+        self.conn.executemany(
+            "UPDATE journal SET status = ?, error = ?, finished_ns = ? WHERE id = ?",
+            [("failed" if error else "done", error, self.clock(), i) for i in ids],
+        )
+
+    # -- labels -----------------------------------------------------------------------------
+    def _label_op(self, op: P.Op, journal_id: int, out: Outcome) -> None:
+        name = op.label or ""
+        try:
+            if op.kind == P.ENSURE_LABEL:
+                crash_point("before_http")
+                label = self.client.ensure_label(name, self.label_type)
+                self.client.add_task_label(self.remote_task_id, label.id)
+                crash_point("after_http")
+                self.label_ids[name] = label.id
+                with transaction(self.conn):
+                    self._label_row(name, label.id)
+                    self._task_label(name, present=True)
+                    self._mark([journal_id], None)
+                out.labels_created += 1
+            else:
+                label_id = self.label_ids.get(name)
+                if label_id is not None:
+                    self.client.remove_task_label(self.remote_task_id, label_id)
+                with transaction(self.conn):
+                    self._task_label(name, present=False)
+                    self._mark([journal_id], None)
+        except (AuthError, RemoteUnavailableError) as exc:
+            out.fatal = exc
+            self._done([journal_id], str(exc))
+        except LocalrepoError as exc:
+            out.failed.append((f"label {name!r}", str(exc)))
+            self._done([journal_id], str(exc))
+
+    def _label_row(self, name: str, remote_id: str | None) -> int:
+        self.conn.execute(
+            "INSERT INTO label(name, type, remote_id) VALUES (?, ?, ?) ON CONFLICT(name, type)"
+            " DO UPDATE SET remote_id = COALESCE(excluded.remote_id, label.remote_id)",
+            (name, self.label_type, remote_id),
+        )
+        row = self.conn.execute(
+            "SELECT id FROM label WHERE name = ? AND type = ?", (name, self.label_type)
+        ).fetchone()
+        return int(row[0])
+
+    def _task_label(self, name: str, *, present: bool) -> None:
+        label_id = self._label_row(name, self.label_ids.get(name))
+        for state in (SYNCED, REMOTE):
+            if present:
+                self.conn.execute(
+                    "INSERT OR IGNORE INTO task_label(state, task_id, label_id) VALUES (?,?,?)",
+                    (state, self.binding.task_id, label_id),
+                )
+            else:
+                self.conn.execute(
+                    "DELETE FROM task_label WHERE state = ? AND task_id = ? AND label_id = ?",
+                    (state, self.binding.task_id, label_id),
+                )
+
+    def _folder(self, label: str) -> str | None:
+        name = label_folder(label)
+        if name is None:
+            return None
+        return f"{self.binding.root}/{name}" if self.binding.root else name
+
+    # -- one image --------------------------------------------------------------------------
+    def _image(self, key: str, ops: list[P.Op]) -> ImageResult:
+        is_hash = not key.startswith(P.REMOTE_KEY_PREFIX)
+        view = self.snapshot.images.get(key)
+        remote_id = view.id if view else (self.remote_ids.get(key) if is_hash else None)
+        result = ImageResult(key, key if is_hash else None, remote_id)
+        base_op = next((op for op in ops if op.kind == P.SET_BASE), None)
+        result.target = base_op.target_map if base_op else {}
+        try:
+            for op in ops:
+                if op.kind == P.UPLOAD:
+                    self._upload(result, op)
+                elif op.kind == P.SET_REMOTE:
+                    self._set_remote(result, op)
+                elif op.kind == P.REMOVE_REMOTE:
+                    self._remove_remote(result, op)
+                elif op.kind == P.DOWNLOAD:
+                    self._download(result, op)
+                elif op.kind == P.SET_LOCAL:
+                    self._set_local(result, op)
+                elif op.kind == P.TRASH_LOCAL:
+                    self._trash_local(result, op)
+        except (AuthError, RemoteUnavailableError) as exc:
+            result.fatal = exc
+            result.error = str(exc)
+        except FileChanged as exc:
+            result.error = str(exc)
+        except LocalrepoError as exc:
+            result.error = str(exc)
+        except OSError as exc:
+            result.error = f"{exc.strerror or exc} ({exc.filename or key})"
+        kinds = {op.kind for op in ops}
+        if not kinds & REMOTE_IMAGE_OPS:
+            result.remote_done = True
+        if not kinds & LOCAL_OPS:
+            result.local_done = True
+        return result
+
+    def _source_file(self, key: str) -> str:
+        paths = self.files.get(key) or []
+        if not paths:
+            raise LocalrepoError(f"no local file holds image {key[:12]}")
+        return paths[0]
+
+    def _upload(self, result: ImageResult, op: P.Op) -> None:
+        path = self._source_file(result.key)
+        self.fs.check(path, self.stats.get(path))
+        data = self.fs.abs(path).read_bytes()
+        if hash_bytes(data) != result.key:
+            raise FileChanged(f"{path} changed since the last scan; not uploaded")
+        meta = {META_HASH: HASH_PREFIX + result.key, META_NAME: path.rsplit("/", 1)[-1]}
+        crash_point("before_http")
+        image, created = self.client.upload_image(data, meta_data=meta, noresize=self.noresize)
+        crash_point("after_http")
+        result.remote_id = image.id
+        result.created_here = created
+        self._link_labels(result.remote_id, {}, op.target_map)
+        result.remote_done = True
+        result.counts["uploaded"] = 1
+
+    def _link_labels(
+        self, image_id: str, before: dict[str, float | None], target: dict[str, float | None]
+    ) -> None:
+        for name in sorted(set(before) - set(target)):
+            label_id = self.label_ids.get(name)
+            if label_id is not None:
+                try:
+                    self.client.remove_image_label(image_id, label_id)
+                except NotFoundError:
+                    pass  # already unlinked
+        for name, value in sorted(target.items()):
+            label_id = self._label_id(name)
+            if name not in before:
+                self.client.add_image_label(image_id, label_id, value)
+            elif before[name] != value and value is not None:
+                self.client.update_image_value(image_id, label_id, value)
+
+    def _label_id(self, name: str) -> str:
+        with self._lock:
+            label_id = self.label_ids.get(name)
+        if label_id is None:  # planned with ENSURE_LABEL, which failed: cannot link
+            raise LocalrepoError(f"label {name!r} does not exist on the server")
+        return label_id
+
+    def _set_remote(self, result: ImageResult, op: P.Op) -> None:
+        if result.remote_id is None:
+            self._upload(result, op)
+            return
+        crash_point("before_http")
+        try:
+            self._link_labels(result.remote_id, op.before_map, op.target_map)
+        except NotFoundError:
+            # The remote image is gone (deleted there meanwhile): upload it again.
+            if not result.key.startswith(P.REMOTE_KEY_PREFIX) and self.files.get(result.key):
+                self._upload(result, op)
+                return
+            raise
+        crash_point("after_http")
+        result.remote_done = True
+        result.counts["relabelled_remote"] = 1
+
+    def _remove_remote(self, result: ImageResult, op: P.Op) -> None:
+        if result.remote_id is not None:
+            crash_point("before_http")
+            try:
+                self._link_labels(result.remote_id, op.before_map, {})
+                if op.delete_image:
+                    self.client.delete_image(result.remote_id)
+                    result.deleted_remote = True
+            except NotFoundError:
+                result.deleted_remote = op.delete_image
+            crash_point("after_http")
+        result.remote_done = True
+        result.counts["deleted_remote" if result.deleted_remote else "unlinked_remote"] = 1
+
+    # -- disk side --------------------------------------------------------------------------
+    def _target_folders(self, target: dict[str, float | None]) -> list[tuple[str, str]]:
+        out = []
+        for name in sorted(target):
+            folder = self._folder(name)
+            if folder is None:
+                raise LocalrepoError(f"label {name!r} cannot be a folder name; not placed")
+            out.append((name, folder))
+        return out
+
+    def _download(self, result: ImageResult, op: P.Op) -> None:
+        view = self.snapshot.images.get(result.key)
+        if view is None:
+            raise LocalrepoError(f"image {result.key[:12]} is not in the remote listing")
+        data = self.client.download(view.img_path)
+        reason, detail, dims = check_image(data)
+        if reason is not None:
+            raise LocalrepoError(f"remote image {view.id}: {reason} ({detail}); not downloaded")
+        digest = hash_bytes(data)
+        result.hash = digest
+        result.size = len(data)
+        result.dims = dims
+        target = op.target_map
+        folders = self._target_folders(target)
+        name = file_name(view.meta_data.get(META_NAME), view.id, dims[2] if dims else None)
+        crash_point("mid_download")
+        _first_label, first_folder = folders[0]
+        written = self.fs.write_new(first_folder, name, data)
+        crash_point("after_replace")
+        result.added_files.append(written)
+        for _label, folder in folders[1:]:
+            result.added_files.append(self.fs.link(written.path, folder, name))
+        self._write_values(result, target)
+        result.local_done = result.local_changed = True
+        result.counts["downloaded"] = 1
+
+    def _write_values(self, result: ImageResult, target: dict[str, float | None]) -> None:
+        if self.binding.type != "regression":
+            return
+        placed = {w.path for w in result.added_files} | set(self.files.get(result.key, []))
+        placed -= set(result.removed_files)
+        for name, value in target.items():
+            folder = self._folder(name)
+            if folder is None:
+                continue
+            for path in sorted(placed):
+                parent, _, fname = path.rpartition("/")
+                if parent == folder:
+                    self.fs.set_sidecar_values(folder, {fname: value})
+
+    def _label_of_path(self, path: str) -> str | None:
+        rel = relative_to_root(path, self.binding.root)
+        head, sep, _ = rel.partition("/")
+        if not sep:
+            return None
+        from localrepo.layout import label_for_folder
+
+        return label_for_folder(head)
+
+    def _set_local(self, result: ImageResult, op: P.Op) -> None:
+        target = op.target_map
+        paths = list(self.files.get(result.key, []))
+        for path in paths:
+            self.fs.check(path, self.stats.get(path))
+        by_label: dict[str | None, list[str]] = defaultdict(list)
+        for path in paths:
+            by_label[self._label_of_path(path)].append(path)
+        folders = dict(self._target_folders(target))
+        spare = list(by_label.get(None, []))  # unlabelled copies, free to move
+        # Labels that lose this image: their copies may be moved to a new label first.
+        leaving = [p for label, ps in by_label.items() if label and label not in target for p in ps]
+        for name, folder in folders.items():
+            if by_label.get(name):
+                continue
+            source = leaving.pop(0) if leaving else (spare.pop(0) if spare else None)
+            if source is not None:
+                moved = self.fs.move(source, folder, source.rsplit("/", 1)[-1])
+                result.removed_files.append(source)
+                result.added_files.append(moved)
+            else:
+                anchor = (result.added_files[0].path if result.added_files else None) or next(
+                    (p for ps in by_label.values() for p in ps if p not in result.removed_files),
+                    None,
+                )
+                if anchor is None:
+                    raise LocalrepoError(f"no local file holds image {result.key[:12]}")
+                result.added_files.append(self.fs.link(anchor, folder, anchor.rsplit("/", 1)[-1]))
+        for path in leaving:  # copies left in labels the image no longer has
+            self.fs.trash(path)
+            result.removed_files.append(path)
+        self._write_values(result, target)
+        result.local_done = result.local_changed = True
+        result.counts["relabelled_local"] = 1
+
+    def _trash_local(self, result: ImageResult, op: P.Op) -> None:
+        for path in self.files.get(result.key, []):
+            if self._label_of_path(path) is None:
+                continue  # an unlabelled copy is not part of the task's remote state
+            self.fs.check(path, self.stats.get(path))
+            self.fs.trash(path)
+            result.removed_files.append(path)
+        result.local_done = result.local_changed = True
+        result.counts["trashed_local"] = 1
+
+    # -- committing -------------------------------------------------------------------------
+    def _commit(self, result: ImageResult, journal_ids: list[int], out: Outcome) -> None:
+        conn = self.conn
+        now = self.clock()
+        with transaction(conn):
+            image_id = None
+            if result.hash is not None:
+                conn.execute(
+                    "INSERT INTO image(hash, size, width, height, format, created_here)"
+                    " VALUES (?, ?, ?, ?, ?, 0) ON CONFLICT(hash) DO NOTHING",
+                    (
+                        result.hash,
+                        result.size or 0,
+                        result.dims[0] if result.dims else None,
+                        result.dims[1] if result.dims else None,
+                        result.dims[2] if result.dims else None,
+                    ),
+                )
+                image_id = conn.execute(
+                    "SELECT id FROM image WHERE hash = ?", (result.hash,)
+                ).fetchone()[0]
+                if result.remote_id and not result.deleted_remote:
+                    conn.execute(
+                        "UPDATE image SET remote_id = ?, created_here = created_here OR ?"
+                        " WHERE id = ?",
+                        (result.remote_id, int(result.created_here), image_id),
+                    )
+                elif result.deleted_remote:
+                    conn.execute(
+                        "UPDATE image SET remote_id = NULL, created_here = 0 WHERE id = ?",
+                        (image_id,),
+                    )
+            # The engine's own file writes, so the next scan does not take them for edits.
+            conn.executemany("DELETE FROM file WHERE path = ?", [(p,) for p in result.removed_files])
+            if image_id is not None:
+                conn.executemany(
+                    "INSERT INTO file(path, image_id, dev, inode, size, mtime_ns, ctime_ns,"
+                    " cached_ns, reason) VALUES (?,?,?,?,?,?,?,?,NULL) ON CONFLICT(path) DO UPDATE"
+                    " SET image_id=excluded.image_id, dev=excluded.dev, inode=excluded.inode,"
+                    " size=excluded.size, mtime_ns=excluded.mtime_ns, ctime_ns=excluded.ctime_ns,"
+                    " cached_ns=excluded.cached_ns, reason=NULL",
+                    [
+                        (w.path, image_id, w.dev, w.inode, w.size, w.mtime_ns, w.ctime_ns, now)
+                        for w in result.added_files
+                    ],
+                )
+            ok = result.error is None
+            if image_id is not None:
+                if result.remote_done:
+                    self._set_rows(REMOTE, image_id, result.target)
+                if result.local_changed and ok:  # what the next scan will find on disk
+                    self._set_rows(LOCAL, image_id, result.target)
+                if ok:
+                    self._set_rows(SYNCED, image_id, result.target)
+            self._mark(journal_ids, result.error)
+        if not ok:
+            out.failed.append((self._describe(result), result.error or "failed"))
+            return
+        out.synced += 1
+        for name, n in result.counts.items():
+            setattr(out, name, getattr(out, name) + n)
+
+    def _set_rows(self, state: str, image_id: int, labels: dict[str, float | None]) -> None:
+        task_id = self.binding.task_id
+        self.conn.execute(
+            "DELETE FROM image_label WHERE state = ? AND task_id = ? AND image_id = ?",
+            (state, task_id, image_id),
+        )
+        for name, value in labels.items():
+            label_id = self._label_row(name, self.label_ids.get(name))
+            self.conn.execute(
+                "INSERT INTO image_label(state, task_id, image_id, label_id, value)"
+                " VALUES (?,?,?,?,?)",
+                (state, task_id, image_id, label_id, value),
+            )
+
+    def _describe(self, result: ImageResult) -> str:
+        paths = self.files.get(result.key) or [w.path for w in result.added_files]
+        if paths:
+            return paths[0]
+        return f"remote image {result.remote_id or result.key}"
+
+
+def _file_stats(
+    conn: sqlite3.Connection, paths: list[str]
+) -> dict[str, tuple[int, int, int, int, int]]:
+    out: dict[str, tuple[int, int, int, int, int]] = {}
+    cached = store.load_files(conn)
+    for p in paths:
+        c = cached.get(p)
+        if c is not None:
+            out[p] = c[store.C_STAT]
+    return out
+
+
+def _as_completed(futures: dict[Future[ImageResult], str]):  # type: ignore[no-untyped-def]
+    from concurrent.futures import as_completed
+
+    for fut in as_completed(futures):
+        if fut.cancelled():
+            continue
+        yield fut

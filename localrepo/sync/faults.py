@@ -1,0 +1,31 @@
+"""Crash points for tests: `LOCALREPO_CRASH_AT=<point>[:<n>]` kills the process (as
+`kill -9` would: no cleanup, no flush) the n-th time (default 1st) it passes <point>.
+
+The points sit where a crash is most interesting for crash safety:
+  before_http       an op is journalled, its request not sent
+  after_http        the server answered 2xx, nothing committed locally
+  mid_download      a temp file is half written
+  after_replace     a downloaded file is in place, the catalog does not know it yet
+"""
+
+from __future__ import annotations
+
+import os
+import threading
+
+_lock = threading.Lock()
+_counts: dict[str, int] = {}
+
+
+def crash_point(name: str) -> None:
+    spec = os.environ.get("LOCALREPO_CRASH_AT")
+    if not spec:
+        return
+    point, _, nth = spec.partition(":")
+    if point != name:
+        return
+    with _lock:
+        _counts[name] = _counts.get(name, 0) + 1
+        hit = _counts[name] == int(nth or 1)
+    if hit:
+        os._exit(137)

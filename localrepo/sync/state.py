@@ -1,0 +1,193 @@
+"""Reading the three states of a task: LOCAL and SYNCED from the catalog, REMOTE from
+a listing of the API. The result is the planner's plain-data input."""
+
+from __future__ import annotations
+
+import math
+import re
+import sqlite3
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from typing import Any
+
+from localrepo.catalog.states import LOCAL, SYNCED
+from localrepo.layout import TaskBinding, task_for
+from localrepo.sync.names import label_folder
+from localrepo.sync.plan import REMOTE_KEY_PREFIX, TaskState
+
+# What localrepo writes into an uploaded image's meta_data.
+META_HASH = "content_hash"  # "xxh3_128:<hex>"
+META_NAME = "original_file_name"
+HASH_PREFIX = "xxh3_128:"
+_HEX32 = re.compile(r"^[0-9a-f]{32}$")
+LABEL_TYPE = {"multi_class": "category", "multi_label": "tag", "regression": "value"}
+
+
+def meta_hash(meta: Any) -> str | None:
+    """The content hash an uploader recorded in meta_data, if it is one of ours."""
+    if not isinstance(meta, dict):
+        return None
+    value = meta.get(META_HASH)
+    if isinstance(value, str) and value.startswith(HASH_PREFIX):
+        digest = value[len(HASH_PREFIX) :]
+        if _HEX32.match(digest):
+            return digest
+    return None
+
+
+@dataclass
+class RemoteImageView:
+    id: str
+    key: str  # content hash, or remote:<id>
+    labels: dict[str, float | None]  # this task's labels only
+    other_labels: bool  # carries labels of other tasks too
+    img_path: str
+    meta_data: dict
+
+
+@dataclass
+class RemoteSnapshot:
+    task_id: str
+    labels: dict[str, str] = field(default_factory=dict)  # name -> remote label id
+    label_types: dict[str, str] = field(default_factory=dict)
+    images: dict[str, RemoteImageView] = field(default_factory=dict)  # by key
+    problems: list[str] = field(default_factory=list)
+    requests: int = 0
+
+
+def build_snapshot(
+    task_id: str,
+    task_type: str,
+    attached: Iterable[Any],  # RemoteLabel-like: id, name, type
+    images: Iterable[Any],  # RemoteImage-like: id, img_path, meta_data, labels
+    hash_by_remote_id: dict[str, str],
+) -> RemoteSnapshot:
+    """Turn listed objects into the REMOTE view of one task (pure)."""
+    snap = RemoteSnapshot(task_id)
+    wanted_type = LABEL_TYPE[task_type]
+    label_ids: dict[str, str] = {}
+    for lab in attached:
+        if getattr(lab, "negative_for_task", None):
+            continue  # the multi_label task's own "none of the tags" label
+        if lab.type != wanted_type:
+            continue
+        if label_folder(lab.name) is None:
+            snap.problems.append(
+                f"remote label {lab.name!r} cannot be a folder name (it must be one path "
+                "component and not start with '.' or '_'); its images are left alone. "
+                "Rename it on the server to sync it."
+            )
+            continue
+        if lab.name in snap.labels:
+            snap.problems.append(f"two remote labels are named {lab.name!r}; using the first")
+            continue
+        snap.labels[lab.name] = lab.id
+        snap.label_types[lab.name] = lab.type
+        label_ids[lab.id] = lab.name
+    for img in images:
+        task_labels: dict[str, float | None] = {}
+        other = False
+        for lab in img.labels:
+            name = label_ids.get(lab.id)
+            if name is None:
+                other = True
+                continue
+            value = getattr(lab, "value", None)
+            if task_type == "regression":
+                if value is None or not isinstance(value, int | float) or not math.isfinite(value):
+                    snap.problems.append(
+                        f"remote image {img.id}: label {name!r} has no usable value "
+                        f"({value!r}); left alone"
+                    )
+                    continue
+                task_labels[name] = float(value)
+            else:
+                task_labels[name] = None
+        if not task_labels:
+            continue
+        meta = img.meta_data if isinstance(img.meta_data, dict) else {}
+        key = hash_by_remote_id.get(img.id) or meta_hash(meta) or REMOTE_KEY_PREFIX + img.id
+        if key in snap.images:
+            snap.problems.append(
+                f"remote images {snap.images[key].id} and {img.id} hold the same content; "
+                f"using {snap.images[key].id}"
+            )
+            continue
+        snap.images[key] = RemoteImageView(img.id, key, task_labels, other, img.img_path, meta)
+    return snap
+
+
+def _rows(conn: sqlite3.Connection, task_id: int, state: str) -> dict[str, dict[str, float | None]]:
+    out: dict[str, dict[str, float | None]] = {}
+    for h, name, value in conn.execute(
+        "SELECT i.hash, l.name, il.value FROM image_label il JOIN image i ON i.id = il.image_id"
+        " JOIN label l ON l.id = il.label_id WHERE il.state = ? AND il.task_id = ?",
+        (state, task_id),
+    ):
+        out.setdefault(h, {})[name] = value
+    return out
+
+
+def _task_labels(conn: sqlite3.Connection, task_id: int, state: str) -> frozenset[str]:
+    return frozenset(
+        r[0]
+        for r in conn.execute(
+            "SELECT l.name FROM task_label tl JOIN label l ON l.id = tl.label_id"
+            " WHERE tl.state = ? AND tl.task_id = ?",
+            (state, task_id),
+        )
+    )
+
+
+def local_files(
+    conn: sqlite3.Connection, binding: TaskBinding, bindings: list[TaskBinding]
+) -> dict[str, list[str]]:
+    """{hash: [paths]} of the valid image files under the task root (deepest binding)."""
+    out: dict[str, list[str]] = {}
+    prefix = binding.root + "/" if binding.root else ""
+    for path, h in conn.execute(
+        "SELECT f.path, i.hash FROM file f JOIN image i ON i.id = f.image_id"
+        " WHERE f.reason IS NULL AND f.path LIKE ? ESCAPE '\\' ORDER BY f.path",
+        (_like_prefix(prefix) + "%",),
+    ):
+        owner = task_for(path, bindings)
+        if owner is not None and owner.task_id == binding.task_id:
+            out.setdefault(h, []).append(path)
+    return out
+
+
+def _like_prefix(prefix: str) -> str:
+    return prefix.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+
+
+def load_task_state(
+    conn: sqlite3.Connection,
+    binding: TaskBinding,
+    bindings: list[TaskBinding],
+    snapshot: RemoteSnapshot,
+    *,
+    blocked: frozenset[str] = frozenset(),
+) -> tuple[TaskState, dict[str, list[str]]]:
+    """The planner's input for one task, and the task's files by hash."""
+    files = local_files(conn, binding, bindings)
+    known_remote = {
+        h for (h,) in conn.execute("SELECT hash FROM image WHERE remote_id IS NOT NULL")
+    }
+    created = {h for (h,) in conn.execute("SELECT hash FROM image WHERE created_here = 1")}
+    base = _rows(conn, binding.task_id, SYNCED)
+    state = TaskState(
+        task_type=binding.type,
+        base=base,
+        local=_rows(conn, binding.task_id, LOCAL),
+        remote={k: v.labels for k, v in snapshot.images.items()},
+        local_files=frozenset(files),
+        remote_exists=frozenset(known_remote | set(snapshot.images)),
+        remote_other_labels=frozenset(k for k, v in snapshot.images.items() if v.other_labels),
+        created_here=frozenset(created),
+        local_blocked=blocked,
+        base_labels=_task_labels(conn, binding.task_id, SYNCED),
+        local_labels=_task_labels(conn, binding.task_id, LOCAL),
+        remote_labels=frozenset(snapshot.labels),
+        remote_listing_empty=not snapshot.images,
+    )
+    return state, files
