@@ -6,7 +6,7 @@ one for their related rows (labels of images, labels of tasks), one for the coun
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from typing import Any
 
 import orjson
@@ -25,17 +25,32 @@ IMAGE_COLUMNS = (
 )
 
 
-def image_dicts(conn: Connection, rows: Sequence[Any], media_base: str) -> list[dict[str, Any]]:
+LABELS_OF_IMAGES = (
+    "SELECT il.image_id, l.id, l.name, l.type, il.value FROM image_labels il "
+    "JOIN labels l ON l.id = il.label_id"
+)
+
+
+def image_dicts(
+    conn: Connection,
+    rows: Sequence[Any],
+    media_base: str,
+    label_rows: Iterable[Sequence[Any]] | None = None,
+) -> list[dict[str, Any]]:
+    """Image rows (``IMAGE_COLUMNS``) as API dicts. ``label_rows`` are their labels
+    (``LABELS_OF_IMAGES`` columns, in order); fetched by id when not given."""
     if not rows:
         return []
     ids = [r[0] for r in rows]
     labels_by_image: dict[str, list[dict[str, Any]]] = {i: [] for i in ids}
-    stmt = text(
-        "SELECT il.image_id, l.id, l.name, l.type, il.value FROM image_labels il "
-        "JOIN labels l ON l.id = il.label_id WHERE il.image_id IN :ids "
-        "ORDER BY il.created, l.id"
-    ).bindparams(bindparam("ids", expanding=True))
-    for image_id, lid, name, ltype, value in conn.execute(stmt, {"ids": ids}):
+    if label_rows is None:
+        stmt = text(
+            f"{LABELS_OF_IMAGES} WHERE il.image_id IN :ids ORDER BY il.created, l.id"
+        ).bindparams(bindparam("ids", expanding=True))
+        label_rows = conn.execute(stmt, {"ids": ids})
+    for image_id, lid, name, ltype, value in label_rows:
+        if image_id not in labels_by_image:
+            continue  # (a page query raced a concurrent insert; not this page's image)
         entry: dict[str, Any] = {"id": lid, "name": name, "type": ltype}
         if ltype == "value":
             entry["value"] = value

@@ -29,7 +29,7 @@ from .bodies import (
 )
 from .common import body_workspace, media_base, no_content, ok, path_id
 from .context import Principal, ServerContext, get_ctx
-from .db import INTEGRITY_ERRORS
+from .db import INTEGRITY_ERRORS, fetch_all
 from .errors import APIError, bad_request, field_error, not_found
 from .imaging import ImageRejected, decode_base64, prepare
 from .models import Image, ImageLabel, Label, now_iso
@@ -63,26 +63,32 @@ def duplicate_error(image_id: str) -> APIError:
 # ---- listing -----------------------------------------------------------------------------
 
 
-def _image_filters(request: Request, ws: str) -> tuple[str, dict[str, Any], list[str]]:
+def _in_list(name: str, values: list[str], params: dict[str, Any]) -> str:
+    """``(:name0, :name1, ...)`` with the values bound (plain named parameters work with
+    every driver and need no statement rewriting)."""
+    keys = [f"{name}{k}" for k in range(len(values))]
+    params.update(zip(keys, values, strict=True))
+    return "(" + ", ".join(":" + k for k in keys) + ")"
+
+
+def _image_filters(request: Request, ws: str) -> tuple[str, dict[str, Any]]:
     q = request.query_params
     where = ["i.workspace_id = :ws"]
     params: dict[str, Any] = {"ws": ws}
-    expanding: list[str] = []
     labels = uuid_list("labels", q.getlist("labels")) + uuid_list("label", q.getlist("label"))
     if labels:
         where.append(
-            "EXISTS (SELECT 1 FROM image_labels f WHERE f.image_id = i.id AND f.label_id IN :labels)"
+            "EXISTS (SELECT 1 FROM image_labels f WHERE f.image_id = i.id AND f.label_id IN "
+            + _in_list("fl", list(dict.fromkeys(labels))[:1000], params)
+            + ")"
         )
-        params["labels"] = labels
-        expanding.append("labels")
     not_labels = uuid_list("not_labels", q.getlist("not_labels"))
     if not_labels:
         where.append(
-            "NOT EXISTS (SELECT 1 FROM image_labels f WHERE f.image_id = i.id "
-            "AND f.label_id IN :not_labels)"
+            "NOT EXISTS (SELECT 1 FROM image_labels f WHERE f.image_id = i.id AND f.label_id IN "
+            + _in_list("nl", list(dict.fromkeys(not_labels))[:1000], params)
+            + ")"
         )
-        params["not_labels"] = not_labels
-        expanding.append("not_labels")
     n = 0
     for key, raw in q.multi_items():
         match = _VALUE_FILTER.match(key)
@@ -103,7 +109,7 @@ def _image_filters(request: Request, ws: str) -> tuple[str, dict[str, Any], list
         params[f"vl{n}"] = label_id
         params[f"vv{n}"] = number
         n += 1
-    return " AND ".join(where), params, expanding
+    return " AND ".join(where), params
 
 
 @router.get("/training-image/", response_model=Page[ImageOut])
@@ -126,25 +132,34 @@ def list_images(
     ctx = get_ctx(request)
     ws = ctx.resolve_workspace(principal, workspace)
     pr = page_request(request, ctx.settings)
-    cond, params, expanding = _image_filters(request, ws)
+    cond, params = _image_filters(request, ws)
     if test is not None:
         cond += " AND i.test_image = :test"
         params["test"] = test
     if real is not None:
         cond += " AND i.real = :real"
         params["real"] = real
-    binds = [bindparam(name, expanding=True) for name in expanding]
-    count_sql = text(f"SELECT count(*) FROM images i WHERE {cond}").bindparams(*binds)
-    page_sql = text(
+    count_sql = f"SELECT count(*) FROM images i WHERE {cond}"
+    page_sql = (
         f"SELECT {queries.IMAGE_COLUMNS} FROM images i WHERE {cond} "
         "ORDER BY i.created, i.id LIMIT :lim OFFSET :off"
-    ).bindparams(*binds)
+    )
+    # The page's labels come from the same page window (no list of 1000 ids to bind).
+    labels_sql = (
+        "SELECT il.image_id, l.id, l.name, l.type, il.value FROM "
+        f"(SELECT i.id FROM images i WHERE {cond} ORDER BY i.created, i.id "
+        "LIMIT :lim OFFSET :off) p "
+        "JOIN image_labels il ON il.image_id = p.id JOIN labels l ON l.id = il.label_id "
+        "ORDER BY il.created, l.id"
+    )
+    window = {**params, "lim": pr.size, "off": pr.offset}
     with ctx.db.read() as session:
         conn = session.connection()
-        count = conn.execute(count_sql, params).scalar_one()
+        count = fetch_all(conn, count_sql, params)[0][0]
         check_page(pr, count)
-        rows = conn.execute(page_sql, {**params, "lim": pr.size, "off": pr.offset}).all()
-        results = queries.image_dicts(conn, rows, media_base(request))
+        rows = fetch_all(conn, page_sql, window)
+        label_rows = fetch_all(conn, labels_sql, window) if rows else []
+        results = queries.image_dicts(conn, rows, media_base(request), label_rows)
     return ok(page_body(request, pr, count, results))
 
 
