@@ -19,7 +19,7 @@ TASK_TYPES = ("multi_class", "multi_label", "regression")
 
 class Ctx:
     def __init__(self, directory: str | None, verbose: int, quiet: bool) -> None:
-        self.directory = Path(directory) if directory else Path.cwd()
+        self.directory = Path(directory).absolute() if directory else Path.cwd()
         self.verbose = verbose
         self.quiet = quiet
 

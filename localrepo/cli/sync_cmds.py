@@ -10,7 +10,7 @@ from typing import Any
 
 import click
 
-from localrepo.errors import EXIT_PARTIAL, EXIT_SAFETY, LocalrepoError
+from localrepo.errors import EXIT_DECISION, EXIT_PARTIAL, EXIT_SAFETY, LocalrepoError
 
 POLICIES = ("manual", "local", "remote")
 
@@ -298,6 +298,45 @@ def register(cli: click.Group) -> None:
         finally:
             client.close()
         print_sync(sync_summary(report, dry_run=False), verbose=obj.verbose)
+
+    @cli.command()
+    @click.option("--offline", is_flag=True, help="Check the disk and the catalog only.")
+    @click.option("--json", "as_json", is_flag=True)
+    @token_option
+    @click.pass_obj
+    def verify(obj: Any, offline: bool, as_json: bool, token: str | None) -> None:
+        """Check that the disk, the catalog and the remote agree (re-reads every file).
+
+        Exit 0 when they do, 3 when something drifted or waits for a sync."""
+        from localrepo.sync.verify import verify as run_verify
+
+        client = None
+        if offline:
+            repo = obj.repo()
+        else:
+            repo, client = repo_client(obj, token)
+        try:
+            rep = run_verify(repo, client)
+        finally:
+            if client is not None:
+                client.close()
+        if as_json:
+            click.echo(json.dumps(
+                {"ok": rep.ok, "files": rep.files, "images": rep.images,
+                 "remote_images": rep.remote_images, "drift": rep.drift, "pending": rep.pending},
+                indent=2, ensure_ascii=False))
+        else:
+            for line in rep.drift:
+                click.echo(f"drift: {line}")
+            for line in rep.pending:
+                click.echo(f"pending: {line}")
+            tasks = ", ".join(f"{k} {v}" for k, v in rep.images.items())
+            click.echo(
+                f"{'OK' if rep.ok else 'NOT IN SYNC'}: {rep.files} files re-read; synced images "
+                f"per task: {tasks or 'none'}"
+            )
+        if not rep.ok:
+            sys.exit(EXIT_DECISION)
 
     @cli.command()
     @click.option("--url", metavar="URL", help="The remote (default: this repository's).")

@@ -335,13 +335,15 @@ class Engine:
                 existing = open_rows.get((c.key, c.field))
                 if c.resolution is None:
                     current.add((c.key, c.field))
-                    if existing is not None:
-                        conn.execute(
-                            "UPDATE conflict SET base = ?, local = ?, remote = ?, path = ?"
-                            " WHERE id = ?",
-                            (*values, path, existing),
-                        )
-                        continue
+                if existing is not None:  # the open conflict, updated (and maybe settled)
+                    conn.execute(
+                        "UPDATE conflict SET base = ?, local = ?, remote = ?, path = ?,"
+                        " resolved_ns = ?, resolution = ? WHERE id = ?",
+                        (*values, path, None if c.resolution is None else now, c.resolution,
+                         existing),
+                    )
+                    open_rows.pop((c.key, c.field))
+                    continue
                 conn.execute(
                     "INSERT INTO conflict(task_id, image_id, path, field, base, local, remote,"
                     " created_ns, resolved_ns, resolution) VALUES (?,?,?,?,?,?,?,?,?,?)",
