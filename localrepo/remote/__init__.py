@@ -53,7 +53,25 @@ _WHERE = {
     "Workspace": "models",
 }
 
-__all__ = sorted(_WHERE)
+__all__ = [
+    "AuthError",
+    "BadRequestError",
+    "NotFoundError",
+    "OutcomeUnknownError",
+    "PaginationError",
+    "RecognitionClient",
+    "RemoteError",
+    "RemoteImage",
+    "RemoteImageLabel",
+    "RemoteLabel",
+    "RemoteModel",
+    "RemoteTask",
+    "RemoteUnavailableError",
+    "ServerError",
+    "ThrottledError",
+    "Workspace",
+    "parse_retry_after",
+]
 
 
 def __getattr__(name: str) -> Any:

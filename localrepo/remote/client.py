@@ -315,6 +315,16 @@ class RecognitionClient:
     def _scrub(self, text: str) -> str:
         return text.replace(self._token, "***") if self._token else text
 
+    def _scrub_obj(self, value: Any) -> Any:
+        """`value` (a parsed answer) with the token replaced in every string."""
+        if isinstance(value, str):
+            return self._scrub(value)
+        if isinstance(value, Mapping):
+            return {k: self._scrub_obj(v) for k, v in value.items()}
+        if isinstance(value, list):
+            return [self._scrub_obj(v) for v in value]
+        return value
+
     def _url(self, path: str) -> str:
         if path.startswith(("http://", "https://")):
             return path
@@ -388,7 +398,7 @@ class RecognitionClient:
         status = response.status_code
         log.debug("%s -> %s", op, status)
         if status in _RETRY_STATUSES:
-            body = _json_or_none(response)
+            body = self._scrub_obj(_json_or_none(response))
             retry_after = (
                 parse_retry_after(response.headers.get("Retry-After"))
                 if status in (429, 503)
@@ -478,7 +488,7 @@ class RecognitionClient:
 
     def _error(self, response: httpx.Response, op: str) -> RemoteError:
         status = response.status_code
-        body = _json_or_none(response)
+        body = self._scrub_obj(_json_or_none(response))
         detail = self._scrub(_detail_text(body) or response.reason_phrase)
         kw: dict[str, Any] = {"operation": op, "status": status, "detail": detail, "body": body}
         if status in (401, 403):
