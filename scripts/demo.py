@@ -1,10 +1,18 @@
-"""`make demo`: build the sample dataset, make it a repository, show what localrepo sees."""
+"""`make demo`: the whole loop on this machine, offline.
+
+Starts a local localrepo-server, builds a sample dataset (drawn shapes, folder = label),
+makes it a repository, syncs it to the server, shows the remote state, clones it into a
+second folder, relabels an image by moving it and syncs both ways, then stops the server.
+"""
 
 from __future__ import annotations
 
+import json
+import os
 import shutil
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
@@ -16,30 +24,63 @@ DEMO = HERE.parent / "demo"
 REPO = [sys.executable, "-m", "localrepo.cli.main"]
 
 
-def step(title: str, *args: str, check: bool = True) -> None:
+def step(title: str, *args: str, cwd: Path = DEMO / "shapes", env: dict | None = None) -> None:
     print(f"\n$ repo {' '.join(args)}    # {title}", flush=True)
-    proc = subprocess.run([*REPO, "-C", str(DEMO), *args])
-    if check and proc.returncode != 0:
+    proc = subprocess.run([*REPO, "-C", str(cwd), *args], env=env)
+    if proc.returncode != 0:
         raise SystemExit(f"demo step failed: repo {' '.join(args)} (exit {proc.returncode})")
+
+
+def start_server(data: Path) -> tuple[subprocess.Popen[bytes], dict]:
+    ready = data / "ready.json"
+    log = open(data / "server.log", "wb")  # noqa: SIM115 - lives as long as the server
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "localrepo.server.cli", "serve", "--data", str(data / "srv"),
+         "--port", "0", "--dev", "--ready-file", str(ready), "--no-access-log"],
+        stdout=log, stderr=subprocess.STDOUT,
+    )
+    deadline = time.monotonic() + 60
+    while not ready.exists():
+        if proc.poll() is not None or time.monotonic() > deadline:
+            raise SystemExit(f"localrepo-server did not start; see {data / 'server.log'}")
+        time.sleep(0.1)
+    time.sleep(0.05)
+    return proc, json.loads(ready.read_text())
 
 
 def main() -> None:
     if DEMO.exists():
         shutil.rmtree(DEMO)
-    n = build(DEMO)
-    print(f"Built a sample dataset of {n} drawn shapes in {DEMO}/ (folder = label).")
-    step("make the folder a repository bound to one task", "init", "--task", "shapes",
-         "--type", "multi_class")
-    step("scan: hash, check and journal every image", "scan")
-    step("per label counts, pending changes, invalid files", "status")
-    moved = DEMO / "circle" / "circle_000.jpg"
-    moved.rename(DEMO / "square" / "circle_000.jpg")
-    print("\n(moved circle/circle_000.jpg into square/: relabelling is a move)")
-    step("the move is journalled as a label change, not a re-upload", "status")
-    moved_back = DEMO / "square" / "circle_000.jpg"
-    moved_back.rename(DEMO / "circle" / "circle_000.jpg")
-    step("the journal", "log", "--limit", "5")
-    print(f"\nThe demo repository stays in {DEMO}/ for you to explore (repo -C demo status).")
+    DEMO.mkdir()
+    server, info = start_server(DEMO)
+    env = dict(os.environ, LOCALREPO_TOKEN=info["token"], LOCALREPO_CONFIG_DIR=str(DEMO / "cfg"))
+    os.environ.update(env)
+    try:
+        print(f"Started localrepo-server at {info['url']} (data in {DEMO / 'srv'}).")
+        tree = DEMO / "shapes"
+        n = build(tree)
+        print(f"Built a sample dataset of {n} drawn shapes in {tree}/ (folder = label).")
+        step("bind the folder to a task on that server", "init", "--task", "shapes",
+             "--type", "multi_class", "--remote", info["url"])
+        step("per label counts, pending changes, invalid files", "status")
+        step("upload the images and their labels", "sync")
+        step("what the server holds now", "labels")
+        remote_id = json.loads(
+            subprocess.run([*REPO, "-C", str(tree), "task", "list", "--json"],
+                           capture_output=True, text=True, check=True).stdout
+        )[0]["remote_id"]
+        step("a second folder tree from the same remote task", "clone", info["url"],
+             "--task", remote_id, str(DEMO / "clone"), cwd=DEMO)
+        (tree / "circle" / "circle_000.jpg").rename(tree / "square" / "circle_000.jpg")
+        print("\n(moved circle/circle_000.jpg into square/: a relabel, not a re-upload)")
+        step("push the relabel", "sync")
+        step("the clone pulls it: the file moves to square/ there too", "sync",
+             cwd=DEMO / "clone")
+        step("disk, catalog and server agree", "verify", cwd=DEMO / "clone")
+    finally:
+        server.terminate()
+        server.wait(timeout=15)
+    print(f"\nDone. The demo folders stay in {DEMO}/ (the server is stopped).")
 
 
 if __name__ == "__main__":
