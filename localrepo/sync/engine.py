@@ -26,6 +26,9 @@ from localrepo.sync.execute import LOCAL_OPS, REMOTE_IMAGE_OPS, Executor, Outcom
 from localrepo.sync.localfs import LocalFS
 from localrepo.sync.state import build_snapshot, load_task_state
 
+# The largest page the API allows (localrepo-server: 1000): a 10,000-image listing
+# is 10 requests, not 200.
+LISTING_PAGE = 1000
 PUSH_LABEL_OPS = frozenset({P.ENSURE_LABEL, P.DETACH_LABEL})
 PULL_LABEL_OPS = frozenset({P.MAKE_FOLDER, P.REMOVE_FOLDER})
 
@@ -236,7 +239,11 @@ class Engine:
             wanted = set(task.labels) if task.labels else {lab.id for lab in attached}
             attached = [lab for lab in attached if lab.id in wanted]
             label_ids = [lab.id for lab in attached]
-            images = list(self.client.iter_images(labels=label_ids)) if label_ids else []
+            images = (
+                list(self.client.iter_images(labels=label_ids, page_size=LISTING_PAGE))
+                if label_ids
+                else []
+            )
         else:
             attached, images = [], []
         hash_by_remote_id = {

@@ -56,7 +56,7 @@ def verify(repo: Repository, client: Any | None) -> VerifyReport:
                     if not task.labels or lab.id in set(task.labels)
                 ]
                 ids = [lab.id for lab in attached]
-                images = list(client.iter_images(labels=ids)) if ids else []
+                images = list(client.iter_images(labels=ids, page_size=1000)) if ids else []
             snap = build_snapshot(remote_id or "", binding.type, attached, images, hash_by_remote_id)
             state, _files = load_task_state(conn, binding, bindings, snap)
             name = binding.name
