@@ -14,7 +14,7 @@ import io
 import os
 import stat as stat_mod
 import warnings
-from dataclasses import dataclass
+from typing import NamedTuple
 
 MAX_FILE_BYTES = 64 * 1024 * 1024
 
@@ -29,8 +29,10 @@ NOT_REGULAR = "not a regular file"
 CHANGED = "changed while hashing"
 
 
-@dataclass(frozen=True, slots=True)
-class Examined:
+class Examined(NamedTuple):
+    """One file's result. A NamedTuple: results travel back from the worker processes
+    by pickle, and a tuple unpickles several times faster than a dataclass."""
+
     path: str  # as given (repository-relative)
     dev: int
     inode: int
