@@ -73,6 +73,7 @@ _RETRY_STATUSES = {429, 502, 503, 504}
 _UNKNOWN_OUTCOME_STATUSES = {502, 504}  # a gateway may have passed the request on
 _TRAINING_STATES = {"WAITING", "IN_TRAINING"}
 _MAX_EMPTY_PAGES = 3
+_MAX_RESTARTS = 2
 
 
 def nfc(text: str) -> str:
@@ -194,6 +195,12 @@ class _Transient(Exception):
         self.retry_after = retry_after
         self.body = body
         self.throttled = throttled
+
+
+class _ListingShifted(Exception):
+    def __init__(self, op: str) -> None:
+        super().__init__(op)
+        self.op = op
 
 
 def _transport_failure(exc: httpx.HTTPError) -> _Transient | None:
@@ -595,7 +602,11 @@ class RecognitionClient:
         page = 1
         while True:
             op = self._op("GET", path) + (f" (page {page})" if page > 1 else "")
-            body = self._parse(self._call("GET", url, params=query, op=op), op)
+            response = self._call("GET", url, params=query, op=op)
+            if page > 1 and response.status_code == 404:
+                # DRF's "Invalid page.": the listing shrank while being read.
+                raise _ListingShifted(op)
+            body = self._parse(response, op)
             if isinstance(body, list):  # an unpaginated answer
                 yield body
                 return
@@ -628,15 +639,30 @@ class RecognitionClient:
         return f"{url}?{urlencode(query)}" if query else url
 
     def _items(self, path: str, params: Mapping[str, Any] | None = None) -> Iterator[Any]:
+        """Every item of a listing, each id once. Page-number paging is no snapshot:
+        an item can move across a page boundary while the pages are read. Duplicates
+        are dropped; a listing that shrank past its last page is read again from the
+        start (at most twice), yielding only what was not yet seen."""
         seen: set[str] = set()
-        for results in self._pages(path, params):
-            for item in results:
-                key = item.get("id") if isinstance(item, Mapping) else None
-                if isinstance(key, str):
-                    if key in seen:  # page-number paging under concurrent inserts
-                        continue
-                    seen.add(key)
-                yield item
+        for restart in range(_MAX_RESTARTS + 1):
+            try:
+                for results in self._pages(path, params):
+                    for item in results:
+                        key = item.get("id") if isinstance(item, Mapping) else None
+                        if isinstance(key, str):
+                            if key in seen:
+                                continue
+                            seen.add(key)
+                        yield item
+                return
+            except _ListingShifted as exc:
+                if restart == _MAX_RESTARTS:
+                    raise RemoteError(
+                        f"{exc.op}: the listing kept changing while it was read; try again.",
+                        operation=exc.op,
+                        status=404,
+                    ) from None
+                log.info("%s: the listing shrank while being read; reading it again", exc.op)
 
     # -- workspaces ------------------------------------------------------------------------
 
@@ -868,7 +894,7 @@ class RecognitionClient:
             }
         )
         response = self._call("POST", path, json=body)
-        if response.status_code == 400:
+        if response.status_code in (400, 409):
             existing = duplicate_image_id(_json_or_none(response))
             if existing:
                 log.debug("%s: duplicate of %s", op, existing)

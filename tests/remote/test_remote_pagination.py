@@ -157,3 +157,18 @@ def test_duplicates_across_pages_are_dropped_and_unpaginated_lists_accepted() ->
     assert [t.id for t in RecognitionClient("http://x.test", "k", transport=bare).list_tasks()] == [
         "t1"
     ]
+
+
+def test_listing_that_shrinks_mid_read_is_read_again(
+    client: RecognitionClient, make_client: MakeClient, faults: FaultTransport
+) -> None:
+    ids = [client.upload_image(jpeg(300 + i))[0].id for i in range(5)]
+    reader = make_client(transport=faults)
+    iterator = reader.iter_images(page_size=2)
+    got = [next(iterator).id, next(iterator).id]
+    assert got == ids[:2]
+    for image_id in ids[:3]:  # another clone deletes three images meanwhile
+        client.delete_image(image_id)
+    got += [i.id for i in iterator]
+    assert got == [ids[0], ids[1], ids[3], ids[4]]  # each once; the deleted one not at all
+    assert [c.outcome for c in faults.calls("GET")] == [200, 404, 200]
