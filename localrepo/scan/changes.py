@@ -35,8 +35,13 @@ class Change:
     hashes: tuple[str, ...] = field(default=(), compare=False, hash=False)
 
 
-def diff_files(old: Mapping[str, str], new: Mapping[str, str]) -> list[Change]:
-    """Changes between two {path: content hash} maps of valid images, in path order.
+def diff_files(
+    old: Mapping[str, str],
+    new: Mapping[str, str],
+    task_of: Callable[[str], int | None] = lambda _path: None,
+) -> list[Change]:
+    """Changes between two {path: content hash} maps of valid images, in path order,
+    each with the task (`task_of(path)`) it belongs to.
 
     Content that left one path and arrived at another is a move, also when the other path
     had content before (two images swapping names are two moves, not two modifications).
@@ -59,18 +64,18 @@ def diff_files(old: Mapping[str, str], new: Mapping[str, str]) -> list[Change]:
         target = next((c for c in candidates if posixpath.basename(c) == base), candidates[0])
         claimed.add(target)
         moved_away.add(p)
-        changes.append(Change(MOVED, path=target, old_path=p, hash=left[p]))
+        changes.append(Change(MOVED, target, p, left[p], None, task_of(target)))
     for p in sorted(left):
         if p in moved_away:
             continue
         if p in arrived and p not in claimed:
-            changes.append(Change(MODIFIED, path=p, hash=new[p], old_hash=old[p]))
+            changes.append(Change(MODIFIED, p, None, new[p], old[p], task_of(p)))
         else:
-            changes.append(Change(DELETED, old_path=p, hash=old[p]))
+            changes.append(Change(DELETED, None, p, old[p], None, task_of(p)))
     for p in sorted(arrived):
         if p in claimed or (p in left and p not in moved_away):
             continue  # a move's target, or reported as MODIFIED above
-        changes.append(Change(ADDED, path=p, hash=new[p]))
+        changes.append(Change(ADDED, p, None, new[p], None, task_of(p)))
     changes.sort(key=lambda c: (c.path or c.old_path or "", c.kind))
     return changes
 

@@ -14,7 +14,7 @@ import os
 import sqlite3
 import time
 from collections import defaultdict
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Collection, Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -115,6 +115,7 @@ class Scanner:
         conn = self.conn
         bindings = store.load_bindings(conn)
         cached = store.load_files(conn)
+        writes.known_paths = cached
         walked = walk(str(self.root))
         _keep_unseen(walked, cached)
         report.files = len(walked.images)
@@ -501,6 +502,7 @@ class _Writes:
         self.dry_run = dry_run
         self.open = False
         self.hash_ids: dict[str, int] | None = None
+        self.known_paths: Collection[str] = ()  # paths that have a file row already
 
     def begin(self) -> None:
         if not self.open and not self.dry_run:
@@ -564,6 +566,16 @@ class _Writes:
         self._upsert([(p, None, 0, 0, 0, 0, 0, self.now, r[0]) for p, r in skipped.items()])
 
     def _upsert(self, rows: list[tuple]) -> None:
+        new = [r for r in rows if r[0] not in self.known_paths]
+        if new:  # a plain insert costs less than an upsert
+            self.conn.executemany(
+                "INSERT INTO file(path, image_id, dev, inode, size, mtime_ns, ctime_ns,"
+                " cached_ns, reason) VALUES (?,?,?,?,?,?,?,?,?)",
+                new,
+            )
+            if len(new) == len(rows):
+                return
+            rows = [r for r in rows if r[0] in self.known_paths]
         self.conn.executemany(
             "INSERT INTO file(path, image_id, dev, inode, size, mtime_ns, ctime_ns, cached_ns,"
             " reason) VALUES (?,?,?,?,?,?,?,?,?) ON CONFLICT(path) DO UPDATE SET"
@@ -591,26 +603,22 @@ def _file_changes(
             return None
         return (b.task_id, (f"{b.root}/{head}" if b.root else head), rest)
 
-    changes = ch.diff_files(old_map, new_map)
+    def task_of(path: str) -> int | None:
+        b = tasks.of(path)
+        return None if b is None else b.task_id
+
+    changes = ch.diff_files(old_map, new_map, task_of)
     changes = ch.fold_label_renames(changes, old_map, new_map, label_of)
     # A valid image whose file turned invalid (corrupted, or a copy still in progress) is
     # journalled as such, not as a delete: the sync engine must not take a broken copy
     # for the user's wish to delete the image.
     return [
-        _with_task(
-            ch.Change(
-                ch.MODIFIED,
-                c.old_path,
-                None,
-                None,
-                c.hash,
-                None,
-                {"invalid": invalid[c.old_path][0]},
-            )
-            if c.kind == ch.DELETED and c.old_path in invalid
-            else c,
-            tasks,
+        ch.Change(
+            ch.MODIFIED, c.old_path, None, None, c.hash, c.task_id,
+            {"invalid": invalid[c.old_path][0]},
         )
+        if c.kind == ch.DELETED and c.old_path in invalid
+        else c
         for c in changes
     ]
 
@@ -629,15 +637,6 @@ class TaskLookup:
         except KeyError:
             b = self.cache[folder] = task_for(path, self.bindings)
             return b
-
-
-def _with_task(c: ch.Change, tasks: TaskLookup) -> ch.Change:
-    if c.task_id is not None:
-        return c
-    b = tasks.of(c.path or c.old_path or "")
-    if b is None:
-        return c
-    return replace(c, task_id=b.task_id)
 
 
 def _folder_labels(walked: WalkResult, bindings: list[TaskBinding]) -> dict[int, set[str]]:
