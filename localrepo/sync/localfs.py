@@ -11,6 +11,7 @@ from __future__ import annotations
 import errno
 import json
 import os
+import threading
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -43,6 +44,10 @@ class LocalFS:
         self.root = root
         self.run_id = run_id or time.strftime("%Y%m%d-%H%M%S")
         self.trash_dir = root / STATE_DIR / "trash" / self.run_id
+        # Sidecars are read, changed and replaced by the executor's worker threads: one
+        # at a time, or two downloads into one folder race on the temp file and one
+        # value is lost.
+        self._sidecar_lock = threading.Lock()
 
     # -- paths ----------------------------------------------------------------------------
     def abs(self, rel: str) -> Path:
@@ -167,6 +172,10 @@ class LocalFS:
     def set_sidecar_values(self, folder: str, values: dict[str, float | None]) -> None:
         """Set `value` for file names in folder/metadata.jsonl, keeping every other row
         and key as they are (written atomically)."""
+        with self._sidecar_lock:
+            self._set_sidecar_values(folder, values)
+
+    def _set_sidecar_values(self, folder: str, values: dict[str, float | None]) -> None:
         path = self.abs(folder) / "metadata.jsonl"
         rows: list[dict] = []
         if path.exists():
