@@ -1,0 +1,398 @@
+"""Helpers for the sync scenario tests: real CLI subprocesses against a real server.
+
+`Clone` is one folder tree (a localrepo repository) driven through `repo` in a
+subprocess with its own token and credentials folder; `Remote` reads what the server
+holds over plain HTTP (httpx); `FaultProxy` sits between the CLI and the real server and
+only breaks things (answers 500, drops connections) on the requests it is told to.
+"""
+
+from __future__ import annotations
+
+import http.client
+import json
+import os
+import re
+import socket
+import subprocess
+import sys
+import threading
+from dataclasses import dataclass, field
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+from typing import Any
+
+import httpx
+from imagegen import image_bytes
+from treebuilder import age
+
+from localrepo.scan.hashing import hash_bytes
+
+SIZE = (32, 24)
+IMAGE_EXT = (".jpg", ".jpeg", ".png")
+
+
+def img(seed: int) -> bytes:
+    return image_bytes(seed, size=SIZE)
+
+
+def image_hash(seed: int) -> str:
+    return hash_bytes(img(seed))
+
+
+# -- one repository driven through the real CLI ----------------------------------------------
+
+
+@dataclass
+class Clone:
+    root: Path
+    env: dict[str, str]
+
+    def run(
+        self, *args: str, expect: int | None = 0, env: dict[str, str] | None = None
+    ) -> subprocess.CompletedProcess[str]:
+        proc = subprocess.run(
+            [sys.executable, "-m", "localrepo.cli.main", "-C", str(self.root), *args],
+            capture_output=True,
+            text=True,
+            env={**self.env, **(env or {})},
+            timeout=180,
+        )
+        if expect is not None:
+            assert proc.returncode == expect, (
+                f"repo {' '.join(args)} exited {proc.returncode}, expected {expect}\n"
+                f"stdout:\n{proc.stdout}\nstderr:\n{proc.stderr}"
+            )
+        for stream in (proc.stdout, proc.stderr):
+            assert "Traceback" not in stream, stream
+        return proc
+
+    def sync(self, *args: str, cmd: str = "sync", expect: int = 0) -> dict[str, Any]:
+        """`repo sync --json ARGS`; returns the JSON summary."""
+        proc = self.run(cmd, "--json", *args, expect=expect)
+        return json.loads(proc.stdout)
+
+    def verify(self) -> dict[str, Any]:
+        proc = self.run("verify", "--json", expect=None)
+        report = json.loads(proc.stdout)
+        assert proc.returncode == 0 and report["ok"], (
+            f"verify failed in {self.root}:\n{proc.stdout}\n{proc.stderr}"
+        )
+        return report
+
+    def status(self) -> dict[str, Any]:
+        return json.loads(self.run("status", "--json").stdout)
+
+    def labels(self) -> dict[str, int]:
+        """Images per label of the (only) task, from `repo status --json`."""
+        return self.status()["tasks"][0]["labels"]
+
+    def conflicts(self) -> list[dict[str, Any]]:
+        return json.loads(self.run("conflicts", "--json").stdout)
+
+    def remote_task_id(self) -> str:
+        tid = self.status()["tasks"][0]["remote_id"]
+        assert tid
+        return tid
+
+    # -- the folder tree --------------------------------------------------------------------
+
+    def write(self, rel: str, seed: int) -> str:
+        path = self.root / rel
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_bytes(img(seed))
+        age(path)
+        return image_hash(seed)
+
+    def move(self, src: str, dest: str) -> None:
+        target = self.root / dest
+        target.parent.mkdir(parents=True, exist_ok=True)
+        os.rename(self.root / src, target)
+
+    def tree(self) -> dict[str, str]:
+        """{relative path: content hash} of every image file (state folder excluded)."""
+        return tree_of(self.root)
+
+    def files_of(self, h: str) -> list[str]:
+        return sorted(p for p, d in self.tree().items() if d == h)
+
+    def sidecar_values(self) -> dict[str, float]:
+        """{folder/file_name: value} from every metadata.jsonl."""
+        out: dict[str, float] = {}
+        for side in self.root.rglob("metadata.jsonl"):
+            if ".localrepo" in side.relative_to(self.root).parts:
+                continue
+            folder = side.parent.relative_to(self.root).as_posix()
+            for line in side.read_text(encoding="utf-8").splitlines():
+                if line.strip():
+                    row = json.loads(line)
+                    if "value" in row:
+                        out[f"{folder}/{row['file_name']}"] = float(row["value"])
+        return out
+
+    def snapshot(self) -> dict[str, bytes]:
+        """Every file under the root except the state folder: {path: bytes}."""
+        return snapshot_of(self.root)
+
+
+def tree_of(root: Path) -> dict[str, str]:
+    out = {}
+    for path in root.rglob("*"):
+        rel = path.relative_to(root)
+        if rel.parts[0] == ".localrepo" or not path.is_file():
+            continue
+        if path.suffix.lower() in IMAGE_EXT:
+            out[rel.as_posix()] = hash_bytes(path.read_bytes())
+    return out
+
+
+def snapshot_of(root: Path) -> dict[str, bytes]:
+    out = {}
+    for path in root.rglob("*"):
+        rel = path.relative_to(root)
+        if rel.parts[0] == ".localrepo" or not path.is_file():
+            continue
+        out[rel.as_posix()] = path.read_bytes()
+    return out
+
+
+# -- what the server holds ------------------------------------------------------------------
+
+
+@dataclass
+class RemoteImageRow:
+    id: str
+    hash: str | None
+    labels: dict[str, float | None]
+    meta: dict[str, Any]
+
+
+class Remote:
+    """The server's state for one account, read (and written, to simulate other users)
+    over plain HTTP."""
+
+    def __init__(self, url: str, token: str) -> None:
+        self.http = httpx.Client(
+            base_url=url + "recognition/v2/",
+            headers={"Authorization": f"Token {token}"},
+            timeout=30.0,
+        )
+
+    def close(self) -> None:
+        self.http.close()
+
+    def _all(self, path: str, **params: Any) -> list[dict[str, Any]]:
+        out: list[dict[str, Any]] = []
+        r = self.http.get(path, params={"page_size": 1000, **params})
+        while True:
+            r.raise_for_status()
+            page = r.json()
+            out += page["results"]
+            if not page["next"]:
+                return out
+            r = self.http.get(page["next"])
+
+    def images(self) -> list[RemoteImageRow]:
+        """Every training image of the workspace."""
+        rows = []
+        for item in self._all("training-image/"):
+            meta = item.get("meta_data") or {}
+            digest = meta.get("content_hash", "")
+            rows.append(
+                RemoteImageRow(
+                    item["id"],
+                    digest.split(":", 1)[1] if digest.startswith("xxh3_128:") else None,
+                    {lab["name"]: lab.get("value") for lab in item.get("labels") or []},
+                    meta,
+                )
+            )
+        return rows
+
+    def by_hash(self) -> dict[str, RemoteImageRow]:
+        out: dict[str, RemoteImageRow] = {}
+        for row in self.images():
+            assert row.hash not in out, f"two remote images hold {row.hash}"
+            if row.hash:
+                out[row.hash] = row
+        return out
+
+    def labels(self) -> list[dict[str, Any]]:
+        return self._all("label/")
+
+    def label_id(self, name: str) -> str:
+        [lab] = [lab for lab in self.labels() if lab["name"] == name]
+        return lab["id"]
+
+    def tasks(self) -> list[dict[str, Any]]:
+        return self._all("task/")
+
+    def post(self, path: str, body: dict[str, Any]) -> dict[str, Any]:
+        r = self.http.post(path, json=body)
+        assert r.status_code < 300, r.text
+        return r.json() if r.content else {}
+
+    def relabel(self, image_id: str, remove: str | None, add: str | None,
+                value: float | None = None) -> None:
+        if remove:
+            self.post(f"training-image/{image_id}/remove-label/",
+                      {"label_id": self.label_id(remove)})
+        if add:
+            body: dict[str, Any] = {"label_id": self.label_id(add)}
+            if value is not None:
+                body["value"] = value
+            self.post(f"training-image/{image_id}/add-label/", body)
+
+
+def api_requests(log_text: str) -> list[tuple[str, str, int]]:
+    """[(method, path, status)] from uvicorn's access log lines."""
+    out = []
+    for m in re.finditer(r'"(GET|POST|PUT|PATCH|DELETE) (\S+) HTTP/[\d.]+" (\d{3})', log_text):
+        out.append((m.group(1), m.group(2), int(m.group(3))))
+    return out
+
+
+# -- a fault-injecting proxy ------------------------------------------------------------------
+
+
+@dataclass
+class Rule:
+    method: str
+    path_re: str
+    action: str  # "500": answer 500 without forwarding | "drop": close, nothing sent on
+    #              "drop_after": forward (the server acts), then close without an answer
+    times: int = 1
+    hits: int = 0
+
+
+@dataclass
+class FaultProxy:
+    """An HTTP proxy to the real server (one request per connection). Requests go to the
+    server unchanged; rules only break some of them. Every request is recorded."""
+
+    upstream: str  # "http://127.0.0.1:PORT/"
+    rules: list[Rule] = field(default_factory=list)
+    seen: list[tuple[str, str, str]] = field(default_factory=list)  # (method, path, outcome)
+    _server: ThreadingHTTPServer | None = None
+
+    @property
+    def url(self) -> str:
+        assert self._server is not None
+        return f"http://127.0.0.1:{self._server.server_address[1]}/"
+
+    def add(self, method: str, path_re: str, action: str, times: int = 1) -> Rule:
+        rule = Rule(method, path_re, action, times)
+        self.rules.append(rule)
+        return rule
+
+    def _rule(self, method: str, path: str) -> Rule | None:
+        for rule in self.rules:
+            if rule.hits < rule.times and rule.method == method and re.search(rule.path_re, path):
+                rule.hits += 1
+                return rule
+        return None
+
+    def start(self) -> FaultProxy:
+        proxy = self
+        up = httpx.URL(self.upstream)
+        lock = threading.Lock()
+
+        class Handler(BaseHTTPRequestHandler):
+            protocol_version = "HTTP/1.0"
+
+            def log_message(self, *args: Any) -> None:
+                pass
+
+            def _handle(self) -> None:
+                length = int(self.headers.get("Content-Length") or 0)
+                body = self.rfile.read(length) if length else b""
+                with lock:
+                    rule = proxy._rule(self.command, self.path)
+                action = rule.action if rule else "forward"
+                with lock:
+                    proxy.seen.append((self.command, self.path, action))
+                if action == "drop":
+                    self._drop()
+                    return
+                if action == "500":
+                    data = b'{"detail": "Internal server error (injected)."}'
+                    self.send_response(500)
+                    self.send_header("Content-Type", "application/json")
+                    self.send_header("Content-Length", str(len(data)))
+                    self.end_headers()
+                    self.wfile.write(data)
+                    return
+                conn = http.client.HTTPConnection(up.host, up.port, timeout=60)
+                headers = {k: v for k, v in self.headers.items()
+                           if k.lower() not in ("connection", "keep-alive")}
+                conn.request(self.command, self.path, body=body, headers=headers)
+                resp = conn.getresponse()
+                data = resp.read()
+                conn.close()
+                if action == "drop_after":
+                    self._drop()
+                    return
+                self.send_response(resp.status)
+                for k, v in resp.getheaders():
+                    if k.lower() not in ("connection", "keep-alive", "transfer-encoding",
+                                         "content-length", "date", "server"):
+                        self.send_header(k, v)
+                self.send_header("Content-Length", str(len(data)))
+                self.end_headers()
+                self.wfile.write(data)
+
+            def _drop(self) -> None:
+                self.close_connection = True
+                try:
+                    self.connection.shutdown(socket.SHUT_RDWR)
+                except OSError:
+                    pass
+
+            do_GET = do_POST = do_PUT = do_PATCH = do_DELETE = _handle
+
+        self._server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self._server.daemon_threads = True
+        threading.Thread(target=self._server.serve_forever, daemon=True).start()
+        return self
+
+    def stop(self) -> None:
+        if self._server is not None:
+            self._server.shutdown()
+            self._server.server_close()
+
+
+# -- a test's world: one account, its clones, its remote view --------------------------------
+
+
+class World:
+    def __init__(self, url: str, token: str, tmp: Path) -> None:
+        self.url = url
+        self.token = token
+        self.tmp = tmp
+        self.config_dir = tmp / "user-config"
+        self.remote = Remote(url, token)
+
+    def env(self, token: str | None = None) -> dict[str, str]:
+        env = {k: v for k, v in os.environ.items() if not k.startswith("LOCALREPO_")}
+        env.update(
+            PYTHONUNBUFFERED="1",
+            LOCALREPO_TOKEN=self.token if token is None else token,
+            LOCALREPO_CONFIG_DIR=str(self.config_dir),
+        )
+        return env
+
+    def init(self, name: str, task: str, task_type: str = "multi_class") -> Clone:
+        root = self.tmp / name
+        root.mkdir(parents=True, exist_ok=True)
+        clone = Clone(root, self.env())
+        clone.run("init", "--task", task, "--type", task_type, "--remote", self.url)
+        return clone
+
+    def clone(self, name: str, task_id: str, *, expect: int = 0) -> Clone:
+        root = self.tmp / name
+        proc = subprocess.run(
+            [sys.executable, "-m", "localrepo.cli.main", "-C", str(self.tmp),
+             "clone", self.url, "--task", task_id, name],
+            capture_output=True, text=True, env=self.env(), timeout=180,
+        )
+        assert proc.returncode == expect, proc.stdout + proc.stderr
+        assert "Traceback" not in proc.stderr, proc.stderr
+        return Clone(root, self.env())
