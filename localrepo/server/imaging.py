@@ -137,10 +137,10 @@ def prepare(upload: bytes, *, noresize: bool, resize_to: int) -> StoredImage:
 
 
 def make_thumbnail(data: bytes, size: int) -> bytes:
-    with Image.open(io.BytesIO(data)) as im:
-        if im.format == "JPEG":
-            im.draft("RGB", (size, size))
-        im = ImageOps.exif_transpose(im)
+    with Image.open(io.BytesIO(data)) as source:
+        if source.format == "JPEG":
+            source.draft("RGB", (size, size))
+        im: Image.Image = ImageOps.exif_transpose(source)
         im.thumbnail((size, size), Image.Resampling.LANCZOS)
         if im.mode not in ("RGB", "L"):
             background = Image.new("RGB", im.size, (255, 255, 255))

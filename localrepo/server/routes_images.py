@@ -11,6 +11,7 @@ from typing import Any
 
 from fastapi import APIRouter, Depends, Query, Request
 from sqlalchemy import bindparam, text
+from sqlalchemy.sql.elements import BindParameter
 from sqlmodel import Session
 from starlette.concurrency import run_in_threadpool
 from starlette.datastructures import UploadFile
@@ -597,7 +598,7 @@ def _bulk_update(ctx: ServerContext, ws: str, body: BulkImageUpdate) -> dict[str
         if body.mark_real or body.unmark_real:
             flags["real"] = body.mark_real
         for chunk in _chunks(targets):
-            ids_bind = bindparam("ids", expanding=True)
+            ids_bind: BindParameter[Any] = bindparam("ids", expanding=True)
             for label_id in remove:
                 conn.execute(
                     text(

@@ -3,9 +3,8 @@
 from __future__ import annotations
 
 from fastapi import APIRouter, Depends, Query, Request
-from sqlalchemy import delete as sa_delete
-from sqlalchemy import select as sa_select
 from sqlalchemy import text
+from sqlmodel import Session
 from starlette.concurrency import run_in_threadpool
 from starlette.responses import Response
 
@@ -15,7 +14,7 @@ from .bodies import body_doc, check_uuid, parse, read_body
 from .common import body_workspace, no_content, ok, path_id
 from .context import Principal, ServerContext, get_ctx
 from .errors import bad_request, detail, field_error, not_found
-from .models import ImageLabel, Label, Task, TaskLabel, now_iso
+from .models import Label, Task, TaskLabel, now_iso
 from .pagination import check_page, page_body, page_request
 from .schemas import Detail, LabelRef, Page, TaskCreate, TaskOut, TaskUpdate, WorkspaceRef
 
@@ -158,18 +157,18 @@ def _delete_task(ctx: ServerContext, ws: str, task_id: str) -> None:
         task = session.get(Task, task_id)
         if task is None or task.workspace_id != ws:
             raise not_found("Task not found.")
-        negatives = list(
-            session.execute(sa_select(Label.id).where(Label.negative_for_task == task_id)).scalars()
-        )
-        if negatives:
-            # The task's own negative label goes with it (detached from everything first,
-            # so that it works without ON DELETE CASCADE too).
-            session.execute(sa_delete(ImageLabel).where(ImageLabel.label_id.in_(negatives)))
-            session.execute(sa_delete(TaskLabel).where(TaskLabel.label_id.in_(negatives)))
-            session.execute(sa_delete(Label).where(Label.id.in_(negatives)))
-        session.execute(sa_delete(TaskLabel).where(TaskLabel.task_id == task_id))
-        session.execute(text("DELETE FROM training_jobs WHERE task_id = :t"), {"t": task_id})
-        session.execute(text("DELETE FROM models WHERE task_id = :t"), {"t": task_id})
+        # The task's own negative label goes with it. Everything is detached explicitly,
+        # so that it does not depend on the database enforcing ON DELETE CASCADE.
+        negatives = "SELECT id FROM labels WHERE negative_for_task = :t"
+        for sql in (
+            f"DELETE FROM image_labels WHERE label_id IN ({negatives})",
+            f"DELETE FROM task_labels WHERE label_id IN ({negatives})",
+            "DELETE FROM labels WHERE negative_for_task = :t",
+            "DELETE FROM task_labels WHERE task_id = :t",
+            "DELETE FROM training_jobs WHERE task_id = :t",
+            "DELETE FROM models WHERE task_id = :t",
+        ):
+            session.execute(text(sql), {"t": task_id})
         session.delete(task)
 
 
@@ -186,11 +185,11 @@ def delete_task(
     return no_content()
 
 
-def _label_in_ws(session: object, ws: str, label_id: str) -> Label:
-    label = session.get(Label, label_id)  # type: ignore[attr-defined]
+def _label_in_ws(session: Session, ws: str, label_id: str) -> Label:
+    label = session.get(Label, label_id)
     if label is None or label.workspace_id != ws:
         raise field_error("label_id", f"Label '{label_id}' does not exist in this workspace.")
-    return label  # type: ignore[no-any-return]
+    return label
 
 
 def _add_label(ctx: ServerContext, ws: str, task_id: str, label_id: str) -> dict[str, str]:
@@ -217,7 +216,8 @@ def _remove_label(ctx: ServerContext, ws: str, task_id: str, label_id: str) -> d
             raise not_found("Task not found.")
         _label_in_ws(session, ws, label_id)
         session.execute(
-            sa_delete(TaskLabel).where(TaskLabel.task_id == task_id, TaskLabel.label_id == label_id)
+            text("DELETE FROM task_labels WHERE task_id = :t AND label_id = :l"),
+            {"t": task_id, "l": label_id},
         )
     return {"detail": "Label removed from the task."}
 
