@@ -175,12 +175,45 @@ class Executor:
                         other.cancel()
         if out.fatal:
             return out
+        removed: set[str] = set()
         for op in plan.by_kind(P.REMOVE_FOLDER):
             folder = self._folder(op.label or "")
-            if folder is not None:
-                self.fs.remove_folder_if_empty(folder)
+            if folder is not None and self.fs.remove_folder_if_empty(folder):
+                removed.add(op.label or "")
             self._done([journal_ids[id(op)]])
+        self._settle_task_labels(plan, removed)
         return out
+
+    def _settle_task_labels(self, plan: P.Plan, removed: set[str]) -> None:
+        """Record as synced the task labels both sides hold now.
+
+        The planner emits no op for a label both sides already have (say, after a clone
+        made its folders), and MAKE_FOLDER / REMOVE_FOLDER do not touch the synced rows:
+        without this the base never learns those labels, and a label later dropped on
+        one side looks like a new label on the other (and is attached again).
+        """
+        remote = (set(self.snapshot.labels) | set(plan_labels(plan, P.ENSURE_LABEL))) - set(
+            plan_labels(plan, P.DETACH_LABEL)
+        )
+        local_rows = {
+            name
+            for (name,) in self.conn.execute(
+                "SELECT l.name FROM task_label tl JOIN label l ON l.id = tl.label_id"
+                " WHERE tl.state = ? AND tl.task_id = ?",
+                (LOCAL, self.binding.task_id),
+            )
+        }
+        local = (local_rows | set(plan_labels(plan, P.MAKE_FOLDER))) - removed
+        both = {name for name in remote & local if name in self.label_ids}
+        with transaction(self.conn):
+            for name in both:
+                self._task_label(name, present=True)
+            for name in removed - remote:  # gone from both sides (else: not agreed yet)
+                label_id = self._label_row(name, self.label_ids.get(name))
+                self.conn.execute(
+                    "DELETE FROM task_label WHERE state = ? AND task_id = ? AND label_id = ?",
+                    (SYNCED, self.binding.task_id, label_id),
+                )
 
     # -- journal ----------------------------------------------------------------------------
     def _journal(self, ops: list[P.Op]) -> dict[int, int]:
@@ -573,6 +606,10 @@ class Executor:
         if paths:
             return paths[0]
         return f"remote image {result.remote_id or result.key}"
+
+
+def plan_labels(plan: P.Plan, kind: str) -> list[str]:
+    return [op.label for op in plan.by_kind(kind) if op.label]
 
 
 def _file_stats(
