@@ -1,0 +1,214 @@
+"""The safety limit, push / pull / dry runs, the summary (JSON and the line), the
+requests of a no-change sync, and remote names that must never escape the task root."""
+
+from __future__ import annotations
+
+import base64
+import re
+import time
+
+from synchelp import World, api_requests, image_hash, img, snapshot_of
+
+SUMMARY_KEYS = {
+    "dry_run", "uploaded", "downloaded", "relabelled", "deleted", "labels_created",
+    "conflicts", "failed", "tasks", "seconds",
+}
+TASK_KEYS = {"task", "remote_id", "created_remote_task", "plan", "ops", "conflicts",
+             "problems", "stop"}
+
+
+def remote_state(world: World) -> dict[str, tuple[str, dict]]:
+    return {r.id: (r.hash, r.labels) for r in world.remote.images()}
+
+
+def test_mass_delete_stops_until_forced(world: World) -> None:
+    a = world.init("a", "pets")
+    for i in range(10):
+        a.write(f"{'dog' if i % 2 else 'cat'}/i{i}.jpg", i)
+    a.sync()
+    b = world.clone("b", a.remote_task_id())
+    before_remote = remote_state(world)
+    for i in range(8):  # 80% of the images
+        (a.root / f"{'dog' if i % 2 else 'cat'}/i{i}.jpg").unlink()
+    disk = a.snapshot()
+    proc = a.run("sync", expect=7)
+    assert "--force" in proc.stderr and "8 of 10" in proc.stderr, proc.stderr
+    s = a.sync(expect=7)
+    assert s["tasks"][0]["stop"] and s["deleted"] == 0
+    assert remote_state(world) == before_remote
+    assert a.snapshot() == disk
+    s = a.sync("--force")
+    assert s["deleted"] == 8 and s["tasks"][0]["stop"] is None, s
+    assert sorted(h for h, labels in remote_state(world).values() if labels) == sorted(
+        [image_hash(8), image_hash(9)]
+    )
+    # The other clone would trash 8 of its 10 files: stopped the same way, disk untouched.
+    disk_b = b.snapshot()
+    assert "8 of 10" in b.run("sync", expect=7).stderr
+    assert b.snapshot() == disk_b
+    assert b.sync("--max-delete", "9")["deleted"] == 8
+    assert sorted(b.tree().values()) == sorted([image_hash(8), image_hash(9)])
+    a.verify()
+    b.verify()
+
+
+def test_push_pull_and_dry_run(world: World, live_server) -> None:
+    a = world.init("a", "pets")
+    for i in range(4):
+        a.write(f"dog/d{i}.jpg", i)
+    a.sync()
+    b = world.clone("b", a.remote_task_id())
+    b.move("dog/d0.jpg", "cat/d0.jpg")
+    b.sync()
+    a.write("dog/new.jpg", 7)
+    a.move("dog/d1.jpg", "cat/d1.jpg")
+
+    # sync -n: the plan, and no change anywhere.
+    remote = remote_state(world)
+    disk = a.snapshot()
+    s = a.sync("-n")
+    assert s["dry_run"] is True
+    assert s["tasks"][0]["plan"] == {"upload": 1, "set_remote": 1, "set_local": 1, "set_base": 3}
+    kinds = sorted(op["kind"] for op in s["tasks"][0]["ops"])
+    assert kinds == ["set_base"] * 3 + ["set_local", "set_remote", "upload"]
+    assert (s["uploaded"], s["downloaded"], s["relabelled"]) == (0, 0, 0)
+    out = a.run("sync", "-n").stdout
+    assert "would do" in out and "uploaded" not in out
+    assert remote_state(world) == remote and a.snapshot() == disk
+
+    # push: the remote takes A's changes, A's disk does not take B's.
+    s = a.sync(cmd="push")
+    assert (s["uploaded"], s["relabelled"], s["downloaded"]) == (1, 1, 0), s
+    assert a.snapshot() == disk
+    by_hash = world.remote.by_hash()
+    assert by_hash[image_hash(7)].labels == {"dog": None}
+    assert by_hash[image_hash(1)].labels == {"cat": None}
+    assert a.files_of(image_hash(0)) == ["dog/d0.jpg"]
+
+    # pull: A's disk takes B's change, and pull sends no writing request.
+    remote = remote_state(world)
+    mark = len(live_server.log_text())
+    s = a.sync(cmd="pull")
+    assert (s["uploaded"], s["relabelled"], s["downloaded"]) == (0, 1, 0), s
+    assert a.files_of(image_hash(0)) == ["cat/d0.jpg"]
+    assert remote_state(world) == remote
+    sent = api_requests(_log_after(live_server, mark))
+    assert sent and {m for m, _p, _s in sent} == {"GET"}, sent
+    for c in (a, b):
+        c.sync()
+        c.verify()
+
+
+def _log_after(server, mark: int) -> str:
+    time.sleep(0.2)  # the access log line is written just after the answer
+    return server.log_text()[mark:]
+
+
+def test_no_change_sync_only_lists(world: World, live_server) -> None:
+    a = world.init("a", "pets")
+    a.write("dog/a.jpg", 1)
+    a.write("cat/b.jpg", 2)
+    a.sync()
+    mark = len(live_server.log_text())
+    s = a.sync()
+    sent = api_requests(_log_after(live_server, mark))
+    assert sent, "the sync sent nothing at all?"
+    assert all(method == "GET" for method, _p, _s in sent), sent
+    # task, its labels, and one page of images: nothing per image.
+    assert len(sent) <= 4, sent
+    assert all(v == 0 for k, v in s.items() if k in ("uploaded", "downloaded", "relabelled",
+                                                      "deleted", "labels_created"))
+
+
+def test_summary_json_shape_and_line(world: World) -> None:
+    a = world.init("a", "pets")
+    a.write("dog/a.jpg", 1)
+    a.write("dog/b.jpg", 2)
+    a.write("cat/c.jpg", 3)
+    s = a.sync()
+    assert set(s) == SUMMARY_KEYS
+    [t] = s["tasks"]
+    assert set(t) == TASK_KEYS
+    assert (s["uploaded"], s["labels_created"], s["failed"], s["conflicts"]) == (3, 2, [], 0)
+    assert t["task"] == "pets" and t["remote_id"] == a.remote_task_id()
+    assert t["plan"] == {"ensure_label": 2, "upload": 3, "set_base": 3}
+    assert t["ops"] == [] and t["conflicts"] == [] and t["stop"] is None
+    assert isinstance(s["seconds"], float)
+    b = world.clone("b", t["remote_id"])
+    a.move("dog/a.jpg", "cat/a.jpg")
+    (a.root / "dog/b.jpg").unlink()
+    a.write("cat/d.jpg", 4)
+    b.write("dog/e.jpg", 5)
+    b.sync()
+    out = a.run("sync").stdout.strip().splitlines()[-1]
+    assert re.fullmatch(
+        r"uploaded 1, downloaded 1, relabelled 1, deleted 1, conflicts 0, failed 0 "
+        r"\(\d+\.\ds\)",
+        out,
+    ), out
+    b.sync()
+    a.verify()
+    b.verify()
+
+
+def test_remote_names_never_escape_the_task_root(world: World) -> None:
+    a = world.init("a", "pets")
+    a.write("dog/ok.jpg", 1)
+    a.sync()
+    task_id = a.remote_task_id()
+    r = world.remote
+    bad_labels = ["../../x", "a/b", ".hidden", "_x", ".."]
+    for n, name in enumerate(bad_labels):
+        lab = r.post("label/", {"name": name, "type": "category"})
+        r.post(f"task/{task_id}/add-label/", {"label_id": lab["id"]})
+        image = r.post("training-image/", {"base64": base64.b64encode(img(20 + n)).decode(),
+                                           "noresize": True})
+        r.post(f"training-image/{image['id']}/add-label/", {"label_id": lab["id"]})
+    dog = r.label_id("dog")
+    bad_files = ["../../../escaped.jpg", "/etc/evil.jpg", ".hidden.jpg", "sub/dir.jpg",
+                 "..\\..\\win.jpg", ".localrepo-tmp"]
+    for n, name in enumerate(bad_files):
+        image = r.post("training-image/", {"base64": base64.b64encode(img(40 + n)).decode(),
+                                           "noresize": True,
+                                           "meta_data": {"original_file_name": name}})
+        r.post(f"training-image/{image['id']}/add-label/", {"label_id": dog})
+
+    outside = snapshot_of(world.tmp)
+    clone_proc = world.tmp / "b"
+    b = world.clone("b", task_id)
+    after = snapshot_of(world.tmp)
+    assert {k: v for k, v in after.items() if not k.startswith(("b/", "a/.localrepo"))} == {
+        k: v for k, v in outside.items() if not k.startswith("a/.localrepo")
+    }
+    assert clone_proc.is_dir()
+    tree = b.tree()
+    # The safe images are all there, under safe names in dog/.
+    assert sorted(tree.values()) == sorted([image_hash(1)] + [image_hash(40 + n)
+                                                              for n in range(len(bad_files))])
+    assert all(p.startswith("dog/") and p.count("/") == 1 for p in tree), tree
+    assert all(not p.split("/")[1].startswith(".") for p in tree), tree
+    assert "dir.jpg" in {p.split("/")[1] for p in tree}
+    # Images of unusable labels are left alone, and every such label is reported.
+    proc = b.run("sync")
+    for name in bad_labels:
+        assert repr(name) in proc.stderr, (name, proc.stderr)
+    assert not any(
+        p.name in ("x", "b", ".hidden", "_x") for p in b.root.iterdir() if p.is_dir()
+    )
+    # a's pull sees the same and leaves the disk alone too.
+    disk_a = a.snapshot()
+    a.sync(cmd="pull")
+    assert set(a.snapshot()) - set(disk_a) == {f"dog/{p.split('/')[1]}" for p in tree} - {
+        "dog/ok.jpg"
+    }
+    # Renamed on the server to usable names, they sync.
+    for name in bad_labels:
+        lab_id = r.label_id(name)
+        r.http.patch(f"label/{lab_id}/", json={"name": "fixed" + str(bad_labels.index(name))})
+    for c in (b, a):
+        s = c.sync()
+        assert s["failed"] == [] and not s["tasks"][0]["problems"], s
+    assert b.labels()["fixed0"] == 1
+    for c in (a, b):
+        c.sync()
+        c.verify()
