@@ -446,7 +446,6 @@ class Executor:
         target = op.target_map
         folders = self._target_folders(target)
         name = file_name(view.meta_data.get(META_NAME), view.id, dims[2] if dims else None)
-        crash_point("mid_download")
         _first_label, first_folder = folders[0]
         written = self.fs.write_new(first_folder, name, data)
         crash_point("after_replace")

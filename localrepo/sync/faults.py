@@ -4,7 +4,7 @@
 The points sit where a crash is most interesting for crash safety:
   before_http       an op is journalled, its request not sent
   after_http        the server answered 2xx, nothing committed locally
-  mid_download      a temp file is half written
+  mid_download      a download's temp file holds half of its bytes
   after_replace     a downloaded file is in place, the catalog does not know it yet
 """
 

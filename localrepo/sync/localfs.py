@@ -19,6 +19,7 @@ from pathlib import Path
 from localrepo.catalog.db import STATE_DIR
 from localrepo.errors import LocalrepoError
 from localrepo.scan.walk import ENGINE_TMP_SUFFIX as TMP_SUFFIX
+from localrepo.sync.faults import crash_point
 from localrepo.sync.names import with_suffix
 
 # Temp files are ".<name>.localrepo-tmp" in the destination folder: dot files, so the
@@ -95,9 +96,10 @@ class LocalFS:
         fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_CLOEXEC, 0o644)
         try:
             view = memoryview(data)
-            while view:
-                n = os.write(fd, view)
-                view = view[n:]
+            half = len(view) // 2
+            _write_all(fd, view[:half])
+            crash_point("mid_download")  # the temp file holds half the bytes
+            _write_all(fd, view[half:])
             os.fsync(fd)
         finally:
             os.close(fd)
@@ -230,3 +232,9 @@ class LocalFS:
             except OSError:
                 pass
         return removed
+
+
+def _write_all(fd: int, view: memoryview) -> None:
+    while view:
+        n = os.write(fd, view)
+        view = view[n:]
