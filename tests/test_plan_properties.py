@@ -18,7 +18,7 @@ import functools
 import os
 import random
 
-from hypothesis import HealthCheck, given, settings
+from hypothesis import HealthCheck, event, given, settings
 from hypothesis import strategies as st
 from plansim import World
 
@@ -72,7 +72,7 @@ def synced_worlds(draw, task_type: str | None = None) -> World:
 
 EDITS = ("add", "delete", "set", "tweak", "rename", "add_label", "remove_label", "same_bytes")
 S_TASK_TYPE = st.sampled_from(TASK_TYPES)
-S_KEYS = st.lists(st.sampled_from(HASHES), unique=True, max_size=6)
+S_KEYS = st.lists(st.sampled_from(HASHES), unique=True, min_size=1, max_size=6)
 S_HASH_SET = st.sets(st.sampled_from(HASHES))
 S_LABEL_SET = st.sets(st.sampled_from(LABELS))
 S_EDIT = st.sampled_from(EDITS)
@@ -154,9 +154,9 @@ def random_edit(data: st.DataObject, world: World, counter: list[int]) -> str:
     return f"set {key} {labels} on {side}"
 
 
-def random_edits(data: st.DataObject, world: World, max_edits: int = 8) -> list[str]:
+def random_edits(data: st.DataObject, world: World, max_edits: int = 10) -> list[str]:
     counter = [0]
-    n = data.draw(st.integers(0, max_edits), label="number of edits")
+    n = data.draw(st.integers(1, max_edits), label="number of edits")
     return [random_edit(data, world, counter) for _ in range(n)]
 
 
@@ -166,6 +166,10 @@ def random_edits(data: st.DataObject, world: World, max_edits: int = 8) -> list[
 def check_sync(start: World, policy: P.Policy, seeds: tuple[int, int]) -> World:
     """Sync `start` to a fixed point twice (two shuffles) and check every property."""
     first = start.plan(policy, force=True)
+    for kind in sorted({op.kind for op in first.ops}):
+        event(f"op {kind}")
+    for c in first.conflicts:
+        event(f"conflict {c.field} {policy}")
     world = start.copy()
     plans = world.sync(policy, rng=random.Random(seeds[0]), force=True)
     other = start.copy()
@@ -275,7 +279,7 @@ def check_guard(start: World, policy: P.Policy) -> None:
 seeds = st.tuples(st.integers(0, 2**32), st.integers(0, 2**32))
 
 
-@settings(max_examples=examples(300), **SETTINGS)
+@settings(max_examples=examples(800), **SETTINGS)
 @given(synced_worlds(), st.sampled_from(P.POLICIES), seeds, st.data())
 def test_sync_converges_without_loss(
     world: World, policy: P.Policy, shuffle: tuple[int, int], data: st.DataObject
@@ -285,7 +289,7 @@ def test_sync_converges_without_loss(
     check_sync(world, policy, shuffle)
 
 
-@settings(max_examples=examples(150), **SETTINGS)
+@settings(max_examples=examples(300), **SETTINGS)
 @given(synced_worlds(), st.sampled_from(P.POLICIES), seeds, st.data())
 def test_two_rounds_of_edits(
     world: World, policy: P.Policy, shuffle: tuple[int, int], data: st.DataObject
@@ -297,7 +301,7 @@ def test_two_rounds_of_edits(
     check_sync(world, policy, shuffle)
 
 
-@settings(max_examples=examples(100), **SETTINGS)
+@settings(max_examples=examples(300), **SETTINGS)
 @given(synced_worlds(), st.sampled_from(P.POLICIES), seeds, st.data())
 def test_blocked_local_images_are_neither_pushed_nor_lost(
     world: World, policy: P.Policy, shuffle: tuple[int, int], data: st.DataObject
