@@ -31,7 +31,12 @@ from localrepo.catalog.db import transaction
 from localrepo.catalog.states import LOCAL, REMOTE, SYNCED
 from localrepo.errors import LocalrepoError
 from localrepo.layout import TaskBinding, relative_to_root
-from localrepo.remote.errors import AuthError, NotFoundError, RemoteUnavailableError
+from localrepo.remote.errors import (
+    AuthError,
+    NotFoundError,
+    RemoteUnavailableError,
+    ServerError,
+)
 from localrepo.scan.hashing import check_image, hash_bytes
 from localrepo.sync import plan as P
 from localrepo.sync.faults import crash_point
@@ -269,6 +274,10 @@ class Executor:
                     self._task_label(name, present=False)
                     self._mark([journal_id], None)
         except (AuthError, RemoteUnavailableError) as exc:
+            if not is_fatal(exc):
+                out.failed.append((f"label {name!r}", str(exc)))
+                self._done([journal_id], str(exc))
+                return
             out.fatal = exc
             self._done([journal_id], str(exc))
         except LocalrepoError as exc:
@@ -329,7 +338,7 @@ class Executor:
                 elif op.kind == P.TRASH_LOCAL:
                     self._trash_local(result, op)
         except (AuthError, RemoteUnavailableError) as exc:
-            result.fatal = exc
+            result.fatal = exc if is_fatal(exc) else None
             result.error = str(exc)
         except FileChanged as exc:
             result.error = str(exc)
@@ -605,6 +614,22 @@ class Executor:
         if paths:
             return paths[0]
         return f"remote image {result.remote_id or result.key}"
+
+
+# Statuses the client retries until it gives up: the server is down or overloaded.
+_UNAVAILABLE_STATUSES = frozenset({429, 502, 503, 504})
+
+
+def is_fatal(exc: Exception) -> bool:
+    """Stop the run (auth refused, server unreachable or overloaded), or fail one item?
+
+    A plain 5xx answer (500: this request broke on the server, and was not retried) is
+    the failure of that item only: the others go on, the run ends as a partial success
+    (exit 6) and the next sync tries the item again.
+    """
+    if isinstance(exc, ServerError) and exc.status not in _UNAVAILABLE_STATUSES:
+        return False
+    return isinstance(exc, AuthError | RemoteUnavailableError)
 
 
 def plan_labels(plan: P.Plan, kind: str) -> list[str]:
