@@ -43,6 +43,7 @@ class World:
     local_blocked: set[str] = field(default_factory=set)
     remote_listing_empty: bool = False
     applied: list[P.Op] = field(default_factory=list)
+    _after_failure: bool = False  # some op of the current run failed
 
     # -- construction ---------------------------------------------------------------------
 
@@ -164,6 +165,8 @@ class World:
             self.base_labels.add(op.label)
         elif kind == P.DETACH_LABEL:
             users = sorted(k for k, m in self.remote.items() if op.label in m)
+            if users and self._after_failure:
+                return  # an image op failed: the executor must keep the label it still uses
             assert not users, f"detaching label {op.label!r} still used remotely by {users}"
             self.remote_labels.discard(op.label)
             self.base_labels.discard(op.label)
@@ -171,7 +174,7 @@ class World:
             self.local_labels.add(op.label)
         elif kind == P.REMOVE_FOLDER:
             users = sorted(k for k, m in self.local.items() if op.label in m)
-            if users and set(users) <= self.local_blocked:
+            if users and (self._after_failure or set(users) <= self.local_blocked):
                 return  # the executor removes empty folders only
             assert not users, f"removing folder {op.label!r} still used locally by {users}"
             self.local_labels.discard(op.label)
@@ -228,14 +231,43 @@ class World:
         missing = sorted(set(target) - attached)
         assert not missing, f"{op.kind} {op.key} links unattached labels {missing}"
 
-    def run(self, plan: P.Plan, rng: random.Random | None = None) -> None:
-        """Apply a plan kind by kind (OP_ORDER), shuffling the ops within each kind."""
+    def run(
+        self,
+        plan: P.Plan,
+        rng: random.Random | None = None,
+        fail: Iterable[P.Op] = (),
+    ) -> None:
+        """Apply a plan kind by kind (OP_ORDER), shuffling the ops within each kind.
+
+        The ops in `fail` fail, as the executor handles it: a failed image op skips the
+        image's later ops (its SET_BASE too); a failed ENSURE_LABEL / MAKE_FOLDER fails
+        the image ops that would link that label on that side.
+        """
         assert plan.stop is None, plan.stop
+        fail = set(fail)
+        self._after_failure = False
+        failed_keys: set[str] = set()
+        missing = {"remote": set(), "local": set()}
         for kind in P.OP_ORDER:
             batch = plan.by_kind(kind)
             if rng is not None:
                 rng.shuffle(batch)
             for op in batch:
+                if op.key is not None:
+                    side = "local" if op.kind in LOCAL_OPS else "remote"
+                    if op.key in failed_keys or set(op.target_map) & missing[side]:
+                        failed_keys.add(op.key)
+                        self._after_failure = True
+                        continue
+                if op in fail:
+                    self._after_failure = True
+                    if op.key is not None:
+                        failed_keys.add(op.key)
+                    elif op.kind == P.ENSURE_LABEL:
+                        missing["remote"].add(op.label)
+                    elif op.kind == P.MAKE_FOLDER:
+                        missing["local"].add(op.label)
+                    continue
                 self.apply(op)
 
     def record_label_base(self) -> None:
@@ -264,6 +296,8 @@ class World:
             plan = self.plan(policy, **kwargs)
             plans.append(plan)
             if not plan.ops:
+                if record_label_base:
+                    self.record_label_base()
                 return plans
             self.run(plan, rng)
             if record_label_base:

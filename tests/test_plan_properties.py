@@ -327,3 +327,21 @@ def test_blocked_local_images_are_neither_pushed_nor_lost(
     for key in blocked:
         for s in ("base", "local", "remote"):
             assert world.get(s, key) == direct.get(s, key), (key, s)
+
+
+@settings(max_examples=examples(200), **SETTINGS)
+@given(synced_worlds(), st.sampled_from(P.POLICIES), seeds, st.data())
+def test_a_run_that_fails_halfway_ends_where_a_clean_run_does(
+    world: World, policy: P.Policy, shuffle: tuple[int, int], data: st.DataObject
+) -> None:
+    """Some ops fail (their image's SET_BASE is skipped); the next runs re-derive what is
+    left from the state, and the end result is the clean run's."""
+    random_edits(data, world)
+    clean = world.copy()
+    clean.sync(policy, force=True)
+    plan = world.plan(policy, force=True)
+    fail = data.draw(st.sets(st.sampled_from(plan.ops)) if plan.ops else st.just(set()))
+    world.run(plan, random.Random(shuffle[0]), fail=fail)
+    world.record_label_base()
+    world.sync(policy, rng=random.Random(shuffle[1]), force=True)
+    assert world.snapshot() == clean.snapshot()
