@@ -9,6 +9,7 @@ import secrets
 import uuid
 from typing import Any
 
+import orjson
 from fastapi import APIRouter, Depends, Query, Request
 from sqlalchemy import bindparam, text
 from sqlalchemy.sql.elements import BindParameter
@@ -154,13 +155,23 @@ def list_images(
         "ORDER BY il.created, l.id"
     )
     window = {**params, "lim": pr.size, "off": pr.offset}
+    base = media_base(request)
+    results: list[Any]
     with ctx.db.read() as session:
         conn = session.connection()
         count = fetch_all(conn, count_sql, params)[0][0]
         check_page(pr, count)
-        rows = fetch_all(conn, page_sql, window)
-        label_rows = fetch_all(conn, labels_sql, window) if rows else []
-        results = queries.image_dicts(conn, rows, media_base(request), label_rows)
+        if conn.dialect.name == "sqlite":
+            json_sql = (
+                f"SELECT {queries.SQLITE_IMAGE_JSON} FROM images i WHERE {cond} "
+                "ORDER BY i.created, i.id LIMIT :lim OFFSET :off"
+            )
+            rows = fetch_all(conn, json_sql, {**window, "media": base})
+            results = [orjson.Fragment(r[0]) for r in rows]
+        else:
+            rows = fetch_all(conn, page_sql, window)
+            label_rows = fetch_all(conn, labels_sql, window) if rows else []
+            results = queries.image_dicts(conn, rows, base, label_rows)
     return ok(page_body(request, pr, count, results))
 
 

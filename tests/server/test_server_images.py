@@ -455,3 +455,29 @@ def test_bulk_update_validation(api: httpx.Client) -> None:
     assert api.get(f"training-image/{image['id']}").json()["test_image"] is False
     r = api.post("training-image/update/", json={"images": [image["id"], missing]})
     assert r.json() == {"count": 1}
+
+
+def test_list_rows_are_the_same_objects_as_the_detail_answers(api: httpx.Client) -> None:
+    """Listing renders rows in the database (SQLite JSON); details in Python. Same JSON."""
+    cat = make_label(api, 'Ünïcode "quoted"')
+    value = make_label(api, "score", "value")
+    metas = [{}, {"big": 2**80, "f": 1.0, "nested": {"a": [None, True]}}, {"ü": "ß"}]
+    for i, meta in enumerate(metas):
+        image = upload(api, image_bytes(700 + i), meta_data=meta, test_image=(i == 1))
+        if i:
+            attach(api, image["id"], cat["id"])
+        if i == 2:
+            attach(api, image["id"], value["id"], value=2.5e20)
+            api.put(f"training-image/{image['id']}/", json={"real": True})
+    listed = all_pages(api, "training-image/", {"page_size": 2})
+    assert len(listed) == 3
+    for row in listed:
+        assert row == api.get(f"training-image/{row['id']}/").json()
+    assert listed[1]["meta_data"]["big"] == 2**80
+    assert listed[2]["labels"][1] == {
+        "id": value["id"],
+        "name": "score",
+        "type": "value",
+        "value": 2.5e20,
+    }
+    assert (listed[2]["real"], listed[1]["test_image"]) == (True, True)
