@@ -264,7 +264,7 @@ def plan_task(
     in_use = {name for labels in merged_images.values() for name in labels}
     for key in keys:
         if key not in merged_images:  # an unresolved conflict keeps its labels in use
-            for side in (state.base, state.local, state.remote):
+            for side in (state.local, state.remote):  # (either side may win; not the base)
                 in_use |= set(side.get(key, {}))
     labels = merge_sets(state.base_labels, state.local_labels, state.remote_labels) | in_use
     for name in sorted(labels - state.remote_labels):
