@@ -104,6 +104,7 @@ class ImageResult:
     error: str | None = None
     fatal: LocalrepoError | None = None
     counts: dict[str, int] = field(default_factory=dict)
+    skipped: bool = False  # not started: the run was stopping
 
 
 class Executor:
@@ -140,6 +141,10 @@ class Executor:
             conn.execute("SELECT hash, remote_id FROM image WHERE remote_id IS NOT NULL")
         )
         self._lock = threading.Lock()
+        # Set by the first fatal error: images not started yet are skipped (a worker
+        # takes its next image before the main thread can cancel it, and would spend a
+        # whole retry budget on a server known to be gone).
+        self._stopping = threading.Event()
 
     # -- the run ----------------------------------------------------------------------------
     def run(self, plan: P.Plan) -> Outcome:
@@ -169,6 +174,8 @@ class Executor:
             for fut in _as_completed(futures):
                 key = futures[fut]
                 result = fut.result()
+                if result.skipped:
+                    continue
                 ids = [journal_ids[id(op)] for op in by_key[key]]
                 self._commit(result, ids, out)
                 done += 1
@@ -317,6 +324,8 @@ class Executor:
 
     # -- one image --------------------------------------------------------------------------
     def _image(self, key: str, ops: list[P.Op]) -> ImageResult:
+        if self._stopping.is_set():
+            return ImageResult(key, None, None, skipped=True)
         is_hash = not key.startswith(P.REMOTE_KEY_PREFIX)
         view = self.snapshot.images.get(key)
         remote_id = view.id if view else (self.remote_ids.get(key) if is_hash else None)
@@ -340,6 +349,8 @@ class Executor:
         except (AuthError, RemoteUnavailableError) as exc:
             result.fatal = exc if is_fatal(exc) else None
             result.error = str(exc)
+            if result.fatal is not None:
+                self._stopping.set()
         except FileChanged as exc:
             result.error = str(exc)
         except LocalrepoError as exc:
