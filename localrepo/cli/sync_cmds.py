@@ -25,8 +25,14 @@ def token_option(f: Any) -> Any:
 
 
 def make_client(url: str, token: str | None, workspace: str | None, jobs: int = 8) -> Any:
+    import logging
+
     from localrepo.credentials import resolve_token
     from localrepo.remote.client import RecognitionClient
+
+    # stamina logs every scheduled retry at WARNING; with no logging set up Python's
+    # last-resort handler printed a bare "stamina.retry_scheduled" line per retry.
+    logging.getLogger("stamina").setLevel(logging.ERROR)
 
     return RecognitionClient(url, resolve_token(url, token), workspace=workspace, concurrency=jobs)
 
