@@ -16,6 +16,7 @@ import socket
 import subprocess
 import sys
 import threading
+import time
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
@@ -90,7 +91,13 @@ class Clone:
         return json.loads(self.run("conflicts", "--json").stdout)
 
     def remote_task_id(self) -> str:
-        tid = self.status()["tasks"][0]["remote_id"]
+        import sqlite3
+
+        conn = sqlite3.connect(self.root / ".localrepo" / "catalog.db")
+        try:
+            [(tid,)] = conn.execute("SELECT remote_id FROM task").fetchall()
+        finally:
+            conn.close()
         assert tid
         return tid
 
@@ -180,16 +187,25 @@ class Remote:
     def close(self) -> None:
         self.http.close()
 
+    def _get(self, url: str, **kw: Any) -> httpx.Response:
+        """GET, waiting out the 503/429 of a server started with fault knobs."""
+        for _ in range(20):
+            r = self.http.get(url, **kw)
+            if r.status_code not in (429, 503):
+                r.raise_for_status()
+                return r
+            time.sleep(float(r.headers.get("Retry-After") or 0.2))
+        raise AssertionError(f"GET {url}: still {r.status_code}")
+
     def _all(self, path: str, **params: Any) -> list[dict[str, Any]]:
         out: list[dict[str, Any]] = []
-        r = self.http.get(path, params={"page_size": 1000, **params})
+        r = self._get(path, params={"page_size": 1000, **params})
         while True:
-            r.raise_for_status()
             page = r.json()
             out += page["results"]
             if not page["next"]:
                 return out
-            r = self.http.get(page["next"])
+            r = self._get(page["next"])
 
     def images(self) -> list[RemoteImageRow]:
         """Every training image of the workspace."""

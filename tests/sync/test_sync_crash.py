@@ -4,6 +4,8 @@ verify OK."""
 
 from __future__ import annotations
 
+import subprocess
+import sys
 from collections import Counter
 
 import pytest
@@ -27,8 +29,9 @@ def no_duplicates(world: World) -> None:
 
 @pytest.mark.parametrize(
     "point",
-    ["before_http", "before_http:3", "after_http", "after_http:2", "after_http:3",
-     "after_http:4"],
+    # a label op not sent; a label made and attached but not committed; an image
+    # uploaded but neither linked nor committed
+    ["before_http", "after_http", "after_http:3"],
 )
 def test_crash_during_first_push(world: World, point: str) -> None:
     a = world.init("a", "pets")
@@ -46,7 +49,7 @@ def test_crash_during_first_push(world: World, point: str) -> None:
     a.verify()
 
 
-@pytest.mark.parametrize("point", ["before_http", "after_http", "after_http:2", "after_http:3"])
+@pytest.mark.parametrize("point", ["after_http:2", "after_http:3"])
 def test_crash_during_push_of_edits(world: World, point: str) -> None:
     a = world.init("a", "pets")
     for i in range(6):
@@ -80,9 +83,6 @@ def test_crash_during_clone(world: World, point: str) -> None:
     a.sync()
     b_root = world.tmp / "b"
     env = {**world.env(), "LOCALREPO_CRASH_AT": point}
-    import subprocess
-    import sys
-
     proc = subprocess.run(
         [sys.executable, "-m", "localrepo.cli.main", "-C", str(world.tmp), "clone", world.url,
          "--task", a.remote_task_id(), "-j", "1", "b"],
