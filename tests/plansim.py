@@ -274,10 +274,9 @@ class World:
         """Record the agreed label set as the synced one, once both sides agree.
 
         The planner emits no op for the base of the label attachments (SET_BASE is per
-        image) and the executor records it only for ENSURE_LABEL / DETACH_LABEL, so a
-        label added or removed on both sides, or changed by a folder op, keeps a stale
-        base (see test_plan.py::test_label_base_goes_stale_without_an_op). The
-        property tests assume the engine records it after a completed run.
+        image), so the executor records it at the end of a run (_settle_task_labels); a
+        stale base reverts later one-sided label changes (see
+        test_plan.py::test_the_label_base_must_be_settled_by_the_executor).
         """
         if self.local_labels == self.remote_labels:
             self.base_labels = set(self.local_labels)

@@ -550,19 +550,21 @@ def test_label_ops_are_merged_like_tag_sets() -> None:
     assert w.local_labels == {"a", "p", "q"}
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="the planner has no op that records the synced label set; the executor records "
-    "it on ENSURE_LABEL/DETACH_LABEL only, so a label removed on both sides keeps a stale "
-    "base and a later one-sided re-add is reverted",
-)
-def test_label_base_goes_stale_without_an_op() -> None:
-    w = World.synced("multi_class", {"h0": tags("a")}, extra_labels={"x"})
-    w.edit_remove_label("local", "x")
-    w.edit_remove_label("remote", "x")
-    w.sync(record_label_base=False)  # as the executor does it today
-    w.edit_add_label("local", "x")  # a new, empty folder x/
-    assert summary(w.plan()) == [(ENSURE_LABEL, "x")]
+def test_the_label_base_must_be_settled_by_the_executor() -> None:
+    # The planner emits no op for the synced label set (SET_BASE is per image), and
+    # nothing changes a label removed on both sides: unless the run records the base
+    # (execute.py's _settle_task_labels; plansim's record_label_base), it stays stale and
+    # a later one-sided re-add is reverted.
+    def run(settle: bool) -> P.Plan:
+        w = World.synced("multi_class", {"h0": tags("a")}, extra_labels={"x"})
+        w.edit_remove_label("local", "x")
+        w.edit_remove_label("remote", "x")
+        w.sync(record_label_base=settle)
+        w.edit_add_label("local", "x")  # a new, empty folder x/
+        return w.plan()
+
+    assert summary(run(settle=False)) == [(REMOVE_FOLDER, "x")]  # the stale base
+    assert summary(run(settle=True)) == [(ENSURE_LABEL, "x")]
 
 
 # -- local_blocked ----------------------------------------------------------------------------
