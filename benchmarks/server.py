@@ -27,6 +27,7 @@ import json
 import os
 import platform
 import random
+import shutil
 import socket
 import sqlite3
 import subprocess
@@ -231,7 +232,11 @@ def read_db(db_path: Path, workspace: str) -> tuple[float, int]:
 
 
 def machine() -> str:
-    return f"{os.cpu_count()} cores, {platform.system()} {platform.machine()}, Python {platform.python_version()}"
+    load = ", ".join(f"{x:.1f}" for x in os.getloadavg())
+    return (
+        f"{os.cpu_count()} cores, {platform.system()} {platform.machine()}, "
+        f"Python {platform.python_version()}, load average {load}"
+    )
 
 
 def main() -> int:
@@ -239,6 +244,7 @@ def main() -> int:
     parser.add_argument("--images", type=int, default=10_000, help="images in the listing")
     parser.add_argument("--bare-uploads", type=int, default=3_000)
     parser.add_argument("--rounds", type=int, default=3, help="listing rounds (best kept)")
+    parser.add_argument("--keep", action="store_true", help="keep the work folder")
     parser.add_argument("--bare", nargs=2, metavar=("DIR", "READY"), help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.bare:
@@ -249,7 +255,7 @@ def main() -> int:
 
     work = Path(tempfile.mkdtemp(prefix="localrepo-server-bench-"))
     print(f"localrepo-server benchmark, {time.strftime('%Y-%m-%d')}, {machine()}")
-    print(f"work folder: {work}")
+    print(f"work folder: {work}" + ("" if args.keep else " (removed at the end)"))
     server_proc, info = start(
         [
             sys.executable,
@@ -381,6 +387,7 @@ def main() -> int:
         print()
         ok = upload_ratio >= 0.5 and listing_ratio <= 3
         print("targets met" if ok else "TARGETS NOT MET")
+        print(f"load average at the end: {', '.join(f'{x:.1f}' for x in os.getloadavg())}")
         return 0 if ok else 1
     finally:
         for proc in (server_proc, bare_proc):
@@ -389,6 +396,8 @@ def main() -> int:
                 proc.wait(timeout=10)
             except subprocess.TimeoutExpired:
                 proc.kill()
+        if not args.keep:
+            shutil.rmtree(work, ignore_errors=True)
 
 
 if __name__ == "__main__":

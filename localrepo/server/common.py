@@ -54,7 +54,14 @@ def path_id(value: str, what: str) -> str:
 
 
 def media_base(request: Request) -> str:
-    return f"{request.base_url}media/"
+    """``<scheme>://<host><root path>/media/`` of this request (what ``request.base_url``
+    gives, without building URL objects on every upload)."""
+    scope = request.scope
+    host = request.headers.get("host")
+    if not host:
+        server = scope.get("server") or ("localhost", 80)
+        host = f"{server[0]}:{server[1]}"
+    return f"{scope.get('scheme', 'http')}://{host}{scope.get('root_path', '')}/media/"
 
 
 def query_workspace(request: Request) -> str | None:

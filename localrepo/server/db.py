@@ -47,6 +47,9 @@ class Database:
         # One-statement reads (auth, look-ups) need no transaction: an autocommit engine
         # skips BEGIN/ROLLBACK and the ORM session, which is most of their cost.
         self.autocommit_engine: Engine = create_engine(url, isolation_level="AUTOCOMMIT", **kwargs)
+        self._sqlite_pragmas: list[str] = []
+        self._local = threading.local()
+        self._raw_connections: list[sqlite3.Connection] = []
         if self.is_sqlite:
             self._setup_sqlite(sqlite_synchronous.upper(), busy_timeout_ms)
         self._writer = self.engine.execution_options(begin_mode="IMMEDIATE")
@@ -69,16 +72,21 @@ class Database:
         if synchronous not in ("OFF", "NORMAL", "FULL", "EXTRA"):
             raise ValueError(f"invalid SQLite synchronous mode {synchronous!r}")
 
+        self._sqlite_pragmas = [
+            "PRAGMA journal_mode=WAL",
+            f"PRAGMA synchronous={synchronous}",
+            f"PRAGMA busy_timeout={int(busy_timeout_ms)}",
+            "PRAGMA foreign_keys=ON",
+        ]
+
         @event.listens_for(self.engine, "connect")
         @event.listens_for(self.autocommit_engine, "connect")
         def _on_connect(dbapi_conn: Any, _record: Any) -> None:
             # Take transaction control away from the sqlite3 module; see _on_begin.
             dbapi_conn.isolation_level = None
             cur = dbapi_conn.cursor()
-            cur.execute("PRAGMA journal_mode=WAL")
-            cur.execute(f"PRAGMA synchronous={synchronous}")
-            cur.execute(f"PRAGMA busy_timeout={int(busy_timeout_ms)}")
-            cur.execute("PRAGMA foreign_keys=ON")
+            for pragma in self._sqlite_pragmas:
+                cur.execute(pragma)
             cur.close()
 
         @event.listens_for(self.engine, "begin")
@@ -126,16 +134,11 @@ class Database:
         """The first row of a one-statement read (autocommit)."""
         if self.is_sqlite and isinstance(stmt, TextClause):
             # sqlite3 takes the same ":name" parameters: skip SQLAlchemy's execution layer.
-            raw = self.autocommit_engine.raw_connection()
+            cur = self._thread_connection().execute(stmt.text, params or {})
             try:
-                cur = raw.cursor()
-                try:
-                    cur.execute(stmt.text, params or {})
-                    return cur.fetchone()  # type: ignore[no-any-return]
-                finally:
-                    cur.close()
+                return cur.fetchone()  # type: ignore[no-any-return]
             finally:
-                raw.close()
+                cur.close()
         with self.autocommit_engine.connect() as conn:
             return conn.execute(stmt, params or {}).first()
 
@@ -145,26 +148,38 @@ class Database:
             with self.write_conn() as conn:
                 conn.execute(stmt, params)
             return
+        raw = self._thread_connection()
         with self._write_lock:
-            raw = self.engine.raw_connection()
+            raw.execute("BEGIN IMMEDIATE")
             try:
-                cur = raw.cursor()
-                try:
-                    cur.execute("BEGIN IMMEDIATE")
-                    try:
-                        cur.execute(stmt.text, params)
-                        cur.execute("COMMIT")
-                    except BaseException:
-                        cur.execute("ROLLBACK")
-                        raise
-                finally:
-                    cur.close()
-            finally:
-                raw.close()
+                raw.execute(stmt.text, params)
+                raw.execute("COMMIT")
+            except BaseException:
+                raw.execute("ROLLBACK")
+                raise
+
+    def _thread_connection(self) -> sqlite3.Connection:
+        """This thread's own autocommit sqlite3 connection (for the fast paths: no pool
+        checkout, no SQLAlchemy layers)."""
+        conn: sqlite3.Connection | None = getattr(self._local, "conn", None)
+        if conn is None:
+            database = self.engine.url.database
+            conn = sqlite3.connect(
+                database or "", isolation_level=None, check_same_thread=False, timeout=30
+            )
+            for pragma in self._sqlite_pragmas:
+                conn.execute(pragma)
+            self._local.conn = conn
+            self._raw_connections.append(conn)
+        return conn
 
     def dispose(self) -> None:
         self.engine.dispose()
         self.autocommit_engine.dispose()
+        for conn in self._raw_connections:
+            with contextlib.suppress(sqlite3.Error):
+                conn.close()
+        self._raw_connections.clear()
 
     def user_by_name(self, username: str) -> models.User | None:
         with self.read() as session:

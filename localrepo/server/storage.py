@@ -28,7 +28,9 @@ class BlobStore:
         self.thumbs_dir = thumbs_dir
         self.tmp_dir = tmp_dir
         self._locks = [threading.Lock() for _ in range(stripes)]
-        self._made_dirs: set[Path] = set()
+        self._made_dirs: set[str] = set()
+        self._blobs = str(blobs_dir)
+        self._tmp = str(tmp_dir)
         for d in (blobs_dir, thumbs_dir, tmp_dir):
             d.mkdir(parents=True, exist_ok=True)
         self._clean_tmp()
@@ -46,19 +48,24 @@ class BlobStore:
             yield
 
     def blob_path(self, sha256: str) -> Path:
-        return self.blobs_dir / sha256[:2] / sha256
+        return Path(self._blob_str(sha256))
 
     def thumb_path(self, sha256: str) -> Path:
         return self.thumbs_dir / sha256[:2] / f"{sha256}.jpg"
 
-    def exists(self, sha256: str) -> bool:
-        return self.blob_path(sha256).is_file()
+    def _blob_str(self, sha256: str) -> str:
+        # Plain strings on the upload path: pathlib costs more than the syscalls here.
+        return f"{self._blobs}/{sha256[:2]}/{sha256}"
 
-    def _atomic_write(self, dest: Path, data: bytes, *, durable: bool) -> None:
-        if dest.parent not in self._made_dirs:
-            dest.parent.mkdir(parents=True, exist_ok=True)
-            self._made_dirs.add(dest.parent)
-        tmp = self.tmp_dir / f"{dest.name}.{uuid.uuid4().hex}.part"
+    def exists(self, sha256: str) -> bool:
+        return os.path.isfile(self._blob_str(sha256))
+
+    def _atomic_write(self, dest: str, data: bytes, *, durable: bool) -> None:
+        parent, name = os.path.split(dest)
+        if parent not in self._made_dirs:
+            os.makedirs(parent, exist_ok=True)
+            self._made_dirs.add(parent)
+        tmp = f"{self._tmp}/{name}.{uuid.uuid4().hex}.part"
         fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644)
         try:
             try:
@@ -81,15 +88,15 @@ class BlobStore:
 
         Returns True when this call created the blob, False when it already existed.
         """
-        path = self.blob_path(sha256)
-        if path.is_file():
+        path = self._blob_str(sha256)
+        if os.path.isfile(path):
             return False
         self._atomic_write(path, data, durable=True)
         return True
 
     def put_thumb(self, sha256: str, data: bytes) -> None:
         # A thumbnail is derived data: no fsync; a torn or lost one is rebuilt.
-        self._atomic_write(self.thumb_path(sha256), data, durable=False)
+        self._atomic_write(str(self.thumb_path(sha256)), data, durable=False)
 
     def remove(self, sha256: str) -> None:
         """Remove a blob and its thumbnail (caller holds ``locked(sha256)``)."""
