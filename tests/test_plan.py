@@ -584,7 +584,7 @@ def test_a_blocked_image_is_never_pushed(task_type: str) -> None:
 
 @pytest.mark.parametrize("task_type", TASK_TYPES)
 def test_a_remote_change_to_a_blocked_image_waits_for_it(task_type: str) -> None:
-    # Found by Hypothesis: the blocked image's base was set to the remote state although
+    # Found in review (the blocked-image property fails on it too): the base was set to the remote state although
     # the local side never took it, so once unblocked the old local state looked like a
     # local edit and reverted the remote change.
     w = world(task_type, h0=A[task_type], h1=A[task_type])
