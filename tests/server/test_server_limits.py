@@ -41,11 +41,11 @@ def test_body_size_limit_answers_413_json(server_factory) -> None:
 
 
 def test_rate_limit_answers_429_with_retry_after(server_factory) -> None:
-    server = server_factory("--rate-limit", "5/s")
+    server = server_factory("--rate-limit", "2/s")
     other = server.new_account()
     with server.client() as api:
         codes = [api.get("task/").status_code for _ in range(12)]
-        assert codes[:5] == [200] * 5
+        assert codes[:2] == [200] * 2  # the burst
         assert 429 in codes
         r = next(r for r in (api.get("task/") for _ in range(5)) if r.status_code == 429)
         assert int(r.headers["Retry-After"]) >= 1
