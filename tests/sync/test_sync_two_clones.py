@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import sqlite3
 
 from synchelp import Clone, World, image_hash
@@ -226,5 +227,60 @@ def test_regression_value_conflict(world: World) -> None:
     assert remote[image_hash(1)].labels == {"v": 10.0} and remote[image_hash(2)].labels == {
         "v": 5.0
     }
+    # A value changed on the server reaches the sidecar, other rows and keys kept.
+    (a.root / "v/metadata.jsonl").write_text(
+        json.dumps({"file_name": "r1.jpg", "value": 10.0}) + "\n"
+        + json.dumps({"file_name": "r2.jpg", "value": 5.0, "note": "keep"}) + "\n"
+    )
+    assert counts(a.sync()) == NOTHING
+    world.remote.post(f"training-image/{remote[image_hash(2)].id}/update-value/",
+                      {"label_id": world.remote.label_id("v"), "value": 7.5})
+    assert a.sync()["relabelled"] == 1
+    assert a.sidecar_values() == {"v/r1.jpg": 10.0, "v/r2.jpg": 7.5}
+    assert '"note": "keep"' in (a.root / "v/metadata.jsonl").read_text()
+    b.sync()
+    assert b.sidecar_values() == a.sidecar_values()
     a.verify()
     b.verify()
+
+
+def test_multi_label_tags_merge_and_remote_edits_reach_disk(world: World) -> None:
+    a = world.init("a", "tags", "multi_label")
+    a.write("red/x.jpg", 1)
+    a.write("round/y.jpg", 2)
+    a.write("red/z.jpg", 3)
+    a.write("red/same.jpg", 4)
+    a.sync()
+    b = world.clone("b", a.remote_task_id())
+    # A adds a tag to x (a hard link), B adds another tag to x: both tags stay.
+    os.makedirs(a.root / "round", exist_ok=True)
+    os.link(a.root / "red/x.jpg", a.root / "round/x.jpg")
+    os.makedirs(b.root / "big")
+    os.link(b.root / "red/x.jpg", b.root / "big/x.jpg")
+    # B removes a tag of nothing else; a file of the same name but other bytes on A.
+    a.write("round/same.jpg", 5)
+    b.write("round/same.jpg", 6)
+    a.sync()
+    s = b.sync()
+    assert s["failed"] == [] and s["conflicts"] == 0, s
+    a.sync()
+    remote = world.remote.by_hash()
+    assert remote[image_hash(1)].labels == {"red": None, "round": None, "big": None}
+    for c in (a, b):
+        assert sorted(p for p in c.files_of(image_hash(1))) == ["big/x.jpg", "red/x.jpg",
+                                                                "round/x.jpg"]
+        # A name clash gets a suffix, never an overwrite.
+        names = {c.files_of(image_hash(5))[0], c.files_of(image_hash(6))[0]}
+        assert names == {"round/same.jpg", "round/same (2).jpg"}, names
+    # A remote edit by someone else: a tag removed from x, z deleted on the server.
+    world.remote.relabel(remote[image_hash(1)].id, "red", None)
+    r = world.remote.http.delete(f"training-image/{remote[image_hash(3)].id}/")
+    assert r.status_code == 204
+    s = b.sync()
+    assert s["failed"] == [] and s["deleted"] == 1 and s["relabelled"] == 1, s
+    assert b.files_of(image_hash(1)) == ["big/x.jpg", "round/x.jpg"]
+    assert b.files_of(image_hash(3)) == []
+    trashed = [p for p in (b.root / ".localrepo" / "trash").rglob("*") if p.is_file()]
+    assert sorted(p.name for p in trashed) == ["x.jpg", "z.jpg"]
+    a.sync()
+    converged(world, a, b)
