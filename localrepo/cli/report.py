@@ -28,6 +28,11 @@ CODES = {
     ch.LABELS_CHANGED: "L",
 }
 
+# Journal rows that still wait for a sync: scanner observations not yet synced, and ops
+# of an interrupted run. An op that failed (reported) or was superseded (the next run
+# re-derived it from state) is history, not pending.
+OPEN = "('pending', 'in_flight')"
+
 
 def print_json(data: Any) -> None:
     click.echo(json.dumps(data, indent=2, ensure_ascii=False, sort_keys=False))
@@ -88,8 +93,8 @@ def collect_status(conn: sqlite3.Connection, rep: ScanReport) -> dict[str, Any]:
     pending_by_task: dict[int | None, dict[str, int]] = defaultdict(dict)
     pending_total = 0
     for task_id, kind, n in conn.execute(
-        "SELECT task_id, kind, COUNT(*) FROM journal WHERE status != 'done'"
-        " GROUP BY task_id, kind"
+        "SELECT task_id, kind, COUNT(*) FROM journal WHERE status IN " + OPEN
+        + " GROUP BY task_id, kind"
     ):
         pending_by_task[task_id][kind] = n
         pending_total += n
@@ -146,7 +151,7 @@ def pending_changes(conn: sqlite3.Connection) -> list[dict[str, Any]]:
         }
         for r in conn.execute(
             "SELECT kind, task_id, path, old_path, image_hash, detail FROM journal"
-            " WHERE status != 'done' ORDER BY id"
+            " WHERE status IN " + OPEN + " ORDER BY id"
         )
     ]
 
@@ -226,7 +231,7 @@ def journal_entries(
         " j.detail, j.error FROM journal j LEFT JOIN task t ON t.id = j.task_id"
     )
     if pending_only:
-        sql += " WHERE j.status != 'done'"
+        sql += " WHERE j.status IN " + OPEN
     sql += " ORDER BY j.id DESC"
     if limit:
         sql += f" LIMIT {int(limit)}"
