@@ -79,6 +79,7 @@ def test_plain_500_is_a_reported_failure_then_converges(proxied) -> None:
     assert {h: r.labels for h, r in world.remote.by_hash().items()} == expected(6)
     no_duplicates(world.remote)
     a.verify()
+    assert a.status()["pending_total"] == 0  # the failed op is not pending forever
 
 
 def test_dropped_connections_are_retried(proxied) -> None:
