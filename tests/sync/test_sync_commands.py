@@ -50,6 +50,14 @@ def test_mass_delete_stops_until_forced(world: World) -> None:
     assert sorted(b.tree().values()) == sorted([image_hash(8), image_hash(9)])
     a.verify()
     b.verify()
+    # Every label detached on the server: an empty listing where the base is not empty
+    # stops the run (a wrong task or workspace must not empty the disk).
+    task_id = a.remote_task_id()
+    for lab in world.remote._all("label/", task=task_id):
+        world.remote.post(f"task/{task_id}/remove-label/", {"label_id": lab["id"]})
+    disk = a.snapshot()
+    assert "empty" in a.run("sync", expect=7).stderr
+    assert a.snapshot() == disk
 
 
 def test_push_pull_and_dry_run(world: World, live_server) -> None:
