@@ -74,7 +74,12 @@ class Task(SQLModel, table=True):
 
 class Label(SQLModel, table=True):
     __tablename__ = "labels"
-    __table_args__ = (Index("ix_labels_ws_created", "workspace_id", "created", "id"),)
+    # WITHOUT ROWID (SQLite): rows clustered by id, one B-tree seek per label look-up
+    # (listings look up every label of every image).
+    __table_args__ = (
+        Index("ix_labels_ws_created", "workspace_id", "created", "id"),
+        {"sqlite_with_rowid": False},
+    )
     id: str = Field(default_factory=new_id, primary_key=True, max_length=36)
     workspace_id: str = Field(foreign_key="workspaces.id", ondelete="CASCADE", max_length=36)
     name: str = Field(max_length=255)
@@ -89,7 +94,10 @@ class Label(SQLModel, table=True):
 
 class TaskLabel(SQLModel, table=True):
     __tablename__ = "task_labels"
-    __table_args__ = (Index("ix_task_labels_label", "label_id", "task_id"),)
+    __table_args__ = (
+        Index("ix_task_labels_label", "label_id", "task_id"),
+        {"sqlite_with_rowid": False},
+    )
     task_id: str = Field(
         foreign_key="tasks.id", ondelete="CASCADE", primary_key=True, max_length=36
     )
@@ -128,7 +136,10 @@ class Image(SQLModel, table=True):
 
 class ImageLabel(SQLModel, table=True):
     __tablename__ = "image_labels"
-    __table_args__ = (Index("ix_image_labels_label", "label_id", "image_id"),)
+    __table_args__ = (
+        Index("ix_image_labels_label", "label_id", "image_id"),
+        {"sqlite_with_rowid": False},
+    )
     image_id: str = Field(
         foreign_key="images.id", ondelete="CASCADE", primary_key=True, max_length=36
     )
