@@ -31,7 +31,7 @@ def build_context(settings: Settings, db: Database | None = None) -> ServerConte
     settings.data_dir.mkdir(parents=True, exist_ok=True)
     database = db or Database.from_settings(settings)
     database.create_all()
-    blobs = BlobStore(settings.blobs_dir, settings.thumbs_dir, settings.tmp_dir)
+    blobs = BlobStore(settings.blobs_dir, settings.thumbs_dir)
     limiter = (
         TokenBucketLimiter(settings.rate_limit.rate, settings.rate_limit.burst)
         if settings.rate_limit

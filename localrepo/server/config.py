@@ -71,10 +71,6 @@ class Settings:
     def thumbs_dir(self) -> Path:
         return self.data_dir / "thumbs"
 
-    @property
-    def tmp_dir(self) -> Path:
-        return self.data_dir / "tmp"
-
 
 def default_data_dir() -> Path:
     return Path(os.environ.get(ENV_DATA) or DEFAULT_DATA_DIR)

@@ -2,9 +2,13 @@
 
 Layout under the data folder::
 
-    blobs/<aa>/<sha256>             the stored bytes (written temp + fsync + os.replace)
+    blobs/<aa>/<sha256>             the stored bytes
     thumbs/<aa>/<sha256>.jpg        thumbnails: derived, made on first request, rebuildable
-    tmp/                            temp files (same filesystem, so os.replace is atomic)
+
+Files are written to a hidden temp file in their own folder (``.<name>.<random>.part``),
+fsynced (blobs) and renamed into place with ``os.replace``. A rename within one folder
+is much cheaper than one across folders; ``.part`` leftovers of a crash are removed at
+start.
 
 One blob can back several images (same bytes in two workspaces). Blob creation and
 removal for one hash are serialised by a striped lock, held across the database commit
@@ -23,24 +27,33 @@ from pathlib import Path
 
 
 class BlobStore:
-    def __init__(self, blobs_dir: Path, thumbs_dir: Path, tmp_dir: Path, *, stripes: int = 256):
+    def __init__(self, blobs_dir: Path, thumbs_dir: Path, *, stripes: int = 256):
         self.blobs_dir = blobs_dir
         self.thumbs_dir = thumbs_dir
-        self.tmp_dir = tmp_dir
         self._locks = [threading.Lock() for _ in range(stripes)]
         self._made_dirs: set[str] = set()
         self._blobs = str(blobs_dir)
-        self._tmp = str(tmp_dir)
-        for d in (blobs_dir, thumbs_dir, tmp_dir):
+        for d in (blobs_dir, thumbs_dir):
             d.mkdir(parents=True, exist_ok=True)
-        self._clean_tmp()
+        self.remove_partial_files()
 
-    def _clean_tmp(self) -> None:
-        # Leftovers of a crash mid-write; nothing references them.
-        for entry in os.scandir(self.tmp_dir):
-            if entry.is_file(follow_symlinks=False):
-                with contextlib.suppress(OSError):
-                    os.unlink(entry.path)
+    def partial_files(self) -> list[str]:
+        """Temp files of unfinished writes (only a crash leaves any behind)."""
+        found: list[str] = []
+        for top in (self.blobs_dir, self.thumbs_dir):
+            for sub in os.scandir(top):
+                if sub.is_dir(follow_symlinks=False):
+                    found.extend(
+                        e.path
+                        for e in os.scandir(sub.path)
+                        if e.name.startswith(".") and e.name.endswith(".part")
+                    )
+        return found
+
+    def remove_partial_files(self) -> None:
+        for path in self.partial_files():
+            with contextlib.suppress(OSError):
+                os.unlink(path)
 
     @contextlib.contextmanager
     def locked(self, sha256: str) -> Iterator[None]:
@@ -65,7 +78,7 @@ class BlobStore:
         if parent not in self._made_dirs:
             os.makedirs(parent, exist_ok=True)
             self._made_dirs.add(parent)
-        tmp = f"{self._tmp}/{name}.{uuid.uuid4().hex}.part"
+        tmp = f"{parent}/.{name}.{uuid.uuid4().hex}.part"
         fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644)
         try:
             try:

@@ -212,7 +212,6 @@ def test_decompression_bomb_is_refused(api: httpx.Client) -> None:
 
 def test_failed_uploads_leave_no_rows_and_no_files(live_server, account) -> None:
     blobs = live_server.data_dir / "blobs"
-    tmp = live_server.data_dir / "tmp"
     with account.client() as api:
         r = api.post("training-image/", json={"base64": b64(b"nope")})
         assert r.status_code == 400
@@ -229,7 +228,7 @@ def test_failed_uploads_leave_no_rows_and_no_files(live_server, account) -> None
         assert api.get("training-image/").json()["count"] == 0
     sha = hashlib.sha256(image_bytes(12)).hexdigest()
     assert not (blobs / sha[:2] / sha).exists()
-    assert [p for p in _files_under(tmp)] == []
+    assert [p for p in _files_under(live_server.data_dir) if p.name.endswith(".part")] == []
 
 
 def test_blob_is_removed_with_its_last_image_only(live_server, account) -> None:

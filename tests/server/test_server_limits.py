@@ -37,7 +37,7 @@ def test_body_size_limit_answers_413_json(server_factory) -> None:
         r = api.post("training-image/", files={"img_path": ("a.jpg", big, "image/jpeg")})
         assert r.status_code == 413
         assert api.get("training-image/").json()["count"] == 1
-    assert list((server.data_dir / "tmp").iterdir()) == []
+    assert [p for p in server.data_dir.rglob("*.part")] == []
 
 
 def test_rate_limit_answers_429_with_retry_after(server_factory) -> None:
@@ -93,10 +93,16 @@ def test_restart_keeps_data_port_and_tokens(server_factory) -> None:
     with server.client() as api:
         assert api.get(f"task/{task['id']}/").json()["name"] == "survives"
         assert httpx.get(image["img_path"]).content == image_bytes(7)
-    # A crash (SIGKILL) loses nothing that was answered.
+    # A crash (SIGKILL) loses nothing that was answered, and the temp file of a write cut
+    # short is cleaned up at the next start.
     with server.client() as api:
         image2 = upload(api, image_bytes(8))
-    server.restart(kill=True)
+    server.stop(kill=True)
+    torn = server.data_dir / "blobs" / "ab" / ".abcd.0123.part"
+    torn.parent.mkdir(exist_ok=True)
+    torn.write_bytes(b"half an image")
+    server.start()
+    assert not torn.exists()
     with server.client() as api:
         assert api.get(f"training-image/{image2['id']}/").status_code == 200
         assert httpx.get(image2["img_path"]).content == image_bytes(8)
