@@ -48,12 +48,12 @@ PAGE_SIZE = 1000
 
 
 def bare_app_factory(folder: Path) -> Callable[..., Any]:
-    tmp_dir = folder / "tmp"
-    tmp_dir.mkdir(parents=True, exist_ok=True)
+    folder.mkdir(parents=True, exist_ok=True)
 
     def store(body: bytes) -> str:
+        # Temp file in the destination folder: the cheapest atomic rename.
         name = uuid.uuid4().hex
-        tmp = tmp_dir / f"{name}.part"
+        tmp = folder / f".{name}.part"
         fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644)
         try:
             os.write(fd, body)
