@@ -11,14 +11,14 @@ from __future__ import annotations
 import json
 import sqlite3
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, replace
 from typing import Any
 
 from localrepo.catalog import store
 from localrepo.catalog.db import transaction
 from localrepo.errors import EXIT_SAFETY, LocalrepoError
-from localrepo.layout import TaskBinding
+from localrepo.layout import TaskBinding, label_for_folder, relative_to_root
 from localrepo.repository import Repository
 from localrepo.scan.scanner import Scanner, ScanReport
 from localrepo.sync import plan as P
@@ -118,6 +118,32 @@ def filter_plan(plan: P.Plan, mode: str) -> P.Plan:
         or (op.key is not None and op.key not in skip and op.kind in keep_image_ops | {P.SET_BASE})
     ]
     return P.Plan(ops=ops, conflicts=plan.conflicts, stop=plan.stop)
+
+
+def layout_unclear(
+    binding: TaskBinding, files: dict[str, list[str]], local: Mapping[str, Mapping[str, Any]]
+) -> dict[str, str]:
+    """Images whose folders do not say one clear thing; their local state is not pushed.
+
+    The layout rules link no label to such an image, which would otherwise read as a
+    local delete: copies of one multi_class image in two label folders, or a regression
+    image in a value folder without a value.
+    """
+    if binding.type == "multi_label":
+        return {}
+    unclear: dict[str, str] = {}
+    for key, paths in files.items():
+        folders = set()
+        for path in paths:
+            head, sep, _rest = relative_to_root(path, binding.root).partition("/")
+            label = label_for_folder(head) if sep else None
+            if label is not None:
+                folders.add(label)
+        if binding.type == "multi_class" and len(folders) > 1:
+            unclear[key] = "copies in " + ", ".join(sorted(folders))
+        elif binding.type == "regression" and folders - set(local.get(key, {})):
+            unclear[key] = "no value for " + ", ".join(sorted(folders - set(local.get(key, {}))))
+    return unclear
 
 
 def _with_resolutions(
@@ -262,6 +288,20 @@ class Engine:
             if c.task_id == binding.task_id and c.old_hash and c.detail.get("invalid")
         )
         state, files = load_task_state(conn, binding, bindings, snapshot, blocked=blocked)
+        # Only a synced image can be mistaken for a local delete; an unclear image that
+        # was never synced simply takes the remote's state.
+        unclear = {
+            k: why
+            for k, why in layout_unclear(binding, files, state.local).items()
+            if state.base.get(k)
+        }
+        if unclear:
+            state = replace(state, local_blocked=state.local_blocked | frozenset(unclear))
+            rep.problems += [
+                f"{binding.name}: {files[k][0]} and its copies leave its labels unclear "
+                f"({why}); it is not synced until that is fixed (see 'repo status')"
+                for k, why in sorted(unclear.items())
+            ]
         absolute, fraction = parse_max_delete(opts.max_delete)
         policy: P.Policy = "manual" if opts.resolve_keys else opts.policy
         plan = P.plan_task(

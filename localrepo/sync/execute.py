@@ -57,6 +57,7 @@ class Client(Protocol):  # the parts of localrepo.remote.RecognitionClient used 
     def remove_image_label(self, image_id: str, label_id: str) -> Any: ...
     def update_image_value(self, image_id: str, label_id: str, value: float) -> Any: ...
     def delete_image(self, image_id: str) -> Any: ...
+    def get_image(self, image_id: str) -> Any: ...
     def download(self, url: str) -> bytes: ...
 
 
@@ -105,6 +106,7 @@ class ImageResult:
     fatal: LocalrepoError | None = None
     counts: dict[str, int] = field(default_factory=dict)
     skipped: bool = False  # not started: the run was stopping
+    link_later: dict[str, float | None] | None = None  # uploaded; labels go in bulk
 
 
 class Executor:
@@ -145,13 +147,13 @@ class Executor:
         # takes its next image before the main thread can cancel it, and would spend a
         # whole retry budget on a server known to be gone).
         self._stopping = threading.Event()
+        self._bulk: set[str] = set()
 
     # -- the run ----------------------------------------------------------------------------
     def run(self, plan: P.Plan) -> Outcome:
         out = Outcome()
         journal_ids = self._journal(plan.ops)
-        label_ops = [op for op in plan.ops if op.kind in (P.ENSURE_LABEL, P.DETACH_LABEL)]
-        for op in label_ops:
+        for op in plan.by_kind(P.ENSURE_LABEL):
             self._label_op(op, journal_ids[id(op)], out)
             if out.fatal:
                 return out
@@ -165,6 +167,16 @@ class Executor:
         for op in plan.ops:
             if op.key is not None:
                 by_key[op.key].append(op)
+        # A plain upload links its labels later, many images per request (bulk update):
+        # one request per image instead of two.
+        self._bulk = {
+            key
+            for key, ops in by_key.items()
+            if self.binding.type != "regression"
+            and {op.kind for op in ops} == {P.UPLOAD, P.SET_BASE}
+        }
+        unlinked: dict[tuple[str, ...], list[ImageResult]] = defaultdict(list)
+        failed_keys: set[str] = set()
         total = len(by_key)
         done = 0
         with ThreadPoolExecutor(self.jobs, thread_name_prefix="sync") as pool:
@@ -175,9 +187,16 @@ class Executor:
                 key = futures[fut]
                 result = fut.result()
                 if result.skipped:
+                    failed_keys.add(key)
                     continue
                 ids = [journal_ids[id(op)] for op in by_key[key]]
-                self._commit(result, ids, out)
+                if result.error is None and result.link_later is not None:
+                    self._commit_remote_id(result)
+                    unlinked[tuple(sorted(result.link_later))].append(result)
+                else:
+                    self._commit(result, ids, out)
+                    if result.error is not None:
+                        failed_keys.add(key)
                 done += 1
                 if self.progress:
                     self.progress(done, total)
@@ -187,6 +206,23 @@ class Executor:
                         other.cancel()
         if out.fatal:
             return out
+        for names, results in sorted(unlinked.items()):
+            self._bulk_link(names, results, by_key, journal_ids, out)
+            if out.fatal:
+                return out
+        # Labels are detached once no image keeps them: images whose ops failed still do.
+        still_used = {
+            name
+            for key in failed_keys
+            for name in (self.snapshot.images[key].labels if key in self.snapshot.images else {})
+        }
+        for op in plan.by_kind(P.DETACH_LABEL):
+            if op.label in still_used:
+                self._done([journal_ids[id(op)]], "still used by an image that failed to sync")
+                continue
+            self._label_op(op, journal_ids[id(op)], out)
+            if out.fatal:
+                return out
         removed: set[str] = set()
         for op in plan.by_kind(P.REMOVE_FOLDER):
             folder = self._folder(op.label or "")
@@ -195,6 +231,42 @@ class Executor:
             self._done([journal_ids[id(op)]])
         self._settle_task_labels(plan, removed)
         return out
+
+    BULK_CHUNK = 500
+
+    def _bulk_link(
+        self,
+        names: tuple[str, ...],
+        results: list[ImageResult],
+        by_key: dict[str, list[P.Op]],
+        journal_ids: dict[int, int],
+        out: Outcome,
+    ) -> None:
+        """Link one label set to many uploaded images, a chunk per request."""
+        for start in range(0, len(results), self.BULK_CHUNK):
+            chunk = results[start : start + self.BULK_CHUNK]
+            error: str | None = None
+            try:
+                label_ids = [self._label_id(name) for name in names]
+                crash_point("before_http")
+                self.client.bulk_update_images(
+                    images=[r.remote_id for r in chunk if r.remote_id], labels_add=label_ids
+                )
+                crash_point("after_http")
+            except (AuthError, RemoteUnavailableError) as exc:
+                if is_fatal(exc):
+                    out.fatal = exc
+                error = str(exc)
+            except LocalrepoError as exc:
+                error = str(exc)
+            for result in chunk:
+                result.link_later = None
+                result.remote_done = error is None
+                if error is not None:
+                    result.error = error
+                self._commit(result, [journal_ids[id(op)] for op in by_key[result.key]], out)
+            if out.fatal:
+                return
 
     def _settle_task_labels(self, plan: P.Plan, removed: set[str]) -> None:
         """Record as synced the task labels both sides hold now.
@@ -382,9 +454,12 @@ class Executor:
         crash_point("after_http")
         result.remote_id = image.id
         result.created_here = created
+        result.counts["uploaded"] = 1
+        if result.key in self._bulk and op.kind == P.UPLOAD:
+            result.link_later = op.target_map
+            return
         self._link_labels(result.remote_id, {}, op.target_map)
         result.remote_done = True
-        result.counts["uploaded"] = 1
 
     def _link_labels(
         self, image_id: str, before: dict[str, float | None], target: dict[str, float | None]
@@ -535,6 +610,7 @@ class Executor:
         result.counts["relabelled_local"] = 1
 
     def _trash_local(self, result: ImageResult, op: P.Op) -> None:
+        self._confirm_remote_removal(result)
         for path in self.files.get(result.key, []):
             if self._label_of_path(path) is None:
                 continue  # an unlabelled copy is not part of the task's remote state
@@ -544,7 +620,37 @@ class Executor:
         result.local_done = result.local_changed = True
         result.counts["trashed_local"] = 1
 
+    def _confirm_remote_removal(self, result: ImageResult) -> None:
+        """Ask the server before deleting a local file for a remote delete.
+
+        A paginated listing is no snapshot: an image can slip between pages while others
+        edit the task. Only an image that is really gone, or really carries none of the
+        task's labels any more, takes its local file to the trash.
+        """
+        remote_id = result.remote_id or self.remote_ids.get(result.key)
+        if remote_id is None:
+            return
+        try:
+            image = self.client.get_image(remote_id)
+        except NotFoundError:
+            return
+        task_label_ids = set(self.label_ids.values())
+        if any(lab.id in task_label_ids for lab in image.labels):
+            raise LocalrepoError(
+                f"remote image {remote_id} was missing from the listing but still carries "
+                "labels of this task; its local file is left alone (the next sync sees it)"
+            )
+
     # -- committing -------------------------------------------------------------------------
+    def _commit_remote_id(self, result: ImageResult) -> None:
+        """An upload's remote id, committed before its labels are linked: a crash in
+        between leaves an image the next run relabels instead of uploading again."""
+        with transaction(self.conn):
+            self.conn.execute(
+                "UPDATE image SET remote_id = ?, created_here = created_here OR ? WHERE hash = ?",
+                (result.remote_id, int(result.created_here), result.hash),
+            )
+
     def _commit(self, result: ImageResult, journal_ids: list[int], out: Outcome) -> None:
         conn = self.conn
         now = self.clock()

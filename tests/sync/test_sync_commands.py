@@ -220,3 +220,25 @@ def test_remote_names_never_escape_the_task_root(world: World) -> None:
     for c in (a, b):
         c.sync()
         c.verify()
+
+
+def test_an_image_in_two_category_folders_is_held_back_not_unlinked(world: World) -> None:
+    """Copies of one multi_class image in two label folders link no label locally; that
+    must not read as a delete (the remote image keeps its label until it is clear)."""
+    import shutil
+
+    a = world.init("a", "pets")
+    a.write("dog/d.jpg", 1)
+    a.write("cat/c.jpg", 2)
+    a.sync()
+    before = remote_state(world)
+    shutil.copy(a.root / "dog/d.jpg", a.root / "cat/d-copy.jpg")
+    s = a.sync()
+    assert s["deleted"] == 0 and s["relabelled"] == 0, s
+    assert any("unclear" in p for p in s["tasks"][0]["problems"]), s["tasks"][0]["problems"]
+    assert remote_state(world) == before
+    (a.root / "cat/d-copy.jpg").unlink()  # made clear again: nothing to do
+    s = a.sync()
+    assert s["deleted"] == 0 and s["relabelled"] == 0 and not s["tasks"][0]["problems"], s
+    assert remote_state(world) == before
+    a.verify()

@@ -44,7 +44,7 @@ def proxied(account, tmp_path):
 
 
 def test_503_and_429_are_retried(server_factory, tmp_path) -> None:
-    server = server_factory("--fail-every", "5", "--rate-limit", "8/s")
+    server = server_factory("--fail-every", "5", "--rate-limit", "3/s")
     acct = server.new_account()
     world = World(acct.url, acct.token, tmp_path)
     try:
@@ -126,7 +126,11 @@ def test_server_gone_exits_5_then_converges(server_factory, tmp_path) -> None:
         [sys.executable, "-m", "localrepo.cli.main", "-C", str(b.root), "sync", "-j", "2"],
         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=b.env,
     )
-    time.sleep(1.0)
+    # Kill it once B has started uploading (not on a timer: a quick sync would finish).
+    deadline = time.monotonic() + 60
+    while 'POST /recognition/v2/training-image/ ' not in server.log_text():
+        assert time.monotonic() < deadline and proc.poll() is None, "B never uploaded"
+        time.sleep(0.02)
     server.stop(kill=True)
     out, err = proc.communicate(timeout=120)
     assert proc.returncode == 5, out + err
