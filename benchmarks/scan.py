@@ -110,8 +110,9 @@ def main() -> None:
         scan_s, scan_mb = run([*REPO, "-q", "-C", str(tree), "scan"])
         print(f"\ninitial scan of {args.files} files")
         print(f"  baseline (single-threaded open+hash+decode loop) {base_s:8.3f} s")
-        print(f"  repo scan                                        {scan_s:8.3f} s"
-              f"  peak {scan_mb} MB")
+        print(
+            f"  repo scan                                        {scan_s:8.3f} s  peak {scan_mb} MB"
+        )
         print(f"  ratio repo/baseline {scan_s / base_s:.2f}  (target <= 0.70)")
 
         run([*REPO, "-q", "-C", str(tree), "status"])  # settle racy entries
@@ -127,8 +128,17 @@ def main() -> None:
             copy = work / "copy"
             shutil.copytree(tree, copy, ignore=shutil.ignore_patterns(".localrepo"))
             env = dict(os.environ, UNISON=str(work / "unison-state"))
-            cmd = ["unison", str(tree), str(copy), "-batch", "-auto", "-silent",
-                   "-ignore", "Name .localrepo", "-times"]
+            cmd = [
+                "unison",
+                str(tree),
+                str(copy),
+                "-batch",
+                "-auto",
+                "-silent",
+                "-ignore",
+                "Name .localrepo",
+                "-times",
+            ]
             run(cmd, env=env)  # first sync builds unison's archives
             un_s, un_mb = best_of(5, lambda: run(cmd, env=env))
             print(f"  unison no-change sync           {un_s:8.3f} s  peak {un_mb} MB")

@@ -59,9 +59,22 @@ class Server:
         self.data = work / "server"
         ready = work / "ready.json"
         self.proc = subprocess.Popen(
-            [*SERVER, "serve", "--data", str(self.data), "--port", "0", "--dev",
-             "--ready-file", str(ready), "--no-access-log", "--log-level", "warning"],
-            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+            [
+                *SERVER,
+                "serve",
+                "--data",
+                str(self.data),
+                "--port",
+                "0",
+                "--dev",
+                "--ready-file",
+                str(ready),
+                "--no-access-log",
+                "--log-level",
+                "warning",
+            ],
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
         )
         deadline = time.monotonic() + 60
         while not ready.exists():
@@ -73,10 +86,17 @@ class Server:
         self.url = info["url"]
 
     def account(self, name: str) -> str:
-        subprocess.run([*SERVER, "user", "create", name, "--data", str(self.data)],
-                       check=True, capture_output=True)
-        out = subprocess.run([*SERVER, "token", "create", name, "--data", str(self.data)],
-                             check=True, capture_output=True, text=True).stdout
+        subprocess.run(
+            [*SERVER, "user", "create", name, "--data", str(self.data)],
+            check=True,
+            capture_output=True,
+        )
+        out = subprocess.run(
+            [*SERVER, "token", "create", name, "--data", str(self.data)],
+            check=True,
+            capture_output=True,
+            text=True,
+        ).stdout
         return out.strip().splitlines()[-1].strip()
 
     def stop(self) -> None:
@@ -95,14 +115,13 @@ def sdk_push(url: str, token: str, files: list[tuple[Path, int]], labels: int) -
         label, _ = client.create_label(f"label_{lab:02d}")
         task.add_label(label.id)
         label_ids.append(label.id)
-    records = [
-        {"_file": str(p), "labels": [label_ids[lab]], "noresize": True} for p, lab in files
-    ]
+    records = [{"_file": str(p), "labels": [label_ids[lab]], "noresize": True} for p, lab in files]
     t0 = time.perf_counter()
     client.parallel_records_processing(records, method=client.upload_images, max_workers=3)
     elapsed = time.perf_counter() - t0
     count = httpx.get(
-        url + "recognition/v2/training-image/", params={"page_size": 1},
+        url + "recognition/v2/training-image/",
+        params={"page_size": 1},
         headers={"Authorization": f"Token {token}"},
     ).json()["count"]
     if count != len(files):
@@ -177,8 +196,13 @@ def main() -> None:
         repo("-q", "-C", str(big), "sync", env=env)  # the initial push, not measured
         repo("-q", "-C", str(big), "sync", env=env)  # settle racy entries
         task_id = json.loads(
-            subprocess.run([*REPO, "-C", str(big), "task", "list", "--json"], env=env,
-                           capture_output=True, text=True, check=True).stdout
+            subprocess.run(
+                [*REPO, "-C", str(big), "task", "list", "--json"],
+                env=env,
+                capture_output=True,
+                text=True,
+                check=True,
+            ).stdout
         )[0]["remote_id"]
         nochange = min(repo("-q", "-C", str(big), "sync", env=env) for _ in range(3))
         listing = min(listing_alone(server.url, token, task_id) for _ in range(3))
@@ -188,10 +212,21 @@ def main() -> None:
         if not args.no_rclone and shutil.which("rclone"):
             copy = work / "big-copy"
             shutil.copytree(big, copy, ignore=shutil.ignore_patterns(".localrepo"))
-            rc_env = dict(os.environ, RCLONE_CONFIG=str(work / "rclone.conf"),
-                          XDG_CACHE_HOME=str(work / "rclone-cache"))
-            base = ["rclone", "bisync", str(big), str(copy), "--exclude", ".localrepo/**",
-                    "--workdir", str(work / "bisync")]
+            rc_env = dict(
+                os.environ,
+                RCLONE_CONFIG=str(work / "rclone.conf"),
+                XDG_CACHE_HOME=str(work / "rclone-cache"),
+            )
+            base = [
+                "rclone",
+                "bisync",
+                str(big),
+                str(copy),
+                "--exclude",
+                ".localrepo/**",
+                "--workdir",
+                str(work / "bisync"),
+            ]
             subprocess.run([*base, "--resync"], env=rc_env, check=True, capture_output=True)
 
             def bisync() -> float:

@@ -35,9 +35,22 @@ def start_server(data: Path) -> tuple[subprocess.Popen[bytes], dict]:
     ready = data / "ready.json"
     log = open(data / "server.log", "wb")  # noqa: SIM115 - lives as long as the server
     proc = subprocess.Popen(
-        [sys.executable, "-m", "localrepo.server.cli", "serve", "--data", str(data / "srv"),
-         "--port", "0", "--dev", "--ready-file", str(ready), "--no-access-log"],
-        stdout=log, stderr=subprocess.STDOUT,
+        [
+            sys.executable,
+            "-m",
+            "localrepo.server.cli",
+            "serve",
+            "--data",
+            str(data / "srv"),
+            "--port",
+            "0",
+            "--dev",
+            "--ready-file",
+            str(ready),
+            "--no-access-log",
+        ],
+        stdout=log,
+        stderr=subprocess.STDOUT,
     )
     deadline = time.monotonic() + 60
     while not ready.exists():
@@ -60,22 +73,40 @@ def main() -> None:
         tree = DEMO / "shapes"
         n = build(tree)
         print(f"Built a sample dataset of {n} drawn shapes in {tree}/ (folder = label).")
-        step("bind the folder to a task on that server", "init", "--task", "shapes",
-             "--type", "multi_class", "--remote", info["url"])
+        step(
+            "bind the folder to a task on that server",
+            "init",
+            "--task",
+            "shapes",
+            "--type",
+            "multi_class",
+            "--remote",
+            info["url"],
+        )
         step("per label counts, pending changes, invalid files", "status")
         step("upload the images and their labels", "sync")
         step("what the server holds now", "labels")
         remote_id = json.loads(
-            subprocess.run([*REPO, "-C", str(tree), "task", "list", "--json"],
-                           capture_output=True, text=True, check=True).stdout
+            subprocess.run(
+                [*REPO, "-C", str(tree), "task", "list", "--json"],
+                capture_output=True,
+                text=True,
+                check=True,
+            ).stdout
         )[0]["remote_id"]
-        step("a second folder tree from the same remote task", "clone", info["url"],
-             "--task", remote_id, str(DEMO / "clone"), cwd=DEMO)
+        step(
+            "a second folder tree from the same remote task",
+            "clone",
+            info["url"],
+            "--task",
+            remote_id,
+            str(DEMO / "clone"),
+            cwd=DEMO,
+        )
         (tree / "circle" / "circle_000.jpg").rename(tree / "square" / "circle_000.jpg")
         print("\n(moved circle/circle_000.jpg into square/: a relabel, not a re-upload)")
         step("push the relabel", "sync")
-        step("the clone pulls it: the file moves to square/ there too", "sync",
-             cwd=DEMO / "clone")
+        step("the clone pulls it: the file moves to square/ there too", "sync", cwd=DEMO / "clone")
         step("disk, catalog and server agree", "verify", cwd=DEMO / "clone")
     finally:
         server.terminate()

@@ -11,7 +11,6 @@ from PIL import Image
 def image_bytes(seed: int, *, size: tuple[int, int] = (64, 48), fmt: str = "JPEG") -> bytes:
     """Deterministic, distinct image bytes: smooth colour blobs seeded by `seed`."""
     rng = random.Random(seed)
-    w, h = size
     small = Image.frombytes("RGB", (8, 6), rng.randbytes(8 * 6 * 3))
     img = small.resize(size, Image.Resampling.BILINEAR)
     buf = io.BytesIO()

@@ -93,7 +93,8 @@ def collect_status(conn: sqlite3.Connection, rep: ScanReport) -> dict[str, Any]:
     pending_by_task: dict[int | None, dict[str, int]] = defaultdict(dict)
     pending_total = 0
     for task_id, kind, n in conn.execute(
-        "SELECT task_id, kind, COUNT(*) FROM journal WHERE status IN " + OPEN
+        "SELECT task_id, kind, COUNT(*) FROM journal WHERE status IN "
+        + OPEN
         + " GROUP BY task_id, kind"
     ):
         pending_by_task[task_id][kind] = n

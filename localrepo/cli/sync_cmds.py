@@ -53,8 +53,18 @@ def _progress(quiet: bool):  # type: ignore[no-untyped-def]
     return progress_bar("Syncing", quiet=quiet)
 
 
-def run_sync(obj: Any, mode: str, *, dry_run: bool, policy: str | None, max_delete: str | None,
-             force: bool, jobs: int, as_json: bool, token: str | None) -> None:
+def run_sync(
+    obj: Any,
+    mode: str,
+    *,
+    dry_run: bool,
+    policy: str | None,
+    max_delete: str | None,
+    force: bool,
+    jobs: int,
+    as_json: bool,
+    token: str | None,
+) -> None:
     from localrepo.sync.engine import Engine, SyncOptions
 
     repo, client = repo_client(obj, token, jobs)
@@ -69,6 +79,7 @@ def run_sync(obj: Any, mode: str, *, dry_run: bool, policy: str | None, max_dele
         noresize=cfg.sync.noresize,
     )
     with _progress(obj.quiet or as_json) as bar:
+
         def progress(_what: str, done: int, total: int) -> None:
             bar(done, total)
 
@@ -101,14 +112,23 @@ def sync_summary(report: Any, *, dry_run: bool) -> dict[str, Any]:
                 "created_remote_task": t.created_remote_task,
                 "plan": plan_ops,
                 "ops": [
-                    {"kind": op.kind, "key": op.key, "label": op.label,
-                     "target": dict(op.target) if op.target else None}
+                    {
+                        "kind": op.kind,
+                        "key": op.key,
+                        "label": op.label,
+                        "target": dict(op.target) if op.target else None,
+                    }
                     for op in (t.plan.ops if t.plan and dry_run else [])
                 ],
                 "conflicts": [
-                    {"image": c.key, "field": c.field, "base": dict(c.base),
-                     "local": dict(c.local), "remote": dict(c.remote),
-                     "resolution": c.resolution}
+                    {
+                        "image": c.key,
+                        "field": c.field,
+                        "base": dict(c.base),
+                        "local": dict(c.local),
+                        "remote": dict(c.remote),
+                        "resolution": c.resolution,
+                    }
                     for c in t.conflicts
                 ],
                 "problems": t.problems,
@@ -142,7 +162,9 @@ def print_sync(s: dict[str, Any], *, verbose: int) -> None:
             if not t["plan"]:
                 echo(f"{t['task']}: nothing to do.")
             else:
-                kinds = ", ".join(f"{n} {k.replace('_', ' ')}" for k, n in sorted(t["plan"].items()))
+                kinds = ", ".join(
+                    f"{n} {k.replace('_', ' ')}" for k, n in sorted(t["plan"].items())
+                )
                 echo(f"{t['task']}: would do {kinds}")
                 if verbose:
                     for op in t["ops"]:
@@ -168,14 +190,27 @@ def sync_options(f: Any) -> Any:
     for deco in reversed(
         [
             click.option("-n", "--dry-run", is_flag=True, help="Show the plan; change nothing."),
-            click.option("--policy", type=click.Choice(POLICIES), default=None,
-                         help="Conflicts: record them (manual, the default) or let one side win."),
-            click.option("--max-delete", metavar="N|P%", default=None,
-                         help="Stop before deleting more than N images or P% of a task "
-                              "(default 50%)."),
+            click.option(
+                "--policy",
+                type=click.Choice(POLICIES),
+                default=None,
+                help="Conflicts: record them (manual, the default) or let one side win.",
+            ),
+            click.option(
+                "--max-delete",
+                metavar="N|P%",
+                default=None,
+                help="Stop before deleting more than N images or P% of a task (default 50%).",
+            ),
             click.option("--force", is_flag=True, help="Go past the safety limits."),
-            click.option("-j", "--jobs", type=click.IntRange(1, 64), default=8,
-                         show_default=True, help="Parallel requests."),
+            click.option(
+                "-j",
+                "--jobs",
+                type=click.IntRange(1, 64),
+                default=8,
+                show_default=True,
+                help="Parallel requests.",
+            ),
             click.option("--json", "as_json", is_flag=True, help="Print the summary as JSON."),
             token_option,
         ]
@@ -214,8 +249,15 @@ def register(cli: click.Group) -> None:
     @click.option("-j", "--jobs", type=click.IntRange(1, 64), default=8, show_default=True)
     @token_option
     @click.pass_obj
-    def clone(obj: Any, url: str, task: str, directory: str | None, workspace: str | None,
-              jobs: int, token: str | None) -> None:
+    def clone(
+        obj: Any,
+        url: str,
+        task: str,
+        directory: str | None,
+        workspace: str | None,
+        jobs: int,
+        token: str | None,
+    ) -> None:
         """Make a new folder tree from an existing remote task, and sync it."""
         from localrepo.config import load_config, save_config
         from localrepo.repository import init_repository
@@ -227,8 +269,13 @@ def register(cli: click.Group) -> None:
             target = obj.directory / (directory or remote_task.name)
             if target.exists() and any(target.iterdir()):
                 raise LocalrepoError(f"{target} exists and is not empty; clone into a new folder.")
-            repo = init_repository(target, task=remote_task.name, task_type=remote_task.type,
-                                   remote=url, workspace=workspace)
+            repo = init_repository(
+                target,
+                task=remote_task.name,
+                task_type=remote_task.type,
+                remote=url,
+                workspace=workspace,
+            )
             conn = repo.connect()
             with conn:
                 conn.execute("UPDATE task SET remote_id = ? WHERE root = ''", (remote_task.id,))
@@ -236,8 +283,12 @@ def register(cli: click.Group) -> None:
             cfg = load_config(repo.state_dir)
             save_config(repo.state_dir, cfg)
             with _progress(obj.quiet) as bar:
-                report = Engine(repo, client, SyncOptions(mode="pull", jobs=jobs),
-                                progress=lambda _w, d, t: bar(d, t)).run()
+                report = Engine(
+                    repo,
+                    client,
+                    SyncOptions(mode="pull", jobs=jobs),
+                    progress=lambda _w, d, t: bar(d, t),
+                ).run()
         finally:
             client.close()
         summary = sync_summary(report, dry_run=False)
@@ -259,8 +310,16 @@ def register(cli: click.Group) -> None:
         ).fetchall()
         conn.close()
         items = [
-            {"id": r[0], "task": r[1], "path": r[2], "field": r[3], "base": json.loads(r[4]),
-             "local": json.loads(r[5]), "remote": json.loads(r[6]), "image": r[7]}
+            {
+                "id": r[0],
+                "task": r[1],
+                "path": r[2],
+                "field": r[3],
+                "base": json.loads(r[4]),
+                "local": json.loads(r[5]),
+                "remote": json.loads(r[6]),
+                "image": r[7],
+            }
             for r in rows
         ]
         if as_json:
@@ -327,10 +386,20 @@ def register(cli: click.Group) -> None:
             if client is not None:
                 client.close()
         if as_json:
-            click.echo(json.dumps(
-                {"ok": rep.ok, "files": rep.files, "images": rep.images,
-                 "remote_images": rep.remote_images, "drift": rep.drift, "pending": rep.pending},
-                indent=2, ensure_ascii=False))
+            click.echo(
+                json.dumps(
+                    {
+                        "ok": rep.ok,
+                        "files": rep.files,
+                        "images": rep.images,
+                        "remote_images": rep.remote_images,
+                        "drift": rep.drift,
+                        "pending": rep.pending,
+                    },
+                    indent=2,
+                    ensure_ascii=False,
+                )
+            )
         else:
             for line in rep.drift:
                 click.echo(f"drift: {line}")
@@ -388,7 +457,9 @@ def register(cli: click.Group) -> None:
     @click.pass_obj
     def remote_show(obj: Any) -> None:
         cfg = obj.repo().config()
-        click.echo(f"url\t{cfg.remote.url or '(none)'}\nworkspace\t{cfg.remote.workspace or 'Default'}")
+        click.echo(
+            f"url\t{cfg.remote.url or '(none)'}\nworkspace\t{cfg.remote.workspace or 'Default'}"
+        )
 
     @cli.command()
     @click.option("--url", metavar="URL")
@@ -400,9 +471,13 @@ def register(cli: click.Group) -> None:
         client = _any_client(obj, url, token)
         try:
             items = [
-                {"id": t.id, "name": t.name, "type": t.type,
-                 "production_version": t.production_version,
-                 "last_train_status": t.last_train_status}
+                {
+                    "id": t.id,
+                    "name": t.name,
+                    "type": t.type,
+                    "production_version": t.production_version,
+                    "last_train_status": t.last_train_status,
+                }
                 for t in client.iter_tasks()
             ]
         finally:
@@ -419,14 +494,14 @@ def register(cli: click.Group) -> None:
     @click.option("--json", "as_json", is_flag=True)
     @token_option
     @click.pass_obj
-    def labels(obj: Any, url: str | None, task: str | None, as_json: bool,
-               token: str | None) -> None:
+    def labels(
+        obj: Any, url: str | None, task: str | None, as_json: bool, token: str | None
+    ) -> None:
         """List the remote's labels."""
         client = _any_client(obj, url, token)
         try:
             items = [
-                {"id": lab.id, "name": lab.name, "type": lab.type,
-                 "images_count": lab.images_count}
+                {"id": lab.id, "name": lab.name, "type": lab.type, "images_count": lab.images_count}
                 for lab in client.iter_labels(task=task)
             ]
         finally:

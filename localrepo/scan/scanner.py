@@ -614,7 +614,12 @@ def _file_changes(
     # for the user's wish to delete the image.
     return [
         ch.Change(
-            ch.MODIFIED, c.old_path, None, None, c.hash, c.task_id,
+            ch.MODIFIED,
+            c.old_path,
+            None,
+            None,
+            c.hash,
+            c.task_id,
             {"invalid": invalid[c.old_path][0]},
         )
         if c.kind == ch.DELETED and c.old_path in invalid

@@ -278,9 +278,7 @@ class Engine:
                 "SELECT remote_id, hash FROM image WHERE remote_id IS NOT NULL"
             )
         }
-        snapshot = build_snapshot(
-            remote_task_id, binding.type, attached, images, hash_by_remote_id
-        )
+        snapshot = build_snapshot(remote_task_id, binding.type, attached, images, hash_by_remote_id)
         rep.problems += snapshot.problems
         blocked = frozenset(
             c.old_hash
@@ -386,8 +384,13 @@ class Engine:
                     conn.execute(
                         "UPDATE conflict SET base = ?, local = ?, remote = ?, path = ?,"
                         " resolved_ns = ?, resolution = ? WHERE id = ?",
-                        (*values, path, None if c.resolution is None else now, c.resolution,
-                         existing),
+                        (
+                            *values,
+                            path,
+                            None if c.resolution is None else now,
+                            c.resolution,
+                            existing,
+                        ),
                     )
                     open_rows.pop((c.key, c.field))
                     continue
@@ -395,8 +398,14 @@ class Engine:
                     "INSERT INTO conflict(task_id, image_id, path, field, base, local, remote,"
                     " created_ns, resolved_ns, resolution) VALUES (?,?,?,?,?,?,?,?,?,?)",
                     (
-                        binding.task_id, image_id, path, c.field, *values, now,
-                        None if c.resolution is None else now, c.resolution,
+                        binding.task_id,
+                        image_id,
+                        path,
+                        c.field,
+                        *values,
+                        now,
+                        None if c.resolution is None else now,
+                        c.resolution,
                     ),
                 )
             for (key, field_name), row_id in open_rows.items():

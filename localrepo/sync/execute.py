@@ -78,8 +78,15 @@ class Outcome:
 
     def merge(self, other: Outcome) -> None:
         for name in (
-            "uploaded", "downloaded", "relabelled_remote", "relabelled_local",
-            "deleted_remote", "unlinked_remote", "trashed_local", "labels_created", "synced",
+            "uploaded",
+            "downloaded",
+            "relabelled_remote",
+            "relabelled_local",
+            "deleted_remote",
+            "unlinked_remote",
+            "trashed_local",
+            "labels_created",
+            "synced",
         ):
             setattr(self, name, getattr(self, name) + getattr(other, name))
         self.failed += other.failed
@@ -314,8 +321,13 @@ class Executor:
                 cur = self.conn.execute(
                     "INSERT INTO journal(created_ns, kind, status, task_id, image_hash, detail,"
                     " attempts) VALUES (?, ?, 'in_flight', ?, ?, ?, 1)",
-                    (now, "op:" + op.kind, self.binding.task_id, op.key,
-                     json.dumps(detail, sort_keys=True) if detail else None),
+                    (
+                        now,
+                        "op:" + op.kind,
+                        self.binding.task_id,
+                        op.key,
+                        json.dumps(detail, sort_keys=True) if detail else None,
+                    ),
                 )
                 ids[id(op)] = int(cur.lastrowid or 0)
         return ids
@@ -683,7 +695,9 @@ class Executor:
                         (image_id,),
                     )
             # The engine's own file writes, so the next scan does not take them for edits.
-            conn.executemany("DELETE FROM file WHERE path = ?", [(p,) for p in result.removed_files])
+            conn.executemany(
+                "DELETE FROM file WHERE path = ?", [(p,) for p in result.removed_files]
+            )
             if image_id is not None:
                 conn.executemany(
                     "INSERT INTO file(path, image_id, dev, inode, size, mtime_ns, ctime_ns,"

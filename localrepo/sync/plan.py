@@ -215,7 +215,11 @@ def merge_image(
     if field_name is None:
         return Merge(merged)
     conflict = Conflict(
-        key, field_name, frozen(base), frozen(local), frozen(remote),
+        key,
+        field_name,
+        frozen(base),
+        frozen(local),
+        frozen(remote),
         None if policy == "manual" else policy,
     )
     if policy == "local":
@@ -298,8 +302,7 @@ def _image_ops(
                     REMOVE_REMOTE,
                     key,
                     before=frozen(remote),
-                    delete_image=key in state.created_here
-                    and key not in state.remote_other_labels,
+                    delete_image=key in state.created_here and key not in state.remote_other_labels,
                 )
             )
         elif key in state.remote_exists or remote:

@@ -52,12 +52,15 @@ def verify(repo: Repository, client: Any | None) -> VerifyReport:
             if client is not None and remote_id:
                 task = client.get_task(remote_id)
                 attached = [
-                    lab for lab in client.list_labels(task=remote_id)
+                    lab
+                    for lab in client.list_labels(task=remote_id)
                     if not task.labels or lab.id in set(task.labels)
                 ]
                 ids = [lab.id for lab in attached]
                 images = list(client.iter_images(labels=ids, page_size=1000)) if ids else []
-            snap = build_snapshot(remote_id or "", binding.type, attached, images, hash_by_remote_id)
+            snap = build_snapshot(
+                remote_id or "", binding.type, attached, images, hash_by_remote_id
+            )
             state, _files = load_task_state(conn, binding, bindings, snap)
             name = binding.name
             report.images[name] = len(state.base)

@@ -246,11 +246,13 @@ class Remote:
         assert r.status_code < 300, r.text
         return r.json() if r.content else {}
 
-    def relabel(self, image_id: str, remove: str | None, add: str | None,
-                value: float | None = None) -> None:
+    def relabel(
+        self, image_id: str, remove: str | None, add: str | None, value: float | None = None
+    ) -> None:
         if remove:
-            self.post(f"training-image/{image_id}/remove-label/",
-                      {"label_id": self.label_id(remove)})
+            self.post(
+                f"training-image/{image_id}/remove-label/", {"label_id": self.label_id(remove)}
+            )
         if add:
             body: dict[str, Any] = {"label_id": self.label_id(add)}
             if value is not None:
@@ -337,8 +339,11 @@ class FaultProxy:
                     self.wfile.write(data)
                     return
                 conn = http.client.HTTPConnection(up.host, up.port, timeout=60)
-                headers = {k: v for k, v in self.headers.items()
-                           if k.lower() not in ("connection", "keep-alive")}
+                headers = {
+                    k: v
+                    for k, v in self.headers.items()
+                    if k.lower() not in ("connection", "keep-alive")
+                }
                 conn.request(self.command, self.path, body=body, headers=headers)
                 resp = conn.getresponse()
                 data = resp.read()
@@ -348,8 +353,14 @@ class FaultProxy:
                     return
                 self.send_response(resp.status)
                 for k, v in resp.getheaders():
-                    if k.lower() not in ("connection", "keep-alive", "transfer-encoding",
-                                         "content-length", "date", "server"):
+                    if k.lower() not in (
+                        "connection",
+                        "keep-alive",
+                        "transfer-encoding",
+                        "content-length",
+                        "date",
+                        "server",
+                    ):
                         self.send_header(k, v)
                 self.send_header("Content-Length", str(len(data)))
                 self.end_headers()
@@ -405,9 +416,22 @@ class World:
     def clone(self, name: str, task_id: str, *, expect: int = 0) -> Clone:
         root = self.tmp / name
         proc = subprocess.run(
-            [sys.executable, "-m", "localrepo.cli.main", "-C", str(self.tmp),
-             "clone", self.url, "--task", task_id, name],
-            capture_output=True, text=True, env=self.env(), timeout=180,
+            [
+                sys.executable,
+                "-m",
+                "localrepo.cli.main",
+                "-C",
+                str(self.tmp),
+                "clone",
+                self.url,
+                "--task",
+                task_id,
+                name,
+            ],
+            capture_output=True,
+            text=True,
+            env=self.env(),
+            timeout=180,
         )
         assert proc.returncode == expect, proc.stdout + proc.stderr
         assert "Traceback" not in proc.stderr, proc.stderr

@@ -10,11 +10,27 @@ import time
 from synchelp import World, api_requests, image_hash, img, snapshot_of
 
 SUMMARY_KEYS = {
-    "dry_run", "uploaded", "downloaded", "relabelled", "deleted", "labels_created",
-    "conflicts", "failed", "tasks", "seconds",
+    "dry_run",
+    "uploaded",
+    "downloaded",
+    "relabelled",
+    "deleted",
+    "labels_created",
+    "conflicts",
+    "failed",
+    "tasks",
+    "seconds",
 }
-TASK_KEYS = {"task", "remote_id", "created_remote_task", "plan", "ops", "conflicts",
-             "problems", "stop"}
+TASK_KEYS = {
+    "task",
+    "remote_id",
+    "created_remote_task",
+    "plan",
+    "ops",
+    "conflicts",
+    "problems",
+    "stop",
+}
 
 
 def remote_state(world: World) -> dict[str, tuple[str, dict]]:
@@ -124,8 +140,11 @@ def test_no_change_sync_only_lists(world: World, live_server) -> None:
     assert all(method == "GET" for method, _p, _s in sent), sent
     # task, its labels, and one page of images: nothing per image.
     assert len(sent) <= 4, sent
-    assert all(v == 0 for k, v in s.items() if k in ("uploaded", "downloaded", "relabelled",
-                                                      "deleted", "labels_created"))
+    assert all(
+        v == 0
+        for k, v in s.items()
+        if k in ("uploaded", "downloaded", "relabelled", "deleted", "labels_created")
+    )
 
 
 def test_summary_json_shape_and_line(world: World) -> None:
@@ -169,16 +188,28 @@ def test_remote_names_never_escape_the_task_root(world: World) -> None:
     for n, name in enumerate(bad_labels):
         lab = r.post("label/", {"name": name, "type": "category"})
         r.post(f"task/{task_id}/add-label/", {"label_id": lab["id"]})
-        image = r.post("training-image/", {"base64": base64.b64encode(img(20 + n)).decode(),
-                                           "noresize": True})
+        image = r.post(
+            "training-image/", {"base64": base64.b64encode(img(20 + n)).decode(), "noresize": True}
+        )
         r.post(f"training-image/{image['id']}/add-label/", {"label_id": lab["id"]})
     dog = r.label_id("dog")
-    bad_files = ["../../../escaped.jpg", "/etc/evil.jpg", ".hidden.jpg", "sub/dir.jpg",
-                 "..\\..\\win.jpg", ".localrepo-tmp"]
+    bad_files = [
+        "../../../escaped.jpg",
+        "/etc/evil.jpg",
+        ".hidden.jpg",
+        "sub/dir.jpg",
+        "..\\..\\win.jpg",
+        ".localrepo-tmp",
+    ]
     for n, name in enumerate(bad_files):
-        image = r.post("training-image/", {"base64": base64.b64encode(img(40 + n)).decode(),
-                                           "noresize": True,
-                                           "meta_data": {"original_file_name": name}})
+        image = r.post(
+            "training-image/",
+            {
+                "base64": base64.b64encode(img(40 + n)).decode(),
+                "noresize": True,
+                "meta_data": {"original_file_name": name},
+            },
+        )
         r.post(f"training-image/{image['id']}/add-label/", {"label_id": dog})
 
     outside = snapshot_of(world.tmp)
@@ -191,8 +222,9 @@ def test_remote_names_never_escape_the_task_root(world: World) -> None:
     assert clone_proc.is_dir()
     tree = b.tree()
     # The safe images are all there, under safe names in dog/.
-    assert sorted(tree.values()) == sorted([image_hash(1)] + [image_hash(40 + n)
-                                                              for n in range(len(bad_files))])
+    assert sorted(tree.values()) == sorted(
+        [image_hash(1)] + [image_hash(40 + n) for n in range(len(bad_files))]
+    )
     assert all(p.startswith("dog/") and p.count("/") == 1 for p in tree), tree
     assert all(not p.split("/")[1].startswith(".") for p in tree), tree
     assert "dir.jpg" in {p.split("/")[1] for p in tree}
@@ -200,9 +232,7 @@ def test_remote_names_never_escape_the_task_root(world: World) -> None:
     proc = b.run("sync")
     for name in bad_labels:
         assert repr(name) in proc.stderr, (name, proc.stderr)
-    assert not any(
-        p.name in ("x", "b", ".hidden", "_x") for p in b.root.iterdir() if p.is_dir()
-    )
+    assert not any(p.name in ("x", "b", ".hidden", "_x") for p in b.root.iterdir() if p.is_dir())
     # a's pull sees the same and leaves the disk alone too.
     disk_a = a.snapshot()
     a.sync(cmd="pull")

@@ -43,7 +43,9 @@ def test_crash_during_first_push(world: World, point: str) -> None:
     assert s["failed"] == [] and s["conflicts"] == 0, s
     no_duplicates(world)
     assert {h: r.labels for h, r in world.remote.by_hash().items()} == {
-        image_hash(1): {"dog": None}, image_hash(2): {"dog": None}, image_hash(3): {"cat": None}
+        image_hash(1): {"dog": None},
+        image_hash(2): {"dog": None},
+        image_hash(3): {"cat": None},
     }
     assert a.tree() == {rel: image_hash(seed) for rel, seed in seeds.items()}
     a.verify()
@@ -85,9 +87,24 @@ def test_crash_during_clone(world: World, point: str) -> None:
     b_root = world.tmp / "b"
     env = {**world.env(), "LOCALREPO_CRASH_AT": point}
     proc = subprocess.run(
-        [sys.executable, "-m", "localrepo.cli.main", "-C", str(world.tmp), "clone", world.url,
-         "--task", a.remote_task_id(), "-j", "1", "b"],
-        capture_output=True, text=True, env=env, timeout=120,
+        [
+            sys.executable,
+            "-m",
+            "localrepo.cli.main",
+            "-C",
+            str(world.tmp),
+            "clone",
+            world.url,
+            "--task",
+            a.remote_task_id(),
+            "-j",
+            "1",
+            "b",
+        ],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=120,
     )
     assert proc.returncode == CRASHED, proc.stderr
     b = Clone(b_root, world.env())

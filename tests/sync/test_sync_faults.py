@@ -124,11 +124,14 @@ def test_server_gone_exits_5_then_converges(server_factory, tmp_path) -> None:
     # Stop the server in the middle of B's sync.
     proc = subprocess.Popen(
         [sys.executable, "-m", "localrepo.cli.main", "-C", str(b.root), "sync", "-j", "2"],
-        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=b.env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env=b.env,
     )
     # Kill it once B has started uploading (not on a timer: a quick sync would finish).
     deadline = time.monotonic() + 60
-    while 'POST /recognition/v2/training-image/ ' not in server.log_text():
+    while "POST /recognition/v2/training-image/ " not in server.log_text():
         assert time.monotonic() < deadline and proc.poll() is None, "B never uploaded"
         time.sleep(0.02)
     server.stop(kill=True)

@@ -28,7 +28,9 @@ def test_multi_class_push_and_clone(world: World) -> None:
     assert s["tasks"][0]["created_remote_task"] is True
     remote = world.remote.by_hash()
     assert {h: r.labels for h, r in remote.items()} == {
-        image_hash(1): {"dog": None}, image_hash(2): {"dog": None}, image_hash(3): {"cat": None}
+        image_hash(1): {"dog": None},
+        image_hash(2): {"dog": None},
+        image_hash(3): {"cat": None},
     }
     assert remote[image_hash(2)].meta["original_file_name"] == "d2.jpg"
     [task] = world.remote.tasks()
@@ -37,8 +39,11 @@ def test_multi_class_push_and_clone(world: World) -> None:
     b = world.clone("b", task["id"])
     assert b.labels() == {"cat": 1, "dog": 2}
     # Downloads go into the label folder (deeper organising folders are not remote state).
-    assert b.tree() == {"dog/d1.jpg": image_hash(1), "dog/d2.jpg": image_hash(2),
-                        "cat/c1.jpg": image_hash(3)}
+    assert b.tree() == {
+        "dog/d1.jpg": image_hash(1),
+        "dog/d2.jpg": image_hash(2),
+        "cat/c1.jpg": image_hash(3),
+    }
     a.verify()
     b.verify()
     # A second sync on either side does nothing.
@@ -73,15 +78,19 @@ def test_regression_push_and_clone(world: World) -> None:
     a.write("low/b.jpg", 2)
     a.write("high/c.jpg", 3)
     (a.root / "low/metadata.jsonl").write_text(
-        json.dumps({"file_name": "a.jpg", "value": 1.5}) + "\n"
-        + json.dumps({"file_name": "b.jpg", "value": 2.25}) + "\n"
+        json.dumps({"file_name": "a.jpg", "value": 1.5})
+        + "\n"
+        + json.dumps({"file_name": "b.jpg", "value": 2.25})
+        + "\n"
     )
     (a.root / "high/metadata.jsonl").write_text(json.dumps({"file_name": "c.jpg", "value": 99}))
     s = a.sync()
     assert (s["uploaded"], s["failed"]) == (3, []), s
     remote = world.remote.by_hash()
     assert {h: r.labels for h, r in remote.items()} == {
-        image_hash(1): {"low": 1.5}, image_hash(2): {"low": 2.25}, image_hash(3): {"high": 99.0}
+        image_hash(1): {"low": 1.5},
+        image_hash(2): {"low": 2.25},
+        image_hash(3): {"high": 99.0},
     }
     b = world.clone("b", a.remote_task_id())
     _assert_same(a, b)

@@ -60,8 +60,15 @@ def conflict_rows(clone: Clone) -> list[tuple]:
 
 def test_adds_moves_renames_and_swaps(world: World) -> None:
     a, b = two_clones(
-        world, {"dog/d1.jpg": 1, "dog/d2.jpg": 2, "cat/c1.jpg": 3, "cat/c2.jpg": 4,
-                "dog/p.jpg": 5, "cat/q.jpg": 6}
+        world,
+        {
+            "dog/d1.jpg": 1,
+            "dog/d2.jpg": 2,
+            "cat/c1.jpg": 3,
+            "cat/c2.jpg": 4,
+            "dog/p.jpg": 5,
+            "cat/q.jpg": 6,
+        },
     )
     converged(world, a, b)
     ids = {h: r.id for h, r in world.remote.by_hash().items()}
@@ -146,7 +153,9 @@ def test_label_conflicts_and_their_settlement(world: World) -> None:
     assert b.conflicts() == []
     remote = world.remote.by_hash()
     assert [remote[image_hash(i)].labels for i in (1, 2, 3)] == [
-        {"bird": None}, {"cat": None}, {"bird": None}
+        {"bird": None},
+        {"cat": None},
+        {"bird": None},
     ]
     # The losing side of every settled conflict is kept in the catalog.
     rows = {r[0]: r for r in conflict_rows(b)}
@@ -168,8 +177,17 @@ def test_label_conflicts_and_their_settlement(world: World) -> None:
 
 
 def test_relabel_beats_delete(world: World) -> None:
-    a, b = two_clones(world, {"dog/y.jpg": 1, "dog/z.jpg": 2, "cat/keep.jpg": 3,
-                              "cat/k2.jpg": 4, "cat/k3.jpg": 5, "cat/k4.jpg": 6})
+    a, b = two_clones(
+        world,
+        {
+            "dog/y.jpg": 1,
+            "dog/z.jpg": 2,
+            "cat/keep.jpg": 3,
+            "cat/k2.jpg": 4,
+            "cat/k3.jpg": 5,
+            "cat/k4.jpg": 6,
+        },
+    )
     # Relabelled on A first, deleted on B afterwards: B gets it back.
     a.move("dog/y.jpg", "cat/y.jpg")
     (b.root / "dog/y.jpg").unlink()
@@ -194,8 +212,9 @@ def test_regression_value_conflict(world: World) -> None:
     for i in (1, 2):
         a.write(f"v/r{i}.jpg", i)
     side = a.root / "v/metadata.jsonl"
-    side.write_text("".join(json.dumps({"file_name": f"r{i}.jpg", "value": i}) + "\n"
-                            for i in (1, 2)))
+    side.write_text(
+        "".join(json.dumps({"file_name": f"r{i}.jpg", "value": i}) + "\n" for i in (1, 2))
+    )
     a.sync()
     b = world.clone("b", a.remote_task_id())
     assert b.sidecar_values() == {"v/r1.jpg": 1.0, "v/r2.jpg": 2.0}
@@ -216,7 +235,10 @@ def test_regression_value_conflict(world: World) -> None:
     assert s["conflicts"] == 1 and s["relabelled"] == 1, s
     [c] = b.conflicts()
     assert (c["path"], c["field"], c["local"], c["remote"]) == (
-        "v/r1.jpg", "value", {"v": 20.0}, {"v": 10.0}
+        "v/r1.jpg",
+        "value",
+        {"v": 20.0},
+        {"v": 10.0},
     )
     b.run("resolve", "v/r1.jpg", "--take", "remote")
     assert b.sidecar_values() == {"v/r1.jpg": 10.0, "v/r2.jpg": 5.0}
@@ -229,12 +251,16 @@ def test_regression_value_conflict(world: World) -> None:
     }
     # A value changed on the server reaches the sidecar, other rows and keys kept.
     (a.root / "v/metadata.jsonl").write_text(
-        json.dumps({"file_name": "r1.jpg", "value": 10.0}) + "\n"
-        + json.dumps({"file_name": "r2.jpg", "value": 5.0, "note": "keep"}) + "\n"
+        json.dumps({"file_name": "r1.jpg", "value": 10.0})
+        + "\n"
+        + json.dumps({"file_name": "r2.jpg", "value": 5.0, "note": "keep"})
+        + "\n"
     )
     assert counts(a.sync()) == NOTHING
-    world.remote.post(f"training-image/{remote[image_hash(2)].id}/update-value/",
-                      {"label_id": world.remote.label_id("v"), "value": 7.5})
+    world.remote.post(
+        f"training-image/{remote[image_hash(2)].id}/update-value/",
+        {"label_id": world.remote.label_id("v"), "value": 7.5},
+    )
     assert a.sync()["relabelled"] == 1
     assert a.sidecar_values() == {"v/r1.jpg": 10.0, "v/r2.jpg": 7.5}
     assert '"note": "keep"' in (a.root / "v/metadata.jsonl").read_text()
@@ -267,8 +293,11 @@ def test_multi_label_tags_merge_and_remote_edits_reach_disk(world: World) -> Non
     remote = world.remote.by_hash()
     assert remote[image_hash(1)].labels == {"red": None, "round": None, "big": None}
     for c in (a, b):
-        assert sorted(p for p in c.files_of(image_hash(1))) == ["big/x.jpg", "red/x.jpg",
-                                                                "round/x.jpg"]
+        assert sorted(p for p in c.files_of(image_hash(1))) == [
+            "big/x.jpg",
+            "red/x.jpg",
+            "round/x.jpg",
+        ]
         # A name clash gets a suffix, never an overwrite.
         names = {c.files_of(image_hash(5))[0], c.files_of(image_hash(6))[0]}
         assert names == {"round/same.jpg", "round/same (2).jpg"}, names
