@@ -37,6 +37,7 @@ from treebuilder import (
 )
 
 from localrepo.catalog.db import catalog_path
+from localrepo.catalog.store import stat_sig
 from localrepo.scan import hashing
 from localrepo.scan.hashing import (
     CHANGED,
@@ -672,10 +673,11 @@ def _rewrite_with_the_cached_stat(root: Path, rel: str, data: bytes, cached_ns=N
         fh.write(data)
     os.utime(path, ns=(mtime_ns, mtime_ns))
     st = path.stat()
+    stat = (st.st_dev, st.st_ino, st.st_size, st.st_mtime_ns, st.st_ctime_ns)
     conn.execute(
-        "UPDATE file SET dev=?, inode=?, size=?, mtime_ns=?, ctime_ns=?,"
+        "UPDATE file SET dev=?, inode=?, size=?, mtime_ns=?, ctime_ns=?, stat_sig=?,"
         " cached_ns=COALESCE(?, cached_ns) WHERE path=?",
-        (st.st_dev, st.st_ino, st.st_size, st.st_mtime_ns, st.st_ctime_ns, cached_ns, rel),
+        (*stat, stat_sig(stat), cached_ns, rel),
     )
     conn.close()
 

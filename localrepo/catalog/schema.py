@@ -8,5 +8,5 @@ in `migrations/versions/`.
 from __future__ import annotations
 
 # Oldest first; the last one is head.
-KNOWN_REVISIONS: tuple[str, ...] = ("0001_initial",)
+KNOWN_REVISIONS: tuple[str, ...] = ("0001_initial", "0002_stat_sig")
 HEAD_REVISION = KNOWN_REVISIONS[-1]

@@ -5,23 +5,67 @@ from __future__ import annotations
 import json
 import sqlite3
 import time
-from collections.abc import Iterable
+from collections.abc import Collection, Iterable
 
 from localrepo.catalog.states import LOCAL
 from localrepo.layout import TaskBinding
 
-# A cached file row, as a plain tuple (a status of 100,000 files loads 100,000 of them):
-# ((dev, inode, size, mtime_ns, ctime_ns), cached_ns, reason). Hashes are loaded apart,
-# only when something changed.
-CachedFile = tuple[tuple[int, int, int, int, int], int, str | None]
-C_STAT, C_CACHED, C_REASON = range(3)
+# A cached file row for the stat-only pass: (stat signature, cached_ns). A status of
+# 100,000 files loads 100,000 of them, so: plain tuples, two numbers each.
+CachedFile = tuple[int, int]
+C_SIG, C_CACHED = range(2)
+Stat = tuple[int, int, int, int, int]  # (dev, inode, size, mtime_ns, ctime_ns)
+
+
+def stat_sig(stat: Stat) -> int:
+    return hash(stat)
 
 
 def load_files(conn: sqlite3.Connection) -> dict[str, CachedFile]:
-    rows = conn.execute(
-        "SELECT path, dev, inode, size, mtime_ns, ctime_ns, cached_ns, reason FROM file"
+    return {r[0]: (r[1], r[2]) for r in conn.execute("SELECT path, stat_sig, cached_ns FROM file")}
+
+
+def load_reasons(conn: sqlite3.Connection) -> dict[str, str]:
+    """{path: reason} of the files that are not valid images."""
+    return dict(conn.execute("SELECT path, reason FROM file WHERE reason IS NOT NULL"))
+
+
+def load_stats(conn: sqlite3.Connection) -> dict[str, Stat]:
+    """{path: (dev, inode, size, mtime_ns, ctime_ns)} of every catalogued file."""
+    return {
+        r[0]: r[1:]
+        for r in conn.execute("SELECT path, dev, inode, size, mtime_ns, ctime_ns FROM file")
+    }
+
+
+FileRow = tuple[str, int | None, int, int, int, int, int, int, str | None]
+"""(path, image_id, dev, inode, size, mtime_ns, ctime_ns, cached_ns, reason)"""
+
+
+def upsert_files(
+    conn: sqlite3.Connection, rows: list[FileRow], known: Collection[str] = ()
+) -> None:
+    """Write file rows (with their stat signature); paths not in `known` are inserted
+    plainly, which costs less than an upsert."""
+    full = [(*r, stat_sig((r[2], r[3], r[4], r[5], r[6]))) for r in rows]
+    new = [r for r in full if r[0] not in known]
+    if new:
+        conn.executemany(
+            "INSERT INTO file(path, image_id, dev, inode, size, mtime_ns, ctime_ns, cached_ns,"
+            " reason, stat_sig) VALUES (?,?,?,?,?,?,?,?,?,?)",
+            new,
+        )
+        if len(new) == len(full):
+            return
+        full = [r for r in full if r[0] in known]
+    conn.executemany(
+        "INSERT INTO file(path, image_id, dev, inode, size, mtime_ns, ctime_ns, cached_ns,"
+        " reason, stat_sig) VALUES (?,?,?,?,?,?,?,?,?,?) ON CONFLICT(path) DO UPDATE SET"
+        " image_id=excluded.image_id, dev=excluded.dev, inode=excluded.inode,"
+        " size=excluded.size, mtime_ns=excluded.mtime_ns, ctime_ns=excluded.ctime_ns,"
+        " cached_ns=excluded.cached_ns, reason=excluded.reason, stat_sig=excluded.stat_sig",
+        full,
     )
-    return {r[0]: (r[1:6], r[6], r[7]) for r in rows}
 
 
 def load_file_hashes(conn: sqlite3.Connection) -> dict[str, str]:

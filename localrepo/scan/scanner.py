@@ -21,7 +21,7 @@ from typing import TYPE_CHECKING
 
 from localrepo.catalog import store
 from localrepo.catalog.states import LOCAL
-from localrepo.catalog.store import C_CACHED, C_REASON, C_STAT
+from localrepo.catalog.store import C_CACHED, C_SIG
 from localrepo.layout import (
     Placement,
     TaskBinding,
@@ -115,9 +115,10 @@ class Scanner:
         conn = self.conn
         bindings = store.load_bindings(conn)
         cached = store.load_files(conn)
+        reasons = store.load_reasons(conn)
         writes.known_paths = cached
         walked = walk(str(self.root))
-        _keep_unseen(walked, cached)
+        _keep_unseen(walked, cached, conn)
         report.files = len(walked.images)
         report.leftovers = walked.leftovers
 
@@ -126,19 +127,17 @@ class Scanner:
         get = cached.get
         for path, st in walked.images.items():
             c = get(path)
-            if c is None or c[C_STAT] != st or st[MTIME] >= c[C_CACHED] - RACY_NS:
+            if c is None or c[C_SIG] != hash(st) or st[MTIME] >= c[C_CACHED] - RACY_NS:
                 to_examine.append(path)  # new, changed, or racy: hash it (again)
         gone = [p for p in cached if p not in walked.images and p not in walked.skipped]
         skipped_changed = {
-            p: r
-            for p, r in walked.skipped.items()
-            if p not in cached or cached[p][C_REASON] != r[0]
+            p: r for p, r in walked.skipped.items() if p not in cached or reasons.get(p) != r[0]
         }
         old_map = store.load_file_hashes(conn) if (to_examine or gone) else {}
 
         if to_examine:
             writes.begin()  # file rows are written batch by batch while the pool hashes
-        examined = self._examine(to_examine, cached, old_map, walked, writes.file_rows)
+        examined = self._examine(to_examine, conn, old_map, walked, writes.file_rows)
         report.hashed = len(examined)
         updates: list[Examined] = []
         for ex in examined.values():
@@ -149,9 +148,9 @@ class Scanner:
 
         # Invalid files: unchanged invalid rows, new results, and what the walk skipped.
         invalid: dict[str, tuple[str, str | None]] = {
-            path: (c[C_REASON], None)
-            for path, c in cached.items()
-            if c[C_REASON] and path in walked.images and path not in examined
+            path: (reason, None)
+            for path, reason in reasons.items()
+            if path in walked.images and path not in examined
         }
         for ex in updates:
             if ex.reason is not None:
@@ -234,7 +233,7 @@ class Scanner:
     def _examine(
         self,
         paths: list[str],
-        cached: dict[str, store.CachedFile],
+        conn: sqlite3.Connection,
         hashes: dict[str, str],
         walked: WalkResult,
         on_final: Callable[[list[Examined]], None],
@@ -243,11 +242,8 @@ class Scanner:
         if not paths:
             return {}
         known_valid = set(hashes.values())
-        by_inode = {
-            (cached[p][C_STAT][DEV], cached[p][C_STAT][INODE], cached[p][C_STAT][SIZE])
-            for p in hashes
-            if p in cached
-        }
+        stats = store.load_stats(conn)
+        by_inode = {(stats[p][DEV], stats[p][INODE], stats[p][SIZE]) for p in hashes if p in stats}
         # Hard links: one inode is read once per scan.
         first_of_inode: dict[tuple[int, int], str] = {}
         unique: list[str] = []
@@ -565,25 +561,8 @@ class _Writes:
     def skipped_rows(self, skipped: dict[str, tuple[str, str | None]]) -> None:
         self._upsert([(p, None, 0, 0, 0, 0, 0, self.now, r[0]) for p, r in skipped.items()])
 
-    def _upsert(self, rows: list[tuple]) -> None:
-        new = [r for r in rows if r[0] not in self.known_paths]
-        if new:  # a plain insert costs less than an upsert
-            self.conn.executemany(
-                "INSERT INTO file(path, image_id, dev, inode, size, mtime_ns, ctime_ns,"
-                " cached_ns, reason) VALUES (?,?,?,?,?,?,?,?,?)",
-                new,
-            )
-            if len(new) == len(rows):
-                return
-            rows = [r for r in rows if r[0] in self.known_paths]
-        self.conn.executemany(
-            "INSERT INTO file(path, image_id, dev, inode, size, mtime_ns, ctime_ns, cached_ns,"
-            " reason) VALUES (?,?,?,?,?,?,?,?,?) ON CONFLICT(path) DO UPDATE SET"
-            " image_id=excluded.image_id, dev=excluded.dev, inode=excluded.inode,"
-            " size=excluded.size, mtime_ns=excluded.mtime_ns, ctime_ns=excluded.ctime_ns,"
-            " cached_ns=excluded.cached_ns, reason=excluded.reason",
-            rows,
-        )
+    def _upsert(self, rows: list[store.FileRow]) -> None:
+        store.upsert_files(self.conn, rows, self.known_paths)
 
 
 def _file_changes(
@@ -663,7 +642,9 @@ def _folder_labels(walked: WalkResult, bindings: list[TaskBinding]) -> dict[int,
     return out
 
 
-def _keep_unseen(walked: WalkResult, cached: dict[str, store.CachedFile]) -> None:
+def _keep_unseen(
+    walked: WalkResult, cached: dict[str, store.CachedFile], conn: sqlite3.Connection
+) -> None:
     """Files under a folder the walk could not list are unseen, not gone: keep their
     cached stat, so that a permission change or a flaky mount journals no deletes."""
     blind = tuple(
@@ -673,9 +654,10 @@ def _keep_unseen(walked: WalkResult, cached: dict[str, store.CachedFile]) -> Non
     )
     if not blind:
         return
-    for path, c in cached.items():
+    stats = store.load_stats(conn)
+    for path in cached:
         if path.startswith(blind) and path not in walked.images and path not in walked.skipped:
-            walked.images[path] = c[C_STAT]
+            walked.images[path] = stats[path]
 
 
 def _process_pool(workers: int) -> Executor:

@@ -90,6 +90,7 @@ def walk(root: str, rules: IgnoreRules | None = None, start: str = "") -> WalkRe
         images = result.images
         is_ignored = rules.is_ignored
         user_rules = rules.has_files
+        fast = not user_rules  # only the built-in defaults apply here
         prefix = f"{folder}/" if folder else ""
         for entry in entries:
             name = entry.name
@@ -102,6 +103,15 @@ def walk(root: str, rules: IgnoreRules | None = None, start: str = "") -> WalkRe
             mode = st.st_mode
             if S_ISREG(mode):
                 dot = name.rfind(".")
+                if (
+                    fast
+                    and dot > 0
+                    and name[0] not in ".~"  # dot files and ~$ are the defaults' business
+                    and name[dot + 1 :].lower() in IMAGE_EXTENSIONS
+                    and name.isascii()
+                ):  # the common case, decided without a call
+                    images[rel] = (st.st_dev, st.st_ino, st.st_size, st.st_mtime_ns, st.st_ctime_ns)
+                    continue
                 if not (
                     dot > 0
                     and name[dot + 1 :].lower() in IMAGE_EXTENSIONS

@@ -699,16 +699,23 @@ class Executor:
                 "DELETE FROM file WHERE path = ?", [(p,) for p in result.removed_files]
             )
             if image_id is not None:
-                conn.executemany(
-                    "INSERT INTO file(path, image_id, dev, inode, size, mtime_ns, ctime_ns,"
-                    " cached_ns, reason) VALUES (?,?,?,?,?,?,?,?,NULL) ON CONFLICT(path) DO UPDATE"
-                    " SET image_id=excluded.image_id, dev=excluded.dev, inode=excluded.inode,"
-                    " size=excluded.size, mtime_ns=excluded.mtime_ns, ctime_ns=excluded.ctime_ns,"
-                    " cached_ns=excluded.cached_ns, reason=NULL",
+                store.upsert_files(
+                    conn,
                     [
-                        (w.path, image_id, w.dev, w.inode, w.size, w.mtime_ns, w.ctime_ns, now)
+                        (
+                            w.path,
+                            image_id,
+                            w.dev,
+                            w.inode,
+                            w.size,
+                            w.mtime_ns,
+                            w.ctime_ns,
+                            now,
+                            None,
+                        )
                         for w in result.added_files
                     ],
+                    known=[w.path for w in result.added_files],
                 )
             ok = result.error is None
             if image_id is not None:
@@ -771,11 +778,11 @@ def _file_stats(
     conn: sqlite3.Connection, paths: list[str]
 ) -> dict[str, tuple[int, int, int, int, int]]:
     out: dict[str, tuple[int, int, int, int, int]] = {}
-    cached = store.load_files(conn)
+    stats = store.load_stats(conn)
     for p in paths:
-        c = cached.get(p)
-        if c is not None:
-            out[p] = c[store.C_STAT]
+        st = stats.get(p)
+        if st is not None:
+            out[p] = st
     return out
 
 
