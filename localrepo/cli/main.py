@@ -33,7 +33,47 @@ class Ctx:
             click.echo(message, err=True)
 
 
-@click.group(context_settings=CONTEXT)
+REMOTE_COMMANDS = frozenset(
+    {
+        "sync",
+        "push",
+        "pull",
+        "clone",
+        "conflicts",
+        "resolve",
+        "verify",
+        "login",
+        "remote",
+        "tasks",
+        "labels",
+    }
+)
+
+
+class LazyGroup(click.Group):
+    """Loads the commands that talk to the remote only when one of them runs (or help is
+    shown): `repo status` should not pay for defining them."""
+
+    _loaded = False
+
+    def _load(self) -> None:
+        if not self._loaded:
+            self._loaded = True
+            from localrepo.cli import sync_cmds
+
+            sync_cmds.register(self)
+
+    def list_commands(self, ctx: click.Context) -> list[str]:
+        self._load()
+        return super().list_commands(ctx)
+
+    def get_command(self, ctx: click.Context, cmd_name: str) -> click.Command | None:
+        if cmd_name in REMOTE_COMMANDS:
+            self._load()
+        return super().get_command(ctx, cmd_name)
+
+
+@click.group(cls=LazyGroup, context_settings=CONTEXT)
 @click.option("-C", "directory", metavar="DIR", help="Run as if started in DIR (like git -C).")
 @click.option("-v", "--verbose", count=True, help="Say more (repeat for more).")
 @click.option("-q", "--quiet", is_flag=True, help="Say only what went wrong.")
@@ -230,15 +270,6 @@ def check_ignore(obj: Ctx, paths: tuple[str, ...], verbose: bool, non_matching: 
     for line in lines:
         click.echo(line)
     sys.exit(0 if any_ignored else 1)
-
-
-def _register_remote_commands() -> None:
-    from localrepo.cli import sync_cmds
-
-    sync_cmds.register(cli)
-
-
-_register_remote_commands()
 
 
 def main(argv: list[str] | None = None) -> None:
