@@ -89,7 +89,7 @@ def examine(root: str, relpath: str, *, decode: bool = True) -> Examined:
         return Examined(relpath, dev, ino, size, mtime_ns, ctime_ns, digest, reason=EMPTY)
     if not decode:
         return Examined(relpath, dev, ino, size, mtime_ns, ctime_ns, digest)
-    reason, detail, dims = check_image(data)
+    reason, detail, dims = check_image(data, relpath)
     w, h, fmt = dims if dims else (None, None, None)
     return Examined(relpath, dev, ino, size, mtime_ns, ctime_ns, digest, w, h, fmt, reason, detail)
 
@@ -115,6 +115,17 @@ def _read_all(fd: int, size_hint: int) -> bytes:
 _pillow_ready = False
 
 
+def _open(image_mod, data: bytes, hint: str | None):  # type: ignore[no-untyped-def]
+    from PIL import UnidentifiedImageError
+
+    if hint is not None:
+        try:
+            return image_mod.open(io.BytesIO(data), formats=[hint])
+        except UnidentifiedImageError:
+            pass  # not what its name says: identify it by content below
+    return image_mod.open(io.BytesIO(data))
+
+
 def _pillow():  # -> the PIL.Image module, set up once per process
     global _pillow_ready
     from PIL import Image
@@ -128,13 +139,28 @@ def _pillow():  # -> the PIL.Image module, set up once per process
     return Image
 
 
-def check_image(data: bytes) -> tuple[str | None, str | None, tuple[int, int, str] | None]:
-    """(reason, detail, (width, height, format)): reason is None for a valid image."""
+# The Pillow format a file's extension names: tried first, so that a JPEG is not probed
+# against every other format's signature (about a tenth of a small image's decode time).
+FORMAT_BY_EXTENSION = {
+    "jpg": "JPEG", "jpeg": "JPEG", "png": "PNG", "bmp": "BMP", "gif": "GIF",
+    "webp": "WEBP", "tif": "TIFF", "tiff": "TIFF",
+}  # fmt: skip
+
+
+def check_image(
+    data: bytes, name: str = ""
+) -> tuple[str | None, str | None, tuple[int, int, str] | None]:
+    """(reason, detail, (width, height, format)): reason is None for a valid image.
+
+    The whole image is decoded. `name` only hints at the format; a file whose extension
+    lies (a PNG named .jpg) is still identified by its content.
+    """
     from PIL import UnidentifiedImageError
 
     image_mod = _pillow()
+    hint = FORMAT_BY_EXTENSION.get(name.rpartition(".")[2].lower())
     try:
-        with image_mod.open(io.BytesIO(data)) as im:
+        with _open(image_mod, data, hint) as im:
             dims = (im.width, im.height, im.format or "")
             # Checked here too: the process-wide warning filter is undone by anything that
             # restores filters (warnings.catch_warnings(), pytest), and then a bomb between

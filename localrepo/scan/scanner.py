@@ -387,16 +387,16 @@ class Scanner:
         for task_id, _h in placements:
             images_per_task[task_id] += 1
         store.set_meta(conn, "task_images", json.dumps(images_per_task))
-        wanted: dict[tuple[int, int], dict[tuple[str, str], float | None]] = {}
+        # {(task, image id): {label name: value}}; images placed alike share one dict.
+        wanted: dict[tuple[int, int], dict[str, float | None]] = {}
         task_labels: dict[int, set[str]] = {t: set(v) for t, v in folder_labels.items()}
         for (task_id, h), copies in placements.items():
-            ttype = by_task[task_id].type
-            labels, merge_problems = merge(ttype, copies)
-            problems += [Problem("layout", m, None, task_id) for m in merge_problems]
+            labels, merge_problems = merge(by_task[task_id].type, copies)
+            if merge_problems:
+                problems += [Problem("layout", m, None, task_id) for m in merge_problems]
             if labels:
-                ltype = LABEL_TYPE[ttype]
-                wanted[(task_id, hash_ids[h])] = {(n, ltype): v for n, v in labels.items()}
-                task_labels.setdefault(task_id, set()).update(labels)
+                wanted[(task_id, hash_ids[h])] = labels
+                task_labels[task_id].update(labels)
         for task_id, names in task_labels.items():
             for group in case_twins(names):
                 problems.append(
@@ -411,19 +411,24 @@ class Scanner:
                 )
 
         known = store.label_ids(conn)
-        needed = {key for labels in wanted.values() for key in labels}
-        needed |= {
+        needed = {
             (n, LABEL_TYPE[by_task[t].type]) for t, names in task_labels.items() for n in names
         }
         known = store.ensure_labels(conn, needed, known)
-        new_rows = {
-            key: {known[lk]: v for lk, v in labels.items()} for key, labels in wanted.items()
-        }
+        as_ids: dict[int, dict[int, float | None]] = {}  # by id() of a shared dict
+        new_rows: dict[tuple[int, int], dict[int, float | None]] = {}
+        for (task_id, image_id), labels in wanted.items():
+            converted = as_ids.get(id(labels))
+            if converted is None:
+                ltype = LABEL_TYPE[by_task[task_id].type]
+                converted = {known[(n, ltype)]: v for n, v in labels.items()}
+                as_ids[id(labels)] = converted
+            new_rows[(task_id, image_id)] = converted
         old_rows = store.local_image_labels(conn)
         # `repo status` shows these counts; computing them here keeps status stat-only.
         counts: dict[int, dict[str, int]] = defaultdict(lambda: defaultdict(int))
         for (task_id, _image_id), labels in wanted.items():
-            for name, _ltype in labels:
+            for name in labels:
                 counts[task_id][name] += 1
         store.set_meta(conn, "label_counts", json.dumps(counts, sort_keys=True))
         labelled: dict[int, int] = defaultdict(int)
@@ -437,15 +442,15 @@ class Scanner:
         touched |= {h for c in file_changes for h in c.hashes}
         id_to_hash = {v: k for k, v in hash_ids.items()}
         label_names = {v: k[0] for k, v in known.items()}
+        # Only the (task, image) pairs whose labels changed are journalled and rewritten.
+        dirty = [k for k in set(old_rows) | set(new_rows) if old_rows.get(k) != new_rows.get(k)]
         layout_changes: list[ch.Change] = []
-        for key in sorted(set(old_rows) | set(new_rows)):
-            before, after = old_rows.get(key, {}), new_rows.get(key, {})
-            if before == after:
-                continue
+        for key in sorted(dirty):
             task_id, image_id = key
             h = id_to_hash.get(image_id)
             if h in touched:
                 continue
+            before, after = old_rows.get(key, {}), new_rows.get(key, {})
             if before.keys() == after.keys():
                 kind = ch.VALUE_CHANGED
                 detail = {
@@ -461,11 +466,9 @@ class Scanner:
                 }
             layout_changes.append(ch.Change(kind, hash=h, task_id=task_id, detail=detail))
 
-        # Rewrite only the (task, image) pairs whose labels changed.
-        dirty = [k for k in set(old_rows) | set(new_rows) if old_rows.get(k) != new_rows.get(k)]
         conn.executemany(
             "DELETE FROM image_label WHERE state = ? AND task_id = ? AND image_id = ?",
-            [(LOCAL, t, i) for t, i in dirty],
+            [(LOCAL, t, i) for t, i in dirty if (t, i) in old_rows],
         )
         conn.executemany(
             "INSERT INTO image_label(state, task_id, image_id, label_id, value) VALUES (?,?,?,?,?)",
@@ -498,6 +501,7 @@ class _Writes:
         self.dry_run = dry_run
         self.open = False
         self.hash_ids: dict[str, int] | None = None
+        self.next_image_id = 0
         self.known_paths: Collection[str] = ()  # paths that have a file row already
 
     def begin(self) -> None:
@@ -522,23 +526,30 @@ class _Writes:
         conn = self.conn
         if self.hash_ids is None:
             self.hash_ids = store.image_ids_by_hash(conn)
+            self.next_image_id = conn.execute("SELECT COALESCE(MAX(id), 0) FROM image").fetchone()[
+                0
+            ]
         hash_ids = self.hash_ids
-        new_images = {
-            ex.hash: (ex.hash, ex.size, ex.width, ex.height, ex.format)
-            for ex in batch
-            if ex.reason is None and ex.hash and ex.hash not in hash_ids
-        }
+        new_images: dict[str, tuple] = {}
+        for ex in batch:
+            if ex.reason is None and ex.hash and ex.hash not in hash_ids:
+                # Ids are handed out here: the scan holds the write lock, so no one else
+                # inserts images meanwhile, and no query is needed to learn them.
+                self.next_image_id += 1
+                hash_ids[ex.hash] = self.next_image_id
+                new_images[ex.hash] = (
+                    self.next_image_id,
+                    ex.hash,
+                    ex.size,
+                    ex.width,
+                    ex.height,
+                    ex.format,
+                )
         if new_images:
             conn.executemany(
-                "INSERT INTO image(hash, size, width, height, format, created_here)"
-                " VALUES (?,?,?,?,?,0) ON CONFLICT(hash) DO NOTHING",
+                "INSERT INTO image(id, hash, size, width, height, format, created_here)"
+                " VALUES (?,?,?,?,?,?,0)",
                 list(new_images.values()),
-            )
-            marks = ",".join("?" * len(new_images))
-            hash_ids.update(
-                conn.execute(
-                    f"SELECT hash, id FROM image WHERE hash IN ({marks})", list(new_images)
-                )
             )
         self._upsert(
             [
