@@ -7,7 +7,7 @@ API) or SYNCED (the merge base both sides last agreed on).
 
 from __future__ import annotations
 
-from sqlalchemy import Column, Index, UniqueConstraint
+from sqlalchemy import Column, Index, UniqueConstraint, text
 from sqlalchemy import Text as SAText
 from sqlmodel import Field, SQLModel
 
@@ -65,6 +65,11 @@ class Image(SQLModel, table=True):
     """One image content, keyed by the xxh3_128 hash of its bytes (hex)."""
 
     __tablename__ = "image"
+    # Partial: a scan inserts thousands of images with no remote id yet, and an index of
+    # NULLs would only cost time.
+    __table_args__ = (
+        Index("ix_image_remote_id", "remote_id", sqlite_where=text("remote_id IS NOT NULL")),
+    )
 
     id: int | None = Field(default=None, primary_key=True)
     hash: str = Field(unique=True)
@@ -72,7 +77,7 @@ class Image(SQLModel, table=True):
     width: int | None = None
     height: int | None = None
     format: str | None = None
-    remote_id: str | None = Field(default=None, index=True)
+    remote_id: str | None = None  # indexed where set (see __table_args__)
     created_here: bool = False  # this repository uploaded it (may delete it remotely)
     meta_data: str | None = Field(default=None, sa_column=Column(SAText, nullable=True))
 
@@ -89,9 +94,8 @@ class File(SQLModel, table=True):
 
     id: int | None = Field(default=None, primary_key=True)
     path: str = Field(unique=True)
-    image_id: int | None = Field(
-        default=None, foreign_key="image.id", ondelete="SET NULL", index=True
-    )
+    # Not indexed: files are looked up by path; an index here would only slow scans.
+    image_id: int | None = Field(default=None, foreign_key="image.id", ondelete="SET NULL")
     dev: int
     inode: int
     size: int
@@ -109,7 +113,6 @@ class ImageLabel(SQLModel, table=True):
     """An image linked to a label within a task, with an optional regression value."""
 
     __tablename__ = "image_label"
-    __table_args__ = (Index("ix_image_label_task_state", "task_id", "state"),)
 
     state: str = Field(primary_key=True)
     task_id: int = Field(primary_key=True, foreign_key="task.id", ondelete="CASCADE")
