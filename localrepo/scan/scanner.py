@@ -8,13 +8,15 @@ labels and the journal entries for what changed are written in one transaction.
 
 from __future__ import annotations
 
+import contextlib
+import gc
 import hashlib
 import json
 import os
 import sqlite3
 import time
 from collections import defaultdict
-from collections.abc import Callable, Collection, Sequence
+from collections.abc import Callable, Collection, Iterator, Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -102,12 +104,13 @@ class Scanner:
         # The caller holds Repository.lock(): two scans reading the same stat cache at once
         # would both journal the same changes.
         writes = _Writes(self.conn, self.clock(), dry_run)
-        try:
-            self._scan(report, writes)
-        except BaseException:
-            writes.rollback()
-            raise
-        writes.commit()
+        with _no_gc():
+            try:
+                self._scan(report, writes)
+            except BaseException:
+                writes.rollback()
+                raise
+            writes.commit()
         report.seconds = time.perf_counter() - started
         return report
 
@@ -671,6 +674,29 @@ def _keep_unseen(
             walked.images[path] = stats[path]
 
 
+@contextlib.contextmanager
+def _no_gc() -> Iterator[None]:
+    """No cyclic garbage collection during a scan.
+
+    A scan builds a few large dicts of small tuples and creates no reference cycles worth
+    collecting; with 100,000 files, collections that walk those dicts again and again
+    cost more than the hashing. (Reference counting still frees everything.)
+    """
+    was_enabled = gc.isenabled()
+    gc.disable()
+    try:
+        yield
+    finally:
+        if was_enabled:
+            gc.enable()
+
+
+def _worker_init() -> None:
+    # A forked worker inherits the parent's heap: without this, its collections would
+    # walk (and copy, page by page) every object of the parent.
+    gc.freeze()
+
+
 def _process_pool(workers: int) -> Executor:
     import multiprocessing as mp
     import threading
@@ -686,4 +712,4 @@ def _process_pool(workers: int) -> Executor:
         # forkserver starts workers from a clean, single-threaded server instead.
         ctx = mp.get_context("forkserver")
         ctx.set_forkserver_preload(["localrepo.scan.hashing"])
-    return ProcessPoolExecutor(workers, mp_context=ctx)
+    return ProcessPoolExecutor(workers, mp_context=ctx, initializer=_worker_init)
