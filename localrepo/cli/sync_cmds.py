@@ -34,7 +34,31 @@ def make_client(url: str, token: str | None, workspace: str | None, jobs: int = 
     # last-resort handler printed a bare "stamina.retry_scheduled" line per retry.
     logging.getLogger("stamina").setLevel(logging.ERROR)
 
-    return RecognitionClient(url, resolve_token(url, token), workspace=workspace, concurrency=jobs)
+    return RecognitionClient(
+        url, resolve_token(url, token), workspace=workspace, concurrency=jobs, **retry_settings()
+    )
+
+
+def retry_settings() -> dict[str, Any]:
+    """LOCALREPO_RETRY_ATTEMPTS / LOCALREPO_RETRY_TIMEOUT (seconds) bound the retries of a
+    failing request (default: 6 attempts within 60 s)."""
+    import os
+
+    out: dict[str, Any] = {}
+    for env, key, kind in (
+        ("LOCALREPO_RETRY_ATTEMPTS", "retry_attempts", int),
+        ("LOCALREPO_RETRY_TIMEOUT", "retry_timeout", float),
+    ):
+        raw = os.environ.get(env)
+        if raw:
+            try:
+                value = kind(raw)
+                if value <= 0:
+                    raise ValueError
+            except ValueError:
+                raise LocalrepoError(f"{env}={raw!r}: give a positive number.") from None
+            out[key] = value
+    return out
 
 
 def repo_client(obj: Any, token: str | None, jobs: int = 8) -> tuple[Any, Any]:

@@ -73,3 +73,38 @@ def test_remote_set_changes_where_a_repository_syncs(world: World) -> None:
     proc = repo(world, "-C", str(root), "sync", "--json", token_env=True)
     assert proc.returncode == 0, proc.stderr
     assert [lab["name"] for lab in world.remote.labels()] == ["cat"]
+
+
+def test_retry_budget_comes_from_the_environment(world: World) -> None:
+    import socket
+
+    with socket.socket() as s:  # a port nothing listens on
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    root = world.tmp / "r"
+    root.mkdir()
+    assert (
+        repo(
+            world, "init", str(root), "--task", "t", "--remote", f"http://127.0.0.1:{port}/"
+        ).returncode
+        == 0
+    )
+    env = dict(world.env(), LOCALREPO_RETRY_ATTEMPTS="2")
+    proc = subprocess.run(
+        [sys.executable, "-m", "localrepo.cli.main", "-C", str(root), "sync"],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert proc.returncode == 5 and "after 2 attempts" in proc.stderr, proc.stderr
+    env["LOCALREPO_RETRY_ATTEMPTS"] = "many"
+    proc = subprocess.run(
+        [sys.executable, "-m", "localrepo.cli.main", "-C", str(root), "sync"],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert proc.returncode == 1 and "LOCALREPO_RETRY_ATTEMPTS" in proc.stderr, proc.stderr
+    assert "Traceback" not in proc.stderr
