@@ -127,7 +127,7 @@ def test_server_gone_exits_5_then_converges(server_factory, tmp_path) -> None:
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,
-        env=b.env,
+        env=dict(b.env, LOCALREPO_RETRY_ATTEMPTS="3"),  # give up soon: it is down
     )
     # Kill it once B has started uploading (not on a timer: a quick sync would finish).
     deadline = time.monotonic() + 60
