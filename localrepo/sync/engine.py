@@ -24,11 +24,8 @@ from localrepo.scan.scanner import Scanner, ScanReport
 from localrepo.sync import plan as P
 from localrepo.sync.execute import LOCAL_OPS, REMOTE_IMAGE_OPS, Executor, Outcome
 from localrepo.sync.localfs import LocalFS
-from localrepo.sync.state import build_snapshot, load_task_state
+from localrepo.sync.state import build_snapshot, list_remote_task, load_task_state
 
-# The largest page the API allows (localrepo-server: 1000): a 10,000-image listing
-# is 10 requests, not 200.
-LISTING_PAGE = 1000
 PUSH_LABEL_OPS = frozenset({P.ENSURE_LABEL, P.DETACH_LABEL})
 PULL_LABEL_OPS = frozenset({P.MAKE_FOLDER, P.REMOVE_FOLDER})
 
@@ -259,19 +256,9 @@ class Engine:
             )
         remote_task_id = self._remote_task(conn, binding, rep)
         rep.remote_id = remote_task_id or None
-        if remote_task_id:
-            attached = self.client.list_labels(task=remote_task_id)
-            task = self.client.get_task(remote_task_id)
-            wanted = set(task.labels) if task.labels else {lab.id for lab in attached}
-            attached = [lab for lab in attached if lab.id in wanted]
-            label_ids = [lab.id for lab in attached]
-            images = (
-                list(self.client.iter_images(labels=label_ids, page_size=LISTING_PAGE))
-                if label_ids
-                else []
-            )
-        else:
-            attached, images = [], []
+        attached, images = (
+            list_remote_task(self.client, remote_task_id) if remote_task_id else ([], [])
+        )
         hash_by_remote_id = {
             rid: h
             for rid, h in conn.execute(

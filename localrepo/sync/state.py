@@ -117,6 +117,24 @@ def build_snapshot(
     return snap
 
 
+# The largest page the API allows (localrepo-server: 1000): a 10,000-image listing is
+# 10 requests, not 200.
+LISTING_PAGE = 1000
+
+
+def list_remote_task(client: Any, remote_task_id: str) -> tuple[list[Any], list[Any]]:
+    """(labels attached to the task, images carrying any of them): the remote's side of
+    one task, as the engine and `repo verify` read it."""
+    task = client.get_task(remote_task_id)
+    attached = client.list_labels(task=remote_task_id)
+    if task.labels:
+        wanted = set(task.labels)
+        attached = [lab for lab in attached if lab.id in wanted]
+    ids = [lab.id for lab in attached]
+    images = list(client.iter_images(labels=ids, page_size=LISTING_PAGE)) if ids else []
+    return attached, images
+
+
 def _rows(conn: sqlite3.Connection, task_id: int, state: str) -> dict[str, dict[str, float | None]]:
     out: dict[str, dict[str, float | None]] = {}
     for h, name, value in conn.execute(

@@ -18,7 +18,7 @@ from localrepo.catalog import store
 from localrepo.repository import Repository
 from localrepo.scan.hashing import examine
 from localrepo.scan.scanner import Scanner
-from localrepo.sync.state import build_snapshot, load_task_state
+from localrepo.sync.state import build_snapshot, list_remote_task, load_task_state
 
 
 @dataclass
@@ -50,14 +50,7 @@ def verify(repo: Repository, client: Any | None) -> VerifyReport:
             attached: list[Any] = []
             images: list[Any] = []
             if client is not None and remote_id:
-                task = client.get_task(remote_id)
-                attached = [
-                    lab
-                    for lab in client.list_labels(task=remote_id)
-                    if not task.labels or lab.id in set(task.labels)
-                ]
-                ids = [lab.id for lab in attached]
-                images = list(client.iter_images(labels=ids, page_size=1000)) if ids else []
+                attached, images = list_remote_task(client, remote_id)
             snap = build_snapshot(
                 remote_id or "", binding.type, attached, images, hash_by_remote_id
             )
