@@ -2,23 +2,18 @@
 
 `Clone` is one folder tree (a localrepo repository) driven through `repo` in a
 subprocess with its own token and credentials folder; `Remote` reads what the server
-holds over plain HTTP (httpx); `FaultProxy` sits between the CLI and the real server and
-only breaks things (answers 500, drops connections) on the requests it is told to.
+holds over plain HTTP (httpx). The fault-injecting proxy is tests/faultproxy.py.
 """
 
 from __future__ import annotations
 
-import http.client
 import json
 import os
 import re
-import socket
 import subprocess
 import sys
-import threading
 import time
-from dataclasses import dataclass, field
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -266,124 +261,6 @@ def api_requests(log_text: str) -> list[tuple[str, str, int]]:
     for m in re.finditer(r'"(GET|POST|PUT|PATCH|DELETE) (\S+) HTTP/[\d.]+" (\d{3})', log_text):
         out.append((m.group(1), m.group(2), int(m.group(3))))
     return out
-
-
-# -- a fault-injecting proxy ------------------------------------------------------------------
-
-
-@dataclass
-class Rule:
-    method: str
-    path_re: str
-    action: str  # "500": answer 500 without forwarding | "drop": close, nothing sent on
-    #              "drop_after": forward (the server acts), then close without an answer
-    times: int = 1
-    hits: int = 0
-
-
-@dataclass
-class FaultProxy:
-    """An HTTP proxy to the real server (one request per connection). Requests go to the
-    server unchanged; rules only break some of them. Every request is recorded."""
-
-    upstream: str  # "http://127.0.0.1:PORT/"
-    rules: list[Rule] = field(default_factory=list)
-    seen: list[tuple[str, str, str]] = field(default_factory=list)  # (method, path, outcome)
-    _server: ThreadingHTTPServer | None = None
-
-    @property
-    def url(self) -> str:
-        assert self._server is not None
-        return f"http://127.0.0.1:{self._server.server_address[1]}/"
-
-    def add(self, method: str, path_re: str, action: str, times: int = 1) -> Rule:
-        rule = Rule(method, path_re, action, times)
-        self.rules.append(rule)
-        return rule
-
-    def _rule(self, method: str, path: str) -> Rule | None:
-        for rule in self.rules:
-            if rule.hits < rule.times and rule.method == method and re.search(rule.path_re, path):
-                rule.hits += 1
-                return rule
-        return None
-
-    def start(self) -> FaultProxy:
-        proxy = self
-        up = httpx.URL(self.upstream)
-        lock = threading.Lock()
-
-        class Handler(BaseHTTPRequestHandler):
-            protocol_version = "HTTP/1.0"
-
-            def log_message(self, *args: Any) -> None:
-                pass
-
-            def _handle(self) -> None:
-                length = int(self.headers.get("Content-Length") or 0)
-                body = self.rfile.read(length) if length else b""
-                with lock:
-                    rule = proxy._rule(self.command, self.path)
-                action = rule.action if rule else "forward"
-                with lock:
-                    proxy.seen.append((self.command, self.path, action))
-                if action == "drop":
-                    self._drop()
-                    return
-                if action == "500":
-                    data = b'{"detail": "Internal server error (injected)."}'
-                    self.send_response(500)
-                    self.send_header("Content-Type", "application/json")
-                    self.send_header("Content-Length", str(len(data)))
-                    self.end_headers()
-                    self.wfile.write(data)
-                    return
-                conn = http.client.HTTPConnection(up.host, up.port, timeout=60)
-                headers = {
-                    k: v
-                    for k, v in self.headers.items()
-                    if k.lower() not in ("connection", "keep-alive")
-                }
-                conn.request(self.command, self.path, body=body, headers=headers)
-                resp = conn.getresponse()
-                data = resp.read()
-                conn.close()
-                if action == "drop_after":
-                    self._drop()
-                    return
-                self.send_response(resp.status)
-                for k, v in resp.getheaders():
-                    if k.lower() not in (
-                        "connection",
-                        "keep-alive",
-                        "transfer-encoding",
-                        "content-length",
-                        "date",
-                        "server",
-                    ):
-                        self.send_header(k, v)
-                self.send_header("Content-Length", str(len(data)))
-                self.end_headers()
-                self.wfile.write(data)
-
-            def _drop(self) -> None:
-                self.close_connection = True
-                try:
-                    self.connection.shutdown(socket.SHUT_RDWR)
-                except OSError:
-                    pass
-
-            do_GET = do_POST = do_PUT = do_PATCH = do_DELETE = _handle
-
-        self._server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self._server.daemon_threads = True
-        threading.Thread(target=self._server.serve_forever, daemon=True).start()
-        return self
-
-    def stop(self) -> None:
-        if self._server is not None:
-            self._server.shutdown()
-            self._server.server_close()
 
 
 # -- a test's world: one account, its clones, its remote view --------------------------------

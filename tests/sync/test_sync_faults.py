@@ -11,7 +11,8 @@ import time
 from collections import Counter
 
 import pytest
-from synchelp import FaultProxy, Remote, World, image_hash
+from faultproxy import FaultProxy
+from synchelp import Remote, World, image_hash
 
 
 def seeded(world: World, n: int, task: str = "pets"):
