@@ -6,18 +6,37 @@ The points sit where a crash is most interesting for crash safety:
   after_http        the server answered 2xx, nothing committed locally
   mid_download      a download's temp file holds half of its bytes
   after_replace     a downloaded file is in place, the catalog does not know it yet
+
+In-process tests (the seeded simulation) install hooks instead of killing a process:
+`hooks.crash` is called at every point (it raises a BaseException to stop the run the
+way a crash would: nothing after it commits), and `hooks.reorder` permutes the order in
+which the executor takes its finished images (completions reordered).
 """
 
 from __future__ import annotations
 
 import os
 import threading
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
 
 _lock = threading.Lock()
 _counts: dict[str, int] = {}
 
 
+@dataclass
+class Hooks:
+    crash: Callable[[str], None] | None = None
+    reorder: Callable[[list[Any]], list[Any]] | None = None
+
+
+hooks = Hooks()
+
+
 def crash_point(name: str) -> None:
+    if hooks.crash is not None:
+        hooks.crash(name)
     spec = os.environ.get("LOCALREPO_CRASH_AT")
     if not spec:
         return
