@@ -334,6 +334,15 @@ class World:
         if side == "remote" and not unlabel_only:
             self.remote_exists.discard(key)
 
+    def edit_bytes(self, side: str, key: str, new_key: str) -> None:
+        """New bytes for an image: locally the file at its path now holds other content
+        (a new image with the same labels, the old one gone from disk); remotely the image
+        is deleted and the new bytes uploaded with its labels."""
+        labels = self.get(side, key)
+        self.edit_delete(side, key)
+        if labels:
+            self.edit_set(side, new_key, labels)
+
     def edit_rename_label(self, side: str, old: str, new: str) -> None:
         """Rename a label on one side: every image of `old` now carries `new`."""
         states = self.side(side)

@@ -1,8 +1,8 @@
 """Hypothesis properties of the planner (localrepo.sync.plan), on the plansim world.
 
 A synced state (base = local = remote) is edited on both sides by random, correlated user
-edits (new images, deletes, moves, value changes, tag edits, label renames, the same
-bytes added on both sides, equal edits on both sides...). Then plan -> apply (ops of one
+edits (new images, deletes, moves, value changes, tag edits, label renames, byte edits
+of a file, the same bytes added on both sides, equal edits on both sides...). Then plan -> apply (ops of one
 kind shuffled: the executor may run them concurrently) -> re-plan, until a plan has no
 op. Checked: it terminates, both sides and the base converge (except, with the `manual`
 policy, the images in conflict, which stay untouched), one-sided changes survive, nothing
@@ -70,7 +70,17 @@ def synced_worlds(draw, task_type: str | None = None) -> World:
     return world
 
 
-EDITS = ("add", "delete", "set", "tweak", "rename", "add_label", "remove_label", "same_bytes")
+EDITS = (
+    "add",
+    "delete",
+    "set",
+    "tweak",
+    "rename",
+    "add_label",
+    "remove_label",
+    "same_bytes",
+    "bytes",
+)
 S_TASK_TYPE = st.sampled_from(TASK_TYPES)
 S_KEYS = st.lists(st.sampled_from(HASHES), unique=True, min_size=1, max_size=6)
 S_HASH_SET = st.sets(st.sampled_from(HASHES))
@@ -129,6 +139,12 @@ def random_edit(data: st.DataObject, world: World, counter: list[int]) -> str:
     if not candidates:
         return "nothing"
     key = data.draw(st.sampled_from(candidates), label="key")
+    if kind == "bytes":  # the file at a path gets new content (the same on both sides)
+        counter[0] += 1
+        new_key = f"new{counter[0]}"
+        for s in sides:
+            world.edit_bytes(s, key, new_key)
+        return f"new bytes {key} -> {new_key} on {side}"
     if kind == "delete":
         unlabel = data.draw(S_BOOL, label="unlabel only")
         for s in sides:
