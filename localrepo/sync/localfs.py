@@ -165,8 +165,18 @@ class LocalFS:
         self.abs(folder).mkdir(parents=True, exist_ok=True)
 
     def remove_folder_if_empty(self, folder: str) -> bool:
+        """Remove a folder that holds no file. Empty subfolders go with it (`cat/sub/`,
+        left behind when its images moved to another label); any file, symlink or
+        special entry anywhere below keeps the whole folder."""
+        top = self.abs(folder)
+        dirs: list[str] = []
         try:
-            os.rmdir(self.abs(folder))
+            for dirpath, dirnames, filenames in os.walk(top, onerror=_raise):
+                if filenames or any(os.path.islink(os.path.join(dirpath, d)) for d in dirnames):
+                    return False
+                dirs.append(dirpath)
+            for path in reversed(dirs):  # deepest first
+                os.rmdir(path)
         except OSError:
             return False
         return True
@@ -238,3 +248,7 @@ def _write_all(fd: int, view: memoryview) -> None:
     while view:
         n = os.write(fd, view)
         view = view[n:]
+
+
+def _raise(exc: OSError) -> None:
+    raise exc

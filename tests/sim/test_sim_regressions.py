@@ -1,0 +1,72 @@
+"""The bugs the simulation found, each as its shrunk case (in-process engine, real
+server). The seed that found it stays in the CI range of test_simulation.py."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+from simworld import engine_sync, img
+
+from localrepo.repository import init_repository
+from localrepo.sync.localfs import LocalFS
+
+
+@pytest.fixture
+def repo_at(live_server, tmp_path: Path):
+    account = live_server.new_account()
+
+    def make(task_type: str = "multi_class") -> Path:
+        root = tmp_path / "clone"
+        init_repository(root, task="t", task_type=task_type, remote=account.url)
+        return root
+
+    make.account = account  # type: ignore[attr-defined]
+    return make
+
+
+def plan_ops(report) -> list[tuple[str, str | None]]:
+    [task] = report.tasks
+    return [(op.kind, op.label or op.key) for op in task.plan.ops]
+
+
+def test_a_label_renamed_remotely_takes_its_empty_subfolders_along(repo_at) -> None:
+    """Seed 8: images in `cat/sub/` moved to the renamed label `elk/`; `cat/sub/` stayed
+    behind, so `cat/` was never empty and every later sync planned to remove it."""
+    root = repo_at()
+    account = repo_at.account
+    (root / "cat" / "sub").mkdir(parents=True)
+    (root / "cat" / "sub" / "a.png").write_bytes(img(1))
+    (root / "dog").mkdir()
+    (root / "dog" / "b.png").write_bytes(img(2))
+    engine_sync(root, account.url, account.token)
+    with account.client() as api:
+        [cat] = [lab for lab in api.get("label/").json()["results"] if lab["name"] == "cat"]
+        assert api.patch(f"label/{cat['id']}/", json={"name": "elk"}).status_code == 200
+    engine_sync(root, account.url, account.token)
+    again = engine_sync(root, account.url, account.token)
+    assert plan_ops(again) == []
+    assert not (root / "cat").exists()
+    assert (root / "elk" / "a.png").read_bytes() == img(1)
+
+
+def test_remove_folder_if_empty_keeps_any_file_below(tmp_path: Path) -> None:
+    fs = LocalFS(tmp_path)
+    (tmp_path / "a" / "b" / "c").mkdir(parents=True)
+    (tmp_path / "a" / "d").mkdir()
+    assert fs.remove_folder_if_empty("a")
+    assert not (tmp_path / "a").exists()
+
+    (tmp_path / "k" / "deep" / "er").mkdir(parents=True)
+    (tmp_path / "k" / "deep" / "er" / "notes.txt").write_text("mine")
+    assert not fs.remove_folder_if_empty("k")
+    assert (tmp_path / "k" / "deep" / "er" / "notes.txt").read_text() == "mine"
+
+    (tmp_path / "s" / "sub").mkdir(parents=True)
+    (tmp_path / "elsewhere").mkdir()
+    os.symlink(tmp_path / "elsewhere", tmp_path / "s" / "sub" / "link")
+    assert not fs.remove_folder_if_empty("s")
+    assert (tmp_path / "s" / "sub" / "link").is_symlink()
+    assert (tmp_path / "elsewhere").is_dir()
+    assert not fs.remove_folder_if_empty("missing")
