@@ -38,5 +38,12 @@ bench: compile
 	$(PY) benchmarks/sync.py
 	$(PY) benchmarks/server.py
 
+# The reliability soak (docs/reliability.md): the planner properties with 20,000 examples
+# each, and SEEDS seeds of the multi-clone simulation (CI runs 1,600 examples and 50 seeds).
+SEEDS ?= 1000
+soak: $(STAMP)
+	LOCALREPO_SOAK=1 $(PY) -m pytest -n 2 -q -p no:cacheprovider tests/test_plan_properties.py
+	LOCALREPO_SIM_SEEDS=$(SEEDS) $(PY) -m pytest -n 2 -q -p no:cacheprovider tests/sim/test_simulation.py
+
 clean:
 	rm -rf $(VENV) demo .bench

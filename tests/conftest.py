@@ -26,6 +26,7 @@ import os
 import signal
 import subprocess
 import sys
+import tempfile
 import time
 import uuid
 from collections.abc import Callable, Iterator
@@ -270,3 +271,51 @@ def account(live_server: LiveServer) -> Account:
 def api(account: Account) -> Iterator[httpx.Client]:
     with account.client() as client:
         yield client
+
+
+# -- the simulation's counts (tests/sim) ---------------------------------------------------
+# Each simulated seed appends its counts to LOCALREPO_SIM_STATS (a JSON line); the
+# controller sets it (xdist workers inherit it) and prints the totals at the end.
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    if hasattr(config, "workerinput") or os.environ.get("LOCALREPO_SIM_STATS"):
+        return
+    fd, path = tempfile.mkstemp(prefix="localrepo-sim-", suffix=".jsonl")
+    os.close(fd)
+    os.environ["LOCALREPO_SIM_STATS"] = path
+    config._sim_stats_tmp = path  # type: ignore[attr-defined]
+
+
+def sim_totals(path: str) -> dict[str, Any]:
+    totals: dict[str, Any] = {}
+    with open(path, encoding="utf-8") as f:
+        for line in f:
+            for key, value in json.loads(line).items():
+                if isinstance(value, dict):
+                    bucket = totals.setdefault(key, {})
+                    for k, v in value.items():
+                        bucket[k] = bucket.get(k, 0) + v
+                else:
+                    totals[key] = totals.get(key, 0) + value
+    return totals
+
+
+def pytest_terminal_summary(terminalreporter: Any, config: pytest.Config) -> None:
+    path = os.environ.get("LOCALREPO_SIM_STATS", "")
+    if hasattr(config, "workerinput") or not path or not os.path.getsize(path):
+        return
+    totals = sim_totals(path)
+    terminalreporter.write_line(
+        "simulation: {seeds} seeds, {steps} steps ({edits} clone edits, {server_edits} "
+        "server edits, {syncs} syncs), {crashes} crashes, {faults} HTTP faults".format(**totals)
+    )
+    terminalreporter.write_line(f"  faults: {totals.get('fault_kinds')}")
+    terminalreporter.write_line(f"  crash points: {totals.get('crash_points')}")
+
+
+def pytest_unconfigure(config: pytest.Config) -> None:
+    path = getattr(config, "_sim_stats_tmp", None)
+    if path:
+        os.environ.pop("LOCALREPO_SIM_STATS", None)
+        os.unlink(path)

@@ -22,7 +22,6 @@ from __future__ import annotations
 
 import base64
 import json
-import logging
 import os
 import random
 import shutil
@@ -35,13 +34,12 @@ from typing import Any
 import httpx
 from faultproxy import Chaos, FaultProxy
 from imagegen import image_bytes
+from inproc import engine_sync, sim_client
 
 from localrepo.errors import LocalrepoError
-from localrepo.remote.client import RecognitionClient
 from localrepo.repository import Repository, init_repository
 from localrepo.scan.hashing import hash_bytes
 from localrepo.sync import faults
-from localrepo.sync.engine import Engine, SyncOptions, SyncReport
 from localrepo.sync.state import HASH_PREFIX, LABEL_TYPE, META_HASH, META_NAME
 from localrepo.sync.verify import verify
 
@@ -85,33 +83,6 @@ class Stats:
             "fault_kinds": dict(self.faults),
             "crash_points": dict(self.crash_points),
         }
-
-
-def sim_client(url: str, token: str) -> RecognitionClient:
-    """A client with a short read timeout and quick retries, one request at a time."""
-    logging.getLogger("stamina").setLevel(logging.ERROR)  # a line per retry otherwise
-    return RecognitionClient(
-        url,
-        token,
-        concurrency=1,
-        timeout=2.0,  # the proxy's `stall` fault waits longer
-        retry_attempts=4,
-        retry_timeout=8.0,
-        retry_wait_initial=0.005,
-        retry_wait_max=0.02,
-        retry_wait_jitter=0.0,
-        retry_after_max=0.05,
-    )
-
-
-def engine_sync(root: Path, url: str, token: str, policy: str = "manual") -> SyncReport:
-    """One sync of the repository at `root`, in-process (what `repo sync --force` does)."""
-    client = sim_client(url, token)
-    try:
-        options = SyncOptions(policy=policy, force=True, jobs=1)  # type: ignore[arg-type]
-        return Engine(Repository(root), client, options).run()
-    finally:
-        client.close()
 
 
 class CrashHook:

@@ -7,7 +7,8 @@ import os
 from pathlib import Path
 
 import pytest
-from simworld import engine_sync, img
+from inproc import engine_sync
+from simworld import img
 
 from localrepo.repository import init_repository
 from localrepo.sync.localfs import LocalFS

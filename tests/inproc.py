@@ -1,0 +1,38 @@
+"""The sync engine in-process, against a real server: what `repo sync --force` does,
+without a subprocess (the simulation and the remote-oddity tests run hundreds of syncs)."""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+
+from localrepo.remote.client import RecognitionClient
+from localrepo.repository import Repository
+from localrepo.sync.engine import Engine, SyncOptions, SyncReport
+
+
+def sim_client(url: str, token: str) -> RecognitionClient:
+    """A client with a short read timeout and quick retries, one request at a time."""
+    logging.getLogger("stamina").setLevel(logging.ERROR)  # a line per retry otherwise
+    return RecognitionClient(
+        url,
+        token,
+        concurrency=1,
+        timeout=2.0,  # the proxy's `stall` fault waits longer
+        retry_attempts=4,
+        retry_timeout=8.0,
+        retry_wait_initial=0.005,
+        retry_wait_max=0.02,
+        retry_wait_jitter=0.0,
+        retry_after_max=0.05,
+    )
+
+
+def engine_sync(root: Path, url: str, token: str, policy: str = "manual") -> SyncReport:
+    """One sync of the repository at `root`, in-process (what `repo sync --force` does)."""
+    client = sim_client(url, token)
+    try:
+        options = SyncOptions(policy=policy, force=True, jobs=1)  # type: ignore[arg-type]
+        return Engine(Repository(root), client, options).run()
+    finally:
+        client.close()
