@@ -17,6 +17,8 @@ Actions (`Rule.action`):
     stall          forward, then say nothing for `Rule.seconds` and close: the client's
                    read timeout fires after the server committed
 
+`rewrite` changes the answers the server gave (odd data from a remote).
+
 `500` is an alias of `status:500` (older tests use it).
 
 In `chaos` mode (`proxy.chaos = Chaos(random.Random(seed), rate)`), each request draws
@@ -33,6 +35,7 @@ import socket
 import threading
 import time
 from collections import Counter
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
@@ -99,6 +102,9 @@ class FaultProxy:
     rules: list[Rule] = field(default_factory=list)
     seen: list[tuple[str, str, str]] = field(default_factory=list)  # (method, path, action)
     chaos: Chaos | None = None
+    # rewrite(method, path, body) -> body: changes what the server answered (a remote
+    # that sends odd data), applied to every forwarded answer.
+    rewrite: Callable[[str, str, bytes], bytes] | None = None
     _server: ThreadingHTTPServer | None = None
     _lock: threading.Lock = field(default_factory=threading.Lock)
 
@@ -163,6 +169,8 @@ class FaultProxy:
                 if action == "delay" and rule is not None:
                     time.sleep(rule.seconds)
                 status, headers, data = self._forward(body)
+                if proxy.rewrite is not None:
+                    data = proxy.rewrite(self.command, self.path, data)
                 if action == "drop_after":
                     self._drop()
                 elif action.startswith("after:"):
