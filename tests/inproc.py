@@ -3,12 +3,22 @@ without a subprocess (the simulation and the remote-oddity tests run hundreds of
 
 from __future__ import annotations
 
+import functools
 import logging
+import ssl
 from pathlib import Path
+
+import httpx
 
 from localrepo.remote.client import RecognitionClient
 from localrepo.repository import Repository
 from localrepo.sync.engine import Engine, SyncOptions, SyncReport
+
+
+@functools.cache
+def _ssl_context() -> ssl.SSLContext:
+    # Loading the CA store costs ~90 ms per client: once per process is enough here.
+    return ssl.create_default_context()
 
 
 def sim_client(url: str, token: str) -> RecognitionClient:
@@ -17,6 +27,7 @@ def sim_client(url: str, token: str) -> RecognitionClient:
     return RecognitionClient(
         url,
         token,
+        transport=httpx.HTTPTransport(verify=_ssl_context()),
         concurrency=1,
         timeout=2.0,  # the proxy's `stall` fault waits longer
         retry_attempts=4,
