@@ -21,14 +21,14 @@ def _ssl_context() -> ssl.SSLContext:
     return ssl.create_default_context()
 
 
-def sim_client(url: str, token: str) -> RecognitionClient:
-    """A client with a short read timeout and quick retries, one request at a time."""
+def sim_client(url: str, token: str, jobs: int = 1) -> RecognitionClient:
+    """A client with a short read timeout and quick retries, `jobs` requests at a time."""
     logging.getLogger("stamina").setLevel(logging.ERROR)  # a line per retry otherwise
     return RecognitionClient(
         url,
         token,
         transport=httpx.HTTPTransport(verify=_ssl_context()),
-        concurrency=1,
+        concurrency=jobs,
         timeout=2.0,  # the proxy's `stall` fault waits longer
         retry_attempts=4,
         retry_timeout=8.0,
@@ -39,11 +39,13 @@ def sim_client(url: str, token: str) -> RecognitionClient:
     )
 
 
-def engine_sync(root: Path, url: str, token: str, policy: str = "manual") -> SyncReport:
+def engine_sync(
+    root: Path, url: str, token: str, policy: str = "manual", jobs: int = 1
+) -> SyncReport:
     """One sync of the repository at `root`, in-process (what `repo sync --force` does)."""
-    client = sim_client(url, token)
+    client = sim_client(url, token, jobs)
     try:
-        options = SyncOptions(policy=policy, force=True, jobs=1)  # type: ignore[arg-type]
+        options = SyncOptions(policy=policy, force=True, jobs=jobs)  # type: ignore[arg-type]
         return Engine(Repository(root), client, options).run()
     finally:
         client.close()

@@ -50,6 +50,9 @@ NAMES = ("cat", "dog", "owl", "fox", "elk", "yak")
 SIZE = (12, 9)
 TASK = "sim"
 STEPS = int(os.environ.get("LOCALREPO_SIM_STEPS", "12"))  # schedule steps per seed
+# Requests at a time within a sync. Above 1 a seed no longer reruns identically (thread
+# timing decides which request meets which fault): for soaks that look for races.
+JOBS = int(os.environ.get("LOCALREPO_SIM_JOBS", "1"))
 QUIET_ROUNDS = 5  # the bound on the final rounds of syncs
 STATS_FIELDS = ("seeds", "steps", "edits", "server_edits", "syncs", "crashes", "faults")
 
@@ -238,7 +241,7 @@ class Simulation:
         try:
             # A calm sync (the setup, the final rounds) talks to the server directly.
             url = self.proxy.url if chaotic else self.server_url
-            report = engine_sync(clone.root, url, self.token, policy)
+            report = engine_sync(clone.root, url, self.token, policy, JOBS)
         except Crash as exc:
             outcome = f"crash at {exc}"
             self.stats.crashes += 1
@@ -419,8 +422,9 @@ class Simulation:
                 "meta_data": {META_HASH: HASH_PREFIX + digest, META_NAME: f"r{digest[:8]}.png"},
             }
             image = self._post("training-image/", body)
-            names = rng.sample(sorted(labels), 1 if self.task_type == "multi_class" else 2)
-            for name in names[: len(labels)]:
+            k = 1 if self.task_type == "multi_class" else min(2, len(labels))
+            names = rng.sample(sorted(labels), k)
+            for name in names:
                 self._post(f"training-image/{image['id']}/add-label/", {"label_id": labels[name]})
             self.log(f"server: upload {digest[:8]} {names}")
         elif kind == "relabel":
