@@ -539,7 +539,3 @@ def record(stats: Stats) -> None:
     if path:
         with open(path, "a", encoding="utf-8") as f:
             f.write(json.dumps(stats.as_dict()) + "\n")
-
-
-def cleanup(tmp: Path) -> None:
-    shutil.rmtree(tmp, ignore_errors=True)
