@@ -82,7 +82,7 @@ class Chaos:
     rate: float
     actions: tuple[tuple[str, int], ...] = CHAOS_ACTIONS
     delay: float = 0.02
-    stall: float = 1.2  # more than the simulation client's read timeout
+    stall: float = 3.2  # more than the simulation client's read timeout (3 s)
 
     def draw(self) -> Rule | None:
         if self.rng.random() >= self.rate:

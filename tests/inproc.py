@@ -29,7 +29,7 @@ def sim_client(url: str, token: str, jobs: int = 1) -> RecognitionClient:
         token,
         transport=httpx.HTTPTransport(verify=_ssl_context()),
         concurrency=jobs,
-        timeout=2.0,  # the proxy's `stall` fault waits longer
+        timeout=3.0,  # read timeout: the proxy's `stall` fault (3.2 s) outlasts it
         retry_attempts=4,
         retry_timeout=8.0,
         retry_wait_initial=0.005,
