@@ -98,6 +98,7 @@ class Scanner:
         self.progress = progress
         self.executor_factory = executor_factory or _process_pool
         self.clock = clock
+        self._pool: Executor | None = None
 
     # -- the run ---------------------------------------------------------------------------
     def scan(self, *, dry_run: bool = False) -> ScanReport:
@@ -112,6 +113,10 @@ class Scanner:
             except BaseException:
                 writes.rollback()
                 raise
+            finally:
+                if self._pool is not None:
+                    self._pool.shutdown(cancel_futures=True)
+                    self._pool = None
             writes.commit()
         report.seconds = time.perf_counter() - started
         return report
@@ -122,7 +127,9 @@ class Scanner:
         cached = store.load_files(conn)
         reasons = store.load_reasons(conn)
         writes.known_paths = cached
-        walked = walk(str(self.root))
+        # A first scan hashes everything it finds: start the workers (and their imports)
+        # as soon as the walk has found enough files, so that they overlap the walk.
+        walked = walk(str(self.root), on_folder=None if cached else self._start_pool_early)
         _keep_unseen(walked, cached, conn)
         report.files = len(walked.images)
         report.leftovers = walked.leftovers
@@ -324,13 +331,23 @@ class Scanner:
         batches = [(paths[i : i + BATCH], decode[i : i + BATCH]) for i in range(0, total, BATCH)]
         from concurrent.futures import as_completed
 
-        with self.executor_factory(self.workers) as pool:
-            futures = {pool.submit(examine_batch, root, b, d): b for b, d in batches}
-            for fut in as_completed(futures):
-                # The catalog writes overlap the hashing of later batches.
-                # (popped: a kept future would keep its whole result alive)
-                collect(fut.result(), futures.pop(fut))
+        if self._pool is None:
+            self._pool = self.executor_factory(self.workers)
+        pool = self._pool
+        futures = {pool.submit(examine_batch, root, b, d): b for b, d in batches}
+        for fut in as_completed(futures):
+            # The catalog writes overlap the hashing of later batches.
+            # (popped: a kept future would keep its whole result alive)
+            collect(fut.result(), futures.pop(fut))
         return out
+
+    def _start_pool_early(self, images_found: int) -> None:
+        if self._pool is None and images_found >= POOL_THRESHOLD and self.workers >= 2:
+            from localrepo.scan.hashing import warm_up
+
+            self._pool = self.executor_factory(self.workers)
+            for _ in range(self.workers):
+                self._pool.submit(warm_up)
 
     def _derive_layout(
         self,
