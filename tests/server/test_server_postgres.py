@@ -38,9 +38,14 @@ from .test_server_tasks import (  # noqa: F401
 
 
 @pytest.fixture(scope="module")
-def live_server(tmp_path_factory: pytest.TempPathFactory, postgres: Any) -> Iterator[Any]:
-    from conftest import LiveServer
-
+def live_server(
+    tmp_path_factory: pytest.TempPathFactory, postgres: Any, request: pytest.FixtureRequest
+) -> Iterator[Any]:
+    # tests/conftest.py's class. Not `from conftest import LiveServer`: in a full run that
+    # finds whichever conftest module was imported last (tests/sync/ has one too).
+    [LiveServer] = {
+        p.LiveServer for p in request.config.pluginmanager.get_plugins() if hasattr(p, "LiveServer")
+    }
     server = LiveServer(
         tmp_path_factory.mktemp("pg-server") / "data", database_url=postgres.new_database()
     )
