@@ -164,6 +164,25 @@ def _with_resolutions(
     return P.Plan(ops=ops, conflicts=conflicts, stop=plan.stop)
 
 
+def _adopt_remote_ids(conn: sqlite3.Connection, listed: Mapping[str, Any]) -> None:
+    """Record the remote id under which the listing shows a known image.
+
+    An image deleted on the server and uploaded again (by another clone, or by hand) is
+    listed, by its content hash, under a new id; the plan has nothing to do for it, and
+    the catalog kept the dead id (found by the simulation, seed 899). The new remote image
+    is recorded as not created here: only its uploader may delete it.
+    """
+    known = dict(conn.execute("SELECT hash, remote_id FROM image WHERE remote_id IS NOT NULL"))
+    moved = [
+        (view.id, key) for key, view in listed.items() if key in known and known[key] != view.id
+    ]
+    if moved:
+        with transaction(conn):
+            conn.executemany(
+                "UPDATE image SET remote_id = ?, created_here = 0 WHERE hash = ?", moved
+            )
+
+
 class Engine:
     def __init__(
         self,
@@ -267,6 +286,8 @@ class Engine:
         }
         snapshot = build_snapshot(remote_task_id, binding.type, attached, images, hash_by_remote_id)
         rep.problems += snapshot.problems
+        if not opts.dry_run:
+            _adopt_remote_ids(conn, snapshot.images)
         blocked = frozenset(
             c.old_hash
             for c in scan.changes

@@ -3,15 +3,18 @@ server). The seed that found it stays in the CI range of test_simulation.py."""
 
 from __future__ import annotations
 
+import base64
 import os
+import sqlite3
 from pathlib import Path
 
 import pytest
-from inproc import engine_sync
+from inproc import engine_sync, sim_client
 from simworld import img
 
-from localrepo.repository import init_repository
+from localrepo.repository import Repository, init_repository
 from localrepo.sync.localfs import LocalFS
+from localrepo.sync.verify import verify
 
 
 @pytest.fixture
@@ -71,3 +74,45 @@ def test_remove_folder_if_empty_keeps_any_file_below(tmp_path: Path) -> None:
     assert (tmp_path / "s" / "sub" / "link").is_symlink()
     assert (tmp_path / "elsewhere").is_dir()
     assert not fs.remove_folder_if_empty("missing")
+
+
+def test_an_image_uploaded_again_under_a_new_id_is_recorded_with_it(live_server, tmp_path) -> None:
+    """Seed 899: an image deleted on the server and uploaded again (same bytes, same
+    label) is listed under a new id. The other clone had nothing to do for it and kept
+    the dead id in its catalog: `verify` found the drift."""
+    account = live_server.new_account()
+    a, b = tmp_path / "a", tmp_path / "b"
+    for root in (a, b):
+        init_repository(root, task="t", task_type="multi_class", remote=account.url)
+    (a / "dog").mkdir()
+    (a / "dog" / "x.png").write_bytes(img(1))
+    engine_sync(a, account.url, account.token)
+    engine_sync(b, account.url, account.token)
+    with account.client() as api:
+        [old] = api.get("training-image/").json()["results"]
+        [dog] = [lab["id"] for lab in old["labels"]]
+        assert api.delete(f"training-image/{old['id']}/").status_code == 204
+        new = api.post(
+            "training-image/",
+            json={
+                "base64": base64.b64encode(img(1)).decode(),
+                "noresize": True,
+                "meta_data": old["meta_data"],
+            },
+        ).json()
+        api.post(f"training-image/{new['id']}/add-label/", json={"label_id": dog})
+    again = engine_sync(b, account.url, account.token)
+    assert plan_ops(again) == []
+    client = sim_client(account.url, account.token)
+    try:
+        report = verify(Repository(b), client)
+    finally:
+        client.close()
+    assert report.ok, report.drift
+    conn = sqlite3.connect(b / ".localrepo" / "catalog.db")
+    try:
+        assert conn.execute("SELECT remote_id, created_here FROM image").fetchall() == [
+            (new["id"], 0)
+        ]
+    finally:
+        conn.close()
