@@ -46,6 +46,10 @@ REMOTE_COMMANDS = frozenset(
         "remote",
         "tasks",
         "labels",
+        "train",
+        "models",
+        "classify",
+        "evaluate",
     }
 )
 
@@ -59,9 +63,10 @@ class LazyGroup(click.Group):
     def _load(self) -> None:
         if not self._loaded:
             self._loaded = True
-            from localrepo.cli import sync_cmds
+            from localrepo.cli import ml_cmds, sync_cmds
 
             sync_cmds.register(self)
+            ml_cmds.register(self)
 
     def list_commands(self, ctx: click.Context) -> list[str]:
         self._load()
