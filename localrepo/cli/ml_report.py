@@ -36,7 +36,9 @@ def choose_task(tasks: Sequence[TaskRow], name: str | None, here: str | None) ->
             if task.name == name:
                 return task
         names = ", ".join(sorted(t.name for t in tasks))
-        raise LocalrepoError(f"--task: no task named {name!r} here (tasks: {names}).", exit_code=2)
+        raise LocalrepoError(
+            f"--task: no task named {name!r} here (tasks: {names}).", exit_code=EXIT_USAGE
+        )
     if len(tasks) == 1:
         return tasks[0]
     if here is not None:
@@ -96,8 +98,6 @@ def fmt(value: Any, digits: int = 3) -> str:
     n = number(value)
     if n is None:
         return str(value)
-    if n.is_integer() and abs(n) < 1e15:
-        return str(int(n))
     return f"{n:.{digits}f}"
 
 
