@@ -284,6 +284,7 @@ def run_models(
 class Item:
     shown: str  # the path as printed
     path: Path  # where to read it
+    error: str | None = None  # known before reading (no such file)
 
 
 @dataclass(frozen=True)
@@ -321,12 +322,10 @@ def _walk_folder(folder: Path, shown: str, repo_root: Path) -> tuple[list[Item],
     return items, skipped
 
 
-def collect_items(
-    paths: Sequence[str], cwd: Path, repo_root: Path
-) -> tuple[list[Item], list[Outcome], list[str]]:
-    """(files to classify, per-path errors, skipped notes) for PATHs (files or folders)."""
+def collect_items(paths: Sequence[str], cwd: Path, repo_root: Path) -> tuple[list[Item], list[str]]:
+    """(files to classify, in the order given, and notes on what a walk skipped) for
+    PATHs (files or folders). A path that does not exist is an item with its error."""
     items: list[Item] = []
-    errors: list[Outcome] = []
     notes: list[str] = []
     seen: set[Path] = set()
     for given in paths:
@@ -339,14 +338,13 @@ def collect_items(
         elif full.exists():
             found = [Item(given, full)]
         else:
-            errors.append(Outcome(Item(given, full), None, "no such file or folder", None))
-            continue
+            found = [Item(given, full, "no such file or folder")]
         for item in found:
             key = item.path.resolve()
             if key not in seen:
                 seen.add(key)
                 items.append(item)
-    return items, errors, notes
+    return items, notes
 
 
 def _read_valid(item: Item) -> tuple[bytes | None, str | None]:
@@ -358,7 +356,7 @@ def _read_valid(item: Item) -> tuple[bytes | None, str | None]:
         return None, f"cannot read the file ({exc.strerror or exc})"
     reason, detail, _ = check_image(data, item.path.name)
     if reason is not None:
-        return None, f"not a valid image ({reason}{': ' + detail if detail else ''})"
+        return None, f"not a valid image: {reason}" + (f" ({detail})" if detail else "")
     return data, None
 
 
@@ -386,7 +384,7 @@ def classify_items(
         out: dict[int, Outcome] = {}
         good: list[tuple[int, bytes]] = []
         for i, item in enumerate(batch):
-            data, error = _read_valid(item)
+            data, error = (None, item.error) if item.error else _read_valid(item)
             if data is None:
                 out[i] = Outcome(item, None, error, None)
             else:
@@ -435,16 +433,14 @@ def run_classify(
 
     repo = obj.repo()
     task = _pick_task(obj, repo, task_name)
-    items, failed, notes = collect_items(paths, obj.directory, repo.root)
+    items, notes = collect_items(paths, obj.directory, repo.root)
     if obj.verbose:
         for note in notes:
             obj.info(f"skipped: {note}")
     client = _remote(obj, task, token, jobs)
-    ok = 0
+    ok = failed = 0
     try:
         _, used = _check_version(client, task, version)
-        for outcome in failed:
-            _print_outcome(outcome, task.type, top, as_json)
         with progress_bar("Classifying", quiet=obj.quiet or as_json) as bar:
             for outcome in classify_items(
                 client,
@@ -459,13 +455,13 @@ def run_classify(
                 if outcome.error is None:
                     ok += 1
                 else:
-                    failed.append(outcome)
+                    failed += 1
     finally:
         client.close()
-    if not items and not failed:
+    if not items:
         raise LocalrepoError("No image files found in the given paths.")
     if failed:
-        obj.info(f"{len(failed)} of {len(failed) + ok} files could not be classified.")
+        obj.info(f"{failed} of {len(items)} files could not be classified.")
         sys.exit(EXIT_PARTIAL if ok else EXIT_ERROR)
 
 
