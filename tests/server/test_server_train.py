@@ -1,0 +1,202 @@
+"""Training over real HTTP: queueing, job states, versions, metrics, the embedding cache,
+too-few-images errors, and a restart in the middle of a training.
+
+The session server runs with the default backend: the pretrained EfficientNet-Lite0
+when the ml extra is installed (it is in CI: make installs '.[dev,ml]').
+"""
+
+from __future__ import annotations
+
+import httpx
+import pytest
+from imagegen import brightness_image, class_image, tagged_image
+
+from .helpers import attach, make_label, make_task, upload
+from .trainhelp import (
+    SHAPES,
+    classify,
+    multi_class_task,
+    multi_label_task,
+    regression_task,
+    train,
+    wait_until,
+)
+
+
+def test_multi_class_trains_with_the_pretrained_backend_and_versions(api: httpx.Client) -> None:
+    task, labels = multi_class_task(api, per_label=6, test_marked=2)
+    r = api.post(f"task/{task['id']}/train/")
+    assert r.status_code == 200, r.text
+    queued = r.json()
+    assert queued["version"] == 1 and queued["queued"] is True
+    assert api.get(f"task/{task['id']}/").json()["last_train_status"] in ("WAITING", "IN_TRAINING")
+    # A second request while the first still waits adds nothing.
+    again = api.post(f"task/{task['id']}/train/").json()
+    if again["queued"] is False:
+        assert again["model_id"] == queued["model_id"]
+
+    model = wait_until(
+        lambda: (
+            (m := api.get(f"model/{queued['model_id']}/").json())["train_status"]
+            in ("TRAINED", "ERROR")
+            and m
+        )
+    )
+    assert model["train_status"] == "TRAINED", model
+    assert model["backend"] == "efficientnet-lite0"
+    metrics = model["metrics"]
+    assert metrics["backend"] == "efficientnet-lite0"
+    # 6 per label: one test image each by the 20% rule, but circle has 2 marked test.
+    assert metrics["test_images"] == 4 and metrics["train_images"] == 14
+    matrix = metrics["confusion_matrix"]
+    assert sorted(matrix["labels"]) == sorted(SHAPES)
+    assert sum(map(sum, matrix["matrix"])) == 4
+    assert model["accuracy"] == metrics["accuracy"] == 1.0
+    assert {p["name"] for p in metrics["per_label"]} == set(SHAPES)
+    assert model["precision"] == 1.0 and model["recall"] == 1.0
+
+    task_now = api.get(f"task/{task['id']}/").json()
+    assert task_now["production_version"] == model["version"]
+    assert task_now["last_train_status"] in ("TRAINED", "WAITING")
+    assert task_now["accuracy"] == 1.0
+
+    answer = classify(api, task["id"], [class_image(s, 100 + k) for k, s in enumerate(SHAPES)])
+    assert answer["version"] == model["version"]
+    assert "efficientnet-lite0" in answer["model_format"]
+    assert answer["status"]["code"] == 200 and "processing time" in answer["statistics"]
+    for k, (shape, record) in enumerate(zip(SHAPES, answer["records"], strict=True)):
+        assert record["_id"] == str(k) and "_base64" not in record
+        assert record["_status"] == {"code": 200, "text": "OK"}
+        assert (record["_width"], record["_height"]) == (48, 48)
+        assert record["best_label"]["name"] == shape  # the output_name
+        assert record["best_label"]["id"] == labels[shape]["id"]
+        probs = [x["prob"] for x in record["labels"]]
+        assert probs == sorted(probs, reverse=True) and abs(sum(probs) - 1) < 1e-3
+
+    # Retrain: a new version becomes production; features come from the cache.
+    second = train(api, task["id"])
+    assert second["train_status"] == "TRAINED" and second["version"] > model["version"]
+    assert second["metrics"]["embeddings_computed"] == 0
+    assert second["metrics"]["embeddings_cached"] == 18
+    # Same data, same split.
+    assert second["metrics"]["confusion_matrix"] == metrics["confusion_matrix"]
+    assert api.get(f"task/{task['id']}/").json()["production_version"] == second["version"]
+    models = api.get("model/", params={"task": task["id"]}).json()["results"]
+    assert [m["version"] for m in models if m["train_status"] == "TRAINED"][-2:] == [
+        model["version"],
+        second["version"],
+    ]
+
+    old = classify(api, task["id"], [class_image("square", 200)], version=model["version"])
+    assert old["version"] == model["version"]
+    assert old["records"][0]["best_label"]["name"] == "square"
+
+    # The production version cannot be deleted; an older one can, and is then gone.
+    assert api.delete(f"model/{second['id']}/").status_code == 400
+    assert api.delete(f"model/{model['id']}/").status_code == 204
+    r = api.post(
+        "classify/",
+        json={"task_id": task["id"], "version": model["version"], "records": [{"_url": "x"}]},
+    )
+    assert r.status_code == 400 and "version" in r.json()
+    assert str(second["version"]) in r.json()["version"][0]
+
+
+def test_too_few_images_answers_400_naming_the_labels(api: httpx.Client) -> None:
+    task = make_task(api, "few")
+    rich, poor = make_label(api, "rich"), make_label(api, "poor-label")
+    for label in (rich, poor):
+        api.post(f"task/{task['id']}/add-label/", json={"label_id": label["id"]})
+    for i in range(6):
+        attach(api, upload(api, class_image("circle", 300 + i))["id"], rich["id"])
+    attach(api, upload(api, class_image("square", 300))["id"], poor["id"])
+    r = api.post(f"task/{task['id']}/train/")
+    assert r.status_code == 400
+    message = r.json()["detail"]
+    assert "'poor-label' (1)" in message and "rich" not in message and "at least 5" in message
+    assert api.get(f"task/{task['id']}/").json()["last_train_status"] is None
+    assert api.get("model/", params={"task": task["id"]}).json()["count"] == 0
+
+    lonely = make_task(api, "lonely")
+    r = api.post(f"task/{lonely['id']}/train/")
+    assert r.status_code == 400 and "two category labels" in r.json()["detail"]
+    missing = "00000000-0000-4000-8000-000000000000"
+    assert api.post(f"task/{missing}/train/").status_code == 404
+
+
+def test_multi_label_per_tag_classifiers(api: httpx.Client) -> None:
+    task, _ = multi_label_task(api, per_combo=5)
+    model = train(api, task["id"])
+    assert model["train_status"] == "TRAINED", model
+    metrics = model["metrics"]
+    assert metrics["threshold"] == 0.5
+    assert {p["name"] for p in metrics["per_label"]} == {"red", "blue"}  # not the negative
+    assert metrics["test_images"] == 4  # one of each tag combination
+    images = [
+        tagged_image({"red"}, 50),
+        tagged_image({"blue"}, 50),
+        tagged_image({"red", "blue"}, 50),
+        tagged_image(set(), 50),
+    ]
+    answer = classify(api, task["id"], images)
+    got = [{x["name"] for x in r["best_labels"]} for r in answer["records"]]
+    assert got == [{"red"}, {"blue"}, {"red", "blue"}, set()]
+    for record in answer["records"]:
+        assert record["best_label"] == record["labels"][0]
+        assert all(0 <= x["prob"] <= 1 for x in record["labels"])
+        assert {x["name"] for x in record["labels"]} == {"red", "blue"}
+
+
+def test_regression_predicts_values(api: httpx.Client) -> None:
+    task, label = regression_task(api, count=12)
+    model = train(api, task["id"])
+    assert model["train_status"] == "TRAINED", model
+    metrics = model["metrics"]
+    assert {"mae", "rmse", "r2"} <= set(metrics)
+    assert metrics["per_label"][0]["name"] == "brightness"
+    assert model["accuracy"] is None
+    answer = classify(api, task["id"], [brightness_image(v, 99) for v in (0.1, 0.5, 0.9)])
+    values = [r["best_label"]["value"] for r in answer["records"]]
+    assert values == sorted(values)  # brighter -> larger
+    assert values[0] < 0.5 < values[2]
+    for record in answer["records"]:
+        assert record["labels"][0]["id"] == label["id"] and "prob" not in record["labels"][0]
+
+
+def test_a_restart_requeues_an_interrupted_training(server_factory) -> None:
+    server = server_factory("--min-images-per-label", "3")
+    api = server.client()
+    task, _ = multi_class_task(api, per_label=8)
+    queued = api.post(f"task/{task['id']}/train/").json()
+    wait_until(
+        lambda: api.get(f"model/{queued['model_id']}/").json()["train_status"] == "IN_TRAINING",
+        every=0.02,
+    )
+    server.stop(kill=True)  # the worker dies with it (mid-training)
+    server.start()
+    api = server.client()
+    model = wait_until(
+        lambda: (
+            (m := api.get(f"model/{queued['model_id']}/").json())["train_status"]
+            in ("TRAINED", "ERROR")
+            and m
+        )
+    )
+    assert model["train_status"] == "TRAINED", model
+    assert model["version"] == 1
+    assert api.get(f"task/{task['id']}/").json()["production_version"] == 1
+    assert "requeued 1 interrupted training" in server.log_text()
+
+
+@pytest.mark.parametrize("backend", ["handcrafted"])
+def test_handcrafted_backend_trains_and_the_server_says_so(server_factory, backend: str) -> None:
+    server = server_factory("--backend", backend, "--min-images-per-label", "3")
+    api = server.client()
+    assert f"training backend: {backend}" in server.log_text()
+    task, _ = multi_class_task(api, per_label=5)
+    model = train(api, task["id"])
+    assert model["train_status"] == "TRAINED", model
+    assert model["backend"] == backend and model["metrics"]["backend"] == backend
+    answer = classify(api, task["id"], [class_image("triangle", 500)])
+    assert answer["records"][0]["best_label"]["name"] == "triangle"
+    assert backend in answer["model_format"]
