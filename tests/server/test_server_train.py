@@ -8,7 +8,6 @@ when the ml extra is installed (it is in CI: make installs '.[dev,ml]').
 from __future__ import annotations
 
 import httpx
-import pytest
 from imagegen import brightness_image, class_image, tagged_image
 
 from .helpers import attach, make_label, make_task, upload
@@ -186,17 +185,3 @@ def test_a_restart_requeues_an_interrupted_training(server_factory) -> None:
     assert model["version"] == 1
     assert api.get(f"task/{task['id']}/").json()["production_version"] == 1
     assert "requeued 1 interrupted training" in server.log_text()
-
-
-@pytest.mark.parametrize("backend", ["handcrafted"])
-def test_handcrafted_backend_trains_and_the_server_says_so(server_factory, backend: str) -> None:
-    server = server_factory("--backend", backend, "--min-images-per-label", "3")
-    api = server.client()
-    assert f"training backend: {backend}" in server.log_text()
-    task, _ = multi_class_task(api, per_label=5)
-    model = train(api, task["id"])
-    assert model["train_status"] == "TRAINED", model
-    assert model["backend"] == backend and model["metrics"]["backend"] == backend
-    answer = classify(api, task["id"], [class_image("triangle", 500)])
-    assert answer["records"][0]["best_label"]["name"] == "triangle"
-    assert backend in answer["model_format"]
