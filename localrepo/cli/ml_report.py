@@ -109,17 +109,23 @@ def fmt_value(value: float | None) -> str:
 
 
 def table(headers: Sequence[str], rows: Iterable[Sequence[Any]]) -> list[str]:
-    """Plain aligned columns (first column left, the rest right)."""
-    cells = [[str(h) for h in headers]] + [[str(c) for c in row] for row in rows]
+    """Plain aligned columns: numbers to the right, text to the left."""
+    body = [[str(c) for c in row] for row in rows]
+    cells = [[str(h) for h in headers], *body]
     widths = [max(len(r[i]) for r in cells) for i in range(len(headers))]
-    out = []
-    for r in cells:
-        out.append(
-            "  ".join(
-                c.ljust(widths[i]) if i == 0 else c.rjust(widths[i]) for i, c in enumerate(r)
-            ).rstrip()
-        )
-    return out
+    right = [
+        i > 0 and bool(body) and all(_numeric_cell(r[i]) for r in body) for i in range(len(headers))
+    ]
+    return [
+        "  ".join(
+            c.rjust(widths[i]) if right[i] else c.ljust(widths[i]) for i, c in enumerate(r)
+        ).rstrip()
+        for r in cells
+    ]
+
+
+def _numeric_cell(text: str) -> bool:
+    return text == "-" or number(text.lstrip("*")) is not None
 
 
 # -- metrics of a model (as the server reports them) --------------------------------------------
@@ -203,16 +209,15 @@ def summary_numbers(model: RemoteModel) -> dict[str, float]:
     return out
 
 
-def metrics_lines(metrics: Mapping[str, Any], headline: Mapping[str, float]) -> list[str]:
+def metrics_lines(metrics: Mapping[str, Any], headline: Mapping[str, Any]) -> list[str]:
     """The metrics table of a model or an evaluation: the headline numbers, a per-label
     table (precision/recall/support, or MAE/RMSE/R2 per value label) and a confusion
     matrix (rows: the true label, columns: the predicted one)."""
     lines: list[str] = []
-    numbers = dict(headline)
+    numbers: dict[str, Any] = dict(headline)
     for key, value in metrics.items():
-        n = number(value)
-        if n is not None and key not in numbers and not isinstance(value, bool):
-            numbers[key] = n
+        if key not in numbers and _is_number(value):
+            numbers[key] = value
     if numbers:
         lines += table(["metric", "value"], [(k, fmt(v)) for k, v in numbers.items()])
     per_label = _per_label(metrics)
