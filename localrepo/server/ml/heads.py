@@ -134,7 +134,7 @@ def split(
 
     Per stratum (the label; the set of tags; one stratum for regression), the images in
     a hash order seeded by ``seed`` (the task id): the same data always splits the same
-    way, and an added image moves no other. ``test_image`` images are always test; the
+    way, and an added image moves at most one other. ``test_image`` images are always test; the
     rest of the stratum's ~20% are taken in hash order; a stratum of two or more keeps
     at least one image on each side.
     """
@@ -245,7 +245,13 @@ def fit_head(
         clf = LogisticRegression(C=LOGREG_C, max_iter=3000)
         clf.fit(xs, y)
         order = list(clf.classes_)
-        w, b = _fold(clf.coef_, clf.intercept_, mean, scale)
+        coef, intercept = clf.coef_, clf.intercept_
+        if len(order) == 2:
+            # Two classes: scikit-learn keeps one logit z for the second class; a softmax
+            # over (-z/2, z/2) gives the same probabilities with one output per label.
+            coef = np.vstack([-coef[0] / 2, coef[0] / 2])
+            intercept = np.array([-intercept[0] / 2, intercept[0] / 2])
+        w, b = _fold(coef, intercept, mean, scale)
         return Head(task_type, backend, order, w, b)
     rows_w: list[np.ndarray] = []
     rows_b: list[float] = []
