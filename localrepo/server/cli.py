@@ -69,7 +69,7 @@ def _backend_choice(parser: argparse.ArgumentParser) -> None:
         "one when installed)",
     )
     parser.add_argument(
-        "--threads", type=int, default=None, help="torch threads (default: cores, at most 4)"
+        "--threads", type=int, default=None, help="torch threads for image features (default 1)"
     )
     parser.add_argument(
         "--min-images-per-label",

@@ -185,3 +185,29 @@ def test_a_restart_requeues_an_interrupted_training(server_factory) -> None:
     assert model["version"] == 1
     assert api.get(f"task/{task['id']}/").json()["production_version"] == 1
     assert "requeued 1 interrupted training" in server.log_text()
+
+
+def test_a_version_1_database_is_upgraded_on_start(tmp_path) -> None:
+    from sqlalchemy import text
+
+    from localrepo.server.db import Database
+
+    url = f"sqlite:///{tmp_path / 'old.db'}"
+    db = Database(url)
+    db.create_all()
+    with db.write() as session:  # the schema as session 1 left it
+        session.execute(text("DROP TABLE model_heads"))
+        session.execute(text("DROP TABLE embeddings"))
+        session.execute(text("ALTER TABLE models DROP COLUMN backend"))
+        session.execute(text("UPDATE schema_info SET value = '1'"))
+    db.dispose()
+    db = Database(url)
+    db.create_all()
+    with db.read() as session:
+        conn = session.connection()
+        columns = {r[1] for r in conn.execute(text("PRAGMA table_info(models)"))}
+        tables = {r[0] for r in conn.execute(text("SELECT name FROM sqlite_master"))}
+        version = conn.execute(text("SELECT value FROM schema_info")).scalar_one()
+    db.dispose()
+    assert "backend" in columns and {"model_heads", "embeddings"} <= tables
+    assert version == "2"

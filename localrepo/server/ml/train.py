@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+from threadpoolctl import threadpool_limits
 
 from ..db import Database
 from . import jobs
@@ -77,7 +78,9 @@ def train_task(
     embedded = time.perf_counter()
     train_samples = [samples[i] for i in train_idx]
     test_samples = [samples[i] for i in test_idx]
-    head = fit_head(data.type, backend.name, data.labels, x[train_idx], train_samples)
+    # One BLAS thread: on a small shared machine more threads spin-wait for cores.
+    with threadpool_limits(limits=1):
+        head = fit_head(data.type, backend.name, data.labels, x[train_idx], train_samples)
     fitted = time.perf_counter()
     metrics = evaluate(head, data.labels, x[test_idx], test_samples)
     metrics.update(
