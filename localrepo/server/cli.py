@@ -334,7 +334,7 @@ def serve(args: argparse.Namespace) -> int:
         config_kwargs["proxy_headers"] = False
     config = uvicorn.Config(app, **config_kwargs)
     server = uvicorn.Server(config)
-    supervisor = None if args.no_worker else _start_worker(ctx.db, settings)
+    supervisor = None if args.no_worker else _start_worker(ctx, settings)
 
     async def announce() -> None:
         while not server.started:
@@ -384,15 +384,15 @@ def _ml_settings_problem(settings: Settings) -> str | None:
     return None
 
 
-def _start_worker(db: Database, settings: Settings) -> Any:
+def _start_worker(ctx: Any, settings: Settings) -> Any:
     from .ml import jobs
     from .ml.worker import WorkerSupervisor, worker_argv
 
-    requeued = jobs.requeue_running(db)
+    requeued = jobs.requeue_running(ctx.db)
     if requeued:
         log.warning("requeued %d interrupted training job(s)", requeued)
     supervisor = WorkerSupervisor(
-        db,
+        ctx.db,
         worker_argv(
             settings.data_dir,
             settings.database_url,
@@ -401,7 +401,9 @@ def _start_worker(db: Database, settings: Settings) -> Any:
             settings.torch_threads,
         ),
     )
-    supervisor.start()
+    ctx.ml.on_queued = supervisor.ensure_started
+    if jobs.has_queued(ctx.db):
+        supervisor.ensure_started()
     return supervisor
 
 

@@ -278,7 +278,9 @@ def _queue_training(ctx: ServerContext, ws: str, task_id: str) -> dict[str, obje
     )
     if problem:
         raise bad_request(problem)
-    return jobs.queue_training(ctx.db, task_id)
+    answer = jobs.queue_training(ctx.db, task_id)
+    ctx.ml.on_queued()
+    return answer
 
 
 @router.post(

@@ -211,3 +211,25 @@ def test_a_version_1_database_is_upgraded_on_start(tmp_path) -> None:
     db.dispose()
     assert "backend" in columns and {"model_heads", "embeddings"} <= tables
     assert version == "2"
+
+
+def test_a_dead_worker_is_restarted_and_trains(server_factory) -> None:
+    import os
+    import signal
+    from pathlib import Path
+
+    server = server_factory("--backend", "handcrafted", "--min-images-per-label", "3")
+
+    def children() -> list[int]:
+        threads = Path(f"/proc/{server.pid}/task").iterdir()
+        return [int(pid) for t in threads for pid in (t / "children").read_text().split()]
+
+    assert children() == []  # no worker until there is work
+    api = server.client()
+    task, _ = multi_class_task(api, per_label=4)
+    assert train(api, task["id"])["train_status"] == "TRAINED"
+    [worker] = children()
+    os.kill(worker, signal.SIGKILL)
+    model = train(api, task["id"])
+    assert model["train_status"] == "TRAINED", model
+    assert "training worker exited with -9; restarting it" in server.log_text()

@@ -13,7 +13,7 @@ import ipaddress
 import socket
 import threading
 from collections import OrderedDict
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 from urllib.parse import urlsplit, urlunsplit
@@ -42,6 +42,8 @@ class RecordError(Exception):
 class MLService:
     def __init__(self, backends: Backends):
         self.backends = backends
+        # Called after a training is queued (serve: start the worker if needed).
+        self.on_queued: Callable[[], None] = lambda: None
         self._heads: OrderedDict[str, Head] = OrderedDict()
         self._lock = threading.Lock()
 

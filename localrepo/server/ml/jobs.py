@@ -150,6 +150,10 @@ def queue_training(db: Database, task_id: str) -> dict[str, Any]:
     }
 
 
+def has_queued(db: Database) -> bool:
+    return db.first(text("SELECT 1 FROM training_jobs WHERE status = 'queued' LIMIT 1")) is not None
+
+
 @dataclass(frozen=True)
 class Job:
     id: str

@@ -105,8 +105,10 @@ def run_worker(
 
 
 class WorkerSupervisor:
-    """``serve``'s handle on the worker process: starts it, restarts it when it dies
-    (requeueing its job first), stops it with the server."""
+    """``serve``'s handle on the worker process: starts it when there is work (at start
+    when jobs are queued, else on the first ``train/``), restarts it when it dies
+    (requeueing its job first), stops it with the server. A server that never trains
+    never pays for the process."""
 
     def __init__(self, db: Database, argv: list[str], env: dict[str, str] | None = None):
         self.db = db
@@ -114,15 +116,19 @@ class WorkerSupervisor:
         self.env = env
         self._proc: subprocess.Popen[bytes] | None = None
         self._stop = threading.Event()
+        self._lock = threading.Lock()
         self._thread = threading.Thread(target=self._run, name="training-supervisor", daemon=True)
 
     @property
     def pid(self) -> int | None:
         return self._proc.pid if self._proc is not None else None
 
-    def start(self) -> None:
-        self._spawn()
-        self._thread.start()
+    def ensure_started(self) -> None:
+        with self._lock:
+            if self._proc is not None or self._stop.is_set():
+                return
+            self._spawn()
+            self._thread.start()
 
     def _spawn(self) -> None:
         self._proc = subprocess.Popen(self.argv, env=self.env, stdin=subprocess.DEVNULL)
@@ -143,11 +149,14 @@ class WorkerSupervisor:
             if self._stop.wait(backoff):
                 return
             backoff = min(backoff * 2, 30.0)
-            self._spawn()
+            with self._lock:
+                if not self._stop.is_set():
+                    self._spawn()
 
     def stop(self, timeout: float = 10.0) -> None:
-        self._stop.set()
-        proc = self._proc
+        with self._lock:
+            self._stop.set()
+            proc = self._proc
         if proc is None or proc.poll() is not None:
             return
         proc.terminate()
