@@ -372,8 +372,16 @@ def test_multi_label_train_classify_evaluate(world: World, tmp_path: Path) -> No
         path = put(clone, f"red/both_{i}.jpg", tagged_image({"red", "blue"}, i))
         os.link(path, clone.root / f"blue/both_{i}.jpg")
     clone.sync()
+    # Without --wait: queued, and the command returns at once.
+    queued = json.loads(clone.run("train", "--json").stdout)
+    assert queued["status"] in ("WAITING", "IN_TRAINING", "TRAINED"), queued
+    # --wait while that one is queued or running follows the training that includes this
+    # request: version 2 (queued behind it), or 1 (the server merges into a queued job).
     result = train(clone)
-    assert result["status"] == "TRAINED" and result["version"] == 1
+    listed = json.loads(clone.run("models", "--json").stdout)
+    assert result["status"] == "TRAINED" and result["version"] == len(listed)
+    assert result["model"]["production"] is True
+    assert all(m["status"] == "TRAINED" for m in listed)
     probe = tmp_path / "red.jpg"
     probe.write_bytes(tagged_image({"red"}, 100))
     [record] = ndjson(clone.run("classify", "--json", str(probe)).stdout)

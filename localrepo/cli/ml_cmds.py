@@ -372,9 +372,10 @@ def classify_items(
 ) -> Iterator[Outcome]:
     """Classify `items` in batches of `batch_size`, `jobs` requests at a time; yields one
     outcome per item, in the order of `items`. Files that are not valid images fail on
-    their own; a request the server refused fails its batch; a wrong token, a missing
-    task or an unreachable server stops everything."""
-    from localrepo.remote.errors import AuthError, NotFoundError, RemoteError
+    their own; a request the server refused for its images fails its batch; a wrong
+    token, a missing task, a request refused as such (too many records, a bad version:
+    the server names the field) or an unreachable server stops everything."""
+    from localrepo.remote.errors import AuthError, BadRequestError, NotFoundError, RemoteError
     from localrepo.remote.errors import RemoteUnavailableError as Unavailable
 
     groups = mr.batches(list(items), batch_size)
@@ -394,6 +395,11 @@ def classify_items(
                 result = client.classify_images(remote_id, [d for _, d in good], version=version)
             except (AuthError, NotFoundError, Unavailable):
                 raise
+            except BadRequestError as exc:
+                if exc.field_errors:  # about the request (records, version), not an image
+                    raise
+                for i, _ in good:
+                    out[i] = Outcome(batch[i], None, f"the server refused it: {exc.detail}", None)
             except RemoteError as exc:
                 for i, _ in good:
                     out[i] = Outcome(

@@ -1175,25 +1175,35 @@ class RecognitionClient:
         sleep: Callable[[float], None] = time.sleep,
         clock: Callable[[], float] = time.monotonic,
     ) -> tuple[RemoteTask, RemoteModel | None]:
-        """Poll the task after ``train/`` until its training ended (``TRAINED`` or
-        ``ERROR``); returns the task and the model that training made (None when the
-        server shows none). `before` is the task as read before ``train/``, and
-        `known_models` the ids of its models then: a finished status counts only once
-        something moved (the job was seen running, the production version or the status
-        changed, or a new model appeared), or after `grace` seconds of no change.
+        """Poll after ``train/`` until that training ended (``TRAINED`` or ``ERROR``);
+        returns the task and the model that training made (None when the server shows
+        none). `before` is the task as read before ``train/``, and `known_models` the ids
+        of its models then.
+
+        A server that makes the model when it queues the job (localrepo-server does)
+        shows a model that is not in `known_models`: its own status is followed, so a
+        training queued earlier that ends first is not taken for this one. Otherwise
+        the task's status is followed, and a finished status counts only once something
+        moved (the job was seen running, the production version or the status changed,
+        or a finished new model appeared), or after `grace` seconds of no change.
         `on_status(status, elapsed)` is called after every poll. Past `timeout` seconds
-        raises `TrainingTimeout`."""
+        raises `TrainingTimeout` (the server keeps training)."""
         known = set(known_models)
         start = clock()
         seen_running = False
         wait_s = interval
         while True:
             task = self.get_task(task_id)
+            new = [m for m in self.task_models(task_id) if m.id not in known]
             elapsed = clock() - start
-            status = task.last_train_status
+            ours = new[-1] if new and new[-1].train_status else None
+            status = ours.train_status if ours is not None else task.last_train_status
             if on_status is not None:
                 on_status(status, elapsed)
-            if status in _TRAINING_STATES:
+            if ours is not None:
+                if ours.train_status in TRAIN_FINISHED:
+                    return self.get_task(task_id), ours
+            elif status in _TRAINING_STATES:
                 seen_running = True
             elif status in TRAIN_FINISHED:
                 moved = (
@@ -1201,35 +1211,24 @@ class RecognitionClient:
                     or task.production_version != before.production_version
                     or status != before.last_train_status
                 )
-                new = [] if moved else self._new_models(task_id, known)
-                if moved or new or elapsed >= grace:
-                    if status == "ERROR" and not new:
-                        new = self._new_models(task_id, known)
-                    return task, self._trained_model(task, new)
+                if moved or elapsed >= grace:
+                    return task, self._trained_model(task)
             if timeout is not None and elapsed >= timeout:
                 raise TrainingTimeout(
-                    f"the task is still {status or 'not trained'} after {elapsed:.0f} s; "
+                    f"the training is still {status or 'queued'} after {elapsed:.0f} s; "
                     "the server keeps training: see 'repo models' later.",
                     status=status,
                 )
             sleep(wait_s)
             wait_s = min(max_interval, wait_s * 1.5)
 
-    def _new_models(self, task_id: str, known: set[str]) -> list[RemoteModel]:
-        return [
-            m
-            for m in self.task_models(task_id)
-            if m.id not in known and m.train_status in TRAIN_FINISHED
-        ]
-
-    def _trained_model(self, task: RemoteTask, new: list[RemoteModel]) -> RemoteModel | None:
-        """The model a finished training made: the production version after a success,
-        else the newest new model (an ``ERROR`` one carries the reason)."""
+    def _trained_model(self, task: RemoteTask) -> RemoteModel | None:
+        """The production model of a task whose training succeeded."""
         if task.last_train_status == "TRAINED" and task.production_version is not None:
             for model in reversed(self.task_models(task.id)):
                 if model.version == task.production_version:
                     return model
-        return new[-1] if new else None
+        return None
 
     # -- concurrency -----------------------------------------------------------------------
 
