@@ -72,6 +72,13 @@ def _backend_choice(parser: argparse.ArgumentParser) -> None:
         "--threads", type=int, default=None, help="torch threads for image features (default 1)"
     )
     parser.add_argument(
+        "--train-delay",
+        type=float,
+        default=0.0,
+        metavar="S",
+        help="fault injection: every training waits S seconds once it is IN_TRAINING",
+    )
+    parser.add_argument(
         "--min-images-per-label",
         type=int,
         default=5,
@@ -241,6 +248,7 @@ def _settings(args: argparse.Namespace) -> Settings:
             feature_backend=args.backend,
             torch_threads=args.threads,
             min_images_per_label=args.min_images_per_label,
+            train_delay=args.train_delay,
         )
     if args.command == "serve":
         kwargs.update(
@@ -399,6 +407,7 @@ def _start_worker(ctx: Any, settings: Settings) -> Any:
             settings.feature_backend,
             settings.min_images_per_label,
             settings.torch_threads,
+            settings.train_delay,
         ),
     )
     ctx.ml.on_queued = supervisor.ensure_started
@@ -425,7 +434,12 @@ def _worker_command(args: argparse.Namespace) -> int:
         jobs.requeue_running(db)
     backends = Backends(settings.feature_backend, settings.torch_threads)
     return main_loop(
-        db, settings.blobs_dir, backends, settings.min_images_per_label, args.parent_pid
+        db,
+        settings.blobs_dir,
+        backends,
+        settings.min_images_per_label,
+        args.parent_pid,
+        settings.train_delay,
     )
 
 

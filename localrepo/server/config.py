@@ -59,6 +59,7 @@ class Settings:
     feature_backend: str = "auto"  # auto | efficientnet-lite0 | handcrafted
     torch_threads: int | None = None
     min_images_per_label: int = 5
+    train_delay: float = 0.0  # fault injection: a training waits this long (tests)
     classify_max_records: int = 10
     allow_private_urls: bool = False
     url_timeout: float = 10.0

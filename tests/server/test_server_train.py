@@ -163,15 +163,20 @@ def test_regression_predicts_values(api: httpx.Client) -> None:
 
 
 def test_a_restart_requeues_an_interrupted_training(server_factory) -> None:
-    server = server_factory("--min-images-per-label", "3")
+    # Fault injection: the training sits IN_TRAINING for a minute, and is killed there.
+    server = server_factory(
+        "--backend", "handcrafted", "--min-images-per-label", "3", "--train-delay", "60"
+    )
     api = server.client()
-    task, _ = multi_class_task(api, per_label=8)
+    task, _ = multi_class_task(api, per_label=4)
     queued = api.post(f"task/{task['id']}/train/").json()
     wait_until(
-        lambda: api.get(f"model/{queued['model_id']}/").json()["train_status"] == "IN_TRAINING",
-        every=0.02,
+        lambda: api.get(f"model/{queued['model_id']}/").json()["train_status"] == "IN_TRAINING"
     )
-    server.stop(kill=True)  # the worker dies with it (mid-training)
+    assert api.get(f"task/{task['id']}/").json()["last_train_status"] == "IN_TRAINING"
+    assert api.delete(f"model/{queued['model_id']}/").status_code == 400  # still training
+    server.stop(kill=True)  # the worker dies with it, mid-training
+    server.extra_args = server.extra_args[:-2]  # no delay from now on
     server.start()
     api = server.client()
     model = wait_until(

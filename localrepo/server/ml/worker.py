@@ -15,6 +15,7 @@ import socket
 import subprocess
 import sys
 import threading
+import time
 from pathlib import Path
 
 from ..db import Database
@@ -38,13 +39,20 @@ def _die_with_parent() -> None:
 
 
 def run_one(
-    db: Database, backends: Backends, blobs_dir: Path, worker: str, min_images: int
+    db: Database,
+    backends: Backends,
+    blobs_dir: Path,
+    worker: str,
+    min_images: int,
+    delay: float = 0.0,
 ) -> bool:
     """Claim and run one job; False when the queue is empty."""
     job = jobs.claim_next(db, worker)
     if job is None:
         return False
     log.info("training task %s version %d (attempt %d)", job.task_id, job.version, job.attempts)
+    if delay:
+        time.sleep(delay)
     try:
         backend = backends.get(backends.active_name())
         result = train_task(
@@ -86,6 +94,7 @@ def run_worker(
     *,
     parent_pid: int | None = None,
     stop: threading.Event | None = None,
+    delay: float = 0.0,
 ) -> None:
     stop = stop or threading.Event()
     worker = f"{socket.gethostname()}:{os.getpid()}"
@@ -95,7 +104,7 @@ def run_worker(
         if parent_pid is not None and os.getppid() != parent_pid:
             return
         try:
-            busy = run_one(db, backends, blobs_dir, worker, min_images)
+            busy = run_one(db, backends, blobs_dir, worker, min_images, delay)
         except Exception:
             log.exception("training worker: database error; retrying")
             busy = False
@@ -168,7 +177,12 @@ class WorkerSupervisor:
 
 
 def worker_argv(
-    data_dir: Path, database_url: str, backend: str, min_images: int, threads: int | None
+    data_dir: Path,
+    database_url: str,
+    backend: str,
+    min_images: int,
+    threads: int | None,
+    delay: float = 0.0,
 ) -> list[str]:
     argv = [
         sys.executable,
@@ -188,6 +202,8 @@ def worker_argv(
         argv += ["--database-url", database_url]
     if threads:
         argv += ["--threads", str(threads)]
+    if delay:
+        argv += ["--train-delay", str(delay)]
     return argv
 
 
@@ -209,12 +225,15 @@ def main_loop(
     backends: Backends,
     min_images: int,
     parent_pid: int | None,
+    delay: float = 0.0,
 ) -> int:
     stop = threading.Event()
     wait_for_exit_signal(stop)
     log.info("training worker started (pid %d): %s", os.getpid(), backends.describe())
     try:
-        run_worker(db, blobs_dir, backends, min_images, parent_pid=parent_pid, stop=stop)
+        run_worker(
+            db, blobs_dir, backends, min_images, parent_pid=parent_pid, stop=stop, delay=delay
+        )
     finally:
         db.dispose()
     return 0
