@@ -375,6 +375,7 @@ def test_multi_label_train_classify_evaluate(world: World, tmp_path: Path) -> No
     # Without --wait: queued, and the command returns at once.
     queued = json.loads(clone.run("train", "--json").stdout)
     assert queued["status"] in ("WAITING", "IN_TRAINING", "TRAINED"), queued
+    assert queued["version"] == 1 and "queued" in queued["detail"].lower()
     # --wait while that one is queued or running follows the training that includes this
     # request: version 2 (queued behind it), or 1 (the server merges into a queued job).
     result = train(clone)

@@ -193,13 +193,16 @@ def run_train(
                         "task": task.name,
                         "remote_id": task.remote_id,
                         "status": now.last_train_status,
+                        "version": answer.get("version"),
                         "detail": answer.get("detail"),
                     }
                 )
             else:
+                said = answer.get("detail")
                 obj.info(
-                    f"Training of '{task.name}' queued ({now.last_train_status or 'queued'}). "
-                    "See 'repo models' for the result, or use --wait next time."
+                    f"Training of '{task.name}' queued ({now.last_train_status or 'queued'})"
+                    + (f": {said}" if isinstance(said, str) and said else ".")
+                    + " See 'repo models' for the result, or use --wait next time."
                 )
             return
         update, stop = _status_display(obj, task.name, obj.quiet or as_json)
