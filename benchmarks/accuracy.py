@@ -43,6 +43,9 @@ from typing import Any
 
 import httpx
 
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from server import start
+
 ROOT = Path(__file__).resolve().parent.parent
 CACHE = ROOT / ".bench" / "tuxpaint"
 PACKAGE = "tuxpaint-stamps-default"
@@ -92,36 +95,10 @@ def dataset(stamps: Path) -> list[tuple[str, Path, bool]]:
 
 def start_server(data: Path, backend: str) -> tuple[subprocess.Popen[bytes], dict[str, Any]]:
     ready = data.parent / f"ready-{uuid.uuid4().hex}.json"
-    log = open(data.parent / f"{backend}-server.log", "wb")  # noqa: SIM115
-    proc = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "localrepo.server.cli",
-            "serve",
-            "--port",
-            "0",
-            "--data",
-            str(data),
-            "--dev",
-            "--ready-file",
-            str(ready),
-            "--backend",
-            backend,
-            "--no-access-log",
-            "--min-images-per-label",
-            "3",
-        ],
-        stdout=log,
-        stderr=subprocess.STDOUT,
-        start_new_session=True,
-    )
-    deadline = time.monotonic() + 60
-    while not ready.exists():
-        if proc.poll() is not None or time.monotonic() > deadline:
-            raise SystemExit(f"the server did not start; see {log.name}")
-        time.sleep(0.05)
-    return proc, json.loads(ready.read_text())
+    cmd = [sys.executable, "-m", "localrepo.server.cli", "serve", "--port", "0"]
+    cmd += ["--data", str(data), "--dev", "--ready-file", str(ready), "--backend", backend]
+    cmd += ["--no-access-log", "--min-images-per-label", "3"]
+    return start(cmd, ready, data.parent / f"{backend}-server.log")
 
 
 def train_and_time(api: httpx.Client, task_id: str) -> tuple[float, dict[str, Any]]:

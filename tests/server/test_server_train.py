@@ -14,6 +14,7 @@ from .helpers import attach, make_label, make_task, upload
 from .trainhelp import (
     SHAPES,
     classify,
+    finished_model,
     multi_class_task,
     multi_label_task,
     regression_task,
@@ -34,13 +35,7 @@ def test_multi_class_trains_with_the_pretrained_backend_and_versions(api: httpx.
     if again["queued"] is False:
         assert again["model_id"] == queued["model_id"]
 
-    model = wait_until(
-        lambda: (
-            (m := api.get(f"model/{queued['model_id']}/").json())["train_status"]
-            in ("TRAINED", "ERROR")
-            and m
-        )
-    )
+    model = finished_model(api, queued["model_id"])
     assert model["train_status"] == "TRAINED", model
     assert model["backend"] == "efficientnet-lite0"
     metrics = model["metrics"]
@@ -179,13 +174,7 @@ def test_a_restart_requeues_an_interrupted_training(server_factory) -> None:
     server.extra_args = server.extra_args[:-2]  # no delay from now on
     server.start()
     api = server.client()
-    model = wait_until(
-        lambda: (
-            (m := api.get(f"model/{queued['model_id']}/").json())["train_status"]
-            in ("TRAINED", "ERROR")
-            and m
-        )
-    )
+    model = finished_model(api, queued["model_id"])
     assert model["train_status"] == "TRAINED", model
     assert model["version"] == 1
     assert api.get(f"task/{task['id']}/").json()["production_version"] == 1

@@ -77,17 +77,21 @@ def wait_until(check: Callable[[], Any], timeout: float = TRAIN_TIMEOUT, every: 
         time.sleep(every)
 
 
-def train(api: httpx.Client, task_id: str) -> dict[str, Any]:
-    """POST train/ and wait for the model it queued to finish; returns that model."""
-    r = api.post(f"task/{task_id}/train/")
-    assert r.status_code == 200, r.text
-    model_id = r.json()["model_id"]
+def finished_model(api: httpx.Client, model_id: str) -> dict[str, Any]:
+    """Poll the model until it is TRAINED or ERROR; returns it."""
 
     def finished() -> dict[str, Any] | None:
         model = api.get(f"model/{model_id}/").json()
         return model if model["train_status"] in ("TRAINED", "ERROR") else None
 
     return wait_until(finished)  # type: ignore[no-any-return]
+
+
+def train(api: httpx.Client, task_id: str) -> dict[str, Any]:
+    """POST train/ and wait for the model it queued to finish; returns that model."""
+    r = api.post(f"task/{task_id}/train/")
+    assert r.status_code == 200, r.text
+    return finished_model(api, r.json()["model_id"])
 
 
 def classify(api: httpx.Client, task_id: str, images: list[bytes], **extra: Any) -> dict[str, Any]:
