@@ -318,10 +318,16 @@ def _store_classified(
     now = now_iso()
     with ctx.db.write_conn() as conn:
         for label_id, value in labels_to_store(model.head, answer, model.negative):
+            exists = conn.execute(
+                text("SELECT 1 FROM labels WHERE id = :l AND workspace_id = :ws"),
+                {"l": label_id, "ws": ws},
+            ).first()
+            if exists is None:
+                continue  # deleted since the training
             conn.execute(
                 text(
                     "INSERT INTO image_labels (image_id, label_id, value, created) "
-                    "SELECT :i, :l, :v, :c WHERE EXISTS (SELECT 1 FROM labels WHERE id = :l)"
+                    "VALUES (:i, :l, :v, :c)"
                 ),
                 {"i": stored["id"], "l": label_id, "v": value, "c": now},
             )
