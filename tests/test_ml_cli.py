@@ -71,6 +71,12 @@ def run_on_tty(clone: Clone, *args: str) -> tuple[int, str, str]:
     return proc.returncode, out, tty
 
 
+def image_blob(world: World, image_id: str) -> str:
+    """The content hash naming a server image's stored bytes (its media URL holds it)."""
+    path = world.remote.http.get(f"training-image/{image_id}/").json()["img_path"]
+    return path.split("/media/")[1].split("/")[0]
+
+
 LABEL_PROB = re.compile(r"(\w+) \((\d\.\d\d)\)")
 
 
@@ -333,7 +339,9 @@ def test_two_labels_train_again_makes_version_2_and_version_1_stays_usable(
     assert "This repository has no remote. Set one with: repo remote set URL" in proc.stderr
 
 
-def test_training_refused_for_too_few_images_names_the_label(world: World) -> None:
+def test_training_refused_for_too_few_images_then_failing_says_why(
+    world: World, ml_server: Any
+) -> None:
     clone = world.init("few", "few")
     for i in range(MIN_IMAGES):
         put(clone, f"plenty/{i}.jpg", class_image("circle", 7000 + i))
@@ -345,6 +353,26 @@ def test_training_refused_for_too_few_images_names_the_label(world: World) -> No
     assert proc.stdout == ""
     proc = clone.run("classify", str(clone.root / "plenty/0.jpg"), expect=EXIT_ERROR)
     assert "has no trained model yet" in proc.stderr and "repo train" in proc.stderr
+
+    # Enough images now, but one of them is gone from the server's disk (a fault): the
+    # training ends in ERROR, and --wait says why (exit 1); models shows the failed row.
+    for i in range(1, MIN_IMAGES):
+        put(clone, f"scarce/{i}.jpg", class_image("square", 7100 + i))
+    clone.sync()
+    [image] = [
+        r
+        for r in world.remote.images()
+        if r.meta.get("original_file_name") == "2.jpg" and "scarce" in r.labels
+    ]
+    [blob] = (ml_server.data_dir / "blobs").rglob(image_blob(world, image.id) + "*")
+    blob.unlink()
+    proc = clone.run("train", "--wait", expect=EXIT_ERROR)
+    assert "Training of 'few' failed: a stored image (" in proc.stderr
+    assert "cannot be read" in proc.stderr
+    [failed] = json.loads(clone.run("models", "--json").stdout)
+    assert (failed["status"], failed["production"]) == ("ERROR", False)
+    assert "cannot be read" in failed["detail"]
+    assert rows(clone.run("models").stdout)[1][:2] == ["1", "ERROR"]
 
 
 def test_commands_need_a_synced_task(world: World) -> None:
