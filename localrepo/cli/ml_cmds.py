@@ -85,15 +85,19 @@ def _remote(obj: Any, task: mr.TaskRow, token: str | None, jobs: int = 8) -> Any
     return client
 
 
+def _gone(task: mr.TaskRow) -> LocalrepoError:
+    return LocalrepoError(
+        f"The remote task of '{task.name}' ({task.remote_id}) is gone from the server."
+    )
+
+
 def _remote_task(client: Any, task: mr.TaskRow) -> Any:
     from localrepo.remote.errors import NotFoundError
 
     try:
         return client.get_task(task.remote_id)
     except NotFoundError:
-        raise LocalrepoError(
-            f"The remote task of '{task.name}' ({task.remote_id}) is gone from the server."
-        ) from None
+        raise _gone(task) from None
 
 
 def _check_version(client: Any, task: mr.TaskRow, version: int | None) -> tuple[Any, int]:
@@ -182,9 +186,7 @@ def run_train(
                 f"The server refused to train '{task.name}': {exc.detail or exc}"
             ) from None
         except NotFoundError:
-            raise LocalrepoError(
-                f"The remote task of '{task.name}' ({task.remote_id}) is gone from the server."
-            ) from None
+            raise _gone(task) from None
         if not wait:
             now = client.get_task(task.remote_id)
             if as_json:
