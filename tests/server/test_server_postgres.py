@@ -38,8 +38,13 @@ from .test_server_tasks import (  # noqa: F401
 
 
 @pytest.fixture(scope="module")
-def live_server(tmp_path_factory: pytest.TempPathFactory, postgres: Any) -> Iterator[Any]:
-    from conftest import LiveServer
+def live_server(
+    tmp_path_factory: pytest.TempPathFactory, postgres: Any, request: pytest.FixtureRequest
+) -> Iterator[Any]:
+    # The root conftest's class: a plain `from conftest import` can find tests/sync's
+    # conftest.py instead (both are imported as "conftest"; the last one wins).
+    plugins = request.config.pluginmanager.get_plugins()
+    LiveServer = next(p.LiveServer for p in plugins if hasattr(p, "LiveServer"))
 
     server = LiveServer(
         tmp_path_factory.mktemp("pg-server") / "data", database_url=postgres.new_database()
