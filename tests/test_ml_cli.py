@@ -3,12 +3,12 @@ real folder trees, a real localrepo-server that really trains (for all three tas
 
 Each task type trains on a tiny, clearly learnable dataset (tests/imagegen.py: coloured
 shapes, tag marks, brightness); the multi_class world trains once per module and most
-tests read from it; tests that train again or
-break things use worlds of their own.
+tests read from it; tests that train again or break things use worlds of their own.
 """
 
 from __future__ import annotations
 
+import importlib.util
 import json
 import os
 import re
@@ -19,13 +19,29 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-
-sys.path.insert(0, str(Path(__file__).parent / "sync"))
-
 from imagegen import CLASS_LOOKS, brightness_image, class_image, tagged_image, truncated_jpeg
-from synchelp import Clone, World
 
 from localrepo.errors import EXIT_DECISION, EXIT_ERROR, EXIT_PARTIAL
+
+
+def _synchelp() -> Any:
+    """tests/sync/synchelp.py, loaded by path: putting tests/sync on sys.path would let its
+    conftest.py shadow tests/conftest.py for every later `import conftest`."""
+    loaded = sys.modules.get("synchelp")
+    if loaded is not None:
+        return loaded
+    spec = importlib.util.spec_from_file_location(
+        "synchelp", Path(__file__).parent / "sync" / "synchelp.py"
+    )
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    sys.modules["synchelp"] = module
+    spec.loader.exec_module(module)
+    return module
+
+
+Clone = _synchelp().Clone
+World = _synchelp().World
 
 MIN_IMAGES = 4  # the server's minimum of images per label in these tests
 # The handcrafted features tell plain colours apart and keep these tests quick; the
