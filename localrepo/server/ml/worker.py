@@ -86,6 +86,11 @@ def run_one(
     return True
 
 
+def _import_heads() -> None:
+    with contextlib.suppress(ImportError):
+        import sklearn.linear_model  # noqa: F401
+
+
 def run_worker(
     db: Database,
     blobs_dir: Path,
@@ -98,6 +103,9 @@ def run_worker(
 ) -> None:
     stop = stop or threading.Event()
     worker = f"{socket.gethostname()}:{os.getpid()}"
+    # scikit-learn takes seconds to import on a busy machine: do it while the first job
+    # loads its backbone and computes features (torch releases the GIL).
+    threading.Thread(target=_import_heads, name="import-sklearn", daemon=True).start()
     if parent_pid is not None:
         _die_with_parent()
     while not stop.is_set():
