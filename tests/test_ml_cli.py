@@ -470,7 +470,7 @@ def test_regression_train_classify_evaluate(world: World, tmp_path: Path) -> Non
 
     report = json.loads(clone.run("evaluate", "--json").stdout)
     assert report["images"] == len(levels)
-    assert report["per_label"]["brightness"]["n"] == len(levels)
+    assert report["per_label"]["brightness"]["support"] == len(levels)
     assert report["mae"] is not None and report["mae"] < 25  # values span 0..100
     text = rows(clone.run("evaluate").stdout)
     assert ["mae", f"{report['mae']:.3f}"] in text

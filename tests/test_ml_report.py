@@ -83,7 +83,7 @@ def test_evaluate_multi_label_and_regression() -> None:
     assert reg["mae"] == pytest.approx(0.5)
     assert reg["rmse"] == pytest.approx(math.sqrt(0.5))
     assert reg["r2"] == pytest.approx(1 - 1 / 2)  # truths 1, 3: total 2, residual 1
-    assert reg["missing"] == 1 and reg["per_label"]["w"]["n"] == 2
+    assert reg["missing"] == 1 and reg["per_label"]["w"]["support"] == 2
 
 
 def test_metrics_lines_read_several_confusion_shapes() -> None:

@@ -410,7 +410,7 @@ def evaluate_regression(pairs: Sequence[tuple[str, float, float | None]]) -> dic
     if missing:
         out["missing"] = missing
     out["per_label"] = {
-        name: {**_regression_scores(rows), "n": len(rows)} for name, rows in per.items()
+        name: {**_regression_scores(rows), "support": len(rows)} for name, rows in per.items()
     }
     return out
 
