@@ -206,15 +206,25 @@ def test_classify_files_prints_one_line_per_image(
         assert probs == sorted(probs, reverse=True) and 0 < probs[0] <= 1
 
 
+def classify_posts(server: Any) -> int:
+    return sum(
+        1
+        for m, path, _ in _synchelp().api_requests(server.log_text())
+        if path.endswith("classify/")
+    )
+
+
 def test_classify_folders_in_batches_and_respects_ignore_rules(
-    colours: Clone, trained: dict[str, Any], tmp_path: Path
+    colours: Clone, trained: dict[str, Any], tmp_path: Path, ml_server: Any
 ) -> None:
     outside = tmp_path / "incoming"
     outside.mkdir()
     for i in range(23):  # three requests of at most 10
         (outside / f"img_{i:02d}.jpg").write_bytes(class_image("triangle", 2000 + i))
     (outside / "notes.txt").write_text("not an image")
+    posts = classify_posts(ml_server)
     proc = colours.run("classify", "--json", str(outside))
+    assert classify_posts(ml_server) - posts == 3
     records = ndjson(proc.stdout)
     assert [r["path"] for r in records] == [
         os.path.join(str(outside), f"img_{i:02d}.jpg") for i in range(23)
