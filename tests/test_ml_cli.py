@@ -345,7 +345,7 @@ def test_two_labels_train_again_makes_version_2_and_version_1_stays_usable(
     assert "repo sync" in proc.stderr and "Traceback" not in proc.stderr
     clone.sync()
     second = clone.run("train", "--wait")
-    assert "version 2 is now the production version" in second.stderr
+    assert "version 2 is now the production version (features: handcrafted)." in second.stderr
     assert "confusion matrix" in second.stdout
     # Not a terminal: status lines, never an animation.
     assert "training 'colours': " in second.stderr and "\x1b[" not in second.stderr

@@ -232,7 +232,10 @@ def run_train(
         raise LocalrepoError(f"Training of '{task.name}' failed: {reason}")
     if not as_json:
         version = model.version if model else remote.production_version
-        obj.info(f"Trained '{task.name}': version {version} is now the production version.")
+        backend = f" (features: {model.backend})" if model and model.backend else ""
+        obj.info(
+            f"Trained '{task.name}': version {version} is now the production version{backend}."
+        )
         if model is not None:
             for line in mr.metrics_lines(model.metrics, mr.summary_numbers(model)):
                 click.echo(line)
