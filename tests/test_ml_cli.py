@@ -333,6 +333,10 @@ def test_two_labels_train_again_makes_version_2_and_version_1_stays_usable(
         for i in range(MIN_IMAGES):
             put(clone, f"{name}/{i}.jpg", class_image(name, 6000 + i))
     clone.sync()
+    dry = clone.run("train", "-n").stdout
+    assert dry.startswith("Would queue a training of 'colours' (") and "never trained" in dry
+    assert json.loads(clone.run("train", "-n", "--json").stdout)["models"] == 0
+    assert json.loads(clone.run("models", "--json").stdout) == []  # nothing was queued
     code, out, tty = run_on_tty(clone, "train", "--wait")
     assert code == 0, tty
     # On a terminal: an animated status line (rich, ANSI codes), then the result.

@@ -157,13 +157,14 @@ def run_train(
     force: bool,
     as_json: bool,
     token: str | None,
+    dry_run: bool = False,
 ) -> None:
     from localrepo.cli.main import _run_scan
     from localrepo.remote.errors import BadRequestError, NotFoundError
 
     repo = obj.repo()
     task = _pick_task(obj, repo, task_name)
-    _run_scan(obj)  # the folders as they are now, so pending changes are known
+    _run_scan(obj)  # like status: the folders as they are now, so pending changes are known
     conn = repo.connect()
     try:
         pending, conflicts = _sync_state(conn, task.id)
@@ -179,6 +180,9 @@ def run_train(
     try:
         before = _remote_task(client, task)
         known = [m.id for m in client.task_models(task.remote_id)]
+        if dry_run:
+            _echo_dry_run(obj, task, before, len(known), as_json)
+            return
         try:
             answer = client.train_task(task.remote_id)
         except BadRequestError as exc:
@@ -239,6 +243,26 @@ def run_train(
         if model is not None:
             for line in mr.metrics_lines(model.metrics, mr.summary_numbers(model)):
                 click.echo(line)
+
+
+def _echo_dry_run(obj: Any, task: mr.TaskRow, remote: Any, models: int, as_json: bool) -> None:
+    if as_json:
+        _echo_json(
+            {
+                "task": task.name,
+                "remote_id": task.remote_id,
+                "dry_run": True,
+                "status": remote.last_train_status,
+                "production_version": remote.production_version,
+                "models": models,
+            }
+        )
+        return
+    click.echo(
+        f"Would queue a training of '{task.name}' ({task.remote_id}): now "
+        f"{remote.last_train_status or 'never trained'}, production version "
+        f"{remote.production_version or '-'}, {models} model(s) so far."
+    )
 
 
 # -- models --------------------------------------------------------------------------------------
@@ -653,6 +677,9 @@ def register(cli: click.Group) -> None:
     @click.option(
         "--force", is_flag=True, help="Train even with local changes that are not synced yet."
     )
+    @click.option(
+        "-n", "--dry-run", is_flag=True, help="Check and show what would be trained; queue nothing."
+    )
     @click.option("--json", "as_json", is_flag=True, help="Print the result as JSON.")
     @token_option
     @click.pass_obj
@@ -662,13 +689,14 @@ def register(cli: click.Group) -> None:
         wait: bool,
         timeout: float | None,
         force: bool,
+        dry_run: bool,
         as_json: bool,
         token: str | None,
     ) -> None:
         """Train a new version of the task's model on the server, from the images the
         server holds (run 'repo sync' first). With --wait, follow the training and print
         its metrics; exit 1 if it failed."""
-        run_train(obj, task_name, wait, timeout, force, as_json, token)
+        run_train(obj, task_name, wait, timeout, force, as_json, token, dry_run)
 
     @cli.command()
     @_task_option
