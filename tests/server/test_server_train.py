@@ -7,6 +7,10 @@ when the ml extra is installed (it is in CI: make installs '.[dev,ml]').
 
 from __future__ import annotations
 
+import os
+import signal
+from pathlib import Path
+
 import httpx
 from imagegen import brightness_image, class_image, tagged_image
 
@@ -157,11 +161,20 @@ def test_regression_predicts_values(api: httpx.Client) -> None:
         assert record["labels"][0]["id"] == label["id"] and "prob" not in record["labels"][0]
 
 
-def test_a_restart_requeues_an_interrupted_training(server_factory) -> None:
+def children(pid: int | None) -> list[int]:
+    """The processes that `pid` started (from any of its threads)."""
+    threads = Path(f"/proc/{pid}/task").iterdir()
+    return [int(c) for t in threads for c in (t / "children").read_text().split()]
+
+
+def test_a_restart_requeues_an_interrupted_training_and_a_dead_worker_restarts(
+    server_factory,
+) -> None:
     # Fault injection: the training sits IN_TRAINING for a minute, and is killed there.
     server = server_factory(
         "--backend", "handcrafted", "--min-images-per-label", "3", "--train-delay", "60"
     )
+    assert children(server.pid) == []  # no worker process until there is work
     api = server.client()
     task, _ = multi_class_task(api, per_label=4)
     queued = api.post(f"task/{task['id']}/train/").json()
@@ -179,6 +192,13 @@ def test_a_restart_requeues_an_interrupted_training(server_factory) -> None:
     assert model["version"] == 1
     assert api.get(f"task/{task['id']}/").json()["production_version"] == 1
     assert "requeued 1 interrupted training" in server.log_text()
+
+    # A worker that dies (the server lives on) is restarted, and trains.
+    [worker] = children(server.pid)
+    os.kill(worker, signal.SIGKILL)
+    again = train(api, task["id"])
+    assert again["train_status"] == "TRAINED" and again["version"] == 2, again
+    assert "training worker exited with -9; restarting it" in server.log_text()
 
 
 def test_a_version_1_database_is_upgraded_on_start(tmp_path) -> None:
@@ -205,25 +225,3 @@ def test_a_version_1_database_is_upgraded_on_start(tmp_path) -> None:
     db.dispose()
     assert "backend" in columns and {"model_heads", "embeddings"} <= tables
     assert version == "2"
-
-
-def test_a_dead_worker_is_restarted_and_trains(server_factory) -> None:
-    import os
-    import signal
-    from pathlib import Path
-
-    server = server_factory("--backend", "handcrafted", "--min-images-per-label", "3")
-
-    def children() -> list[int]:
-        threads = Path(f"/proc/{server.pid}/task").iterdir()
-        return [int(pid) for t in threads for pid in (t / "children").read_text().split()]
-
-    assert children() == []  # no worker until there is work
-    api = server.client()
-    task, _ = multi_class_task(api, per_label=4)
-    assert train(api, task["id"])["train_status"] == "TRAINED"
-    [worker] = children()
-    os.kill(worker, signal.SIGKILL)
-    model = train(api, task["id"])
-    assert model["train_status"] == "TRAINED", model
-    assert "training worker exited with -9; restarting it" in server.log_text()
