@@ -4,6 +4,7 @@ handcrafted backend."""
 
 from __future__ import annotations
 
+import socket
 from collections.abc import Iterator
 from typing import Any
 
@@ -97,6 +98,8 @@ def test_handcrafted_backend_url_records_and_store_images(server_factory) -> Non
         "3",
         "--url-max-mb",
         "0.01",
+        "--url-timeout",
+        "1",
     )
     assert "training backend: handcrafted" in server.log_text()
     api = server.client()
@@ -113,17 +116,21 @@ def test_handcrafted_backend_url_records_and_store_images(server_factory) -> Non
         "training-image/",
         json={"base64": b64(class_image("square", 721, size=400)), "noresize": True},
     ).json()
+    silent = socket.create_server(("127.0.0.1", 0))  # accepts, never answers
     records = [
         {"_url": image["img_path"]},
         {"_url": image["img_path"] + "-missing"},
         {"_url": big["img_path"]},
         {"_base64": b64(class_image("circle", 722))},
+        {"_url": f"http://127.0.0.1:{silent.getsockname()[1]}/slow.jpg"},
     ]
-    r = post(api, {"task_id": task["id"], "records": records, "store_images": True})
+    with silent:
+        r = post(api, {"task_id": task["id"], "records": records, "store_images": True})
     assert r.status_code == 200, r.text
     answer = r.json()
     assert "handcrafted" in answer["model_format"]
-    fetched, missing, too_big, fresh = answer["records"]
+    fetched, missing, too_big, fresh, slow = answer["records"]
+    assert slow["_status"] == {"code": 504, "text": "_url: no answer within 1 s"}
     assert fetched["_status"]["code"] == 200 and fetched["_url"] == image["img_path"]
     assert fetched["best_label"]["name"] == "triangle"
     assert missing["_status"]["code"] == 502 and "answered 4" in missing["_status"]["text"]
