@@ -200,6 +200,18 @@ def test_a_restart_requeues_an_interrupted_training_and_a_dead_worker_restarts(
     assert again["train_status"] == "TRAINED" and again["version"] == 2, again
     assert "training worker exited with -9; restarting it" in server.log_text()
 
+    # Deleting an image drops its cached features with its bytes.
+    from sqlalchemy import create_engine, text
+
+    engine = create_engine(server.database_url)
+    with engine.connect() as conn:
+        cached = conn.execute(text("SELECT count(*) FROM embeddings")).scalar_one()
+    first = api.get("training-image/", params={"page_size": 1}).json()["results"][0]
+    assert api.delete(f"training-image/{first['id']}/").status_code == 204
+    with engine.connect() as conn:
+        assert conn.execute(text("SELECT count(*) FROM embeddings")).scalar_one() == cached - 1
+    engine.dispose()
+
 
 def test_a_version_1_database_is_upgraded_on_start(tmp_path) -> None:
     from sqlalchemy import text
