@@ -17,7 +17,7 @@ from typing import Any
 import httpx
 from fastapi import APIRouter, Depends, Query, Request
 from PIL import Image
-from sqlalchemy import text
+from sqlalchemy import bindparam, text
 from starlette.concurrency import run_in_threadpool
 from starlette.responses import Response
 
@@ -191,17 +191,17 @@ def _classify_model(
                 f"Version {wanted} of this task does not exist or is not trained "
                 f"(trained versions: {listed}).",
             )
+        head = ctx.ml.head(ctx.db, model[0])
+        if head is None:
+            raise bad_request(f"Version {wanted} of this task has no stored model; train it again.")
+        # The model's labels (even if detached from the task since) and the negative one.
         label_rows = conn.execute(
             text(
                 "SELECT l.id, l.name, l.output_name, l.negative_for_task FROM labels l "
-                "WHERE l.workspace_id = :ws AND (l.negative_for_task = :t OR l.id IN "
-                "(SELECT label_id FROM task_labels WHERE task_id = :t))"
-            ),
-            {"ws": ws, "t": task_id},
+                "WHERE l.workspace_id = :ws AND (l.negative_for_task = :t OR l.id IN :ids)"
+            ).bindparams(bindparam("ids", expanding=True)),
+            {"ws": ws, "t": task_id, "ids": head.label_ids or [""]},
         ).all()
-    head = ctx.ml.head(ctx.db, model[0])
-    if head is None:
-        raise bad_request(f"Version {wanted} of this task has no stored model; train it again.")
     labels = {r[0]: LabelInfo(r[0], r[1], r[2], r[3] == task_id) for r in label_rows}
     negative = next((lid for lid, info in labels.items() if info.negative), None)
     return ClassifyModel(task_id, model[1], model[2] or head.backend, head, labels, negative)

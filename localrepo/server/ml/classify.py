@@ -13,7 +13,7 @@ import ipaddress
 import socket
 import threading
 from collections import OrderedDict
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 from urllib.parse import urlsplit, urlunsplit
@@ -197,7 +197,3 @@ async def _fetch(client: httpx.AsyncClient, url: str, policy: UrlPolicy) -> byte
         finally:
             await response.aclose()
     raise RecordError(502, f"_url: more than {MAX_REDIRECTS} redirects")
-
-
-def batch_outputs(head: Head, features: np.ndarray) -> Sequence[np.ndarray]:
-    return list(head.predict(features)) if len(features) else []
