@@ -335,7 +335,6 @@ def test_two_labels_train_again_makes_version_2_and_version_1_stays_usable(
     clone.sync()
     dry = clone.run("train", "-n").stdout
     assert dry.startswith("Would queue a training of 'colours' (") and "never trained" in dry
-    assert json.loads(clone.run("train", "-n", "--json").stdout)["models"] == 0
     assert json.loads(clone.run("models", "--json").stdout) == []  # nothing was queued
     code, out, tty = run_on_tty(clone, "train", "--wait")
     assert code == 0, tty
@@ -355,8 +354,7 @@ def test_two_labels_train_again_makes_version_2_and_version_1_stays_usable(
     assert "training 'colours': " in second.stderr and "\x1b[" not in second.stderr
     listed = json.loads(clone.run("models", "--json").stdout)
     assert [(m["version"], m["production"]) for m in listed] == [(1, False), (2, True)]
-    assert rows(clone.run("models").stdout)[1][0] == "1"
-    assert rows(clone.run("models").stdout)[2][0] == "*2"
+    assert [row[0] for row in rows(clone.run("models").stdout)[1:]] == ["1", "*2"]
     image = tmp_path / "probe.jpg"
     image.write_bytes(class_image("triangle", 6200))
     [old] = ndjson(clone.run("classify", "--json", "--version", "1", str(image)).stdout)
