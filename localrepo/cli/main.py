@@ -48,6 +48,7 @@ REMOTE_COMMANDS = frozenset(
         "labels",
     }
 )
+DAEMON_COMMANDS = frozenset({"watch", "daemon"})
 
 
 class LazyGroup(click.Group):
@@ -55,6 +56,7 @@ class LazyGroup(click.Group):
     shown): `repo status` should not pay for defining them."""
 
     _loaded = False
+    _daemon_loaded = False
 
     def _load(self) -> None:
         if not self._loaded:
@@ -63,13 +65,23 @@ class LazyGroup(click.Group):
 
             sync_cmds.register(self)
 
+    def _load_daemon(self) -> None:
+        if not self._daemon_loaded:
+            self._daemon_loaded = True
+            from localrepo.cli import daemon_cmds
+
+            daemon_cmds.register(self)
+
     def list_commands(self, ctx: click.Context) -> list[str]:
         self._load()
+        self._load_daemon()
         return super().list_commands(ctx)
 
     def get_command(self, ctx: click.Context, cmd_name: str) -> click.Command | None:
         if cmd_name in REMOTE_COMMANDS:
             self._load()
+        elif cmd_name in DAEMON_COMMANDS:
+            self._load_daemon()
         return super().get_command(ctx, cmd_name)
 
 
