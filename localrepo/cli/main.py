@@ -26,11 +26,24 @@ class Ctx:
     def repo(self):  # -> Repository
         from localrepo.repository import find_repository
 
-        return find_repository(self.directory)
+        repo = find_repository(self.directory)
+        repo.on_lock_wait = lambda: _say_waiting(repo.state_dir, self.quiet)
+        return repo
 
     def info(self, message: str) -> None:
         if not self.quiet:
             click.echo(message, err=True)
+
+
+def _say_waiting(state_dir: Path, quiet: bool) -> None:
+    """Another process holds the repository lock: say who, then wait for it."""
+    if quiet:
+        return
+    from localrepo.watch.state import running_pid
+
+    pid = running_pid(state_dir)
+    who = f"the daemon (pid {pid}) is syncing" if pid else "another localrepo command runs"
+    click.echo(f"repo: waiting for this repository's lock: {who} ...", err=True)
 
 
 REMOTE_COMMANDS = frozenset(
