@@ -194,6 +194,23 @@ def print_status(s: dict[str, Any]) -> None:
     echo(f"log: {s['log']}")
 
 
+def _alive(pid: int) -> bool:
+    """Whether `pid` still runs (a zombie waiting for its parent to reap it has ended)."""
+    try:
+        with open(f"/proc/{pid}/stat", encoding="ascii", errors="replace") as fh:
+            return fh.read().rsplit(")", 1)[1].split()[0] != "Z"
+    except FileNotFoundError:
+        return False
+    except OSError:  # no /proc: ask the kernel
+        try:
+            os.kill(pid, 0)
+        except ProcessLookupError:
+            return False
+        except PermissionError:
+            return True
+        return True
+
+
 def _wait_until(check: Any, timeout: float, step: float = 0.05) -> bool:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
@@ -347,7 +364,7 @@ def register(cli: click.Group) -> None:
             os.kill(pid, signal.SIGTERM)
         except ProcessLookupError:
             pass
-        if _wait_until(lambda: running_pid(repo.state_dir) is None, timeout):
+        if _wait_until(lambda: not _alive(pid), timeout):
             obj.info(f"daemon stopped (pid {pid}, {time.monotonic() - started:.1f}s).")
             return
         try:

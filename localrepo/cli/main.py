@@ -42,8 +42,11 @@ def _say_waiting(state_dir: Path, quiet: bool) -> None:
     from localrepo.watch.state import running_pid
 
     pid = running_pid(state_dir)
-    who = f"the daemon (pid {pid}) is syncing" if pid else "another localrepo command runs"
-    click.echo(f"repo: waiting for this repository's lock: {who} ...", err=True)
+    who = f"; the daemon runs here as pid {pid}" if pid else ""
+    click.echo(
+        f"repo: waiting for this repository's lock (another localrepo process holds it{who})...",
+        err=True,
+    )
 
 
 REMOTE_COMMANDS = frozenset(

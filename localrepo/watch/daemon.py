@@ -298,6 +298,8 @@ class Watcher:
         except Exception as exc:
             self._failed(why, exc)
             return
+        if self.schedule.offline:
+            log.info("the remote answers again; sending what was journalled meanwhile")
         self.schedule.succeeded(self.clock(), why)
         result = summary(report)
         st = self.state

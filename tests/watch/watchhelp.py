@@ -44,8 +44,10 @@ class Daemon:
     def state_dir(self) -> Path:
         return self.clone.root / ".localrepo"
 
-    def start(self, *extra: str, expect: int = 0) -> subprocess.CompletedProcess[str]:
-        proc = self.clone.run("daemon", "start", *self.args, *extra, expect=expect)
+    def start(
+        self, *extra: str, expect: int = 0, env: dict[str, str] | None = None
+    ) -> subprocess.CompletedProcess[str]:
+        proc = self.clone.run("daemon", "start", *self.args, *extra, expect=expect, env=env)
         if expect == 0:
             self.started.append(self.pid())
         return proc
