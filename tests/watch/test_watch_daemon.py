@@ -6,11 +6,12 @@ from __future__ import annotations
 
 import os
 import re
+import signal
 from collections.abc import Iterator
 
 import pytest
 from synchelp import Clone, World, image_hash, img
-from watchhelp import Daemon, until
+from watchhelp import FAST, Daemon, until, watch_process
 
 
 @pytest.fixture
@@ -140,3 +141,19 @@ def test_a_burst_of_2000_files_all_arrive_once_each(world: World, repo: Clone, d
     assert len(world.remote.by_hash()) == 2001  # asserts no content was uploaded twice
     until(lambda: daemon.status()["pending"] == 0, 30, "nothing pending")
     assert uploads(daemon) == 2001
+
+
+def test_foreground_watch_with_polling_stops_on_ctrl_c(world: World, repo: Clone):
+    proc = watch_process(repo, "--poll", *FAST)
+    try:
+        h = drop(repo, "dogs/polled.jpg", 8)
+        until(labelled(world, h, {"dogs"}), what="polled.jpg labelled on the server")
+        proc.send_signal(signal.SIGINT)
+        _out, err = proc.communicate(timeout=10)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    assert proc.returncode == 0, err
+    assert "(polling;" in err and "SIGINT received; stopping" in err and "stopped" in err
+    assert "Traceback" not in err
+    assert not (repo.root / ".localrepo" / "daemon.pid").exists()
