@@ -37,6 +37,7 @@ bench: compile
 	$(PY) benchmarks/scan.py --files $(BENCH_FILES)
 	$(PY) benchmarks/sync.py
 	$(PY) benchmarks/server.py
+	$(PY) benchmarks/watch.py
 
 clean:
 	rm -rf $(VENV) demo .bench
