@@ -98,7 +98,10 @@ class Scanner:
         self.clock = clock
 
     # -- the run ---------------------------------------------------------------------------
-    def scan(self, *, dry_run: bool = False) -> ScanReport:
+    def scan(self, *, dry_run: bool = False, hold: Collection[str] = ()) -> ScanReport:
+        """Scan the tree. `hold`: files the caller knows are still being written (the
+        watcher's unsettled paths); they keep their catalogued state, or stay unknown,
+        until a scan without them."""
         started = time.perf_counter()
         report = ScanReport()
         # The caller holds Repository.lock(): two scans reading the same stat cache at once
@@ -106,7 +109,7 @@ class Scanner:
         writes = _Writes(self.conn, self.clock(), dry_run)
         with _no_gc():
             try:
-                self._scan(report, writes)
+                self._scan(report, writes, frozenset(hold))
             except BaseException:
                 writes.rollback()
                 raise
@@ -114,7 +117,7 @@ class Scanner:
         report.seconds = time.perf_counter() - started
         return report
 
-    def _scan(self, report: ScanReport, writes: _Writes) -> None:
+    def _scan(self, report: ScanReport, writes: _Writes, hold: frozenset[str]) -> None:
         conn = self.conn
         bindings = store.load_bindings(conn)
         cached = store.load_files(conn)
@@ -122,6 +125,8 @@ class Scanner:
         writes.known_paths = cached
         walked = walk(str(self.root))
         _keep_unseen(walked, cached, conn)
+        if hold:
+            _hold_back(walked, cached, conn, hold)
         report.files = len(walked.images)
         report.leftovers = walked.leftovers
 
@@ -132,6 +137,8 @@ class Scanner:
             c = get(path)
             if c is None or c[C_SIG] != hash(st) or st[MTIME] >= c[C_CACHED] - RACY_NS:
                 to_examine.append(path)  # new, changed, or racy: hash it (again)
+        if hold:  # a held file keeps its cached row even when that row is racy
+            to_examine = [p for p in to_examine if p not in hold]
         gone = [p for p in cached if p not in walked.images and p not in walked.skipped]
         skipped_changed = {
             p: r for p, r in walked.skipped.items() if p not in cached or reasons.get(p) != r[0]
@@ -672,6 +679,26 @@ def _keep_unseen(
     for path in cached:
         if path.startswith(blind) and path not in walked.images and path not in walked.skipped:
             walked.images[path] = stats[path]
+
+
+def _hold_back(
+    walked: WalkResult,
+    cached: dict[str, store.CachedFile],
+    conn: sqlite3.Connection,
+    hold: frozenset[str],
+) -> None:
+    """Files still being written are seen as the catalog last saw them: a known file
+    keeps its cached stat (no change, no delete), a new one is not there yet."""
+    stats: dict[str, store.Stat] | None = None
+    for path in hold:
+        if path in walked.skipped:
+            continue
+        if path in cached:
+            if stats is None:
+                stats = store.load_stats(conn)
+            walked.images[path] = stats[path]
+        else:
+            walked.images.pop(path, None)
 
 
 @contextlib.contextmanager

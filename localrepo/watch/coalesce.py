@@ -119,6 +119,10 @@ class Coalescer:
             return None
         return min(p.last for p in self.pending.values()) + self.debounce
 
+    def unsettled(self) -> frozenset[str]:
+        """Files with events that are not settled yet: a sync run leaves them alone."""
+        return frozenset(p for p, s in self.pending.items() if not s.is_dir)
+
     def dirs(self) -> frozenset[str]:
         return frozenset(p for p, s in self.pending.items() if s.is_dir)
 

@@ -167,10 +167,12 @@ class Watcher:
             self.overflow = False
             self.schedule.last_full = None
         why, scan_only = self.schedule.decide(now, self.local)
+        # Files still settling are left out of the run, as the catalog knows them.
+        hold = self.coalescer.unsettled()
         if why is not None:
-            self._run_in_worker(lambda: self._sync(why), why)
+            self._run_in_worker(lambda: self._sync(why, hold), why)
         elif scan_only and self.local:
-            self._run_in_worker(self._scan_only, "journal")
+            self._run_in_worker(lambda: self._scan_only(hold), "journal")
         if self.stop.is_set():
             return
         wake = self.schedule.wake_at()
@@ -264,13 +266,13 @@ class Watcher:
         except Exception:  # the daemon outlives a bug in one run; the log has the trace
             log.exception("unexpected error")
 
-    def _scan_only(self) -> None:
+    def _scan_only(self, hold: frozenset[str]) -> None:
         from localrepo.scan.scanner import Scanner
 
         with self.repo.lock():
             conn = self.repo.connect()
             try:
-                rep = Scanner(self.repo.root, conn).scan()
+                rep = Scanner(self.repo.root, conn).scan(hold=hold)
             finally:
                 conn.close()
         self.schedule.journalled()
@@ -280,7 +282,7 @@ class Watcher:
                 len(rep.changes),
             )
 
-    def _sync(self, why: str) -> None:
+    def _sync(self, why: str, hold: frozenset[str]) -> None:
         from localrepo.sync.engine import Engine, SyncOptions
 
         cfg = self.repo.config()
@@ -289,6 +291,7 @@ class Watcher:
             policy=cfg.sync.policy,  # type: ignore[arg-type]
             max_delete=cfg.sync.max_delete,
             noresize=cfg.sync.noresize,
+            hold=hold,
         )
         self.state.state = "syncing"
         self._save()
