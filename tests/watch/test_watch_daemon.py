@@ -111,17 +111,29 @@ def test_atomic_save_is_one_upload(world: World, repo: Clone, daemon: Daemon):
     assert uploads(daemon) == 3
 
 
-def test_server_side_changes_appear_on_disk(world: World, repo: Clone, daemon: Daemon):
-    seed = world.remote.by_hash()[image_hash(1)]
+def test_server_side_changes_appear_on_disk(world: World, repo: Clone):
+    daemon = Daemon(repo)
+    daemon.start(verbose=True)
+    try:
+        _server_side_changes_appear_on_disk(world, repo, daemon)
+    finally:
+        daemon.cleanup()
+
+
+def _server_side_changes_appear_on_disk(world: World, repo: Clone, daemon: Daemon) -> None:
+    seed = until(labelled(world, image_hash(1), {"cats"}), what="the first sync")
     world.remote.post("label/", {"name": "birds", "type": "category"})
     task = repo.remote_task_id()
     world.remote.post(f"task/{task}/add-label/", {"label_id": world.remote.label_id("birds")})
     world.remote.relabel(seed.id, "cats", "birds")
     until(lambda: repo.files_of(image_hash(1)) == ["birds/seed.jpg"], what="seed.jpg in birds/")
     # The engine's own move is not echoed back as a local edit: the image stays as it is.
+    until(lambda: "match the catalog (the engine's own writes)" in daemon.log(), 10, "echoes")
     until(lambda: daemon.status()["pending"] == 0, 10, "nothing pending")
     assert set(world.remote.by_hash()[image_hash(1)].labels) == {"birds"}
     assert uploads(daemon) == 1  # seed.jpg at start, nothing since
+    assert "changed path(s) in cats/" not in daemon.log()
+    assert "changed path(s) in birds/" not in daemon.log()
 
 
 def test_a_burst_of_2000_files_all_arrive_once_each(world: World, repo: Clone, daemon: Daemon):

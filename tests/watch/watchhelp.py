@@ -45,9 +45,14 @@ class Daemon:
         return self.clone.root / ".localrepo"
 
     def start(
-        self, *extra: str, expect: int = 0, env: dict[str, str] | None = None
+        self,
+        *extra: str,
+        expect: int = 0,
+        env: dict[str, str] | None = None,
+        verbose: bool = False,
     ) -> subprocess.CompletedProcess[str]:
-        proc = self.clone.run("daemon", "start", *self.args, *extra, expect=expect, env=env)
+        pre = ("-v",) if verbose else ()
+        proc = self.clone.run(*pre, "daemon", "start", *self.args, *extra, expect=expect, env=env)
         if expect == 0:
             self.started.append(self.pid())
         return proc
