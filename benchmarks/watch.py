@@ -13,7 +13,8 @@ except --debounce) on a repository, then measures in this one run:
   in-process `Engine.run` that sends one new file (median of 5, a second repository).
 - idle CPU: the daemon's utime + stime (/proc/<pid>/stat) over --idle seconds (default 60)
   with nothing changing, as a share of one core. Its pull timer (30 s) still runs. Target:
-  under 1 %. Baseline: the same reading of a `sleep` process.
+  under 1 %. Baseline: the same reading of a `sleep` process. `--tree N` puts N more
+  images in the repository (synced before the daemon starts): a pull lists them all.
 
 The machine may be shared: the load average is printed at the start and the end.
 """
@@ -110,6 +111,9 @@ def main() -> None:
     ap.add_argument("--every", type=float, default=0.25)
     ap.add_argument("--debounce", type=float, default=2.0)
     ap.add_argument("--idle", type=float, default=60.0)
+    ap.add_argument(
+        "--tree", type=int, default=0, help="images already in sync before the daemon starts"
+    )
     ap.add_argument("--workdir", type=Path, default=HERE.parent / ".bench")
     args = ap.parse_args()
     from imagegen import image_bytes
@@ -130,7 +134,11 @@ def main() -> None:
         for lab in labels:
             (root / lab).mkdir()
         (root / labels[0] / "seed.jpg").write_bytes(image_bytes(1, size=(32, 24)))
+        for i in range(args.tree):
+            data = image_bytes(2_000_000 + i, size=(32, 24))
+            (root / labels[i % 4] / f"old_{i:06d}.jpg").write_bytes(data)
         repo("-q", "-C", str(root), "sync", env=env)
+        print(f"repository: {args.tree + 1} images in sync before the daemon starts", flush=True)
         floor = engine_floor(server.url, token, work, dict(env, LOCALREPO_TOKEN=token))
 
         cmd = [*REPO, "-q", "-C", str(root), "daemon", "start", "--debounce", str(args.debounce)]

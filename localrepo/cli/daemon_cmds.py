@@ -22,55 +22,43 @@ STOP_TIMEOUT = 10.0
 DAEMON_RETRY = {"retry_attempts": 3, "retry_timeout": 15.0}
 
 
+# (flag, smallest value, default, help) of the watcher's timing options, all in seconds.
+TIMINGS = (
+    ("--interval", 0.1, 30.0, "Pull remote changes every S seconds."),
+    (
+        "--debounce",
+        0.0,
+        2.0,
+        "Act on a file once it has been quiet (same size and mtime) for S seconds.",
+    ),
+    ("--full-scan-every", 1.0, 3600.0, "Run a full reconciling scan every S seconds."),
+    ("--max-backoff", 0.1, 300.0, "With the remote unreachable, retry at most S seconds apart."),
+)
+
+
 def watch_options(f: Any) -> Any:
-    for deco in reversed(
-        [
-            click.option(
-                "--interval",
-                type=click.FloatRange(min=0.1),
-                default=30.0,
-                show_default=True,
-                metavar="S",
-                help="Pull remote changes every S seconds.",
-            ),
-            click.option(
-                "--debounce",
-                type=click.FloatRange(min=0.0),
-                default=2.0,
-                show_default=True,
-                metavar="S",
-                help="Act on a file once it has been quiet (same size and mtime) for S seconds.",
-            ),
-            click.option(
-                "--poll",
-                is_flag=True,
-                help="Poll the tree instead of using inotify (network and container mounts).",
-            ),
-            click.option(
-                "--full-scan-every",
-                type=click.FloatRange(min=1.0),
-                default=3600.0,
-                show_default=True,
-                metavar="S",
-                help="Run a full reconciling scan every S seconds.",
-            ),
-            click.option(
-                "--max-backoff",
-                type=click.FloatRange(min=0.1),
-                default=300.0,
-                show_default=True,
-                metavar="S",
-                help="With the remote unreachable, retry at most S seconds apart.",
-            ),
-        ]
-    ):
-        f = deco(f)
+    f = click.option(
+        "--poll",
+        is_flag=True,
+        help="Poll the tree instead of using inotify (network and container mounts).",
+    )(f)
+    for flag, smallest, default, text in reversed(TIMINGS):
+        f = click.option(
+            flag,
+            type=click.FloatRange(min=smallest),
+            default=default,
+            show_default=True,
+            metavar="S",
+            help=text,
+        )(f)
     return f
 
 
-def _watch_args(interval: float, debounce: float, poll: bool, full: float, cap: float) -> list[str]:
-    args = ["--interval", repr(interval), "--debounce", repr(debounce)]
-    args += ["--full-scan-every", repr(full), "--max-backoff", repr(cap)]
+def _watch_args(poll: bool, timing: dict[str, float]) -> list[str]:
+    """The `repo watch` arguments that repeat these options (for the detached process)."""
+    args = []
+    for flag, *_rest in TIMINGS:
+        args += [flag, repr(timing[flag[2:].replace("-", "_")])]
     return args + (["--poll"] if poll else [])
 
 
@@ -225,15 +213,7 @@ def register(cli: click.Group) -> None:
     @watch_options
     @click.option("--detached", is_flag=True, hidden=True, help="Log to the daemon log file.")
     @click.pass_obj
-    def watch(
-        obj: Any,
-        interval: float,
-        debounce: float,
-        poll: bool,
-        full_scan_every: float,
-        max_backoff: float,
-        detached: bool,
-    ) -> None:
+    def watch(obj: Any, poll: bool, detached: bool, **timing: float) -> None:
         """Keep this repository in sync until Ctrl-C or SIGTERM (in the foreground).
 
         Changes on disk are synced once they settle; remote changes are pulled every
@@ -248,11 +228,11 @@ def register(cli: click.Group) -> None:
             _setup_logging(_log_path(repo) if detached else None, obj.verbose)
             client = _client(repo)
             options = WatchOptions(
-                interval=interval,
-                debounce=debounce,
+                interval=timing["interval"],
+                debounce=timing["debounce"],
                 poll=poll,
-                full_every=full_scan_every,
-                backoff_cap=max_backoff,
+                full_every=timing["full_scan_every"],
+                backoff_cap=timing["max_backoff"],
             )
             watcher = Watcher(repo, client, options)
 
@@ -282,14 +262,7 @@ def register(cli: click.Group) -> None:
     @daemon.command("start")
     @watch_options
     @click.pass_obj
-    def daemon_start(
-        obj: Any,
-        interval: float,
-        debounce: float,
-        poll: bool,
-        full_scan_every: float,
-        max_backoff: float,
-    ) -> None:
+    def daemon_start(obj: Any, poll: bool, **timing: float) -> None:
         """Start the watcher detached (own session), logging to .localrepo/logs/daemon.log."""
         from localrepo.watch.state import DaemonState, running_pid
 
@@ -307,7 +280,7 @@ def register(cli: click.Group) -> None:
         cmd = [sys.executable, "-m", "localrepo.cli.main", "-C", str(repo.root)]
         cmd += ["-v"] * obj.verbose
         cmd += ["watch", "--detached"]
-        cmd += _watch_args(interval, debounce, poll, full_scan_every, max_backoff)
+        cmd += _watch_args(poll, timing)
         with open(start_log, "wb") as err:
             proc = subprocess.Popen(
                 cmd,

@@ -11,7 +11,7 @@ import pytest
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "sync"))
 
-from synchelp import World
+from synchelp import Clone, World
 
 
 @pytest.fixture
@@ -20,3 +20,11 @@ def world(account, tmp_path: Path) -> Iterator[World]:
     w = World(account.url, account.token, tmp_path)
     yield w
     w.remote.close()
+
+
+@pytest.fixture
+def repo(world: World) -> Clone:
+    """A repository of one multi_class task with one image, cats/seed.jpg, not synced yet."""
+    clone = world.init("photos", "animals")
+    clone.write("cats/seed.jpg", 1)
+    return clone

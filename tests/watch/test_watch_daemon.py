@@ -15,13 +15,6 @@ from watchhelp import FAST, Daemon, until, watch_process
 
 
 @pytest.fixture
-def repo(world: World) -> Clone:
-    clone = world.init("photos", "animals")
-    clone.write("cats/seed.jpg", 1)
-    return clone
-
-
-@pytest.fixture
 def daemon(world: World, repo: Clone) -> Iterator[Daemon]:
     """A running daemon whose first full sync has created the task and sent seed.jpg."""
     d = Daemon(repo)

@@ -17,13 +17,6 @@ from watchhelp import Daemon, alive, until
 
 
 @pytest.fixture
-def repo(world: World) -> Clone:
-    clone = world.init("photos", "animals")
-    clone.write("cats/seed.jpg", 1)
-    return clone
-
-
-@pytest.fixture
 def daemon(repo: Clone) -> Iterator[Daemon]:
     d = Daemon(repo)
     yield d
