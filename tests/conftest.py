@@ -234,16 +234,44 @@ class LiveServer:
         )
 
 
+# LOCALREPO_TEST_SERVER_DB=postgres: every server these fixtures start keeps its rows in
+# a throwaway PostgreSQL cluster (tests/pgcluster.py) instead of SQLite.
+SERVER_DB = os.environ.get("LOCALREPO_TEST_SERVER_DB", "sqlite")
+
+
 @pytest.fixture(scope="session")
-def live_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LiveServer]:
-    server = LiveServer(tmp_path_factory.mktemp("live-server") / "data")
+def postgres() -> Iterator[Any]:
+    """A throwaway PostgreSQL cluster (one per xdist worker); `.new_database()` -> URL."""
+    from pgcluster import PostgresCluster
+
+    cluster = PostgresCluster().start()
+    yield cluster
+    cluster.stop()
+
+
+def _default_database_url(request: pytest.FixtureRequest) -> str:
+    if SERVER_DB == "postgres":
+        return str(request.getfixturevalue("postgres").new_database())
+    return ""  # SQLite in the server's data folder
+
+
+@pytest.fixture(scope="session")
+def live_server(
+    tmp_path_factory: pytest.TempPathFactory, request: pytest.FixtureRequest
+) -> Iterator[LiveServer]:
+    server = LiveServer(
+        tmp_path_factory.mktemp("live-server") / "data",
+        database_url=_default_database_url(request),
+    )
     server.start()
     yield server
     server.stop()
 
 
 @pytest.fixture
-def server_factory(tmp_path: Path) -> Iterator[Callable[..., LiveServer]]:
+def server_factory(
+    tmp_path: Path, request: pytest.FixtureRequest
+) -> Iterator[Callable[..., LiveServer]]:
     """`server_factory("--rate-limit", "5/s")` starts a dedicated server."""
     started: list[LiveServer] = []
 
@@ -251,7 +279,7 @@ def server_factory(tmp_path: Path) -> Iterator[Callable[..., LiveServer]]:
         server = LiveServer(
             tmp_path / f"server-{len(started)}",
             extra_args=list(extra_args),
-            database_url=database_url,
+            database_url=database_url or _default_database_url(request),
         )
         started.append(server)
         return server.start()

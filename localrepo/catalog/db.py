@@ -37,7 +37,7 @@ def _apply_pragmas(conn: Any) -> None:
     cur.execute("PRAGMA foreign_keys = ON")
     # A 64 MiB page cache: an initial scan's one transaction writes ~100 MB of rows and
     # indexes at 100,000 files; a small cache spills to the WAL mid-transaction.
-    cur.execute("PRAGMA cache_size = -65536")
+    cur.execute("PRAGMA cache_size = -16384")
     cur.close()
 
 

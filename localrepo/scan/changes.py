@@ -22,7 +22,7 @@ LABELS_CHANGED = "labels_changed"
 CHANGE_KINDS = (ADDED, MODIFIED, MOVED, DELETED, LABEL_RENAMED, VALUE_CHANGED, LABELS_CHANGED)
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)  # slots: an initial scan holds one per file
 class Change:
     kind: str
     path: str | None = None

@@ -188,3 +188,11 @@ def check_image(
 def examine_batch(root: str, relpaths: list[str], decode_flags: list[bool]) -> list[Examined]:
     """Worker-pool entry point: one round trip per batch, not per file."""
     return [examine(root, p, decode=d) for p, d in zip(relpaths, decode_flags, strict=True)]
+
+
+def warm_up() -> None:
+    """Import what examining needs, in a worker that has nothing to do yet."""
+    import xxhash  # noqa: F401
+    from PIL import Image, JpegImagePlugin, PngImagePlugin  # noqa: F401
+
+    Image.init()

@@ -48,6 +48,8 @@ if TYPE_CHECKING:
 RACY_NS = 2_000_000_000
 POOL_THRESHOLD = 256  # fewer files than this are hashed in-process
 BATCH = 64
+# What a scan keeps of a hashed file: (content hash, reason it is invalid, detail).
+Outcome = tuple[str | None, str | None, str | None]
 LABEL_TYPE = {"multi_class": "category", "multi_label": "tag", "regression": "value"}
 
 Progress = Callable[[int, int], None]  # (done, total)
@@ -96,6 +98,7 @@ class Scanner:
         self.progress = progress
         self.executor_factory = executor_factory or _process_pool
         self.clock = clock
+        self._pool: Executor | None = None
 
     # -- the run ---------------------------------------------------------------------------
     def scan(self, *, dry_run: bool = False, hold: Collection[str] = ()) -> ScanReport:
@@ -113,6 +116,10 @@ class Scanner:
             except BaseException:
                 writes.rollback()
                 raise
+            finally:
+                if self._pool is not None:
+                    self._pool.shutdown(cancel_futures=True)
+                    self._pool = None
             writes.commit()
         report.seconds = time.perf_counter() - started
         return report
@@ -123,7 +130,9 @@ class Scanner:
         cached = store.load_files(conn)
         reasons = store.load_reasons(conn)
         writes.known_paths = cached
-        walked = walk(str(self.root))
+        # A first scan hashes everything it finds: start the workers (and their imports)
+        # as soon as the walk has found enough files, so that they overlap the walk.
+        walked = walk(str(self.root), on_folder=None if cached else self._start_pool_early)
         _keep_unseen(walked, cached, conn)
         if hold:
             _hold_back(walked, cached, conn, hold)
@@ -149,12 +158,12 @@ class Scanner:
             writes.begin()  # file rows are written batch by batch while the pool hashes
         examined = self._examine(to_examine, conn, old_map, walked, writes.file_rows)
         report.hashed = len(examined)
-        updates: list[Examined] = []
-        for ex in examined.values():
-            if ex.reason == CHANGED:
-                report.retry_later.append(ex.path)
+        updates: list[tuple[str, Outcome]] = []
+        for path, outcome in examined.items():
+            if outcome[1] == CHANGED:
+                report.retry_later.append(path)
                 continue  # keep the old row and state; a later scan retries it
-            updates.append(ex)
+            updates.append((path, outcome))
 
         # Invalid files: unchanged invalid rows, new results, and what the walk skipped.
         invalid: dict[str, tuple[str, str | None]] = {
@@ -162,9 +171,9 @@ class Scanner:
             for path, reason in reasons.items()
             if path in walked.images and path not in examined
         }
-        for ex in updates:
-            if ex.reason is not None:
-                invalid[ex.path] = (ex.reason, ex.detail)
+        for path, (_h, reason, detail) in updates:
+            if reason is not None:
+                invalid[path] = (reason, detail)
         invalid.update(walked.skipped)
         report.invalid = invalid
 
@@ -172,11 +181,11 @@ class Scanner:
         new_map = old_map
         if updates or gone:
             new_map = {p: h for p, h in old_map.items() if p in walked.images}
-            for ex in updates:
-                if ex.reason is None and ex.hash is not None:
-                    new_map[ex.path] = ex.hash
+            for path, (h, reason, _d) in updates:
+                if reason is None and h is not None:
+                    new_map[path] = h
                 else:
-                    new_map.pop(ex.path, None)
+                    new_map.pop(path, None)
             changes = _file_changes(old_map, new_map, invalid, bindings)
 
         # Layout: re-derive LOCAL labels when anything that feeds it changed.
@@ -204,6 +213,11 @@ class Scanner:
         report.changes = changes
         if writes.dry_run or not (updates or gone or skipped_changed or need_layout):
             return  # nothing to record: a no-change scan writes nothing
+        # What is left needs only paths and hashes: free the per-file stat tuples and
+        # results before the layout pass (about 70 MB at 100,000 files).
+        writes.known_paths = {p for p in skipped_changed if p in cached}
+        del examined, updates, cached
+        walked.images.clear()
 
         if need_layout and not (to_examine or gone):
             new_map = store.load_file_hashes(conn)
@@ -211,7 +225,9 @@ class Scanner:
         conn.executemany("DELETE FROM file WHERE path = ?", [(p,) for p in gone])
         writes.skipped_rows(skipped_changed)
         if need_layout:
-            hash_ids = store.image_ids_by_hash(conn)
+            hash_ids = writes.hash_ids
+            if hash_ids is None:
+                hash_ids = store.image_ids_by_hash(conn)
             layout_changes, problems = self._derive_layout(
                 walked, bindings, new_map, hash_ids, folder_labels, changes
             )
@@ -247,25 +263,28 @@ class Scanner:
         hashes: dict[str, str],
         walked: WalkResult,
         on_final: Callable[[list[Examined]], None],
-    ) -> dict[str, Examined]:
-        """Hash (and check) `paths`; final results go to `on_final` as they arrive."""
+    ) -> dict[str, Outcome]:
+        """Hash (and check) `paths`; final results go to `on_final` as they arrive, and
+        only their outcome is kept (a full result per file is ~500 bytes at 100,000)."""
         if not paths:
             return {}
         known_valid = set(hashes.values())
         stats = store.load_stats(conn)
         by_inode = {(stats[p][DEV], stats[p][INODE], stats[p][SIZE]) for p in hashes if p in stats}
-        # Hard links: one inode is read once per scan.
+        del stats
+        # Hard links: one inode is read once per scan; its other names copy its result.
         first_of_inode: dict[tuple[int, int], str] = {}
         unique: list[str] = []
-        aliases: dict[str, str] = {}
+        aliases: dict[str, list[str]] = defaultdict(list)
         for p in paths:
             st = walked.images[p]
             key = (st[DEV], st[INODE])
             if key in first_of_inode:
-                aliases[p] = first_of_inode[key]
+                aliases[first_of_inode[key]].append(p)
             else:
                 first_of_inode[key] = p
                 unique.append(p)
+        del first_of_inode
         # A known inode (a move, a touch) probably holds known bytes: hash first, and
         # decode only if the hash turns out to be new.
         images = walked.images
@@ -273,67 +292,69 @@ class Scanner:
             p: (images[p][DEV], images[p][INODE], images[p][SIZE]) not in by_inode for p in unique
         }
 
-        def final(ex: Examined) -> bool:
-            return decode[ex.path] or ex.reason is not None or ex.hash in known_valid
+        def final(path: str, h: str | None, reason: str | None) -> bool:
+            return decode[path] or reason is not None or h in known_valid
 
         def on_batch(batch: list[Examined]) -> None:
-            on_final([ex for ex in batch if final(ex)])
+            done = [ex for ex in batch if final(ex.path, ex.hash, ex.reason)]
+            for ex in [ex for ex in done if ex.path in aliases]:
+                done += [ex._replace(path=alias) for alias in aliases[ex.path]]
+            on_final(done)
 
         results = self._run(unique, [decode[p] for p in unique], on_batch)
-        redo = [p for p in unique if not final(results[p])]
+        redo = [p for p, (h, reason, _d) in results.items() if not final(p, h, reason)]
         if redo:
-            results.update(self._run(redo, [True] * len(redo), on_final))
-        linked = []
-        for alias, original in aliases.items():
-            r = results[original]
-            results[alias] = ex = Examined(
-                alias,
-                r.dev,
-                r.inode,
-                r.size,
-                r.mtime_ns,
-                r.ctime_ns,
-                r.hash,
-                r.width,
-                r.height,
-                r.format,
-                r.reason,
-                r.detail,
-            )
-            linked.append(ex)
-        on_final(linked)
+            decode.update(dict.fromkeys(redo, True))
+            results.update(self._run(redo, [True] * len(redo), on_batch))
+        for original, names in aliases.items():
+            for alias in names:
+                results[alias] = results[original]
         return results
 
     def _run(
         self, paths: list[str], decode: list[bool], on_batch: Callable[[list[Examined]], None]
-    ) -> dict[str, Examined]:
+    ) -> dict[str, Outcome]:
         from localrepo.scan.hashing import examine_batch
 
         root = str(self.root)
         total = len(paths)
-        out: dict[str, Examined] = {}
+        out: dict[str, Outcome] = {}
+
+        def collect(batch: list[Examined], names: list[str]) -> None:
+            # Keyed by the caller's path strings (the workers' copies are let go).
+            out.update(
+                (name, (ex.hash, ex.reason, ex.detail))
+                for name, ex in zip(names, batch, strict=True)
+            )
+            on_batch(batch)
+            if self.progress:
+                self.progress(len(out), total)
+
         if total < POOL_THRESHOLD or self.workers < 2:
             for start in range(0, total, BATCH):
-                batch = examine_batch(
-                    root, paths[start : start + BATCH], decode[start : start + BATCH]
-                )
-                out.update((ex.path, ex) for ex in batch)
-                on_batch(batch)
-                if self.progress:
-                    self.progress(len(out), total)
+                names = paths[start : start + BATCH]
+                collect(examine_batch(root, names, decode[start : start + BATCH]), names)
             return out
         batches = [(paths[i : i + BATCH], decode[i : i + BATCH]) for i in range(0, total, BATCH)]
         from concurrent.futures import as_completed
 
-        with self.executor_factory(self.workers) as pool:
-            futures = [pool.submit(examine_batch, root, b, d) for b, d in batches]
-            for fut in as_completed(futures):
-                batch = fut.result()
-                out.update((ex.path, ex) for ex in batch)
-                on_batch(batch)  # the catalog writes overlap the hashing of later batches
-                if self.progress:
-                    self.progress(len(out), total)
+        if self._pool is None:
+            self._pool = self.executor_factory(self.workers)
+        pool = self._pool
+        futures = {pool.submit(examine_batch, root, b, d): b for b, d in batches}
+        for fut in as_completed(futures):
+            # The catalog writes overlap the hashing of later batches.
+            # (popped: a kept future would keep its whole result alive)
+            collect(fut.result(), futures.pop(fut))
         return out
+
+    def _start_pool_early(self, images_found: int) -> None:
+        if self._pool is None and images_found >= POOL_THRESHOLD and self.workers >= 2:
+            from localrepo.scan.hashing import warm_up
+
+            self._pool = self.executor_factory(self.workers)
+            for _ in range(self.workers):
+                self._pool.submit(warm_up)
 
     def _derive_layout(
         self,

@@ -8,6 +8,7 @@ so the walk reads one as soon as it enters its folder.
 from __future__ import annotations
 
 import os
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from stat import S_ISDIR, S_ISLNK, S_ISREG
 
@@ -55,8 +56,14 @@ def _valid_name(name: str) -> bool:
     return True
 
 
-def walk(root: str, rules: IgnoreRules | None = None, start: str = "") -> WalkResult:
-    """Walk root (or the subfolder `start` of it) and collect what the scanner needs."""
+def walk(
+    root: str,
+    rules: IgnoreRules | None = None,
+    start: str = "",
+    on_folder: Callable[[int], None] | None = None,
+) -> WalkResult:
+    """Walk root (or the subfolder `start` of it) and collect what the scanner needs.
+    `on_folder(images found so far)` is called after each folder."""
     result = WalkResult()
     texts: dict[str, str] = {}
     if rules is None:
@@ -148,6 +155,8 @@ def walk(root: str, rules: IgnoreRules | None = None, start: str = "") -> WalkRe
                     result.skipped[_shown(rel)] = (what, "localrepo never follows symlinks")
             elif is_image_name(name) and not is_ignored(rel, False):
                 result.skipped[_shown(rel)] = ("not a regular file", None)
+        if on_folder is not None:
+            on_folder(len(images))
     return result
 
 
