@@ -135,7 +135,7 @@ class Scanner:
         walked = walk(str(self.root), on_folder=None if cached else self._start_pool_early)
         _keep_unseen(walked, cached, conn)
         if hold:
-            _hold_back(walked, cached, conn, hold)
+            hold = _hold_back(walked, cached, conn, hold)
         report.files = len(walked.images)
         report.leftovers = walked.leftovers
 
@@ -707,19 +707,29 @@ def _hold_back(
     cached: dict[str, store.CachedFile],
     conn: sqlite3.Connection,
     hold: frozenset[str],
-) -> None:
+) -> frozenset[str]:
     """Files still being written are seen as the catalog last saw them: a known file
-    keeps its cached stat (no change, no delete), a new one is not there yet."""
-    stats: dict[str, store.Stat] | None = None
+    keeps its cached stat (no change, no delete), a new one is not there yet. Returns
+    the paths actually held.
+
+    A new name whose inode the catalog knows is a rename (or a hard link) of a known
+    file, complete by construction: it is never held back, or a move whose source is
+    already gone would read as a delete."""
+    stats = store.load_stats(conn)
+    known_inodes = {(st[DEV], st[INODE]) for st in stats.values()}
+    held = set()
     for path in hold:
         if path in walked.skipped:
             continue
         if path in cached:
-            if stats is None:
-                stats = store.load_stats(conn)
             walked.images[path] = stats[path]
+            held.add(path)
         else:
-            walked.images.pop(path, None)
+            st = walked.images.get(path)
+            if st is not None and (st[DEV], st[INODE]) not in known_inodes:
+                del walked.images[path]
+                held.add(path)
+    return frozenset(held)
 
 
 @contextlib.contextmanager

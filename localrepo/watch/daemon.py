@@ -285,20 +285,20 @@ class Watcher:
     def _sync(self, why: str, hold: frozenset[str]) -> None:
         from localrepo.sync.engine import Engine, SyncOptions
 
-        cfg = self.repo.config()
-        options = SyncOptions(
-            mode="sync",
-            policy=cfg.sync.policy,  # type: ignore[arg-type]
-            max_delete=cfg.sync.max_delete,
-            noresize=cfg.sync.noresize,
-            hold=hold,
-        )
         self.state.state = "syncing"
         self._save()
         started = self.clock()
         try:
+            cfg = self.repo.config()  # per run: a changed policy or max_delete applies
+            options = SyncOptions(
+                mode="sync",
+                policy=cfg.sync.policy,  # type: ignore[arg-type]
+                max_delete=cfg.sync.max_delete,
+                noresize=cfg.sync.noresize,
+                hold=hold,
+            )
             report = Engine(self.repo, self.client, options).run()
-        except Exception as exc:
+        except Exception as exc:  # whatever it was, the schedule backs off before a retry
             self._failed(why, exc)
             return
         if self.schedule.offline:

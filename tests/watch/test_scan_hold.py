@@ -46,3 +46,19 @@ def test_hold_leaves_other_files_alone(tmp_path: Path):
     rep = scan(root, hold={"cats/partial.jpg"})
     assert [(c.kind, c.path) for c in rep.changes] == [("added", "cats/new.jpg")]
     assert "cats/partial.jpg" not in files(root)
+
+
+def test_a_held_rename_target_is_never_hidden(tmp_path: Path):
+    """The watcher may hold a move's new name while the old name's event is still on its
+    way: the move must not read as a delete (and an upload of the "new" file later)."""
+    root = new_repo(tmp_path / "r")
+    h = write_image(root, "cats/a.jpg", 1)
+    other = write_image(root, "cats/b.jpg", 2)
+    scan(root)
+    (root / "dogs").mkdir()
+    os.rename(root / "cats/a.jpg", root / "dogs/a.jpg")
+    rep = scan(root, hold={"dogs/a.jpg"})
+    assert [(c.kind, c.path, c.old_path) for c in rep.changes] == [
+        ("moved", "dogs/a.jpg", "cats/a.jpg")
+    ]
+    assert files(root) == {"dogs/a.jpg": (h, None), "cats/b.jpg": (other, None)}

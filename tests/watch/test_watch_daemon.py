@@ -64,7 +64,7 @@ def test_moved_file_is_relabelled_without_a_new_upload(world: World, repo: Clone
     count = len(world.remote.images())
     repo.move("cats/tom.jpg", "dogs/tom.jpg")
     moved = until(labelled(world, h, {"dogs"}), what="tom.jpg relabelled dogs")
-    assert moved.id == first.id  # the same remote image: relabelled, not uploaded again
+    assert moved.id == first.id, daemon.log()  # relabelled, not deleted and uploaded again
     assert len(world.remote.images()) == count
     assert uploads(daemon) == 2  # seed.jpg at start, then tom.jpg once
 
@@ -162,3 +162,20 @@ def test_foreground_watch_with_polling_stops_on_ctrl_c(world: World, repo: Clone
     assert "(polling;" in err and "SIGINT received; stopping" in err and "stopped" in err
     assert "Traceback" not in err
     assert not (repo.root / ".localrepo" / "daemon.pid").exists()
+
+
+def test_a_broken_config_is_reported_and_retried_not_spun_on(
+    world: World, repo: Clone, daemon: Daemon
+):
+    config = repo.root / ".localrepo" / "config.toml"
+    good = config.read_text()
+    config.write_text("[sync\nthis is not toml")
+    h = drop(repo, "dogs/waits.jpg", 9)
+    st = until(lambda: (s := daemon.status())["last_error"] and s, 20, "the error in status")
+    assert "config.toml" in st["last_error"] and "cannot read the configuration" in st["last_error"]
+    assert st["running"] and st["failures"] >= 1
+    attempts = st["failures"]
+    config.write_text(good)
+    until(labelled(world, h, {"dogs"}), what="waits.jpg sent once the config is readable")
+    assert attempts < 30  # backed off (1 s apart at most here), not spinning
+    assert daemon.log().count("cannot read the configuration") == 1  # logged once, not per retry
