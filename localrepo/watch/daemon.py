@@ -301,8 +301,8 @@ class Watcher:
         except Exception as exc:  # whatever it was, the schedule backs off before a retry
             self._failed(why, exc)
             return
-        if self.schedule.offline:
-            log.info("the remote answers again; sending what was journalled meanwhile")
+        if self.state.offline:
+            log.info("the remote answers again; sent what was journalled meanwhile")
         self.schedule.succeeded(self.clock(), why)
         result = summary(report)
         st = self.state

@@ -179,3 +179,4 @@ def test_a_broken_config_is_reported_and_retried_not_spun_on(
     until(labelled(world, h, {"dogs"}), what="waits.jpg sent once the config is readable")
     assert attempts < 30  # backed off (1 s apart at most here), not spinning
     assert daemon.log().count("cannot read the configuration") == 1  # logged once, not per retry
+    assert "answers again" not in daemon.log()  # it was never offline

@@ -181,6 +181,7 @@ def test_server_stopped_and_restarted_mid_run_loses_nothing(server_factory, tmp_
         until(done, 60, "the offline changes on the server")
         st = until(lambda: (s := d.status())["pending"] == 0 and not s["offline"] and s, 30)
         assert st["last_error"] is None and st["state"] == "idle"
+        assert "the remote answers again" in d.log()
         d.stop()
         repo.verify()
     finally:
