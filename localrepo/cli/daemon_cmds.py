@@ -33,6 +33,7 @@ TIMINGS = (
     ),
     ("--full-scan-every", 1.0, 3600.0, "Run a full reconciling scan every S seconds."),
     ("--max-backoff", 0.1, 300.0, "With the remote unreachable, retry at most S seconds apart."),
+    ("--poll-interval", 0.1, 1.0, "With --poll: look at the whole tree every S seconds."),
 )
 
 
@@ -233,6 +234,7 @@ def register(cli: click.Group) -> None:
                 poll=poll,
                 full_every=timing["full_scan_every"],
                 backoff_cap=timing["max_backoff"],
+                poll_interval=timing["poll_interval"],
             )
             watcher = Watcher(repo, client, options)
 

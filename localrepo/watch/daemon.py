@@ -140,10 +140,13 @@ class Watcher:
         self.state.mode, self.state.warning = watching.mode, watching.warning
         self.state.state = "idle"
         self._save()
+        how = watching.mode
+        if how == "polling":
+            how += f" every {opts.poll_interval:g}s"
         log.info(
             "watching %s (%s; debounce %.1fs, pull every %.0fs, full scan every %.0fs)",
             self.repo.root,
-            watching.mode,
+            how,
             opts.debounce,
             opts.interval,
             opts.full_every,

@@ -149,7 +149,7 @@ def test_a_burst_of_2000_files_all_arrive_once_each(world: World, repo: Clone, d
 
 
 def test_foreground_watch_with_polling_stops_on_ctrl_c(world: World, repo: Clone):
-    proc = watch_process(repo, "--poll", *FAST)
+    proc = watch_process(repo, "--poll", "--poll-interval", "0.5", *FAST)
     try:
         h = drop(repo, "dogs/polled.jpg", 8)
         until(labelled(world, h, {"dogs"}), what="polled.jpg labelled on the server")
@@ -159,7 +159,7 @@ def test_foreground_watch_with_polling_stops_on_ctrl_c(world: World, repo: Clone
         if proc.poll() is None:
             proc.kill()
     assert proc.returncode == 0, err
-    assert "(polling;" in err and "SIGINT received; stopping" in err and "stopped" in err
+    assert "(polling every 0.5s;" in err and "SIGINT received; stopping" in err and "stopped" in err
     assert "Traceback" not in err
     assert not (repo.root / ".localrepo" / "daemon.pid").exists()
 
