@@ -38,6 +38,7 @@ bench: compile
 	$(PY) benchmarks/sync.py
 	$(PY) benchmarks/server.py
 	$(PY) benchmarks/accuracy.py
+	$(PY) benchmarks/watch.py
 
 clean:
 	rm -rf $(VENV) demo .bench
