@@ -13,7 +13,7 @@ venv: $(STAMP)
 $(STAMP): pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --upgrade pip
-	$(PY) -m pip install --quiet -e '.[dev]' --config-settings editable_mode=compat
+	$(PY) -m pip install --quiet -e '.[dev,ml]' --config-settings editable_mode=compat
 	touch $(STAMP)
 
 # Byte-compile the package: an editable install does not, and under
@@ -37,6 +37,8 @@ bench: compile
 	$(PY) benchmarks/scan.py --files $(BENCH_FILES)
 	$(PY) benchmarks/sync.py
 	$(PY) benchmarks/server.py
+	$(PY) benchmarks/accuracy.py
+	$(PY) benchmarks/watch.py
 
 # The reliability soak (docs/reliability.md): the planner properties with 20,000 examples
 # each, and SEEDS seeds of the multi-clone simulation (CI runs 1,600 examples and 50 seeds).

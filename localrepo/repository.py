@@ -5,9 +5,9 @@ from __future__ import annotations
 import os
 import sqlite3
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from localrepo.catalog.db import STATE_DIR, catalog_path, connect, transaction, upgrade
@@ -22,6 +22,9 @@ LOCK_NAME = "lock"
 @dataclass
 class Repository:
     root: Path
+    # Called once when lock() has to wait for another process (the daemon mid-sync, or
+    # another command); the CLI says so on stderr.
+    on_lock_wait: Callable[[], None] | None = field(default=None, compare=False, repr=False)
 
     @property
     def state_dir(self) -> Path:
@@ -43,7 +46,8 @@ class Repository:
 
         A scan reads the stat cache before its write transaction; two scans at once would
         both journal the same changes. An exclusive flock on `.localrepo/lock` (released
-        by the kernel if the process dies) makes the second wait for the first.
+        by the kernel if the process dies) makes the second wait for the first (the
+        daemon's sync runs take it too, so `repo sync` waits for the daemon's run to end).
         """
         try:
             import fcntl
@@ -56,7 +60,12 @@ class Repository:
             yield
             return
         try:
-            fcntl.flock(fd, fcntl.LOCK_EX)
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except BlockingIOError:
+                if self.on_lock_wait is not None:
+                    self.on_lock_wait()
+                fcntl.flock(fd, fcntl.LOCK_EX)
             yield
         finally:
             os.close(fd)

@@ -2,7 +2,9 @@
 
 Starts a local localrepo-server, builds a sample dataset (drawn shapes, folder = label),
 makes it a repository, syncs it to the server, shows the remote state, clones it into a
-second folder, relabels an image by moving it and syncs both ways, then stops the server.
+second folder, relabels an image by moving it and syncs both ways, trains a model on the
+server, classifies the images nobody labelled and evaluates the model against the
+folders, then stops the server.
 """
 
 from __future__ import annotations
@@ -108,6 +110,10 @@ def main() -> None:
         step("push the relabel", "sync")
         step("the clone pulls it: the file moves to square/ there too", "sync", cwd=DEMO / "clone")
         step("disk, catalog and server agree", "verify", cwd=DEMO / "clone")
+        step("train a model on the synced images and wait for its metrics", "train", "--wait")
+        step("the task's model versions (* = production)", "models")
+        step("classify the images nobody labelled yet", "classify", "--top", "2", "_unlabeled")
+        step("the model against the folders: confusion matrix", "evaluate")
     finally:
         server.terminate()
         server.wait(timeout=15)

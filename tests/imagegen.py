@@ -33,3 +33,70 @@ def decompression_bomb_png() -> bytes:
     buf = io.BytesIO()
     img.save(buf, "PNG", optimize=True)
     return buf.getvalue()
+
+
+# Classes a model can actually tell apart: a shape of its own colour on a light,
+# noisy background, at a random place and size (for training tests).
+CLASS_LOOKS = {
+    "circle": ((210, 40, 40), "ellipse"),
+    "square": ((40, 160, 60), "rectangle"),
+    "triangle": ((40, 70, 210), "polygon"),
+}
+
+
+def class_image(label: str, seed: int, *, size: int = 48) -> bytes:
+    """A JPEG of class `label` (a key of CLASS_LOOKS), distinct for each seed."""
+    from PIL import ImageDraw
+
+    colour, kind = CLASS_LOOKS[label]
+    rng = random.Random(f"{label}:{seed}")
+    img = Image.new("RGB", (size, size), tuple(rng.randrange(200, 256) for _ in range(3)))
+    draw = ImageDraw.Draw(img)
+    r = rng.randrange(size // 4, size // 3 + 1)
+    cx, cy = rng.randrange(r, size - r), rng.randrange(r, size - r)
+    fill = tuple(min(255, max(0, c + rng.randrange(-25, 26))) for c in colour)
+    if kind == "ellipse":
+        draw.ellipse((cx - r, cy - r, cx + r, cy + r), fill=fill)
+    elif kind == "rectangle":
+        draw.rectangle((cx - r, cy - r, cx + r, cy + r), fill=fill)
+    else:
+        draw.polygon([(cx, cy - r), (cx - r, cy + r), (cx + r, cy + r)], fill=fill)
+    for _ in range(size):
+        draw.point((rng.randrange(size), rng.randrange(size)), fill=(rng.randrange(256),) * 3)
+    buf = io.BytesIO()
+    img.save(buf, "JPEG", quality=90)
+    return buf.getvalue()
+
+
+def tagged_image(tags: set[str], seed: int, *, size: int = 48) -> bytes:
+    """A JPEG with a red disc when "red" is in `tags` (left half) and a blue bar when
+    "blue" is (right half), on grey noise: tags that can be told apart independently."""
+    from PIL import ImageDraw
+
+    rng = random.Random(f"{sorted(tags)}:{seed}")
+    img = Image.new("RGB", (size, size), (rng.randrange(110, 150),) * 3)
+    draw = ImageDraw.Draw(img)
+    for _ in range(size * 2):
+        draw.point((rng.randrange(size), rng.randrange(size)), fill=(rng.randrange(256),) * 3)
+    half = size // 2
+    if "red" in tags:
+        r = rng.randrange(half // 3, half // 2)
+        cx, cy = rng.randrange(r, half - r + 1), rng.randrange(r, size - r)
+        draw.ellipse((cx - r, cy - r, cx + r, cy + r), fill=(220, 30, 30))
+    if "blue" in tags:
+        x = rng.randrange(half, size - 8)
+        draw.rectangle((x, 4, x + 6, size - 4), fill=(30, 40, 220))
+    buf = io.BytesIO()
+    img.save(buf, "JPEG", quality=90)
+    return buf.getvalue()
+
+
+def brightness_image(value: float, seed: int, *, size: int = 48) -> bytes:
+    """A JPEG whose brightness is `value` (0..1), with a little noise: for regression."""
+    rng = random.Random(f"{value}:{seed}")
+    level = int(30 + 200 * value)
+    noise = bytes(max(0, min(255, level + rng.randrange(-12, 13))) for _ in range(size * size))
+    img = Image.frombytes("L", (size, size), noise).convert("RGB")
+    buf = io.BytesIO()
+    img.save(buf, "JPEG", quality=90)
+    return buf.getvalue()

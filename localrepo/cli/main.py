@@ -26,11 +26,27 @@ class Ctx:
     def repo(self):  # -> Repository
         from localrepo.repository import find_repository
 
-        return find_repository(self.directory)
+        repo = find_repository(self.directory)
+        repo.on_lock_wait = lambda: _say_waiting(repo.state_dir, self.quiet)
+        return repo
 
     def info(self, message: str) -> None:
         if not self.quiet:
             click.echo(message, err=True)
+
+
+def _say_waiting(state_dir: Path, quiet: bool) -> None:
+    """Another process holds the repository lock: say who, then wait for it."""
+    if quiet:
+        return
+    from localrepo.watch.state import running_pid
+
+    pid = running_pid(state_dir)
+    who = f"; the daemon runs here as pid {pid}" if pid else ""
+    click.echo(
+        f"repo: waiting for this repository's lock (another localrepo process holds it{who})...",
+        err=True,
+    )
 
 
 REMOTE_COMMANDS = frozenset(
@@ -46,8 +62,13 @@ REMOTE_COMMANDS = frozenset(
         "remote",
         "tasks",
         "labels",
+        "train",
+        "models",
+        "classify",
+        "evaluate",
     }
 )
+DAEMON_COMMANDS = frozenset({"watch", "daemon"})
 
 
 class LazyGroup(click.Group):
@@ -55,21 +76,33 @@ class LazyGroup(click.Group):
     shown): `repo status` should not pay for defining them."""
 
     _loaded = False
+    _daemon_loaded = False
 
     def _load(self) -> None:
         if not self._loaded:
             self._loaded = True
-            from localrepo.cli import sync_cmds
+            from localrepo.cli import ml_cmds, sync_cmds
 
             sync_cmds.register(self)
+            ml_cmds.register(self)
+
+    def _load_daemon(self) -> None:
+        if not self._daemon_loaded:
+            self._daemon_loaded = True
+            from localrepo.cli import daemon_cmds
+
+            daemon_cmds.register(self)
 
     def list_commands(self, ctx: click.Context) -> list[str]:
         self._load()
+        self._load_daemon()
         return super().list_commands(ctx)
 
     def get_command(self, ctx: click.Context, cmd_name: str) -> click.Command | None:
         if cmd_name in REMOTE_COMMANDS:
             self._load()
+        elif cmd_name in DAEMON_COMMANDS:
+            self._load_daemon()
         return super().get_command(ctx, cmd_name)
 
 

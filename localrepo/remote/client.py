@@ -23,6 +23,7 @@ import logging
 import math
 import re
 import threading
+import time
 import unicodedata
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
@@ -50,6 +51,9 @@ from .errors import (
     safe_url,
 )
 from .models import (
+    TRAIN_FINISHED,
+    TRAINING,
+    ClassifyResult,
     RemoteImage,
     RemoteLabel,
     RemoteModel,
@@ -67,13 +71,14 @@ ACCOUNT_PATH = "account/v2/"
 TASK_TYPES = ("multi_class", "multi_label", "regression")
 LABEL_TYPES = ("category", "tag", "value")
 DEFAULT_MAX_DOWNLOAD = 256 * 1024 * 1024
+CLASSIFY_BATCH = 10  # records per classify/ request: the hosted service's limit
 _DUPLICATE_RE = re.compile(
     r"image\W*ID\W*([0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12})",
     re.IGNORECASE,
 )
 _RETRY_STATUSES = {429, 502, 503, 504}
 _UNKNOWN_OUTCOME_STATUSES = {502, 504}  # a gateway may have passed the request on
-_TRAINING_STATES = {"WAITING", "IN_TRAINING"}
+_TRAINING_STATES = set(TRAINING)
 _MAX_EMPTY_PAGES = 3
 _MAX_RESTARTS = 2
 
@@ -1098,6 +1103,12 @@ class RecognitionClient:
         """True if deleted, False if it was already gone."""
         return self._delete(f"model/{model_id}/")
 
+    def task_models(self, task_id: str) -> list[RemoteModel]:
+        """The task's models (its trained versions, failed ones included), oldest
+        version first."""
+        models = self.list_models(task=task_id)
+        return sorted(models, key=lambda m: (m.version is None, m.version or 0, m.created or ""))
+
     def classify(
         self,
         task_id: str,
@@ -1118,6 +1129,117 @@ class RecognitionClient:
             body["version"] = version
         answer = self._request("POST", "classify/", json=body, idempotent=not store_images)
         return dict(answer) if isinstance(answer, Mapping) else {}
+
+    def classify_images(
+        self,
+        task_id: str,
+        images: Sequence[bytes],
+        *,
+        version: int | None = None,
+        store_images: bool = False,
+    ) -> ClassifyResult:
+        """Classify image bytes (sent as ``_base64``; at most `CLASSIFY_BATCH` per call
+        on the hosted service). The result's records line up with `images`: each record
+        carries an ``_id`` that the server echoes, so a server that reorders is caught."""
+        if not images:
+            return ClassifyResult.from_api({"task_id": task_id, "records": []})
+        records = [
+            {"_id": str(i), "_base64": base64.b64encode(data).decode("ascii")}
+            for i, data in enumerate(images)
+        ]
+        answer = self.classify(task_id, records, version=version, store_images=store_images)
+        result = ClassifyResult.from_api(answer)
+        got = result.records
+        ids = [r.raw.get("_id") for r in got]
+        if len(got) != len(images):
+            raise RemoteError(
+                f"POST classify/: sent {len(images)} records, the answer has {len(got)}.",
+                operation="POST classify/",
+            )
+        if all(isinstance(i, str) for i in ids) and ids != [r["_id"] for r in records]:
+            by_id = {r.raw["_id"]: r for r in got}
+            if set(by_id) != {r["_id"] for r in records}:
+                raise RemoteError(
+                    "POST classify/: the answer's records do not match the ones sent.",
+                    operation="POST classify/",
+                )
+            result = ClassifyResult(
+                task_id=result.task_id,
+                version=result.version,
+                model_format=result.model_format,
+                records=tuple(by_id[str(i)] for i in range(len(images))),
+                raw=result.raw,
+            )
+        return result
+
+    def wait_for_training(
+        self,
+        task_id: str,
+        before: RemoteTask,
+        known_models: Iterable[str] = (),
+        *,
+        timeout: float | None = None,
+        on_status: Callable[[str | None, float], None] | None = None,
+        interval: float = 0.5,
+        max_interval: float = 2.0,
+        grace: float = 10.0,
+        sleep: Callable[[float], None] = time.sleep,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> tuple[RemoteTask, RemoteModel | None]:
+        """Poll after ``train/`` until that training ended (``TRAINED`` or ``ERROR``);
+        returns the task and the model that training made (None when the server shows
+        none). `before` is the task as read before ``train/``, and `known_models` the ids
+        of its models then.
+
+        A server that makes the model when it queues the job (localrepo-server does)
+        shows a model that is not in `known_models`: its own status is followed, so a
+        training queued earlier that ends first is not taken for this one. Otherwise
+        the task's status is followed, and a finished status counts only once something
+        moved (the job was seen running, the production version or the status changed,
+        or a finished new model appeared), or after `grace` seconds of no change.
+        `on_status(status, elapsed)` is called after every poll. Past `timeout` seconds
+        raises `TrainingTimeout` (the server keeps training)."""
+        known = set(known_models)
+        start = clock()
+        seen_running = False
+        wait_s = interval
+        while True:
+            task = self.get_task(task_id)
+            new = [m for m in self.task_models(task_id) if m.id not in known]
+            elapsed = clock() - start
+            ours = new[-1] if new and new[-1].train_status else None
+            status = ours.train_status if ours is not None else task.last_train_status
+            if on_status is not None:
+                on_status(status, elapsed)
+            if ours is not None:
+                if ours.train_status in TRAIN_FINISHED:
+                    return self.get_task(task_id), ours
+            elif status in _TRAINING_STATES:
+                seen_running = True
+            elif status in TRAIN_FINISHED:
+                moved = (
+                    seen_running
+                    or task.production_version != before.production_version
+                    or status != before.last_train_status
+                )
+                if moved or elapsed >= grace:
+                    return task, self._trained_model(task)
+            if timeout is not None and elapsed >= timeout:
+                raise TrainingTimeout(
+                    f"the training is still {status or 'queued'} after {elapsed:.0f} s; "
+                    "the server keeps training: see 'repo models' later.",
+                    status=status,
+                )
+            sleep(wait_s)
+            wait_s = min(max_interval, wait_s * 1.5)
+
+    def _trained_model(self, task: RemoteTask) -> RemoteModel | None:
+        """The production model of a task whose training succeeded."""
+        if task.last_train_status == "TRAINED" and task.production_version is not None:
+            for model in reversed(self.task_models(task.id)):
+                if model.version == task.production_version:
+                    return model
+        return None
 
     # -- concurrency -----------------------------------------------------------------------
 
@@ -1181,3 +1303,11 @@ def _pick(matches: list[Any], *, newest: bool) -> Any:
         )
     ordered = sorted(matches, key=lambda m: (str(m.raw.get("created") or ""), m.id))
     return ordered[-1] if newest else ordered[0]
+
+
+class TrainingTimeout(LocalrepoError):
+    """`wait_for_training` gave up waiting; the server may still finish the job."""
+
+    def __init__(self, message: str, *, status: str | None) -> None:
+        super().__init__(message)
+        self.status = status

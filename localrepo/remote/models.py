@@ -244,8 +244,17 @@ class RemoteImage:
         )
 
 
+TRAINING = ("WAITING", "IN_TRAINING")  # a task's or a model's status while a job runs
+TRAIN_FINISHED = ("TRAINED", "ERROR")
+
+
 @dataclass(frozen=True)
 class RemoteModel:
+    """One trained version of a task. `metrics` holds what the server measured on the
+    test part (its shape depends on the task type; see docs/training.md); `backend` is
+    the feature extractor that trained it when the server says so; `detail` the reason
+    of an ``ERROR``."""
+
     id: str
     task: str | None
     version: int | None
@@ -253,18 +262,148 @@ class RemoteModel:
     accuracy: float | None
     metrics: dict[str, Any]
     created: str | None
+    task_name: str = ""
+    precision: float | None = None
+    recall: float | None = None
+    detail: str | None = None
+    backend: str | None = None
     raw: dict[str, Any] = field(default_factory=dict, compare=False, repr=False)
 
     @classmethod
     def from_api(cls, data: Any) -> RemoteModel:
         d = _mapping(data)
+        metrics = _dict(d.get("metrics"))
+        backend = next(
+            (
+                text
+                for text in (
+                    _opt_str(d.get(key)) or _opt_str(metrics.get(key))
+                    for key in ("backend", "model_format", "features")
+                )
+                if text
+            ),
+            None,
+        )
         return cls(
             id=_str(d.get("id")),
             task=_ref(d.get("task")),
             version=_int(d.get("version")),
             train_status=_opt_str(d.get("train_status")),
             accuracy=number(d.get("accuracy")),
-            metrics=_dict(d.get("metrics")),
+            metrics=metrics,
             created=_opt_str(d.get("created")),
+            task_name=_str(d.get("task_name")),
+            precision=number(d.get("precision")),
+            recall=number(d.get("recall")),
+            detail=_opt_str(d.get("detail")),
+            backend=backend,
+            raw=dict(d),
+        )
+
+
+@dataclass(frozen=True)
+class Prediction:
+    """One entry of a classified record's ``labels``: a probability (multi_class,
+    multi_label) or a predicted `value` (regression)."""
+
+    id: str | None
+    name: str
+    prob: float | None
+    value: float | None
+    raw: dict[str, Any] = field(default_factory=dict, compare=False, repr=False)
+
+    @classmethod
+    def from_api(cls, data: Any) -> Prediction:
+        d = _mapping(data)
+        name = _opt_str(d.get("name")) or _opt_str(d.get("output_name")) or _str(d.get("id"))
+        return cls(
+            id=_opt_str(d.get("id")),
+            name=name,
+            prob=number(d.get("prob")),
+            value=number(d.get("value")),
+            raw=dict(d),
+        )
+
+
+@dataclass(frozen=True)
+class ClassifiedRecord:
+    """One answered record of ``classify/``. `ok` is False for a record the server could
+    not classify (undecodable image, unreachable URL): then `error` says why and there
+    are no labels."""
+
+    status_code: int
+    status_text: str
+    best_label: Prediction | None
+    best_labels: tuple[Prediction, ...]
+    labels: tuple[Prediction, ...]  # by prob, descending, as the server sent them
+    width: int | None
+    height: int | None
+    stored_image_id: str | None
+    raw: dict[str, Any] = field(default_factory=dict, compare=False, repr=False)
+
+    @property
+    def ok(self) -> bool:
+        return 200 <= self.status_code < 300
+
+    @property
+    def error(self) -> str | None:
+        if self.ok:
+            return None
+        return f"{self.status_code} {self.status_text}".strip()
+
+    @classmethod
+    def from_api(cls, data: Any) -> ClassifiedRecord:
+        d = _mapping(data)
+        status = _mapping(d.get("_status"))
+        # No _status at all: a server that only answers good records; count it as OK.
+        code = _int(status.get("code")) if status else 200
+        labels = d.get("labels")
+        parsed = (
+            tuple(Prediction.from_api(x) for x in labels if isinstance(x, Mapping))
+            if isinstance(labels, (list, tuple))
+            else ()
+        )
+        best = d.get("best_label")
+        bests = d.get("best_labels")
+        return cls(
+            status_code=code if code is not None else 0,
+            status_text=_str(status.get("text")),
+            best_label=Prediction.from_api(best) if isinstance(best, Mapping) else None,
+            best_labels=(
+                tuple(Prediction.from_api(x) for x in bests if isinstance(x, Mapping))
+                if isinstance(bests, (list, tuple))
+                else ()
+            ),
+            labels=parsed,
+            width=_int(d.get("_width")),
+            height=_int(d.get("_height")),
+            stored_image_id=_opt_str(d.get("_stored_image_id")),
+            raw=dict(d),
+        )
+
+
+@dataclass(frozen=True)
+class ClassifyResult:
+    """The answer of one ``classify/`` request; `records` in the order they were sent."""
+
+    task_id: str | None
+    version: int | None
+    model_format: str | None
+    records: tuple[ClassifiedRecord, ...]
+    raw: dict[str, Any] = field(default_factory=dict, compare=False, repr=False)
+
+    @classmethod
+    def from_api(cls, data: Any) -> ClassifyResult:
+        d = _mapping(data)
+        records = d.get("records")
+        return cls(
+            task_id=_ref(d.get("task_id", d.get("task"))),
+            version=_int(d.get("version")),
+            model_format=_opt_str(d.get("model_format")),
+            records=(
+                tuple(ClassifiedRecord.from_api(r) for r in records)
+                if isinstance(records, (list, tuple))
+                else ()
+            ),
             raw=dict(d),
         )

@@ -101,7 +101,10 @@ class Scanner:
         self._pool: Executor | None = None
 
     # -- the run ---------------------------------------------------------------------------
-    def scan(self, *, dry_run: bool = False) -> ScanReport:
+    def scan(self, *, dry_run: bool = False, hold: Collection[str] = ()) -> ScanReport:
+        """Scan the tree. `hold`: files the caller knows are still being written (the
+        watcher's unsettled paths); they keep their catalogued state, or stay unknown,
+        until a scan without them."""
         started = time.perf_counter()
         report = ScanReport()
         # The caller holds Repository.lock(): two scans reading the same stat cache at once
@@ -109,7 +112,7 @@ class Scanner:
         writes = _Writes(self.conn, self.clock(), dry_run)
         with _no_gc():
             try:
-                self._scan(report, writes)
+                self._scan(report, writes, frozenset(hold))
             except BaseException:
                 writes.rollback()
                 raise
@@ -121,7 +124,7 @@ class Scanner:
         report.seconds = time.perf_counter() - started
         return report
 
-    def _scan(self, report: ScanReport, writes: _Writes) -> None:
+    def _scan(self, report: ScanReport, writes: _Writes, hold: frozenset[str]) -> None:
         conn = self.conn
         bindings = store.load_bindings(conn)
         cached = store.load_files(conn)
@@ -131,6 +134,8 @@ class Scanner:
         # as soon as the walk has found enough files, so that they overlap the walk.
         walked = walk(str(self.root), on_folder=None if cached else self._start_pool_early)
         _keep_unseen(walked, cached, conn)
+        if hold:
+            hold = _hold_back(walked, cached, conn, hold)
         report.files = len(walked.images)
         report.leftovers = walked.leftovers
 
@@ -141,6 +146,8 @@ class Scanner:
             c = get(path)
             if c is None or c[C_SIG] != hash(st) or st[MTIME] >= c[C_CACHED] - RACY_NS:
                 to_examine.append(path)  # new, changed, or racy: hash it (again)
+        if hold:  # a held file keeps its cached row even when that row is racy
+            to_examine = [p for p in to_examine if p not in hold]
         gone = [p for p in cached if p not in walked.images and p not in walked.skipped]
         skipped_changed = {
             p: r for p, r in walked.skipped.items() if p not in cached or reasons.get(p) != r[0]
@@ -693,6 +700,36 @@ def _keep_unseen(
     for path in cached:
         if path.startswith(blind) and path not in walked.images and path not in walked.skipped:
             walked.images[path] = stats[path]
+
+
+def _hold_back(
+    walked: WalkResult,
+    cached: dict[str, store.CachedFile],
+    conn: sqlite3.Connection,
+    hold: frozenset[str],
+) -> frozenset[str]:
+    """Files still being written are seen as the catalog last saw them: a known file
+    keeps its cached stat (no change, no delete), a new one is not there yet. Returns
+    the paths actually held.
+
+    A new name whose inode the catalog knows is a rename (or a hard link) of a known
+    file, complete by construction: it is never held back, or a move whose source is
+    already gone would read as a delete."""
+    stats = store.load_stats(conn)
+    known_inodes = {(st[DEV], st[INODE]) for st in stats.values()}
+    held = set()
+    for path in hold:
+        if path in walked.skipped:
+            continue
+        if path in cached:
+            walked.images[path] = stats[path]
+            held.add(path)
+        else:
+            st = walked.images.get(path)
+            if st is not None and (st[DEV], st[INODE]) not in known_inodes:
+                del walked.images[path]
+                held.add(path)
+    return frozenset(held)
 
 
 @contextlib.contextmanager

@@ -22,6 +22,8 @@ from .db import Database
 from .errors import install_handlers
 from .imaging import configure_pillow
 from .middleware import ApiMiddleware
+from .ml.classify import MLService
+from .ml.features import Backends
 from .storage import BlobStore
 
 API_VERSION = "2"
@@ -37,7 +39,8 @@ def build_context(settings: Settings, db: Database | None = None) -> ServerConte
         if settings.rate_limit
         else None
     )
-    return ServerContext(settings=settings, db=database, blobs=blobs, limiter=limiter)
+    ml = MLService(Backends(settings.feature_backend, settings.torch_threads))
+    return ServerContext(settings=settings, db=database, blobs=blobs, limiter=limiter, ml=ml)
 
 
 def create_app(settings: Settings, ctx: ServerContext | None = None) -> FastAPI:
@@ -48,8 +51,8 @@ def create_app(settings: Settings, ctx: ServerContext | None = None) -> FastAPI:
         version=API_VERSION,
         description=(
             "A self-hosted implementation of the Recognition v2 API (tasks, labels, "
-            "training images, workspaces, models). Every route takes an optional trailing "
-            "slash. Training and classification are not available in this build."
+            "training images, workspaces, models, training and classification). Every "
+            "route takes an optional trailing slash."
         ),
         redirect_slashes=False,
         responses=ERROR_RESPONSES,

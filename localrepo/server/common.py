@@ -32,7 +32,6 @@ ERROR_RESPONSES: dict[int | str, dict[str, Any]] = {
     415: _err("Unsupported media type"),
     429: _err("Throttled; see the Retry-After header"),
     500: _err("Server error"),
-    501: _err("Not available in this build"),
     503: _err("Unavailable (injected fault)"),
 }
 

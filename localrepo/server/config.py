@@ -55,6 +55,15 @@ class Settings:
     sqlite_synchronous: str = "NORMAL"
     sqlite_busy_timeout_ms: int = 10_000
     auth_cache_seconds: float = 2.0
+    # Training and classification (docs/server.md, "Training and classification").
+    feature_backend: str = "auto"  # auto | efficientnet-lite0 | handcrafted
+    torch_threads: int | None = None
+    min_images_per_label: int = 5
+    train_delay: float = 0.0  # fault injection: a training waits this long (tests)
+    classify_max_records: int = 10
+    allow_private_urls: bool = False
+    url_timeout: float = 10.0
+    url_max_bytes: int = 20 * 1024 * 1024
     extra: dict[str, str] = field(default_factory=dict)
 
     @property

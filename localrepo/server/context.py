@@ -11,6 +11,8 @@ from starlette.requests import Request
 from .config import Settings
 from .db import Database
 from .errors import detail, not_found
+from .ml.classify import MLService
+from .ml.features import Backends
 from .storage import BlobStore
 
 DEFAULT_WORKSPACE = "Default"
@@ -55,6 +57,7 @@ class ServerContext:
     db: Database
     blobs: BlobStore
     limiter: TokenBucketLimiter | None = None
+    ml: MLService = field(default_factory=lambda: MLService(Backends()))
     # sha256(token) -> (principal, expiry); bounded by the number of live tokens.
     auth_cache: dict[str, tuple[Principal, float]] = field(default_factory=dict)
     # (user id, workspace id) pairs known to exist; workspaces are never moved.

@@ -107,6 +107,12 @@ class Database:
                     f"the database has schema version {row.value}, newer than this "
                     f"localrepo-server ({models.SCHEMA_VERSION}); upgrade localrepo-server"
                 )
+            elif int(row.value) < models.SCHEMA_VERSION:
+                # create_all made the new tables; version 1 lacks one column.
+                if int(row.value) < 2:
+                    session.execute(text("ALTER TABLE models ADD COLUMN backend VARCHAR(64)"))
+                row.value = str(models.SCHEMA_VERSION)
+                session.add(row)
 
     @contextmanager
     def read(self) -> Iterator[Session]:

@@ -13,7 +13,8 @@ from datetime import UTC, datetime
 from sqlalchemy import Index, UniqueConstraint
 from sqlmodel import Field, SQLModel
 
-SCHEMA_VERSION = 1
+# 2: models.backend, embeddings, model_heads (a version-1 database is upgraded on start).
+SCHEMA_VERSION = 2
 
 
 def new_id() -> str:
@@ -164,15 +165,39 @@ class TrainedModel(SQLModel, table=True):
     recall: float | None = None
     metrics: str = Field(default="{}")
     detail: str | None = None
+    # The feature backend that trained it (see localrepo/server/ml/features.py).
+    backend: str | None = Field(default=None, max_length=64)
+    created: str = Field(default_factory=now_iso, max_length=32)
+
+
+class ModelHead(SQLModel, table=True):
+    """A trained model's head: plain weights (numpy .npz bytes, never a pickle)."""
+
+    __tablename__ = "model_heads"
+    model_id: str = Field(
+        foreign_key="models.id", ondelete="CASCADE", primary_key=True, max_length=36
+    )
+    data: bytes
+
+
+class Embedding(SQLModel, table=True):
+    """Cached image features, per backend and stored-bytes sha256: an image's features
+    are computed once, so a retrain on the same images skips the backbone."""
+
+    __tablename__ = "embeddings"
+    backend: str = Field(primary_key=True, max_length=64)
+    sha256: str = Field(primary_key=True, max_length=64)
+    dim: int
+    data: bytes  # float32, little-endian
     created: str = Field(default_factory=now_iso, max_length=32)
 
 
 class TrainingJob(SQLModel, table=True):
-    """The training queue (used by the training worker of a later release).
+    """The training queue (localrepo/server/ml/jobs.py).
 
-    A job is claimed by setting ``status`` from ``queued`` to ``running`` with a
-    ``worker`` id in one conditional UPDATE; ``heartbeat`` lets a crashed worker's job
-    be requeued.
+    ``status``: ``queued`` -> ``running`` -> ``done`` or ``failed``. A job is claimed by
+    setting ``status`` from ``queued`` to ``running`` with a ``worker`` id in one
+    conditional UPDATE; a server start puts ``running`` jobs back to ``queued``.
     """
 
     __tablename__ = "training_jobs"

@@ -183,7 +183,7 @@ def get_label(conn: Connection, ws: str, label_id: str) -> dict[str, Any] | None
 
 MODEL_COLUMNS = (
     "m.id, m.task_id, t.name, m.version, m.train_status, m.created, m.accuracy, "
-    "m.precision, m.recall, m.metrics, m.detail"
+    "m.precision, m.recall, m.metrics, m.detail, m.backend"
 )
 
 
@@ -200,4 +200,5 @@ def model_dict(r: Any) -> dict[str, Any]:
         "recall": r[8],
         "metrics": json_fragment(r[9]),
         "detail": r[10],
+        "backend": r[11],
     }

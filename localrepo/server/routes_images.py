@@ -405,6 +405,8 @@ def _delete_image(ctx: ServerContext, ws: str, image_id: str) -> None:
     with ctx.blobs.locked(sha):
         if not _blob_referenced(ctx, sha):
             ctx.blobs.remove(sha)
+            # Its cached features go with the bytes (a new upload computes them again).
+            ctx.db.write_one(text("DELETE FROM embeddings WHERE sha256 = :h"), {"h": sha})
 
 
 @router.delete("/training-image/{image_id}/", status_code=204, response_class=Response)

@@ -1,4 +1,4 @@
-"""``recognition/v2/task/``: tasks, their labels, training (not in this build)."""
+"""``recognition/v2/task/``: tasks, their labels, queueing a training."""
 
 from __future__ import annotations
 
@@ -13,10 +13,21 @@ from .auth import authenticate
 from .bodies import body_doc, check_uuid, parse, read_body
 from .common import body_workspace, no_content, ok, path_id
 from .context import Principal, ServerContext, get_ctx
-from .errors import bad_request, detail, field_error, not_found
+from .errors import bad_request, field_error, not_found
+from .ml import jobs
+from .ml.heads import too_few_problems
 from .models import Label, Task, TaskLabel, now_iso
 from .pagination import check_page, page_body, page_request
-from .schemas import Detail, LabelRef, Page, TaskCreate, TaskOut, TaskUpdate, WorkspaceRef
+from .schemas import (
+    Detail,
+    LabelRef,
+    Page,
+    TaskCreate,
+    TaskOut,
+    TaskUpdate,
+    TrainQueued,
+    WorkspaceRef,
+)
 
 router = APIRouter(prefix="/recognition/v2", tags=["tasks"])
 
@@ -166,6 +177,7 @@ def _delete_task(ctx: ServerContext, ws: str, task_id: str) -> None:
             "DELETE FROM labels WHERE negative_for_task = :t",
             "DELETE FROM task_labels WHERE task_id = :t",
             "DELETE FROM training_jobs WHERE task_id = :t",
+            "DELETE FROM model_heads WHERE model_id IN (SELECT id FROM models WHERE task_id = :t)",
             "DELETE FROM models WHERE task_id = :t",
         ):
             session.execute(text(sql), {"t": task_id})
@@ -256,20 +268,35 @@ async def task_remove_label(
     return ok(await run_in_threadpool(_remove_label, ctx, ws, tid, label_id))
 
 
-TRAINING_UNAVAILABLE = "training is not available in this build of localrepo-server yet"
+def _queue_training(ctx: ServerContext, ws: str, task_id: str) -> dict[str, object]:
+    _task_or_404(ctx, ws, task_id)
+    data = jobs.load_task_data(ctx.db, task_id)
+    if data is None:
+        raise not_found("Task not found.")
+    problem = too_few_problems(
+        data.type, data.labels, data.samples, ctx.settings.min_images_per_label
+    )
+    if problem:
+        raise bad_request(problem)
+    answer = jobs.queue_training(ctx.db, task_id)
+    ctx.ml.on_queued()
+    return answer
 
 
 @router.post(
     "/task/{task_id}/train/",
-    response_model=Detail,
+    response_model=TrainQueued,
     openapi_extra=body_doc(WorkspaceRef, form=True, required=False),
 )
 async def train_task(
     request: Request, task_id: str, principal: Principal = Depends(authenticate)
 ) -> Response:
+    """Queue a training and answer at once; the task shows ``WAITING``, then
+    ``IN_TRAINING``, then ``TRAINED`` or ``ERROR`` (see ``model/?task=``). 400 when a
+    label has fewer images than the server's minimum (the message names them)."""
     ctx = get_ctx(request)
     data, _ = await read_body(request, WorkspaceRef)
     parse(WorkspaceRef, data)
     ws = await run_in_threadpool(ctx.resolve_workspace, principal, body_workspace(request, data))
-    await run_in_threadpool(_task_or_404, ctx, ws, path_id(task_id, "Task"))
-    raise detail(501, TRAINING_UNAVAILABLE)
+    tid = path_id(task_id, "Task")
+    return ok(await run_in_threadpool(_queue_training, ctx, ws, tid))

@@ -129,6 +129,25 @@ class Detail(BaseModel):
     detail: str
 
 
+class TrainQueued(BaseModel):
+    detail: str
+    model_id: str | None = Field(description="The model (version) that will be trained.")
+    version: int | None
+    queued: bool = Field(description="False when a waiting training already covers it.")
+
+
+class ClassifyOut(BaseModel):
+    task_id: str
+    version: int
+    model_format: str
+    status: dict[str, Any]
+    statistics: dict[str, float]
+    records: list[dict[str, Any]] = Field(
+        description="Each: the record's own keys (but _base64), _status, _width, _height, "
+        "best_label, labels (best_labels for multi_label), _stored_image_id."
+    )
+
+
 class Count(BaseModel):
     count: int
 
@@ -193,6 +212,7 @@ class ModelOut(BaseModel):
     recall: float | None
     metrics: dict[str, Any]
     detail: str | None
+    backend: str | None = Field(description="The feature backend that trained it.")
 
 
 class WorkspaceOut(BaseModel):

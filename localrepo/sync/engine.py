@@ -45,6 +45,8 @@ class SyncOptions:
     noresize: bool = True
     # `repo resolve`: these images' conflicts are settled with `policy`; others stay manual.
     resolve_keys: frozenset[str] = frozenset()
+    # The watcher: files still being written, left as the catalog knows them (see Scanner).
+    hold: frozenset[str] = frozenset()
 
 
 @dataclass
@@ -236,7 +238,9 @@ class Engine:
             def progress(done: int, total: int) -> None:
                 outer("Scanning", done, total)
 
-        return Scanner(self.repo.root, conn, progress=progress).scan(dry_run=dry_run)
+        return Scanner(self.repo.root, conn, progress=progress).scan(
+            dry_run=dry_run, hold=self.options.hold
+        )
 
     # -- one task -------------------------------------------------------------------------
     def _remote_task(self, conn: sqlite3.Connection, binding: TaskBinding, rep: TaskReport) -> str:

@@ -78,7 +78,6 @@ OPERATIONS = {
     "/account/v2/workspace/": {"get"},
     "/media/{sha256}/{filename}": {"get"},
 }
-NOT_IN_THIS_BUILD = {"/recognition/v2/classify/", "/recognition/v2/task/{task_id}/train/"}
 CASES = [
     (path, method, mode)
     for path, methods in OPERATIONS.items()
@@ -100,9 +99,6 @@ def test_openapi_contract(
     headers = {"Authorization": f"Token {openapi_account.token}"}
     base_url = live_server.url.rstrip("/")
     seen: list[int] = []
-    # train/ and classify/ answer an honest 501 in this build: a 5xx, but a documented one.
-    not_built = path in NOT_IN_THIS_BUILD
-    checks = [c for c in CHECKS if not (not_built and c is not_a_server_error)]
 
     @given(case=operation.as_strategy(generation_mode=generation_mode))
     @settings(
@@ -120,12 +116,12 @@ def test_openapi_contract(
                     case.path_parameters[key] = value
         if isinstance(case.body, dict) and "label_id" in case.body and random.random() < 0.5:
             case.body["label_id"] = real_ids["label_id"]
-        response = case.call_and_validate(base_url=base_url, headers=headers, checks=checks)
+        response = case.call_and_validate(base_url=base_url, headers=headers, checks=CHECKS)
         seen.append(response.status_code)
 
     run()
     assert seen, "no request was made"
-    assert all(code < 500 or (not_built and code == 501) for code in seen), seen
+    assert all(code < 500 for code in seen), seen
 
 
 def test_openapi_document_describes_the_real_shapes(live_server) -> None:

@@ -41,11 +41,11 @@ from .test_server_tasks import (  # noqa: F401
 def live_server(
     tmp_path_factory: pytest.TempPathFactory, postgres: Any, request: pytest.FixtureRequest
 ) -> Iterator[Any]:
-    # tests/conftest.py's class. Not `from conftest import LiveServer`: in a full run that
-    # finds whichever conftest module was imported last (tests/sync/ has one too).
-    [LiveServer] = {
-        p.LiveServer for p in request.config.pluginmanager.get_plugins() if hasattr(p, "LiveServer")
-    }
+    # The root conftest's class: a plain `from conftest import` can find tests/sync's
+    # conftest.py instead (both are imported as "conftest"; the last one wins).
+    plugins = request.config.pluginmanager.get_plugins()
+    LiveServer = next(p.LiveServer for p in plugins if hasattr(p, "LiveServer"))
+
     server = LiveServer(
         tmp_path_factory.mktemp("pg-server") / "data", database_url=postgres.new_database()
     )

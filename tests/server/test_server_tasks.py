@@ -180,22 +180,6 @@ def test_add_label_errors_name_the_field(api: httpx.Client) -> None:
     assert r.status_code == 404
 
 
-def test_train_answers_an_honest_501(api: httpx.Client) -> None:
-    task = make_task(api)
-    r = api.post(f"task/{task['id']}/train/")
-    assert r.status_code == 501
-    assert r.json() == {"detail": "training is not available in this build of localrepo-server yet"}
-    assert api.get(f"task/{task['id']}/").json()["last_train_status"] is None
-    assert api.post("task/00000000-0000-4000-8000-000000000000/train/").status_code == 404
-
-
-def test_classify_answers_an_honest_501(api: httpx.Client) -> None:
-    task = make_task(api)
-    r = api.post("classify/", json={"task_id": task["id"], "records": [{"_url": "x"}]})
-    assert r.status_code == 501
-    assert "classification is not available" in r.json()["detail"]
-
-
 def test_task_pagination_follows_absolute_next_and_keeps_the_workspace(
     live_server, account
 ) -> None:

@@ -1,0 +1,104 @@
+"""One training, start to end: read the task, features (cached), split, fit, evaluate."""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from threadpoolctl import threadpool_limits
+
+from ..db import Database
+from . import jobs
+from .features import Backend, decode_rgb
+from .heads import TrainingError, evaluate, fit_head, split, too_few_problems, usable_samples
+
+log = logging.getLogger("localrepo.server.training")
+
+EMBED_BATCH = 32
+
+
+@dataclass(frozen=True)
+class TrainResult:
+    head: bytes
+    metrics: dict[str, Any]
+
+
+def features_for(
+    db: Database,
+    backend: Backend,
+    blobs_dir: Path,
+    shas: list[str],
+    on_progress: Callable[[], None] = lambda: None,
+) -> tuple[np.ndarray, int]:
+    """Features of the stored blobs ``shas`` (cached ones read, the rest computed and
+    cached batch by batch); also how many were computed."""
+    vectors = jobs.cached_embeddings(db, backend.name, shas)
+    missing = [sha for sha in dict.fromkeys(shas) if sha not in vectors]
+    for start in range(0, len(missing), EMBED_BATCH):
+        batch = missing[start : start + EMBED_BATCH]
+        images = []
+        for sha in batch:
+            path = blobs_dir / sha[:2] / sha
+            try:
+                images.append(decode_rgb(path.read_bytes(), draft=448))
+            except (OSError, ValueError, SyntaxError) as exc:
+                raise TrainingError(f"a stored image ({sha[:12]}) cannot be read: {exc}") from exc
+        fresh = dict(zip(batch, backend.embed(images), strict=True))
+        jobs.store_embeddings(db, backend.name, fresh)
+        vectors.update(fresh)
+        on_progress()
+    if not shas:
+        return np.zeros((0, backend.dim), dtype=np.float32), 0
+    return np.stack([vectors[sha] for sha in shas]), len(missing)
+
+
+def train_task(
+    db: Database,
+    backend: Backend,
+    blobs_dir: Path,
+    task_id: str,
+    min_images: int,
+    on_progress: Callable[[], None] = lambda: None,
+) -> TrainResult:
+    started = time.perf_counter()
+    data = jobs.load_task_data(db, task_id)
+    if data is None:
+        raise TrainingError("the task no longer exists")
+    problem = too_few_problems(data.type, data.labels, data.samples, min_images)
+    if problem:
+        raise TrainingError(problem)
+    samples, skipped = usable_samples(data.type, data.samples)
+    train_idx, test_idx = split(data.type, samples, seed=task_id)
+    x, computed = features_for(db, backend, blobs_dir, [s.sha256 for s in samples], on_progress)
+    embedded = time.perf_counter()
+    train_samples = [samples[i] for i in train_idx]
+    test_samples = [samples[i] for i in test_idx]
+    # One BLAS thread: on a small shared machine more threads spin-wait for cores.
+    with threadpool_limits(limits=1):
+        head = fit_head(data.type, backend.name, data.labels, x[train_idx], train_samples)
+    fitted = time.perf_counter()
+    metrics = evaluate(head, data.labels, x[test_idx], test_samples)
+    metrics.update(
+        backend=backend.name,
+        head={
+            "multi_class": "logistic_regression (multinomial)",
+            "multi_label": "logistic_regression per tag",
+            "regression": "ridge per value label",
+        }[data.type],
+        train_images=len(train_idx),
+        test_images=len(test_idx),
+        skipped_images=skipped,
+        embeddings_computed=computed,
+        embeddings_cached=len(samples) - computed,
+        seconds={
+            "features": round(embedded - started, 3),
+            "fit": round(fitted - embedded, 3),
+            "total": round(time.perf_counter() - started, 3),
+        },
+    )
+    return TrainResult(head=head.to_bytes(), metrics=metrics)

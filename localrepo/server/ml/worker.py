@@ -1,0 +1,247 @@
+"""The training worker: a process of its own that takes queued jobs one at a time.
+
+``localrepo-server serve`` starts it (``python -m localrepo.server.cli worker ...``) and
+restarts it if it dies; ``localrepo-server worker`` runs it by hand next to a
+``serve --no-worker``. Started by ``serve``, it exits as soon as its parent is gone.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import os
+import signal
+import socket
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+
+from ..db import Database
+from . import jobs
+from .features import Backends, BackendUnavailable
+from .heads import TrainingError
+from .train import train_task
+
+log = logging.getLogger("localrepo.server.training")
+
+POLL_SECONDS = 0.25
+
+
+def _die_with_parent() -> None:
+    """Linux: the kernel kills this process when its parent dies (even by SIGKILL)."""
+    with contextlib.suppress(Exception):
+        import ctypes
+
+        libc = ctypes.CDLL("libc.so.6", use_errno=True)
+        libc.prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG
+
+
+def run_one(
+    db: Database,
+    backends: Backends,
+    blobs_dir: Path,
+    worker: str,
+    min_images: int,
+    delay: float = 0.0,
+) -> bool:
+    """Claim and run one job; False when the queue is empty."""
+    job = jobs.claim_next(db, worker)
+    if job is None:
+        return False
+    log.info("training task %s version %d (attempt %d)", job.task_id, job.version, job.attempts)
+    if delay:
+        time.sleep(delay)
+    try:
+        backend = backends.get(backends.active_name())
+        result = train_task(
+            db,
+            backend,
+            blobs_dir,
+            job.task_id,
+            min_images,
+            on_progress=lambda: jobs.heartbeat(db, job),
+        )
+    except (TrainingError, BackendUnavailable) as exc:
+        log.info("training of task %s version %d failed: %s", job.task_id, job.version, exc)
+        jobs.finish_failed(db, job, worker, str(exc))
+        return True
+    except Exception as exc:
+        log.exception("training of task %s version %d crashed", job.task_id, job.version)
+        jobs.finish_failed(db, job, worker, f"Training failed: {type(exc).__name__}: {exc}")
+        return True
+    if jobs.finish_trained(
+        db, job, worker, backend=backend.name, head=result.head, metrics=result.metrics
+    ):
+        log.info(
+            "trained task %s version %d in %.1f s (%s)",
+            job.task_id,
+            job.version,
+            result.metrics["seconds"]["total"],
+            backend.name,
+        )
+    else:
+        log.info("task %s version %d was deleted while training", job.task_id, job.version)
+    return True
+
+
+def _import_heads() -> None:
+    with contextlib.suppress(ImportError):
+        import sklearn.linear_model  # noqa: F401
+
+
+def run_worker(
+    db: Database,
+    blobs_dir: Path,
+    backends: Backends,
+    min_images: int,
+    *,
+    parent_pid: int | None = None,
+    stop: threading.Event | None = None,
+    delay: float = 0.0,
+) -> None:
+    stop = stop or threading.Event()
+    worker = f"{socket.gethostname()}:{os.getpid()}"
+    # scikit-learn takes seconds to import on a busy machine: do it while the first job
+    # loads its backbone and computes features (torch releases the GIL).
+    threading.Thread(target=_import_heads, name="import-sklearn", daemon=True).start()
+    if parent_pid is not None:
+        _die_with_parent()
+    while not stop.is_set():
+        if parent_pid is not None and os.getppid() != parent_pid:
+            return
+        try:
+            busy = run_one(db, backends, blobs_dir, worker, min_images, delay)
+        except Exception:
+            log.exception("training worker: database error; retrying")
+            busy = False
+            stop.wait(2.0)
+        if not busy:
+            stop.wait(POLL_SECONDS)
+
+
+class WorkerSupervisor:
+    """``serve``'s handle on the worker process: starts it when there is work (at start
+    when jobs are queued, else on the first ``train/``), restarts it when it dies
+    (requeueing its job first), stops it with the server. A server that never trains
+    never pays for the process."""
+
+    def __init__(self, db: Database, argv: list[str], env: dict[str, str] | None = None):
+        self.db = db
+        self.argv = argv
+        self.env = env
+        self._proc: subprocess.Popen[bytes] | None = None
+        self._stop = threading.Event()
+        self._lock = threading.Lock()
+        self._thread = threading.Thread(target=self._run, name="training-supervisor", daemon=True)
+
+    @property
+    def pid(self) -> int | None:
+        return self._proc.pid if self._proc is not None else None
+
+    def ensure_started(self) -> None:
+        with self._lock:
+            if self._proc is not None or self._stop.is_set():
+                return
+            self._spawn()
+            self._thread.start()
+
+    def _spawn(self) -> None:
+        self._proc = subprocess.Popen(self.argv, env=self.env, stdin=subprocess.DEVNULL)
+
+    def _run(self) -> None:
+        backoff = 1.0
+        while not self._stop.is_set():
+            proc = self._proc
+            assert proc is not None
+            code = proc.wait()
+            if self._stop.is_set():
+                return
+            log.error("training worker exited with %s; restarting it", code)
+            try:
+                jobs.requeue_running(self.db)
+            except Exception:
+                log.exception("could not requeue the worker's job")
+            if self._stop.wait(backoff):
+                return
+            backoff = min(backoff * 2, 30.0)
+            with self._lock:
+                if not self._stop.is_set():
+                    self._spawn()
+
+    def stop(self, timeout: float = 10.0) -> None:
+        with self._lock:
+            self._stop.set()
+            proc = self._proc
+        if proc is None or proc.poll() is not None:
+            return
+        proc.terminate()
+        try:
+            proc.wait(timeout=timeout)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait(timeout=timeout)
+
+
+def worker_argv(
+    data_dir: Path,
+    database_url: str,
+    backend: str,
+    min_images: int,
+    threads: int | None,
+    delay: float = 0.0,
+) -> list[str]:
+    argv = [
+        sys.executable,
+        "-m",
+        "localrepo.server.cli",
+        "worker",
+        "--data",
+        str(data_dir),
+        "--backend",
+        backend,
+        "--min-images-per-label",
+        str(min_images),
+        "--parent-pid",
+        str(os.getpid()),
+    ]
+    if database_url:
+        argv += ["--database-url", database_url]
+    if threads:
+        argv += ["--threads", str(threads)]
+    if delay:
+        argv += ["--train-delay", str(delay)]
+    return argv
+
+
+def wait_for_exit_signal(stop: threading.Event) -> None:
+    """SIGTERM/SIGINT set ``stop`` (the worker finishes nothing half-way: an
+    interrupted job is requeued at the next start)."""
+
+    def handler(_signum: int, _frame: object) -> None:
+        stop.set()
+        raise SystemExit(0)
+
+    signal.signal(signal.SIGTERM, handler)
+    signal.signal(signal.SIGINT, handler)
+
+
+def main_loop(
+    db: Database,
+    blobs_dir: Path,
+    backends: Backends,
+    min_images: int,
+    parent_pid: int | None,
+    delay: float = 0.0,
+) -> int:
+    stop = threading.Event()
+    wait_for_exit_signal(stop)
+    log.info("training worker started (pid %d): %s", os.getpid(), backends.describe())
+    try:
+        run_worker(
+            db, blobs_dir, backends, min_images, parent_pid=parent_pid, stop=stop, delay=delay
+        )
+    finally:
+        db.dispose()
+    return 0

@@ -1,0 +1,182 @@
+"""The real daemon (`repo daemon start`, a detached process) against a real server:
+files dropped, moved, deleted and saved atomically on disk reach the server; changes
+made on the server reach the disk."""
+
+from __future__ import annotations
+
+import os
+import re
+import signal
+from collections.abc import Iterator
+
+import pytest
+from synchelp import Clone, World, image_hash, img
+from watchhelp import FAST, Daemon, until, watch_process
+
+
+@pytest.fixture
+def daemon(world: World, repo: Clone) -> Iterator[Daemon]:
+    """A running daemon whose first full sync has created the task and sent seed.jpg."""
+    d = Daemon(repo)
+    d.start()
+    until(labelled(world, image_hash(1), {"cats"}), what="the first sync")
+    yield d
+    d.cleanup()
+
+
+def drop(clone: Clone, rel: str, seed: int) -> str:
+    """Copy an image into the tree the way a user does (a fresh mtime, no aging)."""
+    path = clone.root / rel
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_bytes(img(seed))
+    return image_hash(seed)
+
+
+def labelled(world: World, h: str, labels: set[str]):  # type: ignore[no-untyped-def]
+    def check():  # type: ignore[no-untyped-def]
+        row = world.remote.by_hash().get(h)
+        return row if row is not None and set(row.labels) == labels else None
+
+    return check
+
+
+LABELS = ("cats", "dogs", "owls", "bats")
+
+
+def uploads(d: Daemon) -> int:
+    """Images the daemon says it uploaded, summed over its log."""
+    return sum(int(n) for n in re.findall(r"uploaded (\d+)", d.log()))
+
+
+def test_copied_file_appears_labelled_on_the_server(world: World, repo: Clone, daemon: Daemon):
+    h = drop(repo, "dogs/rex.jpg", 2)
+    row = until(labelled(world, h, {"dogs"}), what="dogs/rex.jpg labelled on the server")
+    assert row.meta.get("original_file_name", "rex.jpg").endswith("rex.jpg")
+    st = until(lambda: (s := daemon.status())["last_sync"] and s["pending"] == 0 and s, 10)
+    assert st["running"] and st["pid"] == daemon.pid() and st["mode"] == "inotify"
+    assert st["last_error"] is None and st["conflicts"] == 0
+    assert st["since"]
+
+
+def test_moved_file_is_relabelled_without_a_new_upload(world: World, repo: Clone, daemon: Daemon):
+    h = drop(repo, "cats/tom.jpg", 3)
+    first = until(labelled(world, h, {"cats"}), what="cats/tom.jpg uploaded")
+    count = len(world.remote.images())
+    repo.move("cats/tom.jpg", "dogs/tom.jpg")
+    moved = until(labelled(world, h, {"dogs"}), what="tom.jpg relabelled dogs")
+    assert moved.id == first.id, daemon.log()  # relabelled, not deleted and uploaded again
+    assert len(world.remote.images()) == count
+    assert uploads(daemon) == 2  # seed.jpg at start, then tom.jpg once
+
+
+def test_deleted_file_is_unlinked(world: World, repo: Clone, daemon: Daemon):
+    h = drop(repo, "cats/gone.jpg", 4)
+    until(labelled(world, h, {"cats"}), what="cats/gone.jpg uploaded")
+    (repo.root / "cats/gone.jpg").unlink()
+
+    def unlinked() -> bool:
+        row = world.remote.by_hash().get(h)
+        return row is None or not row.labels
+
+    until(unlinked, what="gone.jpg unlinked from cats")
+    assert image_hash(1) in world.remote.by_hash()  # the other image is untouched
+
+
+def test_atomic_save_is_one_upload(world: World, repo: Clone, daemon: Daemon):
+    """An editor's save: write a temp file (slowly, in pieces), rename it into place."""
+    data = img(5)
+    tmp = repo.root / "cats" / "drawing.jpg.tmp"
+    with open(tmp, "wb") as fh:
+        for start in range(0, len(data), 64):
+            fh.write(data[start : start + 64])
+            fh.flush()
+    os.rename(tmp, repo.root / "cats" / "drawing.jpg")
+    h = image_hash(5)
+    until(labelled(world, h, {"cats"}), what="drawing.jpg uploaded")
+    until(lambda: daemon.status()["pending"] == 0, 10, "nothing pending")
+    assert len(world.remote.images()) == 2  # seed.jpg and drawing.jpg, once each
+    assert uploads(daemon) == 2  # seed.jpg at start, then drawing.jpg once
+    # An atomic save over an existing file: its new content replaces the old on the server.
+    tmp.write_bytes(img(6))
+    os.rename(tmp, repo.root / "cats" / "drawing.jpg")
+    until(labelled(world, image_hash(6), {"cats"}), what="the saved content uploaded")
+    until(lambda: not getattr(world.remote.by_hash().get(h), "labels", None), what="old unlinked")
+    assert uploads(daemon) == 3
+
+
+def test_server_side_changes_appear_on_disk(world: World, repo: Clone):
+    daemon = Daemon(repo)
+    daemon.start(verbose=True)
+    try:
+        _server_side_changes_appear_on_disk(world, repo, daemon)
+    finally:
+        daemon.cleanup()
+
+
+def _server_side_changes_appear_on_disk(world: World, repo: Clone, daemon: Daemon) -> None:
+    seed = until(labelled(world, image_hash(1), {"cats"}), what="the first sync")
+    world.remote.post("label/", {"name": "birds", "type": "category"})
+    task = repo.remote_task_id()
+    world.remote.post(f"task/{task}/add-label/", {"label_id": world.remote.label_id("birds")})
+    world.remote.relabel(seed.id, "cats", "birds")
+    until(lambda: repo.files_of(image_hash(1)) == ["birds/seed.jpg"], what="seed.jpg in birds/")
+    # The engine's own move is not echoed back as a local edit: the image stays as it is.
+    until(lambda: "match the catalog (the engine's own writes)" in daemon.log(), 10, "echoes")
+    until(lambda: daemon.status()["pending"] == 0, 10, "nothing pending")
+    assert set(world.remote.by_hash()[image_hash(1)].labels) == {"birds"}
+    assert uploads(daemon) == 1  # seed.jpg at start, nothing since
+    assert "changed path(s) in cats/" not in daemon.log()
+    assert "changed path(s) in birds/" not in daemon.log()
+
+
+def test_a_burst_of_2000_files_all_arrive_once_each(world: World, repo: Clone, daemon: Daemon):
+    blobs = {f"{LABELS[i % 4]}/b{i:04d}.jpg": img(1000 + i) for i in range(2000)}
+    for label in LABELS:
+        (repo.root / label).mkdir(exist_ok=True)
+    for rel, data in blobs.items():  # copied at once, as fast as Python writes files
+        (repo.root / rel).write_bytes(data)
+    want = {image_hash(1000 + i): {LABELS[i % 4]} for i in range(2000)}
+    want[image_hash(1)] = {"cats"}
+
+    def all_labelled() -> bool:
+        rows = world.remote.images()
+        return len(rows) == 2001 and {r.hash: set(r.labels) for r in rows} == want
+
+    until(all_labelled, 120, "2,001 images labelled on the server", step=0.5)
+    assert len(world.remote.by_hash()) == 2001  # asserts no content was uploaded twice
+    until(lambda: daemon.status()["pending"] == 0, 30, "nothing pending")
+    assert uploads(daemon) == 2001
+
+
+def test_foreground_watch_with_polling_stops_on_ctrl_c(world: World, repo: Clone):
+    proc = watch_process(repo, "--poll", "--poll-interval", "0.5", *FAST)
+    try:
+        h = drop(repo, "dogs/polled.jpg", 8)
+        until(labelled(world, h, {"dogs"}), what="polled.jpg labelled on the server")
+        proc.send_signal(signal.SIGINT)
+        _out, err = proc.communicate(timeout=10)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    assert proc.returncode == 0, err
+    assert "(polling every 0.5s;" in err and "SIGINT received; stopping" in err and "stopped" in err
+    assert "Traceback" not in err
+    assert not (repo.root / ".localrepo" / "daemon.pid").exists()
+
+
+def test_a_broken_config_is_reported_and_retried_not_spun_on(
+    world: World, repo: Clone, daemon: Daemon
+):
+    config = repo.root / ".localrepo" / "config.toml"
+    good = config.read_text()
+    config.write_text("[sync\nthis is not toml")
+    h = drop(repo, "dogs/waits.jpg", 9)
+    st = until(lambda: (s := daemon.status())["last_error"] and s, 20, "the error in status")
+    assert "config.toml" in st["last_error"] and "cannot read the configuration" in st["last_error"]
+    assert st["running"] and st["failures"] >= 1
+    attempts = st["failures"]
+    config.write_text(good)
+    until(labelled(world, h, {"dogs"}), what="waits.jpg sent once the config is readable")
+    assert attempts < 30  # backed off (1 s apart at most here), not spinning
+    assert daemon.log().count("cannot read the configuration") == 1  # logged once, not per retry
+    assert "answers again" not in daemon.log()  # it was never offline

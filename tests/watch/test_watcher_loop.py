@@ -1,0 +1,62 @@
+"""The watcher loop in-process, for what a real daemon cannot be made to do on cue: a
+sync run that hangs past the stop grace (the fault is injected: a run that sleeps)."""
+
+from __future__ import annotations
+
+import threading
+import time
+from pathlib import Path
+
+from treebuilder import new_repo
+
+from localrepo.repository import Repository
+from localrepo.watch.daemon import Watcher, WatchOptions
+from localrepo.watch.state import DaemonState
+
+
+def test_a_run_hanging_past_the_grace_is_left_to_the_journal(tmp_path: Path):
+    repo = Repository(new_repo(tmp_path / "r"))
+    exits: list[tuple[int, float]] = []
+    started = threading.Event()
+    w = Watcher(
+        repo,
+        None,
+        WatchOptions(grace=0.5, debounce=0.1),
+        hard_exit=lambda code: exits.append((code, time.monotonic())),
+    )
+
+    def hung_sync(_why: str, _hold: frozenset[str]) -> None:  # the injected fault
+        started.set()
+        time.sleep(3)
+
+    w._sync = hung_sync  # type: ignore[method-assign]
+    runner = threading.Thread(target=w.run)
+    runner.start()
+    assert started.wait(10)
+    asked = time.monotonic()
+    w.request_stop()
+    runner.join(10)
+    assert not runner.is_alive()
+    [(code, when)] = exits
+    assert code == 0 and 0.4 <= when - asked < 1.5
+    st = DaemonState.load(repo.state_dir)
+    assert st is not None and st.state == "stopped"
+
+
+def test_a_quick_run_finishes_before_the_stop(tmp_path: Path):
+    repo = Repository(new_repo(tmp_path / "r"))
+    exits: list[int] = []
+    done = threading.Event()
+    w = Watcher(repo, None, WatchOptions(grace=5), hard_exit=exits.append)
+
+    def quick_sync(_why: str, _hold: frozenset[str]) -> None:
+        time.sleep(0.3)
+        done.set()
+
+    w._sync = quick_sync  # type: ignore[method-assign]
+    runner = threading.Thread(target=w.run)
+    runner.start()
+    time.sleep(0.1)
+    w.request_stop()
+    runner.join(10)
+    assert done.is_set() and exits == []
