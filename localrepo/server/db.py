@@ -108,9 +108,16 @@ class Database:
                     f"localrepo-server ({models.SCHEMA_VERSION}); upgrade localrepo-server"
                 )
             elif int(row.value) < models.SCHEMA_VERSION:
-                # create_all made the new tables; version 1 lacks one column.
+                # create_all made the new tables, but not what older tables lack.
                 if int(row.value) < 2:
                     session.execute(text("ALTER TABLE models ADD COLUMN backend VARCHAR(64)"))
+                if int(row.value) < 3:
+                    session.execute(
+                        text(
+                            "CREATE INDEX IF NOT EXISTS ix_image_labels_image_created "
+                            "ON image_labels (image_id, created, label_id)"
+                        )
+                    )
                 row.value = str(models.SCHEMA_VERSION)
                 session.add(row)
 

@@ -14,7 +14,8 @@ from sqlalchemy import Index, UniqueConstraint
 from sqlmodel import Field, SQLModel
 
 # 2: models.backend, embeddings, model_heads (a version-1 database is upgraded on start).
-SCHEMA_VERSION = 2
+# 3: the index ix_image_labels_image_created (created on start if missing).
+SCHEMA_VERSION = 3
 
 
 def new_id() -> str:
@@ -139,6 +140,8 @@ class ImageLabel(SQLModel, table=True):
     __tablename__ = "image_labels"
     __table_args__ = (
         Index("ix_image_labels_label", "label_id", "image_id"),
+        # An image's labels in answer order without a sort per image (listing pages).
+        Index("ix_image_labels_image_created", "image_id", "created", "label_id"),
         {"sqlite_with_rowid": False},
     )
     image_id: str = Field(

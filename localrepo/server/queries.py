@@ -45,7 +45,7 @@ def image_dicts(
     labels_by_image: dict[str, list[dict[str, Any]]] = {i: [] for i in ids}
     if label_rows is None:
         stmt = text(
-            f"{LABELS_OF_IMAGES} WHERE il.image_id IN :ids ORDER BY il.created, l.id"
+            f"{LABELS_OF_IMAGES} WHERE il.image_id IN :ids ORDER BY il.created, il.label_id"
         ).bindparams(bindparam("ids", expanding=True))
         label_rows = conn.execute(stmt, {"ids": ids})
     for image_id, lid, name, ltype, value in label_rows:
@@ -94,7 +94,7 @@ SQLITE_IMAGE_JSON = """json_object(
         THEN json_object('id', l.id, 'name', l.name, 'type', l.type, 'value', il.value)
         ELSE json_object('id', l.id, 'name', l.name, 'type', l.type) END AS j
       FROM image_labels il JOIN labels l ON l.id = il.label_id
-      WHERE il.image_id = i.id ORDER BY il.created, l.id) x)
+      WHERE il.image_id = i.id ORDER BY il.created, il.label_id) x)
 )"""
 
 

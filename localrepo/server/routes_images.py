@@ -152,7 +152,7 @@ def list_images(
         f"(SELECT i.id FROM images i WHERE {cond} ORDER BY i.created, i.id "
         "LIMIT :lim OFFSET :off) p "
         "JOIN image_labels il ON il.image_id = p.id JOIN labels l ON l.id = il.label_id "
-        "ORDER BY il.created, l.id"
+        "ORDER BY il.created, il.label_id"
     )
     window = {**params, "lim": pr.size, "off": pr.offset}
     base = media_base(request)

@@ -226,6 +226,7 @@ def test_a_version_1_database_is_upgraded_on_start(tmp_path) -> None:
         session.execute(text("DROP TABLE model_heads"))
         session.execute(text("DROP TABLE embeddings"))
         session.execute(text("ALTER TABLE models DROP COLUMN backend"))
+        session.execute(text("DROP INDEX ix_image_labels_image_created"))
         session.execute(text("UPDATE schema_info SET value = '1'"))
     db.dispose()
     db = Database(url)
@@ -237,4 +238,5 @@ def test_a_version_1_database_is_upgraded_on_start(tmp_path) -> None:
         version = conn.execute(text("SELECT value FROM schema_info")).scalar_one()
     db.dispose()
     assert "backend" in columns and {"model_heads", "embeddings"} <= tables
-    assert version == "2"
+    assert "ix_image_labels_image_created" in tables  # (sqlite_master lists indexes too)
+    assert version == "3"
