@@ -46,7 +46,7 @@ import httpx
 from PIL import Image
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from server import start
+from benchcommon import start
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from localrepo.server.ml.features import decode_rgb

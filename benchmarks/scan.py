@@ -29,6 +29,8 @@ from pathlib import Path
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE.parent / "tests"))
 
+from benchcommon import compile_package  # noqa: E402
+
 REPO = [sys.executable, "-m", "localrepo.cli.main"]
 
 
@@ -86,18 +88,6 @@ def baseline_loop(root: Path) -> float:
 def best_of(n: int, fn) -> tuple[float, int]:  # type: ignore[no-untyped-def]
     results = [fn() for _ in range(n)]
     return min(r[0] for r in results), max(r[1] for r in results)
-
-
-def compile_package() -> None:
-    """Byte-compile localrepo first: with PYTHONDONTWRITEBYTECODE set, every command would
-    otherwise compile its modules again, and that is not what a user's install does."""
-    env = {k: v for k, v in os.environ.items() if k != "PYTHONDONTWRITEBYTECODE"}
-    subprocess.run(
-        [sys.executable, "-m", "compileall", "-q", str(HERE.parent / "localrepo")],
-        env=env,
-        check=True,
-        stdout=subprocess.DEVNULL,
-    )
 
 
 def main() -> None:

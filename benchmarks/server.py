@@ -41,6 +41,8 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
+from benchcommon import start
+
 CLIENTS = 8
 PAGE_SIZE = 1000
 
@@ -126,18 +128,6 @@ def run_bare(folder: Path, ready_file: Path) -> None:
 
 
 # ---- helpers ---------------------------------------------------------------------------------
-
-
-def start(cmd: list[str], ready: Path, log: Path) -> tuple[subprocess.Popen[bytes], dict[str, Any]]:
-    with open(log, "wb") as fh:
-        proc = subprocess.Popen(cmd, stdout=fh, stderr=subprocess.STDOUT)
-    deadline = time.monotonic() + 60
-    while not ready.exists():
-        if proc.poll() is not None or time.monotonic() > deadline:
-            raise SystemExit(f"could not start {cmd}:\n{log.read_text()}")
-        time.sleep(0.02)
-    time.sleep(0.05)
-    return proc, json.loads(ready.read_text())
 
 
 def make_jpegs(n: int, seed: int = 0) -> list[bytes]:

@@ -36,7 +36,7 @@ HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE.parent / "tests"))
 
 REPO = [sys.executable, "-m", "localrepo.cli.main"]
-SERVER = [sys.executable, "-m", "localrepo.server.cli"]
+from benchcommon import SERVER, compile_package, start  # noqa: E402
 
 
 def build_tree(root: Path, files: int, labels: int, offset: int) -> list[tuple[Path, int]]:
@@ -58,31 +58,9 @@ class Server:
     def __init__(self, work: Path) -> None:
         self.data = work / "server"
         ready = work / "ready.json"
-        self.proc = subprocess.Popen(
-            [
-                *SERVER,
-                "serve",
-                "--data",
-                str(self.data),
-                "--port",
-                "0",
-                "--dev",
-                "--ready-file",
-                str(ready),
-                "--no-access-log",
-                "--log-level",
-                "warning",
-            ],
-            stdout=subprocess.DEVNULL,
-            stderr=subprocess.DEVNULL,
-        )
-        deadline = time.monotonic() + 60
-        while not ready.exists():
-            if self.proc.poll() is not None or time.monotonic() > deadline:
-                raise SystemExit("localrepo-server did not start")
-            time.sleep(0.1)
-        time.sleep(0.1)
-        info = json.loads(ready.read_text())
+        cmd = [*SERVER, "serve", "--data", str(self.data), "--port", "0", "--dev"]
+        cmd += ["--ready-file", str(ready), "--no-access-log", "--log-level", "warning"]
+        self.proc, info = start(cmd, ready, work / "server.log")
         self.url = info["url"]
 
     def account(self, name: str) -> str:
@@ -158,18 +136,6 @@ def listing_alone(url: str, token: str, task_id: str) -> float:
             n += len(page["results"])
             nxt = page["next"]
     return time.perf_counter() - t0
-
-
-def compile_package() -> None:
-    """Byte-compile localrepo first: with PYTHONDONTWRITEBYTECODE set, every command would
-    otherwise compile its modules again, and that is not what a user's install does."""
-    env = {k: v for k, v in os.environ.items() if k != "PYTHONDONTWRITEBYTECODE"}
-    subprocess.run(
-        [sys.executable, "-m", "compileall", "-q", str(HERE.parent / "localrepo")],
-        env=env,
-        check=True,
-        stdout=subprocess.DEVNULL,
-    )
 
 
 def main() -> None:

@@ -37,7 +37,8 @@ HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE.parent / "tests"))
 sys.path.insert(0, str(HERE))
 
-from sync import REPO, Server, compile_package, repo  # noqa: E402  (benchmarks/sync.py)
+from benchcommon import compile_package  # noqa: E402
+from sync import REPO, Server, repo  # noqa: E402  (benchmarks/sync.py)
 
 TICK = os.sysconf("SC_CLK_TCK")
 
