@@ -19,6 +19,7 @@ from collections import defaultdict
 from collections.abc import Callable, Collection, Iterator, Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
+from stat import S_ISDIR
 from typing import TYPE_CHECKING
 
 from localrepo.catalog import store
@@ -38,7 +39,7 @@ from localrepo.layout import (
 )
 from localrepo.scan import changes as ch
 from localrepo.scan.hashing import CHANGED, Examined  # hashing imports xxhash lazily
-from localrepo.scan.walk import DEV, INODE, MTIME, SIZE, WalkResult, walk
+from localrepo.scan.walk import DEV, IGNORE_FILE, INODE, MTIME, SIZE, WalkResult, walk
 
 if TYPE_CHECKING:
     from concurrent.futures import Executor
@@ -74,6 +75,9 @@ class ScanReport:
     relabelled: bool = False
     leftovers: list[str] = field(default_factory=list)  # temp files of an interrupted sync
     seconds: float = 0.0
+    # A scoped scan: the folders it walked (recursively); None for a full scan.
+    scope: list[str] | None = None
+    folders_listed: int = 0  # folders whose entries the walk listed
 
 
 def bindings_fingerprint(bindings: Sequence[TaskBinding]) -> str:
@@ -101,18 +105,37 @@ class Scanner:
         self._pool: Executor | None = None
 
     # -- the run ---------------------------------------------------------------------------
-    def scan(self, *, dry_run: bool = False, hold: Collection[str] = ()) -> ScanReport:
+    def scan(
+        self,
+        *,
+        dry_run: bool = False,
+        hold: Collection[str] = (),
+        scope: Collection[str] | None = None,
+    ) -> ScanReport:
         """Scan the tree. `hold`: files the caller knows are still being written (the
         watcher's unsettled paths); they keep their catalogued state, or stay unknown,
-        until a scan without them."""
+        until a scan without them.
+
+        `scope`: the folders (repository-relative, "" the root) that the caller knows
+        were touched (the watcher's events). Only they are walked, recursively; every
+        catalogued file elsewhere is taken as the catalog last saw it, so the result is
+        what a full scan would record for changes made inside them. A sidecar or ignore
+        file governs its folder's subtree, which its own folder's scope covers. None: a
+        full scan; empty: nothing was touched, nothing is read."""
         started = time.perf_counter()
         report = ScanReport()
+        if scope is not None:
+            report.scope = scope_folders(str(self.root), scope)
+            if report.scope == [""]:
+                report.scope = None  # the root: a full scan
+            elif not report.scope:
+                return report
         # The caller holds Repository.lock(): two scans reading the same stat cache at once
         # would both journal the same changes.
         writes = _Writes(self.conn, self.clock(), dry_run)
         with _no_gc():
             try:
-                self._scan(report, writes, frozenset(hold))
+                self._scan(report, writes, frozenset(hold), report.scope)
             except BaseException:
                 writes.rollback()
                 raise
@@ -124,15 +147,23 @@ class Scanner:
         report.seconds = time.perf_counter() - started
         return report
 
-    def _scan(self, report: ScanReport, writes: _Writes, hold: frozenset[str]) -> None:
+    def _scan(
+        self, report: ScanReport, writes: _Writes, hold: frozenset[str], scope: list[str] | None
+    ) -> None:
         conn = self.conn
         bindings = store.load_bindings(conn)
         cached = store.load_files(conn)
         reasons = store.load_reasons(conn)
         writes.known_paths = cached
-        # A first scan hashes everything it finds: start the workers (and their imports)
-        # as soon as the walk has found enough files, so that they overlap the walk.
-        walked = walk(str(self.root), on_folder=None if cached else self._start_pool_early)
+        if scope is None:
+            # A first scan hashes everything it finds: start the workers (and their
+            # imports) as soon as the walk has found enough files, to overlap the walk.
+            walked = walk(str(self.root), on_folder=None if cached else self._start_pool_early)
+            report.folders_listed = len(walked.folders)
+        else:
+            walked = _walk_scope(str(self.root), scope, bindings, conn, reasons)
+            report.folders_listed = len(walked.folders)
+            walked.folders |= _label_folders(str(self.root), bindings)
         _keep_unseen(walked, cached, conn)
         if hold:
             hold = _hold_back(walked, cached, conn, hold)
@@ -681,6 +712,82 @@ def _folder_labels(walked: WalkResult, bindings: list[TaskBinding]) -> dict[int,
         label = label_for_folder(rel)
         if label:
             out[b.task_id].add(label)
+    return out
+
+
+def scope_folders(root: str, folders: Collection[str]) -> list[str]:
+    """The folders a scoped scan walks: each one, or its nearest ancestor that is a real
+    folder on disk (a deleted folder's files are found gone by walking its parent), with
+    folders inside others left out ("" is the root)."""
+    found: set[str] = set()
+    for folder in folders:
+        parts = [p for p in folder.strip("/").split("/") if p and p != "."]
+        real = 0
+        for i in range(len(parts)):
+            try:
+                st = os.lstat(os.path.join(root, *parts[: i + 1]))
+            except (OSError, ValueError):
+                break
+            if not S_ISDIR(st.st_mode):  # a file, or a symlink (never followed)
+                break
+            real = i + 1
+        found.add("/".join(parts[:real]))
+    out: list[str] = []
+    for folder in sorted(found, key=lambda f: (f.count("/") if f else -1, f)):
+        if not any(not o or folder == o or folder.startswith(o + "/") for o in out):
+            out.append(folder)
+    return sorted(out)
+
+
+def _walk_scope(
+    root: str,
+    scope: list[str],
+    bindings: list[TaskBinding],
+    conn: sqlite3.Connection,
+    reasons: dict[str, str],
+) -> WalkResult:
+    """Walk the `scope` folders; every catalogued file and sidecar outside them is
+    filled in as the catalog recorded it (it is unseen, not gone)."""
+    walked = WalkResult()
+    for folder in scope:
+        part = walk(root, start=folder)
+        walked.images.update(part.images)
+        walked.sidecars.update(part.sidecars)
+        walked.ignore_files.update(part.ignore_files)
+        walked.ignore_stats.update(part.ignore_stats)
+        walked.skipped.update(part.skipped)
+        walked.folders |= part.folders
+        walked.leftovers += part.leftovers
+    prefixes = tuple(f + "/" for f in scope)
+
+    def outside(path: str) -> bool:
+        return not path.startswith(prefixes) and path not in scope
+
+    for path, st in store.load_stats(conn).items():
+        if not outside(path):
+            continue
+        if st == (0, 0, 0, 0, 0) and path in reasons:  # a row of what the walk skipped
+            walked.skipped[path] = (reasons[path], None)
+        else:
+            walked.images[path] = st
+    for path, size, mtime, inode in conn.execute(
+        "SELECT path, size, mtime_ns, inode FROM aux_file"
+    ):
+        if outside(path):
+            stat = (0, inode, size, mtime, 0)
+            if path.rpartition("/")[2] == IGNORE_FILE:
+                walked.ignore_stats[path] = stat
+            else:
+                walked.sidecars[path] = stat
+    return walked
+
+
+def _label_folders(root: str, bindings: list[TaskBinding]) -> set[str]:
+    """The first-level folders of every task root (what names a task's labels), as a
+    full walk would find them: one listing per task root."""
+    out: set[str] = set()
+    for b in bindings:
+        out |= walk(root, start=b.root, recursive=False).folders
     return out
 
 

@@ -61,9 +61,13 @@ def walk(
     rules: IgnoreRules | None = None,
     start: str = "",
     on_folder: Callable[[int], None] | None = None,
+    *,
+    recursive: bool = True,
 ) -> WalkResult:
     """Walk root (or the subfolder `start` of it) and collect what the scanner needs.
-    `on_folder(images found so far)` is called after each folder."""
+    `on_folder(images found so far)` is called after each folder. A `start` that a full
+    walk would never enter (ignored, the state folder, a bad name) yields nothing. Not
+    `recursive`: only `start` itself is listed; its subfolders go to `folders` unlisted."""
     result = WalkResult()
     texts: dict[str, str] = {}
     if rules is None:
@@ -78,6 +82,8 @@ def walk(
                 texts[folder] = text
         if texts:
             rules = IgnoreRules.from_texts(texts)
+        if _pruned(start, rules):
+            return result
     stack = [start]
     while stack:
         folder = stack.pop()
@@ -145,7 +151,10 @@ def walk(
                 if not _valid_name(name):
                     _skip_bad_name(result, rel, name)
                     continue
-                stack.append(rel)
+                if recursive:
+                    stack.append(rel)
+                else:
+                    result.folders.add(rel)
             elif S_ISLNK(mode):
                 if is_ignored(rel, False):
                     continue
@@ -158,6 +167,17 @@ def walk(
         if on_folder is not None:
             on_folder(len(images))
     return result
+
+
+def _pruned(start: str, rules: IgnoreRules) -> bool:
+    """Whether a walk from the root would never enter the folder `start`."""
+    parts = start.split("/")
+    if parts[0] == STATE_DIR:
+        return True
+    return any(
+        not _valid_name(name) or rules.is_ignored("/".join(parts[: i + 1]), True)
+        for i, name in enumerate(parts)
+    )
 
 
 def _shown(rel: str) -> str:

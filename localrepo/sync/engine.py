@@ -9,6 +9,7 @@ next run.
 from __future__ import annotations
 
 import json
+import logging
 import sqlite3
 import time
 from collections.abc import Callable, Mapping
@@ -19,12 +20,25 @@ from localrepo.catalog import store
 from localrepo.catalog.db import transaction
 from localrepo.errors import EXIT_SAFETY, LocalrepoError
 from localrepo.layout import TaskBinding, label_for_folder, relative_to_root
+from localrepo.remote.errors import NotFoundError
 from localrepo.repository import Repository
 from localrepo.scan.scanner import Scanner, ScanReport
 from localrepo.sync import plan as P
 from localrepo.sync.execute import LOCAL_OPS, REMOTE_IMAGE_OPS, Executor, Outcome
 from localrepo.sync.localfs import LocalFS
-from localrepo.sync.state import build_snapshot, list_remote_task, load_task_state
+from localrepo.sync.state import (
+    RemoteSnapshot,
+    build_snapshot,
+    catalog_snapshot,
+    catalog_view_blocker,
+    changed_keys,
+    list_remote_labels,
+    list_remote_task,
+    load_task_state,
+    synced_and_local,
+)
+
+log = logging.getLogger("localrepo.sync")
 
 PUSH_LABEL_OPS = frozenset({P.ENSURE_LABEL, P.DETACH_LABEL})
 PULL_LABEL_OPS = frozenset({P.MAKE_FOLDER, P.REMOVE_FOLDER})
@@ -47,6 +61,11 @@ class SyncOptions:
     resolve_keys: frozenset[str] = frozenset()
     # The watcher: files still being written, left as the catalog knows them (see Scanner).
     hold: frozenset[str] = frozenset()
+    # The watcher: the folders its events touched (a scoped scan); None scans everything.
+    scope: frozenset[str] | None = None
+    # "listing": list every image of each task (what `repo sync` does). "catalog": the
+    # watcher's push of local changes, planned without listing (see `_catalog_snapshot`).
+    remote_view: str = "listing"
 
 
 @dataclass
@@ -59,6 +78,7 @@ class TaskReport:
     problems: list[str] = field(default_factory=list)
     stop: P.SafetyStop | None = None
     created_remote_task: bool = False
+    listed: bool = True  # the remote task was listed (not the watcher's catalog view)
 
 
 @dataclass
@@ -207,7 +227,7 @@ class Engine:
         with self.repo.lock():
             conn = self.repo.connect()
             try:
-                report.scan = self._scan(conn, dry_run=False)
+                report.scan = self._scan(conn, dry_run=False, scope=self.options.scope)
                 fs = LocalFS(self.repo.root)
                 fs.remove_leftovers(report.scan.leftovers)
                 bindings = store.load_bindings(conn)
@@ -230,7 +250,9 @@ class Engine:
         report.seconds = time.perf_counter() - started
         return report
 
-    def _scan(self, conn: sqlite3.Connection, *, dry_run: bool) -> ScanReport:
+    def _scan(
+        self, conn: sqlite3.Connection, *, dry_run: bool, scope: frozenset[str] | None = None
+    ) -> ScanReport:
         progress = None
         if self.progress is not None:
             outer = self.progress
@@ -239,7 +261,7 @@ class Engine:
                 outer("Scanning", done, total)
 
         return Scanner(self.repo.root, conn, progress=progress).scan(
-            dry_run=dry_run, hold=self.options.hold
+            dry_run=dry_run, hold=self.options.hold, scope=scope
         )
 
     # -- one task -------------------------------------------------------------------------
@@ -262,6 +284,54 @@ class Engine:
             conn.execute("UPDATE task SET remote_id = ? WHERE id = ?", (found.id, binding.task_id))
         return str(found.id)
 
+    def _snapshot(
+        self,
+        conn: sqlite3.Connection,
+        binding: TaskBinding,
+        remote_task_id: str,
+        rep: TaskReport,
+        view: str,
+    ) -> RemoteSnapshot:
+        """The REMOTE view of the task: a listing of all its images, or (the watcher's
+        push, `view` "catalog") the synced state plus a fresh look at each image whose
+        local state changed; that falls back to a listing when it would not be exact."""
+        hash_by_remote_id = {
+            rid: h
+            for rid, h in conn.execute(
+                "SELECT remote_id, hash FROM image WHERE remote_id IS NOT NULL"
+            )
+        }
+        if not remote_task_id:
+            return build_snapshot(remote_task_id, binding.type, [], [], hash_by_remote_id)
+        if view == "catalog":
+            attached = list_remote_labels(self.client, remote_task_id)
+            base, local, base_labels = synced_and_local(conn, binding.task_id)
+            remote_ids = {h: rid for rid, h in hash_by_remote_id.items()}
+            changed = changed_keys(base, local)
+            fetch = sorted(k for k in changed if k in remote_ids)
+            names = build_snapshot(remote_task_id, binding.type, attached, [], {}).labels
+            blocker = catalog_view_blocker(names, base_labels, len(fetch), True)
+            if blocker is None:
+                fetched: dict[str, Any] = dict.fromkeys(changed)
+                for key in fetch:
+                    try:
+                        fetched[key] = self.client.get_image(remote_ids[key])
+                    except NotFoundError:
+                        fetched[key] = None  # deleted there: the planner sees it gone
+                rep.listed = False
+                return catalog_snapshot(
+                    remote_task_id,
+                    binding.type,
+                    attached,
+                    fetched,
+                    base,
+                    remote_ids,
+                    hash_by_remote_id,
+                )
+            log.debug("%s: listing the remote task: %s", binding.name, blocker)
+        attached, images = list_remote_task(self.client, remote_task_id)
+        return build_snapshot(remote_task_id, binding.type, attached, images, hash_by_remote_id)
+
     def _sync_task(
         self,
         conn: sqlite3.Connection,
@@ -269,8 +339,10 @@ class Engine:
         binding: TaskBinding,
         bindings: list[TaskBinding],
         scan: ScanReport,
+        view: str | None = None,
     ) -> TaskReport:
         opts = self.options
+        view = view or opts.remote_view
         rep = TaskReport(binding.name, None)
         if not fs.abs(binding.root).is_dir() if binding.root else not self.repo.root.is_dir():
             raise LocalrepoError(
@@ -279,16 +351,7 @@ class Engine:
             )
         remote_task_id = self._remote_task(conn, binding, rep)
         rep.remote_id = remote_task_id or None
-        attached, images = (
-            list_remote_task(self.client, remote_task_id) if remote_task_id else ([], [])
-        )
-        hash_by_remote_id = {
-            rid: h
-            for rid, h in conn.execute(
-                "SELECT remote_id, hash FROM image WHERE remote_id IS NOT NULL"
-            )
-        }
-        snapshot = build_snapshot(remote_task_id, binding.type, attached, images, hash_by_remote_id)
+        snapshot = self._snapshot(conn, binding, remote_task_id, rep, view)
         rep.problems += snapshot.problems
         if not opts.dry_run:
             _adopt_remote_ids(conn, snapshot.images)
@@ -346,8 +409,22 @@ class Engine:
             jobs=opts.jobs,
             progress=progress,
             clock=self.clock,
+            defer_labelled_duplicates=not rep.listed,
         )
         rep.outcome = executor.run(plan)
+        if rep.outcome.deferred and rep.outcome.fatal is None:
+            # An upload met these bytes on the remote, already labelled in this task
+            # (another clone sent them): only a listing shows how to merge that. The
+            # remote ids are recorded; the listing run picks the images up by them.
+            log.info(
+                "%s: %d new image(s) are on the remote already; listing the task",
+                binding.name,
+                len(rep.outcome.deferred),
+            )
+            again = self._sync_task(conn, fs, binding, bindings, scan, view="listing")
+            again.outcome.merge(rep.outcome)
+            again.outcome.deferred = []
+            return again
         if not rep.outcome.failed and rep.outcome.fatal is None:
             with transaction(conn):  # the scanner's observations are now on both sides
                 conn.execute(

@@ -49,6 +49,10 @@ LOCAL_OPS = frozenset({P.DOWNLOAD, P.SET_LOCAL, P.TRASH_LOCAL})
 REMOTE_IMAGE_OPS = frozenset({P.UPLOAD, P.SET_REMOTE, P.REMOVE_REMOTE})
 
 
+class _Deferred(Exception):  # a signal, not an error
+    """An upload met a labelled duplicate: this image's ops end here (see Executor)."""
+
+
 class Client(Protocol):  # the parts of localrepo.remote.RecognitionClient used here
     def ensure_label(self, name: str, type: str) -> Any: ...
     def add_task_label(self, task_id: str, label_id: str) -> Any: ...
@@ -76,6 +80,8 @@ class Outcome:
     failed: list[tuple[str, str]] = field(default_factory=list)  # (what, reason)
     problems: list[str] = field(default_factory=list)
     fatal: LocalrepoError | None = None  # auth failure, server gone: stop the run
+    # Uploads left for a run that lists the task (see Executor.defer_labelled_duplicates).
+    deferred: list[str] = field(default_factory=list)
 
     def merge(self, other: Outcome) -> None:
         for name in (
@@ -92,6 +98,7 @@ class Outcome:
             setattr(self, name, getattr(self, name) + getattr(other, name))
         self.failed += other.failed
         self.problems += other.problems
+        self.deferred += other.deferred
         self.fatal = self.fatal or other.fatal
 
 
@@ -115,6 +122,7 @@ class ImageResult:
     counts: dict[str, int] = field(default_factory=dict)
     skipped: bool = False  # not started: the run was stopping
     link_later: dict[str, float | None] | None = None  # uploaded; labels go in bulk
+    deferred: bool = False  # already on the remote with labels of the task: not linked
 
 
 class Executor:
@@ -132,8 +140,14 @@ class Executor:
         jobs: int = 8,
         progress: Callable[[int, int], None] | None = None,
         clock: Callable[[], int] = time.time_ns,
+        defer_labelled_duplicates: bool = False,
     ) -> None:
+        """`defer_labelled_duplicates`: the plan was made without a listing (the
+        watcher's push), so an upload whose bytes the remote holds already, with labels
+        of this task, was planned blind; such an image is left unlinked (its remote id
+        recorded, in `Outcome.deferred`) for a run that lists the task."""
         self.conn = conn
+        self.defer_labelled_duplicates = defer_labelled_duplicates
         self.client = client
         self.fs = fs
         self.binding = binding
@@ -196,6 +210,10 @@ class Executor:
                 result = fut.result()
                 if result.skipped:
                     failed_keys.add(key)
+                    continue
+                if result.deferred:  # its journalled ops stay in flight until re-planned
+                    self._commit_remote_id(result)
+                    out.deferred.append(key)
                     continue
                 ids = [journal_ids[id(op)] for op in by_key[key]]
                 if result.error is None and result.link_later is not None:
@@ -431,6 +449,8 @@ class Executor:
                     self._set_local(result, op)
                 elif op.kind == P.TRASH_LOCAL:
                     self._trash_local(result, op)
+        except _Deferred:
+            return result
         except (AuthError, RemoteUnavailableError) as exc:
             result.fatal = exc if is_fatal(exc) else None
             result.error = str(exc)
@@ -467,6 +487,11 @@ class Executor:
         crash_point("after_http")
         result.remote_id = image.id
         result.created_here = created
+        if not created and self.defer_labelled_duplicates:
+            task_label_ids = set(self.snapshot.labels.values())
+            if any(lab.id in task_label_ids for lab in image.labels):
+                result.deferred = True
+                raise _Deferred
         result.counts["uploaded"] = 1
         if result.key in self._bulk and op.kind == P.UPLOAD:
             result.link_later = op.target_map

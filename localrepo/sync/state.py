@@ -6,7 +6,7 @@ from __future__ import annotations
 import math
 import re
 import sqlite3
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -122,17 +122,84 @@ def build_snapshot(
 LISTING_PAGE = 1000
 
 
-def list_remote_task(client: Any, remote_task_id: str) -> tuple[list[Any], list[Any]]:
-    """(labels attached to the task, images carrying any of them): the remote's side of
-    one task, as the engine and `repo verify` read it."""
+def list_remote_labels(client: Any, remote_task_id: str) -> list[Any]:
+    """The labels attached to the task (two requests, whatever the task's size)."""
     task = client.get_task(remote_task_id)
     attached = client.list_labels(task=remote_task_id)
     if task.labels:
         wanted = set(task.labels)
         attached = [lab for lab in attached if lab.id in wanted]
+    return list(attached)
+
+
+def list_remote_task(client: Any, remote_task_id: str) -> tuple[list[Any], list[Any]]:
+    """(labels attached to the task, images carrying any of them): the remote's side of
+    one task, as the engine and `repo verify` read it."""
+    attached = list_remote_labels(client, remote_task_id)
     ids = [lab.id for lab in attached]
     images = list(client.iter_images(labels=ids, page_size=LISTING_PAGE)) if ids else []
     return attached, images
+
+
+# -- the watcher's push: the remote seen through the catalog -------------------------------
+# More images to look at one by one than this, and listing the task is cheaper.
+MAX_FETCH = 100
+
+
+def changed_keys(
+    base: Mapping[str, Mapping[str, float | None]], local: Mapping[str, Mapping[str, float | None]]
+) -> set[str]:
+    """Images whose local state is not the synced one: what a push has to look at."""
+    return {k for k in set(base) | set(local) if dict(local.get(k, {})) != dict(base.get(k, {}))}
+
+
+def catalog_snapshot(
+    task_id: str,
+    task_type: str,
+    attached: Iterable[Any],
+    fetched: Mapping[str, Any | None],
+    base: Mapping[str, Mapping[str, float | None]],
+    remote_ids: Mapping[str, str],
+    hash_by_remote_id: dict[str, str],
+) -> RemoteSnapshot:
+    """The REMOTE view of one task without listing its images (pure).
+
+    `fetched`: {key: the image as the server answers it now, or None when it is gone}
+    for the images whose local state changed. Every other synced image is taken to be
+    on the remote as it was synced (its base state): only the pull timer's listing
+    learns what changed there meanwhile. A fetched image that the remote changed too is
+    seen as it is now, so the planner merges or records a conflict, as after a listing.
+    """
+    snap = build_snapshot(
+        task_id,
+        task_type,
+        attached,
+        [img for img in fetched.values() if img is not None],
+        hash_by_remote_id,
+    )
+    for key, labels in base.items():
+        if key in fetched or key in snap.images or not labels:
+            continue
+        rid = remote_ids.get(key)
+        if rid is not None:
+            snap.images[key] = RemoteImageView(rid, key, dict(labels), False, "", {})
+    return snap
+
+
+def catalog_view_blocker(
+    attached_names: Iterable[str], base_labels: Iterable[str], fetch: int, remote_known: bool
+) -> str | None:
+    """Why a push must list the task after all (None: the catalog view will do).
+
+    A label attached or detached on the remote since the last sync changes the state
+    of images that were not fetched; so does a task not on the remote yet."""
+    if not remote_known:
+        return "the task is not on the remote yet"
+    if set(attached_names) != set(base_labels):
+        return "the remote task's labels changed"
+    if fetch > MAX_FETCH:
+        return f"{fetch} changed images (listing is cheaper)"
+    return None
 
 
 def _rows(conn: sqlite3.Connection, task_id: int, state: str) -> dict[str, dict[str, float | None]]:
@@ -172,6 +239,17 @@ def local_files(
         if owner is not None and owner.task_id == binding.task_id:
             out.setdefault(h, []).append(path)
     return out
+
+
+def synced_and_local(
+    conn: sqlite3.Connection, task_id: int
+) -> tuple[dict[str, dict[str, float | None]], dict[str, dict[str, float | None]], frozenset[str]]:
+    """(synced image states, local image states, synced task labels) of one task."""
+    return (
+        _rows(conn, task_id, SYNCED),
+        _rows(conn, task_id, LOCAL),
+        _task_labels(conn, task_id, SYNCED),
+    )
 
 
 def _like_prefix(prefix: str) -> str:

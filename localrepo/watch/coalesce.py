@@ -179,9 +179,11 @@ LOCAL, PULL, FULL, RETRY = "local changes", "pull timer", "full scan", "retry"
 class Schedule:
     """When to sync. `now` is a monotonic clock in seconds.
 
-    - local changes are synced at once, unless the remote is in backoff: then they are
-      only scanned and journalled (the caller's `scan_only`), and sent at the retry;
-    - the pull timer syncs every `interval` seconds after the last attempt;
+    - local changes are synced at once (a push run: it does not list the remote),
+      unless the remote is in backoff: then they are only scanned and journalled (the
+      caller's `scan_only`), and sent at the retry;
+    - the pull timer syncs every `interval` seconds after the last run that listed the
+      remote (every run but a push run), also while local changes keep coming;
     - a full reconciling scan runs at start and every `full_every` seconds;
     - after a failure, nothing talks to the remote before `retry_at`.
     """
@@ -191,6 +193,7 @@ class Schedule:
     backoff_base: float = 2.0
     backoff_cap: float = 300.0
     last_attempt: float | None = None
+    last_listing: float | None = None  # the last successful run that listed the remote
     last_full: float | None = None
     failures: int = 0
     retry_at: float | None = None
@@ -204,22 +207,29 @@ class Schedule:
             return FULL, False
         if self.retry_at is not None:
             return RETRY, False
+        if self._pull_due(now):  # a pull also sends the local changes
+            return PULL, False
         if local or self.owed:
             return LOCAL, False
-        if self.last_attempt is None or now - self.last_attempt >= self.interval:
-            return PULL, False
         return None, False
+
+    def _pull_due(self, now: float) -> bool:
+        last = self.last_listing if self.last_listing is not None else self.last_attempt
+        return last is None or now - last >= self.interval
 
     def wake_at(self) -> float:
         """The next moment the schedule itself (not an event) may want a sync."""
         if self.retry_at is not None:
             return self.retry_at
-        last = self.last_attempt if self.last_attempt is not None else 0.0
+        last = self.last_listing if self.last_listing is not None else self.last_attempt
+        last = last if last is not None else 0.0
         full = self.last_full if self.last_full is not None else 0.0
         return min(last + self.interval, full + self.full_every)
 
     def succeeded(self, now: float, why: str) -> None:
         self.last_attempt = now
+        if why != LOCAL:
+            self.last_listing = now
         if why == FULL:
             self.last_full = now
         self.failures, self.retry_at, self.owed = 0, None, False

@@ -84,7 +84,17 @@ def summary(report: Any) -> dict[str, Any]:
         "conflicts": report.conflicts,
         "failed": len(o.failed),
         "seconds": round(report.seconds, 3),
+        # What the run read: the folders it scanned ("all": a full scan), and whether it
+        # listed the remote tasks (a push of local changes does not).
+        "scanned": _scanned(report.scan),
+        "listed": any(t.listed for t in report.tasks),
     }
+
+
+def _scanned(scan: Any) -> str | list[str]:
+    if scan is None or scan.scope is None:
+        return "all"
+    return scan.scope
 
 
 class Watcher:
@@ -115,6 +125,7 @@ class Watcher:
             backoff_cap=options.backoff_cap,
         )
         self.local = False  # settled local changes wait for a sync
+        self.touched: set[str] = set()  # folders to rescan at the next run
         self.overflow = False  # the kernel dropped events: the next run is a full scan
         self._last_logged_error: str | None = None
         self._save_lock = threading.Lock()
@@ -172,10 +183,14 @@ class Watcher:
         why, scan_only = self.schedule.decide(now, self.local)
         # Files still settling are left out of the run, as the catalog knows them.
         hold = self.coalescer.unsettled()
-        if why is not None:
-            self._run_in_worker(lambda: self._sync(why, hold), why)
-        elif scan_only and self.local:
-            self._run_in_worker(lambda: self._scan_only(hold), "journal")
+        if why is not None or (scan_only and self.local):
+            # A full scan walks everything; any other run only the folders events touched.
+            scope = None if why == C.FULL else frozenset(self.touched)
+            self.touched.clear()
+            if why is not None:
+                self._run_in_worker(lambda: self._sync(why, hold, scope), why)
+            else:
+                self._run_in_worker(lambda: self._scan_only(hold, scope), "journal")
         if self.stop.is_set():
             return
         wake = self.schedule.wake_at()
@@ -232,6 +247,7 @@ class Watcher:
                 ", ".join((f or ".") + "/" for f in folders[:5])
                 + (" ..." if len(folders) > 5 else ""),
             )
+            self.touched.update(folders)
             self.local = True
 
     # -- work -------------------------------------------------------------------------------
@@ -269,15 +285,27 @@ class Watcher:
         except Exception:  # the daemon outlives a bug in one run; the log has the trace
             log.exception("unexpected error")
 
-    def _scan_only(self, hold: frozenset[str]) -> None:
+    def _rescan_later(self, scope: frozenset[str] | None, retry: Iterable[str] = ()) -> None:
+        """Folders a run did not get to (it failed), or where a file changed while it was
+        read, are scanned again at the next run."""
+        if scope is not None:
+            self.touched.update(scope)
+        self.touched.update(C.touched_folders(retry))
+
+    def _scan_only(self, hold: frozenset[str], scope: frozenset[str] | None) -> None:
         from localrepo.scan.scanner import Scanner
 
-        with self.repo.lock():
-            conn = self.repo.connect()
-            try:
-                rep = Scanner(self.repo.root, conn).scan(hold=hold)
-            finally:
-                conn.close()
+        try:
+            with self.repo.lock():
+                conn = self.repo.connect()
+                try:
+                    rep = Scanner(self.repo.root, conn).scan(hold=hold, scope=scope)
+                finally:
+                    conn.close()
+        except BaseException:
+            self._rescan_later(scope)
+            raise
+        self._rescan_later(None, rep.retry_later)
         self.schedule.journalled()
         if rep.changes:
             log.info(
@@ -285,7 +313,7 @@ class Watcher:
                 len(rep.changes),
             )
 
-    def _sync(self, why: str, hold: frozenset[str]) -> None:
+    def _sync(self, why: str, hold: frozenset[str], scope: frozenset[str] | None = None) -> None:
         from localrepo.sync.engine import Engine, SyncOptions
 
         self.state.state = "syncing"
@@ -299,11 +327,18 @@ class Watcher:
                 max_delete=cfg.sync.max_delete,
                 noresize=cfg.sync.noresize,
                 hold=hold,
+                scope=scope,
+                # Local changes are pushed without listing the remote; the pull timer,
+                # the full scan and retries list it (and so find remote changes).
+                remote_view="catalog" if why == C.LOCAL else "listing",
             )
             report = Engine(self.repo, self.client, options).run()
         except Exception as exc:  # whatever it was, the schedule backs off before a retry
+            self._rescan_later(scope)
             self._failed(why, exc)
             return
+        if report.scan is not None:
+            self._rescan_later(None, report.scan.retry_later)
         if self.state.offline:
             log.info("the remote answers again; sent what was journalled meanwhile")
         self.schedule.succeeded(self.clock(), why)
@@ -321,7 +356,7 @@ class Watcher:
             st.last_error = None
             self._last_logged_error = None
         self._save()
-        did = {k: v for k, v in result.items() if v and k != "seconds"}
+        did = {k: v for k, v in result.items() if v and k not in ("seconds", "scanned", "listed")}
         if did:
             log.info(
                 "synced (%s): %s in %.1fs",

@@ -124,10 +124,12 @@ def test_schedule_full_scan_first_then_pull_timer_and_local_changes():
     s.succeeded(0.0, FULL)
     assert s.decide(1.0, local=False) == (None, False)
     assert s.decide(1.0, local=True) == (LOCAL, False)
-    s.succeeded(1.0, LOCAL)
-    assert s.wake_at() == 31.0
-    assert s.decide(31.0, local=False) == (PULL, False)
-    s.succeeded(31.0, PULL)
+    s.succeeded(1.0, LOCAL)  # a push run lists nothing: the pull timer runs from 0.0
+    assert s.wake_at() == 30.0
+    assert s.decide(29.0, local=True) == (LOCAL, False)
+    assert s.decide(30.0, local=True) == (PULL, False)  # local changes never starve a pull
+    s.succeeded(30.0, PULL)
+    assert s.wake_at() == 60.0
     assert s.decide(3600.0, local=False) == (FULL, False)
 
 

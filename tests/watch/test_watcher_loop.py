@@ -25,7 +25,7 @@ def test_a_run_hanging_past_the_grace_is_left_to_the_journal(tmp_path: Path):
         hard_exit=lambda code: exits.append((code, time.monotonic())),
     )
 
-    def hung_sync(_why: str, _hold: frozenset[str]) -> None:  # the injected fault
+    def hung_sync(_why: str, _hold: frozenset[str], _scope: object) -> None:  # the injected fault
         started.set()
         time.sleep(3)
 
@@ -49,7 +49,7 @@ def test_a_quick_run_finishes_before_the_stop(tmp_path: Path):
     done = threading.Event()
     w = Watcher(repo, None, WatchOptions(grace=5), hard_exit=exits.append)
 
-    def quick_sync(_why: str, _hold: frozenset[str]) -> None:
+    def quick_sync(_why: str, _hold: frozenset[str], _scope: object) -> None:
         time.sleep(0.3)
         done.set()
 
