@@ -716,22 +716,25 @@ def _folder_labels(walked: WalkResult, bindings: list[TaskBinding]) -> dict[int,
 
 
 def scope_folders(root: str, folders: Collection[str]) -> list[str]:
-    """The folders a scoped scan walks: each one, or its nearest ancestor that is a real
-    folder on disk (a deleted folder's files are found gone by walking its parent), with
-    folders inside others left out ("" is the root)."""
+    """The folders of a scoped scan, with folders inside others left out ("" is the
+    root). A folder that is gone stays (its catalogued files are gone too); one that is
+    a file or a symlink now is replaced by its parent, whose walk reports it."""
     found: set[str] = set()
     for folder in folders:
         parts = [p for p in folder.strip("/").split("/") if p and p != "."]
-        real = 0
+        keep = len(parts)
         for i in range(len(parts)):
             try:
                 st = os.lstat(os.path.join(root, *parts[: i + 1]))
+            except FileNotFoundError:
+                break  # gone from here down
             except (OSError, ValueError):
+                keep = i
                 break
             if not S_ISDIR(st.st_mode):  # a file, or a symlink (never followed)
+                keep = i
                 break
-            real = i + 1
-        found.add("/".join(parts[:real]))
+        found.add("/".join(parts[:keep]))
     out: list[str] = []
     for folder in sorted(found, key=lambda f: (f.count("/") if f else -1, f)):
         if not any(not o or folder == o or folder.startswith(o + "/") for o in out):
@@ -750,6 +753,8 @@ def _walk_scope(
     filled in as the catalog recorded it (it is unseen, not gone)."""
     walked = WalkResult()
     for folder in scope:
+        if not os.path.isdir(os.path.join(root, folder)):
+            continue  # gone: what the catalog had in it is gone
         part = walk(root, start=folder)
         walked.images.update(part.images)
         walked.sidecars.update(part.sidecars)

@@ -147,15 +147,14 @@ def split_echoes(
 
 
 def touched_folders(paths: Iterable[str], dirs: Iterable[str] = ()) -> list[str]:
-    """The folders to rescan for these paths: a file's folder, a folder itself and its
-    parent; nested folders are covered by their ancestors ("" is the repository root)."""
+    """The folders to rescan for these paths: a file's folder, and a folder itself (a
+    scoped scan finds the files of a folder that is gone, and reads the label folders
+    of every task root anyway); nested folders are covered by their ancestors ("" is
+    the repository root)."""
     folders = set()
     dir_set = set(dirs)
     for path in paths:
-        parent = path.rpartition("/")[0]
-        folders.add(parent)
-        if path in dir_set:
-            folders.add(path)
+        folders.add(path if path in dir_set else path.rpartition("/")[0])
     out: list[str] = []
     for folder in sorted(folders, key=lambda f: (f.count("/") if f else -1, f)):
         if not any(folder == o or not o or folder.startswith(o + "/") for o in out):

@@ -108,8 +108,9 @@ def test_echoes_are_paths_whose_disk_state_is_the_catalogs():
 def test_touched_folders():
     assert touched_folders(["cats/a.jpg", "cats/b.jpg", "dogs/x/c.jpg"]) == ["cats", "dogs/x"]
     assert touched_folders(["cats/a.jpg", "top.jpg"]) == [""]
-    assert touched_folders(["cats/x/a.jpg", "cats"], dirs=["cats"]) == [""]
-    assert touched_folders(["cats/x/a.jpg", "cats/x"], dirs=["cats/x"]) == ["cats"]
+    assert touched_folders(["cats/x/a.jpg", "cats"], dirs=["cats"]) == ["cats"]
+    assert touched_folders(["cats/x/a.jpg", "cats/x"], dirs=["cats/x"]) == ["cats/x"]
+    assert touched_folders(["birds", "bird"], dirs=["bird", "birds"]) == ["bird", "birds"]
     assert touched_folders([]) == []
 
 

@@ -1,0 +1,169 @@
+"""The watcher's runs for local changes: a scoped rescan and a push without a listing.
+
+The watcher loop runs in-process (real inotify events, the real engine, the real
+client) against the real server through a recording proxy, so a test can see which
+folders a run walked and which requests it sent. The pull timer is set far away: every
+run after the start-up full scan is a run for local changes.
+"""
+
+from __future__ import annotations
+
+import base64
+import re
+import threading
+from collections.abc import Iterator
+from dataclasses import dataclass
+
+import pytest
+from faultproxy import FaultProxy
+from synchelp import Clone, Remote, World, image_hash, img
+from watchhelp import until
+
+from localrepo.remote.client import RecognitionClient
+from localrepo.repository import Repository
+from localrepo.scan import scanner as scanner_module
+from localrepo.watch.coalesce import FULL, LOCAL
+from localrepo.watch.daemon import Watcher, WatchOptions
+
+LISTING = re.compile(r"/training-image/?(\?|$)")  # GET of the image list (not one image)
+
+
+@dataclass
+class Running:
+    clone: Clone
+    watcher: Watcher
+    proxy: FaultProxy
+    remote: Remote
+    runs: list[tuple[str, frozenset[str] | None]]  # (why, scope) of every sync run
+    walked: list[tuple[str, bool]]  # (start, recursive) of every scanner walk
+
+    def listings(self) -> list[str]:
+        return [p for m, p, _a in self.proxy.seen if m == "GET" and LISTING.search(p)]
+
+    def settle(self) -> None:
+        """Wait until the watcher is idle with nothing pending, then forget what it did."""
+        until(
+            lambda: (
+                not self.watcher.coalescer.pending
+                and not self.watcher.local
+                and self.watcher.state.state == "idle"
+            ),
+            30,
+            "the watcher to be idle",
+        )
+        self.runs.clear()
+        self.walked.clear()
+        self.proxy.seen.clear()
+
+
+@pytest.fixture
+def running(account, tmp_path, monkeypatch) -> Iterator[Running]:
+    proxy = FaultProxy(account.url).start()
+    world = World(proxy.url, account.token, tmp_path)
+    world.remote.close()
+    remote = Remote(account.url, account.token)  # the test's own view, not recorded
+    clone = world.init("photos", "animals")
+    for i in range(4):
+        clone.write(f"cats/c{i}.jpg", 10 + i)
+        clone.write(f"dogs/d{i}.jpg", 20 + i)
+        clone.write(f"fish/deep/f{i}.jpg", 30 + i)  # never touched
+    clone.write("birds/b.jpg", 50)
+    clone.sync()
+
+    walked: list[tuple[str, bool]] = []
+    real_walk = scanner_module.walk
+
+    def spy(root, rules=None, start="", on_folder=None, *, recursive=True):
+        walked.append((start, recursive))
+        return real_walk(root, rules, start, on_folder, recursive=recursive)
+
+    monkeypatch.setattr(scanner_module, "walk", spy)
+    client = RecognitionClient(proxy.url, account.token)
+    opts = WatchOptions(interval=3600, full_every=3600, debounce=0.3, grace=5)
+    watcher = Watcher(Repository(clone.root), client, opts, hard_exit=lambda _code: None)
+    runs: list[tuple[str, frozenset[str] | None]] = []
+    sync = watcher._sync
+
+    def recorded(why: str, hold: frozenset[str], scope: frozenset[str] | None = None) -> None:
+        runs.append((why, scope))
+        sync(why, hold, scope)
+
+    watcher._sync = recorded  # type: ignore[method-assign]
+    thread = threading.Thread(target=watcher.run, daemon=True)
+    thread.start()
+    r = Running(clone, watcher, proxy, remote, runs, walked)
+    try:
+        until(lambda: watcher.state.syncs >= 1, 30, "the start-up full scan")
+        assert runs[0] == (FULL, None)
+        r.settle()
+        yield r
+    finally:
+        watcher.request_stop()
+        thread.join(15)
+        client.close()
+        remote.close()
+        proxy.stop()
+
+
+def labels_of(remote: Remote, seed: int) -> dict[str, float | None] | None:
+    row = remote.by_hash().get(image_hash(seed))
+    return None if row is None else row.labels
+
+
+def test_local_changes_rescan_only_touched_folders_and_list_nothing(running: Running):
+    r = running
+    r.clone.move("cats/c0.jpg", "dogs/c0.jpg")  # relabel
+    (r.clone.root / "dogs/d0.jpg").unlink()  # unlink
+    r.clone.write("horses/h.jpg", 40)  # a new label folder, a new upload
+
+    until(lambda: labels_of(r.remote, 10) == {"dogs": None}, 30, "c0 relabelled dogs")
+    until(lambda: labels_of(r.remote, 40) == {"horses": None}, 30, "h uploaded into horses")
+    until(lambda: not labels_of(r.remote, 20), 30, "d0 unlinked")
+    assert r.runs and all(why == LOCAL and scope is not None for why, scope in r.runs), r.runs
+    scanned = {f for _why, scope in r.runs for f in scope or ()}
+    assert scanned <= {"cats", "dogs", "horses"}, scanned
+    deep = [start for start, rec in r.walked if rec and not start.startswith(tuple(scanned))]
+    assert deep == [], f"walked untouched folders recursively: {deep}"
+    assert not any(start.startswith("fish") for start, _rec in r.walked)
+    assert r.listings() == [], "a push listed the remote task"
+    assert r.watcher.state.last_result["listed"] is False
+    # What the catalog-planned push did is what a full sync agrees with.
+    assert r.clone.sync()["uploaded"] == 0
+    r.clone.verify()
+
+
+def test_a_remote_edit_to_a_locally_moved_image_is_a_conflict(running: Running):
+    r = running
+    row = r.remote.by_hash()[image_hash(11)]  # cats/c1.jpg
+    r.remote.relabel(row.id, "cats", "birds")  # changed on the server meanwhile
+    r.clone.move("cats/c1.jpg", "dogs/c1.jpg")  # and locally, differently
+
+    until(lambda: r.clone.conflicts(), 30, "the conflict to be recorded")
+    [conflict] = r.clone.conflicts()
+    assert conflict["path"] == "dogs/c1.jpg", conflict
+    assert labels_of(r.remote, 11) == {"birds": None}  # not overwritten
+    assert (r.clone.root / "dogs/c1.jpg").is_file()  # nor the local move undone
+    assert r.listings() == []
+    assert [why for why, _scope in r.runs] == [LOCAL] * len(r.runs)
+
+
+def test_a_new_file_already_labelled_on_the_server_is_planned_from_a_listing(running: Running):
+    r = running
+    data = img(60)
+    meta = {"content_hash": "xxh3_128:" + image_hash(60), "original_file_name": "z.jpg"}
+    up = r.remote.post(
+        "training-image/", {"base64": base64.b64encode(data).decode(), "meta_data": meta}
+    )
+    r.remote.relabel(up["id"], None, "cats")  # another clone sent these bytes, as a cat
+    r.clone.write("dogs/z.jpg", 60)  # here they land as a dog
+
+    until(lambda: r.clone.conflicts(), 30, "the conflict to be recorded")
+    [conflict] = r.clone.conflicts()
+    assert conflict["path"] == "dogs/z.jpg", conflict
+    assert labels_of(r.remote, 60) == {"cats": None}  # the blind upload linked nothing
+    # The push uploaded first (no listing), met the labelled duplicate, then listed.
+    calls = [(m, p) for m, p, _a in r.proxy.seen]
+    upload = calls.index(("POST", "/recognition/v2/training-image/"))
+    first_listing = next(i for i, (m, p) in enumerate(calls) if m == "GET" and LISTING.search(p))
+    assert upload < first_listing, calls
+    assert len([row for row in r.remote.images() if row.hash == image_hash(60)]) == 1
