@@ -88,6 +88,18 @@ def _setup_logging(log_file: Path | None, verbose: int) -> None:
     logging.getLogger("httpx").setLevel(logging.WARNING)
 
 
+def _result_text(result: dict[str, Any]) -> str:
+    """` (uploaded 3, ..., scanned cats/, dogs/; no listing)` for the status line."""
+    parts = [f"{k} {v}" for k, v in result.items() if k not in ("seconds", "scanned", "listed")]
+    scanned = result.get("scanned")
+    if scanned is not None:
+        where = ", ".join((f or ".") + "/" for f in scanned) if scanned != "all" else "all"
+        parts.append(f"scanned {where or 'nothing'}")
+    if "listed" in result:
+        parts.append("listed the remote" if result["listed"] else "no remote listing")
+    return f" ({', '.join(parts)})" if parts else ""
+
+
 def _client(repo: Any) -> Any:
     from localrepo.cli.sync_cmds import retry_settings
     from localrepo.credentials import resolve_token
@@ -170,8 +182,7 @@ def print_status(s: dict[str, Any]) -> None:
     else:
         echo("daemon: not running" + (f" ({s['note']})" if s.get("note") else ""))
     if s["last_sync"]:
-        result = ", ".join(f"{k} {v}" for k, v in s["last_result"].items() if k != "seconds")
-        echo(f"last sync: {s['last_sync']}" + (f" ({result})" if result else ""))
+        echo(f"last sync: {s['last_sync']}" + _result_text(s["last_result"]))
     else:
         echo("last sync: never")
     echo(f"pending changes: {s['pending']}")

@@ -27,6 +27,7 @@ from localrepo.sync import plan as P
 from localrepo.sync.execute import LOCAL_OPS, REMOTE_IMAGE_OPS, Executor, Outcome
 from localrepo.sync.localfs import LocalFS
 from localrepo.sync.state import (
+    Labelled,
     RemoteSnapshot,
     build_snapshot,
     catalog_snapshot,
@@ -291,10 +292,11 @@ class Engine:
         remote_task_id: str,
         rep: TaskReport,
         view: str,
-    ) -> RemoteSnapshot:
+    ) -> tuple[RemoteSnapshot, tuple[Labelled, Labelled, frozenset[str]] | None]:
         """The REMOTE view of the task: a listing of all its images, or (the watcher's
         push, `view` "catalog") the synced state plus a fresh look at each image whose
-        local state changed; that falls back to a listing when it would not be exact."""
+        local state changed; that falls back to a listing when it would not be exact.
+        Also the synced and local states, when it read them."""
         hash_by_remote_id = {
             rid: h
             for rid, h in conn.execute(
@@ -302,10 +304,11 @@ class Engine:
             )
         }
         if not remote_task_id:
-            return build_snapshot(remote_task_id, binding.type, [], [], hash_by_remote_id)
+            return build_snapshot(remote_task_id, binding.type, [], [], hash_by_remote_id), None
         if view == "catalog":
             attached = list_remote_labels(self.client, remote_task_id)
-            base, local, base_labels = synced_and_local(conn, binding.task_id)
+            synced_local = synced_and_local(conn, binding.task_id)
+            base, local, base_labels = synced_local
             remote_ids = {h: rid for rid, h in hash_by_remote_id.items()}
             changed = changed_keys(base, local)
             fetch = sorted(k for k in changed if k in remote_ids)
@@ -319,7 +322,7 @@ class Engine:
                     except NotFoundError:
                         fetched[key] = None  # deleted there: the planner sees it gone
                 rep.listed = False
-                return catalog_snapshot(
+                snap = catalog_snapshot(
                     remote_task_id,
                     binding.type,
                     attached,
@@ -328,9 +331,11 @@ class Engine:
                     remote_ids,
                     hash_by_remote_id,
                 )
+                return snap, synced_local
             log.debug("%s: listing the remote task: %s", binding.name, blocker)
         attached, images = list_remote_task(self.client, remote_task_id)
-        return build_snapshot(remote_task_id, binding.type, attached, images, hash_by_remote_id)
+        snap = build_snapshot(remote_task_id, binding.type, attached, images, hash_by_remote_id)
+        return snap, None
 
     def _sync_task(
         self,
@@ -351,7 +356,7 @@ class Engine:
             )
         remote_task_id = self._remote_task(conn, binding, rep)
         rep.remote_id = remote_task_id or None
-        snapshot = self._snapshot(conn, binding, remote_task_id, rep, view)
+        snapshot, synced_local = self._snapshot(conn, binding, remote_task_id, rep, view)
         rep.problems += snapshot.problems
         if not opts.dry_run:
             _adopt_remote_ids(conn, snapshot.images)
@@ -360,7 +365,9 @@ class Engine:
             for c in scan.changes
             if c.task_id == binding.task_id and c.old_hash and c.detail.get("invalid")
         )
-        state, files = load_task_state(conn, binding, bindings, snapshot, blocked=blocked)
+        state, files = load_task_state(
+            conn, binding, bindings, snapshot, blocked=blocked, synced_local=synced_local
+        )
         # Only a synced image can be mistaken for a local delete; an unclear image that
         # was never synced simply takes the remote's state.
         unclear = {

@@ -160,7 +160,7 @@ class Executor:
         self.clock = clock
         self.label_type = LABEL_TYPE[binding.type]
         self.label_ids = dict(snapshot.labels)  # name -> remote id
-        self.stats = _file_stats(conn, [p for paths in files.values() for p in paths])
+        self.stats: dict[str, tuple[int, int, int, int, int]] = {}  # read by run()
         self.remote_ids = dict(
             conn.execute("SELECT hash, remote_id FROM image WHERE remote_id IS NOT NULL")
         )
@@ -174,6 +174,9 @@ class Executor:
     # -- the run ----------------------------------------------------------------------------
     def run(self, plan: P.Plan) -> Outcome:
         out = Outcome()
+        # The catalog's stat of the files the plan touches (the workers check them).
+        keys = {op.key for op in plan.ops if op.key is not None}
+        self.stats = _file_stats(self.conn, [p for k in keys for p in self.files.get(k, ())])
         journal_ids = self._journal(plan.ops)
         for op in plan.by_kind(P.ENSURE_LABEL):
             self._label_op(op, journal_ids[id(op)], out)
@@ -804,11 +807,21 @@ def _file_stats(
     conn: sqlite3.Connection, paths: list[str]
 ) -> dict[str, tuple[int, int, int, int, int]]:
     out: dict[str, tuple[int, int, int, int, int]] = {}
-    stats = store.load_stats(conn)
-    for p in paths:
-        st = stats.get(p)
-        if st is not None:
-            out[p] = st
+    if len(paths) > 2000:  # one pass over the table is cheaper than many lookups
+        stats = store.load_stats(conn)
+        for p in paths:
+            st = stats.get(p)
+            if st is not None:
+                out[p] = st
+        return out
+    for start in range(0, len(paths), 500):
+        chunk = paths[start : start + 500]
+        marks = ",".join("?" * len(chunk))
+        for row in conn.execute(
+            f"SELECT path, dev, inode, size, mtime_ns, ctime_ns FROM file WHERE path IN ({marks})",
+            chunk,
+        ):
+            out[row[0]] = row[1:]
     return out
 
 

@@ -229,21 +229,29 @@ def local_files(
 ) -> dict[str, list[str]]:
     """{hash: [paths]} of the valid image files under the task root (deepest binding)."""
     out: dict[str, list[str]] = {}
+    owned: dict[str, bool] = {}
     prefix = binding.root + "/" if binding.root else ""
     for path, h in conn.execute(
         "SELECT f.path, i.hash FROM file f JOIN image i ON i.id = f.image_id"
         " WHERE f.reason IS NULL AND f.path LIKE ? ESCAPE '\\' ORDER BY f.path",
         (_like_prefix(prefix) + "%",),
     ):
-        owner = task_for(path, bindings)
-        if owner is not None and owner.task_id == binding.task_id:
+        folder = path.rpartition("/")[0]
+        mine = owned.get(folder)
+        if mine is None:  # every file of a folder belongs to the same task
+            owner = task_for(path, bindings)
+            mine = owned[folder] = owner is not None and owner.task_id == binding.task_id
+        if mine:
             out.setdefault(h, []).append(path)
     return out
 
 
+Labelled = dict[str, dict[str, float | None]]  # {image key: {label name: value}}
+
+
 def synced_and_local(
     conn: sqlite3.Connection, task_id: int
-) -> tuple[dict[str, dict[str, float | None]], dict[str, dict[str, float | None]], frozenset[str]]:
+) -> tuple[Labelled, Labelled, frozenset[str]]:
     """(synced image states, local image states, synced task labels) of one task."""
     return (
         _rows(conn, task_id, SYNCED),
@@ -263,25 +271,27 @@ def load_task_state(
     snapshot: RemoteSnapshot,
     *,
     blocked: frozenset[str] = frozenset(),
+    synced_local: tuple[Labelled, Labelled, frozenset[str]] | None = None,
 ) -> tuple[TaskState, dict[str, list[str]]]:
-    """The planner's input for one task, and the task's files by hash."""
+    """The planner's input for one task, and the task's files by hash. `synced_local`:
+    what `synced_and_local` read already in this run (the catalog has not changed)."""
     files = local_files(conn, binding, bindings)
+    base, local, base_labels = synced_local or synced_and_local(conn, binding.task_id)
     known_remote = {
         h for (h,) in conn.execute("SELECT hash FROM image WHERE remote_id IS NOT NULL")
     }
     created = {h for (h,) in conn.execute("SELECT hash FROM image WHERE created_here = 1")}
-    base = _rows(conn, binding.task_id, SYNCED)
     state = TaskState(
         task_type=binding.type,
         base=base,
-        local=_rows(conn, binding.task_id, LOCAL),
+        local=local,
         remote={k: v.labels for k, v in snapshot.images.items()},
         local_files=frozenset(files),
         remote_exists=frozenset(known_remote | set(snapshot.images)),
         remote_other_labels=frozenset(k for k, v in snapshot.images.items() if v.other_labels),
         created_here=frozenset(created),
         local_blocked=blocked,
-        base_labels=_task_labels(conn, binding.task_id, SYNCED),
+        base_labels=base_labels,
         local_labels=_task_labels(conn, binding.task_id, LOCAL),
         remote_labels=frozenset(snapshot.labels),
         remote_listing_empty=not snapshot.images,
