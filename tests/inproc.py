@@ -40,12 +40,23 @@ def sim_client(url: str, token: str, jobs: int = 1) -> RecognitionClient:
 
 
 def engine_sync(
-    root: Path, url: str, token: str, policy: str = "manual", jobs: int = 1
+    root: Path,
+    url: str,
+    token: str,
+    policy: str = "manual",
+    jobs: int = 1,
+    remote_view: str = "listing",
 ) -> SyncReport:
-    """One sync of the repository at `root`, in-process (what `repo sync --force` does)."""
+    """One sync of the repository at `root`, in-process (what `repo sync --force` does;
+    with `remote_view` "catalog", what the watcher's push of local changes does)."""
     client = sim_client(url, token, jobs)
     try:
-        options = SyncOptions(policy=policy, force=True, jobs=jobs)  # type: ignore[arg-type]
+        options = SyncOptions(
+            policy=policy,  # type: ignore[arg-type]
+            force=True,
+            jobs=jobs,
+            remote_view=remote_view,
+        )
         return Engine(Repository(root), client, options).run()
     finally:
         client.close()

@@ -27,16 +27,16 @@ from localrepo.sync import plan as P
 from localrepo.sync.execute import LOCAL_OPS, REMOTE_IMAGE_OPS, Executor, Outcome
 from localrepo.sync.localfs import LocalFS
 from localrepo.sync.state import (
-    Labelled,
+    CatalogStates,
     RemoteSnapshot,
     build_snapshot,
     catalog_snapshot,
+    catalog_states,
     catalog_view_blocker,
     changed_keys,
     list_remote_labels,
     list_remote_task,
     load_task_state,
-    synced_and_local,
 )
 
 log = logging.getLogger("localrepo.sync")
@@ -292,7 +292,7 @@ class Engine:
         remote_task_id: str,
         rep: TaskReport,
         view: str,
-    ) -> tuple[RemoteSnapshot, tuple[Labelled, Labelled, frozenset[str]] | None]:
+    ) -> tuple[RemoteSnapshot, CatalogStates | None]:
         """The REMOTE view of the task: a listing of all its images, or (the watcher's
         push, `view` "catalog") the synced state plus a fresh look at each image whose
         local state changed; that falls back to a listing when it would not be exact.
@@ -307,13 +307,15 @@ class Engine:
             return build_snapshot(remote_task_id, binding.type, [], [], hash_by_remote_id), None
         if view == "catalog":
             attached = list_remote_labels(self.client, remote_task_id)
-            synced_local = synced_and_local(conn, binding.task_id)
-            base, local, base_labels = synced_local
+            states = catalog_states(conn, binding.task_id)
+            base = states.base
             remote_ids = {h: rid for rid, h in hash_by_remote_id.items()}
-            changed = changed_keys(base, local)
+            changed = changed_keys(base, states.local)
             fetch = sorted(k for k in changed if k in remote_ids)
             names = build_snapshot(remote_task_id, binding.type, attached, [], {}).labels
-            blocker = catalog_view_blocker(names, base_labels, len(fetch), True)
+            blocker = catalog_view_blocker(
+                names, states.base_labels, states.local_labels, len(fetch), True
+            )
             if blocker is None:
                 fetched: dict[str, Any] = dict.fromkeys(changed)
                 for key in fetch:
@@ -331,7 +333,7 @@ class Engine:
                     remote_ids,
                     hash_by_remote_id,
                 )
-                return snap, synced_local
+                return snap, states
             log.debug("%s: listing the remote task: %s", binding.name, blocker)
         attached, images = list_remote_task(self.client, remote_task_id)
         snap = build_snapshot(remote_task_id, binding.type, attached, images, hash_by_remote_id)
@@ -356,7 +358,7 @@ class Engine:
             )
         remote_task_id = self._remote_task(conn, binding, rep)
         rep.remote_id = remote_task_id or None
-        snapshot, synced_local = self._snapshot(conn, binding, remote_task_id, rep, view)
+        snapshot, states = self._snapshot(conn, binding, remote_task_id, rep, view)
         rep.problems += snapshot.problems
         if not opts.dry_run:
             _adopt_remote_ids(conn, snapshot.images)
@@ -366,7 +368,7 @@ class Engine:
             if c.task_id == binding.task_id and c.old_hash and c.detail.get("invalid")
         )
         state, files = load_task_state(
-            conn, binding, bindings, snapshot, blocked=blocked, synced_local=synced_local
+            conn, binding, bindings, snapshot, blocked=blocked, states=states
         )
         # Only a synced image can be mistaken for a local delete; an unclear image that
         # was never synced simply takes the remote's state.

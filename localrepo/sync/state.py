@@ -187,16 +187,24 @@ def catalog_snapshot(
 
 
 def catalog_view_blocker(
-    attached_names: Iterable[str], base_labels: Iterable[str], fetch: int, remote_known: bool
+    attached_names: Iterable[str],
+    base_labels: Iterable[str],
+    local_labels: Iterable[str],
+    fetch: int,
+    remote_known: bool,
 ) -> str | None:
     """Why a push must list the task after all (None: the catalog view will do).
 
     A label attached or detached on the remote since the last sync changes the state
-    of images that were not fetched; so does a task not on the remote yet."""
+    of images that were not fetched. A label whose folder is gone here is detached
+    from the remote task unless some image keeps it, and only a listing shows the
+    images the remote gave it meanwhile (found by the simulation, seed 20)."""
     if not remote_known:
         return "the task is not on the remote yet"
     if set(attached_names) != set(base_labels):
         return "the remote task's labels changed"
+    if set(base_labels) - set(local_labels):
+        return "a label folder is gone here"
     if fetch > MAX_FETCH:
         return f"{fetch} changed images (listing is cheaper)"
     return None
@@ -249,14 +257,22 @@ def local_files(
 Labelled = dict[str, dict[str, float | None]]  # {image key: {label name: value}}
 
 
-def synced_and_local(
-    conn: sqlite3.Connection, task_id: int
-) -> tuple[Labelled, Labelled, frozenset[str]]:
-    """(synced image states, local image states, synced task labels) of one task."""
-    return (
+@dataclass(frozen=True)
+class CatalogStates:
+    """One task's SYNCED and LOCAL states, as the catalog holds them."""
+
+    base: Labelled
+    local: Labelled
+    base_labels: frozenset[str]
+    local_labels: frozenset[str]
+
+
+def catalog_states(conn: sqlite3.Connection, task_id: int) -> CatalogStates:
+    return CatalogStates(
         _rows(conn, task_id, SYNCED),
         _rows(conn, task_id, LOCAL),
         _task_labels(conn, task_id, SYNCED),
+        _task_labels(conn, task_id, LOCAL),
     )
 
 
@@ -271,28 +287,28 @@ def load_task_state(
     snapshot: RemoteSnapshot,
     *,
     blocked: frozenset[str] = frozenset(),
-    synced_local: tuple[Labelled, Labelled, frozenset[str]] | None = None,
+    states: CatalogStates | None = None,
 ) -> tuple[TaskState, dict[str, list[str]]]:
-    """The planner's input for one task, and the task's files by hash. `synced_local`:
-    what `synced_and_local` read already in this run (the catalog has not changed)."""
+    """The planner's input for one task, and the task's files by hash. `states`: what
+    `catalog_states` read already in this run (the catalog has not changed since)."""
     files = local_files(conn, binding, bindings)
-    base, local, base_labels = synced_local or synced_and_local(conn, binding.task_id)
+    states = states or catalog_states(conn, binding.task_id)
     known_remote = {
         h for (h,) in conn.execute("SELECT hash FROM image WHERE remote_id IS NOT NULL")
     }
     created = {h for (h,) in conn.execute("SELECT hash FROM image WHERE created_here = 1")}
     state = TaskState(
         task_type=binding.type,
-        base=base,
-        local=local,
+        base=states.base,
+        local=states.local,
         remote={k: v.labels for k, v in snapshot.images.items()},
         local_files=frozenset(files),
         remote_exists=frozenset(known_remote | set(snapshot.images)),
         remote_other_labels=frozenset(k for k, v in snapshot.images.items() if v.other_labels),
         created_here=frozenset(created),
         local_blocked=blocked,
-        base_labels=base_labels,
-        local_labels=_task_labels(conn, binding.task_id, LOCAL),
+        base_labels=states.base_labels,
+        local_labels=states.local_labels,
         remote_labels=frozenset(snapshot.labels),
         remote_listing_empty=not snapshot.images,
     )

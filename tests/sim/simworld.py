@@ -233,6 +233,8 @@ class Simulation:
         rate = rng.choice((0.0, 0.05, 0.15, 0.3)) if chaotic else 0.0
         self.proxy.chaos = Chaos(random.Random(rng.getrandbits(64)), rate) if rate else None
         reorder = random.Random(rng.getrandbits(64)) if chaotic and rng.random() < 0.5 else None
+        # Some chaotic syncs are the watcher's push: planned without a listing.
+        view = "catalog" if chaotic and rng.random() < 0.4 else "listing"
         before = len(self.proxy.seen)
         faults.hooks.crash = crash
         faults.hooks.reorder = self._shuffler(reorder) if reorder else None
@@ -241,7 +243,7 @@ class Simulation:
         try:
             # A calm sync (the setup, the final rounds) talks to the server directly.
             url = self.proxy.url if chaotic else self.server_url
-            report = engine_sync(clone.root, url, self.token, policy, JOBS)
+            report = engine_sync(clone.root, url, self.token, policy, JOBS, view)
         except Crash as exc:
             outcome = f"crash at {exc}"
             self.stats.crashes += 1
@@ -258,7 +260,7 @@ class Simulation:
         if report is not None and report.outcome.failed:
             outcome = f"partial: {report.outcome.failed[:3]}"
         self.log(
-            f"sync {clone.name} policy={policy} faults={rate}:{injected} "
+            f"sync {clone.name} policy={policy} view={view} faults={rate}:{injected} "
             f"crash@{crash.nth if crash else '-'} reorder={bool(reorder)} -> {outcome}"
         )
         return report

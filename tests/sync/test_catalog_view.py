@@ -58,8 +58,11 @@ def test_untouched_images_are_seen_as_synced_and_fetched_ones_as_they_are_now():
 
 
 def test_a_listing_is_needed_when_labels_changed_there_or_many_images_changed():
-    assert catalog_view_blocker(["cats"], ["cats"], 3, True) is None
-    assert "labels" in (catalog_view_blocker(["cats", "new"], ["cats"], 0, True) or "")
-    assert "labels" in (catalog_view_blocker([], ["cats"], 0, True) or "")
-    assert catalog_view_blocker(["cats"], ["cats"], MAX_FETCH + 1, True) is not None
-    assert catalog_view_blocker(["cats"], ["cats"], 0, False) is not None
+    cats = ["cats"]
+    assert catalog_view_blocker(cats, cats, cats, 3, True) is None
+    assert catalog_view_blocker(cats, cats, ["cats", "new"], 3, True) is None  # added here
+    assert "labels" in (catalog_view_blocker(["cats", "new"], cats, cats, 0, True) or "")
+    assert "labels" in (catalog_view_blocker([], cats, cats, 0, True) or "")
+    assert "gone here" in (catalog_view_blocker(cats, cats, ["fox"], 0, True) or "")
+    assert catalog_view_blocker(cats, cats, cats, MAX_FETCH + 1, True) is not None
+    assert catalog_view_blocker(cats, cats, cats, 0, False) is not None
