@@ -7,8 +7,10 @@ import hashlib
 import math
 import re
 import secrets
+import threading
 import uuid
 from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
 from typing import Any
 
 import orjson
@@ -50,6 +52,7 @@ from .schemas import (
     Page,
     UploadFields,
 )
+from .storage import PendingBlob
 
 router = APIRouter(prefix="/recognition/v2", tags=["training images"])
 
@@ -339,34 +342,74 @@ async def _store_upload_async(
             _checked_upload, ctx, ws, payload, field, fields
         )
     row = _image_row(ws, upload_sha, stored, fields)
-    # Shielded: once the blob is being written, a cancelled request (server shutdown)
-    # still ends with blob and row both stored, or neither.
-    await asyncio.shield(_commit_upload(ctx, ws, upload_sha, stored, row))
+    rest = _commit_without_waiting(ctx, ws, upload_sha, stored, row)
+    if rest is not None:
+        # Shielded: once the blob is being written, a cancelled request (server
+        # shutdown) still ends with blob and row both stored, or neither.
+        await asyncio.shield(_commit_rest(ctx, ws, upload_sha, stored, row, rest))
     return _image_out(row, base)
 
 
-async def _commit_upload(
+@dataclass
+class _Unfinished:
+    """What is left of an upload's commit that would have made the event loop wait."""
+
+    lock: threading.Lock | None  # the blob's stripe lock, still held; None: do it all
+    pending: PendingBlob | None = None  # a blob still to fsync and rename
+    created: bool = False  # this upload wrote the blob (to remove if the row fails)
+
+
+def _commit_without_waiting(
     ctx: ServerContext, ws: str, upload_sha: str, stored: StoredImage, row: dict[str, Any]
-) -> None:
+) -> _Unfinished | None:
+    """Store the blob, then the row, if nothing has to wait (the common case); otherwise
+    what is left for ``_commit_rest``."""
     blobs = ctx.blobs
     lock = blobs.try_lock(stored.sha256)
     if lock is None:  # a thread is storing or removing the same bytes: wait there
-        await run_in_threadpool(_store_checked, ctx, ws, upload_sha, stored, row)
-        return
+        return _Unfinished(None)
     try:
         pending = blobs.begin_put(stored.sha256, stored.data)
-        if pending is not None and blobs.fsync_is_fast():
+        if pending is not None and not blobs.fsync_is_fast():
+            rest, lock = _Unfinished(lock, pending, created=True), None
+            return rest
+        if pending is not None:
             blobs.finish(pending)
-        elif pending is not None:
-            await asyncio.get_running_loop().run_in_executor(_FLUSHER, blobs.finish, pending)
         try:
-            if not ctx.db.try_write_one(_INSERT_IMAGE, row):
-                await run_in_threadpool(ctx.db.write_one, _INSERT_IMAGE, row)
+            if ctx.db.try_write_one(_INSERT_IMAGE, row):
+                return None
         except BaseException as exc:
             _insert_failed(ctx, exc, stored.sha256, pending is not None, ws, upload_sha)
             raise
+        rest, lock = _Unfinished(lock, created=pending is not None), None
+        return rest
     finally:
-        lock.release()
+        if lock is not None:
+            lock.release()
+
+
+async def _commit_rest(
+    ctx: ServerContext,
+    ws: str,
+    upload_sha: str,
+    stored: StoredImage,
+    row: dict[str, Any],
+    rest: _Unfinished,
+) -> None:
+    if rest.lock is None:
+        await run_in_threadpool(_store_checked, ctx, ws, upload_sha, stored, row)
+        return
+    try:
+        if rest.pending is not None:
+            loop = asyncio.get_running_loop()
+            await loop.run_in_executor(_FLUSHER, ctx.blobs.finish, rest.pending)
+        try:
+            await run_in_threadpool(ctx.db.write_one, _INSERT_IMAGE, row)
+        except BaseException as exc:
+            _insert_failed(ctx, exc, stored.sha256, rest.created, ws, upload_sha)
+            raise
+    finally:
+        rest.lock.release()
 
 
 @router.post(
