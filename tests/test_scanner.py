@@ -890,3 +890,60 @@ def test_a_sidecar_row_finds_a_file_whose_name_is_stored_nfd(tmp_path: Path) -> 
     write(root, "age/metadata.jsonl", json.dumps({"file_name": "é.jpg", "value": 4.5}) + "\n")
     scan(root)
     assert labels_by_path(root) == {f"age/{nfd_name}": {"age": 4.5}}
+
+
+def _pool_tree(root: Path) -> None:
+    """Enough files for the worker pool, in several folders: copies, hard links across
+    folders, bad files and an unlabelled file, so every path of the first scan runs."""
+    for i in range(330):
+        write_image(root, f"tag{i % 6}/img{i:04d}.jpg", 9000 + i)
+    write_image(root, "tag0/copy.jpg", 9001)  # same bytes as tag1/img0001.jpg
+    os.link(root / "tag2/img0002.jpg", root / "tag3/linked.jpg")  # a hard link
+    write(root, "tag4/broken.jpg", truncated_jpeg())
+    write(root, "tag5/text.jpg", "not an image")
+    write_image(root, "loose.jpg", 9200)
+
+
+def test_a_first_scan_with_the_pool_starts_hashing_during_the_walk_and_equals_one_without(
+    tmp_path: Path, monkeypatch
+) -> None:
+    from concurrent.futures import ProcessPoolExecutor
+
+    from localrepo.scan import scanner as scanner_mod
+
+    roots = []
+    for name in ("serial", "pool"):
+        root = new_repo(tmp_path / name, task_type="multi_label")
+        _pool_tree(root)
+        roots.append(root)
+    scan(roots[0])  # in-process, after the walk
+
+    events: list[str] = []
+    real_walk = scanner_mod.walk
+
+    def observed_walk(*args, **kwargs):  # type: ignore[no-untyped-def]
+        result = real_walk(*args, **kwargs)
+        events.append("walk done")
+        return result
+
+    class ObservedPool(ProcessPoolExecutor):
+        def submit(self, fn, /, *args, **kwargs):  # type: ignore[no-untyped-def]
+            events.append(fn.__name__)
+            return super().submit(fn, *args, **kwargs)
+
+    monkeypatch.setattr(scanner_mod, "walk", observed_walk)
+    conn = db(roots[1])
+    try:
+        scanner_mod.Scanner(roots[1], conn, workers=2, executor_factory=ObservedPool).scan()
+    finally:
+        conn.close()
+    walk_done = events.index("walk done")
+    assert "examine_batch" in events[:walk_done], events[: walk_done + 1]
+    assert events.count("examine_batch") >= 5
+    # The same catalog either way: files, images, labels and the journal.
+    assert files(roots[1]) == files(roots[0])
+    assert image_labels(roots[1]) == image_labels(roots[0])
+    assert task_labels(roots[1]) == task_labels(roots[0])
+    assert sorted(journal(roots[1])) == sorted(journal(roots[0]))
+    assert files(roots[1])["tag3/linked.jpg"][0] == files(roots[1])["tag2/img0002.jpg"][0]
+    assert files(roots[1])["tag4/broken.jpg"][1] == TRUNCATED

@@ -49,6 +49,8 @@ def diff_files(
     """
     left = {p: h for p, h in old.items() if new.get(p) != h}  # old content gone from p
     arrived = {p: h for p, h in new.items() if old.get(p) != h}  # new content now at p
+    if not left:  # only additions (a first scan): no moves to look for
+        return [Change(ADDED, p, None, arrived[p], None, task_of(p)) for p in sorted(arrived)]
     arrived_by_hash: dict[str, list[str]] = defaultdict(list)
     for p in sorted(arrived):
         arrived_by_hash[arrived[p]].append(p)

@@ -42,7 +42,7 @@ from localrepo.scan.hashing import CHANGED, Examined  # hashing imports xxhash l
 from localrepo.scan.walk import DEV, IGNORE_FILE, INODE, MTIME, SIZE, WalkResult, walk
 
 if TYPE_CHECKING:
-    from concurrent.futures import Executor
+    from concurrent.futures import Executor, Future
 
 # An mtime this close to the moment its cache row was written may hide a later edit of
 # the same size within the same timestamp tick: re-hash it next time (git's racy rule).
@@ -155,10 +155,13 @@ class Scanner:
         cached = store.load_files(conn)
         reasons = store.load_reasons(conn)
         writes.known_paths = cached
+        early = None
         if scope is None:
-            # A first scan hashes everything it finds: start the workers (and their
-            # imports) as soon as the walk has found enough files, to overlap the walk.
-            walked = walk(str(self.root), on_folder=None if cached else self._start_pool_early)
+            # A first scan hashes everything it finds: the workers start on each folder's
+            # files as soon as the walk has listed it, so the walk overlaps the hashing.
+            if not cached and not hold and self.workers >= 2:
+                early = _EarlyHashing(self)
+            walked = walk(str(self.root), on_folder=None if early is None else early.feed)
             report.folders_listed = len(walked.folders)
         else:
             walked = _walk_scope(str(self.root), scope, bindings, conn, reasons)
@@ -187,7 +190,7 @@ class Scanner:
 
         if to_examine:
             writes.begin()  # file rows are written batch by batch while the pool hashes
-        examined = self._examine(to_examine, conn, old_map, walked, writes.file_rows)
+        examined = self._examine(to_examine, conn, old_map, walked, writes.file_rows, early)
         report.hashed = len(examined)
         updates: list[tuple[str, Outcome]] = []
         for path, outcome in examined.items():
@@ -294,9 +297,11 @@ class Scanner:
         hashes: dict[str, str],
         walked: WalkResult,
         on_final: Callable[[list[Examined]], None],
+        early: _EarlyHashing | None = None,
     ) -> dict[str, Outcome]:
         """Hash (and check) `paths`; final results go to `on_final` as they arrive, and
-        only their outcome is kept (a full result per file is ~500 bytes at 100,000)."""
+        only their outcome is kept (a full result per file is ~500 bytes at 100,000).
+        `early`: the first scan's hashing, started during the walk (all of `paths`)."""
         if not paths:
             return {}
         known_valid = set(hashes.values())
@@ -304,18 +309,21 @@ class Scanner:
         by_inode = {(stats[p][DEV], stats[p][INODE], stats[p][SIZE]) for p in hashes if p in stats}
         del stats
         # Hard links: one inode is read once per scan; its other names copy its result.
-        first_of_inode: dict[tuple[int, int], str] = {}
-        unique: list[str] = []
-        aliases: dict[str, list[str]] = defaultdict(list)
-        for p in paths:
-            st = walked.images[p]
-            key = (st[DEV], st[INODE])
-            if key in first_of_inode:
-                aliases[first_of_inode[key]].append(p)
-            else:
-                first_of_inode[key] = p
-                unique.append(p)
-        del first_of_inode
+        if early is not None:
+            unique, aliases = early.unique, early.aliases
+        else:
+            first_of_inode: dict[tuple[int, int], str] = {}
+            unique = []
+            aliases = defaultdict(list)
+            for p in paths:
+                st = walked.images[p]
+                key = (st[DEV], st[INODE])
+                if key in first_of_inode:
+                    aliases[first_of_inode[key]].append(p)
+                else:
+                    first_of_inode[key] = p
+                    unique.append(p)
+            del first_of_inode
         # A known inode (a move, a touch) probably holds known bytes: hash first, and
         # decode only if the hash turns out to be new.
         images = walked.images
@@ -332,7 +340,9 @@ class Scanner:
                 done += [ex._replace(path=alias) for alias in aliases[ex.path]]
             on_final(done)
 
-        results = self._run(unique, [decode[p] for p in unique], on_batch)
+        results = self._run(
+            unique, [decode[p] for p in unique], on_batch, early.submitted if early else None
+        )
         redo = [p for p, (h, reason, _d) in results.items() if not final(p, h, reason)]
         if redo:
             decode.update(dict.fromkeys(redo, True))
@@ -343,8 +353,13 @@ class Scanner:
         return results
 
     def _run(
-        self, paths: list[str], decode: list[bool], on_batch: Callable[[list[Examined]], None]
+        self,
+        paths: list[str],
+        decode: list[bool],
+        on_batch: Callable[[list[Examined]], None],
+        submitted: dict[Future[list[Examined]], list[str]] | None = None,
     ) -> dict[str, Outcome]:
+        """`submitted`: batches of the first paths already in the pool (their names)."""
         from localrepo.scan.hashing import examine_batch
 
         root = str(self.root)
@@ -361,31 +376,25 @@ class Scanner:
             if self.progress:
                 self.progress(len(out), total)
 
-        if total < POOL_THRESHOLD or self.workers < 2:
+        if not submitted and (total < POOL_THRESHOLD or self.workers < 2):
             for start in range(0, total, BATCH):
                 names = paths[start : start + BATCH]
                 collect(examine_batch(root, names, decode[start : start + BATCH]), names)
             return out
-        batches = [(paths[i : i + BATCH], decode[i : i + BATCH]) for i in range(0, total, BATCH)]
+        done = sum(len(names) for names in submitted.values()) if submitted else 0
+        batches = [(paths[i : i + BATCH], decode[i : i + BATCH]) for i in range(done, total, BATCH)]
         from concurrent.futures import as_completed
 
         if self._pool is None:
             self._pool = self.executor_factory(self.workers)
         pool = self._pool
-        futures = {pool.submit(examine_batch, root, b, d): b for b, d in batches}
+        futures = dict(submitted or {})
+        futures.update((pool.submit(examine_batch, root, b, d), b) for b, d in batches)
         for fut in as_completed(futures):
             # The catalog writes overlap the hashing of later batches.
             # (popped: a kept future would keep its whole result alive)
             collect(fut.result(), futures.pop(fut))
         return out
-
-    def _start_pool_early(self, images_found: int) -> None:
-        if self._pool is None and images_found >= POOL_THRESHOLD and self.workers >= 2:
-            from localrepo.scan.hashing import warm_up
-
-            self._pool = self.executor_factory(self.workers)
-            for _ in range(self.workers):
-                self._pool.submit(warm_up)
 
     def _derive_layout(
         self,
@@ -552,6 +561,51 @@ class Scanner:
             ),
         )
         return layout_changes, problems
+
+
+class _EarlyHashing:
+    """A first scan's hashing, fed by the walk folder by folder (see Scanner._scan).
+
+    Every image of a first scan is hashed and decoded, so batches go to the pool as soon
+    as the walk has listed enough files; the workers hash while the walk goes on. Hard
+    links are told apart here, as `_examine` does: one name per inode is read."""
+
+    def __init__(self, scanner: Scanner) -> None:
+        self.scanner = scanner
+        self.unique: list[str] = []  # one name per inode, in walk order
+        self.aliases: dict[str, list[str]] = defaultdict(list)  # its other names
+        self.submitted: dict[Future[list[Examined]], list[str]] = {}
+        self._first_of_inode: dict[tuple[int, int], str] = {}
+        self._sent = 0  # unique[:_sent] are in the pool
+
+    def feed(self, walked: WalkResult, new_paths: list[str]) -> None:
+        images, first_of_inode, unique = walked.images, self._first_of_inode, self.unique
+        for p in new_paths:
+            st = images[p]
+            key = (st[DEV], st[INODE])
+            first = first_of_inode.get(key)
+            if first is None:
+                first_of_inode[key] = p
+                unique.append(p)
+            else:
+                self.aliases[first].append(p)
+        if len(unique) - self._sent < BATCH or len(unique) < POOL_THRESHOLD:
+            return
+        scanner = self.scanner
+        if scanner._pool is None:
+            from localrepo.scan.hashing import warm_up
+
+            scanner._pool = scanner.executor_factory(scanner.workers)
+            for _ in range(scanner.workers):
+                scanner._pool.submit(warm_up)
+        from localrepo.scan.hashing import examine_batch
+
+        root = str(scanner.root)
+        while len(unique) - self._sent >= BATCH:
+            names = unique[self._sent : self._sent + BATCH]
+            fut = scanner._pool.submit(examine_batch, root, names, [True] * len(names))
+            self.submitted[fut] = names
+            self._sent += BATCH
 
 
 class _Writes:

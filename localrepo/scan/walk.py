@@ -10,6 +10,7 @@ from __future__ import annotations
 import os
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from itertools import islice
 from stat import S_ISDIR, S_ISLNK, S_ISREG
 
 from localrepo.ignore import IgnoreRules, default_ignores_image_file
@@ -60,12 +61,13 @@ def walk(
     root: str,
     rules: IgnoreRules | None = None,
     start: str = "",
-    on_folder: Callable[[int], None] | None = None,
+    on_folder: Callable[[WalkResult, list[str]], None] | None = None,
     *,
     recursive: bool = True,
 ) -> WalkResult:
     """Walk root (or the subfolder `start` of it) and collect what the scanner needs.
-    `on_folder(images found so far)` is called after each folder. A `start` that a full
+    `on_folder(result so far, image paths the folder added)` is called after each
+    folder (so that hashing can start before the walk ends). A `start` that a full
     walk would never enter (ignored, the state folder, a bad name) yields nothing. Not
     `recursive`: only `start` itself is listed; its subfolders go to `folders` unlisted."""
     result = WalkResult()
@@ -105,6 +107,7 @@ def walk(
         user_rules = rules.has_files
         fast = not user_rules  # only the built-in defaults apply here
         prefix = f"{folder}/" if folder else ""
+        images_before = len(images)
         for entry in entries:
             name = entry.name
             rel = prefix + name
@@ -165,7 +168,9 @@ def walk(
             elif is_image_name(name) and not is_ignored(rel, False):
                 result.skipped[_shown(rel)] = ("not a regular file", None)
         if on_folder is not None:
-            on_folder(len(images))
+            # This folder's images are the dict's last entries (insertion order).
+            added = len(images) - images_before
+            on_folder(result, list(islice(reversed(images), added))[::-1] if added else [])
     return result
 
 

@@ -33,7 +33,9 @@ def build_context(settings: Settings, db: Database | None = None) -> ServerConte
     settings.data_dir.mkdir(parents=True, exist_ok=True)
     database = db or Database.from_settings(settings)
     database.create_all()
-    blobs = BlobStore(settings.blobs_dir, settings.thumbs_dir)
+    blobs = BlobStore(
+        settings.blobs_dir, settings.thumbs_dir, fast_fsync_seconds=settings.inline_fsync_ms / 1000
+    )
     limiter = (
         TokenBucketLimiter(settings.rate_limit.rate, settings.rate_limit.burst)
         if settings.rate_limit

@@ -152,6 +152,14 @@ def build_parser() -> argparse.ArgumentParser:
         help="fault injection: delay every API request",
     )
     serve.add_argument(
+        "--inline-fsync-ms",
+        type=float,
+        default=1.0,
+        metavar="MS",
+        help="fsync small uploads on the event loop while the disk answers faster than "
+        "this (a thread hand-off costs more); 0: always in a thread",
+    )
+    serve.add_argument(
         "--sqlite-synchronous",
         choices=["NORMAL", "FULL"],
         default="NORMAL",
@@ -261,6 +269,7 @@ def _settings(args: argparse.Namespace) -> Settings:
             fail_every=args.fail_every,
             latency_ms=args.latency_ms,
             sqlite_synchronous=args.sqlite_synchronous,
+            inline_fsync_ms=args.inline_fsync_ms,
             auth_cache_seconds=args.auth_cache_seconds,
             classify_max_records=args.classify_max_records,
             allow_private_urls=args.allow_private_urls,

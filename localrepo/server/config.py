@@ -53,6 +53,7 @@ class Settings:
     fail_every: int = 0
     latency_ms: int = 0
     sqlite_synchronous: str = "NORMAL"
+    inline_fsync_ms: float = 1.0  # see BlobStore.fsync_is_fast
     sqlite_busy_timeout_ms: int = 10_000
     auth_cache_seconds: float = 2.0
     # Training and classification (docs/server.md, "Training and classification").

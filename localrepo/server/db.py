@@ -48,6 +48,8 @@ class Database:
         # skips BEGIN/ROLLBACK and the ORM session, which is most of their cost.
         self.autocommit_engine: Engine = create_engine(url, isolation_level="AUTOCOMMIT", **kwargs)
         self._sqlite_pragmas: list[str] = []
+        # synchronous=FULL/EXTRA: every commit waits for an fsync (not on the event loop).
+        self.commit_syncs = sqlite_synchronous.upper() in ("FULL", "EXTRA")
         self._local = threading.local()
         self._raw_connections: list[sqlite3.Connection] = []
         if self.is_sqlite:
@@ -171,10 +173,37 @@ class Database:
                 raw.execute("ROLLBACK")
                 raise
 
-    def _thread_connection(self) -> sqlite3.Connection:
+    def try_write_one(self, stmt: TextClause, params: dict[str, Any]) -> bool:
+        """``write_one`` only if it need not wait (SQLite): False, with nothing done, when
+        this process or another holds the write lock. For the event loop, which must not
+        block on a busy database; the caller then uses ``write_one`` in a thread."""
+        if (
+            not self.is_sqlite or self.commit_syncs or not self._write_lock.acquire(blocking=False)  # type: ignore[union-attr]
+        ):
+            return False
+        try:
+            raw = self._thread_connection(nowait=True)
+            try:
+                raw.execute("BEGIN IMMEDIATE")
+            except sqlite3.OperationalError as exc:
+                if "locked" in str(exc) or "busy" in str(exc):
+                    return False  # another process writes
+                raise
+            try:
+                raw.execute(stmt.text, params)
+                raw.execute("COMMIT")
+            except BaseException:
+                raw.execute("ROLLBACK")
+                raise
+            return True
+        finally:
+            self._write_lock.release()  # type: ignore[union-attr]
+
+    def _thread_connection(self, *, nowait: bool = False) -> sqlite3.Connection:
         """This thread's own autocommit sqlite3 connection (for the fast paths: no pool
         checkout, no SQLAlchemy layers)."""
-        conn: sqlite3.Connection | None = getattr(self._local, "conn", None)
+        attr = "nowait_conn" if nowait else "conn"
+        conn: sqlite3.Connection | None = getattr(self._local, attr, None)
         if conn is None:
             database = self.engine.url.database
             conn = sqlite3.connect(
@@ -182,7 +211,9 @@ class Database:
             )
             for pragma in self._sqlite_pragmas:
                 conn.execute(pragma)
-            self._local.conn = conn
+            if nowait:  # SQLITE_BUSY at once instead of the busy handler's sleeps
+                conn.execute("PRAGMA busy_timeout=0")
+            setattr(self._local, attr, conn)
             self._raw_connections.append(conn)
         return conn
 
