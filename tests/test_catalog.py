@@ -64,8 +64,48 @@ def test_upgrade_head_on_an_empty_file_gives_exactly_the_models_schema(tmp_path:
         assert raw.execute("SELECT version_num FROM alembic_version").fetchall() == [
             (schema.HEAD_REVISION,)
         ]
+        # compare_metadata does not see table options: WITHOUT ROWID, checked here.
+        for name, table in metadata.tables.items():
+            sql = raw.execute("SELECT sql FROM sqlite_master WHERE name = ?", (name,)).fetchone()
+            without_rowid = table.dialect_options["sqlite"].get("with_rowid") is False
+            assert ("WITHOUT ROWID" in sql[0].upper()) == without_rowid, name
     finally:
         raw.close()
+
+
+def test_a_revision_3_catalog_keeps_its_labels_when_image_label_is_rebuilt(
+    tmp_path: Path,
+) -> None:
+    from alembic import command
+
+    from localrepo.catalog.migrate import alembic_config
+
+    db_path = tmp_path / "catalog.db"
+    command.upgrade(alembic_config(db_path), "0003_fewer_indexes")
+    raw = sqlite3.connect(db_path)
+    raw.execute("PRAGMA foreign_keys = ON")
+    raw.execute(
+        "INSERT INTO task(id, name, type, root, created_ns) VALUES (1, 't', 'regression', '', 0)"
+    )
+    raw.execute("INSERT INTO label(id, name, type) VALUES (1, 'size', 'value'), (2, 'b', 'value')")
+    raw.executemany(
+        "INSERT INTO image(id, hash, size, created_here) VALUES (?, ?, 10, 0)",
+        [(i, f"h{i}") for i in (1, 2)],
+    )
+    rows = [("local", 1, 1, 1, 2.5), ("remote", 1, 1, 1, 3.0), ("local", 1, 2, 2, None)]
+    raw.executemany("INSERT INTO image_label VALUES (?,?,?,?,?)", rows)
+    raw.commit()
+    raw.close()
+    conn = connect(db_path)  # upgrades to head
+    try:
+        assert catalog_db.current_revision(conn) == schema.HEAD_REVISION
+        assert sorted(conn.execute("SELECT * FROM image_label")) == sorted(rows)
+        sql = conn.execute("SELECT sql FROM sqlite_master WHERE name = 'image_label'").fetchone()
+        assert "WITHOUT ROWID" in sql[0].upper()
+        conn.execute("DELETE FROM image WHERE id = 1")  # the cascade still works
+        assert list(conn.execute("SELECT image_id FROM image_label")) == [(2,)]
+    finally:
+        conn.close()
 
 
 def test_known_revisions_equal_the_shipped_scripts() -> None:

@@ -113,6 +113,8 @@ class ImageLabel(SQLModel, table=True):
     """An image linked to a label within a task, with an optional regression value."""
 
     __tablename__ = "image_label"
+    # The row lives in its primary key's b-tree (one insert, not two; revision 0004).
+    __table_args__ = {"sqlite_with_rowid": False}
 
     state: str = Field(primary_key=True)
     task_id: int = Field(primary_key=True, foreign_key="task.id", ondelete="CASCADE")

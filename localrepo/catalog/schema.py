@@ -8,5 +8,10 @@ in `migrations/versions/`.
 from __future__ import annotations
 
 # Oldest first; the last one is head.
-KNOWN_REVISIONS: tuple[str, ...] = ("0001_initial", "0002_stat_sig", "0003_fewer_indexes")
+KNOWN_REVISIONS: tuple[str, ...] = (
+    "0001_initial",
+    "0002_stat_sig",
+    "0003_fewer_indexes",
+    "0004_image_label_without_rowid",
+)
 HEAD_REVISION = KNOWN_REVISIONS[-1]

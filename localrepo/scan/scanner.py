@@ -516,11 +516,11 @@ class Scanner:
         # Only the (task, image) pairs whose labels changed are journalled and rewritten.
         dirty = [k for k in set(old_rows) | set(new_rows) if old_rows.get(k) != new_rows.get(k)]
         layout_changes: list[ch.Change] = []
-        for key in sorted(dirty):
+        # (A first scan's images are all touched by their file changes: none is left.)
+        unexplained = [k for k in dirty if id_to_hash.get(k[1]) not in touched]
+        for key in sorted(unexplained):
             task_id, image_id = key
             h = id_to_hash.get(image_id)
-            if h in touched:
-                continue
             before, after = old_rows.get(key, {}), new_rows.get(key, {})
             if before.keys() == after.keys():
                 kind = ch.VALUE_CHANGED
