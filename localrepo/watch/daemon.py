@@ -285,12 +285,14 @@ class Watcher:
         except Exception:  # the daemon outlives a bug in one run; the log has the trace
             log.exception("unexpected error")
 
-    def _rescan_later(self, scope: frozenset[str] | None, retry: Iterable[str] = ()) -> None:
-        """Folders a run did not get to (it failed), or where a file changed while it was
-        read, are scanned again at the next run."""
-        if scope is not None:
-            self.touched.update(scope)
-        self.touched.update(C.touched_folders(retry))
+    def _failed_scope(self, scope: frozenset[str] | None) -> None:
+        """A run failed, maybe before its scan committed: the next run scans its folders
+        again (all of them, when it was a full scan)."""
+        self.touched.update({""} if scope is None else scope)
+
+    def _retry_paths(self, paths: Iterable[str]) -> None:
+        """Files that changed while the scan read them: their folders are scanned again."""
+        self.touched.update(C.touched_folders(paths))
 
     def _scan_only(self, hold: frozenset[str], scope: frozenset[str] | None) -> None:
         from localrepo.scan.scanner import Scanner
@@ -303,9 +305,9 @@ class Watcher:
                 finally:
                     conn.close()
         except BaseException:
-            self._rescan_later(scope)
+            self._failed_scope(scope)
             raise
-        self._rescan_later(None, rep.retry_later)
+        self._retry_paths(rep.retry_later)
         self.schedule.journalled()
         if rep.changes:
             log.info(
@@ -334,11 +336,11 @@ class Watcher:
             )
             report = Engine(self.repo, self.client, options).run()
         except Exception as exc:  # whatever it was, the schedule backs off before a retry
-            self._rescan_later(scope)
+            self._failed_scope(scope)
             self._failed(why, exc)
             return
         if report.scan is not None:
-            self._rescan_later(None, report.scan.retry_later)
+            self._retry_paths(report.scan.retry_later)
         if self.state.offline:
             log.info("the remote answers again; sent what was journalled meanwhile")
         self.schedule.succeeded(self.clock(), why)
