@@ -164,7 +164,7 @@ class Scanner:
             walked = walk(str(self.root), on_folder=None if early is None else early.feed)
             report.folders_listed = len(walked.folders)
         else:
-            walked = _walk_scope(str(self.root), scope, bindings, conn, reasons)
+            walked = _walk_scope(str(self.root), scope, conn, reasons)
             report.folders_listed = len(walked.folders)
             walked.folders |= _label_folders(str(self.root), bindings)
         _keep_unseen(walked, cached, conn)
@@ -799,7 +799,6 @@ def scope_folders(root: str, folders: Collection[str]) -> list[str]:
 def _walk_scope(
     root: str,
     scope: list[str],
-    bindings: list[TaskBinding],
     conn: sqlite3.Connection,
     reasons: dict[str, str],
 ) -> WalkResult:
