@@ -162,6 +162,8 @@ class Scanner:
             if not cached and not hold and self.workers >= 2:
                 early = _EarlyHashing(self)
             walked = walk(str(self.root), on_folder=None if early is None else early.feed)
+            if early is not None:
+                early.walk_done()
             report.folders_listed = len(walked.folders)
         else:
             walked = _walk_scope(str(self.root), scope, conn, reasons)
@@ -388,7 +390,9 @@ class Scanner:
         if self._pool is None:
             self._pool = self.executor_factory(self.workers)
         pool = self._pool
-        futures = dict(submitted or {})
+        # The caller's dict itself: each future is popped as it is collected, and a kept
+        # one would keep its batch's results alive.
+        futures = submitted if submitted is not None else {}
         futures.update((pool.submit(examine_batch, root, b, d), b) for b, d in batches)
         for fut in as_completed(futures):
             # The catalog writes overlap the hashing of later batches.
@@ -577,6 +581,9 @@ class _EarlyHashing:
         self.submitted: dict[Future[list[Examined]], list[str]] = {}
         self._first_of_inode: dict[tuple[int, int], str] = {}
         self._sent = 0  # unique[:_sent] are in the pool
+
+    def walk_done(self) -> None:
+        self._first_of_inode = {}  # ~15 MB at 100,000 files, not needed any more
 
     def feed(self, walked: WalkResult, new_paths: list[str]) -> None:
         images, first_of_inode, unique = walked.images, self._first_of_inode, self.unique
