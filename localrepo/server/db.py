@@ -166,12 +166,7 @@ class Database:
         raw = self._thread_connection()
         with self._write_lock:
             raw.execute("BEGIN IMMEDIATE")
-            try:
-                raw.execute(stmt.text, params)
-                raw.execute("COMMIT")
-            except BaseException:
-                raw.execute("ROLLBACK")
-                raise
+            _finish_one(raw, stmt, params)
 
     def try_write_one(self, stmt: TextClause, params: dict[str, Any]) -> bool:
         """``write_one`` only if it need not wait (SQLite): False, with nothing done, when
@@ -189,12 +184,7 @@ class Database:
                 if "locked" in str(exc) or "busy" in str(exc):
                     return False  # another process writes
                 raise
-            try:
-                raw.execute(stmt.text, params)
-                raw.execute("COMMIT")
-            except BaseException:
-                raw.execute("ROLLBACK")
-                raise
+            _finish_one(raw, stmt, params)
             return True
         finally:
             self._write_lock.release()  # type: ignore[union-attr]
@@ -228,6 +218,16 @@ class Database:
     def user_by_name(self, username: str) -> models.User | None:
         with self.read() as session:
             return session.exec(select(models.User).where(models.User.username == username)).first()
+
+
+def _finish_one(raw: sqlite3.Connection, stmt: TextClause, params: dict[str, Any]) -> None:
+    """The statement, then COMMIT, in the transaction just begun (rolled back on error)."""
+    try:
+        raw.execute(stmt.text, params)
+        raw.execute("COMMIT")
+    except BaseException:
+        raw.execute("ROLLBACK")
+        raise
 
 
 def fetch_all(conn: Connection, sql: str, params: dict[str, Any]) -> list[Sequence[Any]]:
