@@ -14,11 +14,11 @@ import sqlite3
 from pathlib import Path
 
 import pytest
-from treebuilder import db, image_labels, new_repo, run_repo, write, write_image
+from treebuilder import db, image_labels, new_repo, run_repo, scan, write, write_image
 
 from localrepo.catalog.db import catalog_path
 from localrepo.scan import scanner as scanner_module
-from localrepo.scan.scanner import Scanner, ScanReport
+from localrepo.scan.scanner import ScanReport
 from localrepo.watch.coalesce import touched_folders
 
 # Meta keys that hold the moment of a scan, not what it found.
@@ -57,14 +57,6 @@ def copy_catalog(src: Path, dst: Path) -> None:
     finally:
         a.close()
         b.close()
-
-
-def scan(root: Path, **kw) -> ScanReport:
-    conn = db(root)
-    try:
-        return Scanner(root, conn, workers=1).scan(**kw)
-    finally:
-        conn.close()
 
 
 @pytest.fixture
