@@ -16,7 +16,7 @@ import os
 import sqlite3
 import time
 from collections import defaultdict
-from collections.abc import Callable, Collection, Iterator, Sequence
+from collections.abc import Callable, Collection, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from stat import S_ISDIR
@@ -39,7 +39,7 @@ from localrepo.layout import (
 )
 from localrepo.scan import changes as ch
 from localrepo.scan.hashing import CHANGED, Examined  # hashing imports xxhash lazily
-from localrepo.scan.walk import DEV, IGNORE_FILE, INODE, MTIME, SIZE, WalkResult, walk
+from localrepo.scan.walk import DEV, IGNORE_FILE, INODE, MTIME, SIZE, Stat, WalkResult, walk
 
 if TYPE_CHECKING:
     from concurrent.futures import Executor, Future
@@ -312,20 +312,12 @@ class Scanner:
         del stats
         # Hard links: one inode is read once per scan; its other names copy its result.
         if early is not None:
-            unique, aliases = early.unique, early.aliases
+            unique, aliases = early.links.unique, early.links.aliases
         else:
-            first_of_inode: dict[tuple[int, int], str] = {}
-            unique = []
-            aliases = defaultdict(list)
-            for p in paths:
-                st = walked.images[p]
-                key = (st[DEV], st[INODE])
-                if key in first_of_inode:
-                    aliases[first_of_inode[key]].append(p)
-                else:
-                    first_of_inode[key] = p
-                    unique.append(p)
-            del first_of_inode
+            links = _HardLinks()
+            links.add(paths, walked.images)
+            unique, aliases = links.unique, links.aliases
+            del links
         # A known inode (a move, a touch) probably holds known bytes: hash first, and
         # decode only if the hash turns out to be new.
         images = walked.images
@@ -567,6 +559,30 @@ class Scanner:
         return layout_changes, problems
 
 
+class _HardLinks:
+    """Names split by inode: one name per inode is read, its other names copy the result."""
+
+    def __init__(self) -> None:
+        self.unique: list[str] = []  # the first name of each inode, in the order given
+        self.aliases: dict[str, list[str]] = defaultdict(list)  # its other names
+        self._first_of_inode: dict[tuple[int, int], str] = {}
+
+    def add(self, paths: Iterable[str], images: dict[str, Stat]) -> None:
+        first_of_inode, unique = self._first_of_inode, self.unique
+        for p in paths:
+            st = images[p]
+            key = (st[DEV], st[INODE])
+            first = first_of_inode.get(key)
+            if first is None:
+                first_of_inode[key] = p
+                unique.append(p)
+            else:
+                self.aliases[first].append(p)
+
+    def forget_inodes(self) -> None:
+        self._first_of_inode = {}  # ~15 MB at 100,000 files
+
+
 class _EarlyHashing:
     """A first scan's hashing, fed by the walk folder by folder (see Scanner._scan).
 
@@ -576,26 +592,16 @@ class _EarlyHashing:
 
     def __init__(self, scanner: Scanner) -> None:
         self.scanner = scanner
-        self.unique: list[str] = []  # one name per inode, in walk order
-        self.aliases: dict[str, list[str]] = defaultdict(list)  # its other names
+        self.links = _HardLinks()
         self.submitted: dict[Future[list[Examined]], list[str]] = {}
-        self._first_of_inode: dict[tuple[int, int], str] = {}
-        self._sent = 0  # unique[:_sent] are in the pool
+        self._sent = 0  # links.unique[:_sent] are in the pool
 
     def walk_done(self) -> None:
-        self._first_of_inode = {}  # ~15 MB at 100,000 files, not needed any more
+        self.links.forget_inodes()  # not needed any more
 
     def feed(self, walked: WalkResult, new_paths: list[str]) -> None:
-        images, first_of_inode, unique = walked.images, self._first_of_inode, self.unique
-        for p in new_paths:
-            st = images[p]
-            key = (st[DEV], st[INODE])
-            first = first_of_inode.get(key)
-            if first is None:
-                first_of_inode[key] = p
-                unique.append(p)
-            else:
-                self.aliases[first].append(p)
+        self.links.add(new_paths, walked.images)
+        unique = self.links.unique
         if len(unique) - self._sent < BATCH or len(unique) < POOL_THRESHOLD:
             return
         scanner = self.scanner
