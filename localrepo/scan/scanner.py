@@ -892,9 +892,10 @@ def _hold_back(
 
     A new name whose inode the catalog knows is a rename (or a hard link) of a known
     file, complete by construction: it is never held back, or a move whose source is
-    already gone would read as a delete."""
+    already gone would read as a delete. A rename keeps size and mtime too; matching on
+    them as well keeps a new file that merely reuses a deleted file's inode held."""
     stats = store.load_stats(conn)
-    known_inodes = {(st[DEV], st[INODE]) for st in stats.values()}
+    known_inodes = {(st[DEV], st[INODE], st[SIZE], st[MTIME]) for st in stats.values()}
     held = set()
     for path in hold:
         if path in walked.skipped:
@@ -904,7 +905,7 @@ def _hold_back(
             held.add(path)
         else:
             st = walked.images.get(path)
-            if st is not None and (st[DEV], st[INODE]) not in known_inodes:
+            if st is not None and (st[DEV], st[INODE], st[SIZE], st[MTIME]) not in known_inodes:
                 del walked.images[path]
                 held.add(path)
     return frozenset(held)

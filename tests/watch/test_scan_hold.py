@@ -6,9 +6,12 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-from treebuilder import files, img, journal, new_repo, scan, write_image
+from treebuilder import db, files, img, journal, new_repo, scan, write_image
 
+from localrepo.catalog import store
 from localrepo.scan.hashing import hash_bytes
+from localrepo.scan.scanner import _hold_back
+from localrepo.scan.walk import WalkResult
 
 
 def test_held_files_keep_their_catalogued_state(tmp_path: Path):
@@ -62,3 +65,25 @@ def test_a_held_rename_target_is_never_hidden(tmp_path: Path):
         ("moved", "dogs/a.jpg", "cats/a.jpg")
     ]
     assert files(root) == {"dogs/a.jpg": (h, None), "cats/b.jpg": (other, None)}
+
+
+def test_a_new_file_reusing_a_deleted_files_inode_is_still_held(tmp_path: Path):
+    """The file system hands a deleted file's inode to the next file created (CI saw it:
+    b.jpg deleted, dogs/c.jpg got its inode). Only a stat that matches in size and mtime
+    too is a rename; a half-written newcomer on a recycled inode stays held."""
+    root = new_repo(tmp_path / "r")
+    write_image(root, "cats/b.jpg", 2)
+    scan(root)
+    conn = db(root)
+    try:
+        dev, ino, size, mtime, ctime = store.load_stats(conn)["cats/b.jpg"]
+        cached = store.load_files(conn)
+        recycled = WalkResult(images={"dogs/c.jpg": (dev, ino, 200, mtime + 5_000, ctime)})
+        assert _hold_back(recycled, cached, conn, frozenset({"dogs/c.jpg"})) == {"dogs/c.jpg"}
+        assert "dogs/c.jpg" not in recycled.images
+
+        renamed = WalkResult(images={"dogs/c.jpg": (dev, ino, size, mtime, ctime + 1)})
+        assert _hold_back(renamed, cached, conn, frozenset({"dogs/c.jpg"})) == frozenset()
+        assert "dogs/c.jpg" in renamed.images
+    finally:
+        conn.close()
