@@ -23,7 +23,7 @@ from sqlalchemy.sql.elements import TextClause
 from sqlalchemy.sql.expression import Executable
 from sqlmodel import Session, SQLModel, create_engine, select, text
 
-from . import models
+from . import imagedocs, models
 from .config import Settings
 
 # A unique constraint broke (through SQLAlchemy, or from sqlite3 on the raw fast paths).
@@ -122,6 +122,9 @@ class Database:
                     )
                 row.value = str(models.SCHEMA_VERSION)
                 session.add(row)
+            if self.is_sqlite:
+                session.flush()
+                imagedocs.install(session.connection())
 
     @contextmanager
     def read(self) -> Iterator[Session]:

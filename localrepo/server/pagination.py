@@ -58,7 +58,7 @@ def check_page(pr: PageRequest, count: int) -> None:
         raise not_found("Invalid page.")
 
 
-def page_body(request: Request, pr: PageRequest, count: int, results: list[Any]) -> dict[str, Any]:
+def page_body(request: Request, pr: PageRequest, count: int, results: Any) -> dict[str, Any]:
     last = max(1, -(-count // pr.size))
     return {
         "count": count,

@@ -78,26 +78,6 @@ def image_dicts(
     return out
 
 
-# SQLite builds each row's JSON itself (JSON1 functions): a page of a thousand images
-# then costs no Python objects per row. Same shape as image_dicts (tested against it).
-SQLITE_IMAGE_JSON = """json_object(
-  'id', i.id, 'created', i.created,
-  'img_path', :media || i.blob_sha256 || '/' || i.media_key || i.extension,
-  'thumb_img_path', :media || i.blob_sha256 || '/' || i.media_key || '_thumb.jpg',
-  'img_width', i.img_width, 'img_height', i.img_height,
-  'meta_data', json(i.meta_data),
-  'test_image', json(CASE WHEN i.test_image THEN 'true' ELSE 'false' END),
-  'real', json(CASE WHEN i.real THEN 'true' ELSE 'false' END),
-  'verifyCount', 0, 'workspace', i.workspace_id,
-  'labels', (SELECT json_group_array(json(x.j)) FROM (
-      SELECT CASE WHEN l.type = 'value'
-        THEN json_object('id', l.id, 'name', l.name, 'type', l.type, 'value', il.value)
-        ELSE json_object('id', l.id, 'name', l.name, 'type', l.type) END AS j
-      FROM image_labels il JOIN labels l ON l.id = il.label_id
-      WHERE il.image_id = i.id ORDER BY il.created, il.label_id) x)
-)"""
-
-
 def get_image(conn: Connection, ws: str, image_id: str, media_base: str) -> dict[str, Any] | None:
     rows = conn.execute(
         text(f"SELECT {IMAGE_COLUMNS} FROM images i WHERE i.id = :id AND i.workspace_id = :ws"),
