@@ -70,7 +70,10 @@ def create_app(settings: Settings, ctx: ServerContext | None = None) -> FastAPI:
         max_body_bytes=settings.max_body_bytes,
         fail_every=settings.fail_every,
         latency_ms=settings.latency_ms,
-        fast_routes={("POST", "/recognition/v2/training-image/"): routes_images.upload_image_fast},
+        fast_routes={
+            ("POST", "/recognition/v2/training-image/"): routes_images.upload_image_fast,
+            ("GET", "/recognition/v2/training-image/"): routes_images.list_images_fast,
+        },
     )
 
     def openapi() -> dict[str, Any]:

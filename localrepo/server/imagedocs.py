@@ -27,7 +27,7 @@ import orjson
 from sqlalchemy import text
 from sqlalchemy.engine import Connection
 
-MEDIA_MARK = "\x01"
+MEDIA_MARK = b"\x01"
 
 # One image's answer, the same object as ``queries.image_dicts`` gives (a test compares
 # them), with MEDIA_MARK for the media base. ``i`` is the image row.
@@ -132,20 +132,24 @@ def install(conn: Connection) -> None:
 
 
 UNFILTERED = "i.workspace_id = :ws"
-_PAGE = "SELECT count(*), group_concat(d, ',') FROM ({})"
+# How many docs, and the page's JSON array as bytes (no decoding to a str and back).
+_PAGE = "SELECT count(*), CAST('[' || coalesce(group_concat(d, ','), '') || ']' AS BLOB) FROM ({})"
 
 
 def page_sql(cond: str) -> str:
     """One page of the images ``i`` matching ``cond`` (``:lim``, ``:off`` bound): how many,
-    and their docs in listing order joined by commas (NULL for none).
+    and the JSON array of their docs in listing order (media base not filled in).
 
-    The whole workspace (no filter) is read from ``image_docs`` alone, which is filed in
-    listing order; a filtered page looks each image's doc up, or renders it if it has none.
+    The whole workspace (no filter) is read from ``image_docs``, filed in listing order,
+    from the page's first image on: the offset is skipped in the (smaller) index of
+    ``images``. A filtered page looks each image's doc up, or renders it if it has none.
     """
     if cond == UNFILTERED:
         return _PAGE.format(
-            "SELECT doc AS d FROM image_docs WHERE workspace_id = :ws "
-            "ORDER BY created, image_id LIMIT :lim OFFSET :off"
+            "SELECT doc AS d FROM image_docs WHERE workspace_id = :ws AND (created, image_id) "
+            ">= (SELECT i.created, i.id FROM images i WHERE i.workspace_id = :ws "
+            "ORDER BY i.created, i.id LIMIT 1 OFFSET :off) "
+            "ORDER BY created, image_id LIMIT :lim"
         )
     return _PAGE.format(
         "SELECT coalesce((SELECT doc FROM image_docs x WHERE x.workspace_id = i.workspace_id "
@@ -162,9 +166,6 @@ def rendered_page_sql(cond: str) -> str:
     )
 
 
-def fill_media(items: str | None, media_base: str) -> orjson.Fragment:
-    """A page's items (``page_sql``) as a JSON array with this request's media base."""
-    if not items:
-        return orjson.Fragment(b"[]")
-    base = orjson.dumps(media_base)[1:-1].decode()
-    return orjson.Fragment("[" + items.replace(MEDIA_MARK, base) + "]")
+def fill_media(page: bytes, media_base: str) -> orjson.Fragment:
+    """A page's JSON array (``page_sql``) with this request's media base."""
+    return orjson.Fragment(page.replace(MEDIA_MARK, orjson.dumps(media_base)[1:-1]))

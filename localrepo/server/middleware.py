@@ -4,7 +4,7 @@
   slash are routed as if they had it (never redirected: a redirect drops a POST body);
 - the body size limit (413), by Content-Length up front and by counting otherwise;
 - fault knobs for tests: fixed latency, and every Nth API request answering 503;
-- a fast path for the hottest route (uploads), see ``fast_routes``.
+- a fast path for the hottest routes (uploads, the image listing), see ``fast_routes``.
 """
 
 from __future__ import annotations
@@ -24,7 +24,7 @@ Message = MutableMapping[str, Any]
 Receive = Callable[[], Awaitable[Message]]
 Send = Callable[[Message], Awaitable[None]]
 ASGIApp = Callable[[Scope, Receive, Send], Awaitable[None]]
-FastHandler = Callable[[Request], Awaitable[Response]]
+FastHandler = Callable[[Request], Awaitable[Response | None]]
 
 API_PREFIXES = ("/recognition/", "/account/")
 
@@ -117,13 +117,17 @@ class ApiMiddleware:
             # A hot route served without FastAPI's routing and dependency machinery (about
             # 0.7 ms a request); its handler is the route's own code. Errors get the same
             # JSON bodies as everywhere else; a crash goes to the app's 500 handler.
+            # A handler answers None for a request it leaves to the app (before reading
+            # the body or doing anything the app would do again).
             request = Request(scope, limited_receive)
+            response: Response | None
             try:
                 response = await fast(request)
             except APIError as exc:
                 response = json_response(exc.status, exc.body, exc.headers)
             except BodyTooLarge as exc:
                 response = json_response(413, too_large_body(exc.limit), {"Connection": "close"})
-            await response(scope, receive, send)
-            return
+            if response is not None:
+                await response(scope, receive, send)
+                return
         await self.app(scope, limited_receive, send)

@@ -18,7 +18,7 @@ from sqlalchemy import bindparam, text
 from sqlalchemy.sql.elements import BindParameter
 from sqlmodel import Session
 from starlette.concurrency import run_in_threadpool
-from starlette.datastructures import UploadFile
+from starlette.datastructures import QueryParams, UploadFile
 from starlette.responses import Response
 
 from . import imagedocs, queries
@@ -189,6 +189,38 @@ def list_images(
     """Also ``label_value_<label id>__gte`` / ``__lte`` = number: images whose value for
     that label is within the bound."""
     return _listing(request, principal, workspace, test, real)
+
+
+# The query parameters FastAPI would validate, in the forms the fast path reads exactly as
+# FastAPI does (pydantic takes these booleans in any case); anything else goes to FastAPI.
+_PLAIN_BOOLS = {"true": True, "1": True, "false": False, "0": False}
+
+
+def _plain_listing_flags(q: QueryParams) -> tuple[bool | None, bool | None] | None:
+    """``test`` and ``real`` if every validated parameter is in a plain form, else None."""
+    for key, value in q.multi_items():
+        if key in ("page", "page_size"):
+            if not (value.isascii() and value.isdigit() and len(value) <= 9 and int(value) > 0):
+                return None
+        elif key in ("test", "real") and value.lower() not in _PLAIN_BOOLS:
+            return None
+    test, real = q.get("test"), q.get("real")
+    return (
+        None if test is None else _PLAIN_BOOLS[test.lower()],
+        None if real is None else _PLAIN_BOOLS[real.lower()],
+    )
+
+
+async def list_images_fast(request: Request) -> Response | None:
+    """``list_images`` for the middleware's fast path (no dependency solving: about a
+    millisecond a page). A query it cannot read exactly as FastAPI does (None) goes the
+    normal way, which answers its validation errors."""
+    flags = _plain_listing_flags(request.query_params)
+    if flags is None:
+        return None
+    principal = await authenticate(request, request.headers.get("authorization"))
+    workspace = request.query_params.get("workspace")
+    return await run_in_threadpool(_listing, request, principal, workspace, *flags)
 
 
 # ---- upload ------------------------------------------------------------------------------
