@@ -136,20 +136,29 @@ UNFILTERED = "i.workspace_id = :ws"
 _PAGE = "SELECT count(*), CAST('[' || coalesce(group_concat(d, ','), '') || ']' AS BLOB) FROM ({})"
 
 
+def _nth_image(param: str) -> str:
+    return (
+        "(SELECT i.created, i.id FROM images i WHERE i.workspace_id = :ws "
+        f"ORDER BY i.created, i.id LIMIT 1 OFFSET :{param})"
+    )
+
+
 def page_sql(cond: str) -> str:
-    """One page of the images ``i`` matching ``cond`` (``:lim``, ``:off`` bound): how many,
-    and the JSON array of their docs in listing order (media base not filled in).
+    """One page of the images ``i`` matching ``cond``: how many docs, and the JSON array
+    of the docs in listing order (media base not filled in). Bound: ``:lim``, ``:off``,
+    and ``:last``, the offset of the page's last image (from the count).
 
     The whole workspace (no filter) is read from ``image_docs``, filed in listing order,
-    from the page's first image on: the offset is skipped in the (smaller) index of
-    ``images``. A filtered page looks each image's doc up, or renders it if it has none.
+    between the page's first and last images, found in the (much smaller) index of
+    ``images``. A doc missing there shows in the count (the caller then renders the page
+    itself). A filtered page looks each image's doc up, or renders it if it has none.
     """
     if cond == UNFILTERED:
         return _PAGE.format(
-            "SELECT doc AS d FROM image_docs WHERE workspace_id = :ws AND (created, image_id) "
-            ">= (SELECT i.created, i.id FROM images i WHERE i.workspace_id = :ws "
-            "ORDER BY i.created, i.id LIMIT 1 OFFSET :off) "
-            "ORDER BY created, image_id LIMIT :lim"
+            "SELECT doc AS d FROM image_docs WHERE workspace_id = :ws "
+            f"AND (created, image_id) >= {_nth_image('off')} "
+            f"AND (created, image_id) <= {_nth_image('last')} "
+            "ORDER BY created, image_id"
         )
     return _PAGE.format(
         "SELECT coalesce((SELECT doc FROM image_docs x WHERE x.workspace_id = i.workspace_id "

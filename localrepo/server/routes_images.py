@@ -146,8 +146,10 @@ def _listing(
         count = fetch_all(conn, count_sql, params)[0][0]
         check_page(pr, count)
         if conn.dialect.name == "sqlite":
+            expected = max(0, min(pr.size, count - pr.offset))
+            window["last"] = pr.offset + expected - 1
             found, items = fetch_all(conn, imagedocs.page_sql(cond), window)[0]
-            if found != max(0, min(pr.size, count - pr.offset)):
+            if found != expected:
                 # (The triggers keep image_docs complete: only a damaged database lands here.)
                 log.warning("image_docs disagrees with images; rendering the page instead")
                 items = fetch_all(conn, imagedocs.rendered_page_sql(cond), window)[0][1]

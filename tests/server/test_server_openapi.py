@@ -137,3 +137,28 @@ def test_openapi_document_describes_the_real_shapes(live_server) -> None:
     assert {"application/json", "application/x-www-form-urlencoded"} <= set(task_form)
     image_schema = doc["components"]["schemas"]["ImageOut"]
     assert {"img_path", "thumb_img_path", "labels", "meta_data"} <= set(image_schema["properties"])
+
+
+def test_openapi_documents_the_listing_as_before_its_fast_path(live_server) -> None:
+    """GET training-image/ is answered by the middleware's fast path; the document still
+    comes from the FastAPI route, with every query parameter."""
+    doc = httpx.get(live_server.url + "openapi.json").json()
+    listing = doc["paths"]["/recognition/v2/training-image/"]["get"]
+    params = {p["name"]: p for p in listing["parameters"]}
+    assert set(params) == {
+        "workspace",
+        "labels",
+        "label",
+        "not_labels",
+        "test",
+        "real",
+        "page",
+        "page_size",
+    }
+    assert all(p["in"] == "query" for p in params.values())
+    assert params["page"]["schema"]["minimum"] == 1
+    assert params["page_size"]["schema"]["anyOf"][0]["minimum"] == 1
+    assert params["labels"]["schema"]["anyOf"][0]["type"] == "array"
+    assert listing["security"] == [{"TokenAuth": []}]
+    page = listing["responses"]["200"]["content"]["application/json"]["schema"]["$ref"]
+    assert page.endswith("Page_ImageOut_")
