@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import sqlite3
 import uuid
+from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
@@ -188,12 +189,11 @@ def test_rate_limit_counts_a_listing_once_whichever_route_answers(server_factory
 
 
 def test_docs_are_rebuilt_when_missing_and_a_damaged_table_still_lists_right(
-    server_factory,
+    server_factory, tmp_path: Path
 ) -> None:
-    server = server_factory()
-    if not server.database_url.startswith("sqlite"):
-        pytest.skip("image_docs is SQLite's")  # (the PostgreSQL run renders in Python)
-    db_path = server.data_dir / "server.db"
+    # SQLite even in the PostgreSQL run: image_docs is SQLite's.
+    db_path = tmp_path / "docs.db"
+    server = server_factory(database_url=f"sqlite:///{db_path}")
     with server.client() as api:
         label = make_label(api, "x")
         ids = [upload(api, image_bytes(9500 + k))["id"] for k in range(4)]

@@ -227,7 +227,7 @@ def test_a_version_1_database_is_upgraded_on_start(tmp_path) -> None:
         session.execute(text("DROP TABLE embeddings"))
         session.execute(text("ALTER TABLE models DROP COLUMN backend"))
         session.execute(text("DROP INDEX ix_image_labels_image_created"))
-        session.execute(text("UPDATE schema_info SET value = '1'"))
+        session.execute(text("UPDATE schema_info SET value = '1' WHERE key = 'schema_version'"))
     db.dispose()
     db = Database(url)
     db.create_all()
@@ -235,8 +235,11 @@ def test_a_version_1_database_is_upgraded_on_start(tmp_path) -> None:
         conn = session.connection()
         columns = {r[1] for r in conn.execute(text("PRAGMA table_info(models)"))}
         tables = {r[0] for r in conn.execute(text("SELECT name FROM sqlite_master"))}
-        version = conn.execute(text("SELECT value FROM schema_info")).scalar_one()
+        version = conn.execute(
+            text("SELECT value FROM schema_info WHERE key = 'schema_version'")
+        ).scalar_one()
     db.dispose()
     assert "backend" in columns and {"model_heads", "embeddings"} <= tables
     assert "ix_image_labels_image_created" in tables  # (sqlite_master lists indexes too)
+    assert {"image_docs", "image_doc_insert"} <= tables  # (and triggers)
     assert version == "3"
