@@ -192,10 +192,43 @@ class Database:
         finally:
             self._write_lock.release()  # type: ignore[union-attr]
 
-    def _thread_connection(self, *, nowait: bool = False) -> sqlite3.Connection:
+    @contextmanager
+    def sqlite_read(self) -> Iterator[sqlite3.Connection]:
+        """SQLite: a read transaction (one snapshot) on this thread's reading connection,
+        which never writes (see ``count``); no pool checkout, no ORM session."""
+        conn = self._thread_connection(reader=True)
+        conn.execute("BEGIN")
+        try:
+            yield conn
+        finally:
+            conn.execute("ROLLBACK")
+
+    def count(self, conn: sqlite3.Connection, sql: str, params: dict[str, Any]) -> int:
+        """``sql``'s count in a ``sqlite_read`` transaction, remembered until anything
+        else is committed to the database.
+
+        ``PRAGMA data_version`` changes, for a connection, when another connection (of
+        any process) has committed since its last snapshot; the reading connection never
+        writes, so an unchanged value means the database is as it was when the count was
+        taken. The first statement of the transaction, it also takes the snapshot that
+        the count is checked against.
+        """
+        version = conn.execute("PRAGMA data_version").fetchone()[0]
+        cache: dict[Any, int] | None = getattr(self._local, "counts", None)
+        if cache is None or cache.get("version") != version or len(cache) > 256:
+            cache = self._local.counts = {"version": version}
+        key = (sql, tuple(sorted(params.items())))
+        found = cache.get(key)
+        if found is None:
+            found = cache[key] = conn.execute(sql, params).fetchone()[0]
+        return found
+
+    def _thread_connection(
+        self, *, nowait: bool = False, reader: bool = False
+    ) -> sqlite3.Connection:
         """This thread's own autocommit sqlite3 connection (for the fast paths: no pool
-        checkout, no SQLAlchemy layers)."""
-        attr = "nowait_conn" if nowait else "conn"
+        checkout, no SQLAlchemy layers); ``reader``: the one for ``sqlite_read`` only."""
+        attr = "reader_conn" if reader else "nowait_conn" if nowait else "conn"
         conn: sqlite3.Connection | None = getattr(self._local, attr, None)
         if conn is None:
             database = self.engine.url.database

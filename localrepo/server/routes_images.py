@@ -141,32 +141,35 @@ def _listing(
     window = {**params, "lim": pr.size, "off": pr.offset}
     base = media_base(request)
     results: Any
-    with ctx.db.read() as session:
-        conn = session.connection()
-        count = fetch_all(conn, count_sql, params)[0][0]
-        check_page(pr, count)
-        if conn.dialect.name == "sqlite":
+    if ctx.db.is_sqlite:
+        with ctx.db.sqlite_read() as raw:
+            count = ctx.db.count(raw, count_sql, params)
+            check_page(pr, count)
             expected = max(0, min(pr.size, count - pr.offset))
             window["last"] = pr.offset + expected - 1
-            found, items = fetch_all(conn, imagedocs.page_sql(cond), window)[0]
+            found, items = raw.execute(imagedocs.page_sql(cond), window).fetchone()
             if found != expected:
                 # (The triggers keep image_docs complete: only a damaged database lands here.)
                 log.warning("image_docs disagrees with images; rendering the page instead")
-                items = fetch_all(conn, imagedocs.rendered_page_sql(cond), window)[0][1]
-            results = imagedocs.fill_media(items, base)
-        else:
-            page_sql = (
-                f"SELECT {queries.IMAGE_COLUMNS} FROM images i WHERE {cond} "
-                "ORDER BY i.created, i.id LIMIT :lim OFFSET :off"
-            )
-            # The page's labels come from the same page window (no list of ids to bind).
-            labels_sql = (
-                "SELECT il.image_id, l.id, l.name, l.type, il.value FROM "
-                f"(SELECT i.id FROM images i WHERE {cond} ORDER BY i.created, i.id "
-                "LIMIT :lim OFFSET :off) p "
-                "JOIN image_labels il ON il.image_id = p.id JOIN labels l ON l.id = il.label_id "
-                "ORDER BY il.created, il.label_id"
-            )
+                items = raw.execute(imagedocs.rendered_page_sql(cond), window).fetchone()[1]
+        results = imagedocs.fill_media(items, base)
+    else:
+        page_sql = (
+            f"SELECT {queries.IMAGE_COLUMNS} FROM images i WHERE {cond} "
+            "ORDER BY i.created, i.id LIMIT :lim OFFSET :off"
+        )
+        # The page's labels come from the same page window (no list of ids to bind).
+        labels_sql = (
+            "SELECT il.image_id, l.id, l.name, l.type, il.value FROM "
+            f"(SELECT i.id FROM images i WHERE {cond} ORDER BY i.created, i.id "
+            "LIMIT :lim OFFSET :off) p "
+            "JOIN image_labels il ON il.image_id = p.id JOIN labels l ON l.id = il.label_id "
+            "ORDER BY il.created, il.label_id"
+        )
+        with ctx.db.read() as session:
+            conn = session.connection()
+            count = fetch_all(conn, count_sql, params)[0][0]
+            check_page(pr, count)
             rows = fetch_all(conn, page_sql, window)
             label_rows = fetch_all(conn, labels_sql, window) if rows else []
             results = queries.image_dicts(conn, rows, base, label_rows)

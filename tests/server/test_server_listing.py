@@ -219,3 +219,11 @@ def test_docs_are_rebuilt_when_missing_and_a_damaged_table_still_lists_right(
         # ... and the triggers are back: a write shows at once.
         _post(api, f"training-image/{ids[0]}/add-label/", {"label_id": label["id"]})
         assert _listed(api) == ids
+        # Another process deletes an image: the next page's count and rows show it at once
+        # (a count is remembered only while nothing else is committed).
+        assert api.get("training-image/").json()["count"] == 4
+        with sqlite3.connect(db_path) as db:
+            db.execute("DELETE FROM image_labels WHERE image_id = ?", (ids[3],))
+            db.execute("DELETE FROM images WHERE id = ?", (ids[3],))
+        assert api.get("training-image/").json()["count"] == 3
+        assert _listed(api) == ids[:3]
