@@ -24,7 +24,6 @@ from typing import TYPE_CHECKING
 
 from localrepo.catalog import store
 from localrepo.catalog.states import LOCAL
-from localrepo.catalog.store import C_CACHED, C_SIG
 from localrepo.layout import (
     Placement,
     TaskBinding,
@@ -178,9 +177,9 @@ class Scanner:
         # The stat-only pass: a file whose stat matches its (non-racy) cache row is unchanged.
         to_examine: list[str] = []
         get = cached.get
+        racy = store.load_racy(conn, RACY_NS) if cached else set()
         for path, st in walked.images.items():
-            c = get(path)
-            if c is None or c[C_SIG] != hash(st) or st[MTIME] >= c[C_CACHED] - RACY_NS:
+            if get(path) != hash(st) or path in racy:
                 to_examine.append(path)  # new, changed, or racy: hash it (again)
         if hold:  # a held file keeps its cached row even when that row is racy
             to_examine = [p for p in to_examine if p not in hold]
