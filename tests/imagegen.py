@@ -100,3 +100,43 @@ def brightness_image(value: float, seed: int, *, size: int = 48) -> bytes:
     buf = io.BytesIO()
     img.save(buf, "JPEG", quality=90)
     return buf.getvalue()
+
+
+def jpeg_variants(size: tuple[int, int] = (320, 240)) -> list[bytes]:
+    """Valid JPEGs of every kind a decoder treats differently: baseline, progressive,
+    4:4:4, greyscale, CMYK (four seeds each), a tiny one, and a two-frame MPO."""
+    out = []
+    for seed in range(4):
+        im = Image.open(io.BytesIO(image_bytes(800 + seed, size=size))).convert("RGB")
+        for mode, kw in (
+            ("RGB", {}),
+            ("RGB", {"progressive": True}),
+            ("RGB", {"subsampling": 0}),
+            ("L", {}),
+            ("CMYK", {}),
+        ):
+            buf = io.BytesIO()
+            im.convert(mode).save(buf, "JPEG", **kw)
+            out.append(buf.getvalue())
+    out.append(image_bytes(900, size=(5, 3)))
+    first = Image.open(io.BytesIO(image_bytes(901, size=size)))
+    buf = io.BytesIO()
+    first.save(buf, "MPO", save_all=True, append_images=[first.rotate(90)])
+    out.append(buf.getvalue())
+    return out
+
+
+def damaged_jpegs(seed: int = 7) -> list[bytes]:
+    """Every variant whole, cut at a dozen points, and with 1-6 random bytes changed a
+    dozen times: mostly broken, some still decodable."""
+    rng = random.Random(seed)
+    cases = []
+    for good in jpeg_variants():
+        cases.append(good)
+        cases += [good[:cut] for cut in range(2, len(good), max(1, len(good) // 12))]
+        for _ in range(12):
+            bad = bytearray(good)
+            for _ in range(rng.randint(1, 6)):
+                bad[rng.randrange(len(bad))] = rng.randrange(256)
+            cases.append(bytes(bad))
+    return cases

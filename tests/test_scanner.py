@@ -947,3 +947,43 @@ def test_a_first_scan_with_the_pool_starts_hashing_during_the_walk_and_equals_on
     assert sorted(journal(roots[1])) == sorted(journal(roots[0]))
     assert files(roots[1])["tag3/linked.jpg"][0] == files(roots[1])["tag2/img0002.jpg"][0]
     assert files(roots[1])["tag4/broken.jpg"][1] == TRUNCATED
+
+
+def test_status_label_counts_are_those_of_the_catalogued_labels(tmp_path: Path, capsys) -> None:
+    """The scan keeps per-label image counts for `repo status` (so that status stays
+    stat-only); they must equal what the image_label rows say, through copies, hard
+    links, sidecars, unlabelled files and three tasks, and after edits."""
+    root = new_repo(tmp_path / "r")
+    for rel, seed in {
+        "cats/a.jpg": 1, "cats/b.jpg": 2, "dogs/c.jpg": 3, "dogs/copy_of_a.jpg": 1,
+        "birds/a_again.jpg": 1, "_unlabeled/d.jpg": 4, "e.jpg": 5,
+        "sub/red/x.jpg": 6, "ages/young/y.jpg": 7, "ages/z.jpg": 8, "ages/old/w.jpg": 9,
+    }.items():  # fmt: skip
+        write_image(root, rel, seed)
+    (root / "sub/shiny").mkdir()
+    os.link(root / "sub/red/x.jpg", root / "sub/shiny/x.jpg")  # two tags, one image
+    write(root, "ages/young/metadata.jsonl", json.dumps({"file_name": "y.jpg", "value": 3}))
+    for folder, name, kind in (("sub", "tags", "multi_label"), ("ages", "age", "regression")):
+        proc = run_repo("-C", str(root), "task", "add", folder, "--task", name, "--type", kind)
+        assert proc.returncode == 0, proc.stderr
+
+    def expected() -> dict[str, dict[str, int]]:
+        # Every label of the task is shown, with 0 when no image carries it.
+        out = {t: dict.fromkeys((n for n, _type in ls), 0) for t, ls in task_labels(root).items()}
+        for (task, _h), labels in image_labels(root).items():
+            for name in labels:
+                out[task][name] += 1
+        return out
+
+    def shown() -> dict[str, dict[str, int]]:
+        st = status_json(root, capsys)
+        return {t["name"]: t["labels"] for t in st["tasks"] if t["labels"]}
+
+    scan(root)
+    assert shown() == expected()
+    assert expected()["tags"] == {"red": 1, "shiny": 1}
+    write(root, "ages/young/metadata.jsonl", json.dumps({"file_name": "y.jpg", "value": 5}))
+    os.unlink(root / "birds/a_again.jpg")
+    write_image(root, "dogs/f.jpg", 10)
+    scan(root)
+    assert shown() == expected()

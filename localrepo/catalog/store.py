@@ -10,10 +10,9 @@ from collections.abc import Collection, Iterable
 from localrepo.catalog.states import LOCAL
 from localrepo.layout import TaskBinding
 
-# A cached file row for the stat-only pass: (stat signature, cached_ns). A status of
-# 100,000 files loads 100,000 of them, so: plain tuples, two numbers each.
-CachedFile = tuple[int, int]
-C_SIG, C_CACHED = range(2)
+# A cached file row for the stat-only pass is its stat signature alone: a status of
+# 100,000 files loads 100,000 of them, and dict() over (path, int) rows builds them in C.
+CachedFile = int
 Stat = tuple[int, int, int, int, int]  # (dev, inode, size, mtime_ns, ctime_ns)
 
 
@@ -22,7 +21,20 @@ def stat_sig(stat: Stat) -> int:
 
 
 def load_files(conn: sqlite3.Connection) -> dict[str, CachedFile]:
-    return {r[0]: (r[1], r[2]) for r in conn.execute("SELECT path, stat_sig, cached_ns FROM file")}
+    """{path: stat signature} of every catalogued file."""
+    return dict(conn.execute("SELECT path, stat_sig FROM file"))
+
+
+def load_racy(conn: sqlite3.Connection, window_ns: int) -> set[str]:
+    """Paths whose row was written within `window_ns` of the file's mtime: a write in the
+    same clock tick may have left the stat unchanged, so the row proves nothing. (A file
+    whose stat still matches its row still has the row's mtime, so the test is the row's.)"""
+    return {
+        p
+        for (p,) in conn.execute(
+            "SELECT path FROM file WHERE mtime_ns >= cached_ns - ?", (window_ns,)
+        )
+    }
 
 
 def load_reasons(conn: sqlite3.Connection) -> dict[str, str]:

@@ -24,7 +24,6 @@ from typing import TYPE_CHECKING
 
 from localrepo.catalog import store
 from localrepo.catalog.states import LOCAL
-from localrepo.catalog.store import C_CACHED, C_SIG
 from localrepo.layout import (
     Placement,
     TaskBinding,
@@ -178,9 +177,9 @@ class Scanner:
         # The stat-only pass: a file whose stat matches its (non-racy) cache row is unchanged.
         to_examine: list[str] = []
         get = cached.get
+        racy = store.load_racy(conn, RACY_NS) if cached else set()
         for path, st in walked.images.items():
-            c = get(path)
-            if c is None or c[C_SIG] != hash(st) or st[MTIME] >= c[C_CACHED] - RACY_NS:
+            if get(path) != hash(st) or path in racy:
                 to_examine.append(path)  # new, changed, or racy: hash it (again)
         if hold:  # a held file keeps its cached row even when that row is racy
             to_examine = [p for p in to_examine if p not in hold]
@@ -419,14 +418,17 @@ class Scanner:
         tasks = TaskLookup(bindings)
         # Files without a sidecar row are placed by their folder alone: place each such
         # folder once. Copies keep their own path for the messages of merge problems.
+        # (This pass and the ones below run once per image: at 100,000 images every
+        # call and lookup per image shows, hence the per-folder and per-placement caches.)
         by_folder: dict[str, Placement] = {}
-        placements: dict[tuple[int, str], list[tuple[str, Placement]]] = defaultdict(list)
+        task_of_folder = tasks.cache
+        placements: dict[tuple[int, str], list[tuple[str, Placement]]] = {}
         for path, h in new_map.items():
-            b = tasks.of(path)
+            folder = path.rpartition("/")[0]
+            b = task_of_folder[folder] if folder in task_of_folder else tasks.of(path)
             if b is None:
                 continue
-            row = sidecar_for(sidecars, path)
-            folder = path.rpartition("/")[0]
+            row = sidecar_for(sidecars, path) if sidecars else None
             pl = by_folder.get(folder) if row is None else None
             if pl is None:
                 pl = place(path, b, row)
@@ -434,7 +436,12 @@ class Scanner:
                     problems += [Problem("layout", m, path, b.task_id) for m in pl.problems]
                 elif row is None:
                     by_folder[folder] = pl
-            placements[(b.task_id, h)].append((path, pl))
+            key = (b.task_id, h)
+            copies = placements.get(key)
+            if copies is None:
+                placements[key] = [(path, pl)]
+            else:
+                copies.append((path, pl))
 
         merged_single: dict[int, tuple[dict[str, float | None], list[str]]] = {}
 
@@ -457,13 +464,28 @@ class Scanner:
         # {(task, image id): {label name: value}}; images placed alike share one dict.
         wanted: dict[tuple[int, int], dict[str, float | None]] = {}
         task_labels: dict[int, set[str]] = {t: set(v) for t, v in folder_labels.items()}
+        # How many images of a task share each labels dict: what follows is done once a
+        # dict, not once an image. (The dicts stay alive in `wanted`, so ids are stable.)
+        shared: dict[tuple[int, int], list] = {}  # (task, id(labels)) -> [labels, images]
         for (task_id, h), copies in placements.items():
             labels, merge_problems = merge(by_task[task_id].type, copies)
             if merge_problems:
                 problems += [Problem("layout", m, None, task_id) for m in merge_problems]
             if labels:
                 wanted[(task_id, hash_ids[h])] = labels
-                task_labels[task_id].update(labels)
+                entry = shared.get((task_id, id(labels)))
+                if entry is None:
+                    shared[(task_id, id(labels))] = [labels, 1]
+                else:
+                    entry[1] += 1
+        # `repo status` shows these counts; computing them here keeps status stat-only.
+        counts: dict[int, dict[str, int]] = defaultdict(lambda: defaultdict(int))
+        labelled: dict[int, int] = defaultdict(int)
+        for (task_id, _), (labels, images) in shared.items():
+            task_labels[task_id].update(labels)
+            labelled[task_id] += images
+            for name in labels:
+                counts[task_id][name] += images
         for task_id, names in task_labels.items():
             for group in case_twins(names):
                 problems.append(
@@ -492,29 +514,25 @@ class Scanner:
                 as_ids[id(labels)] = converted
             new_rows[(task_id, image_id)] = converted
         old_rows = store.local_image_labels(conn)
-        # `repo status` shows these counts; computing them here keeps status stat-only.
-        counts: dict[int, dict[str, int]] = defaultdict(lambda: defaultdict(int))
-        for (task_id, _image_id), labels in wanted.items():
-            for name in labels:
-                counts[task_id][name] += 1
         store.set_meta(conn, "label_counts", json.dumps(counts, sort_keys=True))
-        labelled: dict[int, int] = defaultdict(int)
-        for task_id, _image_id in wanted:
-            labelled[task_id] += 1
         store.set_meta(conn, "labelled_images", json.dumps(labelled))
 
         # Journal label-level changes that no file change explains (sidecar edits).
-        touched = {c.hash for c in file_changes if c.hash}
-        touched |= {c.old_hash for c in file_changes if c.old_hash}
-        touched |= {h for c in file_changes for h in c.hashes}
-        id_to_hash = {v: k for k, v in hash_ids.items()}
+        id_of = hash_ids.get
+        touched = {id_of(c.hash) for c in file_changes if c.hash}  # image ids
+        touched |= {id_of(c.old_hash) for c in file_changes if c.old_hash}
+        touched |= {id_of(h) for c in file_changes for h in c.hashes}
         label_names = {v: k[0] for k, v in known.items()}
-        # Only the (task, image) pairs whose labels changed are journalled and rewritten.
-        dirty = [k for k in set(old_rows) | set(new_rows) if old_rows.get(k) != new_rows.get(k)]
+        # Only the (task, image) pairs whose labels changed are journalled and rewritten,
+        # in key order: image_label is a WITHOUT ROWID table clustered on that key.
+        dirty = [k for k, v in new_rows.items() if old_rows.get(k) != v]
+        dirty += [k for k in old_rows if k not in new_rows]
+        dirty.sort()
         layout_changes: list[ch.Change] = []
         # (A first scan's images are all touched by their file changes: none is left.)
-        unexplained = [k for k in dirty if id_to_hash.get(k[1]) not in touched]
-        for key in sorted(unexplained):
+        unexplained = [k for k in dirty if k[1] not in touched]
+        id_to_hash = {v: k for k, v in hash_ids.items()} if unexplained else {}
+        for key in unexplained:
             task_id, image_id = key
             h = id_to_hash.get(image_id)
             before, after = old_rows.get(key, {}), new_rows.get(key, {})

@@ -14,6 +14,7 @@ from pathlib import Path
 
 import httpx
 import pytest
+from imagegen import damaged_jpegs
 from PIL import Image
 
 from localrepo.server.storage import BlobStore
@@ -153,31 +154,10 @@ def test_a_blob_write_that_fails_leaves_no_temp_file(tmp_path: Path) -> None:
     assert blobs.begin_put(sha, data) is not None  # nothing was stored
 
 
-def _jpeg_variants() -> list[bytes]:
-    from PIL import Image as PILImage
-
-    out = []
-    for seed in range(4):
-        im = PILImage.open(io.BytesIO(smooth_jpeg(800 + seed, (320, 240)))).convert("RGB")
-        for mode, kw in (
-            ("RGB", {}),
-            ("RGB", {"progressive": True}),
-            ("RGB", {"subsampling": 0}),
-            ("L", {}),
-            ("CMYK", {}),
-        ):
-            buf = io.BytesIO()
-            im.convert(mode).save(buf, "JPEG", **kw)
-            out.append(buf.getvalue())
-    return out
-
-
 def test_the_jpeg_check_refuses_exactly_what_a_full_decode_refuses() -> None:
     """The server checks a kept JPEG at 1/8 scale; it must accept and refuse the same
     bytes as a full Pillow decode: truncations and random corruption of baseline,
-    progressive, 4:4:4, greyscale and CMYK JPEGs."""
-    import random
-
+    progressive, 4:4:4, greyscale, CMYK and MPO JPEGs."""
     from localrepo.server.imaging import ImageRejected, prepare
 
     def full_decode_ok(data: bytes) -> bool:
@@ -195,16 +175,7 @@ def test_the_jpeg_check_refuses_exactly_what_a_full_decode_refuses() -> None:
         except ImageRejected:
             return False
 
-    rng = random.Random(7)
-    cases = []
-    for good in _jpeg_variants():
-        cases.append(good)
-        cases += [good[:cut] for cut in range(2, len(good), max(1, len(good) // 12))]
-        for _ in range(12):
-            bad = bytearray(good)
-            for _ in range(rng.randint(1, 6)):
-                bad[rng.randrange(len(bad))] = rng.randrange(256)
-            cases.append(bytes(bad))
+    cases = damaged_jpegs()
     verdicts = [(full_decode_ok(c), server_ok(c)) for c in cases]
     assert [i for i, (a, b) in enumerate(verdicts) if a != b] == []
     assert any(a for a, _ in verdicts) and not all(a for a, _ in verdicts)
