@@ -112,7 +112,29 @@ def validation_errors(exc: ValidationError) -> dict[str, list[str]]:
     return out
 
 
+def _has_null(value: Any) -> bool:
+    if isinstance(value, str):
+        return "\x00" in value
+    if isinstance(value, dict):
+        return any("\x00" in str(k) or _has_null(v) for k, v in value.items())
+    if isinstance(value, list):
+        return any(_has_null(v) for v in value)
+    return False
+
+
+def refuse_nulls(data: dict[str, Any]) -> None:
+    """A 400 naming the fields of a parsed body that hold a NUL character anywhere:
+    PostgreSQL text and JSON cannot store one (it would fail as a 500), so every
+    database refuses it, with DRF's message."""
+    nulls = [str(k) for k, v in data.items() if "\x00" in str(k) or _has_null(v)]
+    if nulls:
+        raise APIError(
+            400, {k.replace("\x00", "\\x00"): ["Null characters are not allowed."] for k in nulls}
+        )
+
+
 def parse(model: type[M], data: dict[str, Any]) -> M:
+    refuse_nulls(data)
     try:
         return model.model_validate(data)
     except ValidationError as exc:

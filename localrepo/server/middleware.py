@@ -12,6 +12,7 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Awaitable, Callable, MutableMapping
 from typing import Any
+from urllib.parse import parse_qsl
 
 import orjson
 from starlette.requests import Request
@@ -87,6 +88,15 @@ class ApiMiddleware:
                     await _send_json(send, 413, too_large_body(limit), [(b"connection", b"close")])
                     return
                 break
+        query: bytes = scope.get("query_string", b"")
+        if is_api and b"%00" in query:
+            # PostgreSQL text cannot hold NUL (a filter with one would fail as a 500);
+            # refused on every database, as DRF refuses it, naming the parameter.
+            for key, value in parse_qsl(query.decode("latin-1"), keep_blank_values=True):
+                if "\x00" in key or "\x00" in value:
+                    shown = key.replace("\x00", "\\x00")
+                    await _send_json(send, 400, {shown: ["Null characters are not allowed."]}, [])
+                    return
         if is_api and (self.latency or self.fail_every):
             if self.latency:
                 await asyncio.sleep(self.latency)

@@ -33,6 +33,7 @@ from .test_server_tasks import (  # noqa: F401
     test_deleting_a_multi_label_task_drops_its_negative_label_only,
     test_get_update_delete_task,
     test_label_type_must_fit_task_type,
+    test_null_characters_are_refused_with_a_400_naming_the_field,
     test_task_pagination_follows_absolute_next_and_keeps_the_workspace,
 )
 

@@ -9,7 +9,7 @@ from urllib.parse import parse_qs, urlsplit
 import httpx
 import pytest
 
-from .helpers import account_url, all_pages, make_label, make_task
+from .helpers import account_url, all_pages, b64, image_bytes, make_label, make_task
 
 TASK_KEYS = {
     "id",
@@ -246,3 +246,34 @@ def test_every_route_accepts_both_slash_forms_without_redirect(
     assert r.status_code == 200 and not r.is_redirect
     assert call("DELETE", f"label/{lid}/").status_code == 204
     assert call("DELETE", f"task/{tid}/").status_code == 204
+
+
+def test_null_characters_are_refused_with_a_400_naming_the_field(api: httpx.Client) -> None:
+    """PostgreSQL text and JSON cannot hold NUL: a body or query parameter with one is a
+    400 naming the field (DRF's message) on every database, never a 500, and nothing is
+    stored. (Runs on PostgreSQL too: test_server_postgres.py.)"""
+    before = api.get("task/").json()["count"]
+    for body in (
+        {"name": "cats\x00dogs"},
+        {"name": "ok", "description": "a\x00b"},
+    ):
+        r = api.post("task/", json=body)
+        assert r.status_code == 400, r.text
+        assert r.json() == {
+            k: ["Null characters are not allowed."] for k, v in body.items() if "\x00" in v
+        }
+    r = api.post("task/", data={"name": "form\x00name"})
+    assert r.status_code == 400 and r.json() == {"name": ["Null characters are not allowed."]}
+    assert api.get("task/").json()["count"] == before
+
+    r = api.post("label/", json={"name": "x\x00", "type": "category"})
+    assert r.status_code == 400 and "name" in r.json()
+    r = api.post(
+        "training-image/", json={"base64": b64(image_bytes(77)), "meta_data": {"k": "v\x00"}}
+    )
+    assert r.status_code == 400 and r.json() == {"meta_data": ["Null characters are not allowed."]}
+
+    r = api.get("label/", params={"search": "a\x00"})
+    assert r.status_code == 400 and r.json() == {"search": ["Null characters are not allowed."]}
+    r = api.get("training-image/", params={"labels": "\x00"})
+    assert r.status_code == 400 and r.json() == {"labels": ["Null characters are not allowed."]}
