@@ -140,3 +140,13 @@ def damaged_jpegs(seed: int = 7) -> list[bytes]:
                 bad[rng.randrange(len(bad))] = rng.randrange(256)
             cases.append(bytes(bad))
     return cases
+
+
+def full_decode_ok(data: bytes) -> bool:
+    """The reference verdict: does a plain, full-size Pillow load accept the bytes?"""
+    try:
+        with Image.open(io.BytesIO(data)) as im:
+            im.load()
+        return True
+    except Exception:
+        return False

@@ -14,7 +14,7 @@ from pathlib import Path
 
 import httpx
 import pytest
-from imagegen import damaged_jpegs
+from imagegen import damaged_jpegs, full_decode_ok
 from PIL import Image
 
 from localrepo.server.storage import BlobStore
@@ -159,14 +159,6 @@ def test_the_jpeg_check_refuses_exactly_what_a_full_decode_refuses() -> None:
     bytes as a full Pillow decode: truncations and random corruption of baseline,
     progressive, 4:4:4, greyscale, CMYK and MPO JPEGs."""
     from localrepo.server.imaging import ImageRejected, prepare
-
-    def full_decode_ok(data: bytes) -> bool:
-        try:
-            with Image.open(io.BytesIO(data)) as im:
-                im.load()
-            return True
-        except Exception:
-            return False
 
     def server_ok(data: bytes) -> bool:
         try:
