@@ -35,12 +35,19 @@ def test_multi_class_trains_with_the_pretrained_backend_and_versions(api: httpx.
     queued = r.json()
     assert queued["version"] == 1 and queued["queued"] is True
     assert api.get(f"task/{task['id']}/").json()["last_train_status"] in ("WAITING", "IN_TRAINING")
-    # A second request while the first still waits adds nothing.
+    # A second request while the first still waits adds nothing; once the first has
+    # started, it queues the next version (which then becomes production: the model
+    # checked below is the newest one either way).
     again = api.post(f"task/{task['id']}/train/").json()
     if again["queued"] is False:
         assert again["model_id"] == queued["model_id"]
+        newest = queued["model_id"]
+    else:
+        assert again["version"] == 2 and again["model_id"] != queued["model_id"]
+        assert finished_model(api, queued["model_id"])["train_status"] == "TRAINED"
+        newest = again["model_id"]
 
-    model = finished_model(api, queued["model_id"])
+    model = finished_model(api, newest)
     assert model["train_status"] == "TRAINED", model
     assert model["backend"] == "efficientnet-lite0"
     metrics = model["metrics"]
