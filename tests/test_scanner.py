@@ -944,9 +944,38 @@ def test_a_first_scan_with_the_pool_starts_hashing_during_the_walk_and_equals_on
     assert files(roots[1]) == files(roots[0])
     assert image_labels(roots[1]) == image_labels(roots[0])
     assert task_labels(roots[1]) == task_labels(roots[0])
-    assert sorted(journal(roots[1])) == sorted(journal(roots[0]))
+    # The pool's first scan journals each addition as its result arrives; the journal
+    # must still be the serial scan's, entry for entry and in path order.
+    assert journal_rows(roots[1]) == journal_rows(roots[0])
+    added = [r[2] for r in journal_rows(roots[1])]
+    assert added == sorted(added) and len(added) == len(set(added)) > 300
     assert files(roots[1])["tag3/linked.jpg"][0] == files(roots[1])["tag2/img0002.jpg"][0]
     assert files(roots[1])["tag4/broken.jpg"][1] == TRUNCATED
+
+    # Later scans append after the streamed entries, the same way on both.
+    for root in roots:
+        os.unlink(root / "tag0/copy.jpg")
+        write_image(root, "tag9/new.jpg", 9300)
+    scan(roots[0])
+    conn = db(roots[1])
+    try:
+        scanner_mod.Scanner(roots[1], conn, workers=2).scan()
+    finally:
+        conn.close()
+    assert journal_rows(roots[1]) == journal_rows(roots[0])
+    assert sorted(r[0] for r in journal_rows(roots[1])[-2:]) == ["added", "deleted"]
+
+
+def journal_rows(root: Path) -> list[tuple]:
+    """Every journal entry, in id order, with all it says (but its id and time)."""
+    conn = db(root)
+    try:
+        return conn.execute(
+            "SELECT kind, task_id, path, old_path, image_hash, detail, status, attempts"
+            " FROM journal ORDER BY id"
+        ).fetchall()
+    finally:
+        conn.close()
 
 
 def test_status_label_counts_are_those_of_the_catalogued_labels(tmp_path: Path, capsys) -> None:
@@ -987,3 +1016,31 @@ def test_status_label_counts_are_those_of_the_catalogued_labels(tmp_path: Path, 
     write_image(root, "dogs/f.jpg", 10)
     scan(root)
     assert shown() == expected()
+
+
+def test_a_streamed_addition_the_diff_does_not_confirm_is_taken_back(
+    tmp_path: Path, monkeypatch
+) -> None:
+    """The pool's first scan journals additions as results arrive; the scan's own diff
+    is still what the journal must say. (Fault injected: a diff that leaves one out.)"""
+    from localrepo.scan import scanner as scanner_mod
+
+    root = new_repo(tmp_path / "r", task_type="multi_label")
+    _pool_tree(root)
+    real = scanner_mod._file_changes
+    dropped: list[str] = []
+
+    def diff_without_one(*args, **kwargs):  # type: ignore[no-untyped-def]
+        changes = real(*args, **kwargs)
+        dropped.append(changes[7].path)
+        return changes[:7] + changes[8:]
+
+    monkeypatch.setattr(scanner_mod, "_file_changes", diff_without_one)
+    conn = db(root)
+    try:
+        rep = scanner_mod.Scanner(root, conn, workers=2).scan()
+    finally:
+        conn.close()
+    paths = [r[2] for r in journal_rows(root)]
+    assert dropped and dropped[0] not in paths
+    assert paths == [c.path for c in rep.changes] and len(paths) > 300

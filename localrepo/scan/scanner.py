@@ -163,6 +163,9 @@ class Scanner:
             walked = walk(str(self.root), on_folder=None if early is None else early.feed)
             if early is not None:
                 early.walk_done()
+                # Every valid file of a first scan is an addition: journal them as their
+                # results arrive, while the pool still hashes, not in the serial tail.
+                writes.stream_additions(sorted(walked.images), TaskLookup(bindings))
             report.folders_listed = len(walked.folders)
         else:
             walked = _walk_scope(str(self.root), scope, conn, reasons)
@@ -283,11 +286,20 @@ class Scanner:
             store.set_meta(conn, "bindings_fp", fp)
             store.set_meta(conn, "folders_fp", folders_fp)
             store.set_meta(conn, "aux_ns", str(writes.now))
-        store.add_journal_many(
-            conn,
-            [(c.kind, c.task_id, c.path, c.old_path, c.hash, c.detail or None) for c in changes],
-            now_ns=writes.now,
-        )
+        # Additions a first scan journalled already (and only those) are not written again.
+        streamed = writes.streamed
+        entries = []
+        confirmed: list[str] = []
+        for c in changes:
+            if c.kind == ch.ADDED and c.path in streamed:
+                h, task_id = streamed[c.path]
+                if h == c.hash and task_id == c.task_id:
+                    confirmed.append(c.path)
+                    continue
+            entries.append((c.kind, c.task_id, c.path, c.old_path, c.hash, c.detail or None))
+        if len(confirmed) != len(streamed):  # (never seen: each one is an addition)
+            writes.unstream(streamed.keys() - set(confirmed))
+        store.add_journal_many(conn, entries, now_ns=writes.now)
         store.set_meta(conn, "last_scan_ns", str(writes.now))
 
     # -- hashing -----------------------------------------------------------------------------
@@ -650,6 +662,25 @@ class _Writes:
         self.hash_ids: dict[str, int] | None = None
         self.next_image_id = 0
         self.known_paths: Collection[str] = ()  # paths that have a file row already
+        # A first scan's additions, journalled as results arrive (stream_additions).
+        self.streamed: dict[str, tuple[str, int | None]] = {}  # path -> (hash, task id)
+        self._stream_paths: list[str] | None = None
+        self._journal_ids: dict[str, int] = {}
+        self._tasks: TaskLookup | None = None
+
+    def stream_additions(self, paths: list[str], tasks: TaskLookup) -> None:
+        """Journal each valid file's addition as its result arrives. Ids follow `paths`
+        (sorted), so the journal reads in path order, as a scan's diff writes it."""
+        if not self.dry_run:
+            self._stream_paths, self._tasks = paths, tasks
+
+    def unstream(self, stray: Collection[str]) -> None:
+        """Take back streamed additions (of these paths) the scan's diff does not confirm."""
+        self.conn.executemany(
+            "DELETE FROM journal WHERE id = ?", [(self._journal_ids[p],) for p in stray]
+        )
+        for p in stray:
+            del self.streamed[p]
 
     def begin(self) -> None:
         if not self.open and not self.dry_run:
@@ -698,6 +729,8 @@ class _Writes:
                 " VALUES (?,?,?,?,?,?,0)",
                 list(new_images.values()),
             )
+        if self._stream_paths is not None:
+            self._journal_additions(batch)
         self._upsert(
             [
                 (
@@ -714,6 +747,27 @@ class _Writes:
                 for ex in batch
                 if ex.reason != CHANGED
             ]
+        )
+
+    def _journal_additions(self, batch: list[Examined]) -> None:
+        ids, tasks, streamed = self._journal_ids, self._tasks, self.streamed
+        assert self._stream_paths is not None and tasks is not None
+        if not ids:  # inside the write transaction: no one else adds journal rows now
+            base = self.conn.execute("SELECT COALESCE(MAX(id), 0) + 1 FROM journal").fetchone()
+            ids.update((p, base[0] + i) for i, p in enumerate(self._stream_paths))
+        rows = []
+        for ex in batch:
+            if ex.reason is None and ex.hash and ex.path in ids:
+                b = tasks.of(ex.path)
+                task_id = None if b is None else b.task_id
+                if ex.path not in streamed:
+                    streamed[ex.path] = (ex.hash, task_id)
+                    rows.append((ids[ex.path], self.now, task_id, ex.path, ex.hash))
+        self.conn.executemany(
+            "INSERT INTO journal(id, created_ns, kind, status, task_id, path, old_path,"
+            " image_hash, detail, attempts) VALUES (?, ?, 'added', 'pending', ?, ?, NULL, ?,"
+            " NULL, 0)",
+            rows,
         )
 
     def skipped_rows(self, skipped: dict[str, tuple[str, str | None]]) -> None:
