@@ -15,6 +15,7 @@ import json
 import os
 import sqlite3
 import time
+from bisect import bisect_left
 from collections import defaultdict
 from collections.abc import Callable, Collection, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field, replace
@@ -286,20 +287,25 @@ class Scanner:
             store.set_meta(conn, "bindings_fp", fp)
             store.set_meta(conn, "folders_fp", folders_fp)
             store.set_meta(conn, "aux_ns", str(writes.now))
-        # Additions a first scan journalled already (and only those) are not written again.
-        streamed = writes.streamed
-        entries = []
-        confirmed: list[str] = []
-        for c in changes:
-            if c.kind == ch.ADDED and c.path in streamed:
-                h, task_id = streamed[c.path]
-                if h == c.hash and task_id == c.task_id:
-                    confirmed.append(c.path)
-                    continue
-            entries.append((c.kind, c.task_id, c.path, c.old_path, c.hash, c.detail or None))
-        if len(confirmed) != len(streamed):  # (never seen: each one is an addition)
-            writes.unstream(streamed.keys() - set(confirmed))
-        store.add_journal_many(conn, entries, now_ns=writes.now)
+        if writes.streamed:
+            # A first scan journalled its valid files' additions as they came; its diff is
+            # exactly those (one addition per valid file, no other file change). Should it
+            # ever say otherwise, the diff is what the journal keeps.
+            if sum(c.kind == ch.ADDED for c in changes) == writes.streamed:
+                changes_left = [c for c in changes if c.kind != ch.ADDED]
+            else:
+                writes.unstream()
+                changes_left = changes
+        else:
+            changes_left = changes
+        store.add_journal_many(
+            conn,
+            [
+                (c.kind, c.task_id, c.path, c.old_path, c.hash, c.detail or None)
+                for c in changes_left
+            ],
+            now_ns=writes.now,
+        )
         store.set_meta(conn, "last_scan_ns", str(writes.now))
 
     # -- hashing -----------------------------------------------------------------------------
@@ -663,9 +669,9 @@ class _Writes:
         self.next_image_id = 0
         self.known_paths: Collection[str] = ()  # paths that have a file row already
         # A first scan's additions, journalled as results arrive (stream_additions).
-        self.streamed: dict[str, tuple[str, int | None]] = {}  # path -> (hash, task id)
-        self._stream_paths: list[str] | None = None
-        self._journal_ids: dict[str, int] = {}
+        self.streamed = 0  # how many
+        self._stream_paths: list[str] | None = None  # sorted: a path's rank is its id
+        self._first_id = 0
         self._tasks: TaskLookup | None = None
 
     def stream_additions(self, paths: list[str], tasks: TaskLookup) -> None:
@@ -674,13 +680,14 @@ class _Writes:
         if not self.dry_run:
             self._stream_paths, self._tasks = paths, tasks
 
-    def unstream(self, stray: Collection[str]) -> None:
-        """Take back streamed additions (of these paths) the scan's diff does not confirm."""
-        self.conn.executemany(
-            "DELETE FROM journal WHERE id = ?", [(self._journal_ids[p],) for p in stray]
+    def unstream(self) -> None:
+        """Take back every streamed addition (their ids are a range of this scan's own)."""
+        assert self._stream_paths is not None
+        self.conn.execute(
+            "DELETE FROM journal WHERE id BETWEEN ? AND ?",
+            (self._first_id, self._first_id + len(self._stream_paths) - 1),
         )
-        for p in stray:
-            del self.streamed[p]
+        self.streamed = 0
 
     def begin(self) -> None:
         if not self.open and not self.dry_run:
@@ -750,25 +757,27 @@ class _Writes:
         )
 
     def _journal_additions(self, batch: list[Examined]) -> None:
-        ids, tasks, streamed = self._journal_ids, self._tasks, self.streamed
-        assert self._stream_paths is not None and tasks is not None
-        if not ids:  # inside the write transaction: no one else adds journal rows now
-            base = self.conn.execute("SELECT COALESCE(MAX(id), 0) + 1 FROM journal").fetchone()
-            ids.update((p, base[0] + i) for i, p in enumerate(self._stream_paths))
+        paths, tasks = self._stream_paths, self._tasks
+        assert paths is not None and tasks is not None
+        if not self._first_id:  # in the write transaction: no one else adds journal rows
+            self._first_id = self.conn.execute(
+                "SELECT COALESCE(MAX(id), 0) + 1 FROM journal"
+            ).fetchone()[0]
         rows = []
         for ex in batch:
-            if ex.reason is None and ex.hash and ex.path in ids:
-                b = tasks.of(ex.path)
-                task_id = None if b is None else b.task_id
-                if ex.path not in streamed:
-                    streamed[ex.path] = (ex.hash, task_id)
-                    rows.append((ids[ex.path], self.now, task_id, ex.path, ex.hash))
-        self.conn.executemany(
-            "INSERT INTO journal(id, created_ns, kind, status, task_id, path, old_path,"
-            " image_hash, detail, attempts) VALUES (?, ?, 'added', 'pending', ?, ?, NULL, ?,"
-            " NULL, 0)",
+            if ex.reason is None and ex.hash:
+                rank = bisect_left(paths, ex.path)
+                if rank < len(paths) and paths[rank] == ex.path:
+                    b = tasks.of(ex.path)
+                    task_id = None if b is None else b.task_id
+                    rows.append((self._first_id + rank, self.now, task_id, ex.path, ex.hash))
+        cur = self.conn.executemany(
+            "INSERT OR IGNORE INTO journal(id, created_ns, kind, status, task_id, path,"
+            " old_path, image_hash, detail, attempts)"
+            " VALUES (?, ?, 'added', 'pending', ?, ?, NULL, ?, NULL, 0)",
             rows,
         )
+        self.streamed += cur.rowcount if rows else 0
 
     def skipped_rows(self, skipped: dict[str, tuple[str, str | None]]) -> None:
         self._upsert([(p, None, 0, 0, 0, 0, 0, self.now, r[0]) for p, r in skipped.items()])
