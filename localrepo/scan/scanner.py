@@ -436,17 +436,14 @@ class Scanner:
         tasks = TaskLookup(bindings)
         # Files without a sidecar row are placed by their folder alone: place each such
         # folder once. Copies keep their own path for the messages of merge problems.
-        # (This pass and the ones below run once per image: at 100,000 images every
-        # call and lookup per image shows, hence the per-folder and per-placement caches.)
         by_folder: dict[str, Placement] = {}
-        task_of_folder = tasks.cache
-        placements: dict[tuple[int, str], list[tuple[str, Placement]]] = {}
+        placements: dict[tuple[int, str], list[tuple[str, Placement]]] = defaultdict(list)
         for path, h in new_map.items():
-            folder = path.rpartition("/")[0]
-            b = task_of_folder[folder] if folder in task_of_folder else tasks.of(path)
+            b = tasks.of(path)
             if b is None:
                 continue
-            row = sidecar_for(sidecars, path) if sidecars else None
+            folder = path.rpartition("/")[0]
+            row = sidecar_for(sidecars, path)
             pl = by_folder.get(folder) if row is None else None
             if pl is None:
                 pl = place(path, b, row)
@@ -454,12 +451,7 @@ class Scanner:
                     problems += [Problem("layout", m, path, b.task_id) for m in pl.problems]
                 elif row is None:
                     by_folder[folder] = pl
-            key = (b.task_id, h)
-            copies = placements.get(key)
-            if copies is None:
-                placements[key] = [(path, pl)]
-            else:
-                copies.append((path, pl))
+            placements[(b.task_id, h)].append((path, pl))
 
         merged_single: dict[int, tuple[dict[str, float | None], list[str]]] = {}
 
