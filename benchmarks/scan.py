@@ -33,7 +33,7 @@ sys.path.insert(0, str(HERE.parent / "tests"))
 
 from benchcommon import compile_package  # noqa: E402
 
-REPO = [sys.executable, "-m", "localrepo.cli.main"]
+REPO = [sys.executable, "-m", "localrepo"]
 
 
 def build_tree(root: Path, files: int, labels: int) -> None:

@@ -35,7 +35,7 @@ import httpx
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE.parent / "tests"))
 
-REPO = [sys.executable, "-m", "localrepo.cli.main"]
+REPO = [sys.executable, "-m", "localrepo"]
 from benchcommon import SERVER, compile_package, start  # noqa: E402
 
 

@@ -23,7 +23,7 @@ sys.path.insert(0, str(HERE))
 from sampledata import build  # noqa: E402
 
 DEMO = HERE.parent / "demo"
-REPO = [sys.executable, "-m", "localrepo.cli.main"]
+REPO = [sys.executable, "-m", "localrepo"]
 
 
 def step(title: str, *args: str, cwd: Path = DEMO / "shapes", env: dict | None = None) -> None:

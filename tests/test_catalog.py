@@ -275,7 +275,7 @@ def test_two_concurrent_repo_scans_on_one_repo_both_succeed_and_journal_once(
     hashes = {}
     for i in range(60):
         hashes[f"l{i % 4}/img{i}.jpg"] = write_image(root, f"l{i % 4}/img{i}.jpg", i)
-    cmd = [sys.executable, "-m", "localrepo.cli.main", "-C", str(root), "scan"]
+    cmd = [sys.executable, "-m", "localrepo", "-C", str(root), "scan"]
     for _round in range(2):
         procs = [
             subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)

@@ -63,7 +63,7 @@ def run_on_tty(clone: Clone, *args: str) -> tuple[int, str, str]:
     """`repo ARGS` with stderr on a pseudo-terminal: (exit code, stdout, terminal text)."""
     master, slave = os.openpty()
     proc = subprocess.Popen(
-        [sys.executable, "-m", "localrepo.cli.main", "-C", str(clone.root), *args],
+        [sys.executable, "-m", "localrepo", "-C", str(clone.root), *args],
         stdout=subprocess.PIPE,
         stderr=slave,
         env={**clone.env, "TERM": "xterm-256color", "COLUMNS": "100"},

@@ -315,7 +315,7 @@ def test_an_unreadable_file_is_reported_and_the_scan_goes_on(tmp_path: Path) -> 
     assert probe.returncode != 0 and "Permission denied" in probe.stderr
 
     proc = run_repo_as_child(
-        [sys.executable, "-m", "localrepo.cli.main", "-C", str(root), "scan", "--json"], preexec
+        [sys.executable, "-m", "localrepo", "-C", str(root), "scan", "--json"], preexec
     )
     assert proc.returncode == 0, proc.stderr
     assert "Traceback" not in proc.stderr
@@ -845,7 +845,7 @@ def test_an_unreadable_folder_is_reported_and_its_files_are_not_deleted(tmp_path
     preexec = _drop_read_override if os.geteuid() == 0 else None
     try:
         proc = run_repo_as_child(
-            [sys.executable, "-m", "localrepo.cli.main", "-C", str(root), "scan", "--json"],
+            [sys.executable, "-m", "localrepo", "-C", str(root), "scan", "--json"],
             preexec,
         )
     finally:

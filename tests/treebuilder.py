@@ -183,7 +183,7 @@ def run_repo(
 ) -> subprocess.CompletedProcess[str]:
     """The real CLI in a subprocess; never prints a traceback."""
     proc = subprocess.run(
-        [sys.executable, "-m", "localrepo.cli.main", *args],
+        [sys.executable, "-m", "localrepo", *args],
         cwd=cwd,
         capture_output=True,
         text=True,

@@ -5,48 +5,15 @@ from __future__ import annotations
 
 import os
 import sys
-from pathlib import Path
-from typing import Any
 
 import click
 
 from localrepo import __version__
-from localrepo.errors import EXIT_DECISION, EXIT_ERROR, LocalrepoError
+from localrepo.cli.context import Ctx, run_guarded
+from localrepo.cli.status import show_scan, show_status
 
 CONTEXT = {"help_option_names": ["-h", "--help"], "max_content_width": 100}
 TASK_TYPES = ("multi_class", "multi_label", "regression")
-
-
-class Ctx:
-    def __init__(self, directory: str | None, verbose: int, quiet: bool) -> None:
-        self.directory = Path(directory).absolute() if directory else Path.cwd()
-        self.verbose = verbose
-        self.quiet = quiet
-
-    def repo(self):  # -> Repository
-        from localrepo.repository import find_repository
-
-        repo = find_repository(self.directory)
-        repo.on_lock_wait = lambda: _say_waiting(repo.state_dir, self.quiet)
-        return repo
-
-    def info(self, message: str) -> None:
-        if not self.quiet:
-            click.echo(message, err=True)
-
-
-def _say_waiting(state_dir: Path, quiet: bool) -> None:
-    """Another process holds the repository lock: say who, then wait for it."""
-    if quiet:
-        return
-    from localrepo.watch.state import running_pid
-
-    pid = running_pid(state_dir)
-    who = f"; the daemon runs here as pid {pid}" if pid else ""
-    click.echo(
-        f"repo: waiting for this repository's lock (another localrepo process holds it{who})...",
-        err=True,
-    )
 
 
 REMOTE_COMMANDS = frozenset(
@@ -203,27 +170,7 @@ def task_list(obj: Ctx, as_json: bool) -> None:
 @click.pass_obj
 def scan(obj: Ctx, dry_run: bool, as_json: bool) -> None:
     """Scan the folder tree and journal what changed since the last scan."""
-    from localrepo.cli import report
-
-    rep = _run_scan(obj, dry_run=dry_run)
-    if as_json:
-        report.print_json(report.scan_json(rep))
-    else:
-        report.print_scan(rep, quiet=obj.quiet)
-
-
-def _run_scan(obj: Ctx, *, dry_run: bool = False) -> Any:
-    from localrepo.cli.progress import progress_bar
-    from localrepo.scan.scanner import Scanner
-
-    repo = obj.repo()
-    with repo.lock():  # one scan at a time: a second one would journal the same changes
-        conn = repo.connect()
-        try:
-            with progress_bar("Scanning", quiet=obj.quiet) as progress:
-                return Scanner(repo.root, conn, progress=progress).scan(dry_run=dry_run)
-        finally:
-            conn.close()
+    show_scan(obj, dry_run=dry_run, as_json=as_json)
 
 
 @cli.command()
@@ -237,28 +184,13 @@ def _run_scan(obj: Ctx, *, dry_run: bool = False) -> Any:
 def status(obj: Ctx, as_json: bool, porcelain: bool, nul: bool, exit_code: bool) -> None:
     """Scan, then show per task: images per label, pending changes, invalid files,
     problems and conflicts."""
-    from localrepo.cli import report
-
     if nul and not porcelain:
         raise click.UsageError("-z goes with --porcelain.")
     if as_json and porcelain:
         raise click.UsageError("choose one of --json and --porcelain.")
-    scan_report = _run_scan(obj)
-    conn = obj.repo().connect()
-    try:
-        st = report.collect_status(conn, scan_report)
-        if as_json or porcelain:
-            st["changes"] = report.pending_changes(conn)
-    finally:
-        conn.close()
-    if as_json:
-        report.print_json(st)
-    elif porcelain:
-        report.print_porcelain(st, nul=nul)
-    else:
-        report.print_status(st)
-    if exit_code and (st["pending_total"] or st["conflicts"]):
-        sys.exit(EXIT_DECISION)
+    code = show_status(obj, as_json=as_json, porcelain=porcelain, nul=nul, exit_code=exit_code)
+    if code:
+        sys.exit(code)
 
 
 @cli.command()
@@ -306,25 +238,24 @@ def check_ignore(obj: Ctx, paths: tuple[str, ...], verbose: bool, non_matching: 
 
 
 def main(argv: list[str] | None = None) -> None:
+    """The full command line (click). Console scripts start at cli/entry.py, which runs
+    `repo status` without importing click and everything else through here."""
+    run_guarded(lambda: _run_click(argv))
+
+
+def _run_click(argv: list[str] | None) -> int:
     try:
-        cli.main(args=argv, prog_name="repo", standalone_mode=False)
+        # Without standalone mode, click returns ctx.exit()'s code (--help, --version).
+        code = cli.main(args=argv, prog_name="repo", standalone_mode=False)
     except click.exceptions.Exit as exc:
-        sys.exit(exc.exit_code)
+        return exc.exit_code
     except click.ClickException as exc:
         exc.show()
-        sys.exit(exc.exit_code)
+        return exc.exit_code
     except click.exceptions.Abort:
         click.echo("Aborted.", err=True)
-        sys.exit(130)
-    except LocalrepoError as exc:
-        click.echo(f"repo: {exc}", err=True)
-        sys.exit(exc.exit_code)
-    except KeyboardInterrupt:
-        click.echo("Interrupted; nothing half-done was recorded.", err=True)
-        sys.exit(130)
-    except BrokenPipeError:
-        sys.stderr.close()
-        sys.exit(EXIT_ERROR)
+        return 130
+    return code if isinstance(code, int) else 0
 
 
 if __name__ == "__main__":

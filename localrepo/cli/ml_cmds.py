@@ -159,7 +159,7 @@ def run_train(
     token: str | None,
     dry_run: bool = False,
 ) -> None:
-    from localrepo.cli.main import _run_scan
+    from localrepo.cli.status import run_scan as _run_scan
     from localrepo.remote.errors import BadRequestError, NotFoundError
 
     repo = obj.repo()
@@ -567,8 +567,8 @@ def run_evaluate(
     as_json: bool,
     token: str | None,
 ) -> None:
-    from localrepo.cli.main import _run_scan
     from localrepo.cli.progress import progress_bar
+    from localrepo.cli.status import run_scan as _run_scan
 
     repo = obj.repo()
     task = _pick_task(obj, repo, task_name)

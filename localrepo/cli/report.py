@@ -10,10 +10,9 @@ from collections import Counter, defaultdict
 from pathlib import Path
 from typing import Any
 
-import click
-
 from localrepo.catalog.states import LOCAL
 from localrepo.catalog.store import get_meta
+from localrepo.cli.context import echo
 from localrepo.scan import changes as ch
 from localrepo.scan.scanner import ScanReport
 
@@ -35,7 +34,7 @@ OPEN = "('pending', 'in_flight')"
 
 
 def print_json(data: Any) -> None:
-    click.echo(json.dumps(data, indent=2, ensure_ascii=False, sort_keys=False))
+    echo(json.dumps(data, indent=2, ensure_ascii=False, sort_keys=False))
 
 
 def scan_json(rep: ScanReport) -> dict[str, Any]:
@@ -65,16 +64,14 @@ def _change_json(c: ch.Change) -> dict[str, Any]:
 def print_scan(rep: ScanReport, *, quiet: bool) -> None:
     counts = Counter(c.kind for c in rep.changes)
     summary = ", ".join(f"{n} {k.replace('_', ' ')}" for k, n in sorted(counts.items()))
-    click.echo(
+    echo(
         f"Scanned {rep.files} image files ({rep.hashed} hashed) in {rep.seconds:.2f}s: "
         + (summary or "no changes"),
     )
     if rep.invalid:
-        click.echo(f"{len(rep.invalid)} files are not valid images (see 'repo status').")
+        echo(f"{len(rep.invalid)} files are not valid images (see 'repo status').")
     if rep.retry_later:
-        click.echo(
-            f"{len(rep.retry_later)} files changed while being read; the next scan retries them."
-        )
+        echo(f"{len(rep.retry_later)} files changed while being read; the next scan retries them.")
 
 
 def collect_status(conn: sqlite3.Connection, rep: ScanReport) -> dict[str, Any]:
@@ -158,7 +155,6 @@ def pending_changes(conn: sqlite3.Connection) -> list[dict[str, Any]]:
 
 
 def print_status(st: dict[str, Any]) -> None:
-    echo = click.echo
     for t in st["tasks"]:
         where = (t["root"] or ".") + "/"
         echo(f"Task '{t['name']}' ({t['type']}) in {where}: {t['images']} images")
@@ -261,7 +257,7 @@ def _iso(ns: int) -> str:
 
 def print_log(entries: list[dict[str, Any]]) -> None:
     if not entries:
-        click.echo("The journal is empty.")
+        echo("The journal is empty.")
         return
     for e in entries:
         what = e["path"] or ""
@@ -271,9 +267,7 @@ def print_log(entries: list[dict[str, Any]]) -> None:
             what = f"image {e['hash'][:12]}"
         extra = f"  {json.dumps(e['detail'], ensure_ascii=False)}" if e["detail"] else ""
         err = f"  error: {e['error']}" if e["error"] else ""
-        click.echo(
-            f"{e['id']:>6}  {e['time']}  {e['status']:<9} {e['kind']:<14} {what}{extra}{err}"
-        )
+        echo(f"{e['id']:>6}  {e['time']}  {e['status']:<9} {e['kind']:<14} {what}{extra}{err}")
 
 
 def check_ignore_lines(
@@ -302,6 +296,8 @@ def check_ignore_lines(
         try:
             rel = full.relative_to(root.resolve()).as_posix()
         except ValueError:
+            import click
+
             raise click.UsageError(f"{given} is outside the repository {root}.") from None
         is_dir = full.is_dir() or given.endswith("/")
         match = rules.match(rel, is_dir) if rel not in ("", ".") else None

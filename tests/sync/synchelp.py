@@ -47,7 +47,7 @@ class Clone:
         self, *args: str, expect: int | None = 0, env: dict[str, str] | None = None
     ) -> subprocess.CompletedProcess[str]:
         proc = subprocess.run(
-            [sys.executable, "-m", "localrepo.cli.main", "-C", str(self.root), *args],
+            [sys.executable, "-m", "localrepo", "-C", str(self.root), *args],
             capture_output=True,
             text=True,
             env={**self.env, **(env or {})},
@@ -296,7 +296,7 @@ class World:
             [
                 sys.executable,
                 "-m",
-                "localrepo.cli.main",
+                "localrepo",
                 "-C",
                 str(self.tmp),
                 "clone",

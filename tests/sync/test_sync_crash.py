@@ -90,7 +90,7 @@ def test_crash_during_clone(world: World, point: str) -> None:
         [
             sys.executable,
             "-m",
-            "localrepo.cli.main",
+            "localrepo",
             "-C",
             str(world.tmp),
             "clone",

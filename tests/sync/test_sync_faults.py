@@ -124,7 +124,7 @@ def test_server_gone_exits_5_then_converges(server_factory, tmp_path) -> None:
     b.move("cat/i1.jpg", "dog/i1.jpg")
     # Stop the server in the middle of B's sync.
     proc = subprocess.Popen(
-        [sys.executable, "-m", "localrepo.cli.main", "-C", str(b.root), "sync", "-j", "2"],
+        [sys.executable, "-m", "localrepo", "-C", str(b.root), "sync", "-j", "2"],
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,

@@ -19,7 +19,7 @@ def repo(
     if not token_env:
         env.pop("LOCALREPO_TOKEN")
     return subprocess.run(
-        [sys.executable, "-m", "localrepo.cli.main", *args],
+        [sys.executable, "-m", "localrepo", *args],
         env=env,
         capture_output=True,
         text=True,
@@ -91,7 +91,7 @@ def test_retry_budget_comes_from_the_environment(world: World) -> None:
     )
     env = dict(world.env(), LOCALREPO_RETRY_ATTEMPTS="2")
     proc = subprocess.run(
-        [sys.executable, "-m", "localrepo.cli.main", "-C", str(root), "sync"],
+        [sys.executable, "-m", "localrepo", "-C", str(root), "sync"],
         env=env,
         capture_output=True,
         text=True,
@@ -100,7 +100,7 @@ def test_retry_budget_comes_from_the_environment(world: World) -> None:
     assert proc.returncode == 5 and "after 2 attempts" in proc.stderr, proc.stderr
     env["LOCALREPO_RETRY_ATTEMPTS"] = "many"
     proc = subprocess.run(
-        [sys.executable, "-m", "localrepo.cli.main", "-C", str(root), "sync"],
+        [sys.executable, "-m", "localrepo", "-C", str(root), "sync"],
         env=env,
         capture_output=True,
         text=True,

@@ -205,7 +205,7 @@ def test_repo_sync_waits_for_the_lock_while_the_daemon_runs(
                 [
                     sys.executable,
                     "-m",
-                    "localrepo.cli.main",
+                    "localrepo",
                     "-C",
                     str(repo.root),
                     "sync",

@@ -95,7 +95,7 @@ def alive(pid: int) -> bool:
 def watch_process(clone: Clone, *args: str) -> subprocess.Popen[str]:
     """`repo watch ARGS` in the foreground, as a child of the test."""
     return subprocess.Popen(
-        [sys.executable, "-m", "localrepo.cli.main", "-C", str(clone.root), "watch", *args],
+        [sys.executable, "-m", "localrepo", "-C", str(clone.root), "watch", *args],
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,

@@ -1,0 +1,5 @@
+"""python -m localrepo: the `repo` command."""
+
+from localrepo.cli.entry import main
+
+main()

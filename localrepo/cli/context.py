@@ -1,0 +1,68 @@
+"""What every command runs with, and how failures become exit codes. No click here:
+`repo status` runs without importing it (see cli/fast.py), and this is what it shares
+with the click commands."""
+
+from __future__ import annotations
+
+import sys
+from collections.abc import Callable
+from pathlib import Path
+from typing import NoReturn
+
+from localrepo.errors import EXIT_ERROR, LocalrepoError
+
+
+def echo(message: str = "", *, err: bool = False) -> None:
+    """One line to stdout (or stderr), flushed: what click.echo does with a str."""
+    stream = sys.stderr if err else sys.stdout
+    stream.write(f"{message}\n")
+    stream.flush()
+
+
+class Ctx:
+    def __init__(self, directory: str | None, verbose: int, quiet: bool) -> None:
+        self.directory = Path(directory).absolute() if directory else Path.cwd()
+        self.verbose = verbose
+        self.quiet = quiet
+
+    def repo(self):  # -> Repository
+        from localrepo.repository import find_repository
+
+        repo = find_repository(self.directory)
+        repo.on_lock_wait = lambda: _say_waiting(repo.state_dir, self.quiet)
+        return repo
+
+    def info(self, message: str) -> None:
+        if not self.quiet:
+            echo(message, err=True)
+
+
+def _say_waiting(state_dir: Path, quiet: bool) -> None:
+    """Another process holds the repository lock: say who, then wait for it."""
+    if quiet:
+        return
+    from localrepo.watch.state import running_pid
+
+    pid = running_pid(state_dir)
+    who = f"; the daemon runs here as pid {pid}" if pid else ""
+    echo(
+        f"repo: waiting for this repository's lock (another localrepo process holds it{who})...",
+        err=True,
+    )
+
+
+def run_guarded(command: Callable[[], int | None]) -> NoReturn:
+    """Run a command and exit with its code; a known failure is one line on stderr and
+    its exit code, never a traceback."""
+    try:
+        code = command()
+    except LocalrepoError as exc:
+        echo(f"repo: {exc}", err=True)
+        sys.exit(exc.exit_code)
+    except KeyboardInterrupt:
+        echo("Interrupted; nothing half-done was recorded.", err=True)
+        sys.exit(130)
+    except BrokenPipeError:
+        sys.stderr.close()
+        sys.exit(EXIT_ERROR)
+    sys.exit(code or 0)

@@ -1,0 +1,59 @@
+"""`repo scan` and `repo status`: shared by their click commands and the fast path in
+cli/entry.py, so no click here."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from localrepo.cli.context import Ctx
+from localrepo.errors import EXIT_DECISION
+
+
+def run_scan(obj: Ctx, *, dry_run: bool = False) -> Any:  # -> ScanReport
+    from localrepo.cli.progress import progress_bar
+    from localrepo.scan.scanner import Scanner
+
+    repo = obj.repo()
+    with repo.lock():  # one scan at a time: a second one would journal the same changes
+        conn = repo.connect()
+        try:
+            with progress_bar("Scanning", quiet=obj.quiet) as progress:
+                return Scanner(repo.root, conn, progress=progress).scan(dry_run=dry_run)
+        finally:
+            conn.close()
+
+
+def show_status(obj: Ctx, *, as_json: bool, porcelain: bool, nul: bool, exit_code: bool) -> int:
+    """Scan, then print the status; the exit code (EXIT_DECISION with `exit_code` when
+    there are pending changes or conflicts)."""
+    from localrepo.cli import report
+
+    scan_report = run_scan(obj)
+    conn = obj.repo().connect()
+    try:
+        st = report.collect_status(conn, scan_report)
+        if as_json or porcelain:
+            st["changes"] = report.pending_changes(conn)
+    finally:
+        conn.close()
+    if as_json:
+        report.print_json(st)
+    elif porcelain:
+        report.print_porcelain(st, nul=nul)
+    else:
+        report.print_status(st)
+    if exit_code and (st["pending_total"] or st["conflicts"]):
+        return EXIT_DECISION
+    return 0
+
+
+def show_scan(obj: Ctx, *, dry_run: bool, as_json: bool) -> int:
+    """Scan and print what changed."""
+    from localrepo.cli import report
+
+    rep = run_scan(obj, dry_run=dry_run)
+    if as_json:
+        report.print_json(report.scan_json(rep))
+    else:
+        report.print_scan(rep, quiet=obj.quiet)
+    return 0
