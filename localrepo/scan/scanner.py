@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import contextlib
 import gc
-import hashlib
 import json
 import os
 import sqlite3
@@ -38,6 +37,7 @@ from localrepo.layout import (
     task_for,
 )
 from localrepo.scan import changes as ch
+from localrepo.scan import splitwalk
 from localrepo.scan.hashing import CHANGED, Examined  # hashing imports xxhash lazily
 from localrepo.scan.walk import DEV, IGNORE_FILE, INODE, MTIME, SIZE, Stat, WalkResult, walk
 
@@ -80,9 +80,17 @@ class ScanReport:
     folders_listed: int = 0  # folders whose entries the walk listed
 
 
+def fingerprint(text: str) -> str:
+    """What tells a scan the bindings or the label folders changed since the last one.
+    xxh3_128, not hashlib: hashlib's OpenSSL start-up is a tenth of `repo status`'s
+    imports, and this needs no cryptographic strength, only no accidental collision."""
+    import xxhash
+
+    return xxhash.xxh3_128_hexdigest(text.encode())
+
+
 def bindings_fingerprint(bindings: Sequence[TaskBinding]) -> str:
-    text = json.dumps([(b.task_id, b.type, b.root) for b in bindings])
-    return hashlib.sha1(text.encode()).hexdigest()
+    return fingerprint(json.dumps([(b.task_id, b.type, b.root) for b in bindings]))
 
 
 class Scanner:
@@ -152,8 +160,20 @@ class Scanner:
     ) -> None:
         conn = self.conn
         bindings = store.load_bindings(conn)
-        cached = store.load_files(conn)
-        reasons = store.load_reasons(conn)
+        split = None
+        if scope is None and self._may_fork():
+            # A large tree's walk is split with a forked helper, which starts walking
+            # while the stat cache loads here.
+            per_folder = json.loads(store.get_meta(conn, "files_per_top_folder") or "{}")
+            if sum(per_folder.values()) >= splitwalk.MIN_FILES:
+                split = splitwalk.SplitWalk(str(self.root), per_folder)
+        try:
+            cached = store.load_files(conn)
+            reasons = store.load_reasons(conn)
+            walked = split.result() if split is not None else None
+        finally:
+            if split is not None:
+                split.close()
         writes.known_paths = cached
         early = None
         if scope is None:
@@ -161,7 +181,8 @@ class Scanner:
             # files as soon as the walk has listed it, so the walk overlaps the hashing.
             if not cached and not hold and self.workers >= 2:
                 early = _EarlyHashing(self)
-            walked = walk(str(self.root), on_folder=None if early is None else early.feed)
+            if walked is None:
+                walked = walk(str(self.root), on_folder=None if early is None else early.feed)
             if early is not None:
                 early.walk_done()
                 # Every valid file of a first scan is an addition: journal them as their
@@ -240,9 +261,9 @@ class Scanner:
         aux_changed = aux_changed or any(m >= aux_ns - RACY_NS for _s, m, _i in aux_before.values())
         fp = bindings_fingerprint(bindings)
         folder_labels = _folder_labels(walked, bindings)
-        folders_fp = hashlib.sha1(
-            json.dumps(sorted((t, sorted(v)) for t, v in folder_labels.items())).encode()
-        ).hexdigest()
+        folders_fp = fingerprint(
+            json.dumps(sorted((t, sorted(v)) for t, v in folder_labels.items()))
+        )
         need_layout = bool(
             changes
             or aux_changed
@@ -256,11 +277,15 @@ class Scanner:
         # results before the layout pass (about 70 MB at 100,000 files).
         writes.known_paths = {p for p in skipped_changed if p in cached}
         del examined, updates, cached
+        per_folder: dict[str, int] = defaultdict(int)  # what a split walk balances by
+        for path in walked.images:
+            per_folder[path.partition("/")[0] if "/" in path else ""] += 1
         walked.images.clear()
 
         if need_layout and not (to_examine or gone):
             new_map = store.load_file_hashes(conn)
         writes.begin()
+        store.set_meta(conn, "files_per_top_folder", json.dumps(per_folder, sort_keys=True))
         conn.executemany("DELETE FROM file WHERE path = ?", [(p,) for p in gone])
         writes.skipped_rows(skipped_changed)
         if need_layout:
@@ -307,6 +332,11 @@ class Scanner:
             now_ns=writes.now,
         )
         store.set_meta(conn, "last_scan_ns", str(writes.now))
+
+    def _may_fork(self) -> bool:
+        """Whether the walk may be split with a forked helper: two cores or more, and a
+        single-threaded process (the daemon has threads, and its scans are scoped)."""
+        return self.workers >= 2 and splitwalk.can_split()
 
     # -- hashing -----------------------------------------------------------------------------
     def _examine(

@@ -1,0 +1,125 @@
+"""A full walk split between this process and one forked helper.
+
+A no-change `repo status` is a stat walk, and on a large tree the walk's Python work per
+entry is most of its time. The helper starts on some of the top-level folders at once,
+while this process loads the stat cache and then walks the rest; the helper sends its
+part back (pickled, through a pipe) and the parts are merged. The result is the one
+`walk()` gives, in another insertion order: callers use `images` as a mapping (the diff
+and the journal are in path order), never by position.
+
+Only for a single-threaded caller (the CLI): fork copies one thread, and a lock that
+another thread held at that moment would stay locked in the helper. The helper never
+touches the caller's SQLite connection and leaves with os._exit, so no finalizer of the
+caller's runs twice.
+"""
+
+from __future__ import annotations
+
+import os
+import threading
+from collections.abc import Mapping, Sequence
+
+from localrepo.scan.walk import WalkResult, walk
+
+MIN_FILES = 4000  # below this, the fork and the hand-over cost more than they save
+# What a file costs the helper (it walks slower: every page it writes is a copy-on-write
+# fault, and it pickles its part) against this process, which loads the stat cache
+# first (HEAD_START files' worth of walking).
+HELPER_COST = 1.4
+HEAD_START = 0.25
+
+
+def can_split() -> bool:
+    return hasattr(os, "fork") and threading.active_count() == 1
+
+
+class SplitWalk:
+    """Forks the helper on construction; result() walks this process's share and
+    merges; close() (always call it) reaps a helper whose result was never asked for."""
+
+    def __init__(self, root: str, weights: Mapping[str, int]) -> None:
+        """`weights`: how many files each top-level folder held at the last scan."""
+        self.root = root
+        self._pid = 0
+        self._top = walk(root, recursive=False)
+        subfolders = sorted(f for f in self._top.folders if f)
+        self._ours: list[str] = subfolders
+        if len(subfolders) < 2:
+            return
+        theirs, self._ours = _shares(subfolders, weights)
+        read_end, write_end = os.pipe()
+        pid = os.fork()
+        if pid == 0:  # the helper
+            code = 1
+            try:
+                import pickle
+
+                os.close(read_end)
+                data = pickle.dumps(_walk_all(root, theirs), pickle.HIGHEST_PROTOCOL)
+                with os.fdopen(write_end, "wb") as out:
+                    out.write(data)
+                code = 0
+            finally:
+                os._exit(code)
+        os.close(write_end)
+        self._pid, self._read_end, self._theirs = pid, read_end, theirs
+
+    def result(self) -> WalkResult:
+        top = self._top
+        _merge(top, _walk_all(self.root, self._ours))
+        if self._pid:
+            import pickle
+
+            with os.fdopen(self._read_end, "rb") as inp:
+                data = inp.read()
+            if self._reap() != 0 or not data:
+                # The helper failed (out of memory, say): walk its share here.
+                part = _walk_all(self.root, self._theirs)
+            else:
+                part = pickle.loads(data)
+            _merge(top, part)
+        return top
+
+    def close(self) -> None:
+        if self._pid:
+            os.close(self._read_end)  # a helper still writing gets EPIPE and exits
+            self._reap()
+
+    def _reap(self) -> int:
+        _, status = os.waitpid(self._pid, 0)
+        self._pid = 0
+        return os.waitstatus_to_exitcode(status)
+
+
+def _shares(folders: Sequence[str], weights: Mapping[str, int]) -> tuple[list[str], list[str]]:
+    """(the helper's folders, ours): heaviest first, each to the side that would end
+    sooner. A folder the last scan did not see weighs one file."""
+    total = sum(weights.get(f, 1) for f in folders)
+    helper, ours = 0.0, HEAD_START * total
+    sides: tuple[list[str], list[str]] = ([], [])
+    for folder in sorted(folders, key=lambda f: (-weights.get(f, 1), f)):
+        w = weights.get(folder, 1)
+        if helper + w * HELPER_COST <= ours + w:
+            sides[0].append(folder)
+            helper += w * HELPER_COST
+        else:
+            sides[1].append(folder)
+            ours += w
+    return sides
+
+
+def _walk_all(root: str, folders: Sequence[str]) -> WalkResult:
+    out = WalkResult()
+    for folder in folders:
+        _merge(out, walk(root, start=folder))
+    return out
+
+
+def _merge(into: WalkResult, part: WalkResult) -> None:
+    into.images.update(part.images)
+    into.sidecars.update(part.sidecars)
+    into.ignore_files.update(part.ignore_files)
+    into.ignore_stats.update(part.ignore_stats)
+    into.skipped.update(part.skipped)
+    into.folders |= part.folders
+    into.leftovers += part.leftovers

@@ -1,0 +1,174 @@
+"""The split walk (scan/splitwalk.py): a forked helper walks part of the tree.
+
+What it finds must be what one walk finds, whatever the split, whether the helper
+succeeds or fails; and a scan that uses it must record what a scan without it records."""
+
+from __future__ import annotations
+
+import os
+import shutil
+from pathlib import Path
+
+import pytest
+from test_scan_scope import dump
+from treebuilder import db, new_repo, run_repo, write, write_image
+
+from localrepo.scan import splitwalk
+from localrepo.scan.scanner import Scanner
+from localrepo.scan.walk import WalkResult, walk
+
+
+def build(root: Path) -> None:
+    """Label folders of different sizes, nested ignore files, sidecars, a hard link,
+    symlinks, a badly named file, an interrupted sync's temp file and root files."""
+    for n, label in enumerate(["dog", "cat", "bird", "fish", "ant"]):
+        for i in range(2 + 3 * n):
+            write_image(root, f"{label}/{i}.jpg", 100 * n + i)
+    write_image(root, "fish/deep/deeper/x.jpg", 1)
+    write_image(root, "root.jpg", 2)
+    write(root, ".localrepoignore", "*.tmp.jpg\nskipme/\n")
+    write(root, "cat/.localrepoignore", "secret*\n")
+    write_image(root, "cat/secret1.jpg", 3)
+    write_image(root, "dog/a.tmp.jpg", 4)
+    write_image(root, "skipme/a.jpg", 5)
+    write_image(root, "tags/red/t.jpg", 6)
+    (root / "tags/big").mkdir(parents=True)
+    os.link(root / "tags/red/t.jpg", root / "tags/big/t.jpg")
+    write(root, "reg/metadata.jsonl", '{"file_name": "a/r.jpg", "value": 3}\n')
+    write_image(root, "reg/a/r.jpg", 7)
+    os.symlink(root / "dog/0.jpg", root / "bird/link.jpg")
+    os.symlink(root / "fish", root / "ant/fishlink")
+    write(root, "bird/.x.jpg.localrepo-tmp", b"half")
+    (root / os.fsdecode(b"ant/bad\xff.jpg")).write_bytes(b"x")
+    (root / "empty").mkdir()
+
+
+def same(a: WalkResult, b: WalkResult) -> None:
+    assert a.images == b.images
+    assert a.sidecars == b.sidecars
+    assert a.ignore_files == b.ignore_files
+    assert a.ignore_stats == b.ignore_stats
+    assert a.skipped == b.skipped
+    assert a.folders == b.folders
+    assert sorted(a.leftovers) == sorted(b.leftovers)
+
+
+def split(root: Path, weights: dict[str, int]) -> WalkResult:
+    sw = splitwalk.SplitWalk(str(root), weights)
+    try:
+        assert sw._pid, "no helper was forked"
+        return sw.result()
+    finally:
+        sw.close()
+
+
+@pytest.mark.parametrize(
+    "weights",
+    [{}, {"fish": 1000}, {"dog": 5, "cat": 5, "bird": 5, "fish": 5, "ant": 5}, {"zzz": 9}],
+    ids=["unknown", "one-heavy", "even", "stale"],
+)
+def test_a_split_walk_finds_what_one_walk_finds(tmp_path: Path, weights) -> None:
+    root = tmp_path / "t"
+    root.mkdir()
+    build(root)
+    whole = walk(str(root))
+    assert "bird/link.jpg" in whole.skipped and whole.leftovers  # the odd cases are there
+    same(split(root, weights), whole)
+
+
+def test_a_failed_helper_leaves_its_share_to_this_process(tmp_path: Path, monkeypatch) -> None:
+    root = tmp_path / "t"
+    root.mkdir()
+    build(root)
+    parent = os.getpid()
+    real = splitwalk._walk_all
+
+    def fails_in_the_helper(root_: str, folders):  # type: ignore[no-untyped-def]
+        if os.getpid() != parent:
+            raise MemoryError("the helper ran out of memory")
+        return real(root_, folders)
+
+    monkeypatch.setattr(splitwalk, "_walk_all", fails_in_the_helper)
+    same(split(root, {}), walk(str(root)))
+
+
+def test_a_helper_whose_result_is_never_asked_for_is_reaped(tmp_path: Path) -> None:
+    root = tmp_path / "t"
+    root.mkdir()
+    for i in range(300):  # more than a pipe holds: the helper blocks writing its part
+        write_image(root, f"l{i % 3}/{i}.jpg", i)
+    sw = splitwalk.SplitWalk(str(root), {})
+    pid = sw._pid
+    assert pid
+    sw.close()
+    with pytest.raises(ChildProcessError):
+        os.waitpid(pid, os.WNOHANG)  # gone: no zombie left behind
+
+
+def recorded(root: Path) -> dict[str, list[tuple]]:
+    """The catalog, without what differs between two copies of a tree or two orders of
+    hashing: inodes, mtimes, image ids (handed out as results arrive; hashes instead)."""
+    out = dump(root)
+    hash_of = {r[0]: r[1] for r in out["image"]}
+    out["file"] = sorted((r[0], hash_of.get(r[1]), r[4], r[6]) for r in out["file"])
+    out["image"] = sorted(r[1:] for r in out["image"])
+    out["image_label"] = sorted((*r[:2], hash_of[r[2]], *r[3:]) for r in out["image_label"])
+    out["aux_file"] = [r[:2] for r in out["aux_file"]]
+    return out
+
+
+def make_repo(root: Path) -> Path:
+    root = new_repo(root)
+    build(root)
+    for sub, name, kind in (("tags", "tags", "multi_label"), ("reg", "reg", "regression")):
+        proc = run_repo("-C", str(root), "task", "add", sub, "--task", name, "--type", kind)
+        assert proc.returncode == 0, proc.stderr
+    return root
+
+
+def test_scans_with_a_split_walk_record_what_scans_without_it_record(
+    tmp_path: Path, monkeypatch
+) -> None:
+    roots = [make_repo(tmp_path / "serial"), make_repo(tmp_path / "split")]
+    forks: list[int] = []
+
+    class Recorded(splitwalk.SplitWalk):
+        def __init__(self, root: str, weights) -> None:  # type: ignore[no-untyped-def]
+            super().__init__(root, weights)
+            forks.append(self._pid)
+
+    monkeypatch.setattr(splitwalk, "MIN_FILES", 1)
+    monkeypatch.setattr(splitwalk, "SplitWalk", Recorded)
+
+    def scan_both(*, expect_split: bool) -> None:
+        forks.clear()
+        for root, may_fork in zip(roots, (False, True), strict=True):
+            monkeypatch.setattr(splitwalk, "can_split", lambda m=may_fork: m)
+            conn = db(root)
+            try:
+                Scanner(root, conn, workers=2).scan()
+            finally:
+                conn.close()
+        assert bool(forks and all(forks)) == expect_split
+        assert recorded(roots[0]) == recorded(roots[1])
+
+    scan_both(expect_split=False)  # a first scan never splits: it hashes as it walks
+
+    def change(root: Path) -> None:
+        os.rename(root / "dog/0.jpg", root / "cat/0.jpg")  # a move
+        (root / "fish/1.jpg").unlink()  # a delete
+        write_image(root, "fish/new.jpg", 999)  # an addition
+        write_image(root, "bird/0.jpg", 998)  # new bytes at a known path
+        shutil.move(root / "ant", root / "wasp")  # a renamed label folder
+        write(root, "reg/metadata.jsonl", '{"file_name": "a/r.jpg", "value": 4}\n')
+
+    for root in roots:
+        change(root)
+    scan_both(expect_split=True)
+    scan_both(expect_split=True)  # and a no-change scan after it
+    conn = db(roots[1])
+    try:
+        journal = {r[0] for r in conn.execute("SELECT kind FROM journal")}
+    finally:
+        conn.close()
+    assert {"moved", "deleted", "added", "modified", "label_renamed"} <= journal
