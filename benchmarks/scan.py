@@ -8,7 +8,8 @@ then measures, in this one run:
 - initial `repo scan` against a plain single-threaded Python loop that opens, hashes
   (xxh3_128) and fully decodes every file (the work a scan cannot skip, without a pool);
   and, for scale, against that loop run in two processes at once on half the folders
-  each (how much two busy processes get out of the machine's cores);
+  each (how much two busy processes get out of the machine's cores), and a dry-run
+  scan (the same walk and checks without the catalog's writes);
 - no-change `repo status` against `find ROOT -type f -printf ...` (the stat-walk floor)
   and against `unison` doing a no-change sync of the tree with a copy of it;
 - peak memory (max RSS) of each command.
@@ -131,18 +132,26 @@ def main() -> None:
         tree = work / "tree"
         shutil.copytree(data, tree, copy_function=os.link)  # hard links: same bytes, fast
         (tree / ".built").unlink()
-        # Best of three for both sides (the machine may be shared); the scan starts from
-        # a new repository each time.
-        base_s = min(baseline_loop(tree) for _ in range(3))
-        pair_s = min(two_loops(tree) for _ in range(3))
-        scans = []
-        for _ in range(3):
+
+        # Best of three for every side, in rounds (loop, two loops, scan, dry-run scan),
+        # so that a drift of the machine's speed during the run hits all of them alike.
+        # Each scan starts from a new repository.
+        def fresh() -> None:
             shutil.rmtree(tree / ".localrepo", ignore_errors=True)
             subprocess.run([*REPO, "-q", "init", str(tree), "--task", "bench"], check=True)
+
+        bases, pairs, scans, dry = [], [], [], []
+        for _ in range(3):
+            bases.append(baseline_loop(tree))
+            pairs.append(two_loops(tree))
+            fresh()
+            dry.append(run([*REPO, "-q", "-C", str(tree), "scan", "--dry-run"])[0])
+            fresh()
             scans.append(run([*REPO, "-q", "-C", str(tree), "scan"]))
+        base_s, pair_s, dry_s = min(bases), min(pairs), min(dry)
         scan_s, scan_mb = min(s for s, _ in scans), max(m for _, m in scans)
-        print(f"\ninitial scan of {args.files} files")
-        print(f"  baseline (single-threaded open+hash+decode loop) {base_s:8.3f} s  (best of 3)")
+        print(f"\ninitial scan of {args.files} files (best of 3 each, in rounds)")
+        print(f"  baseline (single-threaded open+hash+decode loop) {base_s:8.3f} s")
         print(
             f"  repo scan                                        {scan_s:8.3f} s  peak {scan_mb} MB"
         )
@@ -150,6 +159,10 @@ def main() -> None:
         print(
             f"  two such loops at once, half the folders each  {pair_s:8.3f} s: two cores give"
             f" {base_s / pair_s:.2f}x one; the scan is {scan_s / pair_s:.2f} of that"
+        )
+        print(
+            f"  repo scan --dry-run (same walk and checks, no catalog writes) {dry_s:8.3f} s:"
+            f" {dry_s / base_s:.2f} of the baseline"
         )
 
         run([*REPO, "-q", "-C", str(tree), "status"])  # settle racy entries
