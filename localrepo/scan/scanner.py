@@ -188,6 +188,15 @@ class Scanner:
                 # Every valid file of a first scan is an addition: journal them as their
                 # results arrive, while the pool still hashes, not in the serial tail.
                 writes.stream_additions(sorted(walked.images), TaskLookup(bindings))
+                # ... and their labels, in the common case where folders alone decide them.
+                no_labels_yet = (
+                    conn.execute(
+                        "SELECT 1 FROM image_label WHERE state = ? LIMIT 1", (LOCAL,)
+                    ).fetchone()
+                    is None
+                )
+                if not walked.sidecars and no_labels_yet and not writes.dry_run:
+                    writes.layout = _LayoutStream(conn, bindings, _folder_labels(walked, bindings))
             report.folders_listed = len(walked.folders)
         else:
             walked = _walk_scope(str(self.root), scope, conn, reasons)
@@ -217,6 +226,8 @@ class Scanner:
         if to_examine:
             writes.begin()  # file rows are written batch by batch while the pool hashes
         examined = self._examine(to_examine, conn, old_map, walked, writes.file_rows, early)
+        if self._pool is not None:
+            self._pool.shutdown(wait=False)  # the workers exit while the rest runs here
         report.hashed = len(examined)
         updates: list[tuple[str, Outcome]] = []
         for path, outcome in examined.items():
@@ -288,13 +299,25 @@ class Scanner:
         store.set_meta(conn, "files_per_top_folder", json.dumps(per_folder, sort_keys=True))
         conn.executemany("DELETE FROM file WHERE path = ?", [(p,) for p in gone])
         writes.skipped_rows(skipped_changed)
+        # A first scan journalled its valid files' additions as they came; its diff is
+        # exactly those (one addition per valid file, no other file change). Should it
+        # ever say otherwise, the diff is what the journal keeps.
+        streamed_ok = bool(writes.streamed) and (
+            sum(c.kind == ch.ADDED for c in changes) == writes.streamed
+        )
         if need_layout:
-            hash_ids = writes.hash_ids
-            if hash_ids is None:
-                hash_ids = store.image_ids_by_hash(conn)
-            layout_changes, problems = self._derive_layout(
-                walked, bindings, new_map, hash_ids, folder_labels, changes
-            )
+            problems = None
+            if writes.layout is not None and (streamed_ok or not changes):
+                problems = writes.layout.finish(len(new_map))
+            if problems is not None:
+                layout_changes: list[ch.Change] = []  # every image came with its addition
+            else:
+                hash_ids = writes.hash_ids
+                if hash_ids is None:
+                    hash_ids = store.image_ids_by_hash(conn)
+                layout_changes, problems = self._derive_layout(
+                    walked, bindings, new_map, hash_ids, folder_labels, changes
+                )
             changes.extend(layout_changes)
             report.problems = problems
             report.relabelled = True
@@ -312,16 +335,11 @@ class Scanner:
             store.set_meta(conn, "bindings_fp", fp)
             store.set_meta(conn, "folders_fp", folders_fp)
             store.set_meta(conn, "aux_ns", str(writes.now))
-        if writes.streamed:
-            # A first scan journalled its valid files' additions as they came; its diff is
-            # exactly those (one addition per valid file, no other file change). Should it
-            # ever say otherwise, the diff is what the journal keeps.
-            if sum(c.kind == ch.ADDED for c in changes) == writes.streamed:
-                changes_left = [c for c in changes if c.kind != ch.ADDED]
-            else:
-                writes.unstream()
-                changes_left = changes
+        if streamed_ok:
+            changes_left = [c for c in changes if c.kind != ch.ADDED]
         else:
+            if writes.streamed:
+                writes.unstream()
             changes_left = changes
         store.add_journal_many(
             conn,
@@ -500,10 +518,8 @@ class Scanner:
         images_per_task: dict[int, int] = defaultdict(int)
         for task_id, _h in placements:
             images_per_task[task_id] += 1
-        store.set_meta(conn, "task_images", json.dumps(images_per_task))
         # {(task, image id): {label name: value}}; images placed alike share one dict.
         wanted: dict[tuple[int, int], dict[str, float | None]] = {}
-        task_labels: dict[int, set[str]] = {t: set(v) for t, v in folder_labels.items()}
         # How many images of a task share each labels dict: what follows is done once a
         # dict, not once an image. (The dicts stay alive in `wanted`, so ids are stable.)
         shared: dict[tuple[int, int], list] = {}  # (task, id(labels)) -> [labels, images]
@@ -518,32 +534,10 @@ class Scanner:
                     shared[(task_id, id(labels))] = [labels, 1]
                 else:
                     entry[1] += 1
-        # `repo status` shows these counts; computing them here keeps status stat-only.
-        counts: dict[int, dict[str, int]] = defaultdict(lambda: defaultdict(int))
-        labelled: dict[int, int] = defaultdict(int)
-        for (task_id, _), (labels, images) in shared.items():
-            task_labels[task_id].update(labels)
-            labelled[task_id] += images
-            for name in labels:
-                counts[task_id][name] += images
-        for task_id, names in task_labels.items():
-            for group in case_twins(names):
-                problems.append(
-                    Problem(
-                        "case_twins",
-                        "label folders differ only in case: "
-                        + ", ".join(repr(n) for n in group)
-                        + "; rename one so they are distinct (they are never merged)",
-                        None,
-                        task_id,
-                    )
-                )
-
-        known = store.label_ids(conn)
-        needed = {
-            (n, LABEL_TYPE[by_task[t].type]) for t, names in task_labels.items() for n in names
-        }
-        known = store.ensure_labels(conn, needed, known)
+        known, summary_problems = _label_summary(
+            conn, by_task, folder_labels, images_per_task, shared.items()
+        )
+        problems += summary_problems
         as_ids: dict[int, dict[int, float | None]] = {}  # by id() of a shared dict
         new_rows: dict[tuple[int, int], dict[int, float | None]] = {}
         for (task_id, image_id), labels in wanted.items():
@@ -554,8 +548,6 @@ class Scanner:
                 as_ids[id(labels)] = converted
             new_rows[(task_id, image_id)] = converted
         old_rows = store.local_image_labels(conn)
-        store.set_meta(conn, "label_counts", json.dumps(counts, sort_keys=True))
-        store.set_meta(conn, "labelled_images", json.dumps(labelled))
 
         # Journal label-level changes that no file change explains (sidecar edits).
         id_of = hash_ids.get
@@ -603,18 +595,150 @@ class Scanner:
                 for lid, v in new_rows.get((t, i), {}).items()
             ],
         )
-        conn.execute("DELETE FROM task_label WHERE state = ?", (LOCAL,))
-        conn.executemany(
-            "INSERT INTO task_label(state, task_id, label_id) VALUES (?,?,?)",
-            sorted(
-                {
-                    (LOCAL, t, known[(n, LABEL_TYPE[by_task[t].type])])
-                    for t, names in task_labels.items()
-                    for n in names
-                }
-            ),
-        )
         return layout_changes, problems
+
+
+def _label_summary(
+    conn: sqlite3.Connection,
+    by_task: dict[int, TaskBinding],
+    folder_labels: dict[int, set[str]],
+    images_per_task: dict[int, int],
+    shared: Iterable[tuple[tuple[int, int], list]],
+) -> tuple[dict[tuple[str, str], int], list[Problem]]:
+    """What the layout pass records besides image_label rows: each task's labels (its
+    label folders and every label an image carries; case twins among them are problems),
+    their ids, the task_label rows and the counts `repo status` shows (computing them here
+    keeps status stat-only). `shared`: ((task, _), [labels dict, images carrying it]).
+    Returns the label ids by (name, type), and the problems."""
+    task_labels: dict[int, set[str]] = {t: set(v) for t, v in folder_labels.items()}
+    counts: dict[int, dict[str, int]] = defaultdict(lambda: defaultdict(int))
+    labelled: dict[int, int] = defaultdict(int)
+    for (task_id, _), (labels, images) in shared:
+        task_labels[task_id].update(labels)
+        labelled[task_id] += images
+        for name in labels:
+            counts[task_id][name] += images
+    problems = [
+        Problem(
+            "case_twins",
+            "label folders differ only in case: "
+            + ", ".join(repr(n) for n in group)
+            + "; rename one so they are distinct (they are never merged)",
+            None,
+            task_id,
+        )
+        for task_id, names in task_labels.items()
+        for group in case_twins(names)
+    ]
+    needed = {(n, LABEL_TYPE[by_task[t].type]) for t, names in task_labels.items() for n in names}
+    known = store.ensure_labels(conn, needed, store.label_ids(conn))
+    store.set_meta(conn, "task_images", json.dumps(images_per_task, sort_keys=True))
+    store.set_meta(conn, "label_counts", json.dumps(counts, sort_keys=True))
+    store.set_meta(conn, "labelled_images", json.dumps(labelled, sort_keys=True))
+    conn.execute("DELETE FROM task_label WHERE state = ?", (LOCAL,))
+    conn.executemany(
+        "INSERT INTO task_label(state, task_id, label_id) VALUES (?,?,?)",
+        sorted(
+            {
+                (LOCAL, t, known[(n, LABEL_TYPE[by_task[t].type])])
+                for t, names in task_labels.items()
+                for n in names
+            }
+        ),
+    )
+    return known, problems
+
+
+class _LayoutStream:
+    """A first scan's LOCAL labels, written as results arrive while the pool still
+    hashes, not in the serial tail (see Scanner._scan).
+
+    An image found once, in a folder that places it without a problem, gets its rows at
+    once. Whatever is left over (a second copy of an image, a folder whose placement has
+    a problem) is the layout pass's: it diffs what it derives against the rows already
+    written, so the catalog ends the same either way. When nothing was left over, the
+    layout pass is not needed, and finish() records the rest of what it would have.
+    Only for a tree without sidecars, and a catalog without LOCAL label rows."""
+
+    def __init__(
+        self, conn: sqlite3.Connection, bindings: list[TaskBinding], folder_labels: dict
+    ) -> None:
+        self.conn = conn
+        self.tasks = TaskLookup(bindings)
+        self.by_task = {b.task_id: b for b in bindings}
+        self.folder_labels = folder_labels
+        self.known: dict[tuple[str, str], int] | None = None  # label ids, once in a write
+        self.by_folder: dict[str, Placement | None] = {}  # None: its placement has problems
+        self.labels_of: dict[int, dict[str, float | None]] = {}  # by id() of a Placement
+        self.placed: dict[tuple[int, str], dict[str, float | None]] = {}  # (task, hash)
+        self.files = 0  # valid files seen
+        self.left_over = 0  # of which the layout pass must place
+
+    def add(self, batch: list[Examined], hash_ids: dict[str, int]) -> None:
+        if self.known is None:
+            # Every label of a tree without sidecars is a label folder's: these are all
+            # the labels the layout pass would create, in its order (ids as it gives them).
+            needed = {
+                (n, LABEL_TYPE[self.by_task[t].type])
+                for t, names in self.folder_labels.items()
+                for n in names
+            }
+            self.known = store.ensure_labels(self.conn, needed, store.label_ids(self.conn))
+        known, by_folder, placed = self.known, self.by_folder, self.placed
+        rows = []
+        for ex in batch:
+            if ex.reason is not None or not ex.hash:
+                continue
+            self.files += 1
+            b = self.tasks.of(ex.path)
+            if b is None:
+                continue  # in no task: nothing to place
+            folder = ex.path.rpartition("/")[0]
+            pl = by_folder.get(folder, _UNPLACED)
+            if pl is _UNPLACED:
+                pl = place(ex.path, b, None)
+                by_folder[folder] = pl = None if pl.problems else pl
+            key = (b.task_id, ex.hash)
+            if pl is None or key in placed:
+                self.left_over += 1
+                continue
+            labels = self.labels_of.get(id(pl))
+            if labels is None:
+                labels, problems = merge_image_labels(b.type, [pl])  # type: ignore[arg-type]
+                if problems or any((n, LABEL_TYPE[b.type]) not in known for n in labels):
+                    self.left_over += 1
+                    continue
+                self.labels_of[id(pl)] = labels
+            placed[key] = labels
+            ltype, image_id = LABEL_TYPE[b.type], hash_ids[ex.hash]
+            rows += [(LOCAL, b.task_id, image_id, known[(n, ltype)], v) for n, v in labels.items()]
+        self.conn.executemany(
+            "INSERT INTO image_label(state, task_id, image_id, label_id, value) VALUES (?,?,?,?,?)",
+            rows,
+        )
+
+    def finish(self, valid_files: int) -> list[Problem] | None:
+        """The layout pass's problems, its other rows and its counts, when every one of
+        the `valid_files` was placed here; None when the layout pass is needed."""
+        if self.left_over or self.files != valid_files:
+            return None
+        images_per_task: dict[int, int] = defaultdict(int)
+        shared: dict[tuple[int, int], list] = {}  # as in the layout pass
+        for (task_id, _h), labels in self.placed.items():
+            images_per_task[task_id] += 1
+            if labels:
+                entry = shared.get((task_id, id(labels)))
+                if entry is None:
+                    shared[(task_id, id(labels))] = [labels, 1]
+                else:
+                    entry[1] += 1
+        _, problems = _label_summary(
+            self.conn, self.by_task, self.folder_labels, images_per_task, shared.items()
+        )
+        return problems
+
+
+_UNPLACED = Placement(None, None, (), None, {}, ())
 
 
 class _HardLinks:
@@ -695,6 +819,7 @@ class _Writes:
         self._stream_paths: list[str] | None = None  # sorted: a path's rank is its id
         self._first_id = 0
         self._tasks: TaskLookup | None = None
+        self.layout: _LayoutStream | None = None  # a first scan's labels, as results arrive
 
     def stream_additions(self, paths: list[str], tasks: TaskLookup) -> None:
         """Journal each valid file's addition as its result arrives. Ids follow `paths`
@@ -760,6 +885,8 @@ class _Writes:
             )
         if self._stream_paths is not None:
             self._journal_additions(batch)
+        if self.layout is not None:
+            self.layout.add(batch, hash_ids)
         self._upsert(
             [
                 (
