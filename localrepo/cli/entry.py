@@ -71,4 +71,4 @@ def main(argv: list[str] | None = None) -> None:
 
         full(argv)
     else:
-        run_guarded(command)
+        run_guarded(command, quick_exit=True)
