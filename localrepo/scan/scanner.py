@@ -226,8 +226,6 @@ class Scanner:
         if to_examine:
             writes.begin()  # file rows are written batch by batch while the pool hashes
         examined = self._examine(to_examine, conn, old_map, walked, writes.file_rows, early)
-        if self._pool is not None:
-            self._pool.shutdown(wait=False)  # the workers exit while the rest runs here
         report.hashed = len(examined)
         updates: list[tuple[str, Outcome]] = []
         for path, outcome in examined.items():
