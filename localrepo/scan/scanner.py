@@ -518,22 +518,14 @@ class Scanner:
             images_per_task[task_id] += 1
         # {(task, image id): {label name: value}}; images placed alike share one dict.
         wanted: dict[tuple[int, int], dict[str, float | None]] = {}
-        # How many images of a task share each labels dict: what follows is done once a
-        # dict, not once an image. (The dicts stay alive in `wanted`, so ids are stable.)
-        shared: dict[tuple[int, int], list] = {}  # (task, id(labels)) -> [labels, images]
         for (task_id, h), copies in placements.items():
             labels, merge_problems = merge(by_task[task_id].type, copies)
             if merge_problems:
                 problems += [Problem("layout", m, None, task_id) for m in merge_problems]
             if labels:
                 wanted[(task_id, hash_ids[h])] = labels
-                entry = shared.get((task_id, id(labels)))
-                if entry is None:
-                    shared[(task_id, id(labels))] = [labels, 1]
-                else:
-                    entry[1] += 1
         known, summary_problems = _label_summary(
-            conn, by_task, folder_labels, images_per_task, shared.items()
+            conn, by_task, folder_labels, images_per_task, wanted.items()
         )
         problems += summary_problems
         as_ids: dict[int, dict[int, float | None]] = {}  # by id() of a shared dict
@@ -601,17 +593,26 @@ def _label_summary(
     by_task: dict[int, TaskBinding],
     folder_labels: dict[int, set[str]],
     images_per_task: dict[int, int],
-    shared: Iterable[tuple[tuple[int, int], list]],
+    image_labels: Iterable[tuple[tuple[int, object], dict[str, float | None]]],
 ) -> tuple[dict[tuple[str, str], int], list[Problem]]:
     """What the layout pass records besides image_label rows: each task's labels (its
     label folders and every label an image carries; case twins among them are problems),
     their ids, the task_label rows and the counts `repo status` shows (computing them here
-    keeps status stat-only). `shared`: ((task, _), [labels dict, images carrying it]).
+    keeps status stat-only). `image_labels`: ((task, image), {label: value}) per image;
+    images placed alike share one dict, and what follows is done once a dict.
     Returns the label ids by (name, type), and the problems."""
+    shared: dict[tuple[int, int], list] = {}  # (task, id(labels)) -> [labels, images]
+    for (task_id, _), labels in image_labels:
+        if labels:
+            entry = shared.get((task_id, id(labels)))
+            if entry is None:
+                shared[(task_id, id(labels))] = [labels, 1]
+            else:
+                entry[1] += 1
     task_labels: dict[int, set[str]] = {t: set(v) for t, v in folder_labels.items()}
     counts: dict[int, dict[str, int]] = defaultdict(lambda: defaultdict(int))
     labelled: dict[int, int] = defaultdict(int)
-    for (task_id, _), (labels, images) in shared:
+    for (task_id, _), (labels, images) in shared.items():
         task_labels[task_id].update(labels)
         labelled[task_id] += images
         for name in labels:
@@ -721,17 +722,10 @@ class _LayoutStream:
         if self.left_over or self.files != valid_files:
             return None
         images_per_task: dict[int, int] = defaultdict(int)
-        shared: dict[tuple[int, int], list] = {}  # as in the layout pass
-        for (task_id, _h), labels in self.placed.items():
+        for task_id, _h in self.placed:
             images_per_task[task_id] += 1
-            if labels:
-                entry = shared.get((task_id, id(labels)))
-                if entry is None:
-                    shared[(task_id, id(labels))] = [labels, 1]
-                else:
-                    entry[1] += 1
         _, problems = _label_summary(
-            self.conn, self.by_task, self.folder_labels, images_per_task, shared.items()
+            self.conn, self.by_task, self.folder_labels, images_per_task, self.placed.items()
         )
         return problems
 
@@ -1049,14 +1043,7 @@ def _walk_scope(
     for folder in scope:
         if not os.path.isdir(os.path.join(root, folder)):
             continue  # gone: what the catalog had in it is gone
-        part = walk(root, start=folder)
-        walked.images.update(part.images)
-        walked.sidecars.update(part.sidecars)
-        walked.ignore_files.update(part.ignore_files)
-        walked.ignore_stats.update(part.ignore_stats)
-        walked.skipped.update(part.skipped)
-        walked.folders |= part.folders
-        walked.leftovers += part.leftovers
+        walked.merge(walk(root, start=folder))
     prefixes = tuple(f + "/" for f in scope)
 
     def outside(path: str) -> bool:

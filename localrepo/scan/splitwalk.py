@@ -66,7 +66,7 @@ class SplitWalk:
 
     def result(self) -> WalkResult:
         top = self._top
-        _merge(top, _walk_all(self.root, self._ours))
+        top.merge(_walk_all(self.root, self._ours))
         if self._pid:
             import pickle
 
@@ -77,7 +77,7 @@ class SplitWalk:
                 part = _walk_all(self.root, self._theirs)
             else:
                 part = pickle.loads(data)
-            _merge(top, part)
+            top.merge(part)
         return top
 
     def close(self) -> None:
@@ -111,15 +111,5 @@ def _shares(folders: Sequence[str], weights: Mapping[str, int]) -> tuple[list[st
 def _walk_all(root: str, folders: Sequence[str]) -> WalkResult:
     out = WalkResult()
     for folder in folders:
-        _merge(out, walk(root, start=folder))
+        out.merge(walk(root, start=folder))
     return out
-
-
-def _merge(into: WalkResult, part: WalkResult) -> None:
-    into.images.update(part.images)
-    into.sidecars.update(part.sidecars)
-    into.ignore_files.update(part.ignore_files)
-    into.ignore_stats.update(part.ignore_stats)
-    into.skipped.update(part.skipped)
-    into.folders |= part.folders
-    into.leftovers += part.leftovers

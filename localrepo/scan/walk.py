@@ -38,6 +38,16 @@ class WalkResult:
     folders: set[str] = field(default_factory=set)
     leftovers: list[str] = field(default_factory=list)  # temp files of an interrupted sync
 
+    def merge(self, part: WalkResult) -> None:
+        """Add what a walk of other folders found."""
+        self.images.update(part.images)
+        self.sidecars.update(part.sidecars)
+        self.ignore_files.update(part.ignore_files)
+        self.ignore_stats.update(part.ignore_stats)
+        self.skipped.update(part.skipped)
+        self.folders |= part.folders
+        self.leftovers += part.leftovers
+
 
 def _stat(st: os.stat_result) -> Stat:
     return (st.st_dev, st.st_ino, st.st_size, st.st_mtime_ns, st.st_ctime_ns)
