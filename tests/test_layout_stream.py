@@ -51,7 +51,9 @@ def tagged(root: Path) -> None:
     (root / "tags/big").mkdir(parents=True)
     os.link(root / "tags/red/t.jpg", root / "tags/big/t.jpg")
     write_image(root, "tags/round/r.jpg", 201)
-    proc = run_repo("-C", str(root), "task", "add", "tags", "--task", "tags", "--type", "multi_label")
+    proc = run_repo(
+        "-C", str(root), "task", "add", "tags", "--task", "tags", "--type", "multi_label"
+    )
     assert proc.returncode == 0, proc.stderr
 
 

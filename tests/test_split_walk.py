@@ -76,6 +76,52 @@ def test_a_split_walk_finds_what_one_walk_finds(tmp_path: Path, weights) -> None
     same(split(root, weights), whole)
 
 
+def nested(root: Path) -> None:
+    """Two task folders at the top, their labels one level down; the bigger task also
+    has files of its own, an ignore file and a deeper folder."""
+    for t, (task, labels) in enumerate({"pets": 5, "tags": 2}.items()):
+        for n in range(labels):
+            for i in range(3 + n):
+                write_image(root, f"{task}/l{n}/{i}.jpg", 1000 * t + 10 * n + i)
+    write_image(root, "pets/own.jpg", 5000)
+    write(root, "pets/.localrepoignore", "l4/\n")
+    write_image(root, "pets/l0/deep/er/x.jpg", 5001)
+    write_image(root, "top.jpg", 5002)
+
+
+@pytest.mark.parametrize("tops", [1, 2, 3])
+def test_a_few_top_level_folders_are_shared_one_level_down(tmp_path: Path, tops: int) -> None:
+    root = tmp_path / "t"
+    root.mkdir()
+    nested(root)
+    for extra in range(tops - 2):
+        write_image(root, f"more{extra}/a/b.jpg", 6000 + extra)
+    if tops == 1:
+        shutil.rmtree(root / "tags")
+    whole = walk(str(root))
+    weights = splitwalk.folder_weights(whole.images)
+    assert weights[""] == len(whole.images) and weights["pets"] > weights["pets/l0"] > 0
+    sw = splitwalk.SplitWalk(str(root), weights)
+    try:
+        assert sw._pid, "no helper was forked"
+        assert all("/" in f for f in sw._theirs + sw._ours)  # second-level folders
+        same(sw.result(), whole)
+    finally:
+        sw.close()
+    assert "pets/l4" not in whole.folders  # the ignore file one level down held
+
+
+def test_folder_weights_count_files_one_and_two_levels_deep() -> None:
+    paths = ["a.jpg", "x/b.jpg", "x/y/c.jpg", "x/y/z/d.jpg", "w/v/e.jpg"]
+    assert splitwalk.folder_weights(paths) == {
+        "": 5,
+        "w": 1,
+        "w/v": 1,
+        "x": 3,
+        "x/y": 2,
+    }
+
+
 def test_a_failed_helper_leaves_its_share_to_this_process(tmp_path: Path, monkeypatch) -> None:
     root = tmp_path / "t"
     root.mkdir()
@@ -96,7 +142,7 @@ def test_a_helper_whose_result_is_never_asked_for_is_reaped(tmp_path: Path) -> N
     root = tmp_path / "t"
     root.mkdir()
     for i in range(300):  # more than a pipe holds: the helper blocks writing its part
-        write_image(root, f"l{i % 3}/{i}.jpg", i)
+        write_image(root, f"l{i % 5}/{i}.jpg", i)
     sw = splitwalk.SplitWalk(str(root), {})
     pid = sw._pid
     assert pid

@@ -164,9 +164,9 @@ class Scanner:
         if scope is None and self._may_fork():
             # A large tree's walk is split with a forked helper, which starts walking
             # while the stat cache loads here.
-            per_folder = json.loads(store.get_meta(conn, "files_per_top_folder") or "{}")
-            if sum(per_folder.values()) >= splitwalk.MIN_FILES:
-                split = splitwalk.SplitWalk(str(self.root), per_folder)
+            last = json.loads(store.get_meta(conn, "files_per_folder") or "{}")
+            if last.get("", 0) >= splitwalk.MIN_FILES:
+                split = splitwalk.SplitWalk(str(self.root), last)
         try:
             cached = store.load_files(conn)
             reasons = store.load_reasons(conn)
@@ -286,15 +286,13 @@ class Scanner:
         # results before the layout pass (about 70 MB at 100,000 files).
         writes.known_paths = {p for p in skipped_changed if p in cached}
         del examined, updates, cached
-        per_folder: dict[str, int] = defaultdict(int)  # what a split walk balances by
-        for path in walked.images:
-            per_folder[path.partition("/")[0] if "/" in path else ""] += 1
+        weights = splitwalk.folder_weights(walked.images)  # for the next split walk
         walked.images.clear()
 
         if need_layout and not (to_examine or gone):
             new_map = store.load_file_hashes(conn)
         writes.begin()
-        store.set_meta(conn, "files_per_top_folder", json.dumps(per_folder, sort_keys=True))
+        store.set_meta(conn, "files_per_folder", json.dumps(weights))
         conn.executemany("DELETE FROM file WHERE path = ?", [(p,) for p in gone])
         writes.skipped_rows(skipped_changed)
         # A first scan journalled its valid files' additions as they came; its diff is

@@ -17,7 +17,8 @@ from __future__ import annotations
 
 import os
 import threading
-from collections.abc import Mapping, Sequence
+from collections import Counter, defaultdict
+from collections.abc import Iterable, Mapping, Sequence
 
 from localrepo.scan.walk import WalkResult, walk
 
@@ -27,6 +28,22 @@ MIN_FILES = 4000  # below this, the fork and the hand-over cost more than they s
 # first (HEAD_START files' worth of walking).
 HELPER_COST = 1.4
 HEAD_START = 0.25
+FEW = 4  # fewer top-level folders than this are shared one level deeper
+
+
+def folder_weights(paths: Iterable[str]) -> dict[str, int]:
+    """What SplitWalk balances by: how many of `paths` each folder one or two levels
+    deep holds ("" for all of them)."""
+    per_folder = Counter(path.rpartition("/")[0] for path in paths)
+    weights: dict[str, int] = defaultdict(int)
+    for folder, n in per_folder.items():
+        weights[""] += n
+        if folder:
+            parts = folder.split("/", 2)
+            weights[parts[0]] += n
+            if len(parts) > 1:
+                weights[f"{parts[0]}/{parts[1]}"] += n
+    return dict(sorted(weights.items()))
 
 
 def can_split() -> bool:
@@ -38,11 +55,21 @@ class SplitWalk:
     merges; close() (always call it) reaps a helper whose result was never asked for."""
 
     def __init__(self, root: str, weights: Mapping[str, int]) -> None:
-        """`weights`: how many files each top-level folder held at the last scan."""
+        """`weights`: how many files each folder held at the last scan (see
+        folder_weights())."""
         self.root = root
         self._pid = 0
-        self._top = walk(root, recursive=False)
-        subfolders = sorted(f for f in self._top.folders if f)
+        self._top = top = walk(root, recursive=False)
+        subfolders = sorted(f for f in top.folders if f)
+        if len(subfolders) < FEW:
+            # A few top-level folders (a task per folder, say): share one level deeper.
+            # Each is listed here; its subfolders are what the two walks share.
+            deeper: list[str] = []
+            for folder in subfolders:
+                part = walk(root, start=folder, recursive=False)
+                top.merge(part)
+                deeper += [f for f in part.folders if f != folder]
+            subfolders = sorted(deeper)
         self._ours: list[str] = subfolders
         if len(subfolders) < 2:
             return
