@@ -109,11 +109,6 @@ def two_loops(root: Path) -> float:
     return time.perf_counter() - t0
 
 
-def best_of(n: int, fn) -> tuple[float, int]:  # type: ignore[no-untyped-def]
-    results = [fn() for _ in range(n)]
-    return min(r[0] for r in results), max(r[1] for r in results)
-
-
 def main() -> None:
     compile_package()
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
@@ -166,31 +161,40 @@ def main() -> None:
         )
 
         run([*REPO, "-q", "-C", str(tree), "status"])  # settle racy entries
-        st_s, st_mb = best_of(5, lambda: run([*REPO, "-q", "-C", str(tree), "status"]))
-        find_s, find_mb = best_of(
-            5, lambda: run(["find", str(tree), "-type", "f", "-printf", r"%T@ %s %p\n"])
-        )
-        print(f"\nno-change status of {args.files} files (best of 5)")
+        status_cmd = [*REPO, "-q", "-C", str(tree), "status"]
+        find_cmd = ["find", str(tree), "-type", "f", "-printf", r"%T@ %s %p\n"]
+        unison = not args.no_unison and shutil.which("unison")
+        env = dict(os.environ, UNISON=str(work / "unison-state"))
+        unison_cmd = [
+            "unison",
+            str(tree),
+            str(work / "copy"),
+            "-batch",
+            "-auto",
+            "-silent",
+            "-ignore",
+            "Name .localrepo",
+            "-times",
+        ]
+        if unison:
+            shutil.copytree(tree, work / "copy", ignore=shutil.ignore_patterns(".localrepo"))
+            run(unison_cmd, env=env)  # the first sync builds unison's archives
+        # Best of 5 each, in rounds (status, find, unison), as above.
+        sides: dict[str, list[tuple[float, int]]] = {"status": [], "find": [], "unison": []}
+        for _ in range(5):
+            sides["status"].append(run(status_cmd))
+            sides["find"].append(run(find_cmd))
+            if unison:
+                sides["unison"].append(run(unison_cmd, env=env))
+        st_s, st_mb = min(s for s, _ in sides["status"]), max(m for _, m in sides["status"])
+        find_s, find_mb = min(s for s, _ in sides["find"]), max(m for _, m in sides["find"])
+        print(f"\nno-change status of {args.files} files (best of 5 each, in rounds)")
         print(f"  find -printf (stat walk floor)  {find_s:8.3f} s  peak {find_mb} MB")
         print(f"  repo status                     {st_s:8.3f} s  peak {st_mb} MB")
         print(f"  ratio repo/find   {st_s / find_s:.2f}")
-        if not args.no_unison and shutil.which("unison"):
-            copy = work / "copy"
-            shutil.copytree(tree, copy, ignore=shutil.ignore_patterns(".localrepo"))
-            env = dict(os.environ, UNISON=str(work / "unison-state"))
-            cmd = [
-                "unison",
-                str(tree),
-                str(copy),
-                "-batch",
-                "-auto",
-                "-silent",
-                "-ignore",
-                "Name .localrepo",
-                "-times",
-            ]
-            run(cmd, env=env)  # first sync builds unison's archives
-            un_s, un_mb = best_of(5, lambda: run(cmd, env=env))
+        if unison:
+            un_s = min(s for s, _ in sides["unison"])
+            un_mb = max(m for _, m in sides["unison"])
             print(f"  unison no-change sync           {un_s:8.3f} s  peak {un_mb} MB")
             print(f"  ratio repo/unison {st_s / un_s:.2f}  (target <= 1.00)")
         elif not args.no_unison:
