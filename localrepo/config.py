@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import os
-import tomllib
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
@@ -30,6 +29,8 @@ class RepoConfig:
 
 
 def load_config(state_dir: Path) -> RepoConfig:
+    import tomllib  # here: `repo status` never reads the configuration
+
     path = state_dir / CONFIG_NAME
     try:
         data = tomllib.loads(path.read_text(encoding="utf-8"))
