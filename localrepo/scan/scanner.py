@@ -48,7 +48,8 @@ if TYPE_CHECKING:
 # the same size within the same timestamp tick: re-hash it next time (git's racy rule).
 RACY_NS = 2_000_000_000
 POOL_THRESHOLD = 256  # fewer files than this are hashed in-process
-BATCH = 64
+BATCH = 64  # files per round trip to a worker, at least...
+BIG_BATCH = 256  # ...and at most: each round trip costs the main process ~0.3 ms
 # What a scan keeps of a hashed file: (content hash, reason it is invalid, detail).
 Outcome = tuple[str | None, str | None, str | None]
 LABEL_TYPE = {"multi_class": "category", "multi_label": "tag", "regression": "value"}
@@ -437,7 +438,10 @@ class Scanner:
                 collect(examine_batch(root, names, decode[start : start + BATCH]), names)
             return out
         done = sum(len(names) for names in submitted.values()) if submitted else 0
-        batches = [(paths[i : i + BATCH], decode[i : i + BATCH]) for i in range(done, total, BATCH)]
+        # Big batches while there is plenty left (fewer round trips), small ones when
+        # there is not (every worker kept busy to the end).
+        size = max(BATCH, min(BIG_BATCH, (total - done) // (self.workers * 4)))
+        batches = [(paths[i : i + size], decode[i : i + size]) for i in range(done, total, size)]
         from concurrent.futures import as_completed
 
         if self._pool is None:
@@ -786,11 +790,15 @@ class _EarlyHashing:
         from localrepo.scan.hashing import examine_batch
 
         root = str(scanner.root)
-        while len(unique) - self._sent >= BATCH:
-            names = unique[self._sent : self._sent + BATCH]
+        while True:
+            # The first batches are small, so that every worker starts soon; then big.
+            size = BATCH if self._sent < BIG_BATCH * scanner.workers else BIG_BATCH
+            if len(unique) - self._sent < size:
+                break
+            names = unique[self._sent : self._sent + size]
             fut = scanner._pool.submit(examine_batch, root, names, [True] * len(names))
             self.submitted[fut] = names
-            self._sent += BATCH
+            self._sent += size
 
 
 class _Writes:
