@@ -125,6 +125,12 @@ def ensure_labels(
     return known
 
 
+def has_local_labels(conn: sqlite3.Connection) -> bool:
+    """Whether any image has a label in the LOCAL state."""
+    row = conn.execute("SELECT 1 FROM image_label WHERE state = ? LIMIT 1", (LOCAL,)).fetchone()
+    return row is not None
+
+
 def local_image_labels(
     conn: sqlite3.Connection,
 ) -> dict[tuple[int, int], dict[int, float | None]]:

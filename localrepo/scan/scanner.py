@@ -188,16 +188,11 @@ class Scanner:
                 early.walk_done()
                 # Every valid file of a first scan is an addition: journal them as their
                 # results arrive, while the pool still hashes, not in the serial tail.
-                writes.stream_additions(sorted(walked.images), TaskLookup(bindings))
+                tasks = TaskLookup(bindings)
+                writes.stream_additions(sorted(walked.images), tasks)
                 # ... and their labels, in the common case where folders alone decide them.
-                no_labels_yet = (
-                    conn.execute(
-                        "SELECT 1 FROM image_label WHERE state = ? LIMIT 1", (LOCAL,)
-                    ).fetchone()
-                    is None
-                )
-                if not walked.sidecars and no_labels_yet and not writes.dry_run:
-                    writes.layout = _LayoutStream(conn, bindings, _folder_labels(walked, bindings))
+                if not (walked.sidecars or writes.dry_run or store.has_local_labels(conn)):
+                    writes.layout = _LayoutStream(conn, tasks, _folder_labels(walked, bindings))
             report.folders_listed = len(walked.folders)
         else:
             walked = _walk_scope(str(self.root), scope, conn, reasons)
@@ -631,8 +626,7 @@ def _label_summary(
         for task_id, names in task_labels.items()
         for group in case_twins(names)
     ]
-    needed = {(n, LABEL_TYPE[by_task[t].type]) for t, names in task_labels.items() for n in names}
-    known = store.ensure_labels(conn, needed, store.label_ids(conn))
+    known = store.ensure_labels(conn, _label_keys(by_task, task_labels), store.label_ids(conn))
     store.set_meta(conn, "task_images", json.dumps(images_per_task, sort_keys=True))
     store.set_meta(conn, "label_counts", json.dumps(counts, sort_keys=True))
     store.set_meta(conn, "labelled_images", json.dumps(labelled, sort_keys=True))
@@ -650,6 +644,13 @@ def _label_summary(
     return known, problems
 
 
+def _label_keys(
+    by_task: dict[int, TaskBinding], task_labels: dict[int, set[str]]
+) -> set[tuple[str, str]]:
+    """The (name, type) of each task's labels: what the label table is keyed by."""
+    return {(n, LABEL_TYPE[by_task[t].type]) for t, names in task_labels.items() for n in names}
+
+
 class _LayoutStream:
     """A first scan's LOCAL labels, written as results arrive while the pool still
     hashes, not in the serial tail (see Scanner._scan).
@@ -662,11 +663,11 @@ class _LayoutStream:
     Only for a tree without sidecars, and a catalog without LOCAL label rows."""
 
     def __init__(
-        self, conn: sqlite3.Connection, bindings: list[TaskBinding], folder_labels: dict
+        self, conn: sqlite3.Connection, tasks: TaskLookup, folder_labels: dict[int, set[str]]
     ) -> None:
         self.conn = conn
-        self.tasks = TaskLookup(bindings)
-        self.by_task = {b.task_id: b for b in bindings}
+        self.tasks = tasks  # shared with the streamed journal: one lookup per folder
+        self.by_task = {b.task_id: b for b in tasks.bindings}
         self.folder_labels = folder_labels
         self.known: dict[tuple[str, str], int] | None = None  # label ids, once in a write
         self.by_folder: dict[str, Placement | None] = {}  # None: its placement has problems
@@ -679,11 +680,7 @@ class _LayoutStream:
         if self.known is None:
             # Every label of a tree without sidecars is a label folder's: these are all
             # the labels the layout pass would create, in its order (ids as it gives them).
-            needed = {
-                (n, LABEL_TYPE[self.by_task[t].type])
-                for t, names in self.folder_labels.items()
-                for n in names
-            }
+            needed = _label_keys(self.by_task, self.folder_labels)
             self.known = store.ensure_labels(self.conn, needed, store.label_ids(self.conn))
         known, by_folder, placed = self.known, self.by_folder, self.placed
         rows = []
