@@ -1,8 +1,9 @@
 """A full walk split between this process and one forked helper.
 
 A no-change `repo status` is a stat walk, and on a large tree the walk's Python work per
-entry is most of its time. The helper starts on some of the top-level folders at once,
-while this process loads the stat cache and then walks the rest; the helper sends its
+entry is most of its time. The helper starts on some of the top-level folders (or of
+the second-level ones, when the top has few) at once, while this process loads the stat
+cache and then walks the rest; the helper sends its
 part back (pickled, through a pipe) and the parts are merged. The result is the one
 `walk()` gives, in another insertion order: callers use `images` as a mapping (the diff
 and the journal are in path order), never by position.
