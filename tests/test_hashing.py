@@ -1,0 +1,52 @@
+"""examine(): the bytes it hashes are the file's, whatever the file's size, and a file
+that grows while it is read is never hashed as if it had not."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+
+from localrepo.scan import hashing
+from localrepo.scan.hashing import CHANGED, EMPTY, NOT_AN_IMAGE, examine, hash_bytes
+
+
+@pytest.mark.parametrize("size", [1, 2, 65535, 65536, 65537, 3 * 65536 + 5])
+def test_every_byte_is_read_around_the_read_size(tmp_path: Path, size: int) -> None:
+    body = bytes(range(256)) * (size // 256) + bytes(size % 256)
+    (tmp_path / "f.jpg").write_bytes(body)
+    ex = examine(str(tmp_path), "f.jpg")
+    assert (ex.hash, ex.size, ex.reason) == (hash_bytes(body), size, NOT_AN_IMAGE)
+
+
+def test_an_empty_file_is_hashed_and_named(tmp_path: Path) -> None:
+    (tmp_path / "f.jpg").write_bytes(b"")
+    ex = examine(str(tmp_path), "f.jpg")
+    assert (ex.hash, ex.reason) == (hash_bytes(b""), EMPTY)
+
+
+@pytest.mark.parametrize("when", ["before the first read", "after the first read"])
+def test_a_file_that_grows_while_read_is_changed(tmp_path: Path, monkeypatch, when: str) -> None:
+    path = tmp_path / "f.jpg"
+    path.write_bytes(b"x" * 1000)
+    real_read = os.read
+    grown = []
+
+    def grow() -> None:
+        with open(path, "ab") as fh:
+            fh.write(b"y" * 10)
+        grown.append(True)
+
+    def read(fd: int, n: int) -> bytes:
+        if when == "before the first read" and not grown:
+            grow()
+        data = real_read(fd, n)
+        if when == "after the first read" and not grown:
+            grow()
+        return data
+
+    monkeypatch.setattr(hashing.os, "read", read)
+    ex = examine(str(tmp_path), "f.jpg")
+    assert grown
+    assert (ex.hash, ex.reason) == (None, CHANGED)
