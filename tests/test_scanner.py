@@ -916,10 +916,15 @@ def test_a_first_scan_with_the_pool_starts_hashing_during_the_walk_and_equals_on
         root = new_repo(tmp_path / name, task_type="multi_label")
         _pool_tree(root)
         roots.append(root)
-    scan(roots[0])  # in-process, after the walk
+    serial = scan(roots[0])  # in-process, after the walk
 
     events: list[str] = []
     real_walk = scanner_mod.walk
+    real_diff = scanner_mod._file_changes
+
+    def observed_diff(*args, **kwargs):  # type: ignore[no-untyped-def]
+        events.append("diff")
+        return real_diff(*args, **kwargs)
 
     def observed_walk(*args, **kwargs):  # type: ignore[no-untyped-def]
         result = real_walk(*args, **kwargs)
@@ -932,11 +937,17 @@ def test_a_first_scan_with_the_pool_starts_hashing_during_the_walk_and_equals_on
             return super().submit(fn, *args, **kwargs)
 
     monkeypatch.setattr(scanner_mod, "walk", observed_walk)
+    monkeypatch.setattr(scanner_mod, "_file_changes", observed_diff)
     conn = db(roots[1])
     try:
-        scanner_mod.Scanner(roots[1], conn, workers=2, executor_factory=ObservedPool).scan()
+        pooled = scanner_mod.Scanner(
+            roots[1], conn, workers=2, executor_factory=ObservedPool
+        ).scan()
     finally:
         conn.close()
+    # Its diff is the one built as results came, and it is the serial scan's diff.
+    assert "diff" not in events
+    assert pooled.changes == serial.changes and len(serial.changes) > 300
     walk_done = events.index("walk done")
     assert "examine_batch" in events[:walk_done], events[: walk_done + 1]
     assert events.count("examine_batch") >= 5
@@ -1022,7 +1033,8 @@ def test_a_streamed_addition_the_diff_does_not_confirm_is_taken_back(
     tmp_path: Path, monkeypatch
 ) -> None:
     """The pool's first scan journals additions as results arrive; the scan's own diff
-    is still what the journal must say. (Fault injected: a diff that leaves one out.)"""
+    is still what the journal must say. (Faults injected: the streamed additions do not
+    pass for the diff, and the diff leaves one out.)"""
     from localrepo.scan import scanner as scanner_mod
 
     root = new_repo(tmp_path / "r", task_type="multi_label")
@@ -1035,6 +1047,7 @@ def test_a_streamed_addition_the_diff_does_not_confirm_is_taken_back(
         dropped.append(changes[7].path)
         return changes[:7] + changes[8:]
 
+    monkeypatch.setattr(scanner_mod._Writes, "streamed_changes", lambda _self, _new_map: None)
     monkeypatch.setattr(scanner_mod, "_file_changes", diff_without_one)
     conn = db(root)
     try:

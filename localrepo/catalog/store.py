@@ -52,6 +52,8 @@ def load_stats(conn: sqlite3.Connection) -> dict[str, Stat]:
 
 FileRow = tuple[str, int | None, int, int, int, int, int, int, str | None]
 """(path, image_id, dev, inode, size, mtime_ns, ctime_ns, cached_ns, reason)"""
+SignedFileRow = tuple[str, int | None, int, int, int, int, int, int, str | None, int]
+"""A FileRow and its stat signature."""
 
 
 def upsert_files(
@@ -59,24 +61,30 @@ def upsert_files(
 ) -> None:
     """Write file rows (with their stat signature); paths not in `known` are inserted
     plainly, which costs less than an upsert."""
-    full = [(*r, stat_sig((r[2], r[3], r[4], r[5], r[6]))) for r in rows]
-    new = [r for r in full if r[0] not in known]
+    write_file_rows(conn, [(*r, stat_sig(r[2:7])) for r in rows], known)  # type: ignore[arg-type]
+
+
+def write_file_rows(
+    conn: sqlite3.Connection, rows: list[SignedFileRow], known: Collection[str] = ()
+) -> None:
+    """upsert_files() for rows that carry their stat signature already (the scanner's)."""
+    new = [r for r in rows if r[0] not in known] if known else rows
     if new:
         conn.executemany(
             "INSERT INTO file(path, image_id, dev, inode, size, mtime_ns, ctime_ns, cached_ns,"
             " reason, stat_sig) VALUES (?,?,?,?,?,?,?,?,?,?)",
             new,
         )
-        if len(new) == len(full):
+        if len(new) == len(rows):
             return
-        full = [r for r in full if r[0] in known]
+        rows = [r for r in rows if r[0] in known]
     conn.executemany(
         "INSERT INTO file(path, image_id, dev, inode, size, mtime_ns, ctime_ns, cached_ns,"
         " reason, stat_sig) VALUES (?,?,?,?,?,?,?,?,?,?) ON CONFLICT(path) DO UPDATE SET"
         " image_id=excluded.image_id, dev=excluded.dev, inode=excluded.inode,"
         " size=excluded.size, mtime_ns=excluded.mtime_ns, ctime_ns=excluded.ctime_ns,"
         " cached_ns=excluded.cached_ns, reason=excluded.reason, stat_sig=excluded.stat_sig",
-        full,
+        rows,
     )
 
 

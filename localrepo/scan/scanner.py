@@ -251,7 +251,12 @@ class Scanner:
                     new_map[path] = h
                 else:
                     new_map.pop(path, None)
-            changes = _file_changes(old_map, new_map, invalid, bindings)
+            # A first scan's diff was built as its results came, in the parallel part.
+            streamed = None if old_map else writes.streamed_changes(new_map)
+            if streamed is not None:
+                changes = streamed
+            else:
+                changes = _file_changes(old_map, new_map, invalid, bindings)
 
         # Layout: re-derive LOCAL labels when anything that feeds it changed.
         aux_now = {**walked.sidecars, **walked.ignore_stats}
@@ -666,7 +671,7 @@ class _LayoutStream:
         self, conn: sqlite3.Connection, tasks: TaskLookup, folder_labels: dict[int, set[str]]
     ) -> None:
         self.conn = conn
-        self.tasks = tasks  # shared with the streamed journal: one lookup per folder
+        self.tasks = tasks  # the streamed journal's: _Writes.file_rows looks each file up
         self.by_task = {b.task_id: b for b in tasks.bindings}
         self.folder_labels = folder_labels
         self.known: dict[tuple[str, str], int] | None = None  # label ids, once in a write
@@ -676,27 +681,24 @@ class _LayoutStream:
         self.files = 0  # valid files seen
         self.left_over = 0  # of which the layout pass must place
 
-    def add(self, batch: list[Examined], hash_ids: dict[str, int]) -> None:
+    def add(self, valid: list[_Valid]) -> None:
         if self.known is None:
             # Every label of a tree without sidecars is a label folder's: these are all
             # the labels the layout pass would create, in its order (ids as it gives them).
             needed = _label_keys(self.by_task, self.folder_labels)
             self.known = store.ensure_labels(self.conn, needed, store.label_ids(self.conn))
         known, by_folder, placed = self.known, self.by_folder, self.placed
+        self.files += len(valid)
         rows = []
-        for ex in batch:
-            if ex.reason is not None or not ex.hash:
-                continue
-            self.files += 1
-            b = self.tasks.of(ex.path)
+        for path, digest, image_id, b in valid:
             if b is None:
                 continue  # in no task: nothing to place
-            folder = ex.path.rpartition("/")[0]
+            folder = path.rpartition("/")[0]
             pl = by_folder.get(folder, _UNPLACED)
             if pl is _UNPLACED:
-                pl = place(ex.path, b, None)
+                pl = place(path, b, None)
                 by_folder[folder] = pl = None if pl.problems else pl
-            key = (b.task_id, ex.hash)
+            key = (b.task_id, digest)
             if pl is None or key in placed:
                 self.left_over += 1
                 continue
@@ -708,7 +710,7 @@ class _LayoutStream:
                     continue
                 self.labels_of[id(pl)] = labels
             placed[key] = labels
-            ltype, image_id = LABEL_TYPE[b.type], hash_ids[ex.hash]
+            ltype = LABEL_TYPE[b.type]
             rows += [(LOCAL, b.task_id, image_id, known[(n, ltype)], v) for n, v in labels.items()]
         self.conn.executemany(
             "INSERT INTO image_label(state, task_id, image_id, label_id, value) VALUES (?,?,?,?,?)",
@@ -730,6 +732,11 @@ class _LayoutStream:
 
 
 _UNPLACED = Placement(None, None, (), None, {}, ())
+
+
+# A valid examined file, as _Writes.file_rows hands it on: (path, content hash, image id,
+# the task it belongs to, if any).
+_Valid = tuple[str, str, int, TaskBinding | None]
 
 
 class _HardLinks:
@@ -812,6 +819,7 @@ class _Writes:
         # A first scan's additions, journalled as results arrive (stream_additions).
         self.streamed = 0  # how many
         self._stream_paths: list[str] | None = None  # sorted: a path's rank is its id
+        self._stream_changes: list[ch.Change | None] = []  # by rank: the diff, as it came
         self._first_id = 0
         self._tasks: TaskLookup | None = None
         self.layout: _LayoutStream | None = None  # a first scan's labels, as results arrive
@@ -821,6 +829,7 @@ class _Writes:
         (sorted), so the journal reads in path order, as a scan's diff writes it."""
         if not self.dry_run:
             self._stream_paths, self._tasks = paths, tasks
+            self._stream_changes = [None] * len(paths)
 
     def unstream(self) -> None:
         """Take back every streamed addition (their ids are a range of this scan's own)."""
@@ -830,6 +839,7 @@ class _Writes:
             (self._first_id, self._first_id + len(self._stream_paths) - 1),
         )
         self.streamed = 0
+        self._stream_changes = []
 
     def begin(self) -> None:
         if not self.open and not self.dry_run:
@@ -847,7 +857,8 @@ class _Writes:
             self.open = False
 
     def file_rows(self, batch: list[Examined]) -> None:
-        """Upsert the rows of examined files (and their images); skips CHANGED ones."""
+        """Write the rows of examined files (and of their new images, and what a first
+        scan streams: journal entries and labels), in one pass; skips CHANGED ones."""
         if self.dry_run:
             return
         conn = self.conn
@@ -856,65 +867,56 @@ class _Writes:
             self.next_image_id = conn.execute("SELECT COALESCE(MAX(id), 0) FROM image").fetchone()[
                 0
             ]
-        hash_ids = self.hash_ids
-        new_images: dict[str, tuple] = {}
+        hash_ids, now, next_id = self.hash_ids, self.now, self.next_image_id
+        task_of = self._tasks.of if self._tasks is not None else None
+        image_rows: list[tuple] = []
+        file_rows: list[store.SignedFileRow] = []
+        valid: list[_Valid] = []
         for ex in batch:
-            if ex.reason is None and ex.hash and ex.hash not in hash_ids:
-                # Ids are handed out here: the scan holds the write lock, so no one else
-                # inserts images meanwhile, and no query is needed to learn them.
-                self.next_image_id += 1
-                hash_ids[ex.hash] = self.next_image_id
-                new_images[ex.hash] = (
-                    self.next_image_id,
-                    ex.hash,
-                    ex.size,
-                    ex.width,
-                    ex.height,
-                    ex.format,
-                )
-        if new_images:
+            reason, digest = ex.reason, ex.hash
+            if reason is None and digest:
+                image_id = hash_ids.get(digest)
+                if image_id is None:
+                    # Ids are handed out here: the scan holds the write lock, so no one
+                    # else inserts images meanwhile, and no query is needed to learn them.
+                    next_id += 1
+                    image_id = hash_ids[digest] = next_id
+                    image_rows.append((next_id, digest, ex.size, ex.width, ex.height, ex.format))
+                valid.append((ex.path, digest, image_id, task_of and task_of(ex.path)))
+            elif reason == CHANGED:
+                continue
+            else:
+                image_id = None
+            st = ex[1:6]  # (dev, inode, size, mtime_ns, ctime_ns)
+            file_rows.append((ex.path, image_id, *st, now, reason, store.stat_sig(st)))
+        self.next_image_id = next_id
+        if image_rows:
             conn.executemany(
                 "INSERT INTO image(id, hash, size, width, height, format, created_here)"
                 " VALUES (?,?,?,?,?,?,0)",
-                list(new_images.values()),
+                image_rows,
             )
         if self._stream_paths is not None:
-            self._journal_additions(batch)
+            self._journal_additions(valid)
         if self.layout is not None:
-            self.layout.add(batch, hash_ids)
-        self._upsert(
-            [
-                (
-                    ex.path,
-                    hash_ids[ex.hash] if ex.reason is None and ex.hash else None,
-                    ex.dev,
-                    ex.inode,
-                    ex.size,
-                    ex.mtime_ns,
-                    ex.ctime_ns,
-                    self.now,
-                    ex.reason,
-                )
-                for ex in batch
-                if ex.reason != CHANGED
-            ]
-        )
+            self.layout.add(valid)
+        store.write_file_rows(conn, file_rows, self.known_paths)
 
-    def _journal_additions(self, batch: list[Examined]) -> None:
-        paths, tasks = self._stream_paths, self._tasks
-        assert paths is not None and tasks is not None
+    def _journal_additions(self, valid: list[_Valid]) -> None:
+        paths, slots = self._stream_paths, self._stream_changes
+        assert paths is not None
         if not self._first_id:  # in the write transaction: no one else adds journal rows
             self._first_id = self.conn.execute(
                 "SELECT COALESCE(MAX(id), 0) + 1 FROM journal"
             ).fetchone()[0]
+        first_id, now = self._first_id, self.now
         rows = []
-        for ex in batch:
-            if ex.reason is None and ex.hash:
-                rank = bisect_left(paths, ex.path)
-                if rank < len(paths) and paths[rank] == ex.path:
-                    b = tasks.of(ex.path)
-                    task_id = None if b is None else b.task_id
-                    rows.append((self._first_id + rank, self.now, task_id, ex.path, ex.hash))
+        for path, digest, _image_id, binding in valid:
+            rank = bisect_left(paths, path)
+            if rank < len(paths) and paths[rank] == path and slots[rank] is None:
+                task_id = None if binding is None else binding.task_id
+                slots[rank] = ch.Change(ch.ADDED, path, None, digest, None, task_id)
+                rows.append((first_id + rank, now, task_id, path, digest))
         cur = self.conn.executemany(
             "INSERT OR IGNORE INTO journal(id, created_ns, kind, status, task_id, path,"
             " old_path, image_hash, detail, attempts)"
@@ -923,11 +925,23 @@ class _Writes:
         )
         self.streamed += cur.rowcount if rows else 0
 
-    def skipped_rows(self, skipped: dict[str, tuple[str, str | None]]) -> None:
-        self._upsert([(p, None, 0, 0, 0, 0, 0, self.now, r[0]) for p, r in skipped.items()])
+    def streamed_changes(self, new_map: dict[str, str]) -> list[ch.Change] | None:
+        """A first scan's diff, from what it journalled as results came: its additions,
+        in path order, when they are exactly the valid files of `new_map` (what the diff
+        of an empty catalog gives); None otherwise, and the diff decides."""
+        if self._stream_paths is None or self.streamed != len(new_map):
+            return None
+        changes = [c for c in self._stream_changes if c is not None]
+        if len(changes) != len(new_map) or any(new_map.get(c.path) != c.hash for c in changes):
+            return None
+        return changes
 
-    def _upsert(self, rows: list[store.FileRow]) -> None:
-        store.upsert_files(self.conn, rows, self.known_paths)
+    def skipped_rows(self, skipped: dict[str, tuple[str, str | None]]) -> None:
+        store.upsert_files(
+            self.conn,
+            [(p, None, 0, 0, 0, 0, 0, self.now, r[0]) for p, r in skipped.items()],
+            self.known_paths,
+        )
 
 
 def _file_changes(
