@@ -50,3 +50,29 @@ def test_a_file_that_grows_while_read_is_changed(tmp_path: Path, monkeypatch, wh
     ex = examine(str(tmp_path), "f.jpg")
     assert grown
     assert (ex.hash, ex.reason) == (None, CHANGED)
+
+
+def test_a_warmed_up_worker_checks_every_format_it_names(tmp_path: Path) -> None:
+    """warm_up() loads only Pillow's common plugins; a WebP or TIFF must still be checked
+    (Image.open() loads the rest when a file needs them). In a fresh interpreter, where
+    nothing else has loaded them."""
+    import subprocess
+    import sys
+
+    code = (
+        "import sys\n"
+        "from imagegen import image_bytes\n"
+        "from localrepo.scan import hashing\n"
+        "hashing.warm_up()\n"
+        "for fmt, ext in [('WEBP', 'webp'), ('TIFF', 'tif'), ('GIF', 'gif'), ('BMP', 'bmp'),"
+        " ('PNG', 'png'), ('JPEG', 'jpg')]:\n"
+        "    for name in ('a.' + ext, 'a.jpg', ''):\n"
+        "        got = hashing.check_image(image_bytes(1, fmt=fmt), name)\n"
+        "        assert got == (None, None, (64, 48, fmt)), (fmt, name, got)\n"
+        "print('ok')\n"
+    )
+    tests_dir = str(Path(__file__).parent)
+    proc = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, cwd=tests_dir
+    )
+    assert proc.returncode == 0 and proc.stdout.strip() == "ok", proc.stderr

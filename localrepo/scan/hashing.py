@@ -219,8 +219,10 @@ def examine_batch(root: str, relpaths: list[str], decode_flags: list[bool]) -> l
 
 
 def warm_up() -> None:
-    """Import what examining needs, in a worker that has nothing to do yet."""
+    """Import what examining needs (before forking workers, or in a worker that has
+    nothing to do yet): Pillow's common plugins. Not Image.init(), which imports all of
+    them (40 ms); Image.open() does that itself the first time a file needs it."""
     import xxhash  # noqa: F401
-    from PIL import Image, JpegImagePlugin, PngImagePlugin  # noqa: F401
+    from PIL import JpegImagePlugin, PngImagePlugin  # noqa: F401
 
-    Image.init()
+    _pillow().preinit()

@@ -788,9 +788,12 @@ class _EarlyHashing:
         if scanner._pool is None:
             from localrepo.scan.hashing import warm_up
 
+            # Imported here, before the pool forks: forked workers inherit Pillow and
+            # start on their first batch at once, instead of each importing it.
+            warm_up()
             scanner._pool = scanner.executor_factory(scanner.workers)
             for _ in range(scanner.workers):
-                scanner._pool.submit(warm_up)
+                scanner._pool.submit(warm_up)  # starts them (and imports, if not forked)
         from localrepo.scan.hashing import examine_batch
 
         root = str(scanner.root)
