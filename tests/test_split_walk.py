@@ -5,6 +5,7 @@ succeeds or fails; and a scan that uses it must record what a scan without it re
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 from pathlib import Path
@@ -218,3 +219,43 @@ def test_scans_with_a_split_walk_record_what_scans_without_it_record(
     finally:
         conn.close()
     assert {"moved", "deleted", "added", "modified", "label_renamed"} <= journal
+
+
+def test_a_catalog_without_file_rows_is_hashed_in_full_after_a_split_walk(
+    tmp_path: Path, monkeypatch
+) -> None:
+    """A first scan whose every file changed while it was hashed records no file rows,
+    yet it records the per-folder counts that let the next scan split its walk. That
+    next scan is again a first scan (nothing cached) and must still hash every file:
+    the early hashing that a first scan feeds from its own walk gets nothing from a
+    split walk."""
+    roots = [make_repo(tmp_path / "serial"), make_repo(tmp_path / "split")]
+    forks: list[int] = []
+
+    class Recorded(splitwalk.SplitWalk):
+        def __init__(self, root: str, weights) -> None:  # type: ignore[no-untyped-def]
+            super().__init__(root, weights)
+            forks.append(self._pid)
+
+    monkeypatch.setattr(splitwalk, "MIN_FILES", 1)
+    monkeypatch.setattr(splitwalk, "SplitWalk", Recorded)
+    monkeypatch.setattr(splitwalk, "can_split", lambda: True)
+    conn = db(roots[1])
+    try:  # what such a first scan leaves: counts per folder, no file rows
+        conn.execute(
+            "INSERT INTO repo_meta(key, value) VALUES ('files_per_folder', ?)",
+            (json.dumps({"": 50, "cat": 10, "dog": 10, "fish": 10, "bird": 10}),),
+        )
+        assert conn.execute("SELECT COUNT(*) FROM file").fetchone()[0] == 0
+        rep = Scanner(roots[1], conn, workers=2).scan()
+    finally:
+        conn.close()
+    assert forks and all(forks)  # the walk was split
+    assert rep.hashed == rep.files > 0
+    monkeypatch.setattr(splitwalk, "can_split", lambda: False)
+    conn = db(roots[0])
+    try:
+        Scanner(roots[0], conn, workers=2).scan()
+    finally:
+        conn.close()
+    assert recorded(roots[1]) == recorded(roots[0])

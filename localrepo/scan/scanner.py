@@ -180,7 +180,8 @@ class Scanner:
         if scope is None:
             # A first scan hashes everything it finds: the workers start on each folder's
             # files as soon as the walk has listed it, so the walk overlaps the hashing.
-            if not cached and not hold and self.workers >= 2:
+            # (Only a walk done here feeds it: a split walk has already been done.)
+            if walked is None and not cached and not hold and self.workers >= 2:
                 early = _EarlyHashing(self)
             if walked is None:
                 walked = walk(str(self.root), on_folder=None if early is None else early.feed)
