@@ -173,10 +173,8 @@ def make_repo(root: Path) -> Path:
     return root
 
 
-def test_scans_with_a_split_walk_record_what_scans_without_it_record(
-    tmp_path: Path, monkeypatch
-) -> None:
-    roots = [make_repo(tmp_path / "serial"), make_repo(tmp_path / "split")]
+def record_forks(monkeypatch) -> list[int]:  # type: ignore[no-untyped-def]
+    """Split every walk (whatever the tree's size) and record each helper's pid."""
     forks: list[int] = []
 
     class Recorded(splitwalk.SplitWalk):
@@ -186,6 +184,14 @@ def test_scans_with_a_split_walk_record_what_scans_without_it_record(
 
     monkeypatch.setattr(splitwalk, "MIN_FILES", 1)
     monkeypatch.setattr(splitwalk, "SplitWalk", Recorded)
+    return forks
+
+
+def test_scans_with_a_split_walk_record_what_scans_without_it_record(
+    tmp_path: Path, monkeypatch
+) -> None:
+    roots = [make_repo(tmp_path / "serial"), make_repo(tmp_path / "split")]
+    forks = record_forks(monkeypatch)
 
     def scan_both(*, expect_split: bool) -> None:
         forks.clear()
@@ -230,15 +236,7 @@ def test_a_catalog_without_file_rows_is_hashed_in_full_after_a_split_walk(
     the early hashing that a first scan feeds from its own walk gets nothing from a
     split walk."""
     roots = [make_repo(tmp_path / "serial"), make_repo(tmp_path / "split")]
-    forks: list[int] = []
-
-    class Recorded(splitwalk.SplitWalk):
-        def __init__(self, root: str, weights) -> None:  # type: ignore[no-untyped-def]
-            super().__init__(root, weights)
-            forks.append(self._pid)
-
-    monkeypatch.setattr(splitwalk, "MIN_FILES", 1)
-    monkeypatch.setattr(splitwalk, "SplitWalk", Recorded)
+    forks = record_forks(monkeypatch)
     monkeypatch.setattr(splitwalk, "can_split", lambda: True)
     conn = db(roots[1])
     try:  # what such a first scan leaves: counts per folder, no file rows
