@@ -245,6 +245,7 @@ class Scanner:
 
         changes: list[ch.Change] = []
         new_map = old_map
+        streamed = None  # a first scan's diff as its journal entries streamed it, if exact
         if updates or gone:
             new_map = {p: h for p, h in old_map.items() if p in walked.images}
             for path, (h, reason, _d) in updates:
@@ -298,11 +299,10 @@ class Scanner:
         conn.executemany("DELETE FROM file WHERE path = ?", [(p,) for p in gone])
         writes.skipped_rows(skipped_changed)
         # A first scan journalled its valid files' additions as they came; its diff is
-        # exactly those (one addition per valid file, no other file change). Should it
-        # ever say otherwise, the diff is what the journal keeps.
-        streamed_ok = bool(writes.streamed) and (
-            sum(c.kind == ch.ADDED for c in changes) == writes.streamed
-        )
+        # exactly those (one addition per valid file, no other file change). Should they
+        # ever differ from the diff (streamed_changes() says so), the diff is what the
+        # journal keeps.
+        streamed_ok = streamed is not None
         if need_layout:
             problems = None
             if writes.layout is not None and (streamed_ok or not changes):
