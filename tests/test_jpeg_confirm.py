@@ -18,7 +18,7 @@ from PIL import Image, ImageFile
 
 from localrepo.scan import hashing
 from localrepo.scan.hashing import TOO_LARGE, check_image
-from localrepo.scan.jpeg_confirm import confirm_jpeg, draft_scale, frame_header
+from localrepo.scan.jpeg_confirm import confirm_jpeg, draft_request, draft_scale, frame_header
 
 
 def confirm(data: bytes) -> tuple[int, int] | None:
@@ -156,15 +156,12 @@ def test_an_image_over_the_pixel_limit_is_left_to_the_full_check(monkeypatch):
 
 def test_check_image_uses_the_fast_path_for_a_file_named_jpeg(monkeypatch):
     calls = []
-    hashing._pillow()  # sets the fast path up, as the first check_image() would
-    real = hashing._confirm_jpeg
-    assert real is not None
 
     def counting(*args):  # type: ignore[no-untyped-def]
         calls.append(args[0])
-        return real(*args)
+        return confirm_jpeg(*args)
 
-    monkeypatch.setattr(hashing, "_confirm_jpeg", counting)
+    monkeypatch.setattr(hashing, "confirm_jpeg", counting)
     data = encoded(30, (64, 48))
     assert check_image(data, "a.JPG") == (None, None, (64, 48, "JPEG"))
     assert check_image(data, "a.jpeg", full_scale=True) == (None, None, (64, 48, "JPEG"))
@@ -176,7 +173,7 @@ def test_the_decoder_runs_at_the_scale_pillow_drafts():
     for width, height in [(1, 1), (5, 3), (8, 8), (15, 9), (16, 16), (17, 40), (640, 480)]:
         data = encoded(40, (width, height))
         with Image.open(io.BytesIO(data)) as jpeg:
-            jpeg.draft("RGB", (max(1, width // 8), max(1, height // 8)))
+            jpeg.draft("RGB", draft_request(width, height))  # what check_image() asks
             assert jpeg.decoderconfig[0] == draft_scale(width, height)
 
 

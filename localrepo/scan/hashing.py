@@ -17,6 +17,8 @@ import struct
 import warnings
 from typing import NamedTuple
 
+from localrepo.scan.jpeg_confirm import confirm_jpeg, draft_request
+
 MAX_FILE_BYTES = 64 * 1024 * 1024
 
 # Reasons a file is not a valid image, as shown by `repo status`.
@@ -138,20 +140,15 @@ def _open(image_mod, data: bytes, hint: str | None):  # type: ignore[no-untyped-
 
 
 _image_module = None
-_confirm_jpeg = None  # jpeg_confirm.confirm_jpeg, when this Pillow has a JPEG decoder
 _jpeg_block = 65536  # ImageFile.MAXBLOCK: what ImageFile.load() reads at a time
 
 
 def _pillow():  # -> the PIL.Image module, set up once per process
-    global _image_module, _confirm_jpeg, _jpeg_block
+    global _image_module, _jpeg_block
     if _image_module is None:
         from PIL import Image, ImageFile
 
-        if hasattr(Image.core, "jpeg_decoder"):
-            from localrepo.scan.jpeg_confirm import confirm_jpeg
-
-            _confirm_jpeg = confirm_jpeg
-            _jpeg_block = ImageFile.MAXBLOCK
+        _jpeg_block = ImageFile.MAXBLOCK
 
         # Above MAX_IMAGE_PIXELS Pillow only warns (it raises above twice that); we refuse
         # both, by the explicit check in check_image(), and keep the warning quiet. A
@@ -195,10 +192,10 @@ def check_image(
     """
     image_mod = _pillow()
     hint = FORMAT_BY_EXTENSION.get(name.rpartition(".")[2].lower())
-    if hint == "JPEG" and not full_scale and _confirm_jpeg is not None:
+    if hint == "JPEG" and not full_scale:
         # The full check's first step would be the JPEG plugin on these bytes: confirm
         # the common case, a plain valid JPEG, in a third of the time (jpeg_confirm.py).
-        size = _confirm_jpeg(data, image_mod.core, image_mod.MAX_IMAGE_PIXELS, _jpeg_block)
+        size = confirm_jpeg(data, image_mod.core, image_mod.MAX_IMAGE_PIXELS, _jpeg_block)
         if size is not None:
             return None, None, (size[0], size[1], "JPEG")
     try:
@@ -217,7 +214,7 @@ def check_image(
                     None,
                 )
             if not full_scale and dims[2] in _SCALED_FORMATS:
-                im.draft(im.mode, (max(1, width // 8), max(1, height // 8)))
+                im.draft(im.mode, draft_request(width, height))
             im.load()
     except (image_mod.DecompressionBombError, image_mod.DecompressionBombWarning) as exc:
         return TOO_LARGE, str(exc), None

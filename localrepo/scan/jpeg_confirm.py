@@ -102,10 +102,16 @@ def _quantization_tables_ok(payload: bytes) -> bool:
     return True
 
 
+def draft_request(width: int, height: int) -> tuple[int, int]:
+    """The size check_image() asks JpegImageFile.draft() for: an eighth of the image."""
+    return max(1, width // 8), max(1, height // 8)
+
+
 def draft_scale(width: int, height: int) -> int:
-    """The scale JpegImageFile.draft() picks when asked for 1/8 of the size, as
-    check_image() asks: the largest of 8, 4, 2, 1 not above the size ratio."""
-    ratio = min(width // max(1, width // 8), height // max(1, height // 8))
+    """The scale JpegImageFile.draft() picks for draft_request(): the largest of 8, 4,
+    2, 1 not above the size ratio."""
+    asked_width, asked_height = draft_request(width, height)
+    ratio = min(width // asked_width, height // asked_height)
     for scale in (8, 4, 2, 1):
         if ratio >= scale:
             return scale
