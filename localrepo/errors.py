@@ -5,7 +5,9 @@ from __future__ import annotations
 EXIT_OK = 0
 EXIT_ERROR = 1
 EXIT_USAGE = 2
-EXIT_DECISION = 3  # conflicts or changes need a decision (with --exit-code)
+# `repo sync`: conflicts remain, files are held back, or work is left (`push`/`pull`);
+# `repo status --exit-code`: changes are pending or need a decision.
+EXIT_DECISION = 3
 EXIT_AUTH = 4
 EXIT_UNREACHABLE = 5
 EXIT_PARTIAL = 6

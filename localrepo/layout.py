@@ -15,8 +15,9 @@ import math
 import unicodedata
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
-from functools import lru_cache
 from typing import Any, Literal
+
+from localrepo.labelnames import folder_for_label, folder_verdict
 
 TaskType = Literal["multi_class", "multi_label", "regression"]
 TASK_TYPES: tuple[TaskType, ...] = ("multi_class", "multi_label", "regression")
@@ -77,22 +78,17 @@ def is_image_name(name: str) -> bool:
     return dot > 0 and base[dot + 1 :].lower() in IMAGE_EXTENSIONS
 
 
-@lru_cache(maxsize=65536)
 def label_for_folder(name: str) -> str | None:
-    """The label a first-level folder name stands for: its NFC form, or None.
-
-    Folders whose names start with "." or "_" (``_unlabeled`` among them) are never labels.
-    """
-    if not name or name[0] in "._":
-        return None
-    label = nfc(name)
-    if label[0] in "._":  # cannot happen for NFC of a name not starting so, but be sure
-        return None
-    return label
+    """The label a first-level folder name stands for, or None: folders whose names start
+    with "." or "_" (``_unlabeled`` among them) are never labels, and a name that cannot
+    round-trip through the naming rule (labelnames.py: a leading space, a tab, ...) is
+    refused; the scanner reports it (``folder_verdict`` says why)."""
+    return folder_verdict(name).label
 
 
 def _is_valid_label(label: str) -> bool:
-    return bool(label) and label[0] not in "._" and "/" not in label
+    """A label some folder can stand for (what a sidecar may name)."""
+    return folder_for_label(label) is not None
 
 
 def case_twins(names: Iterable[str]) -> list[tuple[str, ...]]:
@@ -237,8 +233,8 @@ def place(path: str, binding: TaskBinding | None, sidecar: SidecarRow | None) ->
                 tag = nfc(raw)
                 if not _is_valid_label(tag):
                     problems.append(
-                        f"{path}: sidecar label {raw!r} in {source} is not a valid label name "
-                        f"(empty, contains '/', or starts with '.' or '_'); skipped"
+                        f"{path}: sidecar label {raw!r} in {source} cannot be a label (empty, "
+                        "not in Unicode NFC form, or too long for a folder name); skipped"
                     )
                 elif tag not in chosen:
                     chosen.append(tag)

@@ -78,11 +78,15 @@ def test_a_sync_next_to_bad_inputs_pushes_the_good_files_and_loses_nothing(
     monkeypatch.setenv("LOCALREPO_CONFIG_DIR", str(tmp_path / "cfg"))
     assert repo_main(["-C", str(root), "remote", "set", account.url], capsys)[0] == 0
     code, out, err = repo_main(["-C", str(root), "sync", "--json"], capsys)
-    assert code == 0, (out, err)
+    # Not in sync yet (exit 3): dog/good1.jpg and its twin cat/copy.jpg are a conflict on
+    # the image's category, for the user to settle.
+    assert code == 3, (out, err)
+    summary = json.loads(out)
+    assert summary["failed"] == [] and summary["conflicts"] == 1, summary
     with account.client() as api:
         items = api.get("training-image/", params={"page_size": 1000}).json()["results"]
     remote = {(i["meta_data"] or {}).get("content_hash", "").split(":")[-1] for i in items}
-    # The clear good files are there; the held-back copy (dog/good1.jpg has a twin in
+    # The clear good files are there; the image in conflict (dog/good1.jpg has a twin in
     # cat/) and the files that are no image or have no value are not.
     assert {hash_bytes(img(GOOD[p])) for p in ("cat/good2.jpg", "ages/young/good3.jpg")} <= remote
     never_paths = [c.path for c in cases if c.where == "invalid"] + [

@@ -9,6 +9,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from localrepo.labelnames import folder_for_label, folder_verdict
 from localrepo.layout import (
     IMAGE_EXTENSIONS,
     TASK_TYPES,
@@ -48,7 +49,8 @@ _name_chars = st.characters(
 folder_names = st.text(_name_chars, min_size=1, max_size=12).filter(
     lambda s: s not in (".", "..") and "/" not in s
 )
-label_names = folder_names.filter(lambda s: s[0] not in "._")
+# Folder names the naming rule reads as a label (labelnames.py refuses, say, " x").
+label_names = folder_names.filter(lambda s: s[0] not in "._" and folder_verdict(s).label)
 image_names = st.builds(
     lambda stem, ext: f"{stem}.{ext}",
     st.text(st.characters(codec="ascii", categories=("Ll", "Nd")), min_size=1, max_size=8),
@@ -292,10 +294,18 @@ def test_multi_label_sidecar_labels_label_a_root_file() -> None:
 
 
 def test_multi_label_sidecar_invalid_label_names_are_reported() -> None:
-    row = SidecarRow("x.jpg", "metadata.jsonl", labels=("ok", "_bad", ".bad", "a/b"))
+    # No folder can stand for these: empty, too long, a lone surrogate.
+    row = SidecarRow("x.jpg", "metadata.jsonl", labels=("ok", "", "x" * 300, "\ud800"))
     p = place("x.jpg", ML, row)
     assert p.labels == ("ok",)
     assert len(p.problems) == 3 and all("x.jpg" in m for m in p.problems)
+
+
+def test_multi_label_sidecar_tags_with_escaped_folders_are_labels() -> None:
+    # A folder holds them escaped (labelnames.py): '%5Fx', '%2Ex', 'a%2Fb'.
+    row = SidecarRow("x.jpg", "metadata.jsonl", labels=("_x", ".x", "a/b"))
+    p = place("x.jpg", ML, row)
+    assert p.labels == ("_x", ".x", "a/b") and not p.problems
 
 
 def test_multi_label_sidecar_labels_are_nfc() -> None:
@@ -356,15 +366,15 @@ def test_placement_meta_data_is_a_copy() -> None:
 
 
 @given(st.sampled_from(TASK_TYPES), roots, folder_names, sub_paths, image_names)
-def test_labels_never_start_with_dot_or_underscore(
+def test_folders_starting_with_dot_or_underscore_are_never_labels(
     kind: TaskType, root: str, first: str, sub: list[str], image: str
 ) -> None:
     b = binding(kind, root)
     row = SidecarRow(join(root, first, *sub, image), "m", value=1.0)
     p = place(join(root, first, *sub, image), b, row)
     for lab in (*p.labels, *([p.label] if p.label else [])):
-        assert lab[0] not in "._"
         assert unicodedata.is_normalized("NFC", lab)
+        assert folder_for_label(lab) == nfc(first)  # the folder it came from, exactly
     if first[0] in "._":
         assert p.label is None and p.labels == ()
 

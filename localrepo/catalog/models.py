@@ -103,6 +103,10 @@ class File(SQLModel, table=True):
     ctime_ns: int
     cached_ns: int
     reason: str | None = None  # why this is not a valid image (NULL when it is)
+    # A damaged file: the image it held while it was valid, kept while it is invalid, so
+    # that sync holds that image back instead of deleting it (revision 0005). No foreign
+    # key: image rows are never deleted, and SQLite would rebuild the table for one.
+    damaged_image_id: int | None = None
     # hash() of (dev, inode, size, mtime_ns, ctime_ns): what a no-change scan compares, so
     # it loads two numbers a file instead of five. A Python whose tuple hash differs only
     # costs one re-hash of every file.

@@ -13,5 +13,6 @@ KNOWN_REVISIONS: tuple[str, ...] = (
     "0002_stat_sig",
     "0003_fewer_indexes",
     "0004_image_label_without_rowid",
+    "0005_damaged_files",
 )
 HEAD_REVISION = KNOWN_REVISIONS[-1]

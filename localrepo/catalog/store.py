@@ -83,7 +83,11 @@ def write_file_rows(
         " reason, stat_sig) VALUES (?,?,?,?,?,?,?,?,?,?) ON CONFLICT(path) DO UPDATE SET"
         " image_id=excluded.image_id, dev=excluded.dev, inode=excluded.inode,"
         " size=excluded.size, mtime_ns=excluded.mtime_ns, ctime_ns=excluded.ctime_ns,"
-        " cached_ns=excluded.cached_ns, reason=excluded.reason, stat_sig=excluded.stat_sig",
+        " cached_ns=excluded.cached_ns, reason=excluded.reason, stat_sig=excluded.stat_sig,"
+        # A valid file that turns invalid is damaged: it keeps the image it held, and
+        # keeps it while it stays invalid; valid again, it is an ordinary file.
+        " damaged_image_id = CASE WHEN excluded.reason IS NULL THEN NULL"
+        " ELSE COALESCE(file.image_id, file.damaged_image_id) END",
         rows,
     )
 

@@ -116,10 +116,21 @@ def run_sync(
         click.echo(json.dumps(summary, indent=2, ensure_ascii=False))
     else:
         print_sync(summary, verbose=obj.verbose)
+    sys.exit(sync_exit_code(summary))
+
+
+def sync_exit_code(summary: dict[str, Any]) -> int:
+    """7 stopped by a safety limit, 6 some items failed, 3 not in sync yet (conflicts,
+    held-back files, work left for the other direction), 0 in sync (docs/sync.md)."""
     if any(t["stop"] for t in summary["tasks"]):
-        sys.exit(EXIT_SAFETY)
+        return EXIT_SAFETY
     if summary["failed"]:
-        sys.exit(EXIT_PARTIAL)
+        return EXIT_PARTIAL
+    if summary["conflicts"] or any(t["held"] for t in summary["tasks"]):
+        return EXIT_DECISION
+    if not summary["dry_run"] and any(t["left_for_other_side"] for t in summary["tasks"]):
+        return EXIT_DECISION
+    return 0
 
 
 def sync_summary(report: Any, *, dry_run: bool) -> dict[str, Any]:
@@ -156,6 +167,8 @@ def sync_summary(report: Any, *, dry_run: bool) -> dict[str, Any]:
                     for c in t.conflicts
                 ],
                 "problems": t.problems,
+                "held": [{"path": h.path, "reason": h.reason} for h in t.held],
+                "left_for_other_side": t.left_for_other_side,
                 "stop": t.stop.message if t.stop else None,
             }
         )
@@ -180,6 +193,8 @@ def print_sync(s: dict[str, Any], *, verbose: int) -> None:
             echo(f"Created the task '{t['task']}' on the server ({t['remote_id']}).")
         for p in t["problems"]:
             echo(f"problem: {p}", err=True)
+        for h in t["held"]:
+            echo(f"held back: {h['path']}: {h['reason']} (not synced until fixed)", err=True)
         if t["stop"]:
             echo(f"Stopped: {t['stop']}", err=True)
         if s["dry_run"]:
@@ -318,8 +333,7 @@ def register(cli: click.Group) -> None:
         summary = sync_summary(report, dry_run=False)
         obj.info(f"Cloned task '{remote_task.name}' ({remote_task.type}) into {repo.root}")
         print_sync(summary, verbose=obj.verbose)
-        if summary["failed"]:
-            sys.exit(EXIT_PARTIAL)
+        sys.exit(sync_exit_code(summary))
 
     @cli.command()
     @click.option("--json", "as_json", is_flag=True)
@@ -386,7 +400,9 @@ def register(cli: click.Group) -> None:
             report = Engine(repo, client, options).run()
         finally:
             client.close()
-        print_sync(sync_summary(report, dry_run=False), verbose=obj.verbose)
+        summary = sync_summary(report, dry_run=False)
+        print_sync(summary, verbose=obj.verbose)
+        sys.exit(sync_exit_code(summary))
 
     @cli.command()
     @click.option("--offline", is_flag=True, help="Check the disk and the catalog only.")

@@ -67,6 +67,8 @@ def examine(root: str, relpath: str, *, decode: bool = True) -> Examined:
     except OSError as exc:
         if exc.errno == errno.ELOOP:
             return Examined(relpath, 0, 0, 0, 0, 0, None, reason=SYMLINK)
+        if exc.errno == errno.ENOENT:  # gone since the walk: rescanned, not guessed at
+            return Examined(relpath, 0, 0, 0, 0, 0, None, reason=CHANGED)
         return Examined(relpath, 0, 0, 0, 0, 0, None, reason=UNREADABLE, detail=exc.strerror)
     try:
         before = os.fstat(fd)

@@ -23,7 +23,9 @@ from stat import S_ISDIR
 from typing import TYPE_CHECKING
 
 from localrepo.catalog import store
+from localrepo.catalog.files import FOLDER_NAME_PROBLEM
 from localrepo.catalog.states import LOCAL
+from localrepo.labelnames import folder_verdict
 from localrepo.layout import (
     Placement,
     TaskBinding,
@@ -273,8 +275,14 @@ class Scanner:
         aux_changed = aux_changed or any(m >= aux_ns - RACY_NS for _s, m, _i in aux_before.values())
         fp = bindings_fingerprint(bindings)
         folder_labels = _folder_labels(walked, bindings)
+        refused = _refused_folders(walked, bindings)
         folders_fp = fingerprint(
-            json.dumps(sorted((t, sorted(v)) for t, v in folder_labels.items()))
+            json.dumps(
+                [
+                    sorted((t, sorted(v)) for t, v in folder_labels.items()),
+                    [p.path for p in refused],
+                ]
+            )
         )
         need_layout = bool(
             changes
@@ -317,6 +325,7 @@ class Scanner:
                     walked, bindings, new_map, hash_ids, folder_labels, changes
                 )
             changes.extend(layout_changes)
+            problems = refused + problems
             report.problems = problems
             report.relabelled = True
             conn.execute("DELETE FROM scan_problem")
@@ -1022,6 +1031,27 @@ def _folder_labels(walked: WalkResult, bindings: list[TaskBinding]) -> dict[int,
         label = label_for_folder(rel)
         if label:
             out[b.task_id].add(label)
+    return out
+
+
+def _refused_folders(walked: WalkResult, bindings: list[TaskBinding]) -> list[Problem]:
+    """First-level folders of each task root that look like label folders but cannot
+    round-trip through the naming rule (labelnames.py): reported, and their images held
+    back by the sync engine (FOLDER_NAME_PROBLEM rows name them)."""
+    out: list[Problem] = []
+    roots = {b.root for b in bindings}
+    for folder in sorted(walked.folders):
+        if not folder or folder in roots:
+            continue
+        b = task_for(folder, bindings)
+        if b is None:
+            continue
+        rel = relative_to_root(folder, b.root)
+        if "/" in rel:
+            continue
+        verdict = folder_verdict(rel)
+        if verdict.refused is not None:
+            out.append(Problem(FOLDER_NAME_PROBLEM, verdict.message(folder), folder, b.task_id))
     return out
 
 

@@ -16,15 +16,17 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, replace
 from typing import Any
 
+from localrepo.catalog import files as catalog_files
 from localrepo.catalog import store
 from localrepo.catalog.db import transaction
 from localrepo.errors import EXIT_SAFETY, LocalrepoError
-from localrepo.layout import TaskBinding, label_for_folder, relative_to_root
+from localrepo.layout import TaskBinding
 from localrepo.remote.errors import NotFoundError
 from localrepo.repository import Repository
 from localrepo.scan.scanner import Scanner, ScanReport
 from localrepo.sync import plan as P
 from localrepo.sync.execute import LOCAL_OPS, REMOTE_IMAGE_OPS, Executor, Outcome
+from localrepo.sync.holds import Hold, TaskFiles, ambiguous_labels, held_images
 from localrepo.sync.localfs import LocalFS
 from localrepo.sync.state import (
     CatalogStates,
@@ -79,6 +81,10 @@ class TaskReport:
     problems: list[str] = field(default_factory=list)
     stop: P.SafetyStop | None = None
     created_remote_task: bool = False
+    # Images held back (damaged files, refused folder names, no value): not synced.
+    held: list[Hold] = field(default_factory=list)
+    # `push` / `pull`: images with work left for the other direction (a full sync's).
+    left_for_other_side: int = 0
     listed: bool = True  # the remote task was listed (not the watcher's catalog view)
 
 
@@ -98,6 +104,16 @@ class SyncReport:
     @property
     def conflicts(self) -> int:
         return sum(1 for t in self.tasks for c in t.conflicts if c.resolution is None)
+
+    @property
+    def in_sync(self) -> bool:
+        """Local, catalog and remote agree: no open conflict, nothing held back, nothing
+        failed or left for the other direction (the exit code says so; errors.py)."""
+        return not (
+            self.conflicts
+            or self.outcome.failed
+            or any(t.held or t.left_for_other_side or t.stop for t in self.tasks)
+        )
 
 
 def parse_max_delete(text: str) -> tuple[int | None, float | None]:
@@ -140,30 +156,29 @@ def filter_plan(plan: P.Plan, mode: str) -> P.Plan:
     return P.Plan(ops=ops, conflicts=plan.conflicts, stop=plan.stop)
 
 
-def layout_unclear(
-    binding: TaskBinding, files: dict[str, list[str]], local: Mapping[str, Mapping[str, Any]]
-) -> dict[str, str]:
-    """Images whose folders do not say one clear thing; their local state is not pushed.
-
-    The layout rules link no label to such an image, which would otherwise read as a
-    local delete: copies of one multi_class image in two label folders, or a regression
-    image in a value folder without a value.
-    """
-    if binding.type == "multi_label":
-        return {}
-    unclear: dict[str, str] = {}
-    for key, paths in files.items():
-        folders = set()
-        for path in paths:
-            head, sep, _rest = relative_to_root(path, binding.root).partition("/")
-            label = label_for_folder(head) if sep else None
-            if label is not None:
-                folders.add(label)
-        if binding.type == "multi_class" and len(folders) > 1:
-            unclear[key] = "copies in " + ", ".join(sorted(folders))
-        elif binding.type == "regression" and folders - set(local.get(key, {})):
-            unclear[key] = "no value for " + ", ".join(sorted(folders - set(local.get(key, {}))))
-    return unclear
+def _hold_back(
+    conn: sqlite3.Connection,
+    binding: TaskBinding,
+    state: P.TaskState,
+    files: dict[str, list[str]],
+) -> tuple[P.TaskState, list[Hold]]:
+    """The planner's input with held images blocked and ambiguous ones in their labels
+    (sync/holds.py), and the holds to report. Read from the catalog, so a hold lasts
+    across runs until its reason is gone."""
+    task_files = TaskFiles(
+        binding.type,
+        binding.root,
+        files,
+        catalog_files.damaged_files(conn, binding.root),
+        catalog_files.refused_folders(conn, binding.task_id),
+    )
+    holds = held_images(task_files, state.local, {k for k, v in state.base.items() if v})
+    ambiguous = {k: v for k, v in ambiguous_labels(task_files).items() if k not in holds}
+    local = state.local
+    if ambiguous:
+        local = {**local, **{k: dict.fromkeys(v) for k, v in ambiguous.items()}}
+    state = replace(state, local=local, local_blocked=state.local_blocked | frozenset(holds))
+    return state, [holds[k] for k in sorted(holds, key=lambda k: holds[k].path)]
 
 
 def _with_resolutions(
@@ -362,28 +377,8 @@ class Engine:
         rep.problems += snapshot.problems
         if not opts.dry_run:
             _adopt_remote_ids(conn, snapshot.images)
-        blocked = frozenset(
-            c.old_hash
-            for c in scan.changes
-            if c.task_id == binding.task_id and c.old_hash and c.detail.get("invalid")
-        )
-        state, files = load_task_state(
-            conn, binding, bindings, snapshot, blocked=blocked, states=states
-        )
-        # Only a synced image can be mistaken for a local delete; an unclear image that
-        # was never synced simply takes the remote's state.
-        unclear = {
-            k: why
-            for k, why in layout_unclear(binding, files, state.local).items()
-            if state.base.get(k)
-        }
-        if unclear:
-            state = replace(state, local_blocked=state.local_blocked | frozenset(unclear))
-            rep.problems += [
-                f"{binding.name}: {files[k][0]} and its copies leave its labels unclear "
-                f"({why}); it is not synced until that is fixed (see 'repo status')"
-                for k, why in sorted(unclear.items())
-            ]
+        state, files = load_task_state(conn, binding, bindings, snapshot, states=states)
+        state, rep.held = _hold_back(conn, binding, state, files)
         absolute, fraction = parse_max_delete(opts.max_delete)
         policy: P.Policy = "manual" if opts.resolve_keys else opts.policy
         plan = P.plan_task(
@@ -391,7 +386,12 @@ class Engine:
         )
         if opts.resolve_keys:
             plan = _with_resolutions(plan, state, opts.resolve_keys, opts.policy)
+        full_plan = plan
         plan = filter_plan(plan, opts.mode)
+        rep.left_for_other_side = len(
+            {op.key for op in full_plan.ops if op.key is not None and op.kind != P.SET_BASE}
+            - {op.key for op in plan.ops if op.key is not None}
+        )
         rep.plan = plan
         rep.conflicts = plan.conflicts
         rep.stop = plan.stop

@@ -30,7 +30,8 @@ from localrepo.catalog import store
 from localrepo.catalog.db import transaction
 from localrepo.catalog.states import LOCAL, REMOTE, SYNCED
 from localrepo.errors import LocalrepoError
-from localrepo.layout import TaskBinding, relative_to_root
+from localrepo.labelnames import folder_for_label
+from localrepo.layout import TaskBinding, label_for_folder, relative_to_root
 from localrepo.remote.errors import (
     AuthError,
     NotFoundError,
@@ -42,7 +43,7 @@ from localrepo.sync import faults
 from localrepo.sync import plan as P
 from localrepo.sync.faults import crash_point
 from localrepo.sync.localfs import FileChanged, LocalFS, Written
-from localrepo.sync.names import file_name, label_folder
+from localrepo.sync.names import file_name
 from localrepo.sync.state import HASH_PREFIX, LABEL_TYPE, META_HASH, META_NAME, RemoteSnapshot
 
 LOCAL_OPS = frozenset({P.DOWNLOAD, P.SET_LOCAL, P.TRASH_LOCAL})
@@ -423,7 +424,7 @@ class Executor:
                 )
 
     def _folder(self, label: str) -> str | None:
-        name = label_folder(label)
+        name = folder_for_label(label)
         if name is None:
             return None
         return f"{self.binding.root}/{name}" if self.binding.root else name
@@ -611,8 +612,6 @@ class Executor:
         head, sep, _ = rel.partition("/")
         if not sep:
             return None
-        from localrepo.layout import label_for_folder
-
         return label_for_folder(head)
 
     def _set_local(self, result: ImageResult, op: P.Op) -> None:
@@ -643,6 +642,8 @@ class Executor:
                 if anchor is None:
                     raise LocalrepoError(f"no local file holds image {result.key[:12]}")
                 result.added_files.append(self.fs.link(anchor, folder, anchor.rsplit("/", 1)[-1]))
+        if leaving:
+            crash_point("mid_relabel")
         for path in leaving:  # copies left in labels the image no longer has
             self.fs.trash(path)
             result.removed_files.append(path)

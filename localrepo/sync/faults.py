@@ -6,6 +6,10 @@ The points sit where a crash is most interesting for crash safety:
   after_http        the server answered 2xx, nothing committed locally
   mid_download      a download's temp file holds half of its bytes
   after_replace     a downloaded file is in place, the catalog does not know it yet
+  mid_move          a local move has linked the file into its new folder, the old
+                    name is not removed yet (the image is in two folders)
+  mid_relabel       a local relabel has placed the file in its new folders, the
+                    copies in folders it leaves are not in the trash yet
 
 In-process tests (the seeded simulation) install hooks instead of killing a process:
 `hooks.crash` is called at every point (it raises a BaseException to stop the run the

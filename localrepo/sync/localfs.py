@@ -146,6 +146,7 @@ class LocalFS:
             dest = self._free_name(folder, name)
             os.rename(self.abs(src), self.abs(dest))
             return self.stat(dest)
+        crash_point("mid_move")  # the file is in both folders (one inode, two names)
         os.unlink(self.abs(src))
         self._fsync_dir(folder)
         return self.stat(dest)

@@ -1,7 +1,7 @@
-"""Names that come from the remote, made safe to use on disk. Pure functions.
+"""File names that come from the remote, made safe to use on disk. Pure functions.
 
-A remote label or file name can never write outside the repository: a label becomes one
-folder name or nothing, a file name becomes one file name or a fallback.
+A remote file name can never write outside the repository: it becomes one file name or
+a fallback. (Label names map to folder names through localrepo/labelnames.py.)
 """
 
 from __future__ import annotations
@@ -11,7 +11,7 @@ import unicodedata
 
 from localrepo.layout import IMAGE_EXTENSIONS
 
-MAX_NAME_BYTES = 200
+MAX_NAME_BYTES = 200  # a file name's, leaving room for a suffix and a temp prefix
 FORMAT_EXTENSIONS = {
     "JPEG": "jpg",
     "PNG": "png",
@@ -21,29 +21,6 @@ FORMAT_EXTENSIONS = {
     "TIFF": "tif",
     "MPO": "jpg",
 }
-
-
-def label_folder(name: str) -> str | None:
-    """The folder a remote label lives in, or None when no folder can stand for it.
-
-    A label folder must read back as the same label (see layout.label_for_folder), so
-    names that are not one plain path component, or that start with "." or "_" (never
-    labels), are refused rather than altered; the caller reports them.
-    """
-    label = unicodedata.normalize("NFC", name)
-    if (
-        not label
-        or label in (".", "..")
-        or "/" in label
-        or "\\" in label
-        or "\0" in label
-        or label[0] in "._"
-        or not label.isprintable()
-        or len(label.encode("utf-8")) > MAX_NAME_BYTES
-        or label != label.strip()
-    ):
-        return None
-    return label
 
 
 def file_name(original: object, image_id: str, fmt: str | None) -> str:

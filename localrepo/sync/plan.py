@@ -17,6 +17,8 @@ Rules (design section 3):
 - a multi_class label changed differently on both sides, or a regression value set
   differently on both sides, is a conflict: `manual` records it and leaves the image
   alone; `local` / `remote` settle it, and the losing state is recorded all the same;
+- a multi_class image with several categories on either side (copies in two label
+  folders, two categories on the server) is a conflict too, settled the same way;
 - a plan that deletes more than `max_delete` images on either side, or that meets an
   empty remote listing where the base is not empty, is stopped before anything runs.
 """
@@ -24,7 +26,7 @@ Rules (design section 3):
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Literal
 
 Labels = Mapping[str, float | None]
@@ -193,6 +195,38 @@ def merge_image(
     task_type: str, key: ImageKey, base: Labels, local: Labels, remote: Labels, policy: Policy
 ) -> Merge:
     """The state an image should have on both sides, or a conflict."""
+    merge = _merge_image(task_type, key, base, local, remote, policy)
+    if task_type != "multi_class" or merge.result is None or len(merge.result) < 2:
+        return merge
+    return _one_category(key, base, local, remote, policy, merge)
+
+
+def _one_category(
+    key: ImageKey, base: Labels, local: Labels, remote: Labels, policy: Policy, merge: Merge
+) -> Merge:
+    """A multi_class image whose merged state has several categories: a copy in two label
+    folders, or a remote image given a second category (two clones uploaded the same
+    bytes under different labels at once). Always a conflict, never a dead end: `manual`
+    leaves it to `repo resolve`; `local` / `remote` keep that side's category, and when
+    that side has several, the first by name, the same on every clone; a side that has
+    none (deleted there) takes the other's (an edit beats a delete)."""
+    conflict = merge.conflict or Conflict(
+        key, "label", frozen(base), frozen(local), frozen(remote), None
+    )
+    if policy == "manual":
+        return Merge(None, replace(conflict, resolution=None))
+    conflict = replace(conflict, resolution=policy)
+    prefer, other = (local, remote) if policy == "local" else (remote, local)
+    for side in (prefer, other, merge.result or {}):
+        if side:
+            name = min(side)
+            return Merge({name: side[name]}, conflict)
+    return Merge(None, conflict)  # unreachable: the merged state has labels
+
+
+def _merge_image(
+    task_type: str, key: ImageKey, base: Labels, local: Labels, remote: Labels, policy: Policy
+) -> Merge:
     if local == remote:
         return Merge(dict(local))
     if local == base:

@@ -10,9 +10,10 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+from localrepo.catalog.files import like_prefix
 from localrepo.catalog.states import LOCAL, SYNCED
+from localrepo.labelnames import folder_for_label
 from localrepo.layout import TaskBinding, task_for
-from localrepo.sync.names import label_folder
 from localrepo.sync.plan import REMOTE_KEY_PREFIX, TaskState
 
 # What localrepo writes into an uploaded image's meta_data.
@@ -71,11 +72,11 @@ def build_snapshot(
             continue  # the multi_label task's own "none of the tags" label
         if lab.type != wanted_type:
             continue
-        if label_folder(lab.name) is None:
+        if folder_for_label(lab.name) is None:
             snap.problems.append(
-                f"remote label {lab.name!r} cannot be a folder name (it must be one path "
-                "component and not start with '.' or '_'); its images are left alone. "
-                "Rename it on the server to sync it."
+                f"remote label {lab.name!r} cannot be a folder name (it is not in Unicode "
+                "NFC form, or too long); its images are left alone. Rename it on the "
+                "server to sync it."
             )
             continue
         if lab.name in snap.labels:
@@ -242,7 +243,7 @@ def local_files(
     for path, h in conn.execute(
         "SELECT f.path, i.hash FROM file f JOIN image i ON i.id = f.image_id"
         " WHERE f.reason IS NULL AND f.path LIKE ? ESCAPE '\\' ORDER BY f.path",
-        (_like_prefix(prefix) + "%",),
+        (like_prefix(prefix) + "%",),
     ):
         folder = path.rpartition("/")[0]
         mine = owned.get(folder)
@@ -276,17 +277,12 @@ def catalog_states(conn: sqlite3.Connection, task_id: int) -> CatalogStates:
     )
 
 
-def _like_prefix(prefix: str) -> str:
-    return prefix.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
-
-
 def load_task_state(
     conn: sqlite3.Connection,
     binding: TaskBinding,
     bindings: list[TaskBinding],
     snapshot: RemoteSnapshot,
     *,
-    blocked: frozenset[str] = frozenset(),
     states: CatalogStates | None = None,
 ) -> tuple[TaskState, dict[str, list[str]]]:
     """The planner's input for one task, and the task's files by hash. `states`: what
@@ -306,7 +302,6 @@ def load_task_state(
         remote_exists=frozenset(known_remote | set(snapshot.images)),
         remote_other_labels=frozenset(k for k, v in snapshot.images.items() if v.other_labels),
         created_here=frozenset(created),
-        local_blocked=blocked,
         base_labels=states.base_labels,
         local_labels=states.local_labels,
         remote_labels=frozenset(snapshot.labels),

@@ -29,6 +29,8 @@ TASK_KEYS = {
     "ops",
     "conflicts",
     "problems",
+    "held",
+    "left_for_other_side",
     "stop",
 }
 
@@ -100,9 +102,11 @@ def test_push_pull_and_dry_run(world: World, live_server) -> None:
     assert "would do" in out and "uploaded" not in out
     assert remote_state(world) == remote and a.snapshot() == disk
 
-    # push: the remote takes A's changes, A's disk does not take B's.
-    s = a.sync(cmd="push")
+    # push: the remote takes A's changes, A's disk does not take B's (so A is not in
+    # sync yet: exit 3, one image left for a pull).
+    s = a.sync(cmd="push", expect=3)
     assert (s["uploaded"], s["relabelled"], s["downloaded"]) == (1, 1, 0), s
+    assert s["tasks"][0]["left_for_other_side"] == 1, s
     assert a.snapshot() == disk
     by_hash = world.remote.by_hash()
     assert by_hash[image_hash(7)].labels == {"dog": None}
@@ -184,8 +188,17 @@ def test_remote_names_never_escape_the_task_root(world: World) -> None:
     a.sync()
     task_id = a.remote_task_id()
     r = world.remote
-    bad_labels = ["../../x", "a/b", ".hidden", "_x", ".."]
-    for n, name in enumerate(bad_labels):
+    # Labels a folder holds only escaped (labelnames.py), and two no folder can hold: a
+    # name not in NFC, a name of 260 bytes.
+    escaped = {
+        "../../x": "%2E.%2F..%2Fx",
+        "a/b": "a%2Fb",
+        ".hidden": "%2Ehidden",
+        "_x": "%5Fx",
+        "..": "%2E.",
+    }
+    bad_labels = ["cafe\u0301", "é" * 130]
+    for n, name in enumerate([*escaped, *bad_labels]):
         lab = r.post("label/", {"name": name, "type": "category"})
         r.post(f"task/{task_id}/add-label/", {"label_id": lab["id"]})
         image = r.post(
@@ -220,25 +233,32 @@ def test_remote_names_never_escape_the_task_root(world: World) -> None:
         k: v for k, v in outside.items() if not k.startswith("a/.localrepo")
     }
     assert clone_proc.is_dir()
-    tree = b.tree()
+    full_tree = b.tree()
+    # Labels that need escapes are folders of escaped names, one level down, and read
+    # back as the same labels.
+    for n, folder in enumerate(escaped.values()):
+        [path] = [p for p, h in full_tree.items() if h == image_hash(20 + n)]
+        assert path.startswith(folder + "/") and path.count("/") == 1, path
+    assert b.labels() == {**{name: 1 for name in escaped}, "dog": 1 + len(bad_files)}
+    tree = {p: h for p, h in full_tree.items() if p.startswith("dog/")}
     # The safe images are all there, under safe names in dog/.
     assert sorted(tree.values()) == sorted(
         [image_hash(1)] + [image_hash(40 + n) for n in range(len(bad_files))]
     )
-    assert all(p.startswith("dog/") and p.count("/") == 1 for p in tree), tree
+    assert all(p.count("/") == 1 for p in tree), tree
     assert all(not p.split("/")[1].startswith(".") for p in tree), tree
     assert "dir.jpg" in {p.split("/")[1] for p in tree}
+    assert set(full_tree.values()) == set(tree.values()) | {
+        image_hash(20 + n) for n in range(len(escaped))
+    }
     # Images of unusable labels are left alone, and every such label is reported.
     proc = b.run("sync")
     for name in bad_labels:
         assert repr(name) in proc.stderr, (name, proc.stderr)
-    assert not any(p.name in ("x", "b", ".hidden", "_x") for p in b.root.iterdir() if p.is_dir())
     # a's pull sees the same and leaves the disk alone too.
     disk_a = a.snapshot()
     a.sync(cmd="pull")
-    assert set(a.snapshot()) - set(disk_a) == {f"dog/{p.split('/')[1]}" for p in tree} - {
-        "dog/ok.jpg"
-    }
+    assert set(a.snapshot()) - set(disk_a) == set(full_tree) - {"dog/ok.jpg"}
     # Renamed on the server to usable names, they sync.
     for name in bad_labels:
         lab_id = r.label_id(name)
@@ -246,15 +266,15 @@ def test_remote_names_never_escape_the_task_root(world: World) -> None:
     for c in (b, a):
         s = c.sync()
         assert s["failed"] == [] and not s["tasks"][0]["problems"], s
-    assert b.labels()["fixed0"] == 1
+    assert b.labels()["fixed0"] == 1 and b.labels()["fixed1"] == 1
     for c in (a, b):
         c.sync()
         c.verify()
 
 
-def test_an_image_in_two_category_folders_is_held_back_not_unlinked(world: World) -> None:
+def test_an_image_in_two_category_folders_is_a_conflict_not_an_unlink(world: World) -> None:
     """Copies of one multi_class image in two label folders link no label locally; that
-    must not read as a delete (the remote image keeps its label until it is clear)."""
+    must not read as a delete: it is a conflict on its label, until one copy goes."""
     import shutil
 
     a = world.init("a", "pets")
@@ -263,12 +283,15 @@ def test_an_image_in_two_category_folders_is_held_back_not_unlinked(world: World
     a.sync()
     before = remote_state(world)
     shutil.copy(a.root / "dog/d.jpg", a.root / "cat/d-copy.jpg")
-    s = a.sync()
-    assert s["deleted"] == 0 and s["relabelled"] == 0, s
-    assert any("unclear" in p for p in s["tasks"][0]["problems"]), s["tasks"][0]["problems"]
+    s = a.sync(expect=3)
+    assert s["deleted"] == 0 and s["relabelled"] == 0 and s["conflicts"] == 1, s
+    [c] = a.conflicts()
+    assert c["field"] == "label" and sorted(c["local"]) == ["cat", "dog"], c
+    assert sorted(c["remote"]) == ["dog"], c
     assert remote_state(world) == before
     (a.root / "cat/d-copy.jpg").unlink()  # made clear again: nothing to do
     s = a.sync()
     assert s["deleted"] == 0 and s["relabelled"] == 0 and not s["tasks"][0]["problems"], s
+    assert s["conflicts"] == 0 and a.conflicts() == []
     assert remote_state(world) == before
     a.verify()

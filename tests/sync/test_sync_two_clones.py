@@ -134,7 +134,7 @@ def test_label_conflicts_and_their_settlement(world: World) -> None:
         a.move(f"dog/x{i}.jpg", f"cat/x{i}.jpg")
         b.move(f"dog/x{i}.jpg", f"bird/x{i}.jpg")
     assert a.sync()["relabelled"] == 3
-    s = b.sync()  # policy manual: recorded, reported, skipped
+    s = b.sync(expect=3)  # policy manual: recorded, reported, skipped; not in sync
     assert s["conflicts"] == 3 and s["relabelled"] == 0, s
     assert {c["image"] for c in s["tasks"][0]["conflicts"]} == {image_hash(i) for i in (1, 2, 3)}
     listed = b.conflicts()
@@ -145,8 +145,8 @@ def test_label_conflicts_and_their_settlement(world: World) -> None:
     assert b.run("status", "--exit-code", expect=3).returncode == 3
     assert world.remote.by_hash()[image_hash(1)].labels == {"cat": None}  # left alone
 
-    b.run("resolve", "bird/x1.jpg", "--take", "local")
-    b.run("resolve", "bird/x2.jpg", "--take", "remote")
+    b.run("resolve", "bird/x1.jpg", "--take", "local", expect=3)  # x2, x3 still open
+    b.run("resolve", "bird/x2.jpg", "--take", "remote", expect=3)
     assert b.files_of(image_hash(2)) == ["cat/x2.jpg"]
     s = b.sync("--policy", "local")
     assert s["conflicts"] == 0 and s["relabelled"] == 1, s
@@ -231,7 +231,7 @@ def test_regression_value_conflict(world: World) -> None:
     set_value(b, "r1.jpg", 20)
     set_value(b, "r2.jpg", 5)  # changed on one side only: no conflict
     assert a.sync()["relabelled"] == 1
-    s = b.sync()
+    s = b.sync(expect=3)
     assert s["conflicts"] == 1 and s["relabelled"] == 1, s
     [c] = b.conflicts()
     assert (c["path"], c["field"], c["local"], c["remote"]) == (
