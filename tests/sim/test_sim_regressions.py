@@ -116,3 +116,35 @@ def test_an_image_uploaded_again_under_a_new_id_is_recorded_with_it(live_server,
         ]
     finally:
         conn.close()
+
+
+def _labels_of(api, task_id: str) -> dict[str, str]:
+    """{name: id} of the labels attached to a task."""
+    attached = set(api.get(f"task/{task_id}/").json().get("labels") or [])
+    labels = api.get("label/", params={"page_size": 1000}).json()["results"]
+    return {lab["name"]: lab["id"] for lab in labels if lab["id"] in attached}
+
+
+def test_a_new_label_folder_never_adopts_another_tasks_label(repo_at) -> None:
+    """Seeds 8 and 28 (issue 16): a second task of the workspace has a label `yak`; a
+    clone of the first task makes a folder `yak/` with an image. The sync adopted the
+    other task's `yak` by name and attached it to this task too, so the two tasks shared
+    a label (and each other's images)."""
+    root = repo_at()
+    account = repo_at.account
+    (root / "cat").mkdir()
+    (root / "cat" / "a.png").write_bytes(img(1))
+    engine_sync(root, account.url, account.token)
+    with account.client() as api:
+        [mine] = [t["id"] for t in api.get("task/").json()["results"]]
+        other = api.post("task/", json={"name": "other", "type": "multi_class"}).json()["id"]
+        yak = api.post("label/", json={"name": "yak", "type": "category"}).json()["id"]
+        assert api.post(f"task/{other}/add-label/", json={"label_id": yak}).status_code < 300
+    (root / "yak").mkdir()
+    (root / "yak" / "b.png").write_bytes(img(2))
+    engine_sync(root, account.url, account.token)
+    with account.client() as api:
+        first, second = _labels_of(api, mine), _labels_of(api, other)
+    assert second == {"yak": yak}
+    assert set(first) == {"cat", "yak"}
+    assert first["yak"] != yak
