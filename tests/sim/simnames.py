@@ -92,10 +92,10 @@ def server_name(rng: random.Random, taken: set[str]) -> str:
         roll = rng.random()
         if roll < 0.3:
             name = rng.choice(_ESCAPED)
-        elif roll < 0.4:
+        elif roll < 0.42:
             # Decomposed (NFD): not NFC, so no folder stands for it.
             name = unicodedata.normalize("NFD", rng.choice(("é", "ñ", "Ü", "à"))) + "x"
-        elif roll < 0.45:
+        elif roll < 0.5:
             name = rng.choice("猫犬鳥") * 90  # 270 bytes of UTF-8: too long for a folder
         else:
             name = unicode_name(rng)

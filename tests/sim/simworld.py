@@ -200,6 +200,8 @@ class SimClone:
     damaged: dict[str, tuple[bytes, str]] = field(default_factory=dict)
     # {refused folder name: the accepted name it had}
     refused: dict[str, str] = field(default_factory=dict)
+    # Images on the server when a file of theirs was damaged or its folder refused.
+    guarded: set[str] = field(default_factory=set)
 
     @property
     def repo(self) -> Repository:
@@ -242,6 +244,15 @@ class SimClone:
                 digest = hash_bytes((self.root / rel).read_bytes())
                 out.setdefault(digest, set()).add(label)
         return {h: frozenset(v) for h, v in out.items()}
+
+    def held_hashes(self) -> set[str]:
+        """The images this clone's damaged files and refused folders hold back."""
+        out = {hash_bytes(data) for data, _how in self.damaged.values()}
+        for folder in self.refused:
+            for path in (self.root / folder).rglob("*"):
+                if path.is_file() and str(path.relative_to(self.root)) not in self.damaged:
+                    out.add(hash_bytes(path.read_bytes()))
+        return out
 
     def rename_folder(self, old: str, new: str) -> None:
         """A user's folder rename; the damaged files below it move along."""
@@ -442,6 +453,8 @@ class Simulation:
             faults.hooks.reorder = None
             proxy.chaos = None
         self._account(clone, draw, before, outcome)
+        if chaotic:
+            self.check_held()
         return report
 
     def sync_together(self) -> None:
@@ -501,6 +514,7 @@ class Simulation:
             self._account(
                 clone, draws[clone.name], before[clone.name], outcomes[clone.name], "  sync"
             )
+        self.check_held()
         if errors:
             raise AssertionError(self.fail(f"a concurrent sync raised {errors[0]!r}")) from errors[
                 0
@@ -646,6 +660,7 @@ class Simulation:
                 return
             clone.rename_folder(old, new)
             clone.refused[new] = old
+            clone.guarded |= clone.held_hashes() & self.server_hashes()
             self.stats.refused_renames += 1
             self.log(f"{clone.name}: rename folder {old!r} -> {new!r} (refused)")
         elif kind == "unrefuse":
@@ -711,6 +726,7 @@ class Simulation:
             else:
                 os.symlink(f"gone-{path.name}", path)
         clone.damaged[rel] = (data, how)
+        clone.guarded |= {hash_bytes(data)} & self.server_hashes()
         self.stats.damaged[how] += 1
         self.log(f"{clone.name}: damage ({how}) {rel}")
 
@@ -762,15 +778,20 @@ class Simulation:
         assert r.status_code < 300, self.fail(f"POST {path}: {r.status_code} {r.text}")
         return r.json() if r.content else None
 
-    def labels_of(self, task_id: str) -> dict[str, str]:
-        """{name: id} of the labels attached to a task (not the negative one)."""
+    def label_ids_of(self, task_id: str) -> dict[str, str]:
+        """{id: name} of the labels attached to a task (not the negative one); two may
+        share a name (an engine bug, that the checks report)."""
         task = self.api.get(f"task/{task_id}/").json()
         attached = set(task.get("labels") or [])
         return {
-            lab["name"]: lab["id"]
+            lab["id"]: lab["name"]
             for lab in self._get_all("label/")
             if lab["id"] in attached and not lab.get("negative_for_task")
         }
+
+    def labels_of(self, task_id: str) -> dict[str, str]:
+        """{name: id} of the labels attached to a task (not the negative one)."""
+        return {name: label_id for label_id, name in self.label_ids_of(task_id).items()}
 
     def task_labels(self) -> dict[str, str]:
         return self.labels_of(self.task_id)
@@ -785,7 +806,7 @@ class Simulation:
     def free_names(self) -> set[str]:
         """Names a new first-task label may take: any but those of labels outside the
         second task (the second task's names are fair game: that is the point)."""
-        other = set(self.labels_of(self.other.task_id).values()) if self.other else set()
+        other = set(self.label_ids_of(self.other.task_id)) if self.other else set()
         return {lab["name"] for lab in self._get_all("label/") if lab["id"] not in other}
 
     def server_label_name(self, taken: set[str]) -> str:
@@ -989,6 +1010,23 @@ class Simulation:
                     tags.add(new)
             self.log(f"other: rename label {name!r} -> {new!r}")
 
+    def server_hashes(self) -> set[str]:
+        return {_digest(i) for i in self.task_images()}
+
+    def check_held(self) -> None:
+        """A damaged file or a refused folder never deletes its image: every image a clone
+        holds back, that was on the server then and that no side removed since, is still
+        there."""
+        guarded = set()
+        for clone in self.clones:
+            clone.guarded &= clone.held_hashes()
+            guarded |= clone.guarded
+        guarded -= self.removed
+        if not guarded:
+            return
+        gone = sorted(h[:8] for h in guarded - self.server_hashes())
+        assert not gone, self.fail(f"held-back images deleted from the server: {gone}")
+
     # -- before the final rounds ----------------------------------------------------------------
 
     def tidy(self) -> None:
@@ -1020,10 +1058,11 @@ class Simulation:
 
     def server_state(self, task_id: str) -> dict[str, frozenset[str]]:
         """{content hash of the served bytes: its labels of that task} of a task's images."""
-        labels = self.labels_of(task_id)
-        names = {v: k for k, v in labels.items()}
+        names = self.label_ids_of(task_id)
+        twins = [n for n, c in Counter(names.values()).items() if c > 1]
+        assert not twins, self.fail(f"task {task_id} has two labels named {twins}")
         out: dict[str, frozenset[str]] = {}
-        for image in self.images_of(list(labels.values())):
+        for image in self.images_of(list(names)):
             data = self.api.get(image["img_path"]).content
             digest = hash_bytes(data)
             assert digest not in out, self.fail(f"two remote images hold {digest}")
@@ -1034,13 +1073,11 @@ class Simulation:
         return out
 
     def check(self) -> None:
-        first = self.labels_of(self.task_id)
-        second = self.labels_of(self.other.task_id) if self.other else {}
-        shared = set(first.values()) & set(second.values())
+        first = self.label_ids_of(self.task_id)
+        second = self.label_ids_of(self.other.task_id) if self.other else {}
+        shared = sorted(first[i] for i in set(first) & set(second))
         assert not shared, self.fail(f"labels attached to both tasks: {shared}")
-        outside = [
-            lab["name"] for lab in self._get_all("label/") if lab["id"] not in second.values()
-        ]
+        outside = [lab["name"] for lab in self._get_all("label/") if lab["id"] not in second]
         dupes = [n for n, c in Counter(outside).items() if c > 1]
         assert not dupes, self.fail(f"duplicate remote labels {dupes}")
         hashes = Counter(_digest(i) for i in self._get_all("training-image/"))
