@@ -148,3 +148,37 @@ def test_a_new_label_folder_never_adopts_another_tasks_label(repo_at) -> None:
     assert second == {"yak": yak}
     assert set(first) == {"cat", "yak"}
     assert first["yak"] != yak
+
+
+def _server_hashes(account) -> set[str]:
+    with account.client() as api:
+        images = api.get("training-image/", params={"page_size": 1000}).json()["results"]
+    return {i["meta_data"]["content_hash"] for i in images}
+
+
+@pytest.mark.parametrize("damage", ["truncate", "symlink", "fifo"])
+def test_a_damaged_file_moved_with_its_folder_keeps_its_image(repo_at, damage: str) -> None:
+    """Seeds 257, 309, 396, 407 (issue 16): a synced image's file is damaged, a sync
+    holds it back, then the user renames its label folder (to another label, or to a
+    name the scanner refuses). The damaged file moved with the folder, but the catalog
+    ties damage to a path: the new path held no image, the old one is gone, and the
+    next sync deleted the image on the server."""
+    root = repo_at()
+    account = repo_at.account
+    (root / "cat").mkdir()
+    path = root / "cat" / "a.png"
+    path.write_bytes(img(1))
+    (root / "cat" / "b.png").write_bytes(img(2))
+    engine_sync(root, account.url, account.token)
+    before = _server_hashes(account)
+    assert len(before) == 2
+    if damage == "truncate":
+        path.write_bytes(img(1)[:40])
+    else:
+        path.unlink()
+        os.mkfifo(path) if damage == "fifo" else os.symlink("gone.png", path)
+    held = engine_sync(root, account.url, account.token)
+    assert [h.path for h in held.tasks[0].held] == ["cat/a.png"]
+    os.rename(root / "cat", root / "elk")
+    engine_sync(root, account.url, account.token)
+    assert _server_hashes(account) == before
