@@ -20,6 +20,9 @@ class SyncConfig:
     noresize: bool = True  # uploads keep their exact bytes, so clones hash the same
     max_delete: str = "50%"
     policy: str = "manual"
+    # Adopt, by name, a workspace label already attached to another task (their images
+    # then mix). Off: each task creates its own label (docs/sync.md).
+    share_labels: bool = False
 
 
 @dataclass
@@ -48,6 +51,7 @@ def load_config(state_dir: Path) -> RepoConfig:
             noresize=bool(sync.get("noresize", True)),
             max_delete=str(sync.get("max_delete", "50%")),
             policy=str(sync.get("policy", "manual")),
+            share_labels=bool(sync.get("share_labels", False)),
         ),
     )
 

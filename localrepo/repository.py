@@ -70,6 +70,15 @@ class Repository:
         finally:
             os.close(fd)
 
+    def bind_root_task(self, remote_id: str) -> None:
+        """Bind the root's task to the server task `remote_id` (`clone`, `init --join`)."""
+        conn = self.connect()
+        try:
+            with transaction(conn):
+                conn.execute("UPDATE task SET remote_id = ? WHERE root = ''", (remote_id,))
+        finally:
+            conn.close()
+
 
 def find_repository(start: Path) -> Repository:
     """The repository containing `start` (like git, searching upwards)."""
@@ -169,3 +178,29 @@ def add_task(repo: Repository, folder: Path, *, task: str, task_type: str) -> st
     finally:
         conn.close()
     return rel
+
+
+def rename_task(repo: Repository, old: str, new: str) -> None:
+    """Rename a task that was never synced (a synced one is renamed on the server)."""
+    old = nfc(old.strip())
+    conn = repo.connect()
+    try:
+        with transaction(conn):
+            row = conn.execute("SELECT type, remote_id FROM task WHERE name = ?", (old,)).fetchone()
+            if row is None:
+                names = [r[0] for r in conn.execute("SELECT name FROM task ORDER BY name")]
+                raise LocalrepoError(
+                    f"No task named '{old}' in this repository (tasks: {', '.join(names)})."
+                )
+            name = _check_task_args(new, row[0])
+            if row[1]:
+                raise LocalrepoError(
+                    f"The task '{old}' is bound to the server task {row[1]}; its name there "
+                    "is the server's. Rename it on the server instead."
+                )
+            taken = conn.execute("SELECT 1 FROM task WHERE name = ?", (name,)).fetchone()
+            if taken:
+                raise LocalrepoError(f"A task named '{name}' is already in this repository.")
+            conn.execute("UPDATE task SET name = ? WHERE name = ?", (name, old))
+    finally:
+        conn.close()

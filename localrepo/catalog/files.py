@@ -36,3 +36,20 @@ def refused_folders(conn: sqlite3.Connection, task_id: int) -> list[str]:
             (FOLDER_NAME_PROBLEM, task_id),
         )
     ]
+
+
+def file_nodes(
+    conn: sqlite3.Connection, hashes: list[str]
+) -> dict[str, list[tuple[str, int, int]]]:
+    """{hash: [(path, dev, inode)]} of the valid files holding these images."""
+    out: dict[str, list[tuple[str, int, int]]] = {}
+    for start in range(0, len(hashes), 500):
+        chunk = hashes[start : start + 500]
+        marks = ",".join("?" * len(chunk))
+        for digest, path, dev, inode in conn.execute(
+            "SELECT i.hash, f.path, f.dev, f.inode FROM file f JOIN image i ON i.id = f.image_id"
+            f" WHERE f.reason IS NULL AND i.hash IN ({marks}) ORDER BY f.path",
+            chunk,
+        ):
+            out.setdefault(digest, []).append((path, dev, inode))
+    return out

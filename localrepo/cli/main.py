@@ -104,18 +104,50 @@ def cli(ctx: click.Context, directory: str | None, verbose: int, quiet: bool) ->
 )
 @click.option("--remote", metavar="URL", help="Base URL of the Recognition v2 API.")
 @click.option("--workspace", metavar="ID", help="Remote workspace id (default: Default).")
+@click.option(
+    "--join",
+    is_flag=True,
+    help="Bind to the server's task of this name and type even if it holds images "
+    "(needs the server and a token).",
+)
 @click.pass_obj
 def init(
-    obj: Ctx, path: str | None, task: str, task_type: str, remote: str | None, workspace: str | None
+    obj: Ctx,
+    path: str | None,
+    task: str,
+    task_type: str,
+    remote: str | None,
+    workspace: str | None,
+    join: bool,
 ) -> None:
-    """Create a repository in PATH (default: here) and bind its root to one task."""
+    """Create a repository in PATH (default: here) and bind its root to one task.
+
+    With --remote, a server task of the same name that already holds images is never
+    taken over: init refuses (or, offline, the first sync does) unless --join.
+
+    \b
+    Examples:
+      repo init ~/pets --task pets --type multi_class --remote http://localhost:8000/
+      repo init ~/pets --task pets --remote http://localhost:8000/ --join
+    """
     from localrepo.repository import init_repository
 
+    if join and not remote:
+        raise click.UsageError("--join needs --remote URL")
     target = obj.directory / path if path else obj.directory
+    remote_id = None
+    if remote:
+        from localrepo.cli.sync_cmds import check_init_binding
+
+        remote_id = check_init_binding(obj, remote, workspace, task, task_type, join=join)
     repo = init_repository(
         target, task=task, task_type=task_type, remote=remote, workspace=workspace
     )
+    if remote_id is not None:
+        repo.bind_root_task(remote_id)
     obj.info(f"Initialised a localrepo repository in {repo.root} (task '{task}', {task_type}).")
+    if remote_id is not None:
+        obj.info(f"Joined the server task '{task}' ({remote_id}): 'repo sync' brings it here.")
 
 
 @cli.group()
@@ -137,6 +169,23 @@ def task_add(obj: Ctx, path: str, name: str, task_type: str) -> None:
     repo = obj.repo()
     rel = add_task(repo, obj.directory / path, task=name, task_type=task_type)
     obj.info(f"Bound {rel}/ to the task '{name}' ({task_type}).")
+
+
+@task.command("rename")
+@click.argument("old")
+@click.argument("new")
+@click.pass_obj
+def task_rename(obj: Ctx, old: str, new: str) -> None:
+    """Rename a task of this repository that was never synced.
+
+    \b
+    Example:
+      repo task rename pets pets-2026
+    """
+    from localrepo.repository import rename_task
+
+    rename_task(obj.repo(), old, new)
+    obj.info(f"Renamed the task '{old}' to '{new}'.")
 
 
 @task.command("list")

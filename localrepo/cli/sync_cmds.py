@@ -61,6 +61,44 @@ def retry_settings() -> dict[str, Any]:
     return out
 
 
+def check_init_binding(
+    obj: Any, url: str, workspace: str | None, name: str, task_type: str, *, join: bool
+) -> str | None:
+    """`repo init --remote`: refuse a takeover of a server task with content now, when
+    the server can be asked (one try, short timeout); offline, the first sync asks.
+    With `join`, the server task's id (the server must answer)."""
+    from localrepo.credentials import MissingTokenError, resolve_token
+    from localrepo.remote.client import RecognitionClient
+    from localrepo.remote.errors import RemoteError
+    from localrepo.sync.binding import TakeoverRefused, check_new_binding
+
+    try:
+        token = resolve_token(url, None)
+    except MissingTokenError:
+        if join:
+            raise
+        return None
+    client = RecognitionClient(url, token, workspace=workspace, timeout=5.0, retry_attempts=1)
+    try:
+        return check_new_binding(
+            client,
+            name,
+            task_type,
+            join=join,
+            url=url,
+            rename_hint="repo init --task NEW_NAME",
+        )
+    except TakeoverRefused:
+        raise
+    except RemoteError as exc:
+        if join:
+            raise
+        obj.info(f"Could not ask {url} about a task named '{name}' ({exc}); the first sync will.")
+        return None
+    finally:
+        client.close()
+
+
 def repo_client(obj: Any, token: str | None, jobs: int = 8) -> tuple[Any, Any]:
     repo = obj.repo()
     cfg = repo.config()
@@ -88,6 +126,7 @@ def run_sync(
     jobs: int,
     as_json: bool,
     token: str | None,
+    join: bool = False,
 ) -> None:
     from localrepo.sync.engine import Engine, SyncOptions
 
@@ -101,6 +140,8 @@ def run_sync(
         force=force,
         jobs=jobs,
         noresize=cfg.sync.noresize,
+        share_labels=cfg.sync.share_labels,
+        join=join,
     )
     with _progress(obj.quiet or as_json) as bar:
 
@@ -251,6 +292,12 @@ def sync_options(f: Any) -> Any:
                 help="Parallel requests.",
             ),
             click.option("--json", "as_json", is_flag=True, help="Print the summary as JSON."),
+            click.option(
+                "--join",
+                is_flag=True,
+                help="A task never synced may bind to the server's task of its name even "
+                "if that holds images (otherwise the sync stops).",
+            ),
             token_option,
         ]
     ):
@@ -315,17 +362,14 @@ def register(cli: click.Group) -> None:
                 remote=url,
                 workspace=workspace,
             )
-            conn = repo.connect()
-            with conn:
-                conn.execute("UPDATE task SET remote_id = ? WHERE root = ''", (remote_task.id,))
-            conn.close()
+            repo.bind_root_task(remote_task.id)
             cfg = load_config(repo.state_dir)
             save_config(repo.state_dir, cfg)
             with _progress(obj.quiet) as bar:
                 report = Engine(
                     repo,
                     client,
-                    SyncOptions(mode="pull", jobs=jobs),
+                    SyncOptions(mode="pull", jobs=jobs, share_labels=cfg.sync.share_labels),
                     progress=lambda _w, d, t: bar(d, t),
                 ).run()
         finally:
@@ -396,7 +440,11 @@ def register(cli: click.Group) -> None:
             )
         repo, client = repo_client(obj, token)
         try:
-            options = SyncOptions(policy=take, resolve_keys=frozenset(keys))  # type: ignore[arg-type]
+            options = SyncOptions(
+                policy=take,  # type: ignore[arg-type]
+                resolve_keys=frozenset(keys),
+                share_labels=repo.config().sync.share_labels,
+            )
             report = Engine(repo, client, options).run()
         finally:
             client.close()

@@ -838,6 +838,38 @@ class RecognitionClient:
             return found
         return self.create_label(name, type, description=description, output_name=output_name)
 
+    def ensure_task_label(
+        self, task_id: str, name: str, type: str = "category", *, share: bool = False
+    ) -> RemoteLabel:
+        """The label `name` (NFC, case-sensitive) of `type` for the task `task_id`, not
+        attached yet: one of that name attached to no task (say, created by a run that
+        crashed before attaching it), or a new one. A label attached to another task is
+        never adopted (each task's images stay its own; docs/sync.md, "Tasks sharing a
+        workspace") unless `share` says so; one whose task count the server does not
+        give is not adopted either."""
+        matches = sorted(self._label_matches(name, type), key=_created_key)
+        attached = {lab.id for lab in self.iter_labels(task=task_id, type=type)}
+        for pick in (
+            [lab for lab in matches if lab.id in attached],
+            [lab for lab in matches if lab.tasks_count == 0],
+            matches if share else [],
+        ):
+            if pick:
+                return pick[0]
+        wanted = nfc(name)
+
+        def probe() -> dict[str, Any] | None:  # a lost answer: adopt what it made
+            free = [
+                lab
+                for lab in self._label_matches(wanted, type)
+                if lab.tasks_count == 0 or lab.id in attached
+            ]
+            found = _pick(free, newest=True)
+            return found.raw if found else None
+
+        body: dict[str, Any] = {"name": wanted, "type": type, "description": ""}
+        return RemoteLabel.from_api(self._post_created("label/", body, probe))
+
     def update_label(
         self,
         label_id: str,
@@ -881,6 +913,16 @@ class RecognitionClient:
         }
         for item in self._items("training-image/", params):
             yield RemoteImage.from_api(item)
+
+    def count_images(self, *, labels: Sequence[str]) -> int:
+        """How many training images carry any of `labels` (one small request)."""
+        body = self._request(
+            "GET", "training-image/", params={"labels": list(labels), "page_size": 1}
+        )
+        if isinstance(body, Mapping) and isinstance(body.get("count"), int):
+            return int(body["count"])
+        results = body.get("results") if isinstance(body, Mapping) else body
+        return len(results) if isinstance(results, list) else 0
 
     def list_images(self, **filters: Any) -> list[RemoteImage]:
         return list(self.iter_images(**filters))
@@ -1301,8 +1343,13 @@ def _pick(matches: list[Any], *, newest: bool) -> Any:
             getattr(matches[0], "name", "?"),
             "newest" if newest else "oldest",
         )
-    ordered = sorted(matches, key=lambda m: (str(m.raw.get("created") or ""), m.id))
+    ordered = sorted(matches, key=_created_key)
     return ordered[-1] if newest else ordered[0]
+
+
+def _created_key(obj: Any) -> tuple[str, str]:
+    """Oldest first: by ``created``, then id."""
+    return (str(obj.raw.get("created") or ""), obj.id)
 
 
 class TrainingTimeout(LocalrepoError):

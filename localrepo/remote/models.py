@@ -161,6 +161,8 @@ class RemoteLabel:
     output_name: str | None
     negative_for_task: str | None
     images_count: int | None
+    # How many tasks it is attached to (None: the server did not say).
+    tasks_count: int | None = None
     raw: dict[str, Any] = field(default_factory=dict, compare=False, repr=False)
 
     @classmethod
@@ -174,6 +176,7 @@ class RemoteLabel:
             output_name=_opt_str(d.get("output_name")),
             negative_for_task=_ref(d.get("negative_for_task")),
             images_count=_int(d.get("images_count")),
+            tasks_count=_int(d.get("tasks_count")),
             raw=dict(d),
         )
 

@@ -17,17 +17,19 @@ from dataclasses import dataclass, field, replace
 from typing import Any
 
 from localrepo.catalog import files as catalog_files
-from localrepo.catalog import store
+from localrepo.catalog import journal, store
 from localrepo.catalog.db import transaction
 from localrepo.errors import EXIT_SAFETY, LocalrepoError
-from localrepo.layout import TaskBinding
+from localrepo.layout import TaskBinding, folder_label, task_for
 from localrepo.remote.errors import NotFoundError
 from localrepo.repository import Repository
 from localrepo.scan.scanner import Scanner, ScanReport
 from localrepo.sync import plan as P
+from localrepo.sync.binding import TakeoverRefused, refusal, task_content
 from localrepo.sync.execute import LOCAL_OPS, REMOTE_IMAGE_OPS, Executor, Outcome
 from localrepo.sync.holds import Hold, TaskFiles, ambiguous_labels, held_images
-from localrepo.sync.localfs import LocalFS
+from localrepo.sync.localfs import FileChanged, LocalFS
+from localrepo.sync.recovery import FileAt, InterruptedRelabel, complete_relabels
 from localrepo.sync.state import (
     CatalogStates,
     RemoteSnapshot,
@@ -69,6 +71,11 @@ class SyncOptions:
     # "listing": list every image of each task (what `repo sync` does). "catalog": the
     # watcher's push of local changes, planned without listing (see `_catalog_snapshot`).
     remote_view: str = "listing"
+    # Adopt a label of another task by name (`[sync] share_labels`); never by default.
+    share_labels: bool = False
+    # Bind a task never synced to a server task of its name that holds labels or images
+    # (sync/binding.py); without it such a run stops.
+    join: bool = False
 
 
 @dataclass
@@ -112,7 +119,9 @@ class SyncReport:
         return not (
             self.conflicts
             or self.outcome.failed
-            or any(t.held or t.left_for_other_side or t.stop for t in self.tasks)
+            or any(
+                t.held or t.left_for_other_side or t.stop or t.outcome.deferred for t in self.tasks
+            )
         )
 
 
@@ -247,6 +256,10 @@ class Engine:
                 fs = LocalFS(self.repo.root)
                 fs.remove_leftovers(report.scan.leftovers)
                 bindings = store.load_bindings(conn)
+                if not self.options.dry_run and self._finish_interrupted_relabels(
+                    conn, fs, bindings
+                ):
+                    report.scan = self._scan(conn, dry_run=False)
                 changed_disk = False
                 for binding in bindings:
                     task_report = self._sync_task(conn, fs, binding, bindings, report.scan)
@@ -265,6 +278,52 @@ class Engine:
                 conn.close()
         report.seconds = time.perf_counter() - started
         return report
+
+    def _finish_interrupted_relabels(
+        self, conn: sqlite3.Connection, fs: LocalFS, bindings: list[TaskBinding]
+    ) -> bool:
+        """Complete the local relabels of multi_class images that a crash cut short
+        (sync/recovery.py names the core); each in-flight relabel is looked at once,
+        by the run after it. True when the disk changed (the caller rescans)."""
+        rows = journal.interrupted_ops(conn, P.SET_LOCAL)
+        if not rows:
+            return False
+        by_task = {b.task_id: b for b in bindings}
+        changed = False
+        for binding in bindings:
+            if binding.type != "multi_class":
+                continue
+            ops = [
+                InterruptedRelabel(digest, frozenset(detail.get("target") or {}))
+                for _id, task_id, digest, detail in rows
+                if task_id == binding.task_id
+            ]
+            if not ops:
+                continue
+            nodes = catalog_files.file_nodes(conn, sorted({op.key for op in ops}))
+            files = {
+                key: [
+                    FileAt(path, dev, inode)
+                    for path, dev, inode in found
+                    if task_for(path, bindings) is binding
+                ]
+                for key, found in nodes.items()
+            }
+            done = complete_relabels(ops, files, lambda path, b=binding: folder_label(path, b))
+            where = {f.path: f for found in files.values() for f in found}
+            for path in done.unlink:
+                changed |= fs.unlink_second_name(path, where[path].dev, where[path].inode)
+            stats = store.load_stats(conn) if done.trash else {}
+            for path in done.trash:
+                try:
+                    fs.check(path, stats.get(path))
+                    fs.trash(path)
+                    changed = True
+                except (FileChanged, OSError) as exc:
+                    log.info("%s: left alone while finishing a relabel (%s)", path, exc)
+        with transaction(conn):
+            journal.supersede(conn, [row[0] for row in rows if row[1] in by_task], self.clock())
+        return changed
 
     def _scan(
         self, conn: sqlite3.Connection, *, dry_run: bool, scope: frozenset[str] | None = None
@@ -291,13 +350,26 @@ class Engine:
                 "creates it."
             )
         found = self.client.find_task(binding.name, binding.type)
+        if found is not None and not self.options.join:
+            content = task_content(self.client, found)
+            if not content.empty:  # someone's work: never taken over silently
+                raise TakeoverRefused(
+                    refusal(
+                        content,
+                        url=self.repo.config().remote.url,
+                        rename_hint=f"repo task rename '{binding.name}' NEW_NAME",
+                    )
+                )
         if found is None:
             if self.options.dry_run:
                 return ""
             found = self.client.create_task(binding.name, binding.type)
             rep.created_remote_task = True
-        with transaction(conn):
-            conn.execute("UPDATE task SET remote_id = ? WHERE id = ?", (found.id, binding.task_id))
+        if not self.options.dry_run:  # a dry run writes nothing to the catalog
+            with transaction(conn):
+                conn.execute(
+                    "UPDATE task SET remote_id = ? WHERE id = ?", (found.id, binding.task_id)
+                )
         return str(found.id)
 
     def _snapshot(
@@ -362,6 +434,7 @@ class Engine:
         bindings: list[TaskBinding],
         scan: ScanReport,
         view: str | None = None,
+        relisted: bool = False,
     ) -> TaskReport:
         opts = self.options
         view = view or opts.remote_view
@@ -418,10 +491,10 @@ class Engine:
             jobs=opts.jobs,
             progress=progress,
             clock=self.clock,
-            defer_labelled_duplicates=not rep.listed,
+            share_labels=opts.share_labels,
         )
         rep.outcome = executor.run(plan)
-        if rep.outcome.deferred and rep.outcome.fatal is None:
+        if rep.outcome.deferred and rep.outcome.fatal is None and not relisted:
             # An upload met these bytes on the remote, already labelled in this task
             # (another clone sent them): only a listing shows how to merge that. The
             # remote ids are recorded; the listing run picks the images up by them.
@@ -430,7 +503,9 @@ class Engine:
                 binding.name,
                 len(rep.outcome.deferred),
             )
-            again = self._sync_task(conn, fs, binding, bindings, scan, view="listing")
+            again = self._sync_task(
+                conn, fs, binding, bindings, scan, view="listing", relisted=True
+            )
             again.outcome.merge(rep.outcome)
             again.outcome.deferred = []
             return again

@@ -55,7 +55,7 @@ class _Deferred(Exception):  # a signal, not an error
 
 
 class Client(Protocol):  # the parts of localrepo.remote.RecognitionClient used here
-    def ensure_label(self, name: str, type: str) -> Any: ...
+    def ensure_task_label(self, task_id: str, name: str, type: str, *, share: bool) -> Any: ...
     def add_task_label(self, task_id: str, label_id: str) -> Any: ...
     def remove_task_label(self, task_id: str, label_id: str) -> Any: ...
     def upload_image(self, data: bytes, **kw: Any) -> tuple[Any, bool]: ...
@@ -141,14 +141,17 @@ class Executor:
         jobs: int = 8,
         progress: Callable[[int, int], None] | None = None,
         clock: Callable[[], int] = time.time_ns,
-        defer_labelled_duplicates: bool = False,
+        share_labels: bool = False,
     ) -> None:
-        """`defer_labelled_duplicates`: the plan was made without a listing (the
-        watcher's push), so an upload whose bytes the remote holds already, with labels
-        of this task, was planned blind; such an image is left unlinked (its remote id
-        recorded, in `Outcome.deferred`) for a run that lists the task."""
+        """An upload whose bytes the remote holds already, with labels of this task that
+        the plan did not see (another clone sent the same bytes meanwhile, or the plan
+        was made without a listing: the watcher's push), is left unlinked: its remote
+        id is recorded, its key is in `Outcome.deferred`, and the engine re-plans it
+        from a listing (linking blind would give a multi_class image two categories).
+        `share_labels`: a label of this name attached to another task may be adopted
+        (the user asked for it; by default each task creates its own)."""
         self.conn = conn
-        self.defer_labelled_duplicates = defer_labelled_duplicates
+        self.share_labels = share_labels
         self.client = client
         self.fs = fs
         self.binding = binding
@@ -371,7 +374,9 @@ class Executor:
         try:
             if op.kind == P.ENSURE_LABEL:
                 crash_point("before_http")
-                label = self.client.ensure_label(name, self.label_type)
+                label = self.client.ensure_task_label(
+                    self.remote_task_id, name, self.label_type, share=self.share_labels
+                )
                 self.client.add_task_label(self.remote_task_id, label.id)
                 crash_point("after_http")
                 self.label_ids[name] = label.id
@@ -491,9 +496,10 @@ class Executor:
         crash_point("after_http")
         result.remote_id = image.id
         result.created_here = created
-        if not created and self.defer_labelled_duplicates:
-            task_label_ids = set(self.snapshot.labels.values())
-            if any(lab.id in task_label_ids for lab in image.labels):
+        if not created:
+            seen = {self.label_ids.get(name) for name in op.before_map}
+            task_label_ids = set(self.label_ids.values())
+            if any(lab.id in task_label_ids and lab.id not in seen for lab in image.labels):
                 result.deferred = True
                 raise _Deferred
         result.counts["uploaded"] = 1

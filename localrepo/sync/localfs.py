@@ -151,6 +151,18 @@ class LocalFS:
         self._fsync_dir(folder)
         return self.stat(dest)
 
+    def unlink_second_name(self, rel: str, dev: int, inode: int) -> bool:
+        """Remove `rel` only if it is still the file (dev, inode) and that file has
+        another name (a move's old name): nothing is lost. True if removed."""
+        try:
+            st = os.lstat(self.abs(rel))
+        except FileNotFoundError:
+            return False
+        if (st.st_dev, st.st_ino) != (dev, inode) or st.st_nlink < 2:
+            return False
+        os.unlink(self.abs(rel))
+        return True
+
     def trash(self, rel: str) -> str:
         """Move a file into .localrepo/trash/<run>/<its path>; returns where it went."""
         dest = self.trash_dir / rel

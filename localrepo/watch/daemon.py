@@ -328,6 +328,7 @@ class Watcher:
                 policy=cfg.sync.policy,  # type: ignore[arg-type]
                 max_delete=cfg.sync.max_delete,
                 noresize=cfg.sync.noresize,
+                share_labels=cfg.sync.share_labels,
                 hold=hold,
                 scope=scope,
                 # Local changes are pushed without listing the remote; the pull timer,

@@ -353,6 +353,7 @@ class Simulation:
         finally:
             conn.close()
         for clone in self.clones[1:]:
+            clone.repo.bind_root_task(self.task_id)  # a clone of the task, as `repo clone`
             self.sync(clone, chaotic=False)
         if self.rng.random() < 0.3:
             self._setup_other()

@@ -87,6 +87,10 @@ def test_an_image_uploaded_again_under_a_new_id_is_recorded_with_it(live_server,
     (a / "dog").mkdir()
     (a / "dog" / "x.png").write_bytes(img(1))
     engine_sync(a, account.url, account.token)
+    conn = sqlite3.connect(a / ".localrepo" / "catalog.db")
+    [(task_id,)] = conn.execute("SELECT remote_id FROM task").fetchall()
+    conn.close()
+    Repository(b).bind_root_task(task_id)  # b is a clone of a's task (as `repo clone`)
     engine_sync(b, account.url, account.token)
     with account.client() as api:
         [old] = api.get("training-image/").json()["results"]
