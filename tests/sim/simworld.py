@@ -372,6 +372,7 @@ class Simulation:
             template = _template(self.task_type, self.server_url, OTHER_TASK)
             shutil.copytree(template, clone.root, symlinks=True)
             other.clone = clone
+            clone.repo.bind_root_task(other.task_id)  # a clone of the task, as `repo clone`
             self.sync(clone, chaotic=False)
         self.log(f"other task: labels {sorted(other.names)} clone={other.clone is not None}")
 
