@@ -5,11 +5,15 @@ from __future__ import annotations
 
 import base64
 import os
+import random
 import sqlite3
+import threading
 from pathlib import Path
+from typing import Any
 
 import pytest
 from inproc import engine_sync, sim_client
+from simturns import TurnScheduler
 from simworld import img
 
 from localrepo.repository import Repository, init_repository
@@ -186,3 +190,59 @@ def test_a_damaged_file_moved_with_its_folder_keeps_its_image(repo_at, damage: s
     os.rename(root / "cat", root / "elk")
     engine_sync(root, account.url, account.token)
     assert _server_hashes(account) == before
+
+
+class _Alternate(random.Random):
+    """A turn scheduler's generator that hands the turn to the other sync each time."""
+
+    last: Any = None
+
+    def choice(self, seq: Any) -> Any:
+        pick = next((s for s in seq if s != self.last), seq[0])
+        self.last = pick
+        return pick
+
+
+def test_two_clones_creating_one_label_at_once_make_one_label(repo_at, tmp_path: Path) -> None:
+    """Seed 222 (issue 16, concurrent syncs): two clones each add an image under a new
+    label folder `dog/` and sync at the same time. Each looked the label up (none yet),
+    then each created it: the task got two labels named `dog`, and a multi_class image
+    ended with both (two categories) while every clone reported itself in sync."""
+    a = repo_at()
+    account = repo_at.account
+    (a / "cat").mkdir()
+    (a / "cat" / "x.png").write_bytes(img(1))
+    engine_sync(a, account.url, account.token)
+    conn = sqlite3.connect(a / ".localrepo" / "catalog.db")
+    [(task_id,)] = conn.execute("SELECT remote_id FROM task").fetchall()
+    conn.close()
+    b = tmp_path / "b"
+    init_repository(b, task="t", task_type="multi_class", remote=account.url)
+    Repository(b).bind_root_task(task_id)
+    engine_sync(b, account.url, account.token)
+    for n, root in enumerate((a, b)):
+        (root / "dog").mkdir()
+        (root / "dog" / f"d{n}.png").write_bytes(img(10 + n))
+    sched = TurnScheduler(_Alternate(), ["a", "b"])
+
+    def run(name: str, root: Path) -> None:
+        try:
+            sched.gate(name)
+            engine_sync(root, account.url, account.token, gate=lambda: sched.gate(name))
+        finally:
+            sched.finish(name)
+
+    threads = [threading.Thread(target=run, args=arg) for arg in (("a", a), ("b", b))]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(timeout=120)
+    for root in (a, b, a, b):  # later syncs may settle what the race left
+        engine_sync(root, account.url, account.token)
+    with account.client() as api:
+        attached = set(api.get(f"task/{task_id}/").json()["labels"])
+        labels = api.get("label/", params={"page_size": 1000}).json()["results"]
+        names = sorted(lab["name"] for lab in labels if lab["id"] in attached)
+        images = api.get("training-image/", params={"page_size": 1000}).json()["results"]
+    assert names == ["cat", "dog"]
+    assert all(len(i["labels"]) == 1 for i in images), [i["labels"] for i in images]
