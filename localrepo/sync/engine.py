@@ -90,6 +90,8 @@ class TaskReport:
     created_remote_task: bool = False
     # Images held back (damaged files, refused folder names, no value): not synced.
     held: list[Hold] = field(default_factory=list)
+    # What a safety stop would have deleted, as paths (or remote image keys).
+    stop_paths: list[str] = field(default_factory=list)
     # `push` / `pull`: images with work left for the other direction (a full sync's).
     left_for_other_side: int = 0
     listed: bool = True  # the remote task was listed (not the watcher's catalog view)
@@ -165,21 +167,32 @@ def filter_plan(plan: P.Plan, mode: str) -> P.Plan:
     return P.Plan(ops=ops, conflicts=plan.conflicts, stop=plan.stop)
 
 
+def _stop_paths(
+    conn: sqlite3.Connection, stop: P.SafetyStop, files: dict[str, list[str]]
+) -> list[str]:
+    """The files a mass-delete stop names: where each image is (a local trash) or was
+    last seen (a remote delete of a file gone here)."""
+    last = journal.last_paths(conn, [k for k in stop.keys if k not in files])
+    return sorted((files.get(k) or [last.get(k) or k])[0] for k in stop.keys)
+
+
 def _hold_back(
     conn: sqlite3.Connection,
     binding: TaskBinding,
     state: P.TaskState,
     files: dict[str, list[str]],
-) -> tuple[P.TaskState, list[Hold]]:
+) -> tuple[P.TaskState, list[Hold], list[str]]:
     """The planner's input with held images blocked and ambiguous ones in their labels
-    (sync/holds.py), and the holds to report. Read from the catalog, so a hold lasts
+    (sync/holds.py), the holds to report, and the scanner's word on each refused folder
+    (what to rename it to). Read from the catalog, so a hold lasts
     across runs until its reason is gone."""
+    refused = catalog_files.refused_folders(conn, binding.task_id)
     task_files = TaskFiles(
         binding.type,
         binding.root,
         files,
         catalog_files.damaged_files(conn, binding.root),
-        catalog_files.refused_folders(conn, binding.task_id),
+        tuple(refused),
     )
     holds = held_images(task_files, state.local, {k for k, v in state.base.items() if v})
     ambiguous = {k: v for k, v in ambiguous_labels(task_files).items() if k not in holds}
@@ -187,7 +200,8 @@ def _hold_back(
     if ambiguous:
         local = {**local, **{k: dict.fromkeys(v) for k, v in ambiguous.items()}}
     state = replace(state, local=local, local_blocked=state.local_blocked | frozenset(holds))
-    return state, [holds[k] for k in sorted(holds, key=lambda k: holds[k].path)]
+    held = [holds[k] for k in sorted(holds, key=lambda k: holds[k].path)]
+    return state, held, list(refused.values())
 
 
 def _with_resolutions(
@@ -451,7 +465,8 @@ class Engine:
         if not opts.dry_run:
             _adopt_remote_ids(conn, snapshot.images)
         state, files = load_task_state(conn, binding, bindings, snapshot, states=states)
-        state, rep.held = _hold_back(conn, binding, state, files)
+        state, rep.held, refusals = _hold_back(conn, binding, state, files)
+        rep.problems += refusals
         absolute, fraction = parse_max_delete(opts.max_delete)
         policy: P.Policy = "manual" if opts.resolve_keys else opts.policy
         plan = P.plan_task(
@@ -468,6 +483,8 @@ class Engine:
         rep.plan = plan
         rep.conflicts = plan.conflicts
         rep.stop = plan.stop
+        if plan.stop is not None:
+            rep.stop_paths = _stop_paths(conn, plan.stop, files)
         if not opts.dry_run:
             self._record_conflicts(conn, binding, plan, files)
         if plan.stop is not None or opts.dry_run:
