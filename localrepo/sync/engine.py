@@ -20,6 +20,8 @@ from localrepo.catalog import files as catalog_files
 from localrepo.catalog import journal, store
 from localrepo.catalog.db import transaction
 from localrepo.errors import EXIT_SAFETY, LocalrepoError
+from localrepo.ignore import ignore_rules_above
+from localrepo.labelnames import folder_for_label
 from localrepo.layout import TaskBinding, folder_label, task_for
 from localrepo.remote.errors import NotFoundError
 from localrepo.repository import Repository
@@ -407,7 +409,7 @@ class Engine:
         if not remote_task_id:
             return build_snapshot(remote_task_id, binding.type, [], [], hash_by_remote_id), None
         if view == "catalog":
-            attached = list_remote_labels(self.client, remote_task_id)
+            attached = self._visible(binding, list_remote_labels(self.client, remote_task_id), rep)
             states = catalog_states(conn, binding.task_id)
             base = states.base
             remote_ids = {h: rid for rid, h in hash_by_remote_id.items()}
@@ -437,8 +439,32 @@ class Engine:
                 return snap, states
             log.debug("%s: listing the remote task: %s", binding.name, blocker)
         attached, images = list_remote_task(self.client, remote_task_id)
+        attached = self._visible(binding, attached, rep)
         snap = build_snapshot(remote_task_id, binding.type, attached, images, hash_by_remote_id)
         return snap, None
+
+    def _visible(self, binding: TaskBinding, attached: list[Any], rep: TaskReport) -> list[Any]:
+        """The task's labels whose folders the scanner can see. A label whose folder the
+        user's ignore rules hide is left alone and reported: its downloads would be
+        invisible here, and the next sync would take them for deletes. (Its images then
+        count as carrying another task's label: never deleted from here.)"""
+        rules = ignore_rules_above(self.repo.root, binding.root)
+        if rules is None:
+            return attached
+        out = []
+        for lab in attached:
+            folder = folder_for_label(lab.name)
+            path = f"{binding.root}/{folder}" if binding.root else folder
+            hit = rules.match(path, True) if folder else None
+            if hit is None:
+                out.append(lab)
+                continue
+            rep.problems.append(
+                f"remote label {lab.name!r} would live in {path}/, which {hit.source} "
+                f"(line {hit.line}: {hit.pattern}) ignores; its images are left alone. "
+                "Change the ignore rule, or rename the label on the server."
+            )
+        return out
 
     def _sync_task(
         self,

@@ -361,3 +361,29 @@ def test_resolve_says_what_it_needs(world: World, tmp_path: Path) -> None:
         in a.run("resolve", "dog/x.jpg", "--take", "local", expect=1).stderr
     )
     assert "--take" in a.run("resolve", "dog/x.jpg", expect=2).stderr
+
+
+def test_a_remote_label_whose_folder_is_ignored_here_is_left_alone(world: World) -> None:
+    """Downloads into a folder the ignore rules hide would be invisible to the next scan,
+    which would take them for deletes: such a label is reported and left alone."""
+    a = world.init("a", "pets")
+    a.write("raw/r.jpg", 1)
+    a.write("dog/d.jpg", 2)
+    a.sync()
+    b = world.clone("b", a.remote_task_id())
+    (b.root / ".localrepoignore").write_text("# scratch space\nraw/\n")
+    a.write("raw/r2.jpg", 3)
+    a.sync()
+    before = remote_state(world)
+    for _ in range(2):
+        proc = b.run("sync")
+        assert "remote label 'raw' would live in raw/, which .localrepoignore (line 2" in (
+            proc.stderr
+        ), proc.stderr
+        assert remote_state(world) == before
+    assert b.files_of(image_hash(3)) == [] and b.files_of(image_hash(1)) == ["raw/r.jpg"]
+    assert world.remote.by_hash()[image_hash(1)].labels == {"raw": None}
+    (b.root / ".localrepoignore").unlink()
+    s = b.sync()
+    assert s["downloaded"] == 1 and s["deleted"] == 0, s
+    converged(world, a, b)
