@@ -22,6 +22,7 @@ import unicodedata
 from collections.abc import Mapping
 from dataclasses import dataclass
 from functools import lru_cache
+from pathlib import Path
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:  # pathspec is imported only once an ignore file exists: it is slow to load
@@ -301,3 +302,21 @@ __all__ = [
     "IgnoreRules",
     "default_ignored",
 ]
+
+
+def ignore_rules_above(root: Path, folder: str) -> IgnoreRules | None:
+    """The rules of the `.localrepoignore` files in the repository root and every folder
+    down to `folder` (repository-relative): what decides whether a first-level folder
+    of a task rooted there is ignored. None when there are no such files (only the
+    defaults, which the naming rule's folders never match)."""
+    texts: dict[str, str] = {}
+    parts = [p for p in folder.split("/") if p]
+    for depth in range(len(parts) + 1):
+        rel = "/".join(parts[:depth])
+        try:
+            texts[rel] = (root / rel / IGNORE_FILE_NAME).read_text(
+                encoding="utf-8", errors="replace"
+            )
+        except OSError:
+            continue
+    return IgnoreRules.from_texts(texts) if texts else None

@@ -27,15 +27,16 @@ def damaged_files(conn: sqlite3.Connection, root: str) -> dict[str, tuple[str, s
     }
 
 
-def refused_folders(conn: sqlite3.Connection, task_id: int) -> list[str]:
-    """The task's first-level folders whose names the scanner refused (last scan)."""
-    return [
-        path
-        for (path,) in conn.execute(
-            "SELECT path FROM scan_problem WHERE kind = ? AND task_id = ? AND path IS NOT NULL",
+def refused_folders(conn: sqlite3.Connection, task_id: int) -> dict[str, str]:
+    """{folder: the scanner's message} of the task's first-level folders whose names the
+    naming rule refused (at the last scan)."""
+    return dict(
+        conn.execute(
+            "SELECT path, message FROM scan_problem WHERE kind = ? AND task_id = ?"
+            " AND path IS NOT NULL ORDER BY path",
             (FOLDER_NAME_PROBLEM, task_id),
         )
-    ]
+    )
 
 
 def file_nodes(

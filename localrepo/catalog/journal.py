@@ -32,3 +32,19 @@ def supersede(conn: sqlite3.Connection, ids: list[int], now_ns: int) -> None:
         "UPDATE journal SET status = ?, finished_ns = ? WHERE id = ?",
         [(SUPERSEDED, now_ns, i) for i in ids],
     )
+
+
+def last_paths(conn: sqlite3.Connection, hashes: list[str]) -> dict[str, str]:
+    """{hash: the last path the journal saw the image at} (a deleted file's old path)."""
+    out: dict[str, str] = {}
+    for start in range(0, len(hashes), 500):
+        chunk = hashes[start : start + 500]
+        marks = ",".join("?" * len(chunk))
+        for digest, path in conn.execute(
+            "SELECT image_hash, COALESCE(old_path, path) FROM journal"
+            f" WHERE image_hash IN ({marks}) AND COALESCE(old_path, path) IS NOT NULL"
+            " AND kind NOT LIKE 'op:%' ORDER BY id",
+            chunk,
+        ):
+            out[digest] = path
+    return out

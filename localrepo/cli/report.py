@@ -10,6 +10,7 @@ from collections import Counter, defaultdict
 from pathlib import Path
 from typing import Any
 
+from localrepo.catalog.files import damaged_files
 from localrepo.catalog.states import LOCAL
 from localrepo.catalog.store import get_meta
 from localrepo.cli.context import echo
@@ -121,12 +122,17 @@ def collect_status(conn: sqlite3.Connection, rep: ScanReport) -> dict[str, Any]:
                 "pending": dict(sorted(pending_by_task.get(task_id, {}).items())),
             }
         )
+    damaged = damaged_files(conn, "")
     return {
         "tasks": out_tasks,
         "pending_total": pending_total,
         "invalid": [
-            {"path": p, "reason": r, "detail": d} for p, (r, d) in sorted(rep.invalid.items())
+            {"path": p, "reason": r, "detail": d}
+            for p, (r, d) in sorted(rep.invalid.items())
+            if p not in damaged
         ],
+        # Synced files that turned invalid: their images are held back, not deleted.
+        "damaged": [{"path": p, "reason": r} for p, (_h, r) in sorted(damaged.items())],
         "retry_later": sorted(rep.retry_later),
         "problems": [{"task_id": t, "path": p, "kind": k, "message": m} for t, p, k, m in problems],
         "conflicts": len(conflicts),
@@ -167,6 +173,13 @@ def print_status(st: dict[str, Any]) -> None:
         if t["pending"]:
             kinds = ", ".join(f"{n} {k.replace('_', ' ')}" for k, n in t["pending"].items())
             echo(f"  pending changes: {kinds}")
+    if st["damaged"]:
+        echo(
+            f"\nDamaged ({len(st['damaged'])}): synced images whose files cannot be read now; "
+            "held back (nothing is uploaded or deleted) until they are valid again:"
+        )
+        for item in st["damaged"]:
+            echo(f"  {item['path']}: {item['reason']}")
     if st["invalid"]:
         echo(f"\nNot valid images ({len(st['invalid'])}), never uploaded:")
         for item in st["invalid"]:
@@ -181,7 +194,7 @@ def print_status(st: dict[str, Any]) -> None:
             echo(f"  {p['message']}")
     if st["conflicts"]:
         echo(f"\nConflicts: {st['conflicts']} (see 'repo conflicts')")
-    if not st["pending_total"] and not st["conflicts"]:
+    if not st["pending_total"] and not st["conflicts"] and not st["damaged"]:
         echo("\nNothing pending.")
 
 
@@ -204,6 +217,8 @@ def print_porcelain(st: dict[str, Any], *, nul: bool) -> None:
             records.append([code, path])
     for item in st["invalid"]:
         records.append(["!", item["path"], item["reason"]])
+    for item in st["damaged"]:
+        records.append(["X", item["path"], item["reason"]])
     for c in st["conflict_list"]:
         records.append(["C", c["path"] or "", c["field"]])
     for p in st["problems"]:

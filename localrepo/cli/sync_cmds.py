@@ -211,6 +211,7 @@ def sync_summary(report: Any, *, dry_run: bool) -> dict[str, Any]:
                 "held": [{"path": h.path, "reason": h.reason} for h in t.held],
                 "left_for_other_side": t.left_for_other_side,
                 "stop": t.stop.message if t.stop else None,
+                "stop_paths": t.stop_paths,
             }
         )
     return {
@@ -238,6 +239,11 @@ def print_sync(s: dict[str, Any], *, verbose: int) -> None:
             echo(f"held back: {h['path']}: {h['reason']} (not synced until fixed)", err=True)
         if t["stop"]:
             echo(f"Stopped: {t['stop']}", err=True)
+            paths = t["stop_paths"]
+            for path in paths[:20]:
+                echo(f"  would delete: {path}", err=True)
+            if len(paths) > 20:
+                echo(f"  ... and {len(paths) - 20} more (--json lists them all)", err=True)
         if s["dry_run"]:
             if not t["plan"]:
                 echo(f"{t['task']}: nothing to do.")
@@ -416,28 +422,47 @@ def register(cli: click.Group) -> None:
             )
 
     @cli.command()
-    @click.argument("paths", nargs=-1, required=True)
-    @click.option("--take", type=click.Choice(["local", "remote"]), required=True)
+    @click.argument("paths", nargs=-1)
+    @click.option("--take", type=click.Choice(["local", "remote"]), help="The side that wins.")
+    @click.option(
+        "--keep",
+        metavar="LABEL",
+        help="multi_class: the category the image keeps (its copies in other label "
+        "folders go to the trash).",
+    )
+    @click.option("--all", "all_", is_flag=True, help="Every open conflict.")
     @token_option
     @click.pass_obj
-    def resolve(obj: Any, paths: tuple[str, ...], take: str, token: str | None) -> None:
-        """Settle the conflicts of PATHs: keep the local or the remote state, then sync."""
+    def resolve(
+        obj: Any,
+        paths: tuple[str, ...],
+        take: str | None,
+        keep: str | None,
+        all_: bool,
+        token: str | None,
+    ) -> None:
+        """Settle the conflicts of PATHs (any copy of the image), then sync.
+
+        --take keeps one side's state; --keep LABEL keeps one category of an image
+        whose copies sit in several label folders, or that has several on the server.
+
+        \b
+        Examples:
+          repo resolve dog/a.jpg --take local
+          repo resolve cat/b.jpg --keep cat
+          repo resolve --all --take remote
+        """
         from localrepo.sync.engine import Engine, SyncOptions
 
+        if (take is None) == (keep is None):
+            raise click.UsageError("give one of --take local|remote or --keep LABEL")
+        if bool(paths) == all_:
+            raise click.UsageError("give the PATHs of the conflicts to settle, or --all")
         repo = obj.repo()
-        conn = repo.connect()
-        wanted = {_rel(repo.root, obj.directory, p) for p in paths}
-        rows = conn.execute(
-            "SELECT c.id, c.path, i.hash FROM conflict c LEFT JOIN image i ON i.id = c.image_id"
-            " WHERE c.resolved_ns IS NULL"
-        ).fetchall()
-        keys = {r[2] for r in rows if r[1] in wanted}
-        conn.close()
-        missing = wanted - {r[1] for r in rows}
-        if missing:
-            raise LocalrepoError(
-                "no open conflict for: " + ", ".join(sorted(missing)) + " (see 'repo conflicts')"
-            )
+        keys = _conflict_keys(repo, obj.directory, paths, all_)
+        if keep is not None:
+            _keep_on_disk(repo, keys, keep)
+            take = "local"
         repo, client = repo_client(obj, token)
         try:
             options = SyncOptions(
@@ -624,6 +649,83 @@ def _find_remote_task(client: Any, task: str) -> Any:
     if len(matches) > 1:
         raise LocalrepoError(f"{len(matches)} remote tasks are named {task!r}; give its id.")
     return matches[0]
+
+
+def _conflict_keys(repo: Any, cwd: Path, paths: tuple[str, ...], all_: bool) -> set[str]:
+    """The images whose open conflicts the user names: by any file of the image, or by
+    the path the conflict was recorded with."""
+    from localrepo.catalog.conflicts import image_at, open_conflicts
+
+    conn = repo.connect()
+    try:
+        rows = open_conflicts(conn)
+        if all_:
+            if not rows:
+                raise LocalrepoError("no open conflicts (see 'repo conflicts').")
+            return {r[2] for r in rows if r[2]}
+        open_keys = {r[2] for r in rows if r[2]}
+        keys: set[str] = set()
+        missing = []
+        for given in paths:
+            rel = _rel(repo.root, cwd, given)
+            key = image_at(conn, rel) or next((r[2] for r in rows if r[1] == rel), None)
+            if key is None or key not in open_keys:
+                missing.append(rel)
+            else:
+                keys.add(key)
+    finally:
+        conn.close()
+    if missing:
+        raise LocalrepoError(
+            "no open conflict for: " + ", ".join(sorted(missing)) + " (see 'repo conflicts')"
+        )
+    return keys
+
+
+def _keep_on_disk(repo: Any, keys: set[str], label: str) -> None:
+    """`--keep LABEL`: make each image's files say exactly LABEL (sync/keep.py)."""
+    from localrepo.catalog import store
+    from localrepo.labelnames import folder_for_label
+    from localrepo.layout import folder_label, nfc
+    from localrepo.sync.keep import keep_label
+    from localrepo.sync.localfs import LocalFS
+    from localrepo.sync.state import local_files
+
+    label = nfc(label)
+    with repo.lock():
+        conn = repo.connect()
+        try:
+            bindings = store.load_bindings(conn)
+            stats = store.load_stats(conn)
+            fs = LocalFS(repo.root)
+            work = []
+            for binding in bindings:
+                files = local_files(conn, binding, bindings)
+                mine = [k for k in sorted(keys) if k in files]
+                if not mine:
+                    continue
+                if binding.type != "multi_class":
+                    raise LocalrepoError(
+                        f"--keep is for multi_class tasks; '{binding.name}' is "
+                        f"{binding.type}: use --take local|remote."
+                    )
+                name = folder_for_label(label)
+                if name is None:
+                    raise LocalrepoError(f"--keep: no folder can hold the label {label!r}.")
+                folder = f"{binding.root}/{name}" if binding.root else name
+                work += [(binding, folder, files[key]) for key in mine]
+            if len(work) < len(keys):
+                raise LocalrepoError(
+                    "--keep: an image in conflict has no file here to keep; settle it with "
+                    "--take remote (or --take local to keep what the folders say)."
+                )
+            for binding, folder, paths in work:
+                for line in keep_label(
+                    fs, paths, label, folder, lambda p, b=binding: folder_label(p, b), stats
+                ):
+                    click.echo(line, err=True)
+        finally:
+            conn.close()
 
 
 def _rel(root: Path, cwd: Path, given: str) -> str:

@@ -20,6 +20,8 @@ from localrepo.catalog import files as catalog_files
 from localrepo.catalog import journal, store
 from localrepo.catalog.db import transaction
 from localrepo.errors import EXIT_SAFETY, LocalrepoError
+from localrepo.ignore import ignore_rules_above
+from localrepo.labelnames import folder_for_label
 from localrepo.layout import TaskBinding, folder_label, task_for
 from localrepo.remote.errors import NotFoundError
 from localrepo.repository import Repository
@@ -90,6 +92,8 @@ class TaskReport:
     created_remote_task: bool = False
     # Images held back (damaged files, refused folder names, no value): not synced.
     held: list[Hold] = field(default_factory=list)
+    # What a safety stop would have deleted, as paths (or remote image keys).
+    stop_paths: list[str] = field(default_factory=list)
     # `push` / `pull`: images with work left for the other direction (a full sync's).
     left_for_other_side: int = 0
     listed: bool = True  # the remote task was listed (not the watcher's catalog view)
@@ -165,21 +169,32 @@ def filter_plan(plan: P.Plan, mode: str) -> P.Plan:
     return P.Plan(ops=ops, conflicts=plan.conflicts, stop=plan.stop)
 
 
+def _stop_paths(
+    conn: sqlite3.Connection, stop: P.SafetyStop, files: dict[str, list[str]]
+) -> list[str]:
+    """The files a mass-delete stop names: where each image is (a local trash) or was
+    last seen (a remote delete of a file gone here)."""
+    last = journal.last_paths(conn, [k for k in stop.keys if k not in files])
+    return sorted((files.get(k) or [last.get(k) or k])[0] for k in stop.keys)
+
+
 def _hold_back(
     conn: sqlite3.Connection,
     binding: TaskBinding,
     state: P.TaskState,
     files: dict[str, list[str]],
-) -> tuple[P.TaskState, list[Hold]]:
+) -> tuple[P.TaskState, list[Hold], list[str]]:
     """The planner's input with held images blocked and ambiguous ones in their labels
-    (sync/holds.py), and the holds to report. Read from the catalog, so a hold lasts
+    (sync/holds.py), the holds to report, and the scanner's word on each refused folder
+    (what to rename it to). Read from the catalog, so a hold lasts
     across runs until its reason is gone."""
+    refused = catalog_files.refused_folders(conn, binding.task_id)
     task_files = TaskFiles(
         binding.type,
         binding.root,
         files,
         catalog_files.damaged_files(conn, binding.root),
-        catalog_files.refused_folders(conn, binding.task_id),
+        tuple(refused),
     )
     holds = held_images(task_files, state.local, {k for k, v in state.base.items() if v})
     ambiguous = {k: v for k, v in ambiguous_labels(task_files).items() if k not in holds}
@@ -187,7 +202,8 @@ def _hold_back(
     if ambiguous:
         local = {**local, **{k: dict.fromkeys(v) for k, v in ambiguous.items()}}
     state = replace(state, local=local, local_blocked=state.local_blocked | frozenset(holds))
-    return state, [holds[k] for k in sorted(holds, key=lambda k: holds[k].path)]
+    held = [holds[k] for k in sorted(holds, key=lambda k: holds[k].path)]
+    return state, held, list(refused.values())
 
 
 def _with_resolutions(
@@ -393,7 +409,7 @@ class Engine:
         if not remote_task_id:
             return build_snapshot(remote_task_id, binding.type, [], [], hash_by_remote_id), None
         if view == "catalog":
-            attached = list_remote_labels(self.client, remote_task_id)
+            attached = self._visible(binding, list_remote_labels(self.client, remote_task_id), rep)
             states = catalog_states(conn, binding.task_id)
             base = states.base
             remote_ids = {h: rid for rid, h in hash_by_remote_id.items()}
@@ -423,8 +439,32 @@ class Engine:
                 return snap, states
             log.debug("%s: listing the remote task: %s", binding.name, blocker)
         attached, images = list_remote_task(self.client, remote_task_id)
+        attached = self._visible(binding, attached, rep)
         snap = build_snapshot(remote_task_id, binding.type, attached, images, hash_by_remote_id)
         return snap, None
+
+    def _visible(self, binding: TaskBinding, attached: list[Any], rep: TaskReport) -> list[Any]:
+        """The task's labels whose folders the scanner can see. A label whose folder the
+        user's ignore rules hide is left alone and reported: its downloads would be
+        invisible here, and the next sync would take them for deletes. (Its images then
+        count as carrying another task's label: never deleted from here.)"""
+        rules = ignore_rules_above(self.repo.root, binding.root)
+        if rules is None:
+            return attached
+        out = []
+        for lab in attached:
+            folder = folder_for_label(lab.name)
+            path = f"{binding.root}/{folder}" if binding.root else folder
+            hit = rules.match(path, True) if folder else None
+            if hit is None:
+                out.append(lab)
+                continue
+            rep.problems.append(
+                f"remote label {lab.name!r} would live in {path}/, which {hit.source} "
+                f"(line {hit.line}: {hit.pattern}) ignores; its images are left alone. "
+                "Change the ignore rule, or rename the label on the server."
+            )
+        return out
 
     def _sync_task(
         self,
@@ -451,7 +491,8 @@ class Engine:
         if not opts.dry_run:
             _adopt_remote_ids(conn, snapshot.images)
         state, files = load_task_state(conn, binding, bindings, snapshot, states=states)
-        state, rep.held = _hold_back(conn, binding, state, files)
+        state, rep.held, refusals = _hold_back(conn, binding, state, files)
+        rep.problems += refusals
         absolute, fraction = parse_max_delete(opts.max_delete)
         policy: P.Policy = "manual" if opts.resolve_keys else opts.policy
         plan = P.plan_task(
@@ -468,6 +509,8 @@ class Engine:
         rep.plan = plan
         rep.conflicts = plan.conflicts
         rep.stop = plan.stop
+        if plan.stop is not None:
+            rep.stop_paths = _stop_paths(conn, plan.stop, files)
         if not opts.dry_run:
             self._record_conflicts(conn, binding, plan, files)
         if plan.stop is not None or opts.dry_run:

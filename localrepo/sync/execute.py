@@ -44,7 +44,14 @@ from localrepo.sync import plan as P
 from localrepo.sync.faults import crash_point
 from localrepo.sync.localfs import FileChanged, LocalFS, Written
 from localrepo.sync.names import file_name
-from localrepo.sync.state import HASH_PREFIX, LABEL_TYPE, META_HASH, META_NAME, RemoteSnapshot
+from localrepo.sync.state import (
+    HASH_PREFIX,
+    LABEL_TYPE,
+    META_HASH,
+    META_NAME,
+    RemoteSnapshot,
+    list_remote_labels,
+)
 
 LOCAL_OPS = frozenset({P.DOWNLOAD, P.SET_LOCAL, P.TRASH_LOCAL})
 REMOTE_IMAGE_OPS = frozenset({P.UPLOAD, P.SET_REMOTE, P.REMOVE_REMOTE})
@@ -64,6 +71,8 @@ class Client(Protocol):  # the parts of localrepo.remote.RecognitionClient used 
     def update_image_value(self, image_id: str, label_id: str, value: float) -> Any: ...
     def delete_image(self, image_id: str) -> Any: ...
     def get_image(self, image_id: str) -> Any: ...
+    def get_task(self, task_id: str) -> Any: ...
+    def list_labels(self, *, task: str | None = None) -> list[Any]: ...
     def download(self, url: str) -> bytes: ...
 
 
@@ -174,6 +183,8 @@ class Executor:
         # whole retry budget on a server known to be gone).
         self._stopping = threading.Event()
         self._bulk: set[str] = set()
+        self._attached_now: set[str] = set()  # see _task_label_ids
+        self._attached_read = False
 
     # -- the run ----------------------------------------------------------------------------
     def run(self, plan: P.Plan) -> Outcome:
@@ -498,8 +509,8 @@ class Executor:
         result.created_here = created
         if not created:
             seen = {self.label_ids.get(name) for name in op.before_map}
-            task_label_ids = set(self.label_ids.values())
-            if any(lab.id in task_label_ids and lab.id not in seen for lab in image.labels):
+            unseen = {lab.id for lab in image.labels} - seen
+            if unseen and unseen & self._task_label_ids(fresh=bool(unseen - self._known_ids())):
                 result.deferred = True
                 raise _Deferred
         result.counts["uploaded"] = 1
@@ -508,6 +519,21 @@ class Executor:
             return
         self._link_labels(result.remote_id, {}, op.target_map)
         result.remote_done = True
+
+    def _known_ids(self) -> set[str]:
+        with self._lock:
+            return set(self.label_ids.values()) | self._attached_now
+
+    def _task_label_ids(self, *, fresh: bool) -> set[str]:
+        """The ids of the labels attached to the task: those the plan knew, and with
+        `fresh` those attached now (read once a run: a label another clone attached
+        since the listing, say the category it gave the same bytes)."""
+        if fresh and not self._attached_read:
+            attached = {lab.id for lab in list_remote_labels(self.client, self.remote_task_id)}
+            with self._lock:
+                self._attached_now |= attached
+                self._attached_read = True
+        return self._known_ids()
 
     def _link_labels(
         self, image_id: str, before: dict[str, float | None], target: dict[str, float | None]

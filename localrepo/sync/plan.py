@@ -138,6 +138,7 @@ class SafetyStop:
     count: int
     limit: int
     message: str
+    keys: tuple[ImageKey, ...] = ()  # the images it would delete
 
 
 @dataclass
@@ -383,16 +384,23 @@ def _safety_stop(
     if limit is None:
         return None
     for side, kind in (("remote", REMOVE_REMOTE), ("local", TRASH_LOCAL)):
-        count = len(plan.by_kind(kind))
+        keys = tuple(op.key for op in plan.by_kind(kind) if op.key is not None)
+        count = len(keys)
         if count > limit and count >= MIN_GUARDED_DELETES:
-            where = "on the server" if side == "remote" else "on disk"
+            if side == "remote":
+                what = f"delete {count} of {total} images on the server, deleted here"
+                why = "If you deleted these files on purpose"
+            else:
+                what = f"move {count} of {total} images here to the trash, deleted on the server"
+                why = "If they were deleted on the server on purpose"
             return SafetyStop(
                 "mass_delete",
                 side,
                 count,
                 limit,
-                f"This sync would delete {count} of {total} images {where}, more than the "
-                f"limit of {limit} (--max-delete). Nothing was changed. Check what happened "
-                "(repo sync -n shows the plan), then run again with --force to go ahead.",
+                f"This sync would {what}: more than the limit of {limit} (--max-delete). "
+                f"Nothing was changed. {why}, run again with --force; otherwise restore "
+                "them (repo sync -n shows the plan).",
+                keys,
             )
     return None

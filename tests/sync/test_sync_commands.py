@@ -32,6 +32,7 @@ TASK_KEYS = {
     "held",
     "left_for_other_side",
     "stop",
+    "stop_paths",
 }
 
 
@@ -51,8 +52,14 @@ def test_mass_delete_stops_until_forced(world: World) -> None:
     disk = a.snapshot()
     proc = a.run("sync", expect=7)
     assert "--force" in proc.stderr and "8 of 10" in proc.stderr, proc.stderr
+    # It names what it would delete: the files deleted here.
+    for i in range(8):
+        assert f"would delete: {'dog' if i % 2 else 'cat'}/i{i}.jpg" in proc.stderr, proc.stderr
     s = a.sync(expect=7)
     assert s["tasks"][0]["stop"] and s["deleted"] == 0
+    assert s["tasks"][0]["stop_paths"] == sorted(
+        f"{'dog' if i % 2 else 'cat'}/i{i}.jpg" for i in range(8)
+    )
     assert remote_state(world) == before_remote
     assert a.snapshot() == disk
     s = a.sync("--force")
@@ -62,7 +69,8 @@ def test_mass_delete_stops_until_forced(world: World) -> None:
     )
     # The other clone would trash 8 of its 10 files: stopped the same way, disk untouched.
     disk_b = b.snapshot()
-    assert "8 of 10" in b.run("sync", expect=7).stderr
+    proc = b.run("sync", expect=7)
+    assert "8 of 10" in proc.stderr and "would delete: cat/i0.jpg" in proc.stderr
     assert b.snapshot() == disk_b
     assert b.sync("--max-delete", "9")["deleted"] == 8
     assert sorted(b.tree().values()) == sorted([image_hash(8), image_hash(9)])

@@ -143,3 +143,42 @@ def test_crash_during_pull_of_a_move(world: World) -> None:
     no_duplicates(world)
     a.verify()
     b.verify()
+
+
+@pytest.mark.parametrize("point", ["mid_move", "mid_relabel"])
+def test_crash_during_a_local_relabel_is_finished_at_the_next_start(
+    world: World, point: str
+) -> None:
+    """Killed between linking a file into its new label folder and removing the old
+    name (mid_move), or before trashing a second copy left in the old label (mid_relabel):
+    the image is in two label folders. The next run finishes the move from its
+    journalled op: no conflict, nothing lost, the old name gone (a second copy in the
+    trash)."""
+    a = world.init("a", "pets")
+    a.write("dog/m.jpg", 1)
+    a.write("dog/n.jpg", 2)
+    a.sync()
+    b = world.clone("b", a.remote_task_id())
+    if point == "mid_relabel":  # a second copy (its own inode) in the same label folder
+        b.write("dog/sub/m-copy.jpg", 1)
+        assert b.sync()["uploaded"] == 0
+    a.move("dog/m.jpg", "cat/m.jpg")
+    a.sync()
+    crash(b, point, "sync")
+    labels = {p.split("/")[0] for p in b.files_of(image_hash(1))}
+    assert labels == {"dog", "cat"}, b.files_of(image_hash(1))  # the crash's half-way state
+    s = b.sync()
+    assert s["failed"] == [] and s["conflicts"] == 0 and counts_zero(s), s
+    assert b.files_of(image_hash(1)) == ["cat/m.jpg"]
+    trashed = sorted(p.name for p in (b.root / ".localrepo" / "trash").rglob("*.jpg"))
+    assert trashed == (["m-copy.jpg"] if point == "mid_relabel" else [])
+    assert b.conflicts() == []
+    assert b.tree() == a.tree()
+    no_duplicates(world)
+    a.verify()
+    b.verify()
+
+
+def counts_zero(summary: dict) -> bool:
+    """The next run had nothing left to do on the server: the move was finished locally."""
+    return summary["uploaded"] == summary["deleted"] == 0

@@ -8,6 +8,8 @@ import sqlite3
 
 from synchelp import Clone, World, image_hash
 
+from localrepo.layout import label_for_folder
+
 NOTHING = {"uploaded": 0, "downloaded": 0, "relabelled": 0, "deleted": 0}
 
 
@@ -16,11 +18,12 @@ def counts(summary: dict) -> dict:
 
 
 def labels_by_hash(clone: Clone) -> dict[str, set[str]]:
-    """{hash: {first folder of each copy}} of the clone's tree."""
+    """{hash: {the label of the first folder of each copy}} of the clone's tree ("" for
+    a copy in no label folder)."""
     out: dict[str, set[str]] = {}
     for path, h in clone.tree().items():
         head = path.split("/", 1)[0] if "/" in path else ""
-        out.setdefault(h, set()).add(head)
+        out.setdefault(h, set()).add(label_for_folder(head) or "" if head else "")
     return out
 
 
