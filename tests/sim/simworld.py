@@ -324,7 +324,7 @@ class Simulation:
                         self.server_edit()
                 elif roll < 0.68:
                     self.sync_together()
-                elif roll < 0.72:
+                elif roll < 0.74:
                     self.relabel_then_crash()
                 elif self.other is not None and self.other.clone and self.rng.random() < 0.15:
                     self.stats.task2_clone_syncs += 1
@@ -435,12 +435,14 @@ class Simulation:
         chaotic: bool,
         policy: str | None = None,
         crash: CrashHook | None = None,
+        view: str | None = None,
     ) -> Any:
         """One in-process sync of `clone`; with `chaotic`, maybe faults, a crash and
         reordered completions. Returns the report, or None when the run stopped."""
         draw = self._draw(chaotic, policy)
         if crash is not None:
             draw.crash = crash
+        draw.view = view or draw.view
         proxy = self.proxy_for(clone)
         proxy.chaos = Chaos(draw.chaos_rng, draw.rate) if draw.rate else None
         before = len(proxy.seen)
@@ -532,7 +534,9 @@ class Simulation:
             for _ in range(self.rng.randint(1, 3)):
                 self.server_edit("relabel", prefer_drop=True)
         clone = self.rng.choice(self.clones)
-        self.sync(clone, chaotic=True, crash=CrashHook(self.rng.randint(1, 2), LOCAL_POINTS))
+        crash = CrashHook(self.rng.randint(1, 2), LOCAL_POINTS)
+        # A listing: the watcher's push (catalog view) would not pull the relabels.
+        self.sync(clone, chaotic=True, crash=crash, view="listing")
 
     @staticmethod
     def _shuffler(rng: random.Random) -> Callable[[list[Any]], list[Any]]:
@@ -865,6 +869,8 @@ class Simulation:
             name = rng.choice(sorted(labels))
             if prefer_drop and self.task_type == "multi_label" and len(mine) > 1:
                 name = rng.choice(mine)  # a tag dropped: its copy leaves (mid_relabel)
+            elif prefer_drop and self.task_type == "multi_class" and len(labels) > 1:
+                name = rng.choice(sorted(set(labels) - set(mine)))  # a move (mid_move)
             if self.task_type == "multi_class":
                 for old in mine:
                     self._post(

@@ -16,6 +16,7 @@ from inproc import engine_sync, sim_client
 from simturns import TurnScheduler
 from simworld import img
 
+from localrepo.labelnames import folder_for_label, folder_verdict
 from localrepo.repository import Repository, init_repository
 from localrepo.sync.localfs import LocalFS
 from localrepo.sync.verify import verify
@@ -246,3 +247,15 @@ def test_two_clones_creating_one_label_at_once_make_one_label(repo_at, tmp_path:
         images = api.get("training-image/", params={"page_size": 1000}).json()["results"]
     assert names == ["cat", "dog"]
     assert all(len(i["labels"]) == 1 for i in images), [i["labels"] for i in images]
+
+
+@pytest.mark.parametrize("label", ["=é\u200e\u0301\xa0\xa0", "a\u200e\u0301", "x\u200b\u0307"])
+def test_a_label_whose_escape_meets_a_combining_mark_round_trips(label: str) -> None:
+    """Seed 13 (issue 16): a server label `=é<LRM><combining acute><NBSP><NBSP>`, in NFC.
+    Its folder escapes the LRM as `%E2%80%8E`, and the combining mark that follows
+    composes with the escape's last hex digit once the scanner reads the name in NFC
+    (`E` + U+0301 = `É`): the scanner refused the folder the engine had just made for the
+    label, its images were held for ever and the clones never got quiet."""
+    folder = folder_for_label(label)
+    assert folder is not None
+    assert folder_verdict(folder).label == label
