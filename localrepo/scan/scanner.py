@@ -304,8 +304,11 @@ class Scanner:
             new_map = store.load_file_hashes(conn)
         writes.begin()
         store.set_meta(conn, "files_per_folder", json.dumps(weights))
+        held = store.held_images_of(conn, gone) if gone else []
         conn.executemany("DELETE FROM file WHERE path = ?", [(p,) for p in gone])
         writes.skipped_rows(skipped_changed)
+        if held:
+            store.carry_damage(conn, held)
         # A first scan journalled its valid files' additions as they came; its diff is
         # exactly those (one addition per valid file, no other file change). Should they
         # ever differ from the diff (streamed_changes() says so), the diff is what the
