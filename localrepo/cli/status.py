@@ -25,7 +25,7 @@ def run_scan(obj: Ctx, *, dry_run: bool = False) -> Any:  # -> ScanReport
 
 def show_status(obj: Ctx, *, as_json: bool, porcelain: bool, nul: bool, exit_code: bool) -> int:
     """Scan, then print the status; the exit code (EXIT_DECISION with `exit_code` when
-    there are pending changes or conflicts)."""
+    there are pending changes, conflicts or damaged files)."""
     from localrepo.cli import report
 
     scan_report = run_scan(obj)
@@ -42,7 +42,7 @@ def show_status(obj: Ctx, *, as_json: bool, porcelain: bool, nul: bool, exit_cod
         report.print_porcelain(st, nul=nul)
     else:
         report.print_status(st)
-    if exit_code and (st["pending_total"] or st["conflicts"]):
+    if exit_code and (st["pending_total"] or st["conflicts"] or st["damaged"]):
         return EXIT_DECISION
     return 0
 

@@ -304,8 +304,11 @@ class Scanner:
             new_map = store.load_file_hashes(conn)
         writes.begin()
         store.set_meta(conn, "files_per_folder", json.dumps(weights))
+        held = store.held_images_of(conn, gone) if gone else []
         conn.executemany("DELETE FROM file WHERE path = ?", [(p,) for p in gone])
         writes.skipped_rows(skipped_changed)
+        if held:
+            store.carry_damage(conn, held)
         # A first scan journalled its valid files' additions as they came; its diff is
         # exactly those (one addition per valid file, no other file change). Should they
         # ever differ from the diff (streamed_changes() says so), the diff is what the
@@ -1015,20 +1018,27 @@ class TaskLookup:
             return b
 
 
-def _folder_labels(walked: WalkResult, bindings: list[TaskBinding]) -> dict[int, set[str]]:
-    """First-level folders of each task root that name a label (empty ones included)."""
-    out: dict[int, set[str]] = {b.task_id: set() for b in bindings}
+def _first_level_folders(
+    walked: WalkResult, bindings: list[TaskBinding]
+) -> Iterator[tuple[TaskBinding, str, str]]:
+    """(task, folder path, its name) of every first-level folder of a task root."""
     roots = {b.root for b in bindings}
-    for folder in walked.folders:
+    for folder in sorted(walked.folders):
         if not folder or folder in roots:
             continue
         b = task_for(folder, bindings)
         if b is None:
             continue
         rel = relative_to_root(folder, b.root)
-        if "/" in rel:
-            continue
-        label = label_for_folder(rel)
+        if "/" not in rel:
+            yield b, folder, rel
+
+
+def _folder_labels(walked: WalkResult, bindings: list[TaskBinding]) -> dict[int, set[str]]:
+    """First-level folders of each task root that name a label (empty ones included)."""
+    out: dict[int, set[str]] = {b.task_id: set() for b in bindings}
+    for b, _folder, name in _first_level_folders(walked, bindings):
+        label = label_for_folder(name)
         if label:
             out[b.task_id].add(label)
     return out
@@ -1039,17 +1049,8 @@ def _refused_folders(walked: WalkResult, bindings: list[TaskBinding]) -> list[Pr
     round-trip through the naming rule (labelnames.py): reported, and their images held
     back by the sync engine (FOLDER_NAME_PROBLEM rows name them)."""
     out: list[Problem] = []
-    roots = {b.root for b in bindings}
-    for folder in sorted(walked.folders):
-        if not folder or folder in roots:
-            continue
-        b = task_for(folder, bindings)
-        if b is None:
-            continue
-        rel = relative_to_root(folder, b.root)
-        if "/" in rel:
-            continue
-        verdict = folder_verdict(rel)
+    for b, folder, name in _first_level_folders(walked, bindings):
+        verdict = folder_verdict(name)
         if verdict.refused is not None:
             out.append(Problem(FOLDER_NAME_PROBLEM, verdict.message(folder), folder, b.task_id))
     return out
