@@ -111,6 +111,7 @@ class Stats:
     task2_edits: int = 0
     task2_clone_syncs: int = 0
     local_crash_steps: int = 0  # server relabels followed by a sync crashing mid-move
+    shared_deletes: int = 0  # first-task deletes of an image the second task labels too
 
     def as_dict(self) -> dict[str, Any]:
         return {
@@ -135,6 +136,7 @@ class Stats:
             "task2_edits": self.task2_edits,
             "task2_clone_syncs": self.task2_clone_syncs,
             "local_crash_steps": self.local_crash_steps,
+            "shared_deletes": self.shared_deletes,
         }
 
 
@@ -949,7 +951,7 @@ class Simulation:
         ids = {v: k for k, v in labels.items()}
         first = self.task_labels()
         images = self.images_of(list(labels.values()))
-        kind = rng.choice(("upload", "relabel", "delete", "share", "new", "rename"))
+        kind = rng.choice(("upload", "relabel", "delete", "share", "share", "new", "rename"))
         if kind in ("relabel", "delete") and not images:
             kind = "upload"
         if kind in ("upload", "share", "rename") and not labels:
@@ -997,8 +999,12 @@ class Simulation:
             image = rng.choice(candidates)
             name = rng.choice(sorted(labels))
             self._post(f"training-image/{image['id']}/add-label/", {"label_id": labels[name]})
-            other.images[_digest(image)] = {name}
-            self.log(f"other: share {_digest(image)[:8]} +{name!r}")
+            digest = _digest(image)
+            other.images[digest] = {name}
+            self.log(f"other: share {digest[:8]} +{name!r}")
+            if rng.random() < 0.7:
+                self._delete_everywhere_on(digest)
+
         elif kind == "new":
             # Preferably a name the first task has and this one lacks.
             names = sorted(n for n in first if n not in labels)
@@ -1034,6 +1040,26 @@ class Simulation:
             return
         gone = sorted(h[:8] for h in guarded - self.server_hashes())
         assert not gone, self.fail(f"held-back images deleted from the server: {gone}")
+
+    def _delete_everywhere_on(self, digest: str) -> None:
+        """The user deletes every copy of an image on a clone of the first task that has
+        it: its sync may unlink only the first task's labels (the image carries the
+        second's) and must not delete the image."""
+        for clone in self.rng.sample(self.clones, len(self.clones)):
+            paths = [
+                p
+                for p in clone.editable_paths()
+                if hash_bytes((clone.root / p).read_bytes()) == digest
+            ]
+            if paths:
+                break
+        else:
+            return
+        for rel in paths:
+            (clone.root / rel).unlink()
+        self.removed.add(digest)
+        self.stats.shared_deletes += 1
+        self.log(f"{clone.name}: delete shared {digest[:8]} ({len(paths)} files)")
 
     # -- before the final rounds ----------------------------------------------------------------
 
