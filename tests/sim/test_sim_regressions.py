@@ -249,7 +249,9 @@ def test_two_clones_creating_one_label_at_once_make_one_label(repo_at, tmp_path:
     assert all(len(i["labels"]) == 1 for i in images), [i["labels"] for i in images]
 
 
-@pytest.mark.parametrize("label", ["=é\u200e\u0301\xa0\xa0", "a\u200e\u0301", "x\u200b\u0307"])
+@pytest.mark.parametrize(
+    "label", ["=é\u200e\u0301\xa0\xa0", "a\u200e\u0301", "x\u200b\u0307", "_\u0307", "a/\u0307"]
+)
 def test_a_label_whose_escape_meets_a_combining_mark_round_trips(label: str) -> None:
     """Seed 13 (issue 16): a server label `=é<LRM><combining acute><NBSP><NBSP>`, in NFC.
     Its folder escapes the LRM as `%E2%80%8E`, and the combining mark that follows
