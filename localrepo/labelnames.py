@@ -14,6 +14,8 @@ than a label folder, is written as `%XX`, the upper-case hex of each of its UTF-
 - `/`, `\\`, NUL, and every character Python does not call printable (control and
   format characters such as tab, no-break space, zero-width space, bidi marks);
 - `%` when two upper-case hex digits follow it (so `100%` stays `100%`);
+- a combining mark right after an escape (it would compose with the escape's last hex
+  digit when the name is read in NFC);
 - a leading `.` or `_` (such folders are never labels), a leading or trailing space;
 - what the built-in ignore rules would hide (`*~`, `*.tmp`, `*.part`, `*.crdownload`,
   `~$*`, `Thumbs.db`, `desktop.ini`): the character that makes the match.
@@ -71,9 +73,16 @@ def folder_for_label(label: str) -> str | None:
     if label.isascii() and label.isprintable() and not _needs_any_escape(label):
         folder = label
     else:
-        folder = "".join(
-            _escape(ch) if _must_escape(label, i) else ch for i, ch in enumerate(label)
-        )
+        out: list[str] = []
+        escaped = False
+        for i, ch in enumerate(label):
+            # A combining mark after an escape would compose with its last hex digit
+            # once the name is read in NFC (`E` + U+0301 is `É`): escape it too.
+            escaped = _must_escape(label, i) or (escaped and unicodedata.combining(ch) > 0)
+            out.append(_escape(ch) if escaped else ch)
+        folder = "".join(out)
+        if _nfc(folder) != folder:  # not stable as a file name: no folder can hold it
+            return None
     folder = _unhide(folder)
     if len(folder.encode("utf-8")) > MAX_FOLDER_BYTES:
         return None
