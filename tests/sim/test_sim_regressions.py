@@ -261,3 +261,30 @@ def test_a_label_whose_escape_meets_a_combining_mark_round_trips(label: str) -> 
     folder = folder_for_label(label)
     assert folder is not None
     assert folder_verdict(folder).label == label
+
+
+@pytest.mark.parametrize("damage", ["truncate", "symlink", "fifo"])
+@pytest.mark.parametrize("folder", ["elk", "c\tat"])
+def test_a_file_damaged_and_moved_between_two_syncs_keeps_its_image(
+    repo_at, damage: str, folder: str
+) -> None:
+    """Seed 524 (issue 16): between two syncs the user replaces a synced image's file
+    with a FIFO and renames its label folder (here to a name the scanner refuses). No
+    sync saw the damaged file at its old path, and a FIFO or a symlink is a new inode:
+    the next sync read the image as deleted and deleted it on the server."""
+    root = repo_at()
+    account = repo_at.account
+    (root / "cat").mkdir()
+    path = root / "cat" / "a.png"
+    path.write_bytes(img(1))
+    (root / "cat" / "b.png").write_bytes(img(2))
+    engine_sync(root, account.url, account.token)
+    before = _server_hashes(account)
+    if damage == "truncate":
+        path.write_bytes(img(1)[:40])
+    else:
+        path.unlink()
+        os.mkfifo(path) if damage == "fifo" else os.symlink("gone.png", path)
+    os.rename(root / "cat", root / folder)
+    engine_sync(root, account.url, account.token)
+    assert _server_hashes(account) == before
