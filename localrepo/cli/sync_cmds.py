@@ -169,7 +169,9 @@ def sync_exit_code(summary: dict[str, Any]) -> int:
         return EXIT_PARTIAL
     if summary["conflicts"] or any(t["held"] for t in summary["tasks"]):
         return EXIT_DECISION
-    if not summary["dry_run"] and any(t["left_for_other_side"] for t in summary["tasks"]):
+    if not summary["dry_run"] and any(
+        t["left_for_other_side"] or t["twins_left"] for t in summary["tasks"]
+    ):
         return EXIT_DECISION
     return 0
 
@@ -210,6 +212,7 @@ def sync_summary(report: Any, *, dry_run: bool) -> dict[str, Any]:
                 "problems": t.problems,
                 "held": [{"path": h.path, "reason": h.reason} for h in t.held],
                 "left_for_other_side": t.left_for_other_side,
+                "twins_left": t.twins_left,
                 "stop": t.stop.message if t.stop else None,
                 "stop_paths": t.stop_paths,
             }

@@ -33,6 +33,7 @@ from localrepo.sync.holds import Hold, TaskFiles, ambiguous_labels, held_images
 from localrepo.sync.localfs import FileChanged, LocalFS
 from localrepo.sync.recovery import FileAt, InterruptedRelabel, complete_relabels
 from localrepo.sync.state import (
+    LABEL_TYPE,
     CatalogStates,
     RemoteSnapshot,
     build_snapshot,
@@ -41,9 +42,10 @@ from localrepo.sync.state import (
     catalog_view_blocker,
     changed_keys,
     list_remote_labels,
-    list_remote_task,
+    list_task_images,
     load_task_state,
 )
+from localrepo.sync.twins import label_twins, settle_twins
 
 log = logging.getLogger("localrepo.sync")
 
@@ -94,6 +96,8 @@ class TaskReport:
     held: list[Hold] = field(default_factory=list)
     # What a safety stop would have deleted, as paths (or remote image keys).
     stop_paths: list[str] = field(default_factory=list)
+    # Labels still attached beside another of their name (sync/twins.py settles them).
+    twins_left: int = 0
     # `push` / `pull`: images with work left for the other direction (a full sync's).
     left_for_other_side: int = 0
     listed: bool = True  # the remote task was listed (not the watcher's catalog view)
@@ -124,7 +128,8 @@ class SyncReport:
             self.conflicts
             or self.outcome.failed
             or any(
-                t.held or t.left_for_other_side or t.stop or t.outcome.deferred for t in self.tasks
+                t.held or t.left_for_other_side or t.stop or t.outcome.deferred or t.twins_left
+                for t in self.tasks
             )
         )
 
@@ -415,10 +420,12 @@ class Engine:
             remote_ids = {h: rid for rid, h in hash_by_remote_id.items()}
             changed = changed_keys(base, states.local)
             fetch = sorted(k for k in changed if k in remote_ids)
-            names = build_snapshot(remote_task_id, binding.type, attached, [], {}).labels
+            probe = build_snapshot(remote_task_id, binding.type, attached, [], {})
             blocker = catalog_view_blocker(
-                names, states.base_labels, states.local_labels, len(fetch), True
+                probe.labels, states.base_labels, states.local_labels, len(fetch), True
             )
+            if probe.twins:
+                blocker = "labels of one name to settle"
             if blocker is None:
                 fetched: dict[str, Any] = dict.fromkeys(changed)
                 for key in fetch:
@@ -438,8 +445,22 @@ class Engine:
                 )
                 return snap, states
             log.debug("%s: listing the remote task: %s", binding.name, blocker)
-        attached, images = list_remote_task(self.client, remote_task_id)
+        attached = list_remote_labels(self.client, remote_task_id)
+        twins = label_twins(lab for lab in attached if lab.type == LABEL_TYPE[binding.type])
+        if twins and not self.options.dry_run:
+            settled = settle_twins(
+                self.client, remote_task_id, twins, value_labels=binding.type == "regression"
+            )
+            log.info(
+                "%s: labels of one name: %d images moved onto the oldest, %s detached",
+                binding.name,
+                settled.moved,
+                settled.detached or "none",
+            )
+            gone = {t.id for g in twins for t in g.others if g.name in (settled.detached or [])}
+            attached = [lab for lab in attached if lab.id not in gone]
         attached = self._visible(binding, attached, rep)
+        images = list_task_images(self.client, attached)
         snap = build_snapshot(remote_task_id, binding.type, attached, images, hash_by_remote_id)
         return snap, None
 
@@ -488,6 +509,7 @@ class Engine:
         rep.remote_id = remote_task_id or None
         snapshot, states = self._snapshot(conn, binding, remote_task_id, rep, view)
         rep.problems += snapshot.problems
+        rep.twins_left = snapshot.twins
         if not opts.dry_run:
             _adopt_remote_ids(conn, snapshot.images)
         state, files = load_task_state(conn, binding, bindings, snapshot, states=states)

@@ -54,6 +54,7 @@ class RemoteSnapshot:
     images: dict[str, RemoteImageView] = field(default_factory=dict)  # by key
     problems: list[str] = field(default_factory=list)
     requests: int = 0
+    twins: int = 0  # labels read as another of the same name (see sync/twins.py)
 
 
 def build_snapshot(
@@ -67,7 +68,9 @@ def build_snapshot(
     snap = RemoteSnapshot(task_id)
     wanted_type = LABEL_TYPE[task_type]
     label_ids: dict[str, str] = {}
-    for lab in attached:
+    # Oldest first: of two labels of one name (sync/twins.py) the oldest is the one the
+    # snapshot links to, and images of the other count as carrying that name.
+    for lab in sorted(attached, key=created_order):
         if getattr(lab, "negative_for_task", None):
             continue  # the multi_label task's own "none of the tags" label
         if lab.type != wanted_type:
@@ -79,8 +82,9 @@ def build_snapshot(
                 "server to sync it."
             )
             continue
-        if lab.name in snap.labels:
-            snap.problems.append(f"two remote labels are named {lab.name!r}; using the first")
+        if lab.name in snap.labels:  # a twin: read as the same label
+            label_ids[lab.id] = lab.name
+            snap.twins += 1
             continue
         snap.labels[lab.name] = lab.id
         snap.label_types[lab.name] = lab.type
@@ -88,11 +92,16 @@ def build_snapshot(
     for img in images:
         task_labels: dict[str, float | None] = {}
         other = False
-        for lab in img.labels:
+        canonical_first = sorted(  # of twins on one image, the oldest label's value
+            img.labels, key=lambda lab: snap.labels.get(label_ids.get(lab.id, "")) != lab.id
+        )
+        for lab in canonical_first:
             name = label_ids.get(lab.id)
             if name is None:
                 other = True
                 continue
+            if name in task_labels:
+                continue  # a twin of a label the image carries already
             value = getattr(lab, "value", None)
             if task_type == "regression":
                 if value is None or not isinstance(value, int | float) or not math.isfinite(value):
@@ -118,6 +127,12 @@ def build_snapshot(
     return snap
 
 
+def created_order(label: Any) -> tuple[str, str]:
+    """Oldest first: by the object's `created`, then its id."""
+    raw = getattr(label, "raw", None) or {}
+    return (str(raw.get("created") or ""), str(label.id))
+
+
 # The largest page the API allows (localrepo-server: 1000): a 10,000-image listing is
 # 10 requests, not 200.
 LISTING_PAGE = 1000
@@ -133,13 +148,17 @@ def list_remote_labels(client: Any, remote_task_id: str) -> list[Any]:
     return list(attached)
 
 
+def list_task_images(client: Any, attached: list[Any]) -> list[Any]:
+    """The images carrying any of the labels `attached` (the task's)."""
+    ids = [lab.id for lab in attached]
+    return list(client.iter_images(labels=ids, page_size=LISTING_PAGE)) if ids else []
+
+
 def list_remote_task(client: Any, remote_task_id: str) -> tuple[list[Any], list[Any]]:
     """(labels attached to the task, images carrying any of them): the remote's side of
-    one task, as the engine and `repo verify` read it."""
+    one task, as `repo verify` reads it."""
     attached = list_remote_labels(client, remote_task_id)
-    ids = [lab.id for lab in attached]
-    images = list(client.iter_images(labels=ids, page_size=LISTING_PAGE)) if ids else []
-    return attached, images
+    return attached, list_task_images(client, attached)
 
 
 # -- the watcher's push: the remote seen through the catalog -------------------------------

@@ -31,6 +31,7 @@ TASK_KEYS = {
     "problems",
     "held",
     "left_for_other_side",
+    "twins_left",
     "stop",
     "stop_paths",
 }
