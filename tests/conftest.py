@@ -340,6 +340,11 @@ def pytest_terminal_summary(terminalreporter: Any, config: pytest.Config) -> Non
     )
     terminalreporter.write_line(f"  faults: {totals.get('fault_kinds')}")
     terminalreporter.write_line(f"  crash points: {totals.get('crash_points')}")
+    shown = {"seeds", "steps", "edits", "server_edits", "syncs", "crashes", "faults"}
+    shown |= {"fault_kinds", "crash_points"}
+    for key, value in totals.items():  # the rest, whatever the simulation counts
+        if key not in shown:
+            terminalreporter.write_line(f"  {key.replace('_', ' ')}: {value}")
 
 
 def pytest_unconfigure(config: pytest.Config) -> None:

@@ -5,12 +5,15 @@ reruns one seed. A failure prints its seed, the rerun command and the schedule."
 from __future__ import annotations
 
 import os
+import re
 from pathlib import Path
 
 import pytest
 from simworld import SEED_ENV, Simulation, Stats, record
 
 CI_SEEDS = 50
+# A seed whose first steps sync clones concurrently (with faults, in both orders).
+RERUN_SEED, RERUN_STEPS = 10, 3
 
 
 def seeds() -> list[int]:
@@ -26,3 +29,18 @@ def test_clones_converge_with_the_server(seed: int, live_server, tmp_path: Path)
     stats = Stats(seeds=1)
     Simulation(seed, account.url, account.token, tmp_path, stats).run()
     record(stats)
+
+
+def test_a_seed_with_concurrent_syncs_reruns_identically(live_server, tmp_path: Path) -> None:
+    """Two runs of one seed make the same trace: the same turns, faults and crashes.
+    Server ids differ between runs, and only they are masked."""
+    traces = []
+    for run in range(2):
+        account = live_server.new_account()
+        sim = Simulation(
+            RERUN_SEED, account.url, account.token, tmp_path / str(run), Stats(), RERUN_STEPS
+        )
+        sim.run()
+        traces.append([re.sub(r"[0-9a-f]{8}-[0-9a-f-]{27}", "<id>", t) for t in sim.trace])
+    assert any(line.startswith("together") for line in traces[0])
+    assert traces[0] == traces[1]
