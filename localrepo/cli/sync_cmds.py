@@ -162,12 +162,13 @@ def run_sync(
 
 def sync_exit_code(summary: dict[str, Any]) -> int:
     """7 stopped by a safety limit, 6 some items failed, 3 not in sync yet (conflicts,
-    held-back files, work left for the other direction), 0 in sync (docs/sync.md)."""
+    held-back files, images left alone for a reported problem, work left for the other
+    direction), 0 in sync (docs/sync.md)."""
     if any(t["stop"] for t in summary["tasks"]):
         return EXIT_SAFETY
     if summary["failed"]:
         return EXIT_PARTIAL
-    if summary["conflicts"] or any(t["held"] for t in summary["tasks"]):
+    if summary["conflicts"] or any(t["held"] or t["problems"] for t in summary["tasks"]):
         return EXIT_DECISION
     if not summary["dry_run"] and any(
         t["left_for_other_side"] or t["twins_left"] for t in summary["tasks"]

@@ -122,13 +122,19 @@ class SyncReport:
 
     @property
     def in_sync(self) -> bool:
-        """Local, catalog and remote agree: no open conflict, nothing held back, nothing
-        failed or left for the other direction (the exit code says so; errors.py)."""
+        """Local, catalog and remote agree: no open conflict, nothing held back or left
+        alone (a problem: a label with no folder, say), nothing failed or left for the
+        other direction (the exit code says so; errors.py)."""
         return not (
             self.conflicts
             or self.outcome.failed
             or any(
-                t.held or t.left_for_other_side or t.stop or t.outcome.deferred or t.twins_left
+                t.held
+                or t.problems
+                or t.left_for_other_side
+                or t.stop
+                or t.outcome.deferred
+                or t.twins_left
                 for t in self.tasks
             )
         )

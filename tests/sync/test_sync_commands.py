@@ -236,7 +236,7 @@ def test_remote_names_never_escape_the_task_root(world: World) -> None:
 
     outside = snapshot_of(world.tmp)
     clone_proc = world.tmp / "b"
-    b = world.clone("b", task_id)
+    b = world.clone("b", task_id, expect=3)  # not in sync: two labels have no folder
     after = snapshot_of(world.tmp)
     assert {k: v for k, v in after.items() if not k.startswith(("b/", "a/.localrepo"))} == {
         k: v for k, v in outside.items() if not k.startswith("a/.localrepo")
@@ -261,12 +261,12 @@ def test_remote_names_never_escape_the_task_root(world: World) -> None:
         image_hash(20 + n) for n in range(len(escaped))
     }
     # Images of unusable labels are left alone, and every such label is reported.
-    proc = b.run("sync")
+    proc = b.run("sync", expect=3)
     for name in bad_labels:
         assert repr(name) in proc.stderr, (name, proc.stderr)
     # a's pull sees the same and leaves the disk alone too.
     disk_a = a.snapshot()
-    a.sync(cmd="pull")
+    a.sync(cmd="pull", expect=3)
     assert set(a.snapshot()) - set(disk_a) == set(full_tree) - {"dog/ok.jpg"}
     # Renamed on the server to usable names, they sync.
     for name in bad_labels:
