@@ -165,13 +165,17 @@ def _server_hashes(account) -> set[str]:
     return {i["meta_data"]["content_hash"] for i in images}
 
 
-@pytest.mark.parametrize("damage", ["truncate", "symlink", "fifo"])
-def test_a_damaged_file_moved_with_its_folder_keeps_its_image(repo_at, damage: str) -> None:
-    """Seeds 257, 309, 396, 407 (issue 16): a synced image's file is damaged, a sync
-    holds it back, then the user renames its label folder (to another label, or to a
-    name the scanner refuses). The damaged file moved with the folder, but the catalog
-    ties damage to a path: the new path held no image, the old one is gone, and the
-    next sync deleted the image on the server."""
+def _damage(path: Path, damage: str) -> None:
+    if damage == "truncate":
+        path.write_bytes(img(1)[:40])
+    else:
+        path.unlink()
+        os.mkfifo(path) if damage == "fifo" else os.symlink("gone.png", path)
+
+
+def _two_synced_cats(repo_at) -> tuple[Path, Any, Path, set[str]]:
+    """A repository with cat/a.png and cat/b.png synced: (root, account, a.png, the
+    server's content hashes)."""
     root = repo_at()
     account = repo_at.account
     (root / "cat").mkdir()
@@ -179,13 +183,19 @@ def test_a_damaged_file_moved_with_its_folder_keeps_its_image(repo_at, damage: s
     path.write_bytes(img(1))
     (root / "cat" / "b.png").write_bytes(img(2))
     engine_sync(root, account.url, account.token)
-    before = _server_hashes(account)
+    return root, account, path, _server_hashes(account)
+
+
+@pytest.mark.parametrize("damage", ["truncate", "symlink", "fifo"])
+def test_a_damaged_file_moved_with_its_folder_keeps_its_image(repo_at, damage: str) -> None:
+    """Seeds 257, 309, 396, 407 (issue 16): a synced image's file is damaged, a sync
+    holds it back, then the user renames its label folder (to another label, or to a
+    name the scanner refuses). The damaged file moved with the folder, but the catalog
+    ties damage to a path: the new path held no image, the old one is gone, and the
+    next sync deleted the image on the server."""
+    root, account, path, before = _two_synced_cats(repo_at)
     assert len(before) == 2
-    if damage == "truncate":
-        path.write_bytes(img(1)[:40])
-    else:
-        path.unlink()
-        os.mkfifo(path) if damage == "fifo" else os.symlink("gone.png", path)
+    _damage(path, damage)
     held = engine_sync(root, account.url, account.token)
     assert [h.path for h in held.tasks[0].held] == ["cat/a.png"]
     os.rename(root / "cat", root / "elk")
@@ -272,19 +282,8 @@ def test_a_file_damaged_and_moved_between_two_syncs_keeps_its_image(
     with a FIFO and renames its label folder (here to a name the scanner refuses). No
     sync saw the damaged file at its old path, and a FIFO or a symlink is a new inode:
     the next sync read the image as deleted and deleted it on the server."""
-    root = repo_at()
-    account = repo_at.account
-    (root / "cat").mkdir()
-    path = root / "cat" / "a.png"
-    path.write_bytes(img(1))
-    (root / "cat" / "b.png").write_bytes(img(2))
-    engine_sync(root, account.url, account.token)
-    before = _server_hashes(account)
-    if damage == "truncate":
-        path.write_bytes(img(1)[:40])
-    else:
-        path.unlink()
-        os.mkfifo(path) if damage == "fifo" else os.symlink("gone.png", path)
+    root, account, path, before = _two_synced_cats(repo_at)
+    _damage(path, damage)
     os.rename(root / "cat", root / folder)
     engine_sync(root, account.url, account.token)
     assert _server_hashes(account) == before
