@@ -283,3 +283,29 @@ def test_headers_rebuilt_from_any_segments_are_never_confirmed_wrongly(seed, edi
         elif segments:
             lengths[at % len(segments)] += delta
     assert_only_confirms_what_the_full_check_accepts([_assemble(segments, rest, lengths)])
+
+
+def test_pillows_private_decoder_entry_point_is_the_one_verified() -> None:
+    """The fast path calls Pillow's private `Image.core.jpeg_decoder` (verified on Pillow
+    13; pyproject.toml caps the major version). If a Pillow release changes it, every
+    JPEG silently takes the slower public path: this says so loudly instead."""
+    data = image_bytes(3, size=(64, 48))
+    assert hasattr(Image.core, "jpeg_decoder"), "Pillow's private jpeg_decoder is gone"
+    assert confirm(data) == (64, 48), (
+        "the fast path no longer confirms a plain JPEG with this Pillow "
+        f"({Image.__version__}): check scan/jpeg_confirm.py against its ImageFile.load()"
+    )
+
+
+def test_without_the_private_entry_point_the_public_path_decides(monkeypatch) -> None:
+    class NoDecoder:  # a Pillow whose core lacks the entry point
+        def __getattr__(self, name: str) -> object:
+            if name == "jpeg_decoder":
+                raise AttributeError(name)
+            return getattr(Image.core, name)
+
+    data = image_bytes(3, size=(64, 48))
+    assert confirm_jpeg(data, NoDecoder(), None, ImageFile.MAXBLOCK) is None
+    monkeypatch.setattr(hashing, "confirm_jpeg", lambda *a: None)  # as the shell then sees it
+    reason, _detail, dims = check_image(data, "x.jpg")
+    assert reason is None and dims is not None and dims[:2] == (64, 48)
