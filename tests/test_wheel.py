@@ -1,0 +1,112 @@
+"""The package as users install it: a wheel that carries the catalog's migrations, whose
+`repo` and `localrepo-server` commands work outside the source tree (issue 17)."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import sysconfig
+import zipfile
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+@pytest.fixture(scope="module")
+def wheel(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    out = tmp_path_factory.mktemp("wheel")
+    subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "pip",
+            "wheel",
+            "--no-deps",
+            "--no-build-isolation",
+            "-q",
+            "-w",
+            str(out),
+            str(ROOT),
+        ],
+        check=True,
+        capture_output=True,
+        timeout=300,
+    )
+    [found] = out.glob("localrepo-*.whl")
+    return found
+
+
+def test_the_wheel_carries_the_migrations(wheel: Path) -> None:
+    names = zipfile.ZipFile(wheel).namelist()
+    revisions = sorted(p for p in names if p.startswith("localrepo/migrations/versions/0"))
+    shipped = sorted(p.name for p in (ROOT / "migrations" / "versions").glob("0*.py"))
+    assert [p.rsplit("/", 1)[1] for p in revisions] == shipped
+    assert "localrepo/migrations/env.py" in names
+    assert "localrepo/migrations/script.py.mako" in names
+
+
+def test_the_installed_commands_work_outside_the_source_tree(wheel: Path, tmp_path: Path) -> None:
+    """A fresh venv with the wheel installed (its dependencies borrowed from this venv,
+    nothing downloaded), run from a folder that is not the checkout."""
+    venv = tmp_path / "venv"
+    subprocess.run([sys.executable, "-m", "venv", str(venv)], check=True, timeout=120)
+    py = venv / "bin" / "python"
+    site = subprocess.run(
+        [str(py), "-c", "import sysconfig; print(sysconfig.get_paths()['purelib'])"],
+        check=True,
+        capture_output=True,
+        text=True,
+    ).stdout.strip()
+    # The dependencies: this venv's site-packages, after the wheel's own files (a .pth
+    # entry comes after site-packages itself, so the wheel's localrepo wins over the
+    # checkout that this venv's editable install points at).
+    Path(site, "borrowed-deps.pth").write_text(sysconfig.get_paths()["purelib"] + "\n")
+    subprocess.run(
+        [str(py), "-m", "pip", "install", "--no-deps", "--no-index", "-q", str(wheel)],
+        check=True,
+        capture_output=True,
+        timeout=300,
+    )
+    work = tmp_path / "elsewhere"
+    work.mkdir()
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("LOCALREPO_", "PYTHON"))}
+    where = subprocess.run(
+        [str(py), "-c", "import localrepo; print(localrepo.__file__)"],
+        cwd=work,
+        env=env,
+        check=True,
+        capture_output=True,
+        text=True,
+    ).stdout
+    assert where.startswith(site), where  # the installed copy, not the checkout
+    init = subprocess.run(
+        [str(venv / "bin" / "repo"), "init", "pets", "--task", "pets"],
+        cwd=work,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert init.returncode == 0, init.stderr
+    assert (work / "pets" / ".localrepo" / "catalog.db").is_file()
+    status = subprocess.run(
+        [str(venv / "bin" / "repo"), "-C", "pets", "status", "--json"],
+        cwd=work,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert status.returncode == 0 and '"pets"' in status.stdout, status.stderr
+    server = subprocess.run(
+        [str(venv / "bin" / "localrepo-server"), "--help"],
+        cwd=work,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert server.returncode == 0 and "serve" in server.stdout, server.stderr
