@@ -9,11 +9,11 @@ from sqlalchemy import text
 from starlette.requests import Request
 
 from .config import Settings
-from .db import Database
+from .data.db import Database
+from .data.storage import BlobStore
 from .errors import detail, not_found
 from .ml.classify import MLService
 from .ml.features import Backends
-from .storage import BlobStore
 
 DEFAULT_WORKSPACE = "Default"
 _TOKEN_SQL = text(

@@ -3,7 +3,6 @@
 ``features``  image -> feature vector: a frozen pretrained backbone (EfficientNet-Lite0,
               the ``ml`` extra) or handcrafted features (numpy only)
 ``heads``     pure numpy/scikit-learn: datasets, the seeded split, heads, metrics
-``store``     database access: embedding cache, the job queue, model heads
 ``worker``    the training worker process that ``serve`` starts
 ``classify``  the classify/ computation
 """

@@ -21,8 +21,8 @@ from urllib.parse import urlsplit, urlunsplit
 import httpx
 import numpy as np
 
-from ..db import Database
-from . import jobs
+from ..data import training
+from ..data.db import Database
 from .features import Backends
 from .heads import MULTI_CLASS, MULTI_LABEL, Head, LabelInfo
 
@@ -53,7 +53,7 @@ class MLService:
             if found is not None:
                 self._heads.move_to_end(model_id)
                 return found
-        data = jobs.load_head(db, model_id)
+        data = training.load_head(db, model_id)
         if data is None:
             return None
         head = Head.from_bytes(data)

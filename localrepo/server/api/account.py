@@ -6,11 +6,11 @@ from fastapi import APIRouter, Depends, Request
 from sqlalchemy import text
 from starlette.responses import Response
 
-from . import queries
+from ..context import Principal, get_ctx
+from ..data import queries
+from ..schemas import WorkspaceOut
 from .auth import authenticate
 from .common import ok
-from .context import Principal, get_ctx
-from .schemas import WorkspaceOut
 
 router = APIRouter(prefix="/account/v2", tags=["account"])
 

@@ -12,9 +12,9 @@ from fastapi import APIRouter, Path, Request
 from sqlalchemy import text
 from starlette.responses import FileResponse, Response
 
-from .context import get_ctx
-from .errors import not_found
-from .imaging import make_thumbnail
+from ..context import get_ctx
+from ..errors import not_found
+from ..imaging import make_thumbnail
 
 router = APIRouter(tags=["media"])
 

@@ -20,9 +20,9 @@ from typing import Any
 import numpy as np
 from sqlalchemy import bindparam, text
 
-from ..db import Database
-from ..models import new_id, now_iso
-from .heads import LabelInfo, Sample
+from ..ml.heads import LabelInfo, Sample
+from .db import Database
+from .tables import new_id, now_iso
 
 MAX_ATTEMPTS = 3
 WAITING, IN_TRAINING, TRAINED, ERROR = "WAITING", "IN_TRAINING", "TRAINED", "ERROR"

@@ -9,15 +9,15 @@ from sqlalchemy import bindparam, text
 from starlette.concurrency import run_in_threadpool
 from starlette.responses import Response
 
-from . import queries
+from ..bodies import body_doc, check_uuid, parse, read_body
+from ..context import Principal, ServerContext, get_ctx
+from ..data import queries
+from ..data.tables import Label
+from ..errors import field_error, not_found
+from ..pagination import check_page, page_body, page_request
+from ..schemas import LabelCreate, LabelOut, LabelType, LabelUpdate, Page
 from .auth import authenticate
-from .bodies import body_doc, check_uuid, parse, read_body
 from .common import body_workspace, no_content, ok, path_id
-from .context import Principal, ServerContext, get_ctx
-from .errors import field_error, not_found
-from .models import Label
-from .pagination import check_page, page_body, page_request
-from .schemas import LabelCreate, LabelOut, LabelType, LabelUpdate, Page
 
 router = APIRouter(prefix="/recognition/v2", tags=["labels"])
 

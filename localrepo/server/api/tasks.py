@@ -8,17 +8,14 @@ from sqlmodel import Session
 from starlette.concurrency import run_in_threadpool
 from starlette.responses import Response
 
-from . import queries
-from .auth import authenticate
-from .bodies import body_doc, check_uuid, parse, read_body
-from .common import body_workspace, no_content, ok, path_id
-from .context import Principal, ServerContext, get_ctx
-from .errors import bad_request, field_error, not_found
-from .ml import jobs
-from .ml.heads import too_few_problems
-from .models import Label, Task, TaskLabel, now_iso
-from .pagination import check_page, page_body, page_request
-from .schemas import (
+from ..bodies import body_doc, check_uuid, parse, read_body
+from ..context import Principal, ServerContext, get_ctx
+from ..data import queries, training
+from ..data.tables import Label, Task, TaskLabel, now_iso
+from ..errors import bad_request, field_error, not_found
+from ..ml.heads import too_few_problems
+from ..pagination import check_page, page_body, page_request
+from ..schemas import (
     Detail,
     LabelRef,
     Page,
@@ -28,6 +25,8 @@ from .schemas import (
     TrainQueued,
     WorkspaceRef,
 )
+from .auth import authenticate
+from .common import body_workspace, no_content, ok, path_id
 
 router = APIRouter(prefix="/recognition/v2", tags=["tasks"])
 
@@ -270,7 +269,7 @@ async def task_remove_label(
 
 def _queue_training(ctx: ServerContext, ws: str, task_id: str) -> dict[str, object]:
     _task_or_404(ctx, ws, task_id)
-    data = jobs.load_task_data(ctx.db, task_id)
+    data = training.load_task_data(ctx.db, task_id)
     if data is None:
         raise not_found("Task not found.")
     problem = too_few_problems(
@@ -278,7 +277,7 @@ def _queue_training(ctx: ServerContext, ws: str, task_id: str) -> dict[str, obje
     )
     if problem:
         raise bad_request(problem)
-    answer = jobs.queue_training(ctx.db, task_id)
+    answer = training.queue_training(ctx.db, task_id)
     ctx.ml.on_queued()
     return answer
 

@@ -21,27 +21,26 @@ from sqlalchemy import bindparam, text
 from starlette.concurrency import run_in_threadpool
 from starlette.responses import Response
 
-from . import queries
-from .auth import authenticate
-from .bodies import body_doc, check_uuid, parse, read_body
-from .common import body_workspace, media_base, no_content, ok, path_id
-from .context import Principal, ServerContext, get_ctx
-from .errors import APIError, bad_request, field_error, not_found
-from .imaging import ImageRejected, decode_base64
-from .ml import jobs
-from .ml.classify import (
+from ..bodies import body_doc, check_uuid, parse, read_body
+from ..context import Principal, ServerContext, get_ctx
+from ..data import queries, training
+from ..data.tables import now_iso
+from ..errors import APIError, bad_request, field_error, not_found
+from ..imaging import ImageRejected, decode_base64
+from ..ml.classify import (
     RecordError,
     UrlPolicy,
     answer_record,
     fetch_url,
     labels_to_store,
 )
-from .ml.features import BackendUnavailable, decode_rgb
-from .ml.heads import Head, LabelInfo
-from .models import now_iso
-from .pagination import check_page, page_body, page_request
-from .routes_images import _store_upload
-from .schemas import ClassifyOut, ClassifyRequest, ModelOut, Page, UploadFields
+from ..ml.features import BackendUnavailable, decode_rgb
+from ..ml.heads import Head, LabelInfo
+from ..pagination import check_page, page_body, page_request
+from ..schemas import ClassifyOut, ClassifyRequest, ModelOut, Page, UploadFields
+from .auth import authenticate
+from .common import body_workspace, media_base, no_content, ok, path_id
+from .images import _store_upload
 
 router = APIRouter(prefix="/recognition/v2", tags=["models"])
 
@@ -126,7 +125,7 @@ def _delete_model(ctx: ServerContext, ws: str, model_id: str) -> None:
             raise not_found("Model not found.")
         if row[1] == row[2]:
             raise bad_request("This model is the task's production version; it cannot be deleted.")
-        if row[3] in (jobs.WAITING, jobs.IN_TRAINING):
+        if row[3] in (training.WAITING, training.IN_TRAINING):
             raise bad_request("This model is queued or training; delete it when it has finished.")
         conn.execute(
             text("UPDATE training_jobs SET model_id = NULL WHERE model_id = :id"), {"id": model_id}
@@ -169,7 +168,7 @@ def _classify_model(
                     "SELECT version FROM models WHERE task_id = :t AND train_status = :s "
                     "ORDER BY version"
                 ),
-                {"t": task_id, "s": jobs.TRAINED},
+                {"t": task_id, "s": training.TRAINED},
             )
         ]
         wanted = version if version is not None else task[2]
@@ -182,7 +181,7 @@ def _classify_model(
                 "SELECT id, version, backend FROM models "
                 "WHERE task_id = :t AND version = :v AND train_status = :s"
             ),
-            {"t": task_id, "v": wanted, "s": jobs.TRAINED},
+            {"t": task_id, "v": wanted, "s": training.TRAINED},
         ).first()
         if model is None:
             listed = ", ".join(str(v) for v in trained) or "none"

@@ -21,9 +21,7 @@ from starlette.concurrency import run_in_threadpool
 from starlette.datastructures import QueryParams, UploadFile
 from starlette.responses import Response
 
-from . import imagedocs, queries
-from .auth import authenticate
-from .bodies import (
+from ..bodies import (
     body_doc,
     check_uuid,
     dump_json_object,
@@ -32,14 +30,15 @@ from .bodies import (
     read_body,
     uuid_list,
 )
-from .common import body_workspace, media_base, no_content, ok, path_id
-from .context import Principal, ServerContext, get_ctx
-from .db import INTEGRITY_ERRORS, fetch_all
-from .errors import APIError, bad_request, field_error, log, not_found
-from .imaging import ImageRejected, OverBudget, StoredImage, decode_base64, prepare
-from .models import Image, ImageLabel, Label, now_iso
-from .pagination import check_page, page_body, page_request
-from .schemas import (
+from ..context import Principal, ServerContext, get_ctx
+from ..data import imagedocs, queries
+from ..data.db import INTEGRITY_ERRORS, fetch_all
+from ..data.storage import PendingBlob
+from ..data.tables import Image, ImageLabel, Label, now_iso
+from ..errors import APIError, bad_request, field_error, log, not_found
+from ..imaging import ImageRejected, OverBudget, StoredImage, decode_base64, prepare
+from ..pagination import check_page, page_body, page_request
+from ..schemas import (
     BulkImageUpdate,
     Count,
     ImageLabelRef,
@@ -51,7 +50,8 @@ from .schemas import (
     Page,
     UploadFields,
 )
-from .storage import PendingBlob
+from .auth import authenticate
+from .common import body_workspace, media_base, no_content, ok, path_id
 
 router = APIRouter(prefix="/recognition/v2", tags=["training images"])
 

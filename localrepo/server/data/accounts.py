@@ -11,7 +11,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session, select
 
 from .db import Database
-from .models import ApiToken, User, Workspace
+from .tables import ApiToken, User, Workspace
 
 DEFAULT_WORKSPACE_NAME = "Default"
 _USERNAME_RE = re.compile(r"^[\w.@+-]{1,150}$")
