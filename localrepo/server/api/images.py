@@ -2,42 +2,29 @@
 
 from __future__ import annotations
 
-import asyncio
-import hashlib
 import math
 import re
-import secrets
-import threading
-import uuid
-from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass
 from typing import Any
 
 from fastapi import APIRouter, Depends, Query, Request
-from sqlalchemy import bindparam, text
-from sqlalchemy.sql.elements import BindParameter
-from sqlmodel import Session
 from starlette.concurrency import run_in_threadpool
 from starlette.datastructures import QueryParams, UploadFile
 from starlette.responses import Response
 
+from .. import uploads
 from ..bodies import (
     body_doc,
     check_uuid,
-    dump_json_object,
     json_object_field,
     parse,
     read_body,
     uuid_list,
 )
 from ..context import Principal, ServerContext, get_ctx
-from ..data import imagedocs, queries
-from ..data.db import INTEGRITY_ERRORS, fetch_all
-from ..data.storage import PendingBlob
-from ..data.tables import Image, ImageLabel, Label, now_iso
-from ..errors import APIError, bad_request, field_error, log, not_found
-from ..imaging import ImageRejected, OverBudget, StoredImage, decode_base64, prepare
-from ..pagination import check_page, page_body, page_request
+from ..data import images
+from ..data.images import ImageQuery
+from ..errors import APIError, bad_request, field_error, not_found
+from ..pagination import page_body, page_request
 from ..schemas import (
     BulkImageUpdate,
     Count,
@@ -56,46 +43,17 @@ from .common import body_workspace, media_base, no_content, ok, path_id
 router = APIRouter(prefix="/recognition/v2", tags=["training images"])
 
 _VALUE_FILTER = re.compile(r"^label_value_(.+)__(gte|lte)$")
-_CHUNK = 500
-
-
-def duplicate_error(image_id: str) -> APIError:
-    # Keep this wording: the official SDK extracts the id after "image ID" with a regex.
-    return APIError(
-        400, {"detail": f"Image already exists in workspace with image ID '{image_id}'."}
-    )
 
 
 # ---- listing -----------------------------------------------------------------------------
 
 
-def _in_list(name: str, values: list[str], params: dict[str, Any]) -> str:
-    """``(:name0, :name1, ...)`` with the values bound (plain named parameters work with
-    every driver and need no statement rewriting)."""
-    keys = [f"{name}{k}" for k in range(len(values))]
-    params.update(zip(keys, values, strict=True))
-    return "(" + ", ".join(":" + k for k in keys) + ")"
-
-
-def _image_filters(request: Request, ws: str) -> tuple[str, dict[str, Any]]:
+def _image_query(request: Request, test: bool | None, real: bool | None) -> ImageQuery:
+    """The listing's filters from the query string (400 naming a malformed one)."""
     q = request.query_params
-    where = ["i.workspace_id = :ws"]
-    params: dict[str, Any] = {"ws": ws}
     labels = uuid_list("labels", q.getlist("labels")) + uuid_list("label", q.getlist("label"))
-    if labels:
-        where.append(
-            "EXISTS (SELECT 1 FROM image_labels f WHERE f.image_id = i.id AND f.label_id IN "
-            + _in_list("fl", list(dict.fromkeys(labels))[:1000], params)
-            + ")"
-        )
     not_labels = uuid_list("not_labels", q.getlist("not_labels"))
-    if not_labels:
-        where.append(
-            "NOT EXISTS (SELECT 1 FROM image_labels f WHERE f.image_id = i.id AND f.label_id IN "
-            + _in_list("nl", list(dict.fromkeys(not_labels))[:1000], params)
-            + ")"
-        )
-    n = 0
+    values: list[tuple[str, str, float]] = []
     for key, raw in q.multi_items():
         match = _VALUE_FILTER.match(key)
         if not match:
@@ -107,15 +65,8 @@ def _image_filters(request: Request, ws: str) -> tuple[str, dict[str, Any]]:
             number = math.nan
         if not math.isfinite(number):
             raise field_error(key, f"A valid number is required, got {raw!r}.")
-        op = ">=" if match.group(2) == "gte" else "<="
-        where.append(
-            f"EXISTS (SELECT 1 FROM image_labels f WHERE f.image_id = i.id "
-            f"AND f.label_id = :vl{n} AND f.value {op} :vv{n})"
-        )
-        params[f"vl{n}"] = label_id
-        params[f"vv{n}"] = number
-        n += 1
-    return " AND ".join(where), params
+        values.append((label_id, ">=" if match.group(2) == "gte" else "<=", number))
+    return ImageQuery(labels, not_labels, values, test, real)
 
 
 def _listing(
@@ -130,49 +81,8 @@ def _listing(
     ctx = get_ctx(request)
     ws = ctx.resolve_workspace(principal, workspace)
     pr = page_request(request, ctx.settings)
-    cond, params = _image_filters(request, ws)
-    if test is not None:
-        cond += " AND i.test_image = :test"
-        params["test"] = test
-    if real is not None:
-        cond += " AND i.real = :real"
-        params["real"] = real
-    count_sql = f"SELECT count(*) FROM images i WHERE {cond}"
-    window = {**params, "lim": pr.size, "off": pr.offset}
-    base = media_base(request)
-    results: Any
-    if ctx.db.is_sqlite:
-        with ctx.db.sqlite_read() as raw:
-            count = ctx.db.count(raw, count_sql, params)
-            check_page(pr, count)
-            expected = max(0, min(pr.size, count - pr.offset))
-            window["last"] = pr.offset + expected - 1
-            found, items = raw.execute(imagedocs.page_sql(cond), window).fetchone()
-            if found != expected:
-                # (The triggers keep image_docs complete: only a damaged database lands here.)
-                log.warning("image_docs disagrees with images; rendering the page instead")
-                items = raw.execute(imagedocs.rendered_page_sql(cond), window).fetchone()[1]
-        results = imagedocs.fill_media(items, base)
-    else:
-        page_sql = (
-            f"SELECT {queries.IMAGE_COLUMNS} FROM images i WHERE {cond} "
-            "ORDER BY i.created, i.id LIMIT :lim OFFSET :off"
-        )
-        # The page's labels come from the same page window (no list of ids to bind).
-        labels_sql = (
-            "SELECT il.image_id, l.id, l.name, l.type, il.value FROM "
-            f"(SELECT i.id FROM images i WHERE {cond} ORDER BY i.created, i.id "
-            "LIMIT :lim OFFSET :off) p "
-            "JOIN image_labels il ON il.image_id = p.id JOIN labels l ON l.id = il.label_id "
-            "ORDER BY il.created, il.label_id"
-        )
-        with ctx.db.read() as session:
-            conn = session.connection()
-            count = fetch_all(conn, count_sql, params)[0][0]
-            check_page(pr, count)
-            rows = fetch_all(conn, page_sql, window)
-            label_rows = fetch_all(conn, labels_sql, window) if rows else []
-            results = queries.image_dicts(conn, rows, base, label_rows)
+    query = _image_query(request, test, real)
+    count, results = images.image_page(ctx.db, ws, query, pr, media_base(request))
     return ok(page_body(request, pr, count, results))
 
 
@@ -228,238 +138,6 @@ async def list_images_fast(request: Request) -> Response | None:
     return await run_in_threadpool(_listing, request, principal, workspace, *flags)
 
 
-# ---- upload ------------------------------------------------------------------------------
-
-
-def _image_out(row: dict[str, Any], base: str) -> dict[str, Any]:
-    prefix = f"{base}{row['blob_sha256']}/{row['media_key']}"
-    return {
-        "id": row["id"],
-        "created": row["created"],
-        "img_path": prefix + row["extension"],
-        "thumb_img_path": prefix + "_thumb.jpg",
-        "img_width": row["img_width"],
-        "img_height": row["img_height"],
-        "meta_data": queries.json_fragment(row["meta_data"]),
-        "test_image": row["test_image"],
-        "real": row["real"],
-        "verifyCount": 0,
-        "workspace": row["workspace_id"],
-        "labels": [],
-    }
-
-
-_EXISTING_SQL = text("SELECT id FROM images WHERE workspace_id = :ws AND upload_sha256 = :h")
-_BLOB_USED_SQL = text("SELECT 1 FROM images WHERE blob_sha256 = :h LIMIT 1")
-_IMAGE_COLUMNS = [c.name for c in Image.__table__.columns]  # type: ignore[attr-defined]
-_INSERT_IMAGE = text(
-    f"INSERT INTO images ({', '.join(_IMAGE_COLUMNS)}) "
-    f"VALUES ({', '.join(':' + c for c in _IMAGE_COLUMNS)})"
-)
-
-
-def _existing_image(ctx: ServerContext, ws: str, upload_sha: str) -> str | None:
-    row = ctx.db.first(_EXISTING_SQL, {"ws": ws, "h": upload_sha})
-    return row[0] if row else None
-
-
-def _blob_referenced(ctx: ServerContext, sha: str) -> bool:
-    return ctx.db.first(_BLOB_USED_SQL, {"h": sha}) is not None
-
-
-def _checked_upload(
-    ctx: ServerContext,
-    ws: str,
-    payload: str | bytes,
-    field: str,
-    fields: UploadFields,
-    max_pixels: int | None = None,
-) -> tuple[str, StoredImage]:
-    """Decode, refuse a duplicate, check (fully decode) and maybe resize an upload:
-    (sha256 of the uploaded bytes, what to store). ``max_pixels``: see ``prepare``."""
-    try:
-        raw = decode_base64(payload) if field == "base64" else bytes(payload)  # type: ignore[arg-type]
-    except ImageRejected as exc:
-        raise field_error(field, f"Upload a valid image: {exc}.") from exc
-    upload_sha = hashlib.sha256(raw).hexdigest()
-    existing = _existing_image(ctx, ws, upload_sha)
-    if existing is not None:
-        raise duplicate_error(existing)
-    try:
-        stored = prepare(
-            raw, noresize=fields.noresize, resize_to=ctx.settings.resize_to, max_pixels=max_pixels
-        )
-    except ImageRejected as exc:
-        raise field_error(field, f"Upload a valid image: {exc}.") from exc
-    return upload_sha, stored
-
-
-def _image_row(
-    ws: str, upload_sha: str, stored: StoredImage, fields: UploadFields
-) -> dict[str, Any]:
-    return dict(
-        id=str(uuid.uuid4()),
-        created=now_iso(),
-        workspace_id=ws,
-        upload_sha256=upload_sha,
-        blob_sha256=stored.sha256,
-        media_key=secrets.token_hex(16),
-        extension=stored.extension,
-        content_type=stored.content_type,
-        size_bytes=len(stored.data),
-        img_width=stored.width,
-        img_height=stored.height,
-        meta_data=dump_json_object(fields.meta_data),
-        test_image=fields.test_image,
-        real=fields.real,
-    )
-
-
-def _insert_failed(
-    ctx: ServerContext, exc: BaseException, blob: str, created: bool, ws: str, upload_sha: str
-) -> None:
-    """After a failed insert (the caller re-raises): leave nothing behind, the blob goes
-    unless another image uses it; a lost race with the same upload is a duplicate."""
-    if created and not _blob_referenced(ctx, blob):
-        ctx.blobs.remove(blob)
-    if isinstance(exc, INTEGRITY_ERRORS):
-        existing = _existing_image(ctx, ws, upload_sha)
-        if existing is not None:
-            raise duplicate_error(existing) from None
-
-
-def _store_checked(
-    ctx: ServerContext, ws: str, upload_sha: str, stored: StoredImage, row: dict[str, Any]
-) -> None:
-    """Blob, then row, under the blob's lock (in a worker thread: it fsyncs and waits)."""
-    blobs = ctx.blobs
-    with blobs.locked(stored.sha256):
-        created = blobs.put(stored.sha256, stored.data)
-        try:
-            # A plain insert: the ORM unit of work costs more than the row itself.
-            ctx.db.write_one(_INSERT_IMAGE, row)
-        except BaseException as exc:
-            _insert_failed(ctx, exc, stored.sha256, created, ws, upload_sha)
-            raise
-
-
-def _store_upload(
-    ctx: ServerContext,
-    principal: Principal,
-    workspace: object,
-    payload: str | bytes,
-    field: str,
-    fields: UploadFields,
-    base: str,
-) -> dict[str, Any]:
-    """An upload, start to end, in the calling (worker) thread."""
-    ws = ctx.resolve_workspace(principal, workspace)
-    upload_sha, stored = _checked_upload(ctx, ws, payload, field, fields)
-    row = _image_row(ws, upload_sha, stored, fields)
-    _store_checked(ctx, ws, upload_sha, stored, row)
-    return _image_out(row, base)
-
-
-# An upload small enough to check on the event loop (a 320x240 JPEG decodes in 0.5 ms):
-# handing it to a worker thread costs about as much CPU again (GIL hand-offs between the
-# loop and the pool), which is most of an upload's cost for small images. Bigger images,
-# resizing, other databases and any lock that would make the loop wait go to the pool.
-INLINE_MAX_PIXELS = 1_000_000
-INLINE_MAX_BYTES = 2 * 1024 * 1024
-# The blob's fsync, when the disk is slow to answer (see BlobStore.fsync_is_fast).
-_FLUSHER = ThreadPoolExecutor(max_workers=4, thread_name_prefix="blob-fsync")
-
-
-async def _store_upload_async(
-    ctx: ServerContext,
-    principal: Principal,
-    workspace: object,
-    payload: str | bytes,
-    field: str,
-    fields: UploadFields,
-    base: str,
-) -> dict[str, Any]:
-    if not ctx.db.is_sqlite or len(payload) > INLINE_MAX_BYTES:
-        args = (ctx, principal, workspace, payload, field, fields, base)
-        return await run_in_threadpool(_store_upload, *args)
-    ws = ctx.resolve_workspace(principal, workspace)
-    try:
-        upload_sha, stored = _checked_upload(ctx, ws, payload, field, fields, INLINE_MAX_PIXELS)
-    except OverBudget:
-        upload_sha, stored = await run_in_threadpool(
-            _checked_upload, ctx, ws, payload, field, fields
-        )
-    row = _image_row(ws, upload_sha, stored, fields)
-    rest = _commit_without_waiting(ctx, ws, upload_sha, stored, row)
-    if rest is not None:
-        # Shielded: once the blob is being written, a cancelled request (server
-        # shutdown) still ends with blob and row both stored, or neither.
-        await asyncio.shield(_commit_rest(ctx, ws, upload_sha, stored, row, rest))
-    return _image_out(row, base)
-
-
-@dataclass
-class _Unfinished:
-    """What is left of an upload's commit that would have made the event loop wait."""
-
-    lock: threading.Lock | None  # the blob's stripe lock, still held; None: do it all
-    pending: PendingBlob | None = None  # a blob still to fsync and rename
-    created: bool = False  # this upload wrote the blob (to remove if the row fails)
-
-
-def _commit_without_waiting(
-    ctx: ServerContext, ws: str, upload_sha: str, stored: StoredImage, row: dict[str, Any]
-) -> _Unfinished | None:
-    """Store the blob, then the row, if nothing has to wait (the common case); otherwise
-    what is left for ``_commit_rest``."""
-    blobs = ctx.blobs
-    lock = blobs.try_lock(stored.sha256)
-    if lock is None:  # a thread is storing or removing the same bytes: wait there
-        return _Unfinished(None)
-    try:
-        pending = blobs.begin_put(stored.sha256, stored.data)
-        if pending is not None and not blobs.fsync_is_fast():
-            rest, lock = _Unfinished(lock, pending, created=True), None
-            return rest
-        if pending is not None:
-            blobs.finish(pending)
-        try:
-            if ctx.db.try_write_one(_INSERT_IMAGE, row):
-                return None
-        except BaseException as exc:
-            _insert_failed(ctx, exc, stored.sha256, pending is not None, ws, upload_sha)
-            raise
-        rest, lock = _Unfinished(lock, created=pending is not None), None
-        return rest
-    finally:
-        if lock is not None:
-            lock.release()
-
-
-async def _commit_rest(
-    ctx: ServerContext,
-    ws: str,
-    upload_sha: str,
-    stored: StoredImage,
-    row: dict[str, Any],
-    rest: _Unfinished,
-) -> None:
-    if rest.lock is None:
-        await run_in_threadpool(_store_checked, ctx, ws, upload_sha, stored, row)
-        return
-    try:
-        if rest.pending is not None:
-            loop = asyncio.get_running_loop()
-            await loop.run_in_executor(_FLUSHER, ctx.blobs.finish, rest.pending)
-        try:
-            await run_in_threadpool(ctx.db.write_one, _INSERT_IMAGE, row)
-        except BaseException as exc:
-            _insert_failed(ctx, exc, stored.sha256, rest.created, ws, upload_sha)
-            raise
-    finally:
-        rest.lock.release()
-
-
 @router.post(
     "/training-image/",
     status_code=201,
@@ -497,7 +175,7 @@ async def upload_image(request: Request, principal: Principal = Depends(authenti
         fields,
         media_base(request),
     )
-    return ok(await _store_upload_async(*args), 201)
+    return ok(await uploads.store_upload_async(*args), 201)
 
 
 async def upload_image_fast(request: Request) -> Response:
@@ -510,18 +188,10 @@ async def upload_image_fast(request: Request) -> Response:
 
 
 def _image_or_404(ctx: ServerContext, ws: str, image_id: str, base: str) -> dict[str, Any]:
-    with ctx.db.read() as session:
-        found = queries.get_image(session.connection(), ws, image_id, base)
+    found = images.get_image(ctx.db, ws, image_id, base)
     if found is None:
         raise not_found("Image not found.")
     return found
-
-
-def _locked_image(session: Session, ws: str, image_id: str) -> Image:
-    image = session.get(Image, image_id)
-    if image is None or image.workspace_id != ws:
-        raise not_found("Image not found.")
-    return image
 
 
 @router.get("/training-image/{image_id}/", response_model=ImageOut)
@@ -536,24 +206,6 @@ def get_image(
     return ok(_image_or_404(ctx, ws, path_id(image_id, "Image"), media_base(request)))
 
 
-def _update_image(
-    ctx: ServerContext, ws: str, image_id: str, body: ImageUpdate, base: str
-) -> dict[str, Any]:
-    with ctx.db.write() as session:
-        image = _locked_image(session, ws, image_id)
-        if "meta_data" in body.model_fields_set:
-            image.meta_data = dump_json_object(body.meta_data)
-        if body.test_image is not None:
-            image.test_image = body.test_image
-        if body.real is not None:
-            image.real = body.real
-        session.add(image)
-        session.flush()
-        found = queries.get_image(session.connection(), ws, image_id, base)
-    assert found is not None
-    return found
-
-
 async def _update_image_route(request: Request, image_id: str, principal: Principal) -> Response:
     ctx = get_ctx(request)
     data, _ = await read_body(request, ImageUpdate)
@@ -562,7 +214,15 @@ async def _update_image_route(request: Request, image_id: str, principal: Princi
     body = parse(ImageUpdate, data)
     ws = await run_in_threadpool(ctx.resolve_workspace, principal, body_workspace(request, data))
     iid = path_id(image_id, "Image")
-    return ok(await run_in_threadpool(_update_image, ctx, ws, iid, body, media_base(request)))
+    changes: dict[str, Any] = {}
+    if "meta_data" in body.model_fields_set:
+        changes["meta_data"] = body.meta_data
+    if body.test_image is not None:
+        changes["test_image"] = body.test_image
+    if body.real is not None:
+        changes["real"] = body.real
+    args = (ctx.db, ws, iid, changes, media_base(request))
+    return ok(await run_in_threadpool(images.update_image, *args))
 
 
 @router.put(
@@ -584,19 +244,6 @@ async def patch_image(
     return await _update_image_route(request, image_id, principal)
 
 
-def _delete_image(ctx: ServerContext, ws: str, image_id: str) -> None:
-    with ctx.db.write() as session:
-        image = _locked_image(session, ws, image_id)
-        sha = image.blob_sha256
-        session.execute(text("DELETE FROM image_labels WHERE image_id = :i"), {"i": image_id})
-        session.delete(image)
-    with ctx.blobs.locked(sha):
-        if not _blob_referenced(ctx, sha):
-            ctx.blobs.remove(sha)
-            # Its cached features go with the bytes (a new upload computes them again).
-            ctx.db.write_one(text("DELETE FROM embeddings WHERE sha256 = :h"), {"h": sha})
-
-
 @router.delete("/training-image/{image_id}/", status_code=204, response_class=Response)
 def delete_image(
     request: Request,
@@ -606,63 +253,11 @@ def delete_image(
 ) -> Response:
     ctx = get_ctx(request)
     ws = ctx.resolve_workspace(principal, workspace)
-    _delete_image(ctx, ws, path_id(image_id, "Image"))
+    images.delete_image(ctx.db, ctx.blobs, ws, path_id(image_id, "Image"))
     return no_content()
 
 
 # ---- labels of one image --------------------------------------------------------------------
-
-
-def _label_in_ws(session: Session, ws: str, label_id: str) -> Label:
-    label = session.get(Label, label_id)
-    if label is None or label.workspace_id != ws:
-        raise field_error("label_id", f"Label '{label_id}' does not exist in this workspace.")
-    return label
-
-
-def _set_label(
-    ctx: ServerContext,
-    ws: str,
-    image_id: str,
-    label_id: str,
-    value: float | None,
-    value_given: bool,
-    base: str,
-) -> dict[str, Any]:
-    with ctx.db.write() as session:
-        _locked_image(session, ws, image_id)
-        label = _label_in_ws(session, ws, label_id)
-        if value_given and value is not None and label.type != "value":
-            raise field_error(
-                "value", f"Only value labels take a value; '{label.name}' is a {label.type} label."
-            )
-        link = session.get(ImageLabel, (image_id, label_id))
-        if link is None:
-            session.add(
-                ImageLabel(image_id=image_id, label_id=label_id, value=value, created=now_iso())
-            )
-        elif value_given:
-            link.value = value
-            session.add(link)
-        session.flush()
-        found = queries.get_image(session.connection(), ws, image_id, base)
-    assert found is not None
-    return found
-
-
-def _unset_label(
-    ctx: ServerContext, ws: str, image_id: str, label_id: str, base: str
-) -> dict[str, Any]:
-    with ctx.db.write() as session:
-        _locked_image(session, ws, image_id)
-        _label_in_ws(session, ws, label_id)
-        session.execute(
-            text("DELETE FROM image_labels WHERE image_id = :i AND label_id = :l"),
-            {"i": image_id, "l": label_id},
-        )
-        found = queries.get_image(session.connection(), ws, image_id, base)
-    assert found is not None
-    return found
 
 
 async def _label_route(
@@ -678,11 +273,10 @@ async def _label_route(
     iid = path_id(image_id, "Image")
     base = media_base(request)
     if mode == "remove":
-        return ok(await run_in_threadpool(_unset_label, ctx, ws, iid, label_id, base))
+        return ok(await run_in_threadpool(images.unset_label, ctx.db, ws, iid, label_id, base))
     value_given = "value" in data
-    return ok(
-        await run_in_threadpool(_set_label, ctx, ws, iid, label_id, body.value, value_given, base)
-    )
+    args = (ctx.db, ws, iid, label_id, body.value, value_given, base)
+    return ok(await run_in_threadpool(images.set_label, *args))
 
 
 @router.post(
@@ -735,104 +329,26 @@ async def image_update_label(
 # ---- bulk update ------------------------------------------------------------------------------
 
 
-def _chunks(items: list[str]) -> list[list[str]]:
-    return [items[i : i + _CHUNK] for i in range(0, len(items), _CHUNK)]
-
-
 def _bulk_update(ctx: ServerContext, ws: str, body: BulkImageUpdate) -> dict[str, int]:
-    images = uuid_list("images", body.images)
+    ids = uuid_list("images", body.images)
     filter_labels = uuid_list("labels", body.labels)
     add = uuid_list("labels-add", body.labels_add)
     remove = uuid_list("labels-remove", body.labels_remove)
-    if not images and not filter_labels:
+    if not ids and not filter_labels:
         raise APIError(400, {"non_field_errors": ["Give images (ids) or labels (a filter)."]})
     if body.mark_test and body.unmark_test:
         raise bad_request("mark-test and unmark-test contradict each other.")
     if body.mark_real and body.unmark_real:
         raise bad_request("mark-real and unmark-real contradict each other.")
-    with ctx.db.write() as session:
-        conn = session.connection()
-        for name, ids in (("labels-add", add), ("labels-remove", remove)):
-            if ids:
-                known = {
-                    r[0]
-                    for r in conn.execute(
-                        text(
-                            "SELECT id FROM labels WHERE workspace_id = :ws AND id IN :ids"
-                        ).bindparams(bindparam("ids", expanding=True)),
-                        {"ws": ws, "ids": ids},
-                    )
-                }
-                missing = [i for i in ids if i not in known]
-                if missing:
-                    raise field_error(
-                        name, f"Label '{missing[0]}' does not exist in this workspace."
-                    )
-        if images:
-            targets: list[str] = []
-            for chunk in _chunks(list(dict.fromkeys(images))):
-                targets.extend(
-                    r[0]
-                    for r in conn.execute(
-                        text(
-                            "SELECT id FROM images WHERE workspace_id = :ws AND id IN :ids"
-                        ).bindparams(bindparam("ids", expanding=True)),
-                        {"ws": ws, "ids": chunk},
-                    )
-                )
-        else:
-            targets = [
-                r[0]
-                for r in conn.execute(
-                    text(
-                        "SELECT i.id FROM images i WHERE i.workspace_id = :ws AND EXISTS "
-                        "(SELECT 1 FROM image_labels f WHERE f.image_id = i.id "
-                        "AND f.label_id IN :labels)"
-                    ).bindparams(bindparam("labels", expanding=True)),
-                    {"ws": ws, "labels": filter_labels},
-                )
-            ]
-        now = now_iso()
-        flags: dict[str, bool] = {}
-        if body.mark_test or body.unmark_test:
-            flags["test_image"] = body.mark_test
-        if body.mark_real or body.unmark_real:
-            flags["real"] = body.mark_real
-        for chunk in _chunks(targets):
-            ids_bind: BindParameter[Any] = bindparam("ids", expanding=True)
-            for label_id in remove:
-                conn.execute(
-                    text(
-                        "DELETE FROM image_labels WHERE label_id = :l AND image_id IN :ids"
-                    ).bindparams(ids_bind),
-                    {"l": label_id, "ids": chunk},
-                )
-            for label_id in add:
-                present = {
-                    r[0]
-                    for r in conn.execute(
-                        text(
-                            "SELECT image_id FROM image_labels WHERE label_id = :l "
-                            "AND image_id IN :ids"
-                        ).bindparams(ids_bind),
-                        {"l": label_id, "ids": chunk},
-                    )
-                }
-                rows = [{"i": i, "l": label_id, "c": now} for i in chunk if i not in present]
-                if rows:
-                    conn.execute(
-                        text(
-                            "INSERT INTO image_labels (image_id, label_id, value, created) "
-                            "VALUES (:i, :l, NULL, :c)"
-                        ),
-                        rows,
-                    )
-            for column, flag in flags.items():
-                conn.execute(
-                    text(f"UPDATE images SET {column} = :v WHERE id IN :ids").bindparams(ids_bind),
-                    {"v": flag, "ids": chunk},
-                )
-    return {"count": len(targets)}
+    flags: dict[str, bool] = {}
+    if body.mark_test or body.unmark_test:
+        flags["test_image"] = body.mark_test
+    if body.mark_real or body.unmark_real:
+        flags["real"] = body.mark_real
+    count = images.bulk_update(
+        ctx.db, ws, images=ids, filter_labels=filter_labels, add=add, remove=remove, flags=flags
+    )
+    return {"count": count}
 
 
 @router.post(
