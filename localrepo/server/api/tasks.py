@@ -13,6 +13,7 @@ from ..context import Principal, ServerContext, get_ctx
 from ..data import tasks, training
 from ..errors import bad_request, field_error, not_found
 from ..ml.heads import too_few_problems
+from ..ml.train import load_task_data
 from ..pagination import page_body, page_request
 from ..schemas import (
     Detail,
@@ -163,7 +164,7 @@ async def task_remove_label(
 
 def _queue_training(ctx: ServerContext, ws: str, task_id: str) -> dict[str, object]:
     _task_or_404(ctx, ws, task_id)
-    data = training.load_task_data(ctx.db, task_id)
+    data = load_task_data(ctx.db, task_id)
     if data is None:
         raise not_found("Task not found.")
     problem = too_few_problems(

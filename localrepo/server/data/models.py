@@ -4,15 +4,17 @@ what ``classify/`` reads of a task's model."""
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import bindparam, text
 
 from ..errors import bad_request, field_error, not_found
-from ..ml.heads import Head
 from ..pagination import PageRequest, check_page
 from . import queries, training
 from .db import Database
+
+if TYPE_CHECKING:  # (a type only: data/ imports nothing of ml/)
+    from ..ml.heads import Head
 
 _MODEL_FROM = "models m JOIN tasks t ON t.id = m.task_id"
 

@@ -15,7 +15,16 @@ from threadpoolctl import threadpool_limits
 from ..data import training
 from ..data.db import Database
 from .features import Backend, decode_rgb
-from .heads import TrainingError, evaluate, fit_head, split, too_few_problems, usable_samples
+from .heads import (
+    TaskData,
+    TrainingError,
+    evaluate,
+    fit_head,
+    split,
+    task_data,
+    too_few_problems,
+    usable_samples,
+)
 
 log = logging.getLogger("localrepo.server.training")
 
@@ -57,6 +66,12 @@ def features_for(
     return np.stack([vectors[sha] for sha in shas]), len(missing)
 
 
+def load_task_data(db: Database, task_id: str) -> TaskData | None:
+    """The task's training data (None when the task does not exist)."""
+    rows = training.task_rows(db, task_id)
+    return None if rows is None else task_data(*rows)
+
+
 def train_task(
     db: Database,
     backend: Backend,
@@ -66,7 +81,7 @@ def train_task(
     on_progress: Callable[[], None] = lambda: None,
 ) -> TrainResult:
     started = time.perf_counter()
-    data = training.load_task_data(db, task_id)
+    data = load_task_data(db, task_id)
     if data is None:
         raise TrainingError("the task no longer exists")
     problem = too_few_problems(data.type, data.labels, data.samples, min_images)
