@@ -29,8 +29,8 @@ WAITING, IN_TRAINING, TRAINED, ERROR = "WAITING", "IN_TRAINING", "TRAINED", "ERR
 
 class TaskRows(NamedTuple):
     task: Sequence[Any]  # (id, name, type)
-    labels: list[Sequence[Any]]  # (id, name, output_name, negative_for_task), by name
-    samples: list[Sequence[Any]]  # (image id, blob sha256, test_image, label id, value)
+    labels: Sequence[Sequence[Any]]  # (id, name, output_name, negative_for_task), by name
+    samples: Sequence[Sequence[Any]]  # (image id, blob sha256, test_image, label id, value)
 
 
 def task_rows(db: Database, task_id: str) -> TaskRows | None:
