@@ -11,8 +11,8 @@ from pathlib import Path
 from typing import Any
 
 from localrepo.catalog.files import damaged_files
+from localrepo.catalog.meta import get_meta
 from localrepo.catalog.states import LOCAL
-from localrepo.catalog.store import get_meta
 from localrepo.cli.context import echo
 from localrepo.scan import changes as ch
 from localrepo.scan.scanner import ScanReport

@@ -688,7 +688,8 @@ def _conflict_keys(repo: Any, cwd: Path, paths: tuple[str, ...], all_: bool) -> 
 
 def _keep_on_disk(repo: Any, keys: set[str], label: str) -> None:
     """`--keep LABEL`: make each image's files say exactly LABEL (sync/keep.py)."""
-    from localrepo.catalog import store
+    from localrepo.catalog import files as catalog_files
+    from localrepo.catalog import tasks as catalog_tasks
     from localrepo.labelnames import folder_for_label
     from localrepo.layout import folder_label, nfc
     from localrepo.sync.keep import keep_label
@@ -699,8 +700,8 @@ def _keep_on_disk(repo: Any, keys: set[str], label: str) -> None:
     with repo.lock():
         conn = repo.connect()
         try:
-            bindings = store.load_bindings(conn)
-            stats = store.load_stats(conn)
+            bindings = catalog_tasks.load_bindings(conn)
+            stats = catalog_files.load_stats(conn)
             fs = LocalFS(repo.root)
             work = []
             for binding in bindings:

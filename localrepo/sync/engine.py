@@ -17,7 +17,11 @@ from dataclasses import dataclass, field, replace
 from typing import Any
 
 from localrepo.catalog import files as catalog_files
-from localrepo.catalog import journal, store
+from localrepo.catalog import images as catalog_images
+from localrepo.catalog import journal
+from localrepo.catalog import meta as catalog_meta
+from localrepo.catalog import problems as catalog_problems
+from localrepo.catalog import tasks as catalog_tasks
 from localrepo.catalog.db import transaction
 from localrepo.errors import EXIT_SAFETY, LocalrepoError
 from localrepo.ignore import ignore_rules_above
@@ -199,7 +203,7 @@ def _hold_back(
     (sync/holds.py), the holds to report, and the scanner's word on each refused folder
     (what to rename it to). Read from the catalog, so a hold lasts
     across runs until its reason is gone."""
-    refused = catalog_files.refused_folders(conn, binding.task_id)
+    refused = catalog_problems.refused_folders(conn, binding.task_id)
     task_files = TaskFiles(
         binding.type,
         binding.root,
@@ -282,7 +286,7 @@ class Engine:
                 report.scan = self._scan(conn, dry_run=False, scope=self.options.scope)
                 fs = LocalFS(self.repo.root)
                 fs.remove_leftovers(report.scan.leftovers)
-                bindings = store.load_bindings(conn)
+                bindings = catalog_tasks.load_bindings(conn)
                 if not self.options.dry_run and self._finish_interrupted_relabels(
                     conn, fs, bindings
                 ):
@@ -299,7 +303,7 @@ class Engine:
                     # The engine's files are in the catalog already; re-derive the labels
                     # and counts from them (nothing is journalled as a user edit).
                     with transaction(conn):
-                        store.set_meta(conn, "bindings_fp", "")
+                        catalog_meta.set_meta(conn, "bindings_fp", "")
                     self._scan(conn, dry_run=False)
             finally:
                 conn.close()
@@ -340,7 +344,7 @@ class Engine:
             where = {f.path: f for found in files.values() for f in found}
             for path in done.unlink:
                 changed |= fs.unlink_second_name(path, where[path].dev, where[path].inode)
-            stats = store.load_stats(conn) if done.trash else {}
+            stats = catalog_files.load_stats(conn) if done.trash else {}
             for path in done.trash:
                 try:
                     fs.check(path, stats.get(path))
@@ -602,7 +606,7 @@ class Engine:
         files: dict[str, list[str]],
     ) -> None:
         now = self.clock()
-        ids = store.image_ids_by_hash(conn)
+        ids = catalog_images.image_ids_by_hash(conn)
         with transaction(conn):
             open_rows = {
                 (r[1], r[2]): r[0]

@@ -26,7 +26,7 @@ from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
-from localrepo.catalog import store
+from localrepo.catalog import files as catalog_files
 from localrepo.catalog.db import transaction
 from localrepo.catalog.states import LOCAL, REMOTE, SYNCED
 from localrepo.errors import LocalrepoError
@@ -761,7 +761,7 @@ class Executor:
                 "DELETE FROM file WHERE path = ?", [(p,) for p in result.removed_files]
             )
             if image_id is not None:
-                store.upsert_files(
+                catalog_files.upsert_files(
                     conn,
                     [
                         (
@@ -841,7 +841,7 @@ def _file_stats(
 ) -> dict[str, tuple[int, int, int, int, int]]:
     out: dict[str, tuple[int, int, int, int, int]] = {}
     if len(paths) > 2000:  # one pass over the table is cheaper than many lookups
-        stats = store.load_stats(conn)
+        stats = catalog_files.load_stats(conn)
         for p in paths:
             st = stats.get(p)
             if st is not None:

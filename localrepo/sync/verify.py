@@ -14,7 +14,7 @@ import sqlite3
 from dataclasses import dataclass, field
 from typing import Any
 
-from localrepo.catalog import store
+from localrepo.catalog import tasks as catalog_tasks
 from localrepo.repository import Repository
 from localrepo.scan.hashing import examine
 from localrepo.scan.scanner import Scanner
@@ -39,7 +39,7 @@ def verify(repo: Repository, client: Any | None) -> VerifyReport:
     conn = repo.connect()
     try:
         _check_disk(repo, conn, report)
-        bindings = store.load_bindings(conn)
+        bindings = catalog_tasks.load_bindings(conn)
         hash_by_remote_id = dict(
             conn.execute("SELECT remote_id, hash FROM image WHERE remote_id IS NOT NULL")
         )
