@@ -23,10 +23,13 @@ IN_FLIGHT = "in_flight"  # an op written before its side effect, not finished
 DONE = "done"
 FAILED = "failed"
 SUPERSEDED = "superseded"  # an interrupted op whose work the next run re-derived
-OPEN = (PENDING, IN_FLIGHT)  # what `repo status` and `repo log --pending` count as pending
+# Rows that still wait for a sync (what `repo status` counts as pending): scanner
+# observations not yet synced, and ops of an interrupted run. An op that failed
+# (reported) or was superseded (the next run re-derived it from state) is history.
+OPEN = (PENDING, IN_FLIGHT)
 OP_PREFIX = "op:"  # kind of an op row: OP_PREFIX + the plan's op kind
 
-_OPEN_SQL = f"('{PENDING}', '{IN_FLIGHT}')"  # OPEN, as an SQL list
+_OPEN_SQL = "(" + ", ".join(f"'{s}'" for s in OPEN) + ")"  # "('pending', 'in_flight')"
 _INSERT = (
     "INSERT INTO journal(created_ns, kind, status, task_id, path, old_path, image_hash,"
     f" detail, attempts) VALUES (?, ?, '{PENDING}', ?, ?, ?, ?, ?, 0)"

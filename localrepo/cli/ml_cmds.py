@@ -55,21 +55,9 @@ def _pick_task(obj: Any, repo: Any, name: str | None) -> mr.TaskRow:
 
 
 def _sync_state(conn: sqlite3.Connection, task_id: int) -> tuple[dict[str, int], int]:
-    from localrepo.cli.report import OPEN
+    from localrepo.catalog import conflicts, journal
 
-    pending = {
-        kind: n
-        for kind, n in conn.execute(
-            "SELECT kind, COUNT(*) FROM journal WHERE task_id = ? AND status IN "
-            + OPEN
-            + " GROUP BY kind",
-            (task_id,),
-        )
-    }
-    (conflicts,) = conn.execute(
-        "SELECT COUNT(*) FROM conflict WHERE task_id = ? AND resolved_ns IS NULL", (task_id,)
-    ).fetchone()
-    return pending, int(conflicts)
+    return journal.open_counts_of_task(conn, task_id), conflicts.open_count_of_task(conn, task_id)
 
 
 # -- the remote ----------------------------------------------------------------------------------

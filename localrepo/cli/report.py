@@ -10,6 +10,7 @@ from collections import Counter, defaultdict
 from pathlib import Path
 from typing import Any
 
+from localrepo.catalog import journal
 from localrepo.catalog.files import damaged_files
 from localrepo.catalog.meta import get_meta
 from localrepo.catalog.states import LOCAL
@@ -27,11 +28,6 @@ CODES = {
     ch.VALUE_CHANGED: "V",
     ch.LABELS_CHANGED: "L",
 }
-
-# Journal rows that still wait for a sync: scanner observations not yet synced, and ops
-# of an interrupted run. An op that failed (reported) or was superseded (the next run
-# re-derived it from state) is history, not pending.
-OPEN = "('pending', 'in_flight')"
 
 
 def print_json(data: Any) -> None:
@@ -90,11 +86,7 @@ def collect_status(conn: sqlite3.Connection, rep: ScanReport) -> dict[str, Any]:
         per_label[task_id].setdefault(name, 0)  # an empty label folder is still a label
     pending_by_task: dict[int | None, dict[str, int]] = defaultdict(dict)
     pending_total = 0
-    for task_id, kind, n in conn.execute(
-        "SELECT task_id, kind, COUNT(*) FROM journal WHERE status IN "
-        + OPEN
-        + " GROUP BY task_id, kind"
-    ):
+    for task_id, kind, n in journal.open_counts(conn):
         pending_by_task[task_id][kind] = n
         pending_total += n
     problems = conn.execute(
@@ -153,10 +145,7 @@ def pending_changes(conn: sqlite3.Connection) -> list[dict[str, Any]]:
             "hash": r[4],
             "detail": json.loads(r[5]) if r[5] else None,
         }
-        for r in conn.execute(
-            "SELECT kind, task_id, path, old_path, image_hash, detail FROM journal"
-            " WHERE status IN " + OPEN + " ORDER BY id"
-        )
+        for r in journal.open_entries(conn)
     ]
 
 
@@ -238,15 +227,6 @@ def print_porcelain(st: dict[str, Any], *, nul: bool) -> None:
 def journal_entries(
     conn: sqlite3.Connection, *, limit: int | None, pending_only: bool
 ) -> list[dict[str, Any]]:
-    sql = (
-        "SELECT j.id, j.created_ns, j.kind, j.status, t.name, j.path, j.old_path, j.image_hash,"
-        " j.detail, j.error FROM journal j LEFT JOIN task t ON t.id = j.task_id"
-    )
-    if pending_only:
-        sql += " WHERE j.status IN " + OPEN
-    sql += " ORDER BY j.id DESC"
-    if limit:
-        sql += f" LIMIT {int(limit)}"
     return [
         {
             "id": r[0],
@@ -260,7 +240,7 @@ def journal_entries(
             "detail": json.loads(r[8]) if r[8] else None,
             "error": r[9],
         }
-        for r in conn.execute(sql)
+        for r in journal.entries(conn, limit=limit, pending_only=pending_only)
     ]
 
 

@@ -859,10 +859,7 @@ class _Writes:
     def unstream(self) -> None:
         """Take back every streamed addition (their ids are a range of this scan's own)."""
         assert self._stream_paths is not None
-        self.conn.execute(
-            "DELETE FROM journal WHERE id BETWEEN ? AND ?",
-            (self._first_id, self._first_id + len(self._stream_paths) - 1),
-        )
+        journal.take_back(self.conn, self._first_id, self._first_id + len(self._stream_paths) - 1)
         self.streamed = 0
         self._stream_changes = []
 
@@ -931,9 +928,7 @@ class _Writes:
         paths, slots = self._stream_paths, self._stream_changes
         assert paths is not None
         if not self._first_id:  # in the write transaction: no one else adds journal rows
-            self._first_id = self.conn.execute(
-                "SELECT COALESCE(MAX(id), 0) + 1 FROM journal"
-            ).fetchone()[0]
+            self._first_id = journal.next_id(self.conn)
         first_id, now = self._first_id, self.now
         rows = []
         for path, digest, _image_id, binding in valid:
@@ -942,13 +937,8 @@ class _Writes:
                 task_id = None if binding is None else binding.task_id
                 slots[rank] = ch.Change(ch.ADDED, path, None, digest, None, task_id)
                 rows.append((first_id + rank, now, task_id, path, digest))
-        cur = self.conn.executemany(
-            "INSERT OR IGNORE INTO journal(id, created_ns, kind, status, task_id, path,"
-            " old_path, image_hash, detail, attempts)"
-            " VALUES (?, ?, 'added', 'pending', ?, ?, NULL, ?, NULL, 0)",
-            rows,
-        )
-        self.streamed += cur.rowcount if rows else 0
+        written = journal.add_streamed(self.conn, rows)
+        self.streamed += written if rows else 0
 
     def streamed_changes(self, new_map: dict[str, str]) -> list[ch.Change] | None:
         """A first scan's diff, from what it journalled as results came: its additions,

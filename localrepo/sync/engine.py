@@ -586,16 +586,8 @@ class Engine:
             return again
         if not rep.outcome.failed and rep.outcome.fatal is None:
             with transaction(conn):  # the scanner's observations are now on both sides
-                conn.execute(
-                    "UPDATE journal SET status = 'done', finished_ns = ? WHERE task_id = ?"
-                    " AND status = 'pending' AND kind NOT LIKE 'op:%'",
-                    (self.clock(), binding.task_id),
-                )
-                conn.execute(
-                    "UPDATE journal SET status = 'superseded', finished_ns = ? WHERE"
-                    " task_id = ? AND status = 'in_flight' AND kind LIKE 'op:%'",
-                    (self.clock(), binding.task_id),
-                )
+                journal.observations_synced(conn, binding.task_id, self.clock())
+                journal.supersede_in_flight(conn, binding.task_id, self.clock())
         return rep
 
     def _record_conflicts(

@@ -16,7 +16,6 @@ Workers (threads) do the I/O; only the calling thread touches the catalog.
 
 from __future__ import annotations
 
-import json
 import sqlite3
 import threading
 import time
@@ -27,6 +26,7 @@ from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 from localrepo.catalog import files as catalog_files
+from localrepo.catalog import journal
 from localrepo.catalog.db import transaction
 from localrepo.catalog.states import LOCAL, REMOTE, SYNCED
 from localrepo.errors import LocalrepoError
@@ -355,18 +355,9 @@ class Executor:
                     detail["label"] = op.label
                 if op.delete_image:
                     detail["delete_image"] = True
-                cur = self.conn.execute(
-                    "INSERT INTO journal(created_ns, kind, status, task_id, image_hash, detail,"
-                    " attempts) VALUES (?, ?, 'in_flight', ?, ?, ?, 1)",
-                    (
-                        now,
-                        "op:" + op.kind,
-                        self.binding.task_id,
-                        op.key,
-                        json.dumps(detail, sort_keys=True) if detail else None,
-                    ),
+                ids[id(op)] = journal.add_op(
+                    self.conn, now, op.kind, self.binding.task_id, op.key, detail
                 )
-                ids[id(op)] = int(cur.lastrowid or 0)
         return ids
 
     def _done(self, ids: list[int], error: str | None = None) -> None:
@@ -374,10 +365,7 @@ class Executor:
             self._mark(ids, error)
 
     def _mark(self, ids: list[int], error: str | None) -> None:
-        self.conn.executemany(
-            "UPDATE journal SET status = ?, error = ?, finished_ns = ? WHERE id = ?",
-            [("failed" if error else "done", error, self.clock(), i) for i in ids],
-        )
+        journal.finish_ops(self.conn, ids, error, self.clock)
 
     # -- labels -----------------------------------------------------------------------------
     def _label_op(self, op: P.Op, journal_id: int, out: Outcome) -> None:
