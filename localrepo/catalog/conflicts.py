@@ -9,6 +9,8 @@ import json
 import sqlite3
 from collections.abc import Iterable, Mapping
 
+CONVERGED = "converged"  # the resolution of a conflict that later edits settled
+
 # A conflict of one sync run's plan: (image key, field, path, base, local, remote,
 # resolution), the three sides as (label name, value) pairs; resolution None: open.
 Found = tuple[
@@ -83,7 +85,7 @@ def record(
     for (key, field_name), row_id in open_rows.items():
         if (key, field_name) not in current:  # settled by later edits
             conn.execute(
-                "UPDATE conflict SET resolved_ns = ?, resolution = 'converged' WHERE id = ?",
+                f"UPDATE conflict SET resolved_ns = ?, resolution = '{CONVERGED}' WHERE id = ?",
                 (now_ns, row_id),
             )
 

@@ -8,7 +8,6 @@ next run.
 
 from __future__ import annotations
 
-import json
 import logging
 import sqlite3
 import time
@@ -16,6 +15,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, replace
 from typing import Any
 
+from localrepo.catalog import conflicts as catalog_conflicts
 from localrepo.catalog import files as catalog_files
 from localrepo.catalog import images as catalog_images
 from localrepo.catalog import journal
@@ -250,15 +250,13 @@ def _adopt_remote_ids(conn: sqlite3.Connection, listed: Mapping[str, Any]) -> No
     the catalog kept the dead id (found by the simulation, seed 899). The new remote image
     is recorded as not created here: only its uploader may delete it.
     """
-    known = dict(conn.execute("SELECT hash, remote_id FROM image WHERE remote_id IS NOT NULL"))
+    known = catalog_images.remote_ids(conn)
     moved = [
         (view.id, key) for key, view in listed.items() if key in known and known[key] != view.id
     ]
     if moved:
         with transaction(conn):
-            conn.executemany(
-                "UPDATE image SET remote_id = ?, created_here = 0 WHERE hash = ?", moved
-            )
+            catalog_images.adopt_remote_ids(conn, moved)
 
 
 class Engine:
@@ -372,9 +370,9 @@ class Engine:
 
     # -- one task -------------------------------------------------------------------------
     def _remote_task(self, conn: sqlite3.Connection, binding: TaskBinding, rep: TaskReport) -> str:
-        row = conn.execute("SELECT remote_id FROM task WHERE id = ?", (binding.task_id,)).fetchone()
-        if row and row[0]:
-            return str(row[0])
+        bound = catalog_tasks.remote_id(conn, binding.task_id)
+        if bound:
+            return str(bound)
         if self.options.mode == "pull":
             raise LocalrepoError(
                 f"task '{binding.name}' is not on the server yet; 'repo push' or 'repo sync' "
@@ -398,9 +396,7 @@ class Engine:
             rep.created_remote_task = True
         if not self.options.dry_run:  # a dry run writes nothing to the catalog
             with transaction(conn):
-                conn.execute(
-                    "UPDATE task SET remote_id = ? WHERE id = ?", (found.id, binding.task_id)
-                )
+                catalog_tasks.set_remote_id(conn, binding.task_id, found.id)
         return str(found.id)
 
     def _snapshot(
@@ -415,12 +411,7 @@ class Engine:
         push, `view` "catalog") the synced state plus a fresh look at each image whose
         local state changed; that falls back to a listing when it would not be exact.
         Also the synced and local states, when it read them."""
-        hash_by_remote_id = {
-            rid: h
-            for rid, h in conn.execute(
-                "SELECT remote_id, hash FROM image WHERE remote_id IS NOT NULL"
-            )
-        }
+        hash_by_remote_id = catalog_images.hashes_by_remote_id(conn)
         if not remote_task_id:
             return build_snapshot(remote_task_id, binding.type, [], [], hash_by_remote_id), None
         if view == "catalog":
@@ -600,58 +591,21 @@ class Engine:
         now = self.clock()
         ids = catalog_images.image_ids_by_hash(conn)
         with transaction(conn):
-            open_rows = {
-                (r[1], r[2]): r[0]
-                for r in conn.execute(
-                    "SELECT c.id, i.hash, c.field FROM conflict c JOIN image i ON i.id = c.image_id"
-                    " WHERE c.task_id = ? AND c.resolved_ns IS NULL",
-                    (binding.task_id,),
-                )
-            }
-            current = set()
-            for c in plan.conflicts:
-                image_id = ids.get(c.key)
-                path = (files.get(c.key) or [None])[0]
-                values = (
-                    json.dumps(dict(c.base)),
-                    json.dumps(dict(c.local)),
-                    json.dumps(dict(c.remote)),
-                )
-                existing = open_rows.get((c.key, c.field))
-                if c.resolution is None:
-                    current.add((c.key, c.field))
-                if existing is not None:  # the open conflict, updated (and maybe settled)
-                    conn.execute(
-                        "UPDATE conflict SET base = ?, local = ?, remote = ?, path = ?,"
-                        " resolved_ns = ?, resolution = ? WHERE id = ?",
-                        (
-                            *values,
-                            path,
-                            None if c.resolution is None else now,
-                            c.resolution,
-                            existing,
-                        ),
-                    )
-                    open_rows.pop((c.key, c.field))
-                    continue
-                conn.execute(
-                    "INSERT INTO conflict(task_id, image_id, path, field, base, local, remote,"
-                    " created_ns, resolved_ns, resolution) VALUES (?,?,?,?,?,?,?,?,?,?)",
+            catalog_conflicts.record(
+                conn,
+                binding.task_id,
+                ids,
+                [
                     (
-                        binding.task_id,
-                        image_id,
-                        path,
+                        c.key,
                         c.field,
-                        *values,
-                        now,
-                        None if c.resolution is None else now,
+                        (files.get(c.key) or [None])[0],
+                        c.base,
+                        c.local,
+                        c.remote,
                         c.resolution,
-                    ),
-                )
-            for (key, field_name), row_id in open_rows.items():
-                if (key, field_name) not in current:  # settled by later edits
-                    conn.execute(
-                        "UPDATE conflict SET resolved_ns = ?, resolution = 'converged'"
-                        " WHERE id = ?",
-                        (now, row_id),
                     )
+                    for c in plan.conflicts
+                ],
+                now,
+            )
