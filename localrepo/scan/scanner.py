@@ -22,11 +22,13 @@ from pathlib import Path
 from stat import S_ISDIR
 from typing import TYPE_CHECKING
 
+from localrepo.catalog import db as catalog_db
 from localrepo.catalog import files as catalog_files
 from localrepo.catalog import images as catalog_images
 from localrepo.catalog import journal
 from localrepo.catalog import labels as catalog_labels
 from localrepo.catalog import meta as catalog_meta
+from localrepo.catalog import problems as catalog_problems
 from localrepo.catalog import tasks as catalog_tasks
 from localrepo.catalog.problems import FOLDER_NAME_PROBLEM
 from localrepo.catalog.states import LOCAL
@@ -269,10 +271,7 @@ class Scanner:
 
         # Layout: re-derive LOCAL labels when anything that feeds it changed.
         aux_now = {**walked.sidecars, **walked.ignore_stats}
-        aux_before = {
-            r[0]: (r[1], r[2], r[3])
-            for r in conn.execute("SELECT path, size, mtime_ns, inode FROM aux_file")
-        }
+        aux_before = {r[0]: (r[1], r[2], r[3]) for r in catalog_files.load_aux(conn)}
         aux_changed = {p: (s[SIZE], s[MTIME], s[INODE]) for p, s in aux_now.items()} != aux_before
         # The racy rule for sidecars and ignore files: one edited in the tick their rows
         # were written in keeps its stat, so re-derive the layout while a row is racy.
@@ -310,7 +309,7 @@ class Scanner:
         writes.begin()
         catalog_meta.set_meta(conn, "files_per_folder", json.dumps(weights))
         held = catalog_files.held_images_of(conn, gone) if gone else []
-        conn.executemany("DELETE FROM file WHERE path = ?", [(p,) for p in gone])
+        catalog_files.delete_files(conn, gone)
         writes.skipped_rows(skipped_changed)
         if held:
             catalog_files.carry_damage(conn, held)
@@ -336,16 +335,11 @@ class Scanner:
             problems = refused + problems
             report.problems = problems
             report.relabelled = True
-            conn.execute("DELETE FROM scan_problem")
-            conn.executemany(
-                "INSERT INTO scan_problem(task_id, path, kind, message) VALUES (?,?,?,?)",
-                [(p.task_id, p.path, p.kind, p.message) for p in problems],
+            catalog_problems.replace_problems(
+                conn, [(p.task_id, p.path, p.kind, p.message) for p in problems]
             )
-            conn.execute("DELETE FROM aux_file")
-            conn.executemany(
-                "INSERT INTO aux_file(path, size, mtime_ns, inode, content_hash)"
-                " VALUES (?,?,?,?,'')",
-                [(p, s[SIZE], s[MTIME], s[INODE]) for p, s in aux_now.items()],
+            catalog_files.replace_aux(
+                conn, [(p, s[SIZE], s[MTIME], s[INODE]) for p, s in aux_now.items()]
             )
             catalog_meta.set_meta(conn, "bindings_fp", fp)
             catalog_meta.set_meta(conn, "folders_fp", folders_fp)
@@ -593,18 +587,7 @@ class Scanner:
                 }
             layout_changes.append(ch.Change(kind, hash=h, task_id=task_id, detail=detail))
 
-        conn.executemany(
-            "DELETE FROM image_label WHERE state = ? AND task_id = ? AND image_id = ?",
-            [(LOCAL, t, i) for t, i in dirty if (t, i) in old_rows],
-        )
-        conn.executemany(
-            "INSERT INTO image_label(state, task_id, image_id, label_id, value) VALUES (?,?,?,?,?)",
-            [
-                (LOCAL, t, i, lid, v)
-                for (t, i) in dirty
-                for lid, v in new_rows.get((t, i), {}).items()
-            ],
-        )
+        catalog_labels.rewrite_local_image_labels(conn, dirty, old_rows, new_rows)
         return layout_changes, problems
 
 
@@ -655,9 +638,8 @@ def _label_summary(
     catalog_meta.set_meta(conn, "task_images", json.dumps(images_per_task, sort_keys=True))
     catalog_meta.set_meta(conn, "label_counts", json.dumps(counts, sort_keys=True))
     catalog_meta.set_meta(conn, "labelled_images", json.dumps(labelled, sort_keys=True))
-    conn.execute("DELETE FROM task_label WHERE state = ?", (LOCAL,))
-    conn.executemany(
-        "INSERT INTO task_label(state, task_id, label_id) VALUES (?,?,?)",
+    catalog_labels.replace_local_task_labels(
+        conn,
         sorted(
             {
                 (LOCAL, t, known[(n, LABEL_TYPE[by_task[t].type])])
@@ -734,10 +716,7 @@ class _LayoutStream:
             placed[key] = labels
             ltype = LABEL_TYPE[b.type]
             rows += [(LOCAL, b.task_id, image_id, known[(n, ltype)], v) for n, v in labels.items()]
-        self.conn.executemany(
-            "INSERT INTO image_label(state, task_id, image_id, label_id, value) VALUES (?,?,?,?,?)",
-            rows,
-        )
+        catalog_labels.insert_image_labels(self.conn, rows)
 
     def finish(self, valid_files: int) -> list[Problem] | None:
         """The layout pass's problems, its other rows and its counts, when every one of
@@ -865,17 +844,17 @@ class _Writes:
 
     def begin(self) -> None:
         if not self.open and not self.dry_run:
-            self.conn.execute("BEGIN IMMEDIATE")
+            catalog_db.begin(self.conn)
             self.open = True
 
     def commit(self) -> None:
         if self.open:
-            self.conn.execute("COMMIT")
+            catalog_db.commit(self.conn)
             self.open = False
 
     def rollback(self) -> None:
         if self.open:
-            self.conn.execute("ROLLBACK")
+            catalog_db.rollback(self.conn)
             self.open = False
 
     def file_rows(self, batch: list[Examined]) -> None:
@@ -886,9 +865,7 @@ class _Writes:
         conn = self.conn
         if self.hash_ids is None:
             self.hash_ids = catalog_images.image_ids_by_hash(conn)
-            self.next_image_id = conn.execute("SELECT COALESCE(MAX(id), 0) FROM image").fetchone()[
-                0
-            ]
+            self.next_image_id = catalog_images.max_id(conn)
         hash_ids, now, next_id = self.hash_ids, self.now, self.next_image_id
         task_of = self._tasks.of if self._tasks is not None else None
         image_rows: list[tuple] = []
@@ -913,11 +890,7 @@ class _Writes:
             file_rows.append((ex.path, image_id, *st, now, reason, catalog_files.stat_sig(st)))
         self.next_image_id = next_id
         if image_rows:
-            conn.executemany(
-                "INSERT INTO image(id, hash, size, width, height, format, created_here)"
-                " VALUES (?,?,?,?,?,?,0)",
-                image_rows,
-            )
+            catalog_images.insert_new(conn, image_rows)
         if self._stream_paths is not None:
             self._journal_additions(valid)
         if self.layout is not None:
@@ -1107,9 +1080,7 @@ def _walk_scope(
             walked.skipped[path] = (reasons[path], None)
         else:
             walked.images[path] = st
-    for path, size, mtime, inode in conn.execute(
-        "SELECT path, size, mtime_ns, inode FROM aux_file"
-    ):
+    for path, size, mtime, inode in catalog_files.load_aux(conn):
         if outside(path):
             stat = (0, inode, size, mtime, 0)
             if path.rpartition("/")[2] == IGNORE_FILE:
