@@ -11,9 +11,13 @@ from pathlib import Path
 from typing import Any
 
 from localrepo.catalog import journal
+from localrepo.catalog.conflicts import open_by_task
 from localrepo.catalog.files import damaged_files
+from localrepo.catalog.labels import task_label_names_by_task
 from localrepo.catalog.meta import get_meta
+from localrepo.catalog.problems import all_problems
 from localrepo.catalog.states import LOCAL
+from localrepo.catalog.tasks import task_rows
 from localrepo.cli.context import echo
 from localrepo.scan import changes as ch
 from localrepo.scan.scanner import ScanReport
@@ -72,29 +76,19 @@ def print_scan(rep: ScanReport, *, quiet: bool) -> None:
 
 
 def collect_status(conn: sqlite3.Connection, rep: ScanReport) -> dict[str, Any]:
-    tasks = conn.execute(
-        "SELECT id, name, type, root, remote_id FROM task ORDER BY root"
-    ).fetchall()
+    tasks = task_rows(conn)
     per_label: dict[int, dict[str, int]] = defaultdict(dict)
     for task_id, label_counts in json.loads(get_meta(conn, "label_counts") or "{}").items():
         per_label[int(task_id)].update(label_counts)
-    for task_id, name in conn.execute(
-        "SELECT tl.task_id, l.name FROM task_label tl JOIN label l ON l.id = tl.label_id"
-        " WHERE tl.state = ?",
-        (LOCAL,),
-    ):
+    for task_id, name in task_label_names_by_task(conn, LOCAL):
         per_label[task_id].setdefault(name, 0)  # an empty label folder is still a label
     pending_by_task: dict[int | None, dict[str, int]] = defaultdict(dict)
     pending_total = 0
     for task_id, kind, n in journal.open_counts(conn):
         pending_by_task[task_id][kind] = n
         pending_total += n
-    problems = conn.execute(
-        "SELECT task_id, path, kind, message FROM scan_problem ORDER BY id"
-    ).fetchall()
-    conflicts = conn.execute(
-        "SELECT id, task_id, path, field FROM conflict WHERE resolved_ns IS NULL ORDER BY id"
-    ).fetchall()
+    problems = all_problems(conn)
+    conflicts = open_by_task(conn)
     labelled = json.loads(get_meta(conn, "labelled_images") or "{}")
     images_per_task = {
         int(k): v for k, v in json.loads(get_meta(conn, "task_images") or "{}").items()

@@ -394,12 +394,10 @@ def register(cli: click.Group) -> None:
     @click.pass_obj
     def conflicts(obj: Any, as_json: bool) -> None:
         """List the conflicts waiting for 'repo resolve'."""
+        from localrepo.catalog.conflicts import open_details
+
         conn = obj.repo().connect()
-        rows = conn.execute(
-            "SELECT c.id, t.name, c.path, c.field, c.base, c.local, c.remote, i.hash"
-            " FROM conflict c JOIN task t ON t.id = c.task_id LEFT JOIN image i"
-            " ON i.id = c.image_id WHERE c.resolved_ns IS NULL ORDER BY c.id"
-        ).fetchall()
+        rows = open_details(conn)
         conn.close()
         items = [
             {
