@@ -121,10 +121,10 @@ def held_images_of(conn: sqlite3.Connection, gone: list[str]) -> list[GoneFile]:
 def carry_damage(conn: sqlite3.Connection, gone: list[GoneFile]) -> None:
     """A damaged file (or a valid one that turned invalid) that moved, say with its
     renamed label folder, keeps the image it held: a new invalid row takes the image of
-    a gone row that was the same file: the same inode, or, for entries the walk skips
-    without a stat (a symlink, a FIFO), the only gone row of that file name. Holding an
-    image too long is safe; losing the hold deletes it. Cheap when nothing invalid is new
-    (the common case): one query over the invalid rows."""
+    a gone row that was the same file: the same inode, or else (a file rewritten by a
+    new inode, a FIFO or a symlink the walk does not stat) the only gone row of that
+    file name. Holding an image too long is safe; losing the hold deletes it. Cheap when
+    nothing invalid is new (the common case): one query over the invalid rows."""
     by_node: dict[tuple[int, int], str] = {}
     by_name: dict[str, list[str]] = {}
     for path, dev, inode in conn.execute(
@@ -132,23 +132,25 @@ def carry_damage(conn: sqlite3.Connection, gone: list[GoneFile]) -> None:
     ):
         if inode:
             by_node[(dev, inode)] = path
-        else:
-            by_name.setdefault(path.rpartition("/")[2], []).append(path)
-    if not by_node and not by_name:
+        by_name.setdefault(path.rpartition("/")[2], []).append(path)
+    if not by_name:
         return
-    carried: list[tuple[int, str]] = []
+    carried: dict[str, int] = {}
     named: dict[str, list[int]] = {}
     for path, dev, inode, _reason, image_id in gone:
         target = by_node.get((dev, inode)) if inode else None
         if target is not None:
-            carried.append((image_id, target))
+            carried[target] = image_id
         else:
             named.setdefault(path.rpartition("/")[2], []).append(image_id)
     for name, image_ids in named.items():
-        targets = by_name.get(name, [])
+        targets = [p for p in by_name.get(name, []) if p not in carried]
         if len(image_ids) == 1 and len(targets) == 1:
-            carried.append((image_ids[0], targets[0]))
-    conn.executemany("UPDATE file SET damaged_image_id = ? WHERE path = ?", carried)
+            carried[targets[0]] = image_ids[0]
+    conn.executemany(
+        "UPDATE file SET damaged_image_id = ? WHERE path = ?",
+        [(image_id, path) for path, image_id in carried.items()],
+    )
 
 
 def load_file_hashes(conn: sqlite3.Connection) -> dict[str, str]:

@@ -448,7 +448,7 @@ class Engine:
             log.debug("%s: listing the remote task: %s", binding.name, blocker)
         attached = list_remote_labels(self.client, remote_task_id)
         twins = label_twins(lab for lab in attached if lab.type == LABEL_TYPE[binding.type])
-        if twins and not self.options.dry_run:
+        if twins and not self.options.dry_run and self.options.mode != "pull":
             settled = settle_twins(
                 self.client, remote_task_id, twins, value_labels=binding.type == "regression"
             )

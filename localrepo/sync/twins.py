@@ -8,7 +8,8 @@ both, which a model would train as two classes). Every clone settles them the sa
   without talking to each other;
 - the listing reads both as the one name (`sync/state.build_snapshot`), so nothing
   looks deleted meanwhile;
-- a sync moves the images of each twin onto the canonical label (one request; value
+- a sync (not a pull: it changes nothing on the server) moves the images of each twin
+  onto the canonical label (one request; value
   labels image by image, keeping each value), and a twin found empty at the start of a
   later sync is detached from the task (and deleted when no other task uses it). The
   two steps are apart so that images a racing clone linked to the twin after the move
