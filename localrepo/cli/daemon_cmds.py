@@ -128,14 +128,13 @@ def _log_path(repo: Any) -> Path:
 
 def _counts(repo: Any) -> tuple[int, int]:
     """(pending journal entries, open conflicts) straight from the catalog."""
+    from localrepo.catalog import conflicts as catalog_conflicts
+    from localrepo.catalog import journal
+
     conn = repo.connect()
     try:
-        pending = conn.execute(
-            "SELECT COUNT(*) FROM journal WHERE status IN ('pending', 'in_flight')"
-        ).fetchone()[0]
-        conflicts = conn.execute(
-            "SELECT COUNT(*) FROM conflict WHERE resolved_ns IS NULL"
-        ).fetchone()[0]
+        pending = journal.open_count(conn)
+        conflicts = catalog_conflicts.open_count(conn)
     finally:
         conn.close()
     return int(pending), int(conflicts)

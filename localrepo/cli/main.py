@@ -193,8 +193,10 @@ def task_rename(obj: Ctx, old: str, new: str) -> None:
 @click.pass_obj
 def task_list(obj: Ctx, as_json: bool) -> None:
     """List the tasks bound in this repository."""
+    from localrepo.catalog.tasks import task_rows
+
     conn = obj.repo().connect()
-    rows = conn.execute("SELECT id, name, type, root, remote_id FROM task ORDER BY root").fetchall()
+    rows = task_rows(conn)
     conn.close()
     if as_json:
         import json

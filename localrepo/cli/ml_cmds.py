@@ -32,10 +32,9 @@ def _echo_json(data: Any, *, lines: bool = False) -> None:
 
 
 def _tasks(conn: sqlite3.Connection) -> list[mr.TaskRow]:
-    return [
-        mr.TaskRow(*row)
-        for row in conn.execute("SELECT id, name, type, root, remote_id FROM task ORDER BY root")
-    ]
+    from localrepo.catalog.tasks import task_rows
+
+    return [mr.TaskRow(*row) for row in task_rows(conn)]
 
 
 def _here(obj: Any, root: Path) -> str | None:
@@ -55,21 +54,9 @@ def _pick_task(obj: Any, repo: Any, name: str | None) -> mr.TaskRow:
 
 
 def _sync_state(conn: sqlite3.Connection, task_id: int) -> tuple[dict[str, int], int]:
-    from localrepo.cli.report import OPEN
+    from localrepo.catalog import conflicts, journal
 
-    pending = {
-        kind: n
-        for kind, n in conn.execute(
-            "SELECT kind, COUNT(*) FROM journal WHERE task_id = ? AND status IN "
-            + OPEN
-            + " GROUP BY kind",
-            (task_id,),
-        )
-    }
-    (conflicts,) = conn.execute(
-        "SELECT COUNT(*) FROM conflict WHERE task_id = ? AND resolved_ns IS NULL", (task_id,)
-    ).fetchone()
-    return pending, int(conflicts)
+    return journal.open_counts_of_task(conn, task_id), conflicts.open_count_of_task(conn, task_id)
 
 
 # -- the remote ----------------------------------------------------------------------------------
@@ -531,30 +518,19 @@ def _labelled_images(
 ) -> tuple[list[tuple[str, list[tuple[str, float | None]]]], list[str]]:
     """[(one file path of the image, [(label, value)])] for the task's labelled images as
     the folders say (the catalog's local state), and the task's label names."""
+    from localrepo.catalog.files import image_files
+    from localrepo.catalog.labels import image_label_names, sorted_task_label_names
     from localrepo.catalog.states import LOCAL
 
     labels: dict[int, list[tuple[str, float | None]]] = {}
-    for image_id, name, value in conn.execute(
-        "SELECT il.image_id, l.name, il.value FROM image_label il JOIN label l"
-        " ON l.id = il.label_id WHERE il.task_id = ? AND il.state = ? ORDER BY l.name",
-        (task.id, LOCAL),
-    ):
+    for image_id, name, value in image_label_names(conn, task.id, LOCAL):
         labels.setdefault(image_id, []).append((name, value))
     prefix = task.root + "/" if task.root else ""
     paths: dict[int, str] = {}
-    for path, image_id in conn.execute(
-        "SELECT path, image_id FROM file WHERE image_id IS NOT NULL ORDER BY path"
-    ):
+    for path, image_id in image_files(conn):
         if image_id in labels and image_id not in paths and path.startswith(prefix):
             paths[image_id] = path
-    names = [
-        name
-        for (name,) in conn.execute(
-            "SELECT l.name FROM task_label tl JOIN label l ON l.id = tl.label_id"
-            " WHERE tl.task_id = ? AND tl.state = ? ORDER BY l.name",
-            (task.id, LOCAL),
-        )
-    ]
+    names = sorted_task_label_names(conn, task.id, LOCAL)
     rows = sorted((paths[i], labs) for i, labs in labels.items() if i in paths)
     return rows, names
 

@@ -394,12 +394,10 @@ def register(cli: click.Group) -> None:
     @click.pass_obj
     def conflicts(obj: Any, as_json: bool) -> None:
         """List the conflicts waiting for 'repo resolve'."""
+        from localrepo.catalog.conflicts import open_details
+
         conn = obj.repo().connect()
-        rows = conn.execute(
-            "SELECT c.id, t.name, c.path, c.field, c.base, c.local, c.remote, i.hash"
-            " FROM conflict c JOIN task t ON t.id = c.task_id LEFT JOIN image i"
-            " ON i.id = c.image_id WHERE c.resolved_ns IS NULL ORDER BY c.id"
-        ).fetchall()
+        rows = open_details(conn)
         conn.close()
         items = [
             {
@@ -688,7 +686,8 @@ def _conflict_keys(repo: Any, cwd: Path, paths: tuple[str, ...], all_: bool) -> 
 
 def _keep_on_disk(repo: Any, keys: set[str], label: str) -> None:
     """`--keep LABEL`: make each image's files say exactly LABEL (sync/keep.py)."""
-    from localrepo.catalog import store
+    from localrepo.catalog import files as catalog_files
+    from localrepo.catalog import tasks as catalog_tasks
     from localrepo.labelnames import folder_for_label
     from localrepo.layout import folder_label, nfc
     from localrepo.sync.keep import keep_label
@@ -699,8 +698,8 @@ def _keep_on_disk(repo: Any, keys: set[str], label: str) -> None:
     with repo.lock():
         conn = repo.connect()
         try:
-            bindings = store.load_bindings(conn)
-            stats = store.load_stats(conn)
+            bindings = catalog_tasks.load_bindings(conn)
+            stats = catalog_files.load_stats(conn)
             fs = LocalFS(repo.root)
             work = []
             for binding in bindings:
