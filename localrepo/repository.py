@@ -10,6 +10,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from localrepo.catalog import tasks as catalog_tasks
 from localrepo.catalog.db import STATE_DIR, catalog_path, connect, transaction, upgrade
 from localrepo.config import RemoteConfig, RepoConfig, load_config, save_config
 from localrepo.errors import LocalrepoError, NotARepositoryError
@@ -75,7 +76,7 @@ class Repository:
         conn = self.connect()
         try:
             with transaction(conn):
-                conn.execute("UPDATE task SET remote_id = ? WHERE root = ''", (remote_id,))
+                catalog_tasks.bind_root(conn, remote_id)
         finally:
             conn.close()
 
@@ -133,10 +134,7 @@ def init_repository(
     conn = repo.connect()
     try:
         with transaction(conn):
-            conn.execute(
-                "INSERT INTO task(name, type, root, created_ns) VALUES (?, ?, '', ?)",
-                (name, task_type, time.time_ns()),
-            )
+            catalog_tasks.add_root(conn, name, task_type, time.time_ns())
     finally:
         conn.close()
     return repo
@@ -164,17 +162,14 @@ def add_task(repo: Repository, folder: Path, *, task: str, task_type: str) -> st
     conn = repo.connect()
     try:
         with transaction(conn):
-            row = conn.execute("SELECT name FROM task WHERE root = ?", (rel,)).fetchone()
-            if row:
-                raise LocalrepoError(f"{rel}/ is already bound to the task '{row[0]}'.")
-            row = conn.execute("SELECT root FROM task WHERE name = ?", (name,)).fetchone()
-            if row:
-                where = row[0] or "the repository root"
+            bound = catalog_tasks.name_at(conn, rel)
+            if bound is not None:
+                raise LocalrepoError(f"{rel}/ is already bound to the task '{bound}'.")
+            root = catalog_tasks.root_of(conn, name)
+            if root is not None:
+                where = root or "the repository root"
                 raise LocalrepoError(f"A task named '{name}' is already bound to {where}.")
-            conn.execute(
-                "INSERT INTO task(name, type, root, created_ns) VALUES (?, ?, ?, ?)",
-                (name, task_type, rel, time.time_ns()),
-            )
+            catalog_tasks.add(conn, name, task_type, rel, time.time_ns())
     finally:
         conn.close()
     return rel
@@ -186,9 +181,9 @@ def rename_task(repo: Repository, old: str, new: str) -> None:
     conn = repo.connect()
     try:
         with transaction(conn):
-            row = conn.execute("SELECT type, remote_id FROM task WHERE name = ?", (old,)).fetchone()
+            row = catalog_tasks.type_and_remote_id(conn, old)
             if row is None:
-                names = [r[0] for r in conn.execute("SELECT name FROM task ORDER BY name")]
+                names = catalog_tasks.names(conn)
                 raise LocalrepoError(
                     f"No task named '{old}' in this repository (tasks: {', '.join(names)})."
                 )
@@ -198,9 +193,8 @@ def rename_task(repo: Repository, old: str, new: str) -> None:
                     f"The task '{old}' is bound to the server task {row[1]}; its name there "
                     "is the server's. Rename it on the server instead."
                 )
-            taken = conn.execute("SELECT 1 FROM task WHERE name = ?", (name,)).fetchone()
-            if taken:
+            if catalog_tasks.name_taken(conn, name):
                 raise LocalrepoError(f"A task named '{name}' is already in this repository.")
-            conn.execute("UPDATE task SET name = ? WHERE name = ?", (name, old))
+            catalog_tasks.rename(conn, old, name)
     finally:
         conn.close()

@@ -37,7 +37,7 @@ from treebuilder import (
 )
 
 from localrepo.catalog.db import catalog_path
-from localrepo.catalog.store import stat_sig
+from localrepo.catalog.files import stat_sig
 from localrepo.scan import hashing
 from localrepo.scan.hashing import (
     CHANGED,

@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import os
+import shutil
 import subprocess
 import sys
 import sysconfig
@@ -17,23 +18,19 @@ ROOT = Path(__file__).resolve().parents[1]
 
 @pytest.fixture(scope="module")
 def wheel(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """Built from a copy of the sources: a build writes into its source folder (build/,
+    *.egg-info), which must not race with another worker's build, nor leave an
+    egg-info in the checkout."""
+    src = tmp_path_factory.mktemp("src")
+    for name in ("pyproject.toml", "README.md"):
+        shutil.copy2(ROOT / name, src / name)
+    ignore = shutil.ignore_patterns("__pycache__", "*.pyc")
+    for name in ("localrepo", "migrations"):
+        shutil.copytree(ROOT / name, src / name, ignore=ignore)
     out = tmp_path_factory.mktemp("wheel")
+    command = [sys.executable, "-m", "pip", "wheel", "--no-deps", "--no-build-isolation"]
     subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "pip",
-            "wheel",
-            "--no-deps",
-            "--no-build-isolation",
-            "-q",
-            "-w",
-            str(out),
-            str(ROOT),
-        ],
-        check=True,
-        capture_output=True,
-        timeout=300,
+        [*command, "-q", "-w", str(out), str(src)], check=True, capture_output=True, timeout=300
     )
     [found] = out.glob("localrepo-*.whl")
     return found
@@ -73,40 +70,16 @@ def test_the_installed_commands_work_outside_the_source_tree(wheel: Path, tmp_pa
     work = tmp_path / "elsewhere"
     work.mkdir()
     env = {k: v for k, v in os.environ.items() if not k.startswith(("LOCALREPO_", "PYTHON"))}
-    where = subprocess.run(
-        [str(py), "-c", "import localrepo; print(localrepo.__file__)"],
-        cwd=work,
-        env=env,
-        check=True,
-        capture_output=True,
-        text=True,
-    ).stdout
+
+    def run(*argv: str) -> subprocess.CompletedProcess[str]:
+        return subprocess.run(argv, cwd=work, env=env, capture_output=True, text=True, timeout=120)
+
+    where = run(str(py), "-c", "import localrepo; print(localrepo.__file__)").stdout
     assert where.startswith(site), where  # the installed copy, not the checkout
-    init = subprocess.run(
-        [str(venv / "bin" / "repo"), "init", "pets", "--task", "pets"],
-        cwd=work,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=120,
-    )
+    init = run(str(venv / "bin" / "repo"), "init", "pets", "--task", "pets")
     assert init.returncode == 0, init.stderr
     assert (work / "pets" / ".localrepo" / "catalog.db").is_file()
-    status = subprocess.run(
-        [str(venv / "bin" / "repo"), "-C", "pets", "status", "--json"],
-        cwd=work,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=120,
-    )
+    status = run(str(venv / "bin" / "repo"), "-C", "pets", "status", "--json")
     assert status.returncode == 0 and '"pets"' in status.stdout, status.stderr
-    server = subprocess.run(
-        [str(venv / "bin" / "localrepo-server"), "--help"],
-        cwd=work,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=120,
-    )
+    server = run(str(venv / "bin" / "localrepo-server"), "--help")
     assert server.returncode == 0 and "serve" in server.stdout, server.stderr

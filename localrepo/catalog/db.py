@@ -72,6 +72,21 @@ def transaction(conn: sqlite3.Connection) -> Iterator[sqlite3.Connection]:
         conn.execute("COMMIT")
 
 
+# A transaction whose extent no `with` block fits (the scanner's: opened on its first
+# write, which may come from a callback while the pool hashes).
+def begin(conn: sqlite3.Connection) -> None:
+    """BEGIN IMMEDIATE, as `transaction()` opens it."""
+    conn.execute("BEGIN IMMEDIATE")
+
+
+def commit(conn: sqlite3.Connection) -> None:
+    conn.execute("COMMIT")
+
+
+def rollback(conn: sqlite3.Connection) -> None:
+    conn.execute("ROLLBACK")
+
+
 def current_revision(conn: sqlite3.Connection) -> str | None:
     try:
         row = conn.execute("SELECT version_num FROM alembic_version").fetchone()

@@ -1,16 +1,217 @@
-"""The catalog's file rows, as the sync engine reads them: damaged files and the
-folders the scanner refused. (The scanner's own stat-cache queries are in store.py.)"""
+"""The file table and the stat cache: path -> image, each file's (dev, inode, size,
+mtime, ctime) and stat signature, the reason a file is not a valid image, the image a
+damaged file held (`damaged_image_id`: sync holds it back); and the `aux_file` rows
+(sidecar and ignore file stats) that tell the scanner whether to re-derive the layout.
+
+Owns every read and write of `file` and `aux_file`. The scanner's hot paths are here:
+the stat-only pass loads the cache in one query (`load_files`), and the file rows of a
+scan are written a batch at a time (`write_file_rows`)."""
 
 from __future__ import annotations
 
 import sqlite3
-
-FOLDER_NAME_PROBLEM = "folder_name"  # scan_problem.kind of a folder the naming rule refuses
+from collections.abc import Collection, Iterable, Iterator
 
 
 def like_prefix(prefix: str) -> str:
     """`prefix` escaped for `LIKE ? ESCAPE '\\'`."""
     return prefix.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+
+
+# A cached file row for the stat-only pass is its stat signature alone: a status of
+# 100,000 files loads 100,000 of them, and dict() over (path, int) rows builds them in C.
+CachedFile = int
+Stat = tuple[int, int, int, int, int]  # (dev, inode, size, mtime_ns, ctime_ns)
+
+
+def stat_sig(stat: Stat) -> int:
+    return hash(stat)
+
+
+def load_files(conn: sqlite3.Connection) -> dict[str, CachedFile]:
+    """{path: stat signature} of every catalogued file."""
+    return dict(conn.execute("SELECT path, stat_sig FROM file"))
+
+
+def load_racy(conn: sqlite3.Connection, window_ns: int) -> set[str]:
+    """Paths whose row was written within `window_ns` of the file's mtime: a write in the
+    same clock tick may have left the stat unchanged, so the row proves nothing. (A file
+    whose stat still matches its row still has the row's mtime, so the test is the row's.)"""
+    return {
+        p
+        for (p,) in conn.execute(
+            "SELECT path FROM file WHERE mtime_ns >= cached_ns - ?", (window_ns,)
+        )
+    }
+
+
+def load_reasons(conn: sqlite3.Connection) -> dict[str, str]:
+    """{path: reason} of the files that are not valid images."""
+    return dict(conn.execute("SELECT path, reason FROM file WHERE reason IS NOT NULL"))
+
+
+def load_stats(conn: sqlite3.Connection) -> dict[str, Stat]:
+    """{path: (dev, inode, size, mtime_ns, ctime_ns)} of every catalogued file."""
+    return {
+        r[0]: r[1:]
+        for r in conn.execute("SELECT path, dev, inode, size, mtime_ns, ctime_ns FROM file")
+    }
+
+
+FileRow = tuple[str, int | None, int, int, int, int, int, int, str | None]
+"""(path, image_id, dev, inode, size, mtime_ns, ctime_ns, cached_ns, reason)"""
+SignedFileRow = tuple[str, int | None, int, int, int, int, int, int, str | None, int]
+"""A FileRow and its stat signature."""
+
+
+def upsert_files(
+    conn: sqlite3.Connection, rows: list[FileRow], known: Collection[str] = ()
+) -> None:
+    """Write file rows (with their stat signature); paths not in `known` are inserted
+    plainly, which costs less than an upsert."""
+    write_file_rows(conn, [(*r, stat_sig(r[2:7])) for r in rows], known)  # type: ignore[arg-type]
+
+
+def write_file_rows(
+    conn: sqlite3.Connection, rows: list[SignedFileRow], known: Collection[str] = ()
+) -> None:
+    """upsert_files() for rows that carry their stat signature already (the scanner's)."""
+    new = [r for r in rows if r[0] not in known] if known else rows
+    if new:
+        conn.executemany(
+            "INSERT INTO file(path, image_id, dev, inode, size, mtime_ns, ctime_ns, cached_ns,"
+            " reason, stat_sig) VALUES (?,?,?,?,?,?,?,?,?,?)",
+            new,
+        )
+        if len(new) == len(rows):
+            return
+        rows = [r for r in rows if r[0] in known]
+    conn.executemany(
+        "INSERT INTO file(path, image_id, dev, inode, size, mtime_ns, ctime_ns, cached_ns,"
+        " reason, stat_sig) VALUES (?,?,?,?,?,?,?,?,?,?) ON CONFLICT(path) DO UPDATE SET"
+        " image_id=excluded.image_id, dev=excluded.dev, inode=excluded.inode,"
+        " size=excluded.size, mtime_ns=excluded.mtime_ns, ctime_ns=excluded.ctime_ns,"
+        " cached_ns=excluded.cached_ns, reason=excluded.reason, stat_sig=excluded.stat_sig,"
+        # A valid file that turns invalid is damaged: it keeps the image it held, and
+        # keeps it while it stays invalid; valid again, it is an ordinary file.
+        " damaged_image_id = CASE WHEN excluded.reason IS NULL THEN NULL"
+        " ELSE COALESCE(file.image_id, file.damaged_image_id) END",
+        rows,
+    )
+
+
+GoneFile = tuple[str, int, int, str | None, int]
+"""(path, dev, inode, reason, image id it held) of a file row about to go."""
+
+
+def held_images_of(conn: sqlite3.Connection, gone: list[str]) -> list[GoneFile]:
+    """What `carry_damage` needs of the rows of `gone` paths, read before they go."""
+    out: list[GoneFile] = []
+    for start in range(0, len(gone), 500):
+        chunk = gone[start : start + 500]
+        marks = ",".join("?" * len(chunk))
+        out += conn.execute(
+            "SELECT path, dev, inode, reason, COALESCE(damaged_image_id, image_id) FROM file"
+            f" WHERE path IN ({marks}) AND COALESCE(damaged_image_id, image_id) IS NOT NULL",
+            chunk,
+        ).fetchall()
+    return out
+
+
+def carry_damage(conn: sqlite3.Connection, gone: list[GoneFile]) -> None:
+    """A damaged file (or a valid one that turned invalid) that moved, say with its
+    renamed label folder, keeps the image it held: a new invalid row takes the image of
+    a gone row that was the same file: the same inode, or else (a file rewritten by a
+    new inode, a FIFO or a symlink the walk does not stat) the only gone row of that
+    file name. Holding an image too long is safe; losing the hold deletes it. Cheap when
+    nothing invalid is new (the common case): one query over the invalid rows."""
+    by_node: dict[tuple[int, int], str] = {}
+    by_name: dict[str, list[str]] = {}
+    for path, dev, inode in conn.execute(
+        "SELECT path, dev, inode FROM file WHERE reason IS NOT NULL AND damaged_image_id IS NULL"
+    ):
+        if inode:
+            by_node[(dev, inode)] = path
+        by_name.setdefault(path.rpartition("/")[2], []).append(path)
+    if not by_name:
+        return
+    carried: dict[str, int] = {}
+    named: dict[str, list[int]] = {}
+    for path, dev, inode, _reason, image_id in gone:
+        target = by_node.get((dev, inode)) if inode else None
+        if target is not None:
+            carried[target] = image_id
+        else:
+            named.setdefault(path.rpartition("/")[2], []).append(image_id)
+    for name, image_ids in named.items():
+        targets = [p for p in by_name.get(name, []) if p not in carried]
+        if len(image_ids) == 1 and len(targets) == 1:
+            carried[targets[0]] = image_ids[0]
+    conn.executemany(
+        "UPDATE file SET damaged_image_id = ? WHERE path = ?",
+        [(image_id, path) for path, image_id in carried.items()],
+    )
+
+
+def load_file_hashes(conn: sqlite3.Connection) -> dict[str, str]:
+    """{path: content hash} of every file that is a valid image."""
+    return dict(
+        conn.execute(
+            "SELECT f.path, i.hash FROM file f JOIN image i ON i.id = f.image_id"
+            " WHERE f.reason IS NULL"
+        )
+    )
+
+
+def delete_files(conn: sqlite3.Connection, paths: Iterable[str]) -> None:
+    """Delete the rows of these paths (files gone, or moved away by the sync engine)."""
+    conn.executemany("DELETE FROM file WHERE path = ?", [(p,) for p in paths])
+
+
+def stats_of(conn: sqlite3.Connection, paths: list[str]) -> dict[str, Stat]:
+    """{path: (dev, inode, size, mtime_ns, ctime_ns)} of these paths' rows."""
+    out: dict[str, Stat] = {}
+    if len(paths) > 2000:  # one pass over the table is cheaper than many lookups
+        stats = load_stats(conn)
+        for p in paths:
+            st = stats.get(p)
+            if st is not None:
+                out[p] = st
+        return out
+    for start in range(0, len(paths), 500):
+        chunk = paths[start : start + 500]
+        marks = ",".join("?" * len(chunk))
+        for row in conn.execute(
+            f"SELECT path, dev, inode, size, mtime_ns, ctime_ns FROM file WHERE path IN ({marks})",
+            chunk,
+        ):
+            out[row[0]] = row[1:]
+    return out
+
+
+def valid_files(conn: sqlite3.Connection) -> list[tuple[str, str]]:
+    """[(path, content hash)] of every file that is a valid image, by path."""
+    return conn.execute(
+        "SELECT f.path, i.hash FROM file f JOIN image i ON i.id = f.image_id"
+        " WHERE f.reason IS NULL ORDER BY f.path"
+    ).fetchall()
+
+
+def valid_files_under(conn: sqlite3.Connection, prefix: str) -> Iterator[tuple[str, str]]:
+    """(path, content hash) of the valid image files whose paths start with `prefix`
+    ("" every one; a folder's prefix ends with "/"), by path."""
+    return conn.execute(
+        "SELECT f.path, i.hash FROM file f JOIN image i ON i.id = f.image_id"
+        " WHERE f.reason IS NULL AND f.path LIKE ? ESCAPE '\\' ORDER BY f.path",
+        (like_prefix(prefix) + "%",),
+    )
+
+
+def image_files(conn: sqlite3.Connection) -> list[tuple[str, int]]:
+    """[(path, image id)] of the files that hold an image, by path."""
+    return conn.execute(
+        "SELECT path, image_id FROM file WHERE image_id IS NOT NULL ORDER BY path"
+    ).fetchall()
 
 
 def damaged_files(conn: sqlite3.Connection, root: str) -> dict[str, tuple[str, str]]:
@@ -27,18 +228,6 @@ def damaged_files(conn: sqlite3.Connection, root: str) -> dict[str, tuple[str, s
     }
 
 
-def refused_folders(conn: sqlite3.Connection, task_id: int) -> dict[str, str]:
-    """{folder: the scanner's message} of the task's first-level folders whose names the
-    naming rule refused (at the last scan)."""
-    return dict(
-        conn.execute(
-            "SELECT path, message FROM scan_problem WHERE kind = ? AND task_id = ?"
-            " AND path IS NOT NULL ORDER BY path",
-            (FOLDER_NAME_PROBLEM, task_id),
-        )
-    )
-
-
 def file_nodes(
     conn: sqlite3.Connection, hashes: list[str]
 ) -> dict[str, list[tuple[str, int, int]]]:
@@ -53,4 +242,41 @@ def file_nodes(
             chunk,
         ):
             out.setdefault(digest, []).append((path, dev, inode))
+    return out
+
+
+# -- sidecars and ignore files ------------------------------------------------------------
+
+
+def load_aux(conn: sqlite3.Connection) -> Iterator[tuple[str, int, int, int]]:
+    """(path, size, mtime_ns, inode) of every sidecar and ignore file the last layout
+    pass saw."""
+    return conn.execute("SELECT path, size, mtime_ns, inode FROM aux_file")
+
+
+def replace_aux(conn: sqlite3.Connection, rows: list[tuple[str, int, int, int]]) -> None:
+    """The sidecars and ignore files are exactly these (path, size, mtime_ns, inode)."""
+    conn.execute("DELETE FROM aux_file")
+    conn.executemany(
+        "INSERT INTO aux_file(path, size, mtime_ns, inode, content_hash) VALUES (?,?,?,?,'')",
+        rows,
+    )
+
+
+def recorded_stats(
+    conn: sqlite3.Connection, paths: Iterable[str]
+) -> dict[str, tuple[int, int, int]]:
+    """{path: (size, mtime_ns, inode)} as the catalog recorded these paths (files and
+    sidecars / ignore files)."""
+    wanted = list(paths)
+    out: dict[str, tuple[int, int, int]] = {}
+    for start in range(0, len(wanted), 500):
+        chunk = wanted[start : start + 500]
+        marks = ",".join("?" * len(chunk))
+        for table in ("file", "aux_file"):
+            for path, size, mtime, inode in conn.execute(
+                f"SELECT path, size, mtime_ns, inode FROM {table} WHERE path IN ({marks})",
+                chunk,
+            ):
+                out[path] = (size, mtime, inode)
     return out

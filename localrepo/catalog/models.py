@@ -11,6 +11,7 @@ from sqlalchemy import Column, Index, UniqueConstraint, text
 from sqlalchemy import Text as SAText
 from sqlmodel import Field, SQLModel
 
+from localrepo.catalog.journal import PENDING
 from localrepo.catalog.states import LOCAL, REMOTE, STATES, SYNCED
 
 __all__ = ["LOCAL", "REMOTE", "STATES", "SYNCED"]
@@ -153,7 +154,7 @@ class JournalEntry(SQLModel, table=True):
     id: int | None = Field(default=None, primary_key=True)
     created_ns: int
     kind: str
-    status: str = "pending"
+    status: str = PENDING
     task_id: int | None = Field(default=None, foreign_key="task.id", ondelete="SET NULL")
     path: str | None = None
     old_path: str | None = None

@@ -32,10 +32,9 @@ def _echo_json(data: Any, *, lines: bool = False) -> None:
 
 
 def _tasks(conn: sqlite3.Connection) -> list[mr.TaskRow]:
-    return [
-        mr.TaskRow(*row)
-        for row in conn.execute("SELECT id, name, type, root, remote_id FROM task ORDER BY root")
-    ]
+    from localrepo.catalog.tasks import task_rows
+
+    return [mr.TaskRow(*row) for row in task_rows(conn)]
 
 
 def _here(obj: Any, root: Path) -> str | None:
@@ -55,21 +54,9 @@ def _pick_task(obj: Any, repo: Any, name: str | None) -> mr.TaskRow:
 
 
 def _sync_state(conn: sqlite3.Connection, task_id: int) -> tuple[dict[str, int], int]:
-    from localrepo.cli.report import OPEN
+    from localrepo.catalog import conflicts, journal
 
-    pending = {
-        kind: n
-        for kind, n in conn.execute(
-            "SELECT kind, COUNT(*) FROM journal WHERE task_id = ? AND status IN "
-            + OPEN
-            + " GROUP BY kind",
-            (task_id,),
-        )
-    }
-    (conflicts,) = conn.execute(
-        "SELECT COUNT(*) FROM conflict WHERE task_id = ? AND resolved_ns IS NULL", (task_id,)
-    ).fetchone()
-    return pending, int(conflicts)
+    return journal.open_counts_of_task(conn, task_id), conflicts.open_count_of_task(conn, task_id)
 
 
 # -- the remote ----------------------------------------------------------------------------------
@@ -531,30 +518,19 @@ def _labelled_images(
 ) -> tuple[list[tuple[str, list[tuple[str, float | None]]]], list[str]]:
     """[(one file path of the image, [(label, value)])] for the task's labelled images as
     the folders say (the catalog's local state), and the task's label names."""
+    from localrepo.catalog.files import image_files
+    from localrepo.catalog.labels import image_label_names, sorted_task_label_names
     from localrepo.catalog.states import LOCAL
 
     labels: dict[int, list[tuple[str, float | None]]] = {}
-    for image_id, name, value in conn.execute(
-        "SELECT il.image_id, l.name, il.value FROM image_label il JOIN label l"
-        " ON l.id = il.label_id WHERE il.task_id = ? AND il.state = ? ORDER BY l.name",
-        (task.id, LOCAL),
-    ):
+    for image_id, name, value in image_label_names(conn, task.id, LOCAL):
         labels.setdefault(image_id, []).append((name, value))
     prefix = task.root + "/" if task.root else ""
     paths: dict[int, str] = {}
-    for path, image_id in conn.execute(
-        "SELECT path, image_id FROM file WHERE image_id IS NOT NULL ORDER BY path"
-    ):
+    for path, image_id in image_files(conn):
         if image_id in labels and image_id not in paths and path.startswith(prefix):
             paths[image_id] = path
-    names = [
-        name
-        for (name,) in conn.execute(
-            "SELECT l.name FROM task_label tl JOIN label l ON l.id = tl.label_id"
-            " WHERE tl.task_id = ? AND tl.state = ? ORDER BY l.name",
-            (task.id, LOCAL),
-        )
-    ]
+    names = sorted_task_label_names(conn, task.id, LOCAL)
     rows = sorted((paths[i], labs) for i, labs in labels.items() if i in paths)
     return rows, names
 
@@ -663,127 +639,125 @@ def _task_option(f: Any) -> Any:
     )(f)
 
 
-def register(cli: click.Group) -> None:
-    @cli.command()
-    @_task_option
-    @click.option("--wait", is_flag=True, help="Wait for the training to end; show its metrics.")
-    @click.option(
-        "--timeout",
-        type=click.FloatRange(min=1),
-        default=None,
-        metavar="SECONDS",
-        help="With --wait: give up waiting after this long (the server keeps training).",
-    )
-    @click.option(
-        "--force", is_flag=True, help="Train even with local changes that are not synced yet."
-    )
-    @click.option(
-        "-n", "--dry-run", is_flag=True, help="Check and show what would be trained; queue nothing."
-    )
-    @click.option("--json", "as_json", is_flag=True, help="Print the result as JSON.")
-    @token_option
-    @click.pass_obj
-    def train(
-        obj: Any,
-        task_name: str | None,
-        wait: bool,
-        timeout: float | None,
-        force: bool,
-        dry_run: bool,
-        as_json: bool,
-        token: str | None,
-    ) -> None:
-        """Train a new version of the task's model on the server, from the images the
-        server holds (run 'repo sync' first). With --wait, follow the training and print
-        its metrics; exit 1 if it failed."""
-        run_train(obj, task_name, wait, timeout, force, as_json, token, dry_run)
+@click.command()
+@_task_option
+@click.option("--wait", is_flag=True, help="Wait for the training to end; show its metrics.")
+@click.option(
+    "--timeout",
+    type=click.FloatRange(min=1),
+    default=None,
+    metavar="SECONDS",
+    help="With --wait: give up waiting after this long (the server keeps training).",
+)
+@click.option(
+    "--force", is_flag=True, help="Train even with local changes that are not synced yet."
+)
+@click.option(
+    "-n", "--dry-run", is_flag=True, help="Check and show what would be trained; queue nothing."
+)
+@click.option("--json", "as_json", is_flag=True, help="Print the result as JSON.")
+@token_option
+@click.pass_obj
+def train(
+    obj: Any,
+    task_name: str | None,
+    wait: bool,
+    timeout: float | None,
+    force: bool,
+    dry_run: bool,
+    as_json: bool,
+    token: str | None,
+) -> None:
+    """Train a new version of the task's model on the server, from the images the
+    server holds (run 'repo sync' first). With --wait, follow the training and print
+    its metrics; exit 1 if it failed."""
+    run_train(obj, task_name, wait, timeout, force, as_json, token, dry_run)
 
-    @cli.command()
-    @_task_option
-    @click.option("--version", type=click.IntRange(min=1), help="Show this version in detail.")
-    @click.option("--json", "as_json", is_flag=True, help="Print JSON.")
-    @token_option
-    @click.pass_obj
-    def models(
-        obj: Any, task_name: str | None, version: int | None, as_json: bool, token: str | None
-    ) -> None:
-        """List the task's trained versions with their metrics; * marks the production
-        version."""
-        run_models(obj, task_name, version, as_json, token)
 
-    @cli.command()
-    @click.argument("paths", nargs=-1, required=True)
-    @_task_option
-    @click.option(
-        "--version", type=click.IntRange(min=1), help="Model version (default: production)."
-    )
-    @click.option(
-        "--top",
-        type=click.IntRange(min=1),
-        default=DEFAULT_TOP,
-        show_default=True,
-        help="Show the K most probable labels.",
-    )
-    @click.option(
-        "-j",
-        "--jobs",
-        type=click.IntRange(1, 16),
-        default=DEFAULT_JOBS,
-        show_default=True,
-        help="Parallel requests.",
-    )
-    @click.option(
-        "--batch-size",
-        type=click.IntRange(1, 100),
-        default=10,
-        show_default=True,
-        help="Images per request (the hosted service takes at most 10).",
-    )
-    @click.option("--json", "as_json", is_flag=True, help="Print one JSON object per image.")
-    @token_option
-    @click.pass_obj
-    def classify(
-        obj: Any,
-        paths: tuple[str, ...],
-        task_name: str | None,
-        version: int | None,
-        top: int,
-        jobs: int,
-        batch_size: int,
-        as_json: bool,
-        token: str | None,
-    ) -> None:
-        """Classify image files, or every image in folders, with the task's model.
+@click.command()
+@_task_option
+@click.option("--version", type=click.IntRange(min=1), help="Show this version in detail.")
+@click.option("--json", "as_json", is_flag=True, help="Print JSON.")
+@token_option
+@click.pass_obj
+def models(
+    obj: Any, task_name: str | None, version: int | None, as_json: bool, token: str | None
+) -> None:
+    """List the task's trained versions with their metrics; * marks the production
+    version."""
+    run_models(obj, task_name, version, as_json, token)
 
-        One line per image: 'path  label (prob), ...' (regression: 'path  label=value').
-        Exit 6 when some files failed (each is named), 1 when all did."""
-        run_classify(obj, paths, task_name, version, top, jobs, batch_size, as_json, token)
 
-    @cli.command()
-    @_task_option
-    @click.option(
-        "--version", type=click.IntRange(min=1), help="Model version (default: production)."
-    )
-    @click.option(
-        "-j",
-        "--jobs",
-        type=click.IntRange(1, 16),
-        default=DEFAULT_JOBS,
-        show_default=True,
-        help="Parallel requests.",
-    )
-    @click.option("--json", "as_json", is_flag=True, help="Print the report as JSON.")
-    @token_option
-    @click.pass_obj
-    def evaluate(
-        obj: Any,
-        task_name: str | None,
-        version: int | None,
-        jobs: int,
-        as_json: bool,
-        token: str | None,
-    ) -> None:
-        """Classify the repository's own labelled images and compare with their folders:
-        accuracy and confusion matrix (multi_class), per-tag precision/recall
-        (multi_label), MAE/RMSE/R2 (regression)."""
-        run_evaluate(obj, task_name, version, jobs, as_json, token)
+@click.command()
+@click.argument("paths", nargs=-1, required=True)
+@_task_option
+@click.option("--version", type=click.IntRange(min=1), help="Model version (default: production).")
+@click.option(
+    "--top",
+    type=click.IntRange(min=1),
+    default=DEFAULT_TOP,
+    show_default=True,
+    help="Show the K most probable labels.",
+)
+@click.option(
+    "-j",
+    "--jobs",
+    type=click.IntRange(1, 16),
+    default=DEFAULT_JOBS,
+    show_default=True,
+    help="Parallel requests.",
+)
+@click.option(
+    "--batch-size",
+    type=click.IntRange(1, 100),
+    default=10,
+    show_default=True,
+    help="Images per request (the hosted service takes at most 10).",
+)
+@click.option("--json", "as_json", is_flag=True, help="Print one JSON object per image.")
+@token_option
+@click.pass_obj
+def classify(
+    obj: Any,
+    paths: tuple[str, ...],
+    task_name: str | None,
+    version: int | None,
+    top: int,
+    jobs: int,
+    batch_size: int,
+    as_json: bool,
+    token: str | None,
+) -> None:
+    """Classify image files, or every image in folders, with the task's model.
+
+    One line per image: 'path  label (prob), ...' (regression: 'path  label=value').
+    Exit 6 when some files failed (each is named), 1 when all did."""
+    run_classify(obj, paths, task_name, version, top, jobs, batch_size, as_json, token)
+
+
+@click.command()
+@_task_option
+@click.option("--version", type=click.IntRange(min=1), help="Model version (default: production).")
+@click.option(
+    "-j",
+    "--jobs",
+    type=click.IntRange(1, 16),
+    default=DEFAULT_JOBS,
+    show_default=True,
+    help="Parallel requests.",
+)
+@click.option("--json", "as_json", is_flag=True, help="Print the report as JSON.")
+@token_option
+@click.pass_obj
+def evaluate(
+    obj: Any,
+    task_name: str | None,
+    version: int | None,
+    jobs: int,
+    as_json: bool,
+    token: str | None,
+) -> None:
+    """Classify the repository's own labelled images and compare with their folders:
+    accuracy and confusion matrix (multi_class), per-tag precision/recall
+    (multi_label), MAE/RMSE/R2 (regression)."""
+    run_evaluate(obj, task_name, version, jobs, as_json, token)

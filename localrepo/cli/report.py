@@ -10,9 +10,14 @@ from collections import Counter, defaultdict
 from pathlib import Path
 from typing import Any
 
+from localrepo.catalog import journal
+from localrepo.catalog.conflicts import open_by_task
 from localrepo.catalog.files import damaged_files
+from localrepo.catalog.labels import task_label_names_by_task
+from localrepo.catalog.meta import get_meta
+from localrepo.catalog.problems import all_problems
 from localrepo.catalog.states import LOCAL
-from localrepo.catalog.store import get_meta
+from localrepo.catalog.tasks import task_rows
 from localrepo.cli.context import echo
 from localrepo.scan import changes as ch
 from localrepo.scan.scanner import ScanReport
@@ -27,11 +32,6 @@ CODES = {
     ch.VALUE_CHANGED: "V",
     ch.LABELS_CHANGED: "L",
 }
-
-# Journal rows that still wait for a sync: scanner observations not yet synced, and ops
-# of an interrupted run. An op that failed (reported) or was superseded (the next run
-# re-derived it from state) is history, not pending.
-OPEN = "('pending', 'in_flight')"
 
 
 def print_json(data: Any) -> None:
@@ -76,33 +76,19 @@ def print_scan(rep: ScanReport, *, quiet: bool) -> None:
 
 
 def collect_status(conn: sqlite3.Connection, rep: ScanReport) -> dict[str, Any]:
-    tasks = conn.execute(
-        "SELECT id, name, type, root, remote_id FROM task ORDER BY root"
-    ).fetchall()
+    tasks = task_rows(conn)
     per_label: dict[int, dict[str, int]] = defaultdict(dict)
     for task_id, label_counts in json.loads(get_meta(conn, "label_counts") or "{}").items():
         per_label[int(task_id)].update(label_counts)
-    for task_id, name in conn.execute(
-        "SELECT tl.task_id, l.name FROM task_label tl JOIN label l ON l.id = tl.label_id"
-        " WHERE tl.state = ?",
-        (LOCAL,),
-    ):
+    for task_id, name in task_label_names_by_task(conn, LOCAL):
         per_label[task_id].setdefault(name, 0)  # an empty label folder is still a label
     pending_by_task: dict[int | None, dict[str, int]] = defaultdict(dict)
     pending_total = 0
-    for task_id, kind, n in conn.execute(
-        "SELECT task_id, kind, COUNT(*) FROM journal WHERE status IN "
-        + OPEN
-        + " GROUP BY task_id, kind"
-    ):
+    for task_id, kind, n in journal.open_counts(conn):
         pending_by_task[task_id][kind] = n
         pending_total += n
-    problems = conn.execute(
-        "SELECT task_id, path, kind, message FROM scan_problem ORDER BY id"
-    ).fetchall()
-    conflicts = conn.execute(
-        "SELECT id, task_id, path, field FROM conflict WHERE resolved_ns IS NULL ORDER BY id"
-    ).fetchall()
+    problems = all_problems(conn)
+    conflicts = open_by_task(conn)
     labelled = json.loads(get_meta(conn, "labelled_images") or "{}")
     images_per_task = {
         int(k): v for k, v in json.loads(get_meta(conn, "task_images") or "{}").items()
@@ -153,10 +139,7 @@ def pending_changes(conn: sqlite3.Connection) -> list[dict[str, Any]]:
             "hash": r[4],
             "detail": json.loads(r[5]) if r[5] else None,
         }
-        for r in conn.execute(
-            "SELECT kind, task_id, path, old_path, image_hash, detail FROM journal"
-            " WHERE status IN " + OPEN + " ORDER BY id"
-        )
+        for r in journal.open_entries(conn)
     ]
 
 
@@ -238,15 +221,6 @@ def print_porcelain(st: dict[str, Any], *, nul: bool) -> None:
 def journal_entries(
     conn: sqlite3.Connection, *, limit: int | None, pending_only: bool
 ) -> list[dict[str, Any]]:
-    sql = (
-        "SELECT j.id, j.created_ns, j.kind, j.status, t.name, j.path, j.old_path, j.image_hash,"
-        " j.detail, j.error FROM journal j LEFT JOIN task t ON t.id = j.task_id"
-    )
-    if pending_only:
-        sql += " WHERE j.status IN " + OPEN
-    sql += " ORDER BY j.id DESC"
-    if limit:
-        sql += f" LIMIT {int(limit)}"
     return [
         {
             "id": r[0],
@@ -260,7 +234,7 @@ def journal_entries(
             "detail": json.loads(r[8]) if r[8] else None,
             "error": r[9],
         }
-        for r in conn.execute(sql)
+        for r in journal.entries(conn, limit=limit, pending_only=pending_only)
     ]
 
 

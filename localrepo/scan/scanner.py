@@ -22,8 +22,15 @@ from pathlib import Path
 from stat import S_ISDIR
 from typing import TYPE_CHECKING
 
-from localrepo.catalog import store
-from localrepo.catalog.files import FOLDER_NAME_PROBLEM
+from localrepo.catalog import db as catalog_db
+from localrepo.catalog import files as catalog_files
+from localrepo.catalog import images as catalog_images
+from localrepo.catalog import journal
+from localrepo.catalog import labels as catalog_labels
+from localrepo.catalog import meta as catalog_meta
+from localrepo.catalog import problems as catalog_problems
+from localrepo.catalog import tasks as catalog_tasks
+from localrepo.catalog.problems import FOLDER_NAME_PROBLEM
 from localrepo.catalog.states import LOCAL
 from localrepo.labelnames import folder_verdict
 from localrepo.layout import (
@@ -162,17 +169,17 @@ class Scanner:
         self, report: ScanReport, writes: _Writes, hold: frozenset[str], scope: list[str] | None
     ) -> None:
         conn = self.conn
-        bindings = store.load_bindings(conn)
+        bindings = catalog_tasks.load_bindings(conn)
         split = None
         if scope is None and self._may_fork():
             # A large tree's walk is split with a forked helper, which starts walking
             # while the stat cache loads here.
-            last = json.loads(store.get_meta(conn, "files_per_folder") or "{}")
+            last = json.loads(catalog_meta.get_meta(conn, "files_per_folder") or "{}")
             if last.get("", 0) >= splitwalk.MIN_FILES:
                 split = splitwalk.SplitWalk(str(self.root), last)
         try:
-            cached = store.load_files(conn)
-            reasons = store.load_reasons(conn)
+            cached = catalog_files.load_files(conn)
+            reasons = catalog_files.load_reasons(conn)
             walked = split.result() if split is not None else None
         finally:
             if split is not None:
@@ -194,7 +201,7 @@ class Scanner:
                 tasks = TaskLookup(bindings)
                 writes.stream_additions(sorted(walked.images), tasks)
                 # ... and their labels, in the common case where folders alone decide them.
-                if not (walked.sidecars or writes.dry_run or store.has_local_labels(conn)):
+                if not (walked.sidecars or writes.dry_run or catalog_labels.has_local_labels(conn)):
                     writes.layout = _LayoutStream(conn, tasks, _folder_labels(walked, bindings))
             report.folders_listed = len(walked.folders)
         else:
@@ -210,7 +217,7 @@ class Scanner:
         # The stat-only pass: a file whose stat matches its (non-racy) cache row is unchanged.
         to_examine: list[str] = []
         get = cached.get
-        racy = store.load_racy(conn, RACY_NS) if cached else set()
+        racy = catalog_files.load_racy(conn, RACY_NS) if cached else set()
         for path, st in walked.images.items():
             if get(path) != hash(st) or path in racy:
                 to_examine.append(path)  # new, changed, or racy: hash it (again)
@@ -220,7 +227,7 @@ class Scanner:
         skipped_changed = {
             p: r for p, r in walked.skipped.items() if p not in cached or reasons.get(p) != r[0]
         }
-        old_map = store.load_file_hashes(conn) if (to_examine or gone) else {}
+        old_map = catalog_files.load_file_hashes(conn) if (to_examine or gone) else {}
 
         if to_examine:
             writes.begin()  # file rows are written batch by batch while the pool hashes
@@ -264,14 +271,11 @@ class Scanner:
 
         # Layout: re-derive LOCAL labels when anything that feeds it changed.
         aux_now = {**walked.sidecars, **walked.ignore_stats}
-        aux_before = {
-            r[0]: (r[1], r[2], r[3])
-            for r in conn.execute("SELECT path, size, mtime_ns, inode FROM aux_file")
-        }
+        aux_before = {r[0]: (r[1], r[2], r[3]) for r in catalog_files.load_aux(conn)}
         aux_changed = {p: (s[SIZE], s[MTIME], s[INODE]) for p, s in aux_now.items()} != aux_before
         # The racy rule for sidecars and ignore files: one edited in the tick their rows
         # were written in keeps its stat, so re-derive the layout while a row is racy.
-        aux_ns = int(store.get_meta(conn, "aux_ns") or 0)
+        aux_ns = int(catalog_meta.get_meta(conn, "aux_ns") or 0)
         aux_changed = aux_changed or any(m >= aux_ns - RACY_NS for _s, m, _i in aux_before.values())
         fp = bindings_fingerprint(bindings)
         folder_labels = _folder_labels(walked, bindings)
@@ -287,8 +291,8 @@ class Scanner:
         need_layout = bool(
             changes
             or aux_changed
-            or fp != store.get_meta(conn, "bindings_fp")
-            or folders_fp != store.get_meta(conn, "folders_fp")
+            or fp != catalog_meta.get_meta(conn, "bindings_fp")
+            or folders_fp != catalog_meta.get_meta(conn, "folders_fp")
         )
         report.changes = changes
         if writes.dry_run or not (updates or gone or skipped_changed or need_layout):
@@ -301,14 +305,14 @@ class Scanner:
         walked.images.clear()
 
         if need_layout and not (to_examine or gone):
-            new_map = store.load_file_hashes(conn)
+            new_map = catalog_files.load_file_hashes(conn)
         writes.begin()
-        store.set_meta(conn, "files_per_folder", json.dumps(weights))
-        held = store.held_images_of(conn, gone) if gone else []
-        conn.executemany("DELETE FROM file WHERE path = ?", [(p,) for p in gone])
+        catalog_meta.set_meta(conn, "files_per_folder", json.dumps(weights))
+        held = catalog_files.held_images_of(conn, gone) if gone else []
+        catalog_files.delete_files(conn, gone)
         writes.skipped_rows(skipped_changed)
         if held:
-            store.carry_damage(conn, held)
+            catalog_files.carry_damage(conn, held)
         # A first scan journalled its valid files' additions as they came; its diff is
         # exactly those (one addition per valid file, no other file change). Should they
         # ever differ from the diff (streamed_changes() says so), the diff is what the
@@ -323,7 +327,7 @@ class Scanner:
             else:
                 hash_ids = writes.hash_ids
                 if hash_ids is None:
-                    hash_ids = store.image_ids_by_hash(conn)
+                    hash_ids = catalog_images.image_ids_by_hash(conn)
                 layout_changes, problems = self._derive_layout(
                     walked, bindings, new_map, hash_ids, folder_labels, changes
                 )
@@ -331,27 +335,22 @@ class Scanner:
             problems = refused + problems
             report.problems = problems
             report.relabelled = True
-            conn.execute("DELETE FROM scan_problem")
-            conn.executemany(
-                "INSERT INTO scan_problem(task_id, path, kind, message) VALUES (?,?,?,?)",
-                [(p.task_id, p.path, p.kind, p.message) for p in problems],
+            catalog_problems.replace_problems(
+                conn, [(p.task_id, p.path, p.kind, p.message) for p in problems]
             )
-            conn.execute("DELETE FROM aux_file")
-            conn.executemany(
-                "INSERT INTO aux_file(path, size, mtime_ns, inode, content_hash)"
-                " VALUES (?,?,?,?,'')",
-                [(p, s[SIZE], s[MTIME], s[INODE]) for p, s in aux_now.items()],
+            catalog_files.replace_aux(
+                conn, [(p, s[SIZE], s[MTIME], s[INODE]) for p, s in aux_now.items()]
             )
-            store.set_meta(conn, "bindings_fp", fp)
-            store.set_meta(conn, "folders_fp", folders_fp)
-            store.set_meta(conn, "aux_ns", str(writes.now))
+            catalog_meta.set_meta(conn, "bindings_fp", fp)
+            catalog_meta.set_meta(conn, "folders_fp", folders_fp)
+            catalog_meta.set_meta(conn, "aux_ns", str(writes.now))
         if streamed_ok:
             changes_left = [c for c in changes if c.kind != ch.ADDED]
         else:
             if writes.streamed:
                 writes.unstream()
             changes_left = changes
-        store.add_journal_many(
+        journal.add_many(
             conn,
             [
                 (c.kind, c.task_id, c.path, c.old_path, c.hash, c.detail or None)
@@ -359,7 +358,7 @@ class Scanner:
             ],
             now_ns=writes.now,
         )
-        store.set_meta(conn, "last_scan_ns", str(writes.now))
+        catalog_meta.set_meta(conn, "last_scan_ns", str(writes.now))
 
     def _may_fork(self) -> bool:
         """Whether the walk may be split with a forked helper: two cores or more, and a
@@ -382,7 +381,7 @@ class Scanner:
         if not paths:
             return {}
         known_valid = set(hashes.values())
-        stats = store.load_stats(conn)
+        stats = catalog_files.load_stats(conn)
         by_inode = {(stats[p][DEV], stats[p][INODE], stats[p][SIZE]) for p in hashes if p in stats}
         del stats
         # Hard links: one inode is read once per scan; its other names copy its result.
@@ -552,7 +551,7 @@ class Scanner:
                 converted = {known[(n, ltype)]: v for n, v in labels.items()}
                 as_ids[id(labels)] = converted
             new_rows[(task_id, image_id)] = converted
-        old_rows = store.local_image_labels(conn)
+        old_rows = catalog_labels.local_image_labels(conn)
 
         # Journal label-level changes that no file change explains (sidecar edits).
         id_of = hash_ids.get
@@ -588,18 +587,7 @@ class Scanner:
                 }
             layout_changes.append(ch.Change(kind, hash=h, task_id=task_id, detail=detail))
 
-        conn.executemany(
-            "DELETE FROM image_label WHERE state = ? AND task_id = ? AND image_id = ?",
-            [(LOCAL, t, i) for t, i in dirty if (t, i) in old_rows],
-        )
-        conn.executemany(
-            "INSERT INTO image_label(state, task_id, image_id, label_id, value) VALUES (?,?,?,?,?)",
-            [
-                (LOCAL, t, i, lid, v)
-                for (t, i) in dirty
-                for lid, v in new_rows.get((t, i), {}).items()
-            ],
-        )
+        catalog_labels.rewrite_local_image_labels(conn, dirty, old_rows, new_rows)
         return layout_changes, problems
 
 
@@ -644,13 +632,14 @@ def _label_summary(
         for task_id, names in task_labels.items()
         for group in case_twins(names)
     ]
-    known = store.ensure_labels(conn, _label_keys(by_task, task_labels), store.label_ids(conn))
-    store.set_meta(conn, "task_images", json.dumps(images_per_task, sort_keys=True))
-    store.set_meta(conn, "label_counts", json.dumps(counts, sort_keys=True))
-    store.set_meta(conn, "labelled_images", json.dumps(labelled, sort_keys=True))
-    conn.execute("DELETE FROM task_label WHERE state = ?", (LOCAL,))
-    conn.executemany(
-        "INSERT INTO task_label(state, task_id, label_id) VALUES (?,?,?)",
+    known = catalog_labels.ensure_labels(
+        conn, _label_keys(by_task, task_labels), catalog_labels.label_ids(conn)
+    )
+    catalog_meta.set_meta(conn, "task_images", json.dumps(images_per_task, sort_keys=True))
+    catalog_meta.set_meta(conn, "label_counts", json.dumps(counts, sort_keys=True))
+    catalog_meta.set_meta(conn, "labelled_images", json.dumps(labelled, sort_keys=True))
+    catalog_labels.replace_local_task_labels(
+        conn,
         sorted(
             {
                 (LOCAL, t, known[(n, LABEL_TYPE[by_task[t].type])])
@@ -699,7 +688,9 @@ class _LayoutStream:
             # Every label of a tree without sidecars is a label folder's: these are all
             # the labels the layout pass would create, in its order (ids as it gives them).
             needed = _label_keys(self.by_task, self.folder_labels)
-            self.known = store.ensure_labels(self.conn, needed, store.label_ids(self.conn))
+            self.known = catalog_labels.ensure_labels(
+                self.conn, needed, catalog_labels.label_ids(self.conn)
+            )
         known, by_folder, placed = self.known, self.by_folder, self.placed
         self.files += len(valid)
         rows = []
@@ -725,10 +716,7 @@ class _LayoutStream:
             placed[key] = labels
             ltype = LABEL_TYPE[b.type]
             rows += [(LOCAL, b.task_id, image_id, known[(n, ltype)], v) for n, v in labels.items()]
-        self.conn.executemany(
-            "INSERT INTO image_label(state, task_id, image_id, label_id, value) VALUES (?,?,?,?,?)",
-            rows,
-        )
+        catalog_labels.insert_image_labels(self.conn, rows)
 
     def finish(self, valid_files: int) -> list[Problem] | None:
         """The layout pass's problems, its other rows and its counts, when every one of
@@ -850,26 +838,23 @@ class _Writes:
     def unstream(self) -> None:
         """Take back every streamed addition (their ids are a range of this scan's own)."""
         assert self._stream_paths is not None
-        self.conn.execute(
-            "DELETE FROM journal WHERE id BETWEEN ? AND ?",
-            (self._first_id, self._first_id + len(self._stream_paths) - 1),
-        )
+        journal.take_back(self.conn, self._first_id, self._first_id + len(self._stream_paths) - 1)
         self.streamed = 0
         self._stream_changes = []
 
     def begin(self) -> None:
         if not self.open and not self.dry_run:
-            self.conn.execute("BEGIN IMMEDIATE")
+            catalog_db.begin(self.conn)
             self.open = True
 
     def commit(self) -> None:
         if self.open:
-            self.conn.execute("COMMIT")
+            catalog_db.commit(self.conn)
             self.open = False
 
     def rollback(self) -> None:
         if self.open:
-            self.conn.execute("ROLLBACK")
+            catalog_db.rollback(self.conn)
             self.open = False
 
     def file_rows(self, batch: list[Examined]) -> None:
@@ -879,14 +864,12 @@ class _Writes:
             return
         conn = self.conn
         if self.hash_ids is None:
-            self.hash_ids = store.image_ids_by_hash(conn)
-            self.next_image_id = conn.execute("SELECT COALESCE(MAX(id), 0) FROM image").fetchone()[
-                0
-            ]
+            self.hash_ids = catalog_images.image_ids_by_hash(conn)
+            self.next_image_id = catalog_images.max_id(conn)
         hash_ids, now, next_id = self.hash_ids, self.now, self.next_image_id
         task_of = self._tasks.of if self._tasks is not None else None
         image_rows: list[tuple] = []
-        file_rows: list[store.SignedFileRow] = []
+        file_rows: list[catalog_files.SignedFileRow] = []
         valid: list[_Valid] = []
         for ex in batch:
             reason, digest = ex.reason, ex.hash
@@ -904,27 +887,21 @@ class _Writes:
             else:
                 image_id = None
             st = ex[1:6]  # (dev, inode, size, mtime_ns, ctime_ns)
-            file_rows.append((ex.path, image_id, *st, now, reason, store.stat_sig(st)))
+            file_rows.append((ex.path, image_id, *st, now, reason, catalog_files.stat_sig(st)))
         self.next_image_id = next_id
         if image_rows:
-            conn.executemany(
-                "INSERT INTO image(id, hash, size, width, height, format, created_here)"
-                " VALUES (?,?,?,?,?,?,0)",
-                image_rows,
-            )
+            catalog_images.insert_new(conn, image_rows)
         if self._stream_paths is not None:
             self._journal_additions(valid)
         if self.layout is not None:
             self.layout.add(valid)
-        store.write_file_rows(conn, file_rows, self.known_paths)
+        catalog_files.write_file_rows(conn, file_rows, self.known_paths)
 
     def _journal_additions(self, valid: list[_Valid]) -> None:
         paths, slots = self._stream_paths, self._stream_changes
         assert paths is not None
         if not self._first_id:  # in the write transaction: no one else adds journal rows
-            self._first_id = self.conn.execute(
-                "SELECT COALESCE(MAX(id), 0) + 1 FROM journal"
-            ).fetchone()[0]
+            self._first_id = journal.next_id(self.conn)
         first_id, now = self._first_id, self.now
         rows = []
         for path, digest, _image_id, binding in valid:
@@ -933,13 +910,8 @@ class _Writes:
                 task_id = None if binding is None else binding.task_id
                 slots[rank] = ch.Change(ch.ADDED, path, None, digest, None, task_id)
                 rows.append((first_id + rank, now, task_id, path, digest))
-        cur = self.conn.executemany(
-            "INSERT OR IGNORE INTO journal(id, created_ns, kind, status, task_id, path,"
-            " old_path, image_hash, detail, attempts)"
-            " VALUES (?, ?, 'added', 'pending', ?, ?, NULL, ?, NULL, 0)",
-            rows,
-        )
-        self.streamed += cur.rowcount if rows else 0
+        written = journal.add_streamed(self.conn, rows)
+        self.streamed += written if rows else 0
 
     def streamed_changes(self, new_map: dict[str, str]) -> list[ch.Change] | None:
         """A first scan's diff, from what it journalled as results came: its additions,
@@ -953,7 +925,7 @@ class _Writes:
         return changes
 
     def skipped_rows(self, skipped: dict[str, tuple[str, str | None]]) -> None:
-        store.upsert_files(
+        catalog_files.upsert_files(
             self.conn,
             [(p, None, 0, 0, 0, 0, 0, self.now, r[0]) for p, r in skipped.items()],
             self.known_paths,
@@ -1101,16 +1073,14 @@ def _walk_scope(
     def outside(path: str) -> bool:
         return not path.startswith(prefixes) and path not in scope
 
-    for path, st in store.load_stats(conn).items():
+    for path, st in catalog_files.load_stats(conn).items():
         if not outside(path):
             continue
         if st == (0, 0, 0, 0, 0) and path in reasons:  # a row of what the walk skipped
             walked.skipped[path] = (reasons[path], None)
         else:
             walked.images[path] = st
-    for path, size, mtime, inode in conn.execute(
-        "SELECT path, size, mtime_ns, inode FROM aux_file"
-    ):
+    for path, size, mtime, inode in catalog_files.load_aux(conn):
         if outside(path):
             stat = (0, inode, size, mtime, 0)
             if path.rpartition("/")[2] == IGNORE_FILE:
@@ -1130,7 +1100,7 @@ def _label_folders(root: str, bindings: list[TaskBinding]) -> set[str]:
 
 
 def _keep_unseen(
-    walked: WalkResult, cached: dict[str, store.CachedFile], conn: sqlite3.Connection
+    walked: WalkResult, cached: dict[str, catalog_files.CachedFile], conn: sqlite3.Connection
 ) -> None:
     """Files under a folder the walk could not list are unseen, not gone: keep their
     cached stat, so that a permission change or a flaky mount journals no deletes."""
@@ -1141,7 +1111,7 @@ def _keep_unseen(
     )
     if not blind:
         return
-    stats = store.load_stats(conn)
+    stats = catalog_files.load_stats(conn)
     for path in cached:
         if path.startswith(blind) and path not in walked.images and path not in walked.skipped:
             walked.images[path] = stats[path]
@@ -1149,7 +1119,7 @@ def _keep_unseen(
 
 def _hold_back(
     walked: WalkResult,
-    cached: dict[str, store.CachedFile],
+    cached: dict[str, catalog_files.CachedFile],
     conn: sqlite3.Connection,
     hold: frozenset[str],
 ) -> frozenset[str]:
@@ -1161,7 +1131,7 @@ def _hold_back(
     file, complete by construction: it is never held back, or a move whose source is
     already gone would read as a delete. A rename keeps size and mtime too; matching on
     them as well keeps a new file that merely reuses a deleted file's inode held."""
-    stats = store.load_stats(conn)
+    stats = catalog_files.load_stats(conn)
     known_inodes = {(st[DEV], st[INODE], st[SIZE], st[MTIME]) for st in stats.values()}
     held = set()
     for path in hold:

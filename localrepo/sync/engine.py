@@ -8,7 +8,6 @@ next run.
 
 from __future__ import annotations
 
-import json
 import logging
 import sqlite3
 import time
@@ -16,8 +15,13 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, replace
 from typing import Any
 
+from localrepo.catalog import conflicts as catalog_conflicts
 from localrepo.catalog import files as catalog_files
-from localrepo.catalog import journal, store
+from localrepo.catalog import images as catalog_images
+from localrepo.catalog import journal
+from localrepo.catalog import meta as catalog_meta
+from localrepo.catalog import problems as catalog_problems
+from localrepo.catalog import tasks as catalog_tasks
 from localrepo.catalog.db import transaction
 from localrepo.errors import EXIT_SAFETY, LocalrepoError
 from localrepo.ignore import ignore_rules_above
@@ -199,7 +203,7 @@ def _hold_back(
     (sync/holds.py), the holds to report, and the scanner's word on each refused folder
     (what to rename it to). Read from the catalog, so a hold lasts
     across runs until its reason is gone."""
-    refused = catalog_files.refused_folders(conn, binding.task_id)
+    refused = catalog_problems.refused_folders(conn, binding.task_id)
     task_files = TaskFiles(
         binding.type,
         binding.root,
@@ -246,15 +250,13 @@ def _adopt_remote_ids(conn: sqlite3.Connection, listed: Mapping[str, Any]) -> No
     the catalog kept the dead id (found by the simulation, seed 899). The new remote image
     is recorded as not created here: only its uploader may delete it.
     """
-    known = dict(conn.execute("SELECT hash, remote_id FROM image WHERE remote_id IS NOT NULL"))
+    known = catalog_images.remote_ids(conn)
     moved = [
         (view.id, key) for key, view in listed.items() if key in known and known[key] != view.id
     ]
     if moved:
         with transaction(conn):
-            conn.executemany(
-                "UPDATE image SET remote_id = ?, created_here = 0 WHERE hash = ?", moved
-            )
+            catalog_images.adopt_remote_ids(conn, moved)
 
 
 class Engine:
@@ -282,7 +284,7 @@ class Engine:
                 report.scan = self._scan(conn, dry_run=False, scope=self.options.scope)
                 fs = LocalFS(self.repo.root)
                 fs.remove_leftovers(report.scan.leftovers)
-                bindings = store.load_bindings(conn)
+                bindings = catalog_tasks.load_bindings(conn)
                 if not self.options.dry_run and self._finish_interrupted_relabels(
                     conn, fs, bindings
                 ):
@@ -299,7 +301,7 @@ class Engine:
                     # The engine's files are in the catalog already; re-derive the labels
                     # and counts from them (nothing is journalled as a user edit).
                     with transaction(conn):
-                        store.set_meta(conn, "bindings_fp", "")
+                        catalog_meta.set_meta(conn, "bindings_fp", "")
                     self._scan(conn, dry_run=False)
             finally:
                 conn.close()
@@ -340,7 +342,7 @@ class Engine:
             where = {f.path: f for found in files.values() for f in found}
             for path in done.unlink:
                 changed |= fs.unlink_second_name(path, where[path].dev, where[path].inode)
-            stats = store.load_stats(conn) if done.trash else {}
+            stats = catalog_files.load_stats(conn) if done.trash else {}
             for path in done.trash:
                 try:
                     fs.check(path, stats.get(path))
@@ -368,9 +370,9 @@ class Engine:
 
     # -- one task -------------------------------------------------------------------------
     def _remote_task(self, conn: sqlite3.Connection, binding: TaskBinding, rep: TaskReport) -> str:
-        row = conn.execute("SELECT remote_id FROM task WHERE id = ?", (binding.task_id,)).fetchone()
-        if row and row[0]:
-            return str(row[0])
+        bound = catalog_tasks.remote_id(conn, binding.task_id)
+        if bound:
+            return str(bound)
         if self.options.mode == "pull":
             raise LocalrepoError(
                 f"task '{binding.name}' is not on the server yet; 'repo push' or 'repo sync' "
@@ -394,9 +396,7 @@ class Engine:
             rep.created_remote_task = True
         if not self.options.dry_run:  # a dry run writes nothing to the catalog
             with transaction(conn):
-                conn.execute(
-                    "UPDATE task SET remote_id = ? WHERE id = ?", (found.id, binding.task_id)
-                )
+                catalog_tasks.set_remote_id(conn, binding.task_id, found.id)
         return str(found.id)
 
     def _snapshot(
@@ -411,12 +411,7 @@ class Engine:
         push, `view` "catalog") the synced state plus a fresh look at each image whose
         local state changed; that falls back to a listing when it would not be exact.
         Also the synced and local states, when it read them."""
-        hash_by_remote_id = {
-            rid: h
-            for rid, h in conn.execute(
-                "SELECT remote_id, hash FROM image WHERE remote_id IS NOT NULL"
-            )
-        }
+        hash_by_remote_id = catalog_images.hashes_by_remote_id(conn)
         if not remote_task_id:
             return build_snapshot(remote_task_id, binding.type, [], [], hash_by_remote_id), None
         if view == "catalog":
@@ -582,16 +577,8 @@ class Engine:
             return again
         if not rep.outcome.failed and rep.outcome.fatal is None:
             with transaction(conn):  # the scanner's observations are now on both sides
-                conn.execute(
-                    "UPDATE journal SET status = 'done', finished_ns = ? WHERE task_id = ?"
-                    " AND status = 'pending' AND kind NOT LIKE 'op:%'",
-                    (self.clock(), binding.task_id),
-                )
-                conn.execute(
-                    "UPDATE journal SET status = 'superseded', finished_ns = ? WHERE"
-                    " task_id = ? AND status = 'in_flight' AND kind LIKE 'op:%'",
-                    (self.clock(), binding.task_id),
-                )
+                journal.observations_synced(conn, binding.task_id, self.clock())
+                journal.supersede_in_flight(conn, binding.task_id, self.clock())
         return rep
 
     def _record_conflicts(
@@ -602,60 +589,23 @@ class Engine:
         files: dict[str, list[str]],
     ) -> None:
         now = self.clock()
-        ids = store.image_ids_by_hash(conn)
+        ids = catalog_images.image_ids_by_hash(conn)
         with transaction(conn):
-            open_rows = {
-                (r[1], r[2]): r[0]
-                for r in conn.execute(
-                    "SELECT c.id, i.hash, c.field FROM conflict c JOIN image i ON i.id = c.image_id"
-                    " WHERE c.task_id = ? AND c.resolved_ns IS NULL",
-                    (binding.task_id,),
-                )
-            }
-            current = set()
-            for c in plan.conflicts:
-                image_id = ids.get(c.key)
-                path = (files.get(c.key) or [None])[0]
-                values = (
-                    json.dumps(dict(c.base)),
-                    json.dumps(dict(c.local)),
-                    json.dumps(dict(c.remote)),
-                )
-                existing = open_rows.get((c.key, c.field))
-                if c.resolution is None:
-                    current.add((c.key, c.field))
-                if existing is not None:  # the open conflict, updated (and maybe settled)
-                    conn.execute(
-                        "UPDATE conflict SET base = ?, local = ?, remote = ?, path = ?,"
-                        " resolved_ns = ?, resolution = ? WHERE id = ?",
-                        (
-                            *values,
-                            path,
-                            None if c.resolution is None else now,
-                            c.resolution,
-                            existing,
-                        ),
-                    )
-                    open_rows.pop((c.key, c.field))
-                    continue
-                conn.execute(
-                    "INSERT INTO conflict(task_id, image_id, path, field, base, local, remote,"
-                    " created_ns, resolved_ns, resolution) VALUES (?,?,?,?,?,?,?,?,?,?)",
+            catalog_conflicts.record(
+                conn,
+                binding.task_id,
+                ids,
+                [
                     (
-                        binding.task_id,
-                        image_id,
-                        path,
+                        c.key,
                         c.field,
-                        *values,
-                        now,
-                        None if c.resolution is None else now,
+                        (files.get(c.key) or [None])[0],
+                        c.base,
+                        c.local,
+                        c.remote,
                         c.resolution,
-                    ),
-                )
-            for (key, field_name), row_id in open_rows.items():
-                if (key, field_name) not in current:  # settled by later edits
-                    conn.execute(
-                        "UPDATE conflict SET resolved_ns = ?, resolution = 'converged'"
-                        " WHERE id = ?",
-                        (now, row_id),
                     )
+                    for c in plan.conflicts
+                ],
+                now,
+            )

@@ -16,7 +16,6 @@ Workers (threads) do the I/O; only the calling thread touches the catalog.
 
 from __future__ import annotations
 
-import json
 import sqlite3
 import threading
 import time
@@ -26,7 +25,10 @@ from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
-from localrepo.catalog import store
+from localrepo.catalog import files as catalog_files
+from localrepo.catalog import images as catalog_images
+from localrepo.catalog import journal
+from localrepo.catalog import labels as catalog_labels
 from localrepo.catalog.db import transaction
 from localrepo.catalog.states import LOCAL, REMOTE, SYNCED
 from localrepo.errors import LocalrepoError
@@ -174,9 +176,7 @@ class Executor:
         self.label_type = LABEL_TYPE[binding.type]
         self.label_ids = dict(snapshot.labels)  # name -> remote id
         self.stats: dict[str, tuple[int, int, int, int, int]] = {}  # read by run()
-        self.remote_ids = dict(
-            conn.execute("SELECT hash, remote_id FROM image WHERE remote_id IS NOT NULL")
-        )
+        self.remote_ids = catalog_images.remote_ids(conn)
         self._lock = threading.Lock()
         # Set by the first fatal error: images not started yet are skipped (a worker
         # takes its next image before the main thread can cancel it, and would spend a
@@ -191,7 +191,9 @@ class Executor:
         out = Outcome()
         # The catalog's stat of the files the plan touches (the workers check them).
         keys = {op.key for op in plan.ops if op.key is not None}
-        self.stats = _file_stats(self.conn, [p for k in keys for p in self.files.get(k, ())])
+        self.stats = catalog_files.stats_of(
+            self.conn, [p for k in keys for p in self.files.get(k, ())]
+        )
         journal_ids = self._journal(plan.ops)
         for op in plan.by_kind(P.ENSURE_LABEL):
             self._label_op(op, journal_ids[id(op)], out)
@@ -323,14 +325,7 @@ class Executor:
         remote = (set(self.snapshot.labels) | set(plan_labels(plan, P.ENSURE_LABEL))) - set(
             plan_labels(plan, P.DETACH_LABEL)
         )
-        local_rows = {
-            name
-            for (name,) in self.conn.execute(
-                "SELECT l.name FROM task_label tl JOIN label l ON l.id = tl.label_id"
-                " WHERE tl.state = ? AND tl.task_id = ?",
-                (LOCAL, self.binding.task_id),
-            )
-        }
+        local_rows = catalog_labels.task_label_names(self.conn, self.binding.task_id, LOCAL)
         local = (local_rows | set(plan_labels(plan, P.MAKE_FOLDER))) - removed
         both = {name for name in remote & local if name in self.label_ids}
         with transaction(self.conn):
@@ -338,10 +333,7 @@ class Executor:
                 self._task_label(name, present=True)
             for name in removed - remote:  # gone from both sides (else: not agreed yet)
                 label_id = self._label_row(name, self.label_ids.get(name))
-                self.conn.execute(
-                    "DELETE FROM task_label WHERE state = ? AND task_id = ? AND label_id = ?",
-                    (SYNCED, self.binding.task_id, label_id),
-                )
+                catalog_labels.detach(self.conn, SYNCED, self.binding.task_id, label_id)
 
     # -- journal ----------------------------------------------------------------------------
     def _journal(self, ops: list[P.Op]) -> dict[int, int]:
@@ -355,18 +347,9 @@ class Executor:
                     detail["label"] = op.label
                 if op.delete_image:
                     detail["delete_image"] = True
-                cur = self.conn.execute(
-                    "INSERT INTO journal(created_ns, kind, status, task_id, image_hash, detail,"
-                    " attempts) VALUES (?, ?, 'in_flight', ?, ?, ?, 1)",
-                    (
-                        now,
-                        "op:" + op.kind,
-                        self.binding.task_id,
-                        op.key,
-                        json.dumps(detail, sort_keys=True) if detail else None,
-                    ),
+                ids[id(op)] = journal.add_op(
+                    self.conn, now, op.kind, self.binding.task_id, op.key, detail
                 )
-                ids[id(op)] = int(cur.lastrowid or 0)
         return ids
 
     def _done(self, ids: list[int], error: str | None = None) -> None:
@@ -374,10 +357,7 @@ class Executor:
             self._mark(ids, error)
 
     def _mark(self, ids: list[int], error: str | None) -> None:
-        self.conn.executemany(
-            "UPDATE journal SET status = ?, error = ?, finished_ns = ? WHERE id = ?",
-            [("failed" if error else "done", error, self.clock(), i) for i in ids],
-        )
+        journal.finish_ops(self.conn, ids, error, self.clock)
 
     # -- labels -----------------------------------------------------------------------------
     def _label_op(self, op: P.Op, journal_id: int, out: Outcome) -> None:
@@ -415,29 +395,15 @@ class Executor:
             self._done([journal_id], str(exc))
 
     def _label_row(self, name: str, remote_id: str | None) -> int:
-        self.conn.execute(
-            "INSERT INTO label(name, type, remote_id) VALUES (?, ?, ?) ON CONFLICT(name, type)"
-            " DO UPDATE SET remote_id = COALESCE(excluded.remote_id, label.remote_id)",
-            (name, self.label_type, remote_id),
-        )
-        row = self.conn.execute(
-            "SELECT id FROM label WHERE name = ? AND type = ?", (name, self.label_type)
-        ).fetchone()
-        return int(row[0])
+        return catalog_labels.label_row(self.conn, name, self.label_type, remote_id)
 
     def _task_label(self, name: str, *, present: bool) -> None:
         label_id = self._label_row(name, self.label_ids.get(name))
         for state in (SYNCED, REMOTE):
             if present:
-                self.conn.execute(
-                    "INSERT OR IGNORE INTO task_label(state, task_id, label_id) VALUES (?,?,?)",
-                    (state, self.binding.task_id, label_id),
-                )
+                catalog_labels.attach(self.conn, state, self.binding.task_id, label_id)
             else:
-                self.conn.execute(
-                    "DELETE FROM task_label WHERE state = ? AND task_id = ? AND label_id = ?",
-                    (state, self.binding.task_id, label_id),
-                )
+                catalog_labels.detach(self.conn, state, self.binding.task_id, label_id)
 
     def _folder(self, label: str) -> str | None:
         name = folder_for_label(label)
@@ -720,9 +686,8 @@ class Executor:
         """An upload's remote id, committed before its labels are linked: a crash in
         between leaves an image the next run relabels instead of uploading again."""
         with transaction(self.conn):
-            self.conn.execute(
-                "UPDATE image SET remote_id = ?, created_here = created_here OR ? WHERE hash = ?",
-                (result.remote_id, int(result.created_here), result.hash),
+            catalog_images.set_remote_id(
+                self.conn, result.hash, result.remote_id, result.created_here
             )
 
     def _commit(self, result: ImageResult, journal_ids: list[int], out: Outcome) -> None:
@@ -731,37 +696,19 @@ class Executor:
         with transaction(conn):
             image_id = None
             if result.hash is not None:
-                conn.execute(
-                    "INSERT INTO image(hash, size, width, height, format, created_here)"
-                    " VALUES (?, ?, ?, ?, ?, 0) ON CONFLICT(hash) DO NOTHING",
-                    (
-                        result.hash,
-                        result.size or 0,
-                        result.dims[0] if result.dims else None,
-                        result.dims[1] if result.dims else None,
-                        result.dims[2] if result.dims else None,
-                    ),
+                image_id = catalog_images.record_synced(
+                    conn,
+                    result.hash,
+                    result.size,
+                    result.dims,
+                    result.remote_id,
+                    result.created_here,
+                    result.deleted_remote,
                 )
-                image_id = conn.execute(
-                    "SELECT id FROM image WHERE hash = ?", (result.hash,)
-                ).fetchone()[0]
-                if result.remote_id and not result.deleted_remote:
-                    conn.execute(
-                        "UPDATE image SET remote_id = ?, created_here = created_here OR ?"
-                        " WHERE id = ?",
-                        (result.remote_id, int(result.created_here), image_id),
-                    )
-                elif result.deleted_remote:
-                    conn.execute(
-                        "UPDATE image SET remote_id = NULL, created_here = 0 WHERE id = ?",
-                        (image_id,),
-                    )
             # The engine's own file writes, so the next scan does not take them for edits.
-            conn.executemany(
-                "DELETE FROM file WHERE path = ?", [(p,) for p in result.removed_files]
-            )
+            catalog_files.delete_files(conn, result.removed_files)
             if image_id is not None:
-                store.upsert_files(
+                catalog_files.upsert_files(
                     conn,
                     [
                         (
@@ -796,18 +743,15 @@ class Executor:
             setattr(out, name, getattr(out, name) + n)
 
     def _set_rows(self, state: str, image_id: int, labels: dict[str, float | None]) -> None:
-        task_id = self.binding.task_id
-        self.conn.execute(
-            "DELETE FROM image_label WHERE state = ? AND task_id = ? AND image_id = ?",
-            (state, task_id, image_id),
+        catalog_labels.set_image_labels(
+            self.conn,
+            state,
+            self.binding.task_id,
+            image_id,
+            labels,
+            self.label_type,
+            self.label_ids,
         )
-        for name, value in labels.items():
-            label_id = self._label_row(name, self.label_ids.get(name))
-            self.conn.execute(
-                "INSERT INTO image_label(state, task_id, image_id, label_id, value)"
-                " VALUES (?,?,?,?,?)",
-                (state, task_id, image_id, label_id, value),
-            )
 
     def _describe(self, result: ImageResult) -> str:
         paths = self.files.get(result.key) or [w.path for w in result.added_files]
@@ -834,28 +778,6 @@ def is_fatal(exc: Exception) -> bool:
 
 def plan_labels(plan: P.Plan, kind: str) -> list[str]:
     return [op.label for op in plan.by_kind(kind) if op.label]
-
-
-def _file_stats(
-    conn: sqlite3.Connection, paths: list[str]
-) -> dict[str, tuple[int, int, int, int, int]]:
-    out: dict[str, tuple[int, int, int, int, int]] = {}
-    if len(paths) > 2000:  # one pass over the table is cheaper than many lookups
-        stats = store.load_stats(conn)
-        for p in paths:
-            st = stats.get(p)
-            if st is not None:
-                out[p] = st
-        return out
-    for start in range(0, len(paths), 500):
-        chunk = paths[start : start + 500]
-        marks = ",".join("?" * len(chunk))
-        for row in conn.execute(
-            f"SELECT path, dev, inode, size, mtime_ns, ctime_ns FROM file WHERE path IN ({marks})",
-            chunk,
-        ):
-            out[row[0]] = row[1:]
-    return out
 
 
 def _as_completed(futures: dict[Future[ImageResult], str]):  # type: ignore[no-untyped-def]

@@ -10,7 +10,9 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from localrepo.catalog.files import like_prefix
+from localrepo.catalog import images as catalog_images
+from localrepo.catalog.files import valid_files_under
+from localrepo.catalog.labels import task_image_labels, task_label_names
 from localrepo.catalog.states import LOCAL, SYNCED
 from localrepo.labelnames import folder_for_label
 from localrepo.layout import TaskBinding, task_for
@@ -230,28 +232,6 @@ def catalog_view_blocker(
     return None
 
 
-def _rows(conn: sqlite3.Connection, task_id: int, state: str) -> dict[str, dict[str, float | None]]:
-    out: dict[str, dict[str, float | None]] = {}
-    for h, name, value in conn.execute(
-        "SELECT i.hash, l.name, il.value FROM image_label il JOIN image i ON i.id = il.image_id"
-        " JOIN label l ON l.id = il.label_id WHERE il.state = ? AND il.task_id = ?",
-        (state, task_id),
-    ):
-        out.setdefault(h, {})[name] = value
-    return out
-
-
-def _task_labels(conn: sqlite3.Connection, task_id: int, state: str) -> frozenset[str]:
-    return frozenset(
-        r[0]
-        for r in conn.execute(
-            "SELECT l.name FROM task_label tl JOIN label l ON l.id = tl.label_id"
-            " WHERE tl.state = ? AND tl.task_id = ?",
-            (state, task_id),
-        )
-    )
-
-
 def local_files(
     conn: sqlite3.Connection, binding: TaskBinding, bindings: list[TaskBinding]
 ) -> dict[str, list[str]]:
@@ -259,11 +239,7 @@ def local_files(
     out: dict[str, list[str]] = {}
     owned: dict[str, bool] = {}
     prefix = binding.root + "/" if binding.root else ""
-    for path, h in conn.execute(
-        "SELECT f.path, i.hash FROM file f JOIN image i ON i.id = f.image_id"
-        " WHERE f.reason IS NULL AND f.path LIKE ? ESCAPE '\\' ORDER BY f.path",
-        (like_prefix(prefix) + "%",),
-    ):
+    for path, h in valid_files_under(conn, prefix):
         folder = path.rpartition("/")[0]
         mine = owned.get(folder)
         if mine is None:  # every file of a folder belongs to the same task
@@ -289,10 +265,10 @@ class CatalogStates:
 
 def catalog_states(conn: sqlite3.Connection, task_id: int) -> CatalogStates:
     return CatalogStates(
-        _rows(conn, task_id, SYNCED),
-        _rows(conn, task_id, LOCAL),
-        _task_labels(conn, task_id, SYNCED),
-        _task_labels(conn, task_id, LOCAL),
+        task_image_labels(conn, task_id, SYNCED),
+        task_image_labels(conn, task_id, LOCAL),
+        task_label_names(conn, task_id, SYNCED),
+        task_label_names(conn, task_id, LOCAL),
     )
 
 
@@ -308,10 +284,8 @@ def load_task_state(
     `catalog_states` read already in this run (the catalog has not changed since)."""
     files = local_files(conn, binding, bindings)
     states = states or catalog_states(conn, binding.task_id)
-    known_remote = {
-        h for (h,) in conn.execute("SELECT hash FROM image WHERE remote_id IS NOT NULL")
-    }
-    created = {h for (h,) in conn.execute("SELECT hash FROM image WHERE created_here = 1")}
+    known_remote = catalog_images.known_remote(conn)
+    created = catalog_images.created_here(conn)
     state = TaskState(
         task_type=binding.type,
         base=states.base,

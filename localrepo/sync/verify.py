@@ -14,7 +14,9 @@ import sqlite3
 from dataclasses import dataclass, field
 from typing import Any
 
-from localrepo.catalog import store
+from localrepo.catalog import files as catalog_files
+from localrepo.catalog import images as catalog_images
+from localrepo.catalog import tasks as catalog_tasks
 from localrepo.repository import Repository
 from localrepo.scan.hashing import examine
 from localrepo.scan.scanner import Scanner
@@ -39,14 +41,10 @@ def verify(repo: Repository, client: Any | None) -> VerifyReport:
     conn = repo.connect()
     try:
         _check_disk(repo, conn, report)
-        bindings = store.load_bindings(conn)
-        hash_by_remote_id = dict(
-            conn.execute("SELECT remote_id, hash FROM image WHERE remote_id IS NOT NULL")
-        )
+        bindings = catalog_tasks.load_bindings(conn)
+        hash_by_remote_id = catalog_images.hashes_by_remote_id(conn)
         for binding in bindings:
-            remote_id = conn.execute(
-                "SELECT remote_id FROM task WHERE id = ?", (binding.task_id,)
-            ).fetchone()[0]
+            remote_id = catalog_tasks.remote_id(conn, binding.task_id)
             attached: list[Any] = []
             images: list[Any] = []
             if client is not None and remote_id:
@@ -68,7 +66,7 @@ def verify(repo: Repository, client: Any | None) -> VerifyReport:
                     report.pending.append(f"{name}: not on the server yet")
                 continue
             report.remote_images[name] = len(snap.images)
-            recorded = dict(conn.execute("SELECT hash, remote_id FROM image"))
+            recorded = catalog_images.all_remote_ids(conn)
             for key in sorted(set(state.base) | set(state.remote)):
                 base, remote = state.base.get(key, {}), state.remote.get(key, {})
                 if base != remote:
@@ -94,10 +92,7 @@ def _check_disk(repo: Repository, conn: sqlite3.Connection, report: VerifyReport
     for change in scan.changes:
         what = change.path or change.old_path or change.hash or ""
         report.pending.append(f"not scanned yet: {change.kind} {what}")
-    rows = conn.execute(
-        "SELECT f.path, i.hash FROM file f JOIN image i ON i.id = f.image_id"
-        " WHERE f.reason IS NULL ORDER BY f.path"
-    ).fetchall()
+    rows = catalog_files.valid_files(conn)
     report.files = len(rows)
     root = str(repo.root)
     for path, digest in rows:

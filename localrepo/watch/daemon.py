@@ -26,6 +26,7 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from typing import Any
 
+from localrepo.catalog.files import recorded_stats
 from localrepo.errors import LocalrepoError
 from localrepo.remote.errors import AuthError, RemoteUnavailableError
 from localrepo.repository import Repository
@@ -56,22 +57,6 @@ def stat_key(path: str) -> C.StatKey:
     except OSError:
         return None
     return (st.st_size, st.st_mtime_ns, st.st_ino)
-
-
-def catalog_stats(conn: sqlite3.Connection, paths: Iterable[str]) -> dict[str, C.StatKey]:
-    """What the catalog recorded of these paths (files and sidecars / ignore files)."""
-    wanted = list(paths)
-    out: dict[str, C.StatKey] = {}
-    for start in range(0, len(wanted), 500):
-        chunk = wanted[start : start + 500]
-        marks = ",".join("?" * len(chunk))
-        for table in ("file", "aux_file"):
-            for path, size, mtime, inode in conn.execute(
-                f"SELECT path, size, mtime_ns, inode FROM {table} WHERE path IN ({marks})",
-                chunk,
-            ):
-                out[path] = (size, mtime, inode)
-    return out
 
 
 def summary(report: Any) -> dict[str, Any]:
@@ -234,7 +219,7 @@ class Watcher:
         if not ready:
             return
         disk = {p: stat_key(os.path.join(root, p)) for p in ready}
-        changed, echoes = C.split_echoes(ready, disk, catalog_stats(conn, ready), dirs)
+        changed, echoes = C.split_echoes(ready, disk, recorded_stats(conn, ready), dirs)
         if echoes:
             log.debug(
                 "%d event(s) match the catalog (the engine's own writes): ignored", len(echoes)

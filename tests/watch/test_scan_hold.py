@@ -8,7 +8,7 @@ from pathlib import Path
 
 from treebuilder import db, files, img, journal, new_repo, scan, write_image
 
-from localrepo.catalog import store
+from localrepo.catalog import files as catalog_files
 from localrepo.scan.hashing import hash_bytes
 from localrepo.scan.scanner import _hold_back
 from localrepo.scan.walk import WalkResult
@@ -76,8 +76,8 @@ def test_a_new_file_reusing_a_deleted_files_inode_is_still_held(tmp_path: Path):
     scan(root)
     conn = db(root)
     try:
-        dev, ino, size, mtime, ctime = store.load_stats(conn)["cats/b.jpg"]
-        cached = store.load_files(conn)
+        dev, ino, size, mtime, ctime = catalog_files.load_stats(conn)["cats/b.jpg"]
+        cached = catalog_files.load_files(conn)
         recycled = WalkResult(images={"dogs/c.jpg": (dev, ino, 200, mtime + 5_000, ctime)})
         assert _hold_back(recycled, cached, conn, frozenset({"dogs/c.jpg"})) == {"dogs/c.jpg"}
         assert "dogs/c.jpg" not in recycled.images

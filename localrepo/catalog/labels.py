@@ -1,0 +1,195 @@
+"""Labels: the label table (by name and type), the labels attached to tasks
+(`task_label`) and to images within a task (`image_label`), both in the three states
+(`catalog/states.py`).
+
+Owns every read and write of `label`, `task_label` and `image_label`."""
+
+from __future__ import annotations
+
+import sqlite3
+from collections.abc import Iterable
+
+from localrepo.catalog.states import LOCAL
+
+# -- the label table ----------------------------------------------------------------------
+
+
+def label_ids(conn: sqlite3.Connection) -> dict[tuple[str, str], int]:
+    return {(r[0], r[1]): r[2] for r in conn.execute("SELECT name, type, id FROM label")}
+
+
+def ensure_labels(
+    conn: sqlite3.Connection, wanted: Iterable[tuple[str, str]], known: dict[tuple[str, str], int]
+) -> dict[tuple[str, str], int]:
+    for key in sorted(set(wanted) - known.keys()):
+        cur = conn.execute("INSERT INTO label(name, type) VALUES (?, ?)", key)
+        known[key] = int(cur.lastrowid or 0)
+    return known
+
+
+def label_row(conn: sqlite3.Connection, name: str, label_type: str, remote_id: str | None) -> int:
+    """The id of the label (`name`, `label_type`), added if new; its remote id recorded
+    when given (a known one is kept when not)."""
+    conn.execute(
+        "INSERT INTO label(name, type, remote_id) VALUES (?, ?, ?) ON CONFLICT(name, type)"
+        " DO UPDATE SET remote_id = COALESCE(excluded.remote_id, label.remote_id)",
+        (name, label_type, remote_id),
+    )
+    row = conn.execute(
+        "SELECT id FROM label WHERE name = ? AND type = ?", (name, label_type)
+    ).fetchone()
+    return int(row[0])
+
+
+# -- task labels --------------------------------------------------------------------------
+
+
+def task_label_names(conn: sqlite3.Connection, task_id: int, state: str) -> frozenset[str]:
+    """The names of the labels attached to the task in `state`."""
+    return frozenset(
+        r[0]
+        for r in conn.execute(
+            "SELECT l.name FROM task_label tl JOIN label l ON l.id = tl.label_id"
+            " WHERE tl.state = ? AND tl.task_id = ?",
+            (state, task_id),
+        )
+    )
+
+
+def sorted_task_label_names(conn: sqlite3.Connection, task_id: int, state: str) -> list[str]:
+    """task_label_names(), sorted."""
+    return [
+        name
+        for (name,) in conn.execute(
+            "SELECT l.name FROM task_label tl JOIN label l ON l.id = tl.label_id"
+            " WHERE tl.task_id = ? AND tl.state = ? ORDER BY l.name",
+            (task_id, state),
+        )
+    ]
+
+
+def task_label_names_by_task(conn: sqlite3.Connection, state: str) -> list[tuple[int, str]]:
+    """[(task id, label name)] of every task's labels in `state`."""
+    return conn.execute(
+        "SELECT tl.task_id, l.name FROM task_label tl JOIN label l ON l.id = tl.label_id"
+        " WHERE tl.state = ?",
+        (state,),
+    ).fetchall()
+
+
+def attach(conn: sqlite3.Connection, state: str, task_id: int, label_id: int) -> None:
+    conn.execute(
+        "INSERT OR IGNORE INTO task_label(state, task_id, label_id) VALUES (?,?,?)",
+        (state, task_id, label_id),
+    )
+
+
+def detach(conn: sqlite3.Connection, state: str, task_id: int, label_id: int) -> None:
+    conn.execute(
+        "DELETE FROM task_label WHERE state = ? AND task_id = ? AND label_id = ?",
+        (state, task_id, label_id),
+    )
+
+
+def replace_local_task_labels(conn: sqlite3.Connection, rows: list[tuple[str, int, int]]) -> None:
+    """The scanner's layout pass: the LOCAL task labels are exactly these (state, task
+    id, label id) rows."""
+    conn.execute("DELETE FROM task_label WHERE state = ?", (LOCAL,))
+    conn.executemany("INSERT INTO task_label(state, task_id, label_id) VALUES (?,?,?)", rows)
+
+
+# -- image labels -------------------------------------------------------------------------
+
+
+def has_local_labels(conn: sqlite3.Connection) -> bool:
+    """Whether any image has a label in the LOCAL state."""
+    row = conn.execute("SELECT 1 FROM image_label WHERE state = ? LIMIT 1", (LOCAL,)).fetchone()
+    return row is not None
+
+
+def local_image_labels(
+    conn: sqlite3.Connection,
+) -> dict[tuple[int, int], dict[int, float | None]]:
+    """{(task id, image id): {label id: value}} in the LOCAL state."""
+    out: dict[tuple[int, int], dict[int, float | None]] = {}
+    for task_id, image_id, label_id, value in conn.execute(
+        "SELECT task_id, image_id, label_id, value FROM image_label WHERE state = ?", (LOCAL,)
+    ):
+        out.setdefault((task_id, image_id), {})[label_id] = value
+    return out
+
+
+def insert_image_labels(
+    conn: sqlite3.Connection, rows: list[tuple[str, int, int, int, float | None]]
+) -> None:
+    """(state, task id, image id, label id, value) rows, in one statement."""
+    conn.executemany(
+        "INSERT INTO image_label(state, task_id, image_id, label_id, value) VALUES (?,?,?,?,?)",
+        rows,
+    )
+
+
+def rewrite_local_image_labels(
+    conn: sqlite3.Connection,
+    dirty: list[tuple[int, int]],
+    old_rows: dict[tuple[int, int], dict[int, float | None]],
+    new_rows: dict[tuple[int, int], dict[int, float | None]],
+) -> None:
+    """The scanner's layout pass: the LOCAL labels of the `dirty` (task id, image id)
+    pairs go from `old_rows` to `new_rows` ({pair: {label id: value}})."""
+    conn.executemany(
+        "DELETE FROM image_label WHERE state = ? AND task_id = ? AND image_id = ?",
+        [(LOCAL, t, i) for t, i in dirty if (t, i) in old_rows],
+    )
+    conn.executemany(
+        "INSERT INTO image_label(state, task_id, image_id, label_id, value) VALUES (?,?,?,?,?)",
+        [(LOCAL, t, i, lid, v) for (t, i) in dirty for lid, v in new_rows.get((t, i), {}).items()],
+    )
+
+
+def set_image_labels(
+    conn: sqlite3.Connection,
+    state: str,
+    task_id: int,
+    image_id: int,
+    labels: dict[str, float | None],
+    label_type: str,
+    remote_label_ids: dict[str, str],
+) -> None:
+    """The image's labels in the task, in `state`, are exactly `labels` ({name: value});
+    a label row is added for a new name (with its remote id from `remote_label_ids`)."""
+    conn.execute(
+        "DELETE FROM image_label WHERE state = ? AND task_id = ? AND image_id = ?",
+        (state, task_id, image_id),
+    )
+    for name, value in labels.items():
+        label_id = label_row(conn, name, label_type, remote_label_ids.get(name))
+        conn.execute(
+            "INSERT INTO image_label(state, task_id, image_id, label_id, value) VALUES (?,?,?,?,?)",
+            (state, task_id, image_id, label_id, value),
+        )
+
+
+def task_image_labels(
+    conn: sqlite3.Connection, task_id: int, state: str
+) -> dict[str, dict[str, float | None]]:
+    """{image hash: {label name: value}} of the task's images in `state`."""
+    out: dict[str, dict[str, float | None]] = {}
+    for h, name, value in conn.execute(
+        "SELECT i.hash, l.name, il.value FROM image_label il JOIN image i ON i.id = il.image_id"
+        " JOIN label l ON l.id = il.label_id WHERE il.state = ? AND il.task_id = ?",
+        (state, task_id),
+    ):
+        out.setdefault(h, {})[name] = value
+    return out
+
+
+def image_label_names(
+    conn: sqlite3.Connection, task_id: int, state: str
+) -> list[tuple[int, str, float | None]]:
+    """[(image id, label name, value)] of the task's image labels in `state`, by name."""
+    return conn.execute(
+        "SELECT il.image_id, l.name, il.value FROM image_label il JOIN label l"
+        " ON l.id = il.label_id WHERE il.task_id = ? AND il.state = ? ORDER BY l.name",
+        (task_id, state),
+    ).fetchall()
