@@ -61,15 +61,18 @@ def test_the_installed_commands_work_outside_the_source_tree(wheel: Path, tmp_pa
     # entry comes after site-packages itself, so the wheel's localrepo wins over the
     # checkout that this venv's editable install points at).
     Path(site, "borrowed-deps.pth").write_text(sysconfig.get_paths()["purelib"] + "\n")
+    # No PYTHONPATH for pip either: a folder on it holding localrepo's egg-info would
+    # make pip call the wheel installed already and skip it.
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("LOCALREPO_", "PYTHON"))}
     subprocess.run(
         [str(py), "-m", "pip", "install", "--no-deps", "--no-index", "-q", str(wheel)],
         check=True,
         capture_output=True,
+        env=env,
         timeout=300,
     )
     work = tmp_path / "elsewhere"
     work.mkdir()
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("LOCALREPO_", "PYTHON"))}
 
     def run(*argv: str) -> subprocess.CompletedProcess[str]:
         return subprocess.run(argv, cwd=work, env=env, capture_output=True, text=True, timeout=120)
