@@ -72,8 +72,10 @@ def run_once(bench: str, code: Path, args: list[str]) -> str:
     """One run of benchmarks/<bench>.py measuring the sources under `code`."""
     env = dict(os.environ, PYTHONPATH=str(code), BENCH_CODE=str(code))
     started = time.monotonic()
+    # Run from outside any checkout: `python -m` puts the working folder first on sys.path.
     proc = subprocess.run(
         [sys.executable, str(HERE / f"{bench}.py"), *args],
+        cwd=tempfile.gettempdir(),
         env=env,
         capture_output=True,
         text=True,
