@@ -7,7 +7,8 @@ Where things live:
 - `pagination.py`: listings (``next`` rebased, loop guards, restarts);
 - `tasks.py`, `labels.py`, `images.py`, `training.py` (models and training),
   `classify.py`, `media.py` (downloads): the endpoints;
-- `answers.py`: pure helpers over answers; `models.py`: the typed objects.
+- `answers.py`: pure helpers over answers; `models.py`: the typed objects;
+- `api.py`: `RemoteAPI`, the Protocol the sync side is typed with.
 
 The names below that other modules define are re-exported: this was one module once,
 and ``localrepo.remote.client.X`` keeps working for them.
