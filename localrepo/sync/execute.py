@@ -23,7 +23,6 @@ from collections import defaultdict
 from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
-from typing import Any, Protocol
 
 from localrepo.catalog import files as catalog_files
 from localrepo.catalog import images as catalog_images
@@ -34,6 +33,7 @@ from localrepo.catalog.states import LOCAL, REMOTE, SYNCED
 from localrepo.errors import LocalrepoError
 from localrepo.labelnames import folder_for_label
 from localrepo.layout import TaskBinding, label_for_folder, relative_to_root
+from localrepo.remote.api import RemoteAPI
 from localrepo.remote.errors import (
     AuthError,
     NotFoundError,
@@ -61,21 +61,6 @@ REMOTE_IMAGE_OPS = frozenset({P.UPLOAD, P.SET_REMOTE, P.REMOVE_REMOTE})
 
 class _Deferred(Exception):  # a signal, not an error
     """An upload met a labelled duplicate: this image's ops end here (see Executor)."""
-
-
-class Client(Protocol):  # the parts of localrepo.remote.RecognitionClient used here
-    def ensure_task_label(self, task_id: str, name: str, type: str, *, share: bool) -> Any: ...
-    def add_task_label(self, task_id: str, label_id: str) -> Any: ...
-    def remove_task_label(self, task_id: str, label_id: str) -> Any: ...
-    def upload_image(self, data: bytes, **kw: Any) -> tuple[Any, bool]: ...
-    def add_image_label(self, image_id: str, label_id: str, value: float | None = None) -> Any: ...
-    def remove_image_label(self, image_id: str, label_id: str) -> Any: ...
-    def update_image_value(self, image_id: str, label_id: str, value: float) -> Any: ...
-    def delete_image(self, image_id: str) -> Any: ...
-    def get_image(self, image_id: str) -> Any: ...
-    def get_task(self, task_id: str) -> Any: ...
-    def list_labels(self, *, task: str | None = None) -> list[Any]: ...
-    def download(self, url: str) -> bytes: ...
 
 
 @dataclass
@@ -141,7 +126,7 @@ class Executor:
     def __init__(
         self,
         conn: sqlite3.Connection,
-        client: Client,
+        client: RemoteAPI,
         fs: LocalFS,
         binding: TaskBinding,
         remote_task_id: str,
