@@ -12,7 +12,7 @@ The sidecar names are re-exported here for the callers that know them from this 
 from __future__ import annotations
 
 import math
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from typing import Literal
 
@@ -162,88 +162,124 @@ def place(path: str, binding: TaskBinding | None, sidecar: SidecarRow | None) ->
 
     ``binding`` is the task that contains ``path`` (see :func:`task_for`); ``sidecar`` is
     the sidecar row naming the file, if any. Never raises for user data: anything odd is
-    returned as a human-readable problem naming the path.
+    returned as a human-readable problem naming the path. The rules of each task type are
+    in its reader (`_READERS`); what they read is `_Said`.
     """
     meta = dict(sidecar.meta_data) if sidecar is not None else {}
     if binding is None:
         return Placement(None, None, (), None, meta, (), path)
+    said, problems = _said(path, folder_label(path, binding), sidecar)
+    read = _READERS.get(binding.type)
+    if read is None:  # pragma: no cover - TaskType is closed
+        raise ValueError(f"unknown task type {binding.type!r}")
+    labels, value, more = read(said)
+    return Placement(binding.task_id, said.folder, labels, value, meta, (*problems, *more), path)
 
-    label = folder_label(path, binding)
+
+@dataclass(frozen=True)
+class _Said:
+    """What the folders and the sidecar row say about one file, as `place` reads it."""
+
+    path: str
+    folder: str | None  # the label of the file's label folder
+    source: str = ""  # the sidecar file the row came from ("" without one)
+    label: str | None = None  # the row's `label`, in NFC
+    labels: tuple[str, ...] | None = None  # the row's `labels`, as written
+    value: float | None = None  # the row's `value`, when it is a finite number
+
+    def folder_decides(self, what: str) -> str:
+        """The problem of a sidecar claim `what` that the folder overrules."""
+        if self.folder is None:
+            return (
+                f"{self.path}: {what} in {self.source} ignored: the file is not in a label "
+                "folder (the folder decides)"
+            )
+        return (
+            f"{self.path}: {what} in {self.source} disagrees with the folder label "
+            f"{self.folder!r} (the folder decides)"
+        )
+
+    def label_disagrees(self) -> list[str]:
+        """The problem of a sidecar `label` other than the folder's, if there is one."""
+        if self.label is not None and self.label != self.folder:
+            return [self.folder_decides(f"sidecar label {self.label!r}")]
+        return []
+
+    def folder_labels(self) -> tuple[str, ...]:
+        return (self.folder,) if self.folder is not None else ()
+
+
+def _said(path: str, folder: str | None, sidecar: SidecarRow | None) -> tuple[_Said, list[str]]:
+    """What is said about the file at `path`, and the problem of a sidecar value that is
+    not a finite number (then taken as not given)."""
+    if sidecar is None:
+        return _Said(path, folder), []
     problems: list[str] = []
-    side_label = sidecar.label if sidecar is not None else None
-    side_labels = sidecar.labels if sidecar is not None else None
-    side_value = sidecar.value if sidecar is not None else None
-    source = sidecar.source if sidecar is not None else ""
+    value = sidecar.value
+    if value is not None and not (isinstance(value, int | float) and math.isfinite(value)):
+        problems.append(f"{path}: value {value!r} in {sidecar.source} is not a finite number")
+        value = None
+    label = nfc(sidecar.label) if sidecar.label is not None else None
+    return _Said(path, folder, sidecar.source, label, sidecar.labels, value), problems
 
-    if side_value is not None and not (
-        isinstance(side_value, int | float) and math.isfinite(side_value)
-    ):
-        problems.append(f"{path}: value {side_value!r} in {source} is not a finite number")
-        side_value = None
 
-    def folder_decides(what: str) -> None:
-        if label is None:
+# (labels, value, problems) of one file, read by the rules of one task type.
+_Reading = tuple[tuple[str, ...], float | None, list[str]]
+
+
+def _read_multi_class(said: _Said) -> _Reading:
+    """The folder is the label; a sidecar label or labels that differ are reported."""
+    labels = said.folder_labels()
+    problems = said.label_disagrees()
+    if said.labels is not None and tuple(nfc(x) for x in said.labels) != labels:
+        problems.append(said.folder_decides(f"sidecar labels {list(said.labels)!r}"))
+    return labels, None, problems
+
+
+def _read_multi_label(said: _Said) -> _Reading:
+    """The folder is the tag, unless the sidecar's `labels` list names the tags (then
+    each one that cannot be a label is skipped, and reported)."""
+    if said.labels is None:
+        return said.folder_labels(), None, said.label_disagrees()
+    chosen: list[str] = []
+    problems: list[str] = []
+    for raw in said.labels:
+        tag = nfc(raw)
+        if not _is_valid_label(tag):
             problems.append(
-                f"{path}: {what} in {source} ignored: the file is not in a label folder "
-                f"(the folder decides)"
+                f"{said.path}: sidecar label {raw!r} in {said.source} cannot be a label (empty, "
+                "not in Unicode NFC form, or too long for a folder name); skipped"
             )
-        else:
+        elif tag not in chosen:
+            chosen.append(tag)
+    return tuple(chosen), None, problems
+
+
+def _read_regression(said: _Said) -> _Reading:
+    """The folder is the value label and the sidecar gives the value: a file linked only
+    with both."""
+    problems = said.label_disagrees()
+    value = said.value
+    if said.folder is None:
+        if value is not None:
             problems.append(
-                f"{path}: {what} in {source} disagrees with the folder label {label!r} "
-                f"(the folder decides)"
+                f"{said.path}: has value {value!r} but is not in a value label folder; not linked"
             )
+        return (), value, problems
+    if value is None:
+        problems.append(
+            f"{said.path}: no value for value label {said.folder!r} (add a 'value' to a "
+            "sidecar metadata.jsonl or metadata.csv); not linked"
+        )
+        return (), None, problems
+    return (said.folder,), value, problems
 
-    if side_label is not None:
-        side_label = nfc(side_label)
 
-    labels: tuple[str, ...]
-    value: float | None = None
-    kind = binding.type
-    if kind == "multi_class":
-        labels = (label,) if label is not None else ()
-        if side_label is not None and side_label != label:
-            folder_decides(f"sidecar label {side_label!r}")
-        if side_labels is not None and tuple(nfc(x) for x in side_labels) != labels:
-            folder_decides(f"sidecar labels {list(side_labels)!r}")
-    elif kind == "multi_label":
-        if side_labels is not None:
-            chosen: list[str] = []
-            for raw in side_labels:
-                tag = nfc(raw)
-                if not _is_valid_label(tag):
-                    problems.append(
-                        f"{path}: sidecar label {raw!r} in {source} cannot be a label (empty, "
-                        "not in Unicode NFC form, or too long for a folder name); skipped"
-                    )
-                elif tag not in chosen:
-                    chosen.append(tag)
-            labels = tuple(chosen)
-        else:
-            labels = (label,) if label is not None else ()
-            if side_label is not None and side_label != label:
-                folder_decides(f"sidecar label {side_label!r}")
-    elif kind == "regression":
-        if side_label is not None and side_label != label:
-            folder_decides(f"sidecar label {side_label!r}")
-        value = side_value
-        if label is None:
-            labels = ()
-            if value is not None:
-                problems.append(
-                    f"{path}: has value {value!r} but is not in a value label folder; not linked"
-                )
-        elif value is None:
-            labels = ()
-            problems.append(
-                f"{path}: no value for value label {label!r} (add a 'value' to a sidecar "
-                f"metadata.jsonl or metadata.csv); not linked"
-            )
-        else:
-            labels = (label,)
-    else:  # pragma: no cover - TaskType is closed
-        raise ValueError(f"unknown task type {kind!r}")
-
-    return Placement(binding.task_id, label, labels, value, meta, tuple(problems), path)
+_READERS: dict[str, Callable[[_Said], _Reading]] = {
+    "multi_class": _read_multi_class,
+    "multi_label": _read_multi_label,
+    "regression": _read_regression,
+}
 
 
 def merge_image_labels(
