@@ -42,8 +42,12 @@ _IGNORED_SUFFIXES = (".crdownload", ".part", ".tmp")
 _IGNORED_NAMES = ("Thumbs.db", "desktop.ini")
 
 
-def _nfc(text: str) -> str:
-    return text if text.isascii() else unicodedata.normalize("NFC", text)
+def nfc(text: str) -> str:
+    """The Unicode NFC form of ``text``: label names, folder names and sidecar paths are
+    compared in NFC."""
+    if text.isascii():  # O(1) in CPython; ASCII is always NFC
+        return text
+    return unicodedata.normalize("NFC", text)
 
 
 def _escape(ch: str) -> str:
@@ -64,7 +68,7 @@ def _must_escape(label: str, i: int) -> bool:
 @lru_cache(maxsize=65536)
 def folder_for_label(label: str) -> str | None:
     """The folder name of a label, or None when no folder can stand for it."""
-    if not isinstance(label, str) or not label or _nfc(label) != label:
+    if not isinstance(label, str) or not label or nfc(label) != label:
         return None
     try:
         label.encode("utf-8")
@@ -81,7 +85,7 @@ def folder_for_label(label: str) -> str | None:
             escaped = _must_escape(label, i) or (escaped and unicodedata.combining(ch) > 0)
             out.append(_escape(ch) if escaped else ch)
         folder = "".join(out)
-        if _nfc(folder) != folder:  # not stable as a file name: no folder can hold it
+        if nfc(folder) != folder:  # not stable as a file name: no folder can hold it
             return None
     folder = _unhide(folder)
     if len(folder.encode("utf-8")) > MAX_FOLDER_BYTES:
@@ -116,7 +120,7 @@ def _unhide(folder: str) -> str:
 def label_from_folder(folder: str) -> str | None:
     """The label an escaped folder name spells (not checked for being canonical), or
     None when its escapes are not UTF-8."""
-    folder = _nfc(folder)
+    folder = nfc(folder)
     if "%" not in folder:
         return folder
     try:
@@ -158,7 +162,7 @@ def folder_verdict(folder: str) -> FolderVerdict:
         return FolderVerdict(None)  # never a label (`_unlabeled`, dot folders)
     if folder.isascii() and "%" not in folder and folder_for_label(folder) == folder:
         return FolderVerdict(folder)  # the common case
-    name = _nfc(folder)
+    name = nfc(folder)
     label = label_from_folder(name)
     if label is None:
         return FolderVerdict(
@@ -168,7 +172,7 @@ def folder_verdict(folder: str) -> FolderVerdict:
     if canonical == name:
         return FolderVerdict(label)
     if canonical is None:
-        if _nfc(label) != label:
+        if nfc(label) != label:
             why = "its escapes spell a name that is not in Unicode NFC form"
         else:
             why = f"the label's folder would be longer than {MAX_FOLDER_BYTES} bytes"

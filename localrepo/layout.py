@@ -1,38 +1,36 @@
 """Layout rules: the folder tree is the labelling interface (design section 2).
 
 Pure functions only: no disk, no clock. The scanner feeds them relative paths and parsed
-sidecar rows, and gets back which task a file belongs to and what it says about labels.
+sidecar rows (sidecars.py parses and resolves those), and gets back which task a file
+belongs to (`task_for`), what it says about labels (`place`) and what all copies of one
+image say together (`merge_image_labels`).
 
 Paths everywhere are posix, relative to the repository root, without a leading "./".
+The sidecar names are re-exported here for the callers that know them from this module.
 """
 
 from __future__ import annotations
 
-import csv
-import io
-import json
 import math
-import unicodedata
-from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass, field
-from typing import Any, Literal
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass
+from typing import Literal
 
-from localrepo.labelnames import folder_for_label, folder_verdict
+from localrepo.labelnames import folder_for_label, folder_verdict, nfc
+from localrepo.sidecars import (
+    CSV_LABELS_SEPARATOR,
+    SIDECAR_NAMES,
+    SidecarRow,
+    parse_sidecar,
+    resolve_sidecars,
+    sidecar_for,
+)
 
 TaskType = Literal["multi_class", "multi_label", "regression"]
 TASK_TYPES: tuple[TaskType, ...] = ("multi_class", "multi_label", "regression")
 
 IMAGE_EXTENSIONS = frozenset({"jpg", "jpeg", "png", "bmp", "gif", "webp", "tif", "tiff"})
-SIDECAR_NAMES = ("metadata.jsonl", "metadata.csv")  # jsonl preferred when both exist
 UNLABELED_DIR = "_unlabeled"
-
-# Sidecar columns with a meaning; every other column goes to meta_data.
-FILE_NAME_FIELD = "file_name"
-LABEL_FIELD = "label"
-LABELS_FIELD = "labels"
-VALUE_FIELD = "value"
-CSV_LABELS_SEPARATOR = ";"
-_KNOWN_FIELDS = frozenset({FILE_NAME_FIELD, LABEL_FIELD, LABELS_FIELD, VALUE_FIELD})
 
 
 @dataclass(frozen=True)
@@ -45,26 +43,7 @@ class TaskBinding:
     root: str  # posix path relative to the repository root; "" is the root itself
 
 
-@dataclass(frozen=True)
-class SidecarRow:
-    """One row of a metadata.jsonl / metadata.csv, resolved to a repository path."""
-
-    path: str  # posix path relative to the repository root (folder + file_name)
-    source: str  # the sidecar file it came from, relative to the repository root
-    label: str | None = None
-    labels: tuple[str, ...] | None = None
-    value: float | None = None
-    meta_data: dict = field(default_factory=dict)
-
-
 # --------------------------------------------------------------------------- names
-
-
-def nfc(name: str) -> str:
-    """The Unicode NFC form of ``name`` (label names and sidecar paths are compared in NFC)."""
-    if name.isascii():  # O(1) in CPython; ASCII is always NFC
-        return name
-    return unicodedata.normalize("NFC", name)
 
 
 def is_image_name(name: str) -> bool:
@@ -183,88 +162,124 @@ def place(path: str, binding: TaskBinding | None, sidecar: SidecarRow | None) ->
 
     ``binding`` is the task that contains ``path`` (see :func:`task_for`); ``sidecar`` is
     the sidecar row naming the file, if any. Never raises for user data: anything odd is
-    returned as a human-readable problem naming the path.
+    returned as a human-readable problem naming the path. The rules of each task type are
+    in its reader (`_READERS`); what they read is `_Said`.
     """
     meta = dict(sidecar.meta_data) if sidecar is not None else {}
     if binding is None:
         return Placement(None, None, (), None, meta, (), path)
+    said, problems = _said(path, folder_label(path, binding), sidecar)
+    read = _READERS.get(binding.type)
+    if read is None:  # pragma: no cover - TaskType is closed
+        raise ValueError(f"unknown task type {binding.type!r}")
+    labels, value, more = read(said)
+    return Placement(binding.task_id, said.folder, labels, value, meta, (*problems, *more), path)
 
-    label = folder_label(path, binding)
+
+@dataclass(frozen=True)
+class _Said:
+    """What the folders and the sidecar row say about one file, as `place` reads it."""
+
+    path: str
+    folder: str | None  # the label of the file's label folder
+    source: str = ""  # the sidecar file the row came from ("" without one)
+    label: str | None = None  # the row's `label`, in NFC
+    labels: tuple[str, ...] | None = None  # the row's `labels`, as written
+    value: float | None = None  # the row's `value`, when it is a finite number
+
+    def folder_decides(self, what: str) -> str:
+        """The problem of a sidecar claim `what` that the folder overrules."""
+        if self.folder is None:
+            return (
+                f"{self.path}: {what} in {self.source} ignored: the file is not in a label "
+                "folder (the folder decides)"
+            )
+        return (
+            f"{self.path}: {what} in {self.source} disagrees with the folder label "
+            f"{self.folder!r} (the folder decides)"
+        )
+
+    def label_disagrees(self) -> list[str]:
+        """The problem of a sidecar `label` other than the folder's, if there is one."""
+        if self.label is not None and self.label != self.folder:
+            return [self.folder_decides(f"sidecar label {self.label!r}")]
+        return []
+
+    def folder_labels(self) -> tuple[str, ...]:
+        return (self.folder,) if self.folder is not None else ()
+
+
+def _said(path: str, folder: str | None, sidecar: SidecarRow | None) -> tuple[_Said, list[str]]:
+    """What is said about the file at `path`, and the problem of a sidecar value that is
+    not a finite number (then taken as not given)."""
+    if sidecar is None:
+        return _Said(path, folder), []
     problems: list[str] = []
-    side_label = sidecar.label if sidecar is not None else None
-    side_labels = sidecar.labels if sidecar is not None else None
-    side_value = sidecar.value if sidecar is not None else None
-    source = sidecar.source if sidecar is not None else ""
+    value = sidecar.value
+    if value is not None and not (isinstance(value, int | float) and math.isfinite(value)):
+        problems.append(f"{path}: value {value!r} in {sidecar.source} is not a finite number")
+        value = None
+    label = nfc(sidecar.label) if sidecar.label is not None else None
+    return _Said(path, folder, sidecar.source, label, sidecar.labels, value), problems
 
-    if side_value is not None and not (
-        isinstance(side_value, int | float) and math.isfinite(side_value)
-    ):
-        problems.append(f"{path}: value {side_value!r} in {source} is not a finite number")
-        side_value = None
 
-    def folder_decides(what: str) -> None:
-        if label is None:
+# (labels, value, problems) of one file, read by the rules of one task type.
+_Reading = tuple[tuple[str, ...], float | None, list[str]]
+
+
+def _read_multi_class(said: _Said) -> _Reading:
+    """The folder is the label; a sidecar label or labels that differ are reported."""
+    labels = said.folder_labels()
+    problems = said.label_disagrees()
+    if said.labels is not None and tuple(nfc(x) for x in said.labels) != labels:
+        problems.append(said.folder_decides(f"sidecar labels {list(said.labels)!r}"))
+    return labels, None, problems
+
+
+def _read_multi_label(said: _Said) -> _Reading:
+    """The folder is the tag, unless the sidecar's `labels` list names the tags (then
+    each one that cannot be a label is skipped, and reported)."""
+    if said.labels is None:
+        return said.folder_labels(), None, said.label_disagrees()
+    chosen: list[str] = []
+    problems: list[str] = []
+    for raw in said.labels:
+        tag = nfc(raw)
+        if not _is_valid_label(tag):
             problems.append(
-                f"{path}: {what} in {source} ignored: the file is not in a label folder "
-                f"(the folder decides)"
+                f"{said.path}: sidecar label {raw!r} in {said.source} cannot be a label (empty, "
+                "not in Unicode NFC form, or too long for a folder name); skipped"
             )
-        else:
+        elif tag not in chosen:
+            chosen.append(tag)
+    return tuple(chosen), None, problems
+
+
+def _read_regression(said: _Said) -> _Reading:
+    """The folder is the value label and the sidecar gives the value: a file linked only
+    with both."""
+    problems = said.label_disagrees()
+    value = said.value
+    if said.folder is None:
+        if value is not None:
             problems.append(
-                f"{path}: {what} in {source} disagrees with the folder label {label!r} "
-                f"(the folder decides)"
+                f"{said.path}: has value {value!r} but is not in a value label folder; not linked"
             )
+        return (), value, problems
+    if value is None:
+        problems.append(
+            f"{said.path}: no value for value label {said.folder!r} (add a 'value' to a "
+            "sidecar metadata.jsonl or metadata.csv); not linked"
+        )
+        return (), None, problems
+    return (said.folder,), value, problems
 
-    if side_label is not None:
-        side_label = nfc(side_label)
 
-    labels: tuple[str, ...]
-    value: float | None = None
-    kind = binding.type
-    if kind == "multi_class":
-        labels = (label,) if label is not None else ()
-        if side_label is not None and side_label != label:
-            folder_decides(f"sidecar label {side_label!r}")
-        if side_labels is not None and tuple(nfc(x) for x in side_labels) != labels:
-            folder_decides(f"sidecar labels {list(side_labels)!r}")
-    elif kind == "multi_label":
-        if side_labels is not None:
-            chosen: list[str] = []
-            for raw in side_labels:
-                tag = nfc(raw)
-                if not _is_valid_label(tag):
-                    problems.append(
-                        f"{path}: sidecar label {raw!r} in {source} cannot be a label (empty, "
-                        "not in Unicode NFC form, or too long for a folder name); skipped"
-                    )
-                elif tag not in chosen:
-                    chosen.append(tag)
-            labels = tuple(chosen)
-        else:
-            labels = (label,) if label is not None else ()
-            if side_label is not None and side_label != label:
-                folder_decides(f"sidecar label {side_label!r}")
-    elif kind == "regression":
-        if side_label is not None and side_label != label:
-            folder_decides(f"sidecar label {side_label!r}")
-        value = side_value
-        if label is None:
-            labels = ()
-            if value is not None:
-                problems.append(
-                    f"{path}: has value {value!r} but is not in a value label folder; not linked"
-                )
-        elif value is None:
-            labels = ()
-            problems.append(
-                f"{path}: no value for value label {label!r} (add a 'value' to a sidecar "
-                f"metadata.jsonl or metadata.csv); not linked"
-            )
-        else:
-            labels = (label,)
-    else:  # pragma: no cover - TaskType is closed
-        raise ValueError(f"unknown task type {kind!r}")
-
-    return Placement(binding.task_id, label, labels, value, meta, tuple(problems), path)
+_READERS: dict[str, Callable[[_Said], _Reading]] = {
+    "multi_class": _read_multi_class,
+    "multi_label": _read_multi_label,
+    "regression": _read_regression,
+}
 
 
 def merge_image_labels(
@@ -329,257 +344,6 @@ def merge_image_labels(
         return result, problems
 
     raise ValueError(f"unknown task type {task_type!r}")
-
-
-# --------------------------------------------------------------------------- sidecars
-
-
-class _RowError(Exception):
-    pass
-
-
-def _join(folder: str, name: str) -> str:
-    return f"{folder}/{name}" if folder else name
-
-
-def _clean_file_name(raw: Any) -> str:
-    """Validate a sidecar ``file_name`` and return it normalised (posix, NFC, no "."/"")."""
-    if not isinstance(raw, str):
-        raise _RowError(f"field {FILE_NAME_FIELD!r} must be a string, not {raw!r}")
-    if raw.strip() == "":
-        raise _RowError(f"field {FILE_NAME_FIELD!r} is empty")
-    if "\x00" in raw:
-        raise _RowError(f"field {FILE_NAME_FIELD!r} contains a NUL character")
-    if raw.startswith(("/", "\\")) or (len(raw) >= 2 and raw[1] == ":" and raw[0].isalpha()):
-        raise _RowError(f"field {FILE_NAME_FIELD!r} {raw!r} is an absolute path")
-    parts = [part for part in raw.split("/") if part not in ("", ".")]
-    if any(part == ".." for part in parts) or any(part == ".." for part in raw.split("\\")):
-        raise _RowError(
-            f"field {FILE_NAME_FIELD!r} {raw!r} uses '..' (must stay inside the folder)"
-        )
-    if not parts:
-        raise _RowError(f"field {FILE_NAME_FIELD!r} {raw!r} names no file")
-    return nfc("/".join(parts))
-
-
-def _clean_label(raw: Any) -> str | None:
-    if raw is None:
-        return None
-    if not isinstance(raw, str):
-        raise _RowError(f"field {LABEL_FIELD!r} must be a string, not {raw!r}")
-    raw = raw.strip()
-    return nfc(raw) if raw else None
-
-
-def _split_labels(text: str) -> tuple[str, ...]:
-    return tuple(nfc(part.strip()) for part in text.split(CSV_LABELS_SEPARATOR) if part.strip())
-
-
-def _clean_labels(raw: Any, *, csv_cell: bool) -> tuple[str, ...] | None:
-    if raw is None:
-        return None
-    if isinstance(raw, str):
-        if csv_cell and raw.strip() == "":
-            return None  # an empty CSV cell means "not given"
-        return _split_labels(raw)
-    if isinstance(raw, list):
-        out: list[str] = []
-        for item in raw:
-            if not isinstance(item, str):
-                raise _RowError(f"field {LABELS_FIELD!r} must hold strings, not {item!r}")
-            item = item.strip()
-            if item:
-                out.append(nfc(item))
-        return tuple(out)
-    raise _RowError(f"field {LABELS_FIELD!r} must be a list of strings or a string, not {raw!r}")
-
-
-def _clean_value(raw: Any) -> float | None:
-    if raw is None:
-        return None
-    if isinstance(raw, bool):
-        raise _RowError(f"field {VALUE_FIELD!r} must be a number, not {raw!r}")
-    if isinstance(raw, int | float):
-        try:
-            number = float(raw)
-        except OverflowError:
-            raise _RowError(f"field {VALUE_FIELD!r} {raw!r} is too large") from None
-    elif isinstance(raw, str):
-        if raw.strip() == "":
-            return None
-        try:
-            number = float(raw.strip())
-        except ValueError:
-            raise _RowError(f"field {VALUE_FIELD!r} {raw!r} is not a number") from None
-    else:
-        raise _RowError(f"field {VALUE_FIELD!r} must be a number, not {raw!r}")
-    if not math.isfinite(number):
-        raise _RowError(f"field {VALUE_FIELD!r} {raw!r} is not a finite number")
-    return number
-
-
-def _row_from_record(
-    folder: str, source: str, record: Mapping[str, Any], *, csv_cells: bool
-) -> SidecarRow:
-    if FILE_NAME_FIELD not in record or record[FILE_NAME_FIELD] in (None, ""):
-        raise _RowError(f"missing field {FILE_NAME_FIELD!r}")
-    file_name = _clean_file_name(record[FILE_NAME_FIELD])
-    label = _clean_label(record.get(LABEL_FIELD))
-    labels = _clean_labels(record.get(LABELS_FIELD), csv_cell=csv_cells)
-    value = _clean_value(record.get(VALUE_FIELD))
-    meta: dict[str, Any] = {}
-    for key, val in record.items():
-        if key in _KNOWN_FIELDS:
-            continue
-        if csv_cells and val in (None, ""):
-            continue  # an empty CSV cell means "not given"
-        meta[key] = val
-    return SidecarRow(
-        path=_join(nfc(folder), file_name),
-        source=source,
-        label=label,
-        labels=labels,
-        value=value,
-        meta_data=meta,
-    )
-
-
-def _jsonl_records(text: str) -> Iterable[tuple[int, Mapping[str, Any] | str]]:
-    """(line number, record or error message) for each non-blank line."""
-    # Split on "\n" only: str.splitlines would also split inside JSON strings that hold
-    # U+2028 and friends, which json.dumps(ensure_ascii=False) leaves unescaped.
-    for lineno, line in enumerate(text.split("\n"), 1):
-        line = line.rstrip("\r")
-        if not line.strip():
-            continue
-        try:
-            record = json.loads(line)
-        except ValueError as exc:
-            yield lineno, f"not valid JSON ({exc})"
-            continue
-        if not isinstance(record, dict):
-            yield lineno, f"expected a JSON object, got {type(record).__name__}"
-            continue
-        yield lineno, record
-
-
-def _csv_records(text: str) -> Iterable[tuple[int, Mapping[str, Any] | str]]:
-    reader = csv.reader(io.StringIO(text, newline=""))
-    try:
-        header = next(reader)
-    except StopIteration:
-        return
-    except csv.Error as exc:
-        yield 1, f"unreadable CSV header ({exc})"
-        return
-    header = [name.strip() for name in header]
-    if FILE_NAME_FIELD not in header:
-        yield 1, f"the header has no {FILE_NAME_FIELD!r} column"
-        return
-    if len(set(header)) != len(header):
-        dupes = sorted({name for name in header if header.count(name) > 1})
-        yield 1, f"the header repeats columns {dupes}"
-        return
-    start = reader.line_num + 1
-    while True:
-        try:
-            cells = next(reader)
-        except StopIteration:
-            return
-        except csv.Error as exc:
-            yield start, f"unreadable CSV ({exc})"
-            return
-        lineno, start = start, reader.line_num + 1
-        if not any(cell.strip() for cell in cells):
-            continue  # blank line
-        if len(cells) > len(header):
-            yield lineno, f"{len(cells)} fields but the header has {len(header)}"
-            continue
-        yield lineno, dict(zip(header, cells + [""] * (len(header) - len(cells)), strict=True))
-
-
-def parse_sidecar(folder: str, name: str, text: str) -> tuple[list[SidecarRow], list[str]]:
-    """Parse one sidecar file found in ``folder`` (repository-relative, "" for the root).
-
-    ``name`` is ``metadata.jsonl`` or ``metadata.csv``. Returns the good rows (their
-    ``path`` is the NFC repository path of the file they describe) and one message per
-    bad line, naming the sidecar path, line number and field. A row with any error is
-    dropped whole; when one file_name appears twice the later row wins (reported).
-    """
-    if name not in SIDECAR_NAMES:
-        raise ValueError(f"not a sidecar name: {name!r} (expected one of {SIDECAR_NAMES})")
-    source = _join(folder, name)
-    if text.startswith("\ufeff"):
-        text = text[1:]
-    is_csv = name.endswith(".csv")
-    records = _csv_records(text) if is_csv else _jsonl_records(text)
-    rows: dict[str, tuple[int, SidecarRow]] = {}
-    problems: list[str] = []
-    for lineno, record in records:
-        if isinstance(record, str):
-            problems.append(f"{source}:{lineno}: {record}")
-            continue
-        try:
-            row = _row_from_record(folder, source, record, csv_cells=is_csv)
-        except _RowError as exc:
-            problems.append(f"{source}:{lineno}: {exc}")
-            continue
-        if row.path in rows:
-            earlier = rows.pop(row.path)[0]
-            problems.append(
-                f"{source}:{lineno}: {row.path} already described on line {earlier}; "
-                f"line {lineno} wins"
-            )
-        rows[row.path] = (lineno, row)
-    return [row for _, row in rows.values()], problems
-
-
-def _depth(folder: str) -> int:
-    return 0 if folder == "" else folder.count("/") + 1
-
-
-def resolve_sidecars(
-    sidecar_files: Mapping[str, Mapping[str, str]],
-) -> tuple[dict[str, SidecarRow], list[str]]:
-    """Parse every sidecar and decide which row describes each file.
-
-    ``sidecar_files`` is ``{folder: {sidecar name: text}}``. In one folder metadata.jsonl
-    is preferred over metadata.csv (the csv is reported as ignored). When sidecars in
-    nested folders name the same file, the deepest folder's row wins (reported).
-    Returns ``({NFC repository path: row}, problems)``; look rows up with
-    :func:`sidecar_for` (or ``rows.get(nfc(path))``).
-    """
-    rows: dict[str, SidecarRow] = {}
-    problems: list[str] = []
-    for folder in sorted(sidecar_files, key=lambda f: (_depth(f), f)):
-        files = sidecar_files[folder]
-        present = [name for name in SIDECAR_NAMES if name in files]
-        if not present:
-            continue
-        chosen = present[0]
-        for other in present[1:]:
-            problems.append(
-                f"{_join(folder, other)}: ignored, {_join(folder, chosen)} takes precedence"
-            )
-        parsed, errors = parse_sidecar(folder, chosen, files[chosen])
-        problems.extend(errors)
-        for row in parsed:
-            earlier = rows.get(row.path)
-            if earlier is not None:
-                problems.append(
-                    f"{row.path}: described by {earlier.source} and {row.source}; "
-                    f"the deeper {row.source} wins"
-                )
-            rows[row.path] = row
-    return rows, problems
-
-
-def sidecar_for(rows: Mapping[str, SidecarRow], path: str) -> SidecarRow | None:
-    """The sidecar row for ``path`` from :func:`resolve_sidecars`, or None."""
-    row = rows.get(path)
-    if row is None and not path.isascii():
-        row = rows.get(nfc(path))
-    return row
 
 
 __all__ = [

@@ -15,7 +15,6 @@ from localrepo.layout import (
     TASK_TYPES,
     UNLABELED_DIR,
     Placement,
-    SidecarRow,
     TaskBinding,
     TaskType,
     case_twins,
@@ -27,6 +26,7 @@ from localrepo.layout import (
     place,
     task_for,
 )
+from localrepo.sidecars import SidecarRow
 
 MC = TaskBinding(1, "animals", "multi_class", "")
 ML = TaskBinding(2, "tags", "multi_label", "")

@@ -86,6 +86,36 @@ def test_evaluate_multi_label_and_regression() -> None:
     assert reg["missing"] == 1 and reg["per_label"]["w"]["support"] == 2
 
 
+def test_evaluate_predictions_reads_the_records_of_each_task_type() -> None:
+    def record(labels: list[dict], best: dict | None = None) -> ClassifiedRecord:
+        return ClassifiedRecord.from_api({"labels": labels, "best_label": best})
+
+    cat, dog = {"name": "cat", "prob": 0.8}, {"name": "dog", "prob": 0.6}
+    truth = {"a.jpg": [("cat", None)], "b.jpg": [("dog", None)], "c.jpg": [("dog", None)]}
+    predicted = [
+        ("a.jpg", record([cat, dog], best=cat)),
+        ("b.jpg", record([dog, cat])),  # no best_label: the first label counts
+        ("c.jpg", record([])),  # nothing predicted
+    ]
+    rep = mr.evaluate_predictions("multi_class", ["cat", "dog"], truth, predicted)
+    assert rep == mr.evaluate_multi_class(
+        [("cat", "cat"), ("dog", "dog"), ("dog", None)], ["cat", "dog"]
+    )
+
+    fox = {"name": "fox", "prob": 0.9}  # not a tag of the task: left out
+    tags = {"a.jpg": [("cat", None), ("dog", None)]}
+    rep = mr.evaluate_predictions(
+        "multi_label", ["cat", "dog"], tags, [("a.jpg", record([cat, fox, {**dog, "prob": 0.2}]))]
+    )
+    f = frozenset
+    assert rep == mr.evaluate_multi_label([(f({"cat", "dog"}), f({"cat"}))], ["cat", "dog"])
+
+    values = {"a.jpg": [("w", 2.0), ("h", None)], "b.jpg": [("w", 4.0)]}
+    predicted = [("a.jpg", record([{"name": "w", "value": 3.0}])), ("b.jpg", record([]))]
+    rep = mr.evaluate_predictions("regression", ["w", "h"], values, predicted)
+    assert rep == mr.evaluate_regression([("w", 2.0, 3.0), ("w", 4.0, None)])
+
+
 def test_metrics_lines_read_several_confusion_shapes() -> None:
     nested = {"cat": {"cat": 4, "dog": 1}, "dog": {"dog": 5}}
     lines = mr.metrics_lines({"accuracy": 0.9, "confusion_matrix": nested}, {})

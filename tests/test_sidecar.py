@@ -1,4 +1,5 @@
-"""Sidecars: metadata.jsonl / metadata.csv parsing and resolution (design section 2)."""
+"""Sidecars: metadata.jsonl / metadata.csv parsing and resolution (localrepo/sidecars.py,
+design section 2)."""
 
 from __future__ import annotations
 
@@ -13,13 +14,8 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from localrepo.layout import (
-    SidecarRow,
-    nfc,
-    parse_sidecar,
-    resolve_sidecars,
-    sidecar_for,
-)
+from localrepo.labelnames import nfc
+from localrepo.sidecars import SidecarRow, parse_sidecar, resolve_sidecars, sidecar_for
 
 # --------------------------------------------------------------------------- jsonl
 

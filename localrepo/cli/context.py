@@ -1,5 +1,5 @@
 """What every command runs with, and how failures become exit codes. No click here:
-`repo status` runs without importing it (see cli/fast.py), and this is what it shares
+`repo status` runs without importing it (see cli/entry.py), and this is what it shares
 with the click commands."""
 
 from __future__ import annotations

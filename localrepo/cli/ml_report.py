@@ -1,6 +1,7 @@
 """Pure helpers of `repo train`, `models`, `classify` and `evaluate`: picking the task,
 judging whether the catalog is synced, evaluation metrics, and the text they print.
-No I/O here: the commands in ml_cmds.py read, call the server and echo."""
+No I/O here: the shells in ml_train.py, ml_classify.py and ml_evaluate.py read, call the
+server and echo."""
 
 from __future__ import annotations
 
@@ -413,6 +414,42 @@ def evaluate_regression(pairs: Sequence[tuple[str, float, float | None]]) -> dic
         name: {**_regression_scores(rows), "support": len(rows)} for name, rows in per.items()
     }
     return out
+
+
+def evaluate_predictions(
+    task_type: str,
+    names: Sequence[str],
+    truth: Mapping[str, Sequence[tuple[str, float | None]]],
+    predicted: Sequence[tuple[str, ClassifiedRecord]],
+) -> dict[str, Any]:
+    """The evaluation of a task type: `truth` is {path: [(label, value)]} as the folders
+    say, `predicted` the (path, record) of every image the model answered for, `names`
+    the task's label names. Multi_class compares the best label with the folder's,
+    multi_label the predicted tags (`predicted_tags`, known tags only) with the
+    folders', regression each value label's value with its prediction."""
+    if task_type == "multi_class":
+        pairs = []
+        for path, record in predicted:
+            best = record.best_label or (record.labels[0] if record.labels else None)
+            pairs.append((truth[path][0][0], best.name if best else None))
+        return evaluate_multi_class(pairs, names)
+    if task_type == "multi_label":
+        tags = set(names)
+        tag_pairs = [
+            (
+                frozenset(n for n, _ in truth[path]),
+                frozenset(p.name for p in predicted_tags(record) if p.name in tags),
+            )
+            for path, record in predicted
+        ]
+        return evaluate_multi_label(tag_pairs, names)
+    triples = []
+    for path, record in predicted:
+        values = {p.name: p.value for p in record.labels}
+        for name, value in truth[path]:
+            if value is not None:
+                triples.append((name, value, values.get(name)))
+    return evaluate_regression(triples)
 
 
 def _regression_scores(rows: Sequence[tuple[float, float]]) -> dict[str, float | None]:

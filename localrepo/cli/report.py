@@ -144,41 +144,53 @@ def pending_changes(conn: sqlite3.Connection) -> list[dict[str, Any]]:
 
 
 def print_status(st: dict[str, Any]) -> None:
+    """The human `repo status`: each task's counts, then a section per kind of trouble
+    (`_status_sections`), then conflicts, or that nothing is pending."""
     for t in st["tasks"]:
-        where = (t["root"] or ".") + "/"
-        echo(f"Task '{t['name']}' ({t['type']}) in {where}: {t['images']} images")
-        if t["labels"]:
-            width = max(len(n) for n in t["labels"])
-            for name, n in t["labels"].items():
-                echo(f"  {name.ljust(width)}  {n}")
-        if t["unlabelled"]:
-            echo(f"  (unlabelled){' ' * max(0, 0)}  {t['unlabelled']}")
-        if t["pending"]:
-            kinds = ", ".join(f"{n} {k.replace('_', ' ')}" for k, n in t["pending"].items())
-            echo(f"  pending changes: {kinds}")
-    if st["damaged"]:
-        echo(
-            f"\nDamaged ({len(st['damaged'])}): synced images whose files cannot be read now; "
-            "held back (nothing is uploaded or deleted) until they are valid again:"
-        )
-        for item in st["damaged"]:
-            echo(f"  {item['path']}: {item['reason']}")
-    if st["invalid"]:
-        echo(f"\nNot valid images ({len(st['invalid'])}), never uploaded:")
-        for item in st["invalid"]:
-            echo(f"  {item['path']}: {item['reason']}")
-    if st["retry_later"]:
-        echo(f"\nChanged while being read, retried on the next scan ({len(st['retry_later'])}):")
-        for p in st["retry_later"]:
-            echo(f"  {p}")
-    if st["problems"]:
-        echo(f"\nProblems ({len(st['problems'])}):")
-        for p in st["problems"]:
-            echo(f"  {p['message']}")
+        _print_task_status(t)
+    for heading, lines in _status_sections(st):
+        if lines:
+            echo(heading)
+            for line in lines:
+                echo(f"  {line}")
     if st["conflicts"]:
         echo(f"\nConflicts: {st['conflicts']} (see 'repo conflicts')")
     if not st["pending_total"] and not st["conflicts"] and not st["damaged"]:
         echo("\nNothing pending.")
+
+
+def _print_task_status(t: dict[str, Any]) -> None:
+    where = (t["root"] or ".") + "/"
+    echo(f"Task '{t['name']}' ({t['type']}) in {where}: {t['images']} images")
+    if t["labels"]:
+        width = max(len(n) for n in t["labels"])
+        for name, n in t["labels"].items():
+            echo(f"  {name.ljust(width)}  {n}")
+    if t["unlabelled"]:
+        echo(f"  (unlabelled)  {t['unlabelled']}")
+    if t["pending"]:
+        kinds = ", ".join(f"{n} {k.replace('_', ' ')}" for k, n in t["pending"].items())
+        echo(f"  pending changes: {kinds}")
+
+
+def _status_sections(st: dict[str, Any]) -> list[tuple[str, list[str]]]:
+    """(heading, lines) of each section of the status below the tasks, in order; a
+    section without lines is not printed."""
+    damaged, invalid = st["damaged"], st["invalid"]
+    retry, problems = st["retry_later"], st["problems"]
+    return [
+        (
+            f"\nDamaged ({len(damaged)}): synced images whose files cannot be read now; "
+            "held back (nothing is uploaded or deleted) until they are valid again:",
+            [f"{item['path']}: {item['reason']}" for item in damaged],
+        ),
+        (
+            f"\nNot valid images ({len(invalid)}), never uploaded:",
+            [f"{item['path']}: {item['reason']}" for item in invalid],
+        ),
+        (f"\nChanged while being read, retried on the next scan ({len(retry)}):", list(retry)),
+        (f"\nProblems ({len(problems)}):", [p["message"] for p in problems]),
+    ]
 
 
 def _quote(path: str) -> str:

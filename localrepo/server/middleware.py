@@ -3,8 +3,11 @@
 - trailing slashes: ``/recognition/...`` and ``/account/...`` paths without the final
   slash are routed as if they had it (never redirected: a redirect drops a POST body);
 - the body size limit (413), by Content-Length up front and by counting otherwise;
+- a query parameter holding a NUL character refused (400, naming the parameter);
 - fault knobs for tests: fixed latency, and every Nth API request answering 503;
 - a fast path for the hottest routes (uploads, the image listing), see ``fast_routes``.
+
+``ApiMiddleware.__call__`` is the sequence of these steps, each a function below.
 """
 
 from __future__ import annotations
@@ -69,75 +72,116 @@ class ApiMiddleware:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
-        path: str = scope["path"]
-        is_api = path.startswith(API_PREFIXES)
-        if is_api and not path.endswith("/"):
-            scope = dict(scope)
-            scope["path"] = path + "/"
-            raw = scope.get("raw_path")
-            if raw:
-                scope["raw_path"] = raw + b"/"
+        is_api = scope["path"].startswith(API_PREFIXES)
+        if is_api:
+            scope = _with_slash(scope)
         limit = self.max_body_bytes
-        for name, value in scope.get("headers", ()):
-            if name == b"content-length":
-                try:
-                    declared = int(value)
-                except ValueError:
-                    declared = 0
-                if declared > limit:
-                    await _send_json(send, 413, too_large_body(limit), [(b"connection", b"close")])
-                    return
-                break
-        query: bytes = scope.get("query_string", b"")
-        if is_api and b"%00" in query:
-            # PostgreSQL text cannot hold NUL (a filter with one would fail as a 500);
-            # refused on every database, as DRF refuses it, naming the parameter.
-            for key, value in parse_qsl(query.decode("latin-1"), keep_blank_values=True):
-                if "\x00" in key or "\x00" in value:
-                    shown = key.replace("\x00", "\\x00")
-                    await _send_json(send, 400, {shown: ["Null characters are not allowed."]}, [])
-                    return
-        if is_api and (self.latency or self.fail_every):
-            if self.latency:
-                await asyncio.sleep(self.latency)
-            if self.fail_every:
-                self._count += 1
-                if self._count % self.fail_every == 0:
-                    await _send_json(
-                        send,
-                        503,
-                        {"detail": "Service temporarily unavailable (injected fault)."},
-                        [(b"retry-after", b"1")],
-                    )
-                    return
-
-        received = 0
-
-        async def limited_receive() -> Message:
-            nonlocal received
-            message = await receive()
-            if message["type"] == "http.request":
-                received += len(message.get("body", b""))
-                if received > limit:
-                    raise BodyTooLarge(limit)
-            return message
-
-        fast = self.fast_routes.get((scope["method"], scope["path"])) if is_api else None
-        if fast is not None:
-            # A hot route served without FastAPI's routing and dependency machinery (about
-            # 0.7 ms a request); its handler is the route's own code. Errors get the same
-            # JSON bodies as everywhere else; a crash goes to the app's 500 handler.
-            # A handler answers None for a request it leaves to the app (before reading
-            # the body or doing anything the app would do again).
-            request = Request(scope, limited_receive)
-            response: Response | None
-            try:
-                response = await fast(request)
-            except APIError as exc:
-                response = json_response(exc.status, exc.body, exc.headers)
-            except BodyTooLarge as exc:
-                response = json_response(413, too_large_body(exc.limit), {"Connection": "close"})
-            if response is not None:
-                await response(scope, receive, send)
+        if _declared_length(scope) > limit:
+            await _send_json(send, 413, too_large_body(limit), [(b"connection", b"close")])
+            return
+        if is_api:
+            nul = _nul_parameter(scope.get("query_string", b""))
+            if nul is not None:
+                await _send_json(send, 400, {nul: ["Null characters are not allowed."]}, [])
                 return
-        await self.app(scope, limited_receive, send)
+            if (self.latency or self.fail_every) and await self._inject_fault(send):
+                return
+        limited = _limited_receive(receive, limit)
+        fast = self.fast_routes.get((scope["method"], scope["path"])) if is_api else None
+        if fast is not None and await _serve_fast(fast, scope, receive, limited, send):
+            return
+        await self.app(scope, limited, send)
+
+    async def _inject_fault(self, send: Send) -> bool:
+        """The test knobs: wait the fixed latency; answer 503 to every Nth API request.
+        True when the request was answered."""
+        if self.latency:
+            await asyncio.sleep(self.latency)
+        if self.fail_every:
+            self._count += 1
+            if self._count % self.fail_every == 0:
+                await _send_json(
+                    send,
+                    503,
+                    {"detail": "Service temporarily unavailable (injected fault)."},
+                    [(b"retry-after", b"1")],
+                )
+                return True
+        return False
+
+
+def _with_slash(scope: Scope) -> Scope:
+    """An API path without its final slash, routed as if it had it (a copy of the scope;
+    never a redirect, which would drop a POST body)."""
+    path: str = scope["path"]
+    if path.endswith("/"):
+        return scope
+    scope = dict(scope)
+    scope["path"] = path + "/"
+    raw = scope.get("raw_path")
+    if raw:
+        scope["raw_path"] = raw + b"/"
+    return scope
+
+
+def _declared_length(scope: Scope) -> int:
+    """The request's first Content-Length; 0 when there is none or it is no number."""
+    for name, value in scope.get("headers", ()):
+        if name == b"content-length":
+            try:
+                return int(value)
+            except ValueError:
+                return 0
+    return 0
+
+
+def _nul_parameter(query: bytes) -> str | None:
+    """The first query parameter holding a NUL character (key or value), as it is named
+    in the 400 answer (NUL shown as \\x00), or None. PostgreSQL text cannot hold NUL (a
+    filter with one would fail as a 500); refused on every database, as DRF refuses it,
+    naming the parameter."""
+    if b"%00" not in query:
+        return None
+    for key, value in parse_qsl(query.decode("latin-1"), keep_blank_values=True):
+        if "\x00" in key or "\x00" in value:
+            return key.replace("\x00", "\\x00")
+    return None
+
+
+def _limited_receive(receive: Receive, limit: int) -> Receive:
+    """`receive`, raising BodyTooLarge once the body read so far passes `limit` bytes
+    (for a body whose length was not declared, or was declared wrong)."""
+    received = 0
+
+    async def limited_receive() -> Message:
+        nonlocal received
+        message = await receive()
+        if message["type"] == "http.request":
+            received += len(message.get("body", b""))
+            if received > limit:
+                raise BodyTooLarge(limit)
+        return message
+
+    return limited_receive
+
+
+async def _serve_fast(
+    fast: FastHandler, scope: Scope, receive: Receive, limited: Receive, send: Send
+) -> bool:
+    """Serve a hot route without FastAPI's routing and dependency machinery (about 0.7 ms
+    a request); its handler is the route's own code. Errors get the same JSON bodies as
+    everywhere else; a crash goes to the app's 500 handler. A handler answers None for a
+    request it leaves to the app (before reading the body or doing anything the app would
+    do again): then False, and nothing was sent."""
+    request = Request(scope, limited)
+    response: Response | None
+    try:
+        response = await fast(request)
+    except APIError as exc:
+        response = json_response(exc.status, exc.body, exc.headers)
+    except BodyTooLarge as exc:
+        response = json_response(413, too_large_body(exc.limit), {"Connection": "close"})
+    if response is None:
+        return False
+    await response(scope, receive, send)
+    return True
