@@ -14,6 +14,8 @@ this order:
                    walk still lists)
     diff.py        what their results change (pure)
     layoutpass.py  re-derive the LOCAL labels when anything that feeds them changed
+                   (a first scan's, mostly written while the pool hashes:
+                   layoutstream.py)
     writes.py      the one write transaction: file and image rows as results arrive,
                    then the journal
     report.py      what the scan found (ScanReport), filled in stage by stage
@@ -36,7 +38,7 @@ from localrepo.catalog import labels as catalog_labels
 from localrepo.catalog import meta as catalog_meta
 from localrepo.catalog import tasks as catalog_tasks
 from localrepo.layout import TaskBinding
-from localrepo.scan import diff, layoutpass, splitwalk, statpass
+from localrepo.scan import diff, layoutpass, layoutstream, splitwalk, statpass
 from localrepo.scan.pool import HashPool, Progress, process_pool
 from localrepo.scan.report import ScanReport
 from localrepo.scan.walk import WalkResult
@@ -178,12 +180,12 @@ class Scanner:
     ) -> None:
         """Every valid file of a first scan is an addition: journal them as their results
         arrive, while the pool still hashes, not in the serial tail (writes.py) ... and
-        their labels, in the common case where folders alone decide them (layoutpass.py)."""
+        their labels, in the common case where folders alone decide them (layoutstream.py)."""
         tasks = diff.TaskLookup(bindings)
         writes.stream_additions(sorted(walked.images), tasks)
         if not (walked.sidecars or writes.dry_run or catalog_labels.has_local_labels(self.conn)):
             labels = layoutpass.folder_labels(walked, bindings)
-            writes.layout = layoutpass.LayoutStream(self.conn, tasks, labels)
+            writes.layout = layoutstream.LayoutStream(self.conn, tasks, labels)
 
     def _hash_and_diff(
         self,

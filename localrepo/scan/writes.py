@@ -28,7 +28,7 @@ from localrepo.scan.hashing import CHANGED, Examined
 
 if TYPE_CHECKING:
     from localrepo.scan.diff import TaskLookup
-    from localrepo.scan.layoutpass import LayoutStream
+    from localrepo.scan.layoutstream import LayoutStream
 
 # A valid examined file, as Writes.file_rows hands it on: (path, content hash, image id,
 # the task it belongs to, if any).
