@@ -11,6 +11,8 @@ from pathlib import Path
 from typing import Any
 
 ROOT = Path(__file__).resolve().parent.parent
+# The sources measured: this checkout, or another version's (benchmarks/compare.py).
+CODE = Path(os.environ.get("BENCH_CODE", ROOT))
 SERVER = [sys.executable, "-m", "localrepo.server.cli"]
 
 
@@ -19,7 +21,7 @@ def compile_package() -> None:
     otherwise compile its modules again, and that is not what a user's install does."""
     env = {k: v for k, v in os.environ.items() if k != "PYTHONDONTWRITEBYTECODE"}
     subprocess.run(
-        [sys.executable, "-m", "compileall", "-q", str(ROOT / "localrepo")],
+        [sys.executable, "-m", "compileall", "-q", str(CODE / "localrepo")],
         env=env,
         check=True,
         stdout=subprocess.DEVNULL,

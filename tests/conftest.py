@@ -179,7 +179,7 @@ class LiveServer:
     # -- accounts --------------------------------------------------------------------------
 
     def _db(self) -> Any:
-        from localrepo.server.db import Database
+        from localrepo.server.data.db import Database
 
         db = Database(self.database_url)
         db.create_all()
@@ -188,7 +188,7 @@ class LiveServer:
     def new_account(self, name: str | None = None) -> Account:
         """Create a user (with its Default workspace) and a token, straight in the
         server's database (the same code as `localrepo-server user/token create`)."""
-        from localrepo.server import accounts
+        from localrepo.server.data import accounts
 
         username = name or f"user-{uuid.uuid4().hex[:12]}"
         db = self._db()
@@ -200,7 +200,7 @@ class LiveServer:
         return Account(username=username, token=token, url=self.url)
 
     def create_workspace(self, username: str, name: str) -> str:
-        from localrepo.server import accounts
+        from localrepo.server.data import accounts
 
         db = self._db()
         try:

@@ -120,3 +120,17 @@ def test_the_parser_takes_only_what_it_knows() -> None:
         ["-q"],
     ):
         assert parse_fast(argv) is None, argv
+
+
+def test_every_lazy_command_is_a_module_level_command_of_its_name() -> None:
+    import importlib
+
+    import click
+
+    from localrepo.cli.main import LAZY_COMMANDS, cli
+
+    for name, target in LAZY_COMMANDS.items():
+        module, _, attr = target.partition(":")
+        command = getattr(importlib.import_module(module), attr)
+        assert isinstance(command, click.Command) and command.name == name
+    assert set(LAZY_COMMANDS) <= set(cli.list_commands(click.Context(cli)))

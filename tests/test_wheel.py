@@ -61,49 +61,28 @@ def test_the_installed_commands_work_outside_the_source_tree(wheel: Path, tmp_pa
     # entry comes after site-packages itself, so the wheel's localrepo wins over the
     # checkout that this venv's editable install points at).
     Path(site, "borrowed-deps.pth").write_text(sysconfig.get_paths()["purelib"] + "\n")
+    # No PYTHONPATH for pip either: a folder on it holding localrepo's egg-info would
+    # make pip call the wheel installed already and skip it.
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("LOCALREPO_", "PYTHON"))}
     subprocess.run(
         [str(py), "-m", "pip", "install", "--no-deps", "--no-index", "-q", str(wheel)],
         check=True,
         capture_output=True,
+        env=env,
         timeout=300,
     )
     work = tmp_path / "elsewhere"
     work.mkdir()
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("LOCALREPO_", "PYTHON"))}
-    where = subprocess.run(
-        [str(py), "-c", "import localrepo; print(localrepo.__file__)"],
-        cwd=work,
-        env=env,
-        check=True,
-        capture_output=True,
-        text=True,
-    ).stdout
+
+    def run(*argv: str) -> subprocess.CompletedProcess[str]:
+        return subprocess.run(argv, cwd=work, env=env, capture_output=True, text=True, timeout=120)
+
+    where = run(str(py), "-c", "import localrepo; print(localrepo.__file__)").stdout
     assert where.startswith(site), where  # the installed copy, not the checkout
-    init = subprocess.run(
-        [str(venv / "bin" / "repo"), "init", "pets", "--task", "pets"],
-        cwd=work,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=120,
-    )
+    init = run(str(venv / "bin" / "repo"), "init", "pets", "--task", "pets")
     assert init.returncode == 0, init.stderr
     assert (work / "pets" / ".localrepo" / "catalog.db").is_file()
-    status = subprocess.run(
-        [str(venv / "bin" / "repo"), "-C", "pets", "status", "--json"],
-        cwd=work,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=120,
-    )
+    status = run(str(venv / "bin" / "repo"), "-C", "pets", "status", "--json")
     assert status.returncode == 0 and '"pets"' in status.stdout, status.stderr
-    server = subprocess.run(
-        [str(venv / "bin" / "localrepo-server"), "--help"],
-        cwd=work,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=120,
-    )
+    server = run(str(venv / "bin" / "localrepo-server"), "--help")
     assert server.returncode == 0 and "serve" in server.stdout, server.stderr

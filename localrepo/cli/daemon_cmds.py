@@ -219,182 +219,185 @@ def _wait_until(check: Any, timeout: float, step: float = 0.05) -> bool:
     return bool(check())
 
 
-def register(cli: click.Group) -> None:
-    @cli.command()
-    @watch_options
-    @click.option("--detached", is_flag=True, hidden=True, help="Log to the daemon log file.")
-    @click.pass_obj
-    def watch(obj: Any, poll: bool, detached: bool, **timing: float) -> None:
-        """Keep this repository in sync until Ctrl-C or SIGTERM (in the foreground).
+@click.command()
+@watch_options
+@click.option("--detached", is_flag=True, hidden=True, help="Log to the daemon log file.")
+@click.pass_obj
+def watch(obj: Any, poll: bool, detached: bool, **timing: float) -> None:
+    """Keep this repository in sync until Ctrl-C or SIGTERM (in the foreground).
 
-        Changes on disk are synced once they settle; remote changes are pulled every
-        --interval seconds; a full scan runs at start and every --full-scan-every."""
-        from localrepo.watch.daemon import Watcher, WatchOptions
-        from localrepo.watch.state import DaemonLock
+    Changes on disk are synced once they settle; remote changes are pulled every
+    --interval seconds; a full scan runs at start and every --full-scan-every."""
+    from localrepo.watch.daemon import Watcher, WatchOptions
+    from localrepo.watch.state import DaemonLock
 
-        repo = obj.repo()
-        lock = DaemonLock(repo.state_dir)
-        lock.acquire()  # one watcher per repository; a dead one's lock is free
-        try:
-            _setup_logging(_log_path(repo) if detached else None, obj.verbose)
-            client = _client(repo)
-            options = WatchOptions(
-                interval=timing["interval"],
-                debounce=timing["debounce"],
-                poll=poll,
-                full_every=timing["full_scan_every"],
-                backoff_cap=timing["max_backoff"],
-                poll_interval=timing["poll_interval"],
+    repo = obj.repo()
+    lock = DaemonLock(repo.state_dir)
+    lock.acquire()  # one watcher per repository; a dead one's lock is free
+    try:
+        _setup_logging(_log_path(repo) if detached else None, obj.verbose)
+        client = _client(repo)
+        options = WatchOptions(
+            interval=timing["interval"],
+            debounce=timing["debounce"],
+            poll=poll,
+            full_every=timing["full_scan_every"],
+            backoff_cap=timing["max_backoff"],
+            poll_interval=timing["poll_interval"],
+        )
+        watcher = Watcher(repo, client, options)
+
+        def on_signal(signum: int, _frame: Any) -> None:
+            import logging
+
+            logging.getLogger("localrepo.watch").info(
+                "%s received; stopping", signal.Signals(signum).name
             )
-            watcher = Watcher(repo, client, options)
+            watcher.request_stop()
 
-            def on_signal(signum: int, _frame: Any) -> None:
-                import logging
-
-                logging.getLogger("localrepo.watch").info(
-                    "%s received; stopping", signal.Signals(signum).name
-                )
-                watcher.request_stop()
-
-            signal.signal(signal.SIGTERM, on_signal)
-            signal.signal(signal.SIGINT, on_signal)
-            if detached:
-                signal.signal(signal.SIGHUP, signal.SIG_IGN)
-            try:
-                watcher.run()
-            finally:
-                client.close()
+        signal.signal(signal.SIGTERM, on_signal)
+        signal.signal(signal.SIGINT, on_signal)
+        if detached:
+            signal.signal(signal.SIGHUP, signal.SIG_IGN)
+        try:
+            watcher.run()
         finally:
-            lock.release()
+            client.close()
+    finally:
+        lock.release()
 
-    @cli.group()
-    def daemon() -> None:
-        """Run `repo watch` in the background: start, stop, status, logs."""
 
-    @daemon.command("start")
-    @watch_options
-    @click.pass_obj
-    def daemon_start(obj: Any, poll: bool, **timing: float) -> None:
-        """Start the watcher detached (own session), logging to .localrepo/logs/daemon.log."""
-        from localrepo.watch.state import DaemonState, running_pid
+@click.group()
+def daemon() -> None:
+    """Run `repo watch` in the background: start, stop, status, logs."""
 
-        repo = obj.repo()
-        pid = running_pid(repo.state_dir)
-        if pid is not None:
-            raise LocalrepoError(
-                f"the daemon already runs for this repository (pid {pid}); "
-                "'repo daemon stop' ends it."
-            )
-        _client(repo).close()  # a missing remote or token is said here, not in the log
-        logs = repo.state_dir / "logs"
-        logs.mkdir(exist_ok=True)
-        start_log = logs / "daemon-start.log"
-        cmd = [sys.executable, "-m", "localrepo.cli.main", "-C", str(repo.root)]
-        cmd += ["-v"] * obj.verbose
-        cmd += ["watch", "--detached"]
-        cmd += _watch_args(poll, timing)
-        with open(start_log, "wb") as err:
-            proc = subprocess.Popen(
-                cmd,
-                stdin=subprocess.DEVNULL,
-                stdout=err,
-                stderr=err,
-                cwd=repo.root,
-                start_new_session=True,  # its own session and process group: detached
-                close_fds=True,
-            )
 
-        def started() -> bool:
-            st = DaemonState.load(repo.state_dir)
-            return proc.poll() is not None or (
-                running_pid(repo.state_dir) == proc.pid
-                and st is not None
-                and st.pid == proc.pid
-                and st.state != "starting"
-            )
+@daemon.command("start")
+@watch_options
+@click.pass_obj
+def daemon_start(obj: Any, poll: bool, **timing: float) -> None:
+    """Start the watcher detached (own session), logging to .localrepo/logs/daemon.log."""
+    from localrepo.watch.state import DaemonState, running_pid
 
-        _wait_until(started, START_TIMEOUT)
-        if proc.poll() is not None:
-            text = start_log.read_text(errors="replace").strip()
-            raise LocalrepoError(f"the daemon did not start (exit {proc.returncode}): {text}")
-        proc.returncode = 0  # it lives on alone: no "still running" warning at exit
-        obj.info(f"daemon started (pid {proc.pid}); log: {_log_path(repo)}")
-
-    @daemon.command("stop")
-    @click.option(
-        "--timeout",
-        type=click.FloatRange(min=0.1),
-        default=STOP_TIMEOUT,
-        show_default=True,
-        metavar="S",
-        help="Wait S seconds for a graceful stop, then kill it.",
-    )
-    @click.pass_obj
-    def daemon_stop(obj: Any, timeout: float) -> None:
-        """Stop the daemon gracefully (work in flight finishes or stays journalled)."""
-        from localrepo.watch.state import read_pid, running_pid
-
-        repo = obj.repo()
-        pid = running_pid(repo.state_dir)
-        if pid is None:
-            obj.info("the daemon is not running.")
-            return
-        if pid < 0:  # it holds the lock but has not written its pid yet
-            _wait_until(lambda: read_pid(repo.state_dir) is not None, 2.0)
-            pid = read_pid(repo.state_dir)
-            if pid is None:
-                raise LocalrepoError("the daemon is starting; try again in a moment.")
-        started = time.monotonic()
-        try:
-            os.kill(pid, signal.SIGTERM)
-        except ProcessLookupError:
-            pass
-        if _wait_until(lambda: not _alive(pid), timeout):
-            obj.info(f"daemon stopped (pid {pid}, {time.monotonic() - started:.1f}s).")
-            return
-        try:
-            os.kill(pid, signal.SIGKILL)
-        except ProcessLookupError:
-            pass
-        _wait_until(lambda: running_pid(repo.state_dir) is None, 5.0)
+    repo = obj.repo()
+    pid = running_pid(repo.state_dir)
+    if pid is not None:
         raise LocalrepoError(
-            f"the daemon (pid {pid}) did not stop within {timeout:.0f}s and was killed; "
-            "its journal keeps the work in flight for the next start."
+            f"the daemon already runs for this repository (pid {pid}); 'repo daemon stop' ends it."
+        )
+    _client(repo).close()  # a missing remote or token is said here, not in the log
+    logs = repo.state_dir / "logs"
+    logs.mkdir(exist_ok=True)
+    start_log = logs / "daemon-start.log"
+    cmd = [sys.executable, "-m", "localrepo.cli.main", "-C", str(repo.root)]
+    cmd += ["-v"] * obj.verbose
+    cmd += ["watch", "--detached"]
+    cmd += _watch_args(poll, timing)
+    with open(start_log, "wb") as err:
+        proc = subprocess.Popen(
+            cmd,
+            stdin=subprocess.DEVNULL,
+            stdout=err,
+            stderr=err,
+            cwd=repo.root,
+            start_new_session=True,  # its own session and process group: detached
+            close_fds=True,
         )
 
-    @daemon.command("status")
-    @click.option("--json", "as_json", is_flag=True, help="Print JSON.")
-    @click.pass_obj
-    def daemon_status(obj: Any, as_json: bool) -> None:
-        """Running or not, since when, last sync, pending changes, conflicts, last error."""
-        s = status_dict(obj.repo())
-        if as_json:
-            click.echo(json.dumps(s, indent=2, ensure_ascii=False))
-        else:
-            print_status(s)
+    def started() -> bool:
+        st = DaemonState.load(repo.state_dir)
+        return proc.poll() is not None or (
+            running_pid(repo.state_dir) == proc.pid
+            and st is not None
+            and st.pid == proc.pid
+            and st.state != "starting"
+        )
 
-    @daemon.command("logs")
-    @click.option("-n", "--lines", type=click.IntRange(min=0), default=50, show_default=True)
-    @click.option("-f", "--follow", is_flag=True, help="Keep printing new lines (Ctrl-C ends).")
-    @click.pass_obj
-    def daemon_logs(obj: Any, lines: int, follow: bool) -> None:
-        """Show the end of the daemon's log."""
-        path = _log_path(obj.repo())
-        if not path.exists():
-            obj.info(f"no log yet ({path}).")
+    _wait_until(started, START_TIMEOUT)
+    if proc.poll() is not None:
+        text = start_log.read_text(errors="replace").strip()
+        raise LocalrepoError(f"the daemon did not start (exit {proc.returncode}): {text}")
+    proc.returncode = 0  # it lives on alone: no "still running" warning at exit
+    obj.info(f"daemon started (pid {proc.pid}); log: {_log_path(repo)}")
+
+
+@daemon.command("stop")
+@click.option(
+    "--timeout",
+    type=click.FloatRange(min=0.1),
+    default=STOP_TIMEOUT,
+    show_default=True,
+    metavar="S",
+    help="Wait S seconds for a graceful stop, then kill it.",
+)
+@click.pass_obj
+def daemon_stop(obj: Any, timeout: float) -> None:
+    """Stop the daemon gracefully (work in flight finishes or stays journalled)."""
+    from localrepo.watch.state import read_pid, running_pid
+
+    repo = obj.repo()
+    pid = running_pid(repo.state_dir)
+    if pid is None:
+        obj.info("the daemon is not running.")
+        return
+    if pid < 0:  # it holds the lock but has not written its pid yet
+        _wait_until(lambda: read_pid(repo.state_dir) is not None, 2.0)
+        pid = read_pid(repo.state_dir)
+        if pid is None:
+            raise LocalrepoError("the daemon is starting; try again in a moment.")
+    started = time.monotonic()
+    try:
+        os.kill(pid, signal.SIGTERM)
+    except ProcessLookupError:
+        pass
+    if _wait_until(lambda: not _alive(pid), timeout):
+        obj.info(f"daemon stopped (pid {pid}, {time.monotonic() - started:.1f}s).")
+        return
+    try:
+        os.kill(pid, signal.SIGKILL)
+    except ProcessLookupError:
+        pass
+    _wait_until(lambda: running_pid(repo.state_dir) is None, 5.0)
+    raise LocalrepoError(
+        f"the daemon (pid {pid}) did not stop within {timeout:.0f}s and was killed; "
+        "its journal keeps the work in flight for the next start."
+    )
+
+
+@daemon.command("status")
+@click.option("--json", "as_json", is_flag=True, help="Print JSON.")
+@click.pass_obj
+def daemon_status(obj: Any, as_json: bool) -> None:
+    """Running or not, since when, last sync, pending changes, conflicts, last error."""
+    s = status_dict(obj.repo())
+    if as_json:
+        click.echo(json.dumps(s, indent=2, ensure_ascii=False))
+    else:
+        print_status(s)
+
+
+@daemon.command("logs")
+@click.option("-n", "--lines", type=click.IntRange(min=0), default=50, show_default=True)
+@click.option("-f", "--follow", is_flag=True, help="Keep printing new lines (Ctrl-C ends).")
+@click.pass_obj
+def daemon_logs(obj: Any, lines: int, follow: bool) -> None:
+    """Show the end of the daemon's log."""
+    path = _log_path(obj.repo())
+    if not path.exists():
+        obj.info(f"no log yet ({path}).")
+        return
+    with open(path, encoding="utf-8", errors="replace") as fh:
+        tail = fh.readlines()[-lines:] if lines else []
+        for line in tail:
+            click.echo(line, nl=False)
+        if not follow:
             return
-        with open(path, encoding="utf-8", errors="replace") as fh:
-            tail = fh.readlines()[-lines:] if lines else []
-            for line in tail:
-                click.echo(line, nl=False)
-            if not follow:
-                return
-            try:
-                while True:
-                    line = fh.readline()
-                    if line:
-                        click.echo(line, nl=False)
-                    else:
-                        time.sleep(0.5)
-            except KeyboardInterrupt:
-                return
+        try:
+            while True:
+                line = fh.readline()
+                if line:
+                    click.echo(line, nl=False)
+                else:
+                    time.sleep(0.5)
+        except KeyboardInterrupt:
+            return

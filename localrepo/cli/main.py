@@ -16,61 +16,52 @@ CONTEXT = {"help_option_names": ["-h", "--help"], "max_content_width": 100}
 TASK_TYPES = ("multi_class", "multi_label", "regression")
 
 
-REMOTE_COMMANDS = frozenset(
-    {
-        "sync",
-        "push",
-        "pull",
-        "clone",
-        "conflicts",
-        "resolve",
-        "verify",
-        "login",
-        "remote",
-        "tasks",
-        "labels",
-        "train",
-        "models",
-        "classify",
-        "evaluate",
-    }
-)
-DAEMON_COMMANDS = frozenset({"watch", "daemon"})
+# The commands that talk to the remote or run the watcher, defined at module level in
+# their modules and imported only when one runs (or help lists them): `repo status`
+# should not pay for defining them.
+LAZY_COMMANDS: dict[str, str] = {
+    **{
+        name: f"localrepo.cli.sync_cmds:{name}"
+        for name in (
+            "sync",
+            "push",
+            "pull",
+            "clone",
+            "conflicts",
+            "resolve",
+            "verify",
+            "login",
+            "remote",
+            "tasks",
+            "labels",
+        )
+    },
+    **{
+        name: f"localrepo.cli.ml_cmds:{name}"
+        for name in ("train", "models", "classify", "evaluate")
+    },
+    "watch": "localrepo.cli.daemon_cmds:watch",
+    "daemon": "localrepo.cli.daemon_cmds:daemon",
+}
 
 
 class LazyGroup(click.Group):
-    """Loads the commands that talk to the remote only when one of them runs (or help is
-    shown): `repo status` should not pay for defining them."""
-
-    _loaded = False
-    _daemon_loaded = False
-
-    def _load(self) -> None:
-        if not self._loaded:
-            self._loaded = True
-            from localrepo.cli import ml_cmds, sync_cmds
-
-            sync_cmds.register(self)
-            ml_cmds.register(self)
-
-    def _load_daemon(self) -> None:
-        if not self._daemon_loaded:
-            self._daemon_loaded = True
-            from localrepo.cli import daemon_cmds
-
-            daemon_cmds.register(self)
+    """A group whose LAZY_COMMANDS are imported when asked for (the way datasette and
+    sqlite-utils register theirs)."""
 
     def list_commands(self, ctx: click.Context) -> list[str]:
-        self._load()
-        self._load_daemon()
-        return super().list_commands(ctx)
+        return sorted({*super().list_commands(ctx), *LAZY_COMMANDS})
 
     def get_command(self, ctx: click.Context, cmd_name: str) -> click.Command | None:
-        if cmd_name in REMOTE_COMMANDS:
-            self._load()
-        elif cmd_name in DAEMON_COMMANDS:
-            self._load_daemon()
-        return super().get_command(ctx, cmd_name)
+        target = LAZY_COMMANDS.get(cmd_name)
+        if target is None:
+            return super().get_command(ctx, cmd_name)
+        import importlib
+
+        module, _, attr = target.partition(":")
+        command = getattr(importlib.import_module(module), attr)
+        assert isinstance(command, click.Command)
+        return command
 
 
 @click.group(cls=LazyGroup, context_settings=CONTEXT)
@@ -83,8 +74,9 @@ def cli(ctx: click.Context, directory: str | None, verbose: int, quiet: bool) ->
     """localrepo: keep a folder-labelled image dataset in sync with a Recognition v2 API.
 
     The folder an image sits in is its label. Exit codes: 0 ok, 1 error, 2 usage,
-    3 changes or conflicts need a decision (with --exit-code), 4 authentication failed,
-    5 remote unreachable, 6 partial success, 7 stopped by a safety limit.
+    3 not in sync yet (conflicts, held-back files; with status --exit-code: changes
+    pending), 4 authentication failed, 5 remote unreachable, 6 partial success,
+    7 stopped by a safety limit.
     """
     if directory is not None and not os.path.isdir(directory):
         raise click.BadParameter(f"{directory} is not a folder.", param_hint="-C")

@@ -639,127 +639,125 @@ def _task_option(f: Any) -> Any:
     )(f)
 
 
-def register(cli: click.Group) -> None:
-    @cli.command()
-    @_task_option
-    @click.option("--wait", is_flag=True, help="Wait for the training to end; show its metrics.")
-    @click.option(
-        "--timeout",
-        type=click.FloatRange(min=1),
-        default=None,
-        metavar="SECONDS",
-        help="With --wait: give up waiting after this long (the server keeps training).",
-    )
-    @click.option(
-        "--force", is_flag=True, help="Train even with local changes that are not synced yet."
-    )
-    @click.option(
-        "-n", "--dry-run", is_flag=True, help="Check and show what would be trained; queue nothing."
-    )
-    @click.option("--json", "as_json", is_flag=True, help="Print the result as JSON.")
-    @token_option
-    @click.pass_obj
-    def train(
-        obj: Any,
-        task_name: str | None,
-        wait: bool,
-        timeout: float | None,
-        force: bool,
-        dry_run: bool,
-        as_json: bool,
-        token: str | None,
-    ) -> None:
-        """Train a new version of the task's model on the server, from the images the
-        server holds (run 'repo sync' first). With --wait, follow the training and print
-        its metrics; exit 1 if it failed."""
-        run_train(obj, task_name, wait, timeout, force, as_json, token, dry_run)
+@click.command()
+@_task_option
+@click.option("--wait", is_flag=True, help="Wait for the training to end; show its metrics.")
+@click.option(
+    "--timeout",
+    type=click.FloatRange(min=1),
+    default=None,
+    metavar="SECONDS",
+    help="With --wait: give up waiting after this long (the server keeps training).",
+)
+@click.option(
+    "--force", is_flag=True, help="Train even with local changes that are not synced yet."
+)
+@click.option(
+    "-n", "--dry-run", is_flag=True, help="Check and show what would be trained; queue nothing."
+)
+@click.option("--json", "as_json", is_flag=True, help="Print the result as JSON.")
+@token_option
+@click.pass_obj
+def train(
+    obj: Any,
+    task_name: str | None,
+    wait: bool,
+    timeout: float | None,
+    force: bool,
+    dry_run: bool,
+    as_json: bool,
+    token: str | None,
+) -> None:
+    """Train a new version of the task's model on the server, from the images the
+    server holds (run 'repo sync' first). With --wait, follow the training and print
+    its metrics; exit 1 if it failed."""
+    run_train(obj, task_name, wait, timeout, force, as_json, token, dry_run)
 
-    @cli.command()
-    @_task_option
-    @click.option("--version", type=click.IntRange(min=1), help="Show this version in detail.")
-    @click.option("--json", "as_json", is_flag=True, help="Print JSON.")
-    @token_option
-    @click.pass_obj
-    def models(
-        obj: Any, task_name: str | None, version: int | None, as_json: bool, token: str | None
-    ) -> None:
-        """List the task's trained versions with their metrics; * marks the production
-        version."""
-        run_models(obj, task_name, version, as_json, token)
 
-    @cli.command()
-    @click.argument("paths", nargs=-1, required=True)
-    @_task_option
-    @click.option(
-        "--version", type=click.IntRange(min=1), help="Model version (default: production)."
-    )
-    @click.option(
-        "--top",
-        type=click.IntRange(min=1),
-        default=DEFAULT_TOP,
-        show_default=True,
-        help="Show the K most probable labels.",
-    )
-    @click.option(
-        "-j",
-        "--jobs",
-        type=click.IntRange(1, 16),
-        default=DEFAULT_JOBS,
-        show_default=True,
-        help="Parallel requests.",
-    )
-    @click.option(
-        "--batch-size",
-        type=click.IntRange(1, 100),
-        default=10,
-        show_default=True,
-        help="Images per request (the hosted service takes at most 10).",
-    )
-    @click.option("--json", "as_json", is_flag=True, help="Print one JSON object per image.")
-    @token_option
-    @click.pass_obj
-    def classify(
-        obj: Any,
-        paths: tuple[str, ...],
-        task_name: str | None,
-        version: int | None,
-        top: int,
-        jobs: int,
-        batch_size: int,
-        as_json: bool,
-        token: str | None,
-    ) -> None:
-        """Classify image files, or every image in folders, with the task's model.
+@click.command()
+@_task_option
+@click.option("--version", type=click.IntRange(min=1), help="Show this version in detail.")
+@click.option("--json", "as_json", is_flag=True, help="Print JSON.")
+@token_option
+@click.pass_obj
+def models(
+    obj: Any, task_name: str | None, version: int | None, as_json: bool, token: str | None
+) -> None:
+    """List the task's trained versions with their metrics; * marks the production
+    version."""
+    run_models(obj, task_name, version, as_json, token)
 
-        One line per image: 'path  label (prob), ...' (regression: 'path  label=value').
-        Exit 6 when some files failed (each is named), 1 when all did."""
-        run_classify(obj, paths, task_name, version, top, jobs, batch_size, as_json, token)
 
-    @cli.command()
-    @_task_option
-    @click.option(
-        "--version", type=click.IntRange(min=1), help="Model version (default: production)."
-    )
-    @click.option(
-        "-j",
-        "--jobs",
-        type=click.IntRange(1, 16),
-        default=DEFAULT_JOBS,
-        show_default=True,
-        help="Parallel requests.",
-    )
-    @click.option("--json", "as_json", is_flag=True, help="Print the report as JSON.")
-    @token_option
-    @click.pass_obj
-    def evaluate(
-        obj: Any,
-        task_name: str | None,
-        version: int | None,
-        jobs: int,
-        as_json: bool,
-        token: str | None,
-    ) -> None:
-        """Classify the repository's own labelled images and compare with their folders:
-        accuracy and confusion matrix (multi_class), per-tag precision/recall
-        (multi_label), MAE/RMSE/R2 (regression)."""
-        run_evaluate(obj, task_name, version, jobs, as_json, token)
+@click.command()
+@click.argument("paths", nargs=-1, required=True)
+@_task_option
+@click.option("--version", type=click.IntRange(min=1), help="Model version (default: production).")
+@click.option(
+    "--top",
+    type=click.IntRange(min=1),
+    default=DEFAULT_TOP,
+    show_default=True,
+    help="Show the K most probable labels.",
+)
+@click.option(
+    "-j",
+    "--jobs",
+    type=click.IntRange(1, 16),
+    default=DEFAULT_JOBS,
+    show_default=True,
+    help="Parallel requests.",
+)
+@click.option(
+    "--batch-size",
+    type=click.IntRange(1, 100),
+    default=10,
+    show_default=True,
+    help="Images per request (the hosted service takes at most 10).",
+)
+@click.option("--json", "as_json", is_flag=True, help="Print one JSON object per image.")
+@token_option
+@click.pass_obj
+def classify(
+    obj: Any,
+    paths: tuple[str, ...],
+    task_name: str | None,
+    version: int | None,
+    top: int,
+    jobs: int,
+    batch_size: int,
+    as_json: bool,
+    token: str | None,
+) -> None:
+    """Classify image files, or every image in folders, with the task's model.
+
+    One line per image: 'path  label (prob), ...' (regression: 'path  label=value').
+    Exit 6 when some files failed (each is named), 1 when all did."""
+    run_classify(obj, paths, task_name, version, top, jobs, batch_size, as_json, token)
+
+
+@click.command()
+@_task_option
+@click.option("--version", type=click.IntRange(min=1), help="Model version (default: production).")
+@click.option(
+    "-j",
+    "--jobs",
+    type=click.IntRange(1, 16),
+    default=DEFAULT_JOBS,
+    show_default=True,
+    help="Parallel requests.",
+)
+@click.option("--json", "as_json", is_flag=True, help="Print the report as JSON.")
+@token_option
+@click.pass_obj
+def evaluate(
+    obj: Any,
+    task_name: str | None,
+    version: int | None,
+    jobs: int,
+    as_json: bool,
+    token: str | None,
+) -> None:
+    """Classify the repository's own labelled images and compare with their folders:
+    accuracy and confusion matrix (multi_class), per-tag precision/recall
+    (multi_label), MAE/RMSE/R2 (regression)."""
+    run_evaluate(obj, task_name, version, jobs, as_json, token)

@@ -315,317 +315,324 @@ def sync_options(f: Any) -> Any:
     return f
 
 
-def register(cli: click.Group) -> None:
-    @cli.command()
-    @sync_options
-    @click.pass_obj
-    def sync(obj: Any, **kw: Any) -> None:
-        """Scan, then push local changes and pull remote ones."""
-        run_sync(obj, "sync", **kw)
+@click.command()
+@sync_options
+@click.pass_obj
+def sync(obj: Any, **kw: Any) -> None:
+    """Scan, then push local changes and pull remote ones."""
+    run_sync(obj, "sync", **kw)
 
-    @cli.command()
-    @sync_options
-    @click.pass_obj
-    def push(obj: Any, **kw: Any) -> None:
-        """Scan, then send local changes to the remote (nothing on disk changes)."""
-        run_sync(obj, "push", **kw)
 
-    @cli.command()
-    @sync_options
-    @click.pass_obj
-    def pull(obj: Any, **kw: Any) -> None:
-        """Bring remote changes to disk (nothing on the remote changes)."""
-        run_sync(obj, "pull", **kw)
+@click.command()
+@sync_options
+@click.pass_obj
+def push(obj: Any, **kw: Any) -> None:
+    """Scan, then send local changes to the remote (nothing on disk changes)."""
+    run_sync(obj, "push", **kw)
 
-    @cli.command()
-    @click.argument("url")
-    @click.option("--task", "task", required=True, metavar="ID|NAME", help="The remote task.")
-    @click.argument("directory", required=False, type=click.Path(file_okay=False))
-    @click.option("--workspace", metavar="ID", help="Remote workspace (default: Default).")
-    @click.option("-j", "--jobs", type=click.IntRange(1, 64), default=8, show_default=True)
-    @token_option
-    @click.pass_obj
-    def clone(
-        obj: Any,
-        url: str,
-        task: str,
-        directory: str | None,
-        workspace: str | None,
-        jobs: int,
-        token: str | None,
-    ) -> None:
-        """Make a new folder tree from an existing remote task, and sync it."""
-        from localrepo.config import load_config, save_config
-        from localrepo.repository import init_repository
-        from localrepo.sync.engine import Engine, SyncOptions
 
-        client = make_client(url, token, workspace, jobs)
-        try:
-            remote_task = _find_remote_task(client, task)
-            target = obj.directory / (directory or remote_task.name)
-            if target.exists() and any(target.iterdir()):
-                raise LocalrepoError(f"{target} exists and is not empty; clone into a new folder.")
-            repo = init_repository(
-                target,
-                task=remote_task.name,
-                task_type=remote_task.type,
-                remote=url,
-                workspace=workspace,
-            )
-            repo.bind_root_task(remote_task.id)
-            cfg = load_config(repo.state_dir)
-            save_config(repo.state_dir, cfg)
-            with _progress(obj.quiet) as bar:
-                report = Engine(
-                    repo,
-                    client,
-                    SyncOptions(mode="pull", jobs=jobs, share_labels=cfg.sync.share_labels),
-                    progress=lambda _w, d, t: bar(d, t),
-                ).run()
-        finally:
-            client.close()
-        summary = sync_summary(report, dry_run=False)
-        obj.info(f"Cloned task '{remote_task.name}' ({remote_task.type}) into {repo.root}")
-        print_sync(summary, verbose=obj.verbose)
-        sys.exit(sync_exit_code(summary))
+@click.command()
+@sync_options
+@click.pass_obj
+def pull(obj: Any, **kw: Any) -> None:
+    """Bring remote changes to disk (nothing on the remote changes)."""
+    run_sync(obj, "pull", **kw)
 
-    @cli.command()
-    @click.option("--json", "as_json", is_flag=True)
-    @click.pass_obj
-    def conflicts(obj: Any, as_json: bool) -> None:
-        """List the conflicts waiting for 'repo resolve'."""
-        from localrepo.catalog.conflicts import open_details
 
-        conn = obj.repo().connect()
-        rows = open_details(conn)
-        conn.close()
-        items = [
-            {
-                "id": r[0],
-                "task": r[1],
-                "path": r[2],
-                "field": r[3],
-                "base": json.loads(r[4]),
-                "local": json.loads(r[5]),
-                "remote": json.loads(r[6]),
-                "image": r[7],
-            }
-            for r in rows
-        ]
-        if as_json:
-            click.echo(json.dumps(items, indent=2, ensure_ascii=False))
-            return
-        if not items:
-            click.echo("No conflicts.")
-        for c in items:
-            click.echo(
-                f"{c['path'] or c['image']}\t{c['field']}: base {sorted(c['base'])}, local "
-                f"{sorted(c['local'])}, remote {sorted(c['remote'])}"
-            )
+@click.command()
+@click.argument("url")
+@click.option("--task", "task", required=True, metavar="ID|NAME", help="The remote task.")
+@click.argument("directory", required=False, type=click.Path(file_okay=False))
+@click.option("--workspace", metavar="ID", help="Remote workspace (default: Default).")
+@click.option("-j", "--jobs", type=click.IntRange(1, 64), default=8, show_default=True)
+@token_option
+@click.pass_obj
+def clone(
+    obj: Any,
+    url: str,
+    task: str,
+    directory: str | None,
+    workspace: str | None,
+    jobs: int,
+    token: str | None,
+) -> None:
+    """Make a new folder tree from an existing remote task, and sync it."""
+    from localrepo.config import load_config, save_config
+    from localrepo.repository import init_repository
+    from localrepo.sync.engine import Engine, SyncOptions
 
-    @cli.command()
-    @click.argument("paths", nargs=-1)
-    @click.option("--take", type=click.Choice(["local", "remote"]), help="The side that wins.")
-    @click.option(
-        "--keep",
-        metavar="LABEL",
-        help="multi_class: the category the image keeps (its copies in other label "
-        "folders go to the trash).",
-    )
-    @click.option("--all", "all_", is_flag=True, help="Every open conflict.")
-    @token_option
-    @click.pass_obj
-    def resolve(
-        obj: Any,
-        paths: tuple[str, ...],
-        take: str | None,
-        keep: str | None,
-        all_: bool,
-        token: str | None,
-    ) -> None:
-        """Settle the conflicts of PATHs (any copy of the image), then sync.
-
-        --take keeps one side's state; --keep LABEL keeps one category of an image
-        whose copies sit in several label folders, or that has several on the server.
-
-        \b
-        Examples:
-          repo resolve dog/a.jpg --take local
-          repo resolve cat/b.jpg --keep cat
-          repo resolve --all --take remote
-        """
-        from localrepo.sync.engine import Engine, SyncOptions
-
-        if (take is None) == (keep is None):
-            raise click.UsageError("give one of --take local|remote or --keep LABEL")
-        if bool(paths) == all_:
-            raise click.UsageError("give the PATHs of the conflicts to settle, or --all")
-        repo = obj.repo()
-        keys = _conflict_keys(repo, obj.directory, paths, all_)
-        if keep is not None:
-            _keep_on_disk(repo, keys, keep)
-            take = "local"
-        repo, client = repo_client(obj, token)
-        try:
-            options = SyncOptions(
-                policy=take,  # type: ignore[arg-type]
-                resolve_keys=frozenset(keys),
-                share_labels=repo.config().sync.share_labels,
-            )
-            report = Engine(repo, client, options).run()
-        finally:
-            client.close()
-        summary = sync_summary(report, dry_run=False)
-        print_sync(summary, verbose=obj.verbose)
-        sys.exit(sync_exit_code(summary))
-
-    @cli.command()
-    @click.option("--offline", is_flag=True, help="Check the disk and the catalog only.")
-    @click.option("--json", "as_json", is_flag=True)
-    @token_option
-    @click.pass_obj
-    def verify(obj: Any, offline: bool, as_json: bool, token: str | None) -> None:
-        """Check that the disk, the catalog and the remote agree (re-reads every file).
-
-        Exit 0 when they do, 3 when something drifted or waits for a sync."""
-        from localrepo.sync.verify import verify as run_verify
-
-        client = None
-        if offline:
-            repo = obj.repo()
-        else:
-            repo, client = repo_client(obj, token)
-        try:
-            rep = run_verify(repo, client)
-        finally:
-            if client is not None:
-                client.close()
-        if as_json:
-            click.echo(
-                json.dumps(
-                    {
-                        "ok": rep.ok,
-                        "files": rep.files,
-                        "images": rep.images,
-                        "remote_images": rep.remote_images,
-                        "drift": rep.drift,
-                        "pending": rep.pending,
-                    },
-                    indent=2,
-                    ensure_ascii=False,
-                )
-            )
-        else:
-            for line in rep.drift:
-                click.echo(f"drift: {line}")
-            for line in rep.pending:
-                click.echo(f"pending: {line}")
-            tasks = ", ".join(f"{k} {v}" for k, v in rep.images.items())
-            click.echo(
-                f"{'OK' if rep.ok else 'NOT IN SYNC'}: {rep.files} files re-read; synced images "
-                f"per task: {tasks or 'none'}"
-            )
-        if not rep.ok:
-            sys.exit(EXIT_DECISION)
-
-    @cli.command()
-    @click.option("--url", metavar="URL", help="The remote (default: this repository's).")
-    @click.option("--token", metavar="TOKEN", help="The token (default: ask).")
-    @click.pass_obj
-    def login(obj: Any, url: str | None, token: str | None) -> None:
-        """Store an API token for a remote in the per-user credentials file (mode 0600)."""
-        from localrepo.credentials import save_token
-
-        if url is None:
-            url = obj.repo().config().remote.url
-            if not url:
-                raise click.UsageError("give --url, or run inside a repository with a remote")
-        if not token:
-            token = click.prompt("API token", hide_input=True)
-        client = make_client(url, token, None)
-        try:
-            client.list_workspaces()  # proves the token works before it is saved
-        finally:
-            client.close()
-        path = save_token(url, token)
-        obj.info(f"Token saved for {url} in {path} (readable only by you).")
-
-    @cli.group()
-    def remote() -> None:
-        """Show or set this repository's remote."""
-
-    @remote.command("set")
-    @click.argument("url")
-    @click.option("--workspace", metavar="ID")
-    @click.pass_obj
-    def remote_set(obj: Any, url: str, workspace: str | None) -> None:
-        from localrepo.config import save_config
-
-        repo = obj.repo()
-        cfg = repo.config()
-        cfg.remote.url = url
-        cfg.remote.workspace = workspace
+    client = make_client(url, token, workspace, jobs)
+    try:
+        remote_task = _find_remote_task(client, task)
+        target = obj.directory / (directory or remote_task.name)
+        if target.exists() and any(target.iterdir()):
+            raise LocalrepoError(f"{target} exists and is not empty; clone into a new folder.")
+        repo = init_repository(
+            target,
+            task=remote_task.name,
+            task_type=remote_task.type,
+            remote=url,
+            workspace=workspace,
+        )
+        repo.bind_root_task(remote_task.id)
+        cfg = load_config(repo.state_dir)
         save_config(repo.state_dir, cfg)
-        obj.info(f"Remote set to {url}")
+        with _progress(obj.quiet) as bar:
+            report = Engine(
+                repo,
+                client,
+                SyncOptions(mode="pull", jobs=jobs, share_labels=cfg.sync.share_labels),
+                progress=lambda _w, d, t: bar(d, t),
+            ).run()
+    finally:
+        client.close()
+    summary = sync_summary(report, dry_run=False)
+    obj.info(f"Cloned task '{remote_task.name}' ({remote_task.type}) into {repo.root}")
+    print_sync(summary, verbose=obj.verbose)
+    sys.exit(sync_exit_code(summary))
 
-    @remote.command("show")
-    @click.pass_obj
-    def remote_show(obj: Any) -> None:
-        cfg = obj.repo().config()
+
+@click.command()
+@click.option("--json", "as_json", is_flag=True)
+@click.pass_obj
+def conflicts(obj: Any, as_json: bool) -> None:
+    """List the conflicts waiting for 'repo resolve'."""
+    from localrepo.catalog.conflicts import open_details
+
+    conn = obj.repo().connect()
+    rows = open_details(conn)
+    conn.close()
+    items = [
+        {
+            "id": r[0],
+            "task": r[1],
+            "path": r[2],
+            "field": r[3],
+            "base": json.loads(r[4]),
+            "local": json.loads(r[5]),
+            "remote": json.loads(r[6]),
+            "image": r[7],
+        }
+        for r in rows
+    ]
+    if as_json:
+        click.echo(json.dumps(items, indent=2, ensure_ascii=False))
+        return
+    if not items:
+        click.echo("No conflicts.")
+    for c in items:
         click.echo(
-            f"url\t{cfg.remote.url or '(none)'}\nworkspace\t{cfg.remote.workspace or 'Default'}"
+            f"{c['path'] or c['image']}\t{c['field']}: base {sorted(c['base'])}, local "
+            f"{sorted(c['local'])}, remote {sorted(c['remote'])}"
         )
 
-    @cli.command()
-    @click.option("--url", metavar="URL")
-    @click.option("--json", "as_json", is_flag=True)
-    @token_option
-    @click.pass_obj
-    def tasks(obj: Any, url: str | None, as_json: bool, token: str | None) -> None:
-        """List the remote's tasks."""
-        client = _any_client(obj, url, token)
-        try:
-            items = [
-                {
-                    "id": t.id,
-                    "name": t.name,
-                    "type": t.type,
-                    "production_version": t.production_version,
-                    "last_train_status": t.last_train_status,
-                }
-                for t in client.iter_tasks()
-            ]
-        finally:
-            client.close()
-        if as_json:
-            click.echo(json.dumps(items, indent=2, ensure_ascii=False))
-            return
-        for t in items:
-            click.echo(f"{t['id']}\t{t['type']}\t{t['name']}")
 
-    @cli.command()
-    @click.option("--url", metavar="URL")
-    @click.option("--task", "task", metavar="ID", help="Only the labels of this remote task.")
-    @click.option("--json", "as_json", is_flag=True)
-    @token_option
-    @click.pass_obj
-    def labels(
-        obj: Any, url: str | None, task: str | None, as_json: bool, token: str | None
-    ) -> None:
-        """List the remote's labels."""
-        client = _any_client(obj, url, token)
-        try:
-            items = [
-                {"id": lab.id, "name": lab.name, "type": lab.type, "images_count": lab.images_count}
-                for lab in client.iter_labels(task=task)
-            ]
-        finally:
+@click.command()
+@click.argument("paths", nargs=-1)
+@click.option("--take", type=click.Choice(["local", "remote"]), help="The side that wins.")
+@click.option(
+    "--keep",
+    metavar="LABEL",
+    help="multi_class: the category the image keeps (its copies in other label "
+    "folders go to the trash).",
+)
+@click.option("--all", "all_", is_flag=True, help="Every open conflict.")
+@token_option
+@click.pass_obj
+def resolve(
+    obj: Any,
+    paths: tuple[str, ...],
+    take: str | None,
+    keep: str | None,
+    all_: bool,
+    token: str | None,
+) -> None:
+    """Settle the conflicts of PATHs (any copy of the image), then sync.
+
+    --take keeps one side's state; --keep LABEL keeps one category of an image
+    whose copies sit in several label folders, or that has several on the server.
+
+    \b
+    Examples:
+      repo resolve dog/a.jpg --take local
+      repo resolve cat/b.jpg --keep cat
+      repo resolve --all --take remote
+    """
+    from localrepo.sync.engine import Engine, SyncOptions
+
+    if (take is None) == (keep is None):
+        raise click.UsageError("give one of --take local|remote or --keep LABEL")
+    if bool(paths) == all_:
+        raise click.UsageError("give the PATHs of the conflicts to settle, or --all")
+    repo = obj.repo()
+    keys = _conflict_keys(repo, obj.directory, paths, all_)
+    if keep is not None:
+        _keep_on_disk(repo, keys, keep)
+        take = "local"
+    repo, client = repo_client(obj, token)
+    try:
+        options = SyncOptions(
+            policy=take,  # type: ignore[arg-type]
+            resolve_keys=frozenset(keys),
+            share_labels=repo.config().sync.share_labels,
+        )
+        report = Engine(repo, client, options).run()
+    finally:
+        client.close()
+    summary = sync_summary(report, dry_run=False)
+    print_sync(summary, verbose=obj.verbose)
+    sys.exit(sync_exit_code(summary))
+
+
+@click.command()
+@click.option("--offline", is_flag=True, help="Check the disk and the catalog only.")
+@click.option("--json", "as_json", is_flag=True)
+@token_option
+@click.pass_obj
+def verify(obj: Any, offline: bool, as_json: bool, token: str | None) -> None:
+    """Check that the disk, the catalog and the remote agree (re-reads every file).
+
+    Exit 0 when they do, 3 when something drifted or waits for a sync."""
+    from localrepo.sync.verify import verify as run_verify
+
+    client = None
+    if offline:
+        repo = obj.repo()
+    else:
+        repo, client = repo_client(obj, token)
+    try:
+        rep = run_verify(repo, client)
+    finally:
+        if client is not None:
             client.close()
-        if as_json:
-            click.echo(json.dumps(items, indent=2, ensure_ascii=False))
-            return
-        for lab in items:
-            click.echo(f"{lab['id']}\t{lab['type']}\t{lab['images_count']}\t{lab['name']}")
+    if as_json:
+        click.echo(
+            json.dumps(
+                {
+                    "ok": rep.ok,
+                    "files": rep.files,
+                    "images": rep.images,
+                    "remote_images": rep.remote_images,
+                    "drift": rep.drift,
+                    "pending": rep.pending,
+                },
+                indent=2,
+                ensure_ascii=False,
+            )
+        )
+    else:
+        for line in rep.drift:
+            click.echo(f"drift: {line}")
+        for line in rep.pending:
+            click.echo(f"pending: {line}")
+        tasks = ", ".join(f"{k} {v}" for k, v in rep.images.items())
+        click.echo(
+            f"{'OK' if rep.ok else 'NOT IN SYNC'}: {rep.files} files re-read; synced images "
+            f"per task: {tasks or 'none'}"
+        )
+    if not rep.ok:
+        sys.exit(EXIT_DECISION)
+
+
+@click.command()
+@click.option("--url", metavar="URL", help="The remote (default: this repository's).")
+@click.option("--token", metavar="TOKEN", help="The token (default: ask).")
+@click.pass_obj
+def login(obj: Any, url: str | None, token: str | None) -> None:
+    """Store an API token for a remote in the per-user credentials file (mode 0600)."""
+    from localrepo.credentials import save_token
+
+    if url is None:
+        url = obj.repo().config().remote.url
+        if not url:
+            raise click.UsageError("give --url, or run inside a repository with a remote")
+    if not token:
+        token = click.prompt("API token", hide_input=True)
+    client = make_client(url, token, None)
+    try:
+        client.list_workspaces()  # proves the token works before it is saved
+    finally:
+        client.close()
+    path = save_token(url, token)
+    obj.info(f"Token saved for {url} in {path} (readable only by you).")
+
+
+@click.group()
+def remote() -> None:
+    """Show or set this repository's remote."""
+
+
+@remote.command("set")
+@click.argument("url")
+@click.option("--workspace", metavar="ID")
+@click.pass_obj
+def remote_set(obj: Any, url: str, workspace: str | None) -> None:
+    from localrepo.config import save_config
+
+    repo = obj.repo()
+    cfg = repo.config()
+    cfg.remote.url = url
+    cfg.remote.workspace = workspace
+    save_config(repo.state_dir, cfg)
+    obj.info(f"Remote set to {url}")
+
+
+@remote.command("show")
+@click.pass_obj
+def remote_show(obj: Any) -> None:
+    cfg = obj.repo().config()
+    click.echo(f"url\t{cfg.remote.url or '(none)'}\nworkspace\t{cfg.remote.workspace or 'Default'}")
+
+
+@click.command()
+@click.option("--url", metavar="URL")
+@click.option("--json", "as_json", is_flag=True)
+@token_option
+@click.pass_obj
+def tasks(obj: Any, url: str | None, as_json: bool, token: str | None) -> None:
+    """List the remote's tasks."""
+    client = _any_client(obj, url, token)
+    try:
+        items = [
+            {
+                "id": t.id,
+                "name": t.name,
+                "type": t.type,
+                "production_version": t.production_version,
+                "last_train_status": t.last_train_status,
+            }
+            for t in client.iter_tasks()
+        ]
+    finally:
+        client.close()
+    if as_json:
+        click.echo(json.dumps(items, indent=2, ensure_ascii=False))
+        return
+    for t in items:
+        click.echo(f"{t['id']}\t{t['type']}\t{t['name']}")
+
+
+@click.command()
+@click.option("--url", metavar="URL")
+@click.option("--task", "task", metavar="ID", help="Only the labels of this remote task.")
+@click.option("--json", "as_json", is_flag=True)
+@token_option
+@click.pass_obj
+def labels(obj: Any, url: str | None, task: str | None, as_json: bool, token: str | None) -> None:
+    """List the remote's labels."""
+    client = _any_client(obj, url, token)
+    try:
+        items = [
+            {"id": lab.id, "name": lab.name, "type": lab.type, "images_count": lab.images_count}
+            for lab in client.iter_labels(task=task)
+        ]
+    finally:
+        client.close()
+    if as_json:
+        click.echo(json.dumps(items, indent=2, ensure_ascii=False))
+        return
+    for lab in items:
+        click.echo(f"{lab['id']}\t{lab['type']}\t{lab['images_count']}\t{lab['name']}")
 
 
 def _any_client(obj: Any, url: str | None, token: str | None) -> Any:

@@ -7,24 +7,17 @@ from typing import Any
 from fastapi import FastAPI
 from fastapi.openapi.utils import get_openapi
 
-from . import (
-    routes_account,
-    routes_images,
-    routes_labels,
-    routes_media,
-    routes_models,
-    routes_tasks,
-)
-from .common import ERROR_RESPONSES
+from .api import account, classify, images, labels, media, models, tasks
+from .api.common import ERROR_RESPONSES
 from .config import Settings
 from .context import ServerContext, TokenBucketLimiter
-from .db import Database
+from .data.db import Database
+from .data.storage import BlobStore
 from .errors import install_handlers
 from .imaging import configure_pillow
 from .middleware import ApiMiddleware
 from .ml.classify import MLService
 from .ml.features import Backends
-from .storage import BlobStore
 
 API_VERSION = "2"
 
@@ -62,17 +55,17 @@ def create_app(settings: Settings, ctx: ServerContext | None = None) -> FastAPI:
     app.router.redirect_slashes = False
     app.state.ctx = context
     install_handlers(app)
-    for module in (routes_tasks, routes_labels, routes_images, routes_models, routes_account):
+    for module in (tasks, labels, images, models, classify, account):
         app.include_router(module.router)
-    app.include_router(routes_media.router)
+    app.include_router(media.router)
     app.add_middleware(
         ApiMiddleware,
         max_body_bytes=settings.max_body_bytes,
         fail_every=settings.fail_every,
         latency_ms=settings.latency_ms,
         fast_routes={
-            ("POST", "/recognition/v2/training-image/"): routes_images.upload_image_fast,
-            ("GET", "/recognition/v2/training-image/"): routes_images.list_images_fast,
+            ("POST", "/recognition/v2/training-image/"): images.upload_image_fast,
+            ("GET", "/recognition/v2/training-image/"): images.list_images_fast,
         },
     )
 

@@ -22,9 +22,9 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from . import accounts
 from .config import RateLimit, Settings, default_data_dir, default_database_url
-from .db import Database
+from .data import accounts
+from .data.db import Database
 
 log = logging.getLogger("localrepo.server")
 
@@ -402,10 +402,10 @@ def _ml_settings_problem(settings: Settings) -> str | None:
 
 
 def _start_worker(ctx: Any, settings: Settings) -> Any:
-    from .ml import jobs
+    from .data import training
     from .ml.worker import WorkerSupervisor, worker_argv
 
-    requeued = jobs.requeue_running(ctx.db)
+    requeued = training.requeue_running(ctx.db)
     if requeued:
         log.warning("requeued %d interrupted training job(s)", requeued)
     supervisor = WorkerSupervisor(
@@ -420,13 +420,13 @@ def _start_worker(ctx: Any, settings: Settings) -> Any:
         ),
     )
     ctx.ml.on_queued = supervisor.ensure_started
-    if jobs.has_queued(ctx.db):
+    if training.has_queued(ctx.db):
         supervisor.ensure_started()
     return supervisor
 
 
 def _worker_command(args: argparse.Namespace) -> int:
-    from .ml import jobs
+    from .data import training
     from .ml.features import Backends
     from .ml.worker import main_loop
 
@@ -440,7 +440,7 @@ def _worker_command(args: argparse.Namespace) -> int:
         return 2
     db = _database(settings)
     if args.parent_pid is None:
-        jobs.requeue_running(db)
+        training.requeue_running(db)
     backends = Backends(settings.feature_backend, settings.torch_threads)
     return main_loop(
         db,

@@ -5,23 +5,17 @@ from __future__ import annotations
 import time
 from dataclasses import dataclass, field
 
-from sqlalchemy import text
 from starlette.requests import Request
 
 from .config import Settings
-from .db import Database
+from .data import accounts
+from .data.db import Database
+from .data.storage import BlobStore
 from .errors import detail, not_found
 from .ml.classify import MLService
 from .ml.features import Backends
-from .storage import BlobStore
 
 DEFAULT_WORKSPACE = "Default"
-_TOKEN_SQL = text(
-    "SELECT t.id, t.user_id, w.id FROM api_tokens t "
-    "JOIN workspaces w ON w.owner_id = t.user_id AND w.is_default = :true "
-    "WHERE t.token_hash = :h"
-)
-_WORKSPACE_SQL = text("SELECT id FROM workspaces WHERE id = :id AND owner_id = :owner")
 
 
 @dataclass(frozen=True)
@@ -68,19 +62,7 @@ class ServerContext:
         hit = self.auth_cache.get(token_hash)
         if hit is not None and hit[1] > now:
             return hit[0]
-        with self.db.read() as session:
-            row = (
-                session.connection()
-                .execute(
-                    text(
-                        "SELECT t.id, t.user_id, w.id FROM api_tokens t "
-                        "JOIN workspaces w ON w.owner_id = t.user_id AND w.is_default = :true "
-                        "WHERE t.token_hash = :h"
-                    ),
-                    {"h": token_hash, "true": True},
-                )
-                .first()
-            )
+        row = accounts.token_owner(self.db, token_hash)
         if row is None:
             self.auth_cache.pop(token_hash, None)
             return None
@@ -100,16 +82,7 @@ class ServerContext:
         ws = value.strip().lower()
         if (principal.user_id, ws) in self.workspace_cache:
             return ws
-        with self.db.read() as session:
-            found = (
-                session.connection()
-                .execute(
-                    text("SELECT id FROM workspaces WHERE id = :id AND owner_id = :owner"),
-                    {"id": ws, "owner": principal.user_id},
-                )
-                .first()
-            )
-        if found is None:
+        if not accounts.owns_workspace(self.db, principal.user_id, ws):
             raise not_found("Workspace not found.")
         self.workspace_cache.add((principal.user_id, ws))
         return ws

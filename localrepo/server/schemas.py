@@ -117,7 +117,8 @@ class BulkImageUpdate(WorkspaceRef):
 class ClassifyRequest(WorkspaceRef):
     task_id: str | None = None
     task: str | None = None
-    version: int | None = None
+    # Bounded to the database's integer: a larger one must be a 400, not an overflow.
+    version: int | None = Field(default=None, ge=-(2**63), le=2**63 - 1)
     records: list[dict[str, Any]] = Field(default_factory=list)
     store_images: bool = False
 

@@ -80,6 +80,8 @@ def test_request_errors(trained, api: httpx.Client) -> None:
     assert r.status_code == 400 and "task_id" in r.json()
     r = post(trained_api, {"task_id": task["id"], "version": 42, "records": one})
     assert r.status_code == 400 and "Version 42" in r.json()["version"][0]
+    r = post(trained_api, {"task_id": task["id"], "version": 2**63, "records": one})
+    assert r.status_code == 400 and "version" in r.json()
     missing = "00000000-0000-4000-8000-000000000000"
     assert post(trained_api, {"task_id": missing, "records": one}).status_code == 404
     # Another user's task does not exist for this one.

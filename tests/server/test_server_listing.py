@@ -17,7 +17,7 @@ import httpx
 import pytest
 from starlette.datastructures import QueryParams
 
-from localrepo.server.routes_images import _plain_listing_flags
+from localrepo.server.api.images import _plain_listing_flags
 
 from .helpers import all_pages, attach, image_bytes, make_label, make_task, upload
 

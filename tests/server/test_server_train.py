@@ -224,7 +224,7 @@ def test_a_restart_requeues_an_interrupted_training_and_a_dead_worker_restarts(
 def test_a_version_1_database_is_upgraded_on_start(tmp_path) -> None:
     from sqlalchemy import text
 
-    from localrepo.server.db import Database
+    from localrepo.server.data.db import Database
 
     url = f"sqlite:///{tmp_path / 'old.db'}"
     db = Database(url)

@@ -17,7 +17,7 @@ import pytest
 from imagegen import damaged_jpegs, full_decode_ok
 from PIL import Image
 
-from localrepo.server.storage import BlobStore
+from localrepo.server.data.storage import BlobStore
 
 from .helpers import b64, image_bytes, smooth_jpeg
 

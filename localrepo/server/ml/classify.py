@@ -1,9 +1,10 @@
 """Classification: records in, the contract's answers out.
 
 ``MLService`` (one per server) holds the feature backends (loaded on first use) and a
-small cache of model heads. ``fetch_url`` gets a ``_url`` record's bytes under the
-server's rules; ``answer_record`` builds one record's answer from a model's outputs
-(pure).
+small cache of model heads, and finds the model a ``classify/`` request asks for.
+``gather_bytes`` gets the records' bytes (``fetch_url`` a ``_url`` record's, under the
+server's rules), ``predict`` runs the model on them; ``answer_record`` builds one
+record's answer from a model's outputs (pure).
 """
 
 from __future__ import annotations
@@ -20,10 +21,13 @@ from urllib.parse import urlsplit, urlunsplit
 
 import httpx
 import numpy as np
+from PIL import Image
 
-from ..db import Database
-from . import jobs
-from .features import Backends
+from ..data import models, training
+from ..data.db import Database
+from ..errors import bad_request
+from ..imaging import ImageRejected, decode_base64
+from .features import Backends, BackendUnavailable, decode_rgb
 from .heads import MULTI_CLASS, MULTI_LABEL, Head, LabelInfo
 
 HEAD_CACHE = 32
@@ -53,7 +57,7 @@ class MLService:
             if found is not None:
                 self._heads.move_to_end(model_id)
                 return found
-        data = jobs.load_head(db, model_id)
+        data = training.load_head(db, model_id)
         if data is None:
             return None
         head = Head.from_bytes(data)
@@ -62,6 +66,120 @@ class MLService:
             while len(self._heads) > HEAD_CACHE:
                 self._heads.popitem(last=False)
         return head
+
+    def classify_model(
+        self, db: Database, ws: str, task_id: str, version: int | None
+    ) -> ClassifyModel:
+        """The task's production version (or ``version``) for ``classify/``: its head
+        and labels (404 / 400 when there is none)."""
+        model, head, label_rows = models.classify_model(
+            db, ws, task_id, version, lambda model_id: self.head(db, model_id)
+        )
+        labels = {r[0]: LabelInfo(r[0], r[1], r[2], r[3] == task_id) for r in label_rows}
+        negative = next((lid for lid, info in labels.items() if info.negative), None)
+        return ClassifyModel(task_id, model[1], model[2] or head.backend, head, labels, negative)
+
+
+@dataclass(frozen=True)
+class ClassifyModel:
+    task_id: str
+    version: int
+    backend: str
+    head: Head
+    labels: dict[str, LabelInfo]
+    negative: str | None
+
+
+# ---- records -------------------------------------------------------------------------------
+
+
+def _record_bytes(record: dict[str, Any]) -> bytes:
+    payload = record.get("_base64")
+    if not isinstance(payload, str) or not payload:
+        raise RecordError(400, "_base64: must be a non-empty string of base64 (or a data URI)")
+    try:
+        return decode_base64(payload)
+    except ImageRejected as exc:
+        raise RecordError(400, f"_base64: {exc}") from exc
+
+
+async def gather_bytes(
+    records: list[dict[str, Any]], policy: UrlPolicy
+) -> list[bytes | RecordError]:
+    """Per record: its image bytes (decoded from ``_base64``, or fetched from ``_url``
+    under ``policy``, all at once) or its error."""
+    out: list[bytes | RecordError] = []
+    urls: dict[int, str] = {}
+    for k, record in enumerate(records):
+        out.append(RecordError(400, "record: give _base64 (an image) or _url"))
+        try:
+            if "_base64" in record:
+                out[k] = _record_bytes(record)
+            elif "_url" in record:
+                url = record["_url"]
+                if not isinstance(url, str) or not url.strip():
+                    raise RecordError(400, "_url: must be a non-empty string")
+                urls[k] = url.strip()
+        except RecordError as exc:
+            out[k] = exc
+    if urls:
+        timeout = httpx.Timeout(policy.timeout)
+        async with httpx.AsyncClient(timeout=timeout, follow_redirects=False, trust_env=False) as c:
+            fetched = await asyncio.gather(
+                *(fetch_url(c, url, policy) for url in urls.values()), return_exceptions=True
+            )
+        for k, got in zip(urls, fetched, strict=True):
+            if isinstance(got, RecordError | bytes):
+                out[k] = got
+            else:
+                out[k] = RecordError(502, f"_url: cannot fetch ({type(got).__name__})")
+    return out
+
+
+def _decode(data: bytes) -> Image.Image:
+    try:
+        return decode_rgb(data, draft=448)
+    except (Image.DecompressionBombError, Image.DecompressionBombWarning) as exc:
+        raise RecordError(400, f"the image is too large to decode safely ({exc})") from exc
+    except Image.UnidentifiedImageError as exc:
+        raise RecordError(400, "the data is not an image Pillow can identify") from exc
+    except (OSError, ValueError, SyntaxError, EOFError) as exc:
+        raise RecordError(400, f"the image does not decode ({exc})") from exc
+
+
+def predict(
+    backends: Backends, model: ClassifyModel, raw: list[bytes | RecordError]
+) -> list[dict[str, Any] | RecordError]:
+    """Per record: its answer (labels, size) or its error."""
+    results: list[dict[str, Any] | RecordError] = []
+    images: list[Image.Image] = []
+    slots: list[int] = []
+    for item in raw:
+        if isinstance(item, RecordError):
+            results.append(item)
+            continue
+        try:
+            im = _decode(item)
+        except RecordError as exc:
+            results.append(exc)
+            continue
+        slots.append(len(results))
+        results.append({"_width": im.width, "_height": im.height})
+        images.append(im)
+    if images:
+        try:
+            backend = backends.get(model.backend)
+        except BackendUnavailable as exc:
+            raise bad_request(
+                f"Version {model.version} of this task was trained with the "
+                f"'{model.backend}' features, which this server cannot compute: {exc}."
+            ) from exc
+        outputs = model.head.predict(backend.embed(images))
+        for slot, row in zip(slots, outputs, strict=True):
+            entry = results[slot]
+            assert isinstance(entry, dict)
+            entry.update(answer_record(model.head, model.labels, row))
+    return results
 
 
 # ---- answers -------------------------------------------------------------------------------

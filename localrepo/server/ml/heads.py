@@ -90,6 +90,51 @@ def label_counts(task_type: str, labels: Sequence[LabelInfo], samples: Iterable[
     return counts
 
 
+@dataclass(frozen=True)
+class TaskData:
+    task_id: str
+    name: str
+    type: str
+    labels: list[LabelInfo]
+    samples: list[Sample]
+
+
+def task_data(
+    task: Sequence[Any], label_rows: Iterable[Sequence[Any]], rows: Iterable[Sequence[Any]]
+) -> TaskData:
+    """A task's training data from its rows (``data.training.task_rows``): its labels,
+    and a sample per labelled image (a multi_label image with only the negative label
+    is a sample with no tag)."""
+    task_id = task[0]
+    labels = [
+        LabelInfo(id=r[0], name=r[1], output_name=r[2], negative=r[3] == task_id)
+        for r in label_rows
+    ]
+    negatives = {label.id for label in labels if label.negative}
+    images: dict[str, dict[str, Any]] = {}
+    for image_id, sha, test_image, label_id, value in rows:
+        entry = images.setdefault(
+            image_id, {"sha": sha, "test": bool(test_image), "labels": [], "values": {}}
+        )
+        if label_id in negatives:
+            continue  # "none of the tags": in the task, with no tag
+        entry["labels"].append(label_id)
+        if value is not None:
+            entry["values"][label_id] = float(value)
+    is_regression = task[2] == "regression"
+    samples = [
+        Sample(
+            image_id=image_id,
+            sha256=e["sha"],
+            test_image=e["test"],
+            labels=tuple(e["labels"]),
+            values=e["values"] if is_regression else {},
+        )
+        for image_id, e in images.items()
+    ]
+    return TaskData(task_id=task[0], name=task[1], type=task[2], labels=labels, samples=samples)
+
+
 def too_few_problems(
     task_type: str, labels: Sequence[LabelInfo], samples: Sequence[Sample], minimum: int
 ) -> str | None:

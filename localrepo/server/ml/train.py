@@ -12,10 +12,19 @@ from typing import Any
 import numpy as np
 from threadpoolctl import threadpool_limits
 
-from ..db import Database
-from . import jobs
+from ..data import training
+from ..data.db import Database
 from .features import Backend, decode_rgb
-from .heads import TrainingError, evaluate, fit_head, split, too_few_problems, usable_samples
+from .heads import (
+    TaskData,
+    TrainingError,
+    evaluate,
+    fit_head,
+    split,
+    task_data,
+    too_few_problems,
+    usable_samples,
+)
 
 log = logging.getLogger("localrepo.server.training")
 
@@ -37,7 +46,7 @@ def features_for(
 ) -> tuple[np.ndarray, int]:
     """Features of the stored blobs ``shas`` (cached ones read, the rest computed and
     cached batch by batch); also how many were computed."""
-    vectors = jobs.cached_embeddings(db, backend.name, shas)
+    vectors = training.cached_embeddings(db, backend.name, shas)
     missing = [sha for sha in dict.fromkeys(shas) if sha not in vectors]
     for start in range(0, len(missing), EMBED_BATCH):
         batch = missing[start : start + EMBED_BATCH]
@@ -49,12 +58,18 @@ def features_for(
             except (OSError, ValueError, SyntaxError) as exc:
                 raise TrainingError(f"a stored image ({sha[:12]}) cannot be read: {exc}") from exc
         fresh = dict(zip(batch, backend.embed(images), strict=True))
-        jobs.store_embeddings(db, backend.name, fresh)
+        training.store_embeddings(db, backend.name, fresh)
         vectors.update(fresh)
         on_progress()
     if not shas:
         return np.zeros((0, backend.dim), dtype=np.float32), 0
     return np.stack([vectors[sha] for sha in shas]), len(missing)
+
+
+def load_task_data(db: Database, task_id: str) -> TaskData | None:
+    """The task's training data (None when the task does not exist)."""
+    rows = training.task_rows(db, task_id)
+    return None if rows is None else task_data(*rows)
 
 
 def train_task(
@@ -66,7 +81,7 @@ def train_task(
     on_progress: Callable[[], None] = lambda: None,
 ) -> TrainResult:
     started = time.perf_counter()
-    data = jobs.load_task_data(db, task_id)
+    data = load_task_data(db, task_id)
     if data is None:
         raise TrainingError("the task no longer exists")
     problem = too_few_problems(data.type, data.labels, data.samples, min_images)

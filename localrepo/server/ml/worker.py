@@ -18,8 +18,8 @@ import threading
 import time
 from pathlib import Path
 
-from ..db import Database
-from . import jobs
+from ..data import training
+from ..data.db import Database
 from .features import Backends, BackendUnavailable
 from .heads import TrainingError
 from .train import train_task
@@ -47,7 +47,7 @@ def run_one(
     delay: float = 0.0,
 ) -> bool:
     """Claim and run one job; False when the queue is empty."""
-    job = jobs.claim_next(db, worker)
+    job = training.claim_next(db, worker)
     if job is None:
         return False
     log.info("training task %s version %d (attempt %d)", job.task_id, job.version, job.attempts)
@@ -61,17 +61,17 @@ def run_one(
             blobs_dir,
             job.task_id,
             min_images,
-            on_progress=lambda: jobs.heartbeat(db, job),
+            on_progress=lambda: training.heartbeat(db, job),
         )
     except (TrainingError, BackendUnavailable) as exc:
         log.info("training of task %s version %d failed: %s", job.task_id, job.version, exc)
-        jobs.finish_failed(db, job, worker, str(exc))
+        training.finish_failed(db, job, worker, str(exc))
         return True
     except Exception as exc:
         log.exception("training of task %s version %d crashed", job.task_id, job.version)
-        jobs.finish_failed(db, job, worker, f"Training failed: {type(exc).__name__}: {exc}")
+        training.finish_failed(db, job, worker, f"Training failed: {type(exc).__name__}: {exc}")
         return True
-    if jobs.finish_trained(
+    if training.finish_trained(
         db, job, worker, backend=backend.name, head=result.head, metrics=result.metrics
     ):
         log.info(
@@ -160,7 +160,7 @@ class WorkerSupervisor:
                 return
             log.error("training worker exited with %s; restarting it", code)
             try:
-                jobs.requeue_running(self.db)
+                training.requeue_running(self.db)
             except Exception:
                 log.exception("could not requeue the worker's job")
             if self._stop.wait(backoff):

@@ -9,18 +9,17 @@ from __future__ import annotations
 import re
 
 from fastapi import APIRouter, Path, Request
-from sqlalchemy import text
 from starlette.responses import FileResponse, Response
 
-from .context import get_ctx
-from .errors import not_found
-from .imaging import make_thumbnail
+from ..context import get_ctx
+from ..data import images
+from ..errors import not_found
+from ..imaging import make_thumbnail
 
 router = APIRouter(tags=["media"])
 
 _NAME = re.compile(r"^([0-9a-f]{32})(_thumb\.jpg|\.[a-z]{2,5})$")
 _SHA = re.compile(r"^[0-9a-f]{64}$")
-_MEDIA_SQL = text("SELECT blob_sha256, extension, content_type FROM images WHERE media_key = :k")
 _CACHE = "private, max-age=31536000, immutable"
 
 
@@ -40,17 +39,7 @@ def media(
         raise not_found()
     key, suffix = match.groups()
     ctx = get_ctx(request)
-    with ctx.db.read() as session:
-        row = (
-            session.connection()
-            .execute(
-                text(
-                    "SELECT blob_sha256, extension, content_type FROM images WHERE media_key = :k"
-                ),
-                {"k": key},
-            )
-            .first()
-        )
+    row = images.media_file(ctx.db, key)
     if row is None or row[0] != sha256:
         raise not_found()
     blobs = ctx.blobs

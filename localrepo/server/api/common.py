@@ -7,8 +7,8 @@ from typing import Any
 from starlette.requests import Request
 from starlette.responses import Response
 
-from .bodies import maybe_uuid
-from .errors import json_response, not_found
+from ..bodies import maybe_uuid
+from ..errors import json_response, not_found
 
 _ERROR_SCHEMA: dict[str, Any] = {
     "type": "object",

@@ -1,17 +1,22 @@
-"""Users, API tokens and workspaces."""
+"""Users, API tokens and workspaces: what the ``user``/``token``/``workspace`` commands
+do, and the look-ups of every request (a token's user, a workspace's owner)."""
 
 from __future__ import annotations
 
 import hashlib
 import re
 import secrets
+from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import Any
 
+from sqlalchemy import text
 from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session, select
 
 from .db import Database
-from .models import ApiToken, User, Workspace
+from .queries import json_fragment
+from .tables import ApiToken, User, Workspace
 
 DEFAULT_WORKSPACE_NAME = "Default"
 _USERNAME_RE = re.compile(r"^[\w.@+-]{1,150}$")
@@ -139,3 +144,50 @@ def list_workspaces(db: Database, username: str) -> list[Workspace]:
 def list_users(db: Database) -> list[User]:
     with db.read() as session:
         return list(session.exec(select(User).order_by(User.created)))
+
+
+# ---- per request ---------------------------------------------------------------------------
+
+_TOKEN_SQL = text(
+    "SELECT t.id, t.user_id, w.id FROM api_tokens t "
+    "JOIN workspaces w ON w.owner_id = t.user_id AND w.is_default = :true "
+    "WHERE t.token_hash = :h"
+)
+_WORKSPACE_SQL = text("SELECT id FROM workspaces WHERE id = :id AND owner_id = :owner")
+_WORKSPACES_SQL = text(
+    "SELECT id, name, created, owner_id, meta_data, is_default FROM workspaces "
+    "WHERE owner_id = :u ORDER BY is_default DESC, created, id"
+)
+
+
+def token_owner(db: Database, token_hash: str) -> Sequence[Any] | None:
+    """(token id, user id, default workspace id) of a token, by its hash; None if unknown."""
+    with db.read() as session:
+        return session.connection().execute(_TOKEN_SQL, {"h": token_hash, "true": True}).first()
+
+
+def owns_workspace(db: Database, user_id: str, workspace_id: str) -> bool:
+    with db.read() as session:
+        found = (
+            session.connection()
+            .execute(_WORKSPACE_SQL, {"id": workspace_id, "owner": user_id})
+            .first()
+        )
+    return found is not None
+
+
+def workspace_dicts(db: Database, user_id: str) -> list[dict[str, Any]]:
+    """The user's workspaces as ``account/v2/workspace/`` answers them, default first."""
+    with db.read() as session:
+        rows = session.connection().execute(_WORKSPACES_SQL, {"u": user_id})
+        return [
+            {
+                "id": r[0],
+                "name": r[1],
+                "created": r[2],
+                "owner": r[3],
+                "meta_data": json_fragment(r[4]),
+                "is_default": bool(r[5]),
+            }
+            for r in rows
+        ]

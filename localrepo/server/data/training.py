@@ -13,32 +13,29 @@ job fails instead of looping.
 from __future__ import annotations
 
 import json
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, NamedTuple
 
 import numpy as np
 from sqlalchemy import bindparam, text
 
-from ..db import Database
-from ..models import new_id, now_iso
-from .heads import LabelInfo, Sample
+from .db import Database
+from .tables import new_id, now_iso
 
 MAX_ATTEMPTS = 3
 WAITING, IN_TRAINING, TRAINED, ERROR = "WAITING", "IN_TRAINING", "TRAINED", "ERROR"
 
 
-@dataclass(frozen=True)
-class TaskData:
-    task_id: str
-    name: str
-    type: str
-    labels: list[LabelInfo]
-    samples: list[Sample]
+class TaskRows(NamedTuple):
+    task: Sequence[Any]  # (id, name, type)
+    labels: Sequence[Sequence[Any]]  # (id, name, output_name, negative_for_task), by name
+    samples: Sequence[Sequence[Any]]  # (image id, blob sha256, test_image, label id, value)
 
 
-def load_task_data(db: Database, task_id: str) -> TaskData | None:
-    """The task, its labels and its labelled images (one read transaction)."""
+def task_rows(db: Database, task_id: str) -> TaskRows | None:
+    """The task, its labels and its labelled images (one read transaction); None when
+    the task does not exist. ``ml.heads.task_data`` makes the training data of them."""
     with db.read() as session:
         conn = session.connection()
         task = conn.execute(
@@ -63,33 +60,7 @@ def load_task_data(db: Database, task_id: str) -> TaskData | None:
             ),
             {"t": task_id},
         ).all()
-    labels = [
-        LabelInfo(id=r[0], name=r[1], output_name=r[2], negative=r[3] == task_id)
-        for r in label_rows
-    ]
-    negatives = {label.id for label in labels if label.negative}
-    images: dict[str, dict[str, Any]] = {}
-    for image_id, sha, test_image, label_id, value in rows:
-        entry = images.setdefault(
-            image_id, {"sha": sha, "test": bool(test_image), "labels": [], "values": {}}
-        )
-        if label_id in negatives:
-            continue  # "none of the tags": in the task, with no tag
-        entry["labels"].append(label_id)
-        if value is not None:
-            entry["values"][label_id] = float(value)
-    is_regression = task[2] == "regression"
-    samples = [
-        Sample(
-            image_id=image_id,
-            sha256=e["sha"],
-            test_image=e["test"],
-            labels=tuple(e["labels"]),
-            values=e["values"] if is_regression else {},
-        )
-        for image_id, e in images.items()
-    ]
-    return TaskData(task_id=task[0], name=task[1], type=task[2], labels=labels, samples=samples)
+    return TaskRows(task, label_rows, rows)
 
 
 # ---- queueing ------------------------------------------------------------------------------

@@ -23,8 +23,8 @@ from sqlalchemy.sql.elements import TextClause
 from sqlalchemy.sql.expression import Executable
 from sqlmodel import Session, SQLModel, create_engine, select, text
 
-from . import imagedocs, models
-from .config import Settings
+from ..config import Settings
+from . import imagedocs, tables
 
 # A unique constraint broke (through SQLAlchemy, or from sqlite3 on the raw fast paths).
 INTEGRITY_ERRORS: tuple[type[Exception], ...] = (IntegrityError, sqlite3.IntegrityError)
@@ -99,17 +99,17 @@ class Database:
     def create_all(self) -> None:
         SQLModel.metadata.create_all(self.engine)
         with self.write() as session:
-            row = session.get(models.SchemaInfo, "schema_version")
+            row = session.get(tables.SchemaInfo, "schema_version")
             if row is None:
                 session.add(
-                    models.SchemaInfo(key="schema_version", value=str(models.SCHEMA_VERSION))
+                    tables.SchemaInfo(key="schema_version", value=str(tables.SCHEMA_VERSION))
                 )
-            elif int(row.value) > models.SCHEMA_VERSION:
+            elif int(row.value) > tables.SCHEMA_VERSION:
                 raise RuntimeError(
                     f"the database has schema version {row.value}, newer than this "
-                    f"localrepo-server ({models.SCHEMA_VERSION}); upgrade localrepo-server"
+                    f"localrepo-server ({tables.SCHEMA_VERSION}); upgrade localrepo-server"
                 )
-            elif int(row.value) < models.SCHEMA_VERSION:
+            elif int(row.value) < tables.SCHEMA_VERSION:
                 # create_all made the new tables, but not what older tables lack.
                 if int(row.value) < 2:
                     session.execute(text("ALTER TABLE models ADD COLUMN backend VARCHAR(64)"))
@@ -120,7 +120,7 @@ class Database:
                             "ON image_labels (image_id, created, label_id)"
                         )
                     )
-                row.value = str(models.SCHEMA_VERSION)
+                row.value = str(tables.SCHEMA_VERSION)
                 session.add(row)
             if self.is_sqlite:
                 session.flush()
@@ -251,9 +251,9 @@ class Database:
                 conn.close()
         self._raw_connections.clear()
 
-    def user_by_name(self, username: str) -> models.User | None:
+    def user_by_name(self, username: str) -> tables.User | None:
         with self.read() as session:
-            return session.exec(select(models.User).where(models.User.username == username)).first()
+            return session.exec(select(tables.User).where(tables.User.username == username)).first()
 
 
 def _finish_one(raw: sqlite3.Connection, stmt: TextClause, params: dict[str, Any]) -> None:

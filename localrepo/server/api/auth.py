@@ -9,9 +9,9 @@ from fastapi import Depends, Request
 from fastapi.security import APIKeyHeader
 from starlette.concurrency import run_in_threadpool
 
-from .accounts import hash_token
-from .context import Principal, get_ctx
-from .errors import detail
+from ..context import Principal, get_ctx
+from ..data.accounts import hash_token
+from ..errors import detail
 
 _SCHEMES = {"token", "jwt", "bearer"}
 _UNAUTHORIZED_HEADERS = {"WWW-Authenticate": "Token"}

@@ -196,7 +196,7 @@ class Embedding(SQLModel, table=True):
 
 
 class TrainingJob(SQLModel, table=True):
-    """The training queue (localrepo/server/ml/jobs.py).
+    """The training queue (localrepo/server/data/training.py).
 
     ``status``: ``queued`` -> ``running`` -> ``done`` or ``failed``. A job is claimed by
     setting ``status`` from ``queued`` to ``running`` with a ``worker`` id in one

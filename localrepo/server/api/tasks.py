@@ -1,0 +1,196 @@
+"""``recognition/v2/task/``: tasks, their labels, queueing a training."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from fastapi import APIRouter, Depends, Query, Request
+from starlette.concurrency import run_in_threadpool
+from starlette.responses import Response
+
+from ..bodies import body_doc, check_uuid, parse, read_body
+from ..context import Principal, ServerContext, get_ctx
+from ..data import tasks, training
+from ..errors import bad_request, field_error, not_found
+from ..ml.heads import too_few_problems
+from ..ml.train import load_task_data
+from ..pagination import page_body, page_request
+from ..schemas import (
+    Detail,
+    LabelRef,
+    Page,
+    TaskCreate,
+    TaskOut,
+    TaskUpdate,
+    TrainQueued,
+    WorkspaceRef,
+)
+from .auth import authenticate
+from .common import body_workspace, no_content, ok, path_id
+
+router = APIRouter(prefix="/recognition/v2", tags=["tasks"])
+
+
+def _task_or_404(ctx: ServerContext, ws: str, task_id: str) -> dict[str, object]:
+    found = tasks.get_task(ctx.db, ws, task_id)
+    if found is None:
+        raise not_found("Task not found.")
+    return found
+
+
+@router.get("/task/", response_model=Page[TaskOut])
+def list_tasks(
+    request: Request,
+    principal: Principal = Depends(authenticate),
+    workspace: str | None = Query(None),
+    page: int = Query(1, ge=1),
+    page_size: int | None = Query(None, ge=1),
+) -> Response:
+    ctx = get_ctx(request)
+    ws = ctx.resolve_workspace(principal, workspace)
+    pr = page_request(request, ctx.settings)
+    count, results = tasks.task_page(ctx.db, ws, pr)
+    return ok(page_body(request, pr, count, results))
+
+
+@router.post(
+    "/task/",
+    status_code=201,
+    response_model=TaskOut,
+    openapi_extra=body_doc(TaskCreate, form=True),
+)
+async def create_task(request: Request, principal: Principal = Depends(authenticate)) -> Response:
+    ctx = get_ctx(request)
+    data, _ = await read_body(request, TaskCreate)
+    body = parse(TaskCreate, data)
+    ws = await run_in_threadpool(ctx.resolve_workspace, principal, body_workspace(request, data))
+    description = body.description or ""
+    args = (ctx.db, ws, body.name, body.type, description)
+    return ok(await run_in_threadpool(tasks.create_task, *args), 201)
+
+
+@router.get("/task/{task_id}/", response_model=TaskOut)
+def get_task(
+    request: Request,
+    task_id: str,
+    principal: Principal = Depends(authenticate),
+    workspace: str | None = Query(None),
+) -> Response:
+    ctx = get_ctx(request)
+    ws = ctx.resolve_workspace(principal, workspace)
+    return ok(_task_or_404(ctx, ws, path_id(task_id, "Task")))
+
+
+async def _update_task_route(
+    request: Request, task_id: str, principal: Principal, *, partial: bool
+) -> Response:
+    ctx = get_ctx(request)
+    data, _ = await read_body(request, TaskUpdate)
+    body = parse(TaskUpdate, data)
+    if not partial and body.name is None:
+        raise field_error("name", "This field is required.")
+    ws = await run_in_threadpool(ctx.resolve_workspace, principal, body_workspace(request, data))
+    tid = path_id(task_id, "Task")
+    changes: dict[str, Any] = {}
+    if body.name is not None:
+        changes["name"] = body.name
+    if "description" in body.model_fields_set:
+        changes["description"] = body.description or ""
+    return ok(await run_in_threadpool(tasks.update_task, ctx.db, ws, tid, changes))
+
+
+@router.put("/task/{task_id}/", response_model=TaskOut, openapi_extra=body_doc(TaskUpdate))
+async def put_task(
+    request: Request, task_id: str, principal: Principal = Depends(authenticate)
+) -> Response:
+    return await _update_task_route(request, task_id, principal, partial=False)
+
+
+@router.patch("/task/{task_id}/", response_model=TaskOut, openapi_extra=body_doc(TaskUpdate))
+async def patch_task(
+    request: Request, task_id: str, principal: Principal = Depends(authenticate)
+) -> Response:
+    return await _update_task_route(request, task_id, principal, partial=True)
+
+
+@router.delete("/task/{task_id}/", status_code=204, response_class=Response)
+def delete_task(
+    request: Request,
+    task_id: str,
+    principal: Principal = Depends(authenticate),
+    workspace: str | None = Query(None),
+) -> Response:
+    ctx = get_ctx(request)
+    ws = ctx.resolve_workspace(principal, workspace)
+    tasks.delete_task(ctx.db, ws, path_id(task_id, "Task"))
+    return no_content()
+
+
+@router.post(
+    "/task/{task_id}/add-label/",
+    response_model=Detail,
+    openapi_extra=body_doc(LabelRef, form=True),
+)
+async def task_add_label(
+    request: Request, task_id: str, principal: Principal = Depends(authenticate)
+) -> Response:
+    ctx = get_ctx(request)
+    data, _ = await read_body(request, LabelRef)
+    body = parse(LabelRef, data)
+    label_id = check_uuid("label_id", body.label_id)
+    ws = await run_in_threadpool(ctx.resolve_workspace, principal, body_workspace(request, data))
+    tid = path_id(task_id, "Task")
+    await run_in_threadpool(tasks.add_label, ctx.db, ws, tid, label_id)
+    return ok({"detail": "Label added to the task."})
+
+
+@router.post(
+    "/task/{task_id}/remove-label/",
+    response_model=Detail,
+    openapi_extra=body_doc(LabelRef, form=True),
+)
+async def task_remove_label(
+    request: Request, task_id: str, principal: Principal = Depends(authenticate)
+) -> Response:
+    ctx = get_ctx(request)
+    data, _ = await read_body(request, LabelRef)
+    body = parse(LabelRef, data)
+    label_id = check_uuid("label_id", body.label_id)
+    ws = await run_in_threadpool(ctx.resolve_workspace, principal, body_workspace(request, data))
+    tid = path_id(task_id, "Task")
+    await run_in_threadpool(tasks.remove_label, ctx.db, ws, tid, label_id)
+    return ok({"detail": "Label removed from the task."})
+
+
+def _queue_training(ctx: ServerContext, ws: str, task_id: str) -> dict[str, object]:
+    _task_or_404(ctx, ws, task_id)
+    data = load_task_data(ctx.db, task_id)
+    if data is None:
+        raise not_found("Task not found.")
+    problem = too_few_problems(
+        data.type, data.labels, data.samples, ctx.settings.min_images_per_label
+    )
+    if problem:
+        raise bad_request(problem)
+    answer = training.queue_training(ctx.db, task_id)
+    ctx.ml.on_queued()
+    return answer
+
+
+@router.post(
+    "/task/{task_id}/train/",
+    response_model=TrainQueued,
+    openapi_extra=body_doc(WorkspaceRef, form=True, required=False),
+)
+async def train_task(
+    request: Request, task_id: str, principal: Principal = Depends(authenticate)
+) -> Response:
+    """Queue a training and answer at once; the task shows ``WAITING``, then
+    ``IN_TRAINING``, then ``TRAINED`` or ``ERROR`` (see ``model/?task=``). 400 when a
+    label has fewer images than the server's minimum (the message names them)."""
+    ctx = get_ctx(request)
+    data, _ = await read_body(request, WorkspaceRef)
+    parse(WorkspaceRef, data)
+    ws = await run_in_threadpool(ctx.resolve_workspace, principal, body_workspace(request, data))
+    tid = path_id(task_id, "Task")
+    return ok(await run_in_threadpool(_queue_training, ctx, ws, tid))

@@ -1,0 +1,387 @@
+"""Training images in the database: the listing (its filters as SQL), one image, its
+labels, the bulk update, deleting one (and its bytes when they were the last), and the
+rows the upload pipeline (``uploads.py``) reads and writes.
+
+Writes raise the API's errors (404, 400) inside their transaction, so a refused request
+leaves nothing behind.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from sqlalchemy import bindparam, text
+from sqlalchemy.sql.elements import BindParameter
+from sqlmodel import Session
+
+from ..bodies import dump_json_object
+from ..errors import field_error, log, not_found
+from ..pagination import PageRequest, check_page
+from . import imagedocs, queries
+from .db import Database, fetch_all
+from .labels import label_in_ws
+from .storage import BlobStore
+from .tables import Image, ImageLabel, now_iso
+
+_CHUNK = 500
+
+# ---- listing -----------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class ImageQuery:
+    """The filters of a listing, checked (ids are canonical UUIDs)."""
+
+    labels: list[str] = field(default_factory=list)  # with any of them
+    not_labels: list[str] = field(default_factory=list)  # with none of them
+    # (label id, ">=" or "<=", bound): the image's value for the label within the bound
+    values: list[tuple[str, str, float]] = field(default_factory=list)
+    test: bool | None = None
+    real: bool | None = None
+
+
+def _in_list(name: str, values: list[str], params: dict[str, Any]) -> str:
+    """``(:name0, :name1, ...)`` with the values bound (plain named parameters work with
+    every driver and need no statement rewriting)."""
+    keys = [f"{name}{k}" for k in range(len(values))]
+    params.update(zip(keys, values, strict=True))
+    return "(" + ", ".join(":" + k for k in keys) + ")"
+
+
+def _image_filters(ws: str, query: ImageQuery) -> tuple[str, dict[str, Any]]:
+    where = ["i.workspace_id = :ws"]
+    params: dict[str, Any] = {"ws": ws}
+    if query.labels:
+        where.append(
+            "EXISTS (SELECT 1 FROM image_labels f WHERE f.image_id = i.id AND f.label_id IN "
+            + _in_list("fl", list(dict.fromkeys(query.labels))[:1000], params)
+            + ")"
+        )
+    if query.not_labels:
+        where.append(
+            "NOT EXISTS (SELECT 1 FROM image_labels f WHERE f.image_id = i.id AND f.label_id IN "
+            + _in_list("nl", list(dict.fromkeys(query.not_labels))[:1000], params)
+            + ")"
+        )
+    for n, (label_id, op, number) in enumerate(query.values):
+        where.append(
+            f"EXISTS (SELECT 1 FROM image_labels f WHERE f.image_id = i.id "
+            f"AND f.label_id = :vl{n} AND f.value {op} :vv{n})"
+        )
+        params[f"vl{n}"] = label_id
+        params[f"vv{n}"] = number
+    cond = " AND ".join(where)
+    if query.test is not None:
+        cond += " AND i.test_image = :test"
+        params["test"] = query.test
+    if query.real is not None:
+        cond += " AND i.real = :real"
+        params["real"] = query.real
+    return cond, params
+
+
+def image_page(
+    db: Database, ws: str, query: ImageQuery, pr: PageRequest, media_base: str
+) -> tuple[int, Any]:
+    """The count of the workspace's images matching ``query`` and the page ``pr`` of
+    them as answered (404 past the last): on SQLite the ready docs of ``imagedocs``
+    (JSON text), elsewhere dicts built in Python."""
+    cond, params = _image_filters(ws, query)
+    count_sql = f"SELECT count(*) FROM images i WHERE {cond}"
+    window = {**params, "lim": pr.size, "off": pr.offset}
+    results: Any
+    if db.is_sqlite:
+        with db.sqlite_read() as raw:
+            count = db.count(raw, count_sql, params)
+            check_page(pr, count)
+            expected = max(0, min(pr.size, count - pr.offset))
+            window["last"] = pr.offset + expected - 1
+            found, items = raw.execute(imagedocs.page_sql(cond), window).fetchone()
+            if found != expected:
+                # (The triggers keep image_docs complete: only a damaged database lands here.)
+                log.warning("image_docs disagrees with images; rendering the page instead")
+                items = raw.execute(imagedocs.rendered_page_sql(cond), window).fetchone()[1]
+        results = imagedocs.fill_media(items, media_base)
+    else:
+        page_sql = (
+            f"SELECT {queries.IMAGE_COLUMNS} FROM images i WHERE {cond} "
+            "ORDER BY i.created, i.id LIMIT :lim OFFSET :off"
+        )
+        # The page's labels come from the same page window (no list of ids to bind).
+        labels_sql = (
+            "SELECT il.image_id, l.id, l.name, l.type, il.value FROM "
+            f"(SELECT i.id FROM images i WHERE {cond} ORDER BY i.created, i.id "
+            "LIMIT :lim OFFSET :off) p "
+            "JOIN image_labels il ON il.image_id = p.id JOIN labels l ON l.id = il.label_id "
+            "ORDER BY il.created, il.label_id"
+        )
+        with db.read() as session:
+            conn = session.connection()
+            count = fetch_all(conn, count_sql, params)[0][0]
+            check_page(pr, count)
+            rows = fetch_all(conn, page_sql, window)
+            label_rows = fetch_all(conn, labels_sql, window) if rows else []
+            results = queries.image_dicts(conn, rows, media_base, label_rows)
+    return count, results
+
+
+# ---- one image -----------------------------------------------------------------------------
+
+
+def get_image(db: Database, ws: str, image_id: str, media_base: str) -> dict[str, Any] | None:
+    with db.read() as session:
+        return queries.get_image(session.connection(), ws, image_id, media_base)
+
+
+def _locked_image(session: Session, ws: str, image_id: str) -> Image:
+    image = session.get(Image, image_id)
+    if image is None or image.workspace_id != ws:
+        raise not_found("Image not found.")
+    return image
+
+
+def update_image(
+    db: Database, ws: str, image_id: str, changes: dict[str, Any], media_base: str
+) -> dict[str, Any]:
+    """``changes``: the columns to set (``meta_data`` as an object, ``test_image``,
+    ``real``); answers the image."""
+    with db.write() as session:
+        image = _locked_image(session, ws, image_id)
+        for column, value in changes.items():
+            setattr(image, column, dump_json_object(value) if column == "meta_data" else value)
+        session.add(image)
+        session.flush()
+        found = queries.get_image(session.connection(), ws, image_id, media_base)
+    assert found is not None
+    return found
+
+
+def delete_image(db: Database, blobs: BlobStore, ws: str, image_id: str) -> None:
+    """The image and its label links; its bytes (and their cached features) too when no
+    other image has them."""
+    with db.write() as session:
+        image = _locked_image(session, ws, image_id)
+        sha = image.blob_sha256
+        session.execute(text("DELETE FROM image_labels WHERE image_id = :i"), {"i": image_id})
+        session.delete(image)
+    with blobs.locked(sha):
+        if not blob_referenced(db, sha):
+            blobs.remove(sha)
+            # Its cached features go with the bytes (a new upload computes them again).
+            db.write_one(text("DELETE FROM embeddings WHERE sha256 = :h"), {"h": sha})
+
+
+# ---- labels of one image --------------------------------------------------------------------
+
+
+def set_label(
+    db: Database,
+    ws: str,
+    image_id: str,
+    label_id: str,
+    value: float | None,
+    value_given: bool,
+    media_base: str,
+) -> dict[str, Any]:
+    """Attach the label (and set its value when ``value_given``); answers the image."""
+    with db.write() as session:
+        _locked_image(session, ws, image_id)
+        label = label_in_ws(session, ws, label_id)
+        if value_given and value is not None and label.type != "value":
+            raise field_error(
+                "value", f"Only value labels take a value; '{label.name}' is a {label.type} label."
+            )
+        link = session.get(ImageLabel, (image_id, label_id))
+        if link is None:
+            session.add(
+                ImageLabel(image_id=image_id, label_id=label_id, value=value, created=now_iso())
+            )
+        elif value_given:
+            link.value = value
+            session.add(link)
+        session.flush()
+        found = queries.get_image(session.connection(), ws, image_id, media_base)
+    assert found is not None
+    return found
+
+
+def unset_label(
+    db: Database, ws: str, image_id: str, label_id: str, media_base: str
+) -> dict[str, Any]:
+    with db.write() as session:
+        _locked_image(session, ws, image_id)
+        label_in_ws(session, ws, label_id)
+        session.execute(
+            text("DELETE FROM image_labels WHERE image_id = :i AND label_id = :l"),
+            {"i": image_id, "l": label_id},
+        )
+        found = queries.get_image(session.connection(), ws, image_id, media_base)
+    assert found is not None
+    return found
+
+
+def link_labels(
+    db: Database, ws: str, image_id: str, labels: Iterable[tuple[str, float | None]]
+) -> None:
+    """Attach (label id, value) pairs to a new image, skipping labels no longer in the
+    workspace (a classified image stored with its predicted labels)."""
+    now = now_iso()
+    with db.write_conn() as conn:
+        for label_id, value in labels:
+            exists = conn.execute(
+                text("SELECT 1 FROM labels WHERE id = :l AND workspace_id = :ws"),
+                {"l": label_id, "ws": ws},
+            ).first()
+            if exists is None:
+                continue  # deleted since the training
+            conn.execute(
+                text(
+                    "INSERT INTO image_labels (image_id, label_id, value, created) "
+                    "VALUES (:i, :l, :v, :c)"
+                ),
+                {"i": image_id, "l": label_id, "v": value, "c": now},
+            )
+
+
+# ---- bulk update ------------------------------------------------------------------------------
+
+
+def _chunks(items: list[str]) -> list[list[str]]:
+    return [items[i : i + _CHUNK] for i in range(0, len(items), _CHUNK)]
+
+
+def bulk_update(
+    db: Database,
+    ws: str,
+    *,
+    images: list[str],
+    filter_labels: list[str],
+    add: list[str],
+    remove: list[str],
+    flags: dict[str, bool],
+) -> int:
+    """In one transaction: the images ``images`` of the workspace (or else those with
+    any of ``filter_labels``) get the labels ``add``, lose ``remove`` and have the
+    columns ``flags`` set. A label not in the workspace (400) changes nothing. Answers
+    how many images matched."""
+    with db.write() as session:
+        conn = session.connection()
+        for name, ids in (("labels-add", add), ("labels-remove", remove)):
+            if ids:
+                known = {
+                    r[0]
+                    for r in conn.execute(
+                        text(
+                            "SELECT id FROM labels WHERE workspace_id = :ws AND id IN :ids"
+                        ).bindparams(bindparam("ids", expanding=True)),
+                        {"ws": ws, "ids": ids},
+                    )
+                }
+                missing = [i for i in ids if i not in known]
+                if missing:
+                    raise field_error(
+                        name, f"Label '{missing[0]}' does not exist in this workspace."
+                    )
+        if images:
+            targets: list[str] = []
+            for chunk in _chunks(list(dict.fromkeys(images))):
+                targets.extend(
+                    r[0]
+                    for r in conn.execute(
+                        text(
+                            "SELECT id FROM images WHERE workspace_id = :ws AND id IN :ids"
+                        ).bindparams(bindparam("ids", expanding=True)),
+                        {"ws": ws, "ids": chunk},
+                    )
+                )
+        else:
+            targets = [
+                r[0]
+                for r in conn.execute(
+                    text(
+                        "SELECT i.id FROM images i WHERE i.workspace_id = :ws AND EXISTS "
+                        "(SELECT 1 FROM image_labels f WHERE f.image_id = i.id "
+                        "AND f.label_id IN :labels)"
+                    ).bindparams(bindparam("labels", expanding=True)),
+                    {"ws": ws, "labels": filter_labels},
+                )
+            ]
+        now = now_iso()
+        for chunk in _chunks(targets):
+            ids_bind: BindParameter[Any] = bindparam("ids", expanding=True)
+            for label_id in remove:
+                conn.execute(
+                    text(
+                        "DELETE FROM image_labels WHERE label_id = :l AND image_id IN :ids"
+                    ).bindparams(ids_bind),
+                    {"l": label_id, "ids": chunk},
+                )
+            for label_id in add:
+                present = {
+                    r[0]
+                    for r in conn.execute(
+                        text(
+                            "SELECT image_id FROM image_labels WHERE label_id = :l "
+                            "AND image_id IN :ids"
+                        ).bindparams(ids_bind),
+                        {"l": label_id, "ids": chunk},
+                    )
+                }
+                rows = [{"i": i, "l": label_id, "c": now} for i in chunk if i not in present]
+                if rows:
+                    conn.execute(
+                        text(
+                            "INSERT INTO image_labels (image_id, label_id, value, created) "
+                            "VALUES (:i, :l, NULL, :c)"
+                        ),
+                        rows,
+                    )
+            for column, flag in flags.items():
+                conn.execute(
+                    text(f"UPDATE images SET {column} = :v WHERE id IN :ids").bindparams(ids_bind),
+                    {"v": flag, "ids": chunk},
+                )
+    return len(targets)
+
+
+# ---- for the upload pipeline and the media ----------------------------------------------------
+
+_EXISTING_SQL = text("SELECT id FROM images WHERE workspace_id = :ws AND upload_sha256 = :h")
+_BLOB_USED_SQL = text("SELECT 1 FROM images WHERE blob_sha256 = :h LIMIT 1")
+_IMAGE_COLUMNS = [c.name for c in Image.__table__.columns]  # type: ignore[attr-defined]
+_INSERT_IMAGE = text(
+    f"INSERT INTO images ({', '.join(_IMAGE_COLUMNS)}) "
+    f"VALUES ({', '.join(':' + c for c in _IMAGE_COLUMNS)})"
+)
+_MEDIA_SQL = text("SELECT blob_sha256, extension, content_type FROM images WHERE media_key = :k")
+
+
+def existing_image(db: Database, ws: str, upload_sha: str) -> str | None:
+    """The id of the workspace's image uploaded with these bytes (sha256), if any."""
+    row = db.first(_EXISTING_SQL, {"ws": ws, "h": upload_sha})
+    return row[0] if row else None
+
+
+def blob_referenced(db: Database, sha: str) -> bool:
+    """Whether an image has these stored bytes (sha256)."""
+    return db.first(_BLOB_USED_SQL, {"h": sha}) is not None
+
+
+def insert_image(db: Database, row: dict[str, Any]) -> None:
+    """A new image row (every column of ``images``), in its own write transaction: a
+    plain insert (the ORM unit of work costs more than the row itself)."""
+    db.write_one(_INSERT_IMAGE, row)
+
+
+def try_insert_image(db: Database, row: dict[str, Any]) -> bool:
+    """``insert_image`` if it need not wait for the write lock (see
+    ``Database.try_write_one``): False, with nothing done, otherwise."""
+    return db.try_write_one(_INSERT_IMAGE, row)
+
+
+def media_file(db: Database, media_key: str) -> Sequence[Any] | None:
+    """(blob sha256, extension, content type) of the image with this media key."""
+    with db.read() as session:
+        return session.connection().execute(_MEDIA_SQL, {"k": media_key}).first()
