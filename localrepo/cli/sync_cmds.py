@@ -6,11 +6,16 @@ from __future__ import annotations
 import json
 import sys
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import click
 
 from localrepo.errors import EXIT_DECISION, EXIT_PARTIAL, EXIT_SAFETY, LocalrepoError
+
+if TYPE_CHECKING:  # the remote package is imported when a command needs it
+    from localrepo.remote.api import RemoteAPI
+    from localrepo.remote.client import RecognitionClient
+    from localrepo.remote.models import RemoteTask
 
 POLICIES = ("manual", "local", "remote")
 
@@ -24,7 +29,9 @@ def token_option(f: Any) -> Any:
     )(f)
 
 
-def make_client(url: str, token: str | None, workspace: str | None, jobs: int = 8) -> Any:
+def make_client(
+    url: str, token: str | None, workspace: str | None, jobs: int = 8
+) -> RecognitionClient:
     import logging
 
     from localrepo.credentials import resolve_token
@@ -99,7 +106,7 @@ def check_init_binding(
         client.close()
 
 
-def repo_client(obj: Any, token: str | None, jobs: int = 8) -> tuple[Any, Any]:
+def repo_client(obj: Any, token: str | None, jobs: int = 8) -> tuple[Any, RecognitionClient]:
     repo = obj.repo()
     cfg = repo.config()
     if not cfg.remote.url:
@@ -635,7 +642,7 @@ def labels(obj: Any, url: str | None, task: str | None, as_json: bool, token: st
         click.echo(f"{lab['id']}\t{lab['type']}\t{lab['images_count']}\t{lab['name']}")
 
 
-def _any_client(obj: Any, url: str | None, token: str | None) -> Any:
+def _any_client(obj: Any, url: str | None, token: str | None) -> RecognitionClient:
     workspace = None
     if url is None:
         cfg = obj.repo().config()
@@ -645,7 +652,7 @@ def _any_client(obj: Any, url: str | None, token: str | None) -> Any:
     return make_client(url, token, workspace)
 
 
-def _find_remote_task(client: Any, task: str) -> Any:
+def _find_remote_task(client: RemoteAPI, task: str) -> RemoteTask:
     from localrepo.remote.errors import NotFoundError
 
     try:

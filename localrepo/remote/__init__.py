@@ -12,6 +12,7 @@ import importlib
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
+    from .api import RemoteAPI
     from .client import RecognitionClient, parse_retry_after
     from .errors import (
         AuthError,
@@ -34,6 +35,7 @@ if TYPE_CHECKING:
     )
 
 _WHERE = {
+    "RemoteAPI": "api",
     "RecognitionClient": "client",
     "parse_retry_after": "client",
     "AuthError": "errors",
@@ -60,6 +62,7 @@ __all__ = [
     "OutcomeUnknownError",
     "PaginationError",
     "RecognitionClient",
+    "RemoteAPI",
     "RemoteError",
     "RemoteImage",
     "RemoteImageLabel",

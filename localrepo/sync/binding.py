@@ -15,6 +15,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from localrepo.errors import EXIT_SAFETY, LocalrepoError
+from localrepo.remote.api import RemoteAPI
 from localrepo.sync.state import list_remote_labels
 
 
@@ -37,7 +38,7 @@ class TaskContent:
         return not self.labels and not self.images
 
 
-def task_content(client: Any, task: Any) -> TaskContent:
+def task_content(client: RemoteAPI, task: Any) -> TaskContent:
     """Read what the server task `task` (a RemoteTask) holds: two or three requests."""
     attached = [lab for lab in list_remote_labels(client, task.id) if not lab.negative_for_task]
     images = client.count_images(labels=[lab.id for lab in attached]) if attached else 0
@@ -64,7 +65,7 @@ def refusal(content: TaskContent, *, url: str | None, rename_hint: str) -> str:
 
 
 def check_new_binding(
-    client: Any, name: str, task_type: str, *, join: bool, url: str, rename_hint: str
+    client: RemoteAPI, name: str, task_type: str, *, join: bool, url: str, rename_hint: str
 ) -> str | None:
     """The server task a new repository's task `name` binds to now: its id with `join`
     (it must exist), None when the first sync may bind it (there is none, or it holds

@@ -27,6 +27,7 @@ from localrepo.errors import EXIT_SAFETY, LocalrepoError
 from localrepo.ignore import ignore_rules_above
 from localrepo.labelnames import folder_for_label
 from localrepo.layout import TaskBinding, folder_label, task_for
+from localrepo.remote.api import RemoteAPI
 from localrepo.remote.errors import NotFoundError
 from localrepo.repository import Repository
 from localrepo.scan.scanner import Scanner, ScanReport
@@ -263,7 +264,7 @@ class Engine:
     def __init__(
         self,
         repo: Repository,
-        client: Any,
+        client: RemoteAPI,
         options: SyncOptions,
         *,
         progress: Callable[[str, int, int], None] | None = None,

@@ -32,6 +32,7 @@ from localrepo.catalog import files as catalog_files
 from localrepo.catalog import images as catalog_images
 from localrepo.errors import LocalrepoError
 from localrepo.layout import TaskBinding
+from localrepo.remote.api import RemoteAPI
 from localrepo.remote.errors import (
     AuthError,
     NotFoundError,
@@ -44,7 +45,7 @@ from localrepo.sync import plan as P
 from localrepo.sync.catalog_side import CatalogSide
 from localrepo.sync.disk_side import DiskSide
 from localrepo.sync.localfs import LocalFS, Written
-from localrepo.sync.remote_side import Client, Deferred, RemoteSide
+from localrepo.sync.remote_side import Deferred, RemoteSide
 from localrepo.sync.state import LABEL_TYPE, RemoteSnapshot
 
 LOCAL_OPS = frozenset({P.DOWNLOAD, P.SET_LOCAL, P.TRASH_LOCAL})
@@ -124,7 +125,7 @@ class Executor:
     def __init__(
         self,
         conn: sqlite3.Connection,
-        client: Client,
+        client: RemoteAPI,
         fs: LocalFS,
         binding: TaskBinding,
         remote_task_id: str,

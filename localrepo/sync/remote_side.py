@@ -20,7 +20,7 @@ image two categories, so the engine re-plans it from a listing.
 from __future__ import annotations
 
 import threading
-from typing import TYPE_CHECKING, Any, Protocol
+from typing import TYPE_CHECKING
 
 from localrepo.errors import LocalrepoError
 from localrepo.remote.errors import NotFoundError
@@ -29,6 +29,7 @@ from localrepo.sync.faults import crash_point
 from localrepo.sync.state import HASH_PREFIX, META_HASH, META_NAME, list_remote_labels
 
 if TYPE_CHECKING:
+    from localrepo.remote.api import RemoteAPI
     from localrepo.sync import plan as P
     from localrepo.sync.execute import ImageResult
     from localrepo.sync.state import RemoteImageView
@@ -38,25 +39,10 @@ class Deferred(Exception):  # a signal, not an error
     """An upload met a labelled duplicate: this image's ops end here (see Executor)."""
 
 
-class Client(Protocol):  # the parts of localrepo.remote.RecognitionClient used here
-    def ensure_task_label(self, task_id: str, name: str, type: str, *, share: bool) -> Any: ...
-    def add_task_label(self, task_id: str, label_id: str) -> Any: ...
-    def remove_task_label(self, task_id: str, label_id: str) -> Any: ...
-    def upload_image(self, data: bytes, **kw: Any) -> tuple[Any, bool]: ...
-    def add_image_label(self, image_id: str, label_id: str, value: float | None = None) -> Any: ...
-    def remove_image_label(self, image_id: str, label_id: str) -> Any: ...
-    def update_image_value(self, image_id: str, label_id: str, value: float) -> Any: ...
-    def delete_image(self, image_id: str) -> Any: ...
-    def get_image(self, image_id: str) -> Any: ...
-    def get_task(self, task_id: str) -> Any: ...
-    def list_labels(self, *, task: str | None = None) -> list[Any]: ...
-    def download(self, url: str) -> bytes: ...
-
-
 class RemoteSide:
     def __init__(
         self,
-        client: Client,
+        client: RemoteAPI,
         remote_task_id: str,
         label_type: str,
         label_ids: dict[str, str],

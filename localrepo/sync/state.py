@@ -16,6 +16,7 @@ from localrepo.catalog.labels import task_image_labels, task_label_names
 from localrepo.catalog.states import LOCAL, SYNCED
 from localrepo.labelnames import folder_for_label
 from localrepo.layout import TaskBinding, task_for
+from localrepo.remote.api import RemoteAPI
 from localrepo.sync.plan import REMOTE_KEY_PREFIX, TaskState
 
 # What localrepo writes into an uploaded image's meta_data.
@@ -140,7 +141,7 @@ def created_order(label: Any) -> tuple[str, str]:
 LISTING_PAGE = 1000
 
 
-def list_remote_labels(client: Any, remote_task_id: str) -> list[Any]:
+def list_remote_labels(client: RemoteAPI, remote_task_id: str) -> list[Any]:
     """The labels attached to the task (two requests, whatever the task's size)."""
     task = client.get_task(remote_task_id)
     attached = client.list_labels(task=remote_task_id)
@@ -150,13 +151,13 @@ def list_remote_labels(client: Any, remote_task_id: str) -> list[Any]:
     return list(attached)
 
 
-def list_task_images(client: Any, attached: list[Any]) -> list[Any]:
+def list_task_images(client: RemoteAPI, attached: list[Any]) -> list[Any]:
     """The images carrying any of the labels `attached` (the task's)."""
     ids = [lab.id for lab in attached]
     return list(client.iter_images(labels=ids, page_size=LISTING_PAGE)) if ids else []
 
 
-def list_remote_task(client: Any, remote_task_id: str) -> tuple[list[Any], list[Any]]:
+def list_remote_task(client: RemoteAPI, remote_task_id: str) -> tuple[list[Any], list[Any]]:
     """(labels attached to the task, images carrying any of them): the remote's side of
     one task, as `repo verify` reads it."""
     attached = list_remote_labels(client, remote_task_id)

@@ -24,6 +24,7 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from localrepo.remote.api import RemoteAPI
 from localrepo.sync.state import created_order
 
 
@@ -55,7 +56,9 @@ class Settled:
     detached: list[str] | None = None  # twin labels detached (names)
 
 
-def settle_twins(client: Any, task_id: str, twins: Sequence[Twins], value_labels: bool) -> Settled:
+def settle_twins(
+    client: RemoteAPI, task_id: str, twins: Sequence[Twins], value_labels: bool
+) -> Settled:
     """Move each twin's images onto its canonical label; detach (and, when no other
     task uses it, delete) a twin that was empty already."""
     done = Settled(detached=[])
@@ -72,7 +75,7 @@ def settle_twins(client: Any, task_id: str, twins: Sequence[Twins], value_labels
     return done
 
 
-def _move_images(client: Any, twin_id: str, canonical_id: str, value_labels: bool) -> int:
+def _move_images(client: RemoteAPI, twin_id: str, canonical_id: str, value_labels: bool) -> int:
     if not value_labels:  # one request: the server relabels every image of the twin
         return int(
             client.bulk_update_images(

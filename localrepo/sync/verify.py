@@ -17,6 +17,7 @@ from typing import Any
 from localrepo.catalog import files as catalog_files
 from localrepo.catalog import images as catalog_images
 from localrepo.catalog import tasks as catalog_tasks
+from localrepo.remote.api import RemoteAPI
 from localrepo.repository import Repository
 from localrepo.scan.hashing import examine
 from localrepo.scan.scanner import Scanner
@@ -36,7 +37,7 @@ class VerifyReport:
         return not self.drift and not self.pending
 
 
-def verify(repo: Repository, client: Any | None) -> VerifyReport:
+def verify(repo: Repository, client: RemoteAPI | None) -> VerifyReport:
     report = VerifyReport()
     conn = repo.connect()
     try:

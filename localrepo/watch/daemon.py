@@ -28,6 +28,7 @@ from typing import Any
 
 from localrepo.catalog.files import recorded_stats
 from localrepo.errors import LocalrepoError
+from localrepo.remote.api import RemoteAPI
 from localrepo.remote.errors import AuthError, RemoteUnavailableError
 from localrepo.repository import Repository
 from localrepo.watch import coalesce as C
@@ -86,7 +87,7 @@ class Watcher:
     def __init__(
         self,
         repo: Repository,
-        client: Any,
+        client: RemoteAPI,
         options: WatchOptions,
         *,
         clock: Callable[[], float] = time.monotonic,

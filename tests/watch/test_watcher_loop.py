@@ -7,9 +7,9 @@ import threading
 import time
 from pathlib import Path
 
+from fakeremote import UnreachableRemote
 from treebuilder import new_repo
 
-from localrepo.remote.errors import RemoteUnavailableError
 from localrepo.repository import Repository
 from localrepo.watch.coalesce import FULL, LOCAL
 from localrepo.watch.daemon import Watcher, WatchOptions
@@ -64,19 +64,13 @@ def test_a_quick_run_finishes_before_the_stop(tmp_path: Path):
     assert done.is_set() and exits == []
 
 
-class _Unreachable:  # the injected fault: every request fails as with the network down
-    def __getattr__(self, name: str) -> object:
-        def fail(*_args: object, **_kw: object) -> None:
-            raise RemoteUnavailableError("connection refused (injected)")
-
-        return fail
-
-
 def test_a_failed_run_scans_its_folders_again_and_a_failed_full_scan_everything(tmp_path: Path):
     root = new_repo(tmp_path / "r")
     (root / "cats").mkdir()
-    w = Watcher(Repository(root), _Unreachable(), WatchOptions())
+    remote = UnreachableRemote()  # every request fails as with the network down
+    w = Watcher(Repository(root), remote, WatchOptions())
     w._sync(LOCAL, frozenset(), frozenset({"cats"}))
+    assert remote.calls  # the run reached the remote
     assert w.touched == {"cats"} and w.state.offline
     w.touched.clear()
     w._sync(FULL, frozenset(), None)
