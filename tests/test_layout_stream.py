@@ -1,4 +1,4 @@
-"""A first scan writes its LOCAL labels while the pool hashes (scanner._LayoutStream).
+"""A first scan writes its LOCAL labels while the pool hashes (scan/layoutstream.LayoutStream).
 
 Whether the stream placed everything (the layout pass is skipped), placed part of it
 (the layout pass diffs against the rows already written) or was not used at all (the
@@ -13,7 +13,7 @@ import pytest
 from test_split_walk import recorded
 from treebuilder import db, new_repo, run_repo, write, write_image
 
-from localrepo.scan import scanner as scanner_module
+from localrepo.scan import layoutstream
 from localrepo.scan.scanner import Scanner
 
 
@@ -98,14 +98,14 @@ def test_a_first_scan_records_the_same_labels_streamed_or_not(
     for root in roots:
         build(root)
     finishes: list[object] = []
-    real_finish = scanner_module._LayoutStream.finish
+    real_finish = layoutstream.LayoutStream.finish
 
     def spy(self, valid_files):  # type: ignore[no-untyped-def]
         result = real_finish(self, valid_files)
         finishes.append(result)
         return result
 
-    monkeypatch.setattr(scanner_module._LayoutStream, "finish", spy)
+    monkeypatch.setattr(layoutstream.LayoutStream, "finish", spy)
     first_scan(roots[0], workers=1)  # no early hashing, no stream: the layout pass
     assert finishes == []
     first_scan(roots[1], workers=2)

@@ -553,7 +553,7 @@ def test_label_ops_are_merged_like_tag_sets() -> None:
 def test_the_label_base_must_be_settled_by_the_executor() -> None:
     # The planner emits no op for the synced label set (SET_BASE is per image), and
     # nothing changes a label removed on both sides: unless the run records the base
-    # (execute.py's _settle_task_labels; plansim's record_label_base), it stays stale and
+    # (sync/catalog_side.py's settle_task_labels; plansim's record_label_base), it stays stale and
     # a later one-sided re-add is reverted.
     def run(settle: bool) -> P.Plan:
         w = World.synced("multi_class", {"h0": tags("a")}, extra_labels={"x"})

@@ -17,7 +17,7 @@ import pytest
 from treebuilder import db, image_labels, new_repo, run_repo, scan, write, write_image
 
 from localrepo.catalog.db import catalog_path
-from localrepo.scan import scanner as scanner_module
+from localrepo.scan import statpass
 from localrepo.scan.scanner import ScanReport
 from localrepo.watch.coalesce import touched_folders
 
@@ -63,13 +63,13 @@ def copy_catalog(src: Path, dst: Path) -> None:
 def walks(monkeypatch) -> list[tuple[str, bool]]:
     """(start, recursive) of every walk the scanner makes."""
     seen: list[tuple[str, bool]] = []
-    real = scanner_module.walk
+    real = statpass.walk
 
     def spy(root, rules=None, start="", on_folder=None, *, recursive=True):
         seen.append((start, recursive))
         return real(root, rules, start, on_folder, recursive=recursive)
 
-    monkeypatch.setattr(scanner_module, "walk", spy)
+    monkeypatch.setattr(statpass, "walk", spy)
     return seen
 
 

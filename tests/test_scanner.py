@@ -49,7 +49,7 @@ from localrepo.scan.hashing import (
     UNREADABLE,
     hash_bytes,
 )
-from localrepo.scan.scanner import RACY_NS
+from localrepo.scan.statpass import RACY_NS
 
 
 @lru_cache(maxsize=1)
@@ -909,6 +909,7 @@ def test_a_first_scan_with_the_pool_starts_hashing_during_the_walk_and_equals_on
 ) -> None:
     from concurrent.futures import ProcessPoolExecutor
 
+    from localrepo.scan import diff, statpass
     from localrepo.scan import scanner as scanner_mod
 
     roots = []
@@ -919,8 +920,8 @@ def test_a_first_scan_with_the_pool_starts_hashing_during_the_walk_and_equals_on
     serial = scan(roots[0])  # in-process, after the walk
 
     events: list[str] = []
-    real_walk = scanner_mod.walk
-    real_diff = scanner_mod._file_changes
+    real_walk = statpass.walk
+    real_diff = diff.file_changes
 
     def observed_diff(*args, **kwargs):  # type: ignore[no-untyped-def]
         events.append("diff")
@@ -936,8 +937,8 @@ def test_a_first_scan_with_the_pool_starts_hashing_during_the_walk_and_equals_on
             events.append(fn.__name__)
             return super().submit(fn, *args, **kwargs)
 
-    monkeypatch.setattr(scanner_mod, "walk", observed_walk)
-    monkeypatch.setattr(scanner_mod, "_file_changes", observed_diff)
+    monkeypatch.setattr(statpass, "walk", observed_walk)
+    monkeypatch.setattr(diff, "file_changes", observed_diff)
     conn = db(roots[1])
     try:
         pooled = scanner_mod.Scanner(
@@ -1035,11 +1036,12 @@ def test_a_streamed_addition_the_diff_does_not_confirm_is_taken_back(
     """The pool's first scan journals additions as results arrive; the scan's own diff
     is still what the journal must say. (Faults injected: the streamed additions do not
     pass for the diff, and the diff leaves one out.)"""
+    from localrepo.scan import diff, writes
     from localrepo.scan import scanner as scanner_mod
 
     root = new_repo(tmp_path / "r", task_type="multi_label")
     _pool_tree(root)
-    real = scanner_mod._file_changes
+    real = diff.file_changes
     dropped: list[str] = []
 
     def diff_without_one(*args, **kwargs):  # type: ignore[no-untyped-def]
@@ -1047,8 +1049,8 @@ def test_a_streamed_addition_the_diff_does_not_confirm_is_taken_back(
         dropped.append(changes[7].path)
         return changes[:7] + changes[8:]
 
-    monkeypatch.setattr(scanner_mod._Writes, "streamed_changes", lambda _self, _new_map: None)
-    monkeypatch.setattr(scanner_mod, "_file_changes", diff_without_one)
+    monkeypatch.setattr(writes.Writes, "streamed_changes", lambda _self, _new_map: None)
+    monkeypatch.setattr(diff, "file_changes", diff_without_one)
     conn = db(root)
     try:
         rep = scanner_mod.Scanner(root, conn, workers=2).scan()

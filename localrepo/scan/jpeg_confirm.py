@@ -68,26 +68,37 @@ def frame_header(data: bytes) -> tuple[int, int, str] | None:
         elif marker in _SOF:
             if frame is not None:
                 return None  # Pillow takes the second's size, libjpeg refuses it: left alone
-            # Pillow: bits at 0, height at 1, width at 3, layer count at 5, then 3 bytes
-            # per layer (a shorter last one raises IndexError); the frame must have a
-            # mode and a size above 0.
-            mode = _MODES.get(payload[5]) if len(payload) >= 6 else None
-            if mode is None or payload[0] != 8 or len(payload) != 6 + 3 * payload[5]:
+            frame = _frame(payload)
+            if frame is None:
                 return None
-            width = (payload[3] << 8) | payload[4]
-            height = (payload[1] << 8) | payload[2]
-            if width == 0 or height == 0:
-                return None
-            frame = (width, height, mode)
         elif 0xE0 <= marker <= 0xEF:
-            if marker == 0xE0 and payload.startswith(b"JFIF") and len(payload) < 7:
-                return None  # Pillow reads the JFIF version at 5: struct.error
-            if marker == 0xEE and payload.startswith(b"Adobe") and len(payload) < 7:
-                return None  # likewise the Adobe version
-            if payload.startswith(_PARSED_APP.get(marker, ())):
+            if not _application_segment_ok(marker, payload):
                 return None
         else:
             return None  # any other marker: not reproduced here
+
+
+def _frame(payload: bytes) -> tuple[int, int, str] | None:
+    """(width, height, mode) of a start-of-frame segment, as Pillow's SOF handler reads
+    it: bits at 0, height at 1, width at 3, layer count at 5, then 3 bytes per layer (a
+    shorter last one raises IndexError); the frame must have a mode and a size above 0."""
+    mode = _MODES.get(payload[5]) if len(payload) >= 6 else None
+    if mode is None or payload[0] != 8 or len(payload) != 6 + 3 * payload[5]:
+        return None
+    width = (payload[3] << 8) | payload[4]
+    height = (payload[1] << 8) | payload[2]
+    if width == 0 or height == 0:
+        return None
+    return (width, height, mode)
+
+
+def _application_segment_ok(marker: int, payload: bytes) -> bool:
+    """Whether Pillow's APP handler only stores this segment (else the full check)."""
+    if marker == 0xE0 and payload.startswith(b"JFIF") and len(payload) < 7:
+        return False  # Pillow reads the JFIF version at 5: struct.error
+    if marker == 0xEE and payload.startswith(b"Adobe") and len(payload) < 7:
+        return False  # likewise the Adobe version
+    return not payload.startswith(_PARSED_APP.get(marker, ()))
 
 
 def _quantization_tables_ok(payload: bytes) -> bool:

@@ -84,104 +84,170 @@ def walk(
     texts: dict[str, str] = {}
     if rules is None:
         rules = IgnoreRules.from_texts({})
-    # Ignore files above `start` still apply to it.
     if start:
-        parts = start.split("/")
-        for i in range(len(parts)):
-            folder = "/".join(parts[:i])
-            text = _read_ignore(root, folder, result)
-            if text is not None:
-                texts[folder] = text
-        if texts:
-            rules = IgnoreRules.from_texts(texts)
+        rules = _rules_above(root, start, rules, texts, result)
         if _pruned(start, rules):
             return result
+    images = result.images
     stack = [start]
     while stack:
         folder = stack.pop()
         result.folders.add(folder)
-        abs_folder = os.path.join(root, folder) if folder else root
-        try:
-            with os.scandir(abs_folder) as it:
-                entries = list(it)
-        except OSError as exc:
-            result.skipped[folder or "."] = ("unreadable folder", exc.strerror)
+        entries = _list_folder(root, folder, result)
+        if entries is None:
             continue
         if folder not in texts and any(e.name == IGNORE_FILE for e in entries):
             text = _read_ignore(root, folder, result)
             if text is not None:
                 texts[folder] = text
                 rules = IgnoreRules.from_texts(texts)
-        images = result.images
-        is_ignored = rules.is_ignored
-        user_rules = rules.has_files
-        fast = not user_rules  # only the built-in defaults apply here
-        prefix = f"{folder}/" if folder else ""
         images_before = len(images)
-        for entry in entries:
-            name = entry.name
-            rel = prefix + name
-            try:
-                st = entry.stat(follow_symlinks=False)
-            except OSError as exc:
-                result.skipped[_shown(rel)] = ("unreadable", exc.strerror)
-                continue
-            mode = st.st_mode
-            if S_ISREG(mode):
-                dot = name.rfind(".")
-                if (
-                    fast
-                    and dot > 0
-                    and name[0] not in ".~"  # dot files and ~$ are the defaults' business
-                    and name[dot + 1 :].lower() in IMAGE_EXTENSIONS
-                    and name.isascii()
-                ):  # the common case, decided without a call
-                    images[rel] = (st.st_dev, st.st_ino, st.st_size, st.st_mtime_ns, st.st_ctime_ns)
-                    continue
-                if not (
-                    dot > 0
-                    and name[dot + 1 :].lower() in IMAGE_EXTENSIONS
-                    and (name[0] != "." or is_image_name(name))  # exact rule for odd names
-                ):
-                    if name == IGNORE_FILE:  # a dot file, yet it counts
-                        result.ignore_stats[rel] = _stat(st)
-                    elif name in _SPECIAL_NAMES and not is_ignored(rel, False):
-                        result.sidecars[rel] = _stat(st)
-                    elif name.endswith(ENGINE_TMP_SUFFIX) and name[0] == ".":
-                        result.leftovers.append(rel)  # a crashed sync's temp file
-                    continue
-                if (
-                    is_ignored(rel, False) if user_rules else default_ignores_image_file(name)
-                ) or not _valid_name(name):
-                    _skip_bad_name(result, rel, name)
-                    continue
-                images[rel] = (st.st_dev, st.st_ino, st.st_size, st.st_mtime_ns, st.st_ctime_ns)
-            elif S_ISDIR(mode):
-                if not folder and name == STATE_DIR:
-                    continue
-                if is_ignored(rel, True):
-                    continue
-                if not _valid_name(name):
-                    _skip_bad_name(result, rel, name)
-                    continue
-                if recursive:
-                    stack.append(rel)
-                else:
-                    result.folders.add(rel)
-            elif S_ISLNK(mode):
-                if is_ignored(rel, False):
-                    continue
-                target_is_dir = _points_to_dir(entry)
-                if target_is_dir or is_image_name(name):
-                    what = "symlink to a folder skipped" if target_is_dir else "symlink skipped"
-                    result.skipped[_shown(rel)] = (what, "localrepo never follows symlinks")
-            elif is_image_name(name) and not is_ignored(rel, False):
-                result.skipped[_shown(rel)] = ("not a regular file", None)
+        subfolders = _entries(result, folder, entries, rules)
+        if recursive:
+            stack += subfolders
+        else:
+            result.folders.update(subfolders)
         if on_folder is not None:
             # This folder's images are the dict's last entries (insertion order).
             added = len(images) - images_before
             on_folder(result, list(islice(reversed(images), added))[::-1] if added else [])
     return result
+
+
+def _rules_above(
+    root: str, start: str, rules: IgnoreRules, texts: dict[str, str], result: WalkResult
+) -> IgnoreRules:
+    """The rules in force at `start`: ignore files above it still apply to it (their
+    texts are added to `texts`)."""
+    parts = start.split("/")
+    for i in range(len(parts)):
+        folder = "/".join(parts[:i])
+        text = _read_ignore(root, folder, result)
+        if text is not None:
+            texts[folder] = text
+    return IgnoreRules.from_texts(texts) if texts else rules
+
+
+def _list_folder(root: str, folder: str, result: WalkResult) -> list[os.DirEntry[str]] | None:
+    abs_folder = os.path.join(root, folder) if folder else root
+    try:
+        with os.scandir(abs_folder) as it:
+            return list(it)
+    except OSError as exc:
+        result.skipped[folder or "."] = ("unreadable folder", exc.strerror)
+        return None
+
+
+def _entries(
+    result: WalkResult, folder: str, entries: list[os.DirEntry[str]], rules: IgnoreRules
+) -> list[str]:
+    """Sort one folder's entries into `result`; returns its subfolders to walk, in the
+    order listed. An image file under the built-in defaults alone (the common case) is
+    decided here without a call; every other entry by the helpers below."""
+    images = result.images
+    is_ignored = rules.is_ignored
+    user_rules = rules.has_files
+    fast = not user_rules  # only the built-in defaults apply here
+    prefix = f"{folder}/" if folder else ""
+    subfolders: list[str] = []
+    for entry in entries:
+        name = entry.name
+        rel = prefix + name
+        try:
+            st = entry.stat(follow_symlinks=False)
+        except OSError as exc:
+            result.skipped[_shown(rel)] = ("unreadable", exc.strerror)
+            continue
+        mode = st.st_mode
+        if S_ISREG(mode):
+            dot = name.rfind(".")
+            if (
+                fast
+                and dot > 0
+                and name[0] not in ".~"  # dot files and ~$ are the defaults' business
+                and name[dot + 1 :].lower() in IMAGE_EXTENSIONS
+                and name.isascii()
+            ):  # the common case, decided without a call
+                images[rel] = (st.st_dev, st.st_ino, st.st_size, st.st_mtime_ns, st.st_ctime_ns)
+                continue
+            _file(result, rel, name, dot, st, is_ignored, user_rules)
+        elif S_ISDIR(mode):
+            if _subfolder(result, folder, rel, name, is_ignored):
+                subfolders.append(rel)
+        else:
+            _other(result, entry, rel, name, mode, is_ignored)
+    return subfolders
+
+
+def _file(
+    result: WalkResult,
+    rel: str,
+    name: str,
+    dot: int,
+    st: os.stat_result,
+    is_ignored: Callable[[str, bool], bool],
+    user_rules: bool,
+) -> None:
+    """A regular file the common case did not decide: an image (exact rule for odd
+    names), an ignore file, a sidecar, a sync's temp file, or nothing of ours."""
+    if not (
+        dot > 0
+        and name[dot + 1 :].lower() in IMAGE_EXTENSIONS
+        and (name[0] != "." or is_image_name(name))  # exact rule for odd names
+    ):
+        if name == IGNORE_FILE:  # a dot file, yet it counts
+            result.ignore_stats[rel] = _stat(st)
+        elif name in _SPECIAL_NAMES and not is_ignored(rel, False):
+            result.sidecars[rel] = _stat(st)
+        elif name.endswith(ENGINE_TMP_SUFFIX) and name[0] == ".":
+            result.leftovers.append(rel)  # a crashed sync's temp file
+        return
+    if (
+        is_ignored(rel, False) if user_rules else default_ignores_image_file(name)
+    ) or not _valid_name(name):
+        _skip_bad_name(result, rel, name)
+        return
+    result.images[rel] = (st.st_dev, st.st_ino, st.st_size, st.st_mtime_ns, st.st_ctime_ns)
+
+
+def _subfolder(
+    result: WalkResult,
+    folder: str,
+    rel: str,
+    name: str,
+    is_ignored: Callable[[str, bool], bool],
+) -> bool:
+    """Whether to walk (or list) a subfolder: not the state folder, not ignored, and
+    a name that is UTF-8 (else reported)."""
+    if not folder and name == STATE_DIR:
+        return False
+    if is_ignored(rel, True):
+        return False
+    if not _valid_name(name):
+        _skip_bad_name(result, rel, name)
+        return False
+    return True
+
+
+def _other(
+    result: WalkResult,
+    entry: os.DirEntry[str],
+    rel: str,
+    name: str,
+    mode: int,
+    is_ignored: Callable[[str, bool], bool],
+) -> None:
+    """A symlink (never followed: reported when it stands for an image or a folder) or
+    another kind of file named as an image (reported)."""
+    if S_ISLNK(mode):
+        if is_ignored(rel, False):
+            return
+        target_is_dir = _points_to_dir(entry)
+        if target_is_dir or is_image_name(name):
+            what = "symlink to a folder skipped" if target_is_dir else "symlink skipped"
+            result.skipped[_shown(rel)] = (what, "localrepo never follows symlinks")
+    elif is_image_name(name) and not is_ignored(rel, False):
+        result.skipped[_shown(rel)] = ("not a regular file", None)
 
 
 def _pruned(start: str, rules: IgnoreRules) -> bool:

@@ -28,7 +28,7 @@ CALLERS = [
     "sync/binding.py",
     "sync/twins.py",
     "sync/verify.py",
-    "sync/execute.py",
+    "sync/remote_side.py",  # the executor's requests (sync/execute.py passes the client on)
     "cli/sync_cmds.py",
     "watch/daemon.py",
 ]

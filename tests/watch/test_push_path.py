@@ -21,7 +21,7 @@ from watchhelp import until
 
 from localrepo.remote.client import RecognitionClient
 from localrepo.repository import Repository
-from localrepo.scan import scanner as scanner_module
+from localrepo.scan import statpass
 from localrepo.watch.coalesce import FULL, LOCAL
 from localrepo.watch.daemon import Watcher, WatchOptions
 
@@ -71,13 +71,13 @@ def running(account, tmp_path, monkeypatch) -> Iterator[Running]:
     clone.sync()
 
     walked: list[tuple[str, bool]] = []
-    real_walk = scanner_module.walk
+    real_walk = statpass.walk
 
     def spy(root, rules=None, start="", on_folder=None, *, recursive=True):
         walked.append((start, recursive))
         return real_walk(root, rules, start, on_folder, recursive=recursive)
 
-    monkeypatch.setattr(scanner_module, "walk", spy)
+    monkeypatch.setattr(statpass, "walk", spy)
     client = RecognitionClient(proxy.url, account.token)
     opts = WatchOptions(interval=3600, full_every=3600, debounce=0.3, grace=5)
     watcher = Watcher(Repository(clone.root), client, opts, hard_exit=lambda _code: None)

@@ -10,7 +10,7 @@ from treebuilder import db, files, img, journal, new_repo, scan, write_image
 
 from localrepo.catalog import files as catalog_files
 from localrepo.scan.hashing import hash_bytes
-from localrepo.scan.scanner import _hold_back
+from localrepo.scan.statpass import hold_back
 from localrepo.scan.walk import WalkResult
 
 
@@ -79,11 +79,11 @@ def test_a_new_file_reusing_a_deleted_files_inode_is_still_held(tmp_path: Path):
         dev, ino, size, mtime, ctime = catalog_files.load_stats(conn)["cats/b.jpg"]
         cached = catalog_files.load_files(conn)
         recycled = WalkResult(images={"dogs/c.jpg": (dev, ino, 200, mtime + 5_000, ctime)})
-        assert _hold_back(recycled, cached, conn, frozenset({"dogs/c.jpg"})) == {"dogs/c.jpg"}
+        assert hold_back(recycled, cached, conn, frozenset({"dogs/c.jpg"})) == {"dogs/c.jpg"}
         assert "dogs/c.jpg" not in recycled.images
 
         renamed = WalkResult(images={"dogs/c.jpg": (dev, ino, size, mtime, ctime + 1)})
-        assert _hold_back(renamed, cached, conn, frozenset({"dogs/c.jpg"})) == frozenset()
+        assert hold_back(renamed, cached, conn, frozenset({"dogs/c.jpg"})) == frozenset()
         assert "dogs/c.jpg" in renamed.images
     finally:
         conn.close()
