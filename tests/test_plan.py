@@ -21,8 +21,7 @@ from localrepo.sync.plan import (
     TRASH_LOCAL,
     UPLOAD,
 )
-
-TASK_TYPES = ("multi_class", "multi_label", "regression")
+from localrepo.vocabulary import TASK_TYPES
 
 # Per task type: an image's state A, and an edit of it B (a move, a tag edit, a new value).
 A = {

@@ -15,6 +15,7 @@ from typing import Any
 import click
 
 from localrepo.errors import LocalrepoError
+from localrepo.vocabulary import LOGS_DIR
 
 START_TIMEOUT = 20.0
 STOP_TIMEOUT = 10.0
@@ -123,7 +124,7 @@ def _client(repo: Any) -> Any:
 def _log_path(repo: Any) -> Path:
     from localrepo.watch.state import LOG_NAME
 
-    return repo.state_dir / "logs" / LOG_NAME
+    return repo.state_dir / LOGS_DIR / LOG_NAME
 
 
 def _counts(repo: Any) -> tuple[int, int]:
@@ -286,7 +287,7 @@ def daemon_start(obj: Any, poll: bool, **timing: float) -> None:
             f"the daemon already runs for this repository (pid {pid}); 'repo daemon stop' ends it."
         )
     _client(repo).close()  # a missing remote or token is said here, not in the log
-    logs = repo.state_dir / "logs"
+    logs = repo.state_dir / LOGS_DIR
     logs.mkdir(exist_ok=True)
     start_log = logs / "daemon-start.log"
     cmd = [sys.executable, "-m", "localrepo.cli.main", "-C", str(repo.root)]

@@ -16,6 +16,8 @@ from __future__ import annotations
 from collections.abc import Iterator, Mapping, Sequence
 from typing import IO, Any, Protocol, overload
 
+from localrepo.vocabulary import CATEGORY, MULTI_CLASS
+
 from .models import RemoteImage, RemoteLabel, RemoteTask, Workspace
 
 
@@ -42,7 +44,7 @@ class RemoteAPI(Protocol):
         ...
 
     def create_task(
-        self, name: str, type: str = "multi_class", *, description: str = ""
+        self, name: str, type: str = MULTI_CLASS, *, description: str = ""
     ) -> RemoteTask:
         """The engine: a task's first sync, when the server has none of that name."""
         ...
@@ -80,7 +82,7 @@ class RemoteAPI(Protocol):
         ...
 
     def ensure_task_label(
-        self, task_id: str, name: str, type: str = "category", *, share: bool = False
+        self, task_id: str, name: str, type: str = CATEGORY, *, share: bool = False
     ) -> RemoteLabel:
         """The executor: the label for a folder, adopted by the task's isolation rule."""
         ...

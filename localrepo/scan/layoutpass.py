@@ -49,11 +49,11 @@ from localrepo.scan.diff import TaskLookup
 from localrepo.scan.report import Problem
 from localrepo.scan.statpass import RACY_NS
 from localrepo.scan.walk import INODE, MTIME, SIZE, Stat, WalkResult
+from localrepo.vocabulary import LABEL_TYPE
 
 if TYPE_CHECKING:
     from localrepo.scan.layoutstream import LayoutStream
 
-LABEL_TYPE = {"multi_class": "category", "multi_label": "tag", "regression": "value"}
 LabelMap = dict[str, float | None]  # {label name: value}
 
 

@@ -28,6 +28,7 @@ from localrepo.sync.faults import crash_point
 from localrepo.sync.localfs import FileChanged, LocalFS
 from localrepo.sync.names import file_name
 from localrepo.sync.state import META_NAME
+from localrepo.vocabulary import REGRESSION
 
 if TYPE_CHECKING:
     from localrepo.sync.execute import ImageResult
@@ -139,7 +140,7 @@ class DiskSide:
         return out
 
     def _write_values(self, result: ImageResult, target: dict[str, float | None]) -> None:
-        if self.binding.type != "regression":
+        if self.binding.type != REGRESSION:
             return
         placed = {w.path for w in result.added_files} | set(self.files.get(result.key, []))
         placed -= set(result.removed_files)

@@ -46,7 +46,8 @@ from localrepo.sync.catalog_side import CatalogSide
 from localrepo.sync.disk_side import DiskSide
 from localrepo.sync.localfs import LocalFS, Written
 from localrepo.sync.remote_side import Deferred, RemoteSide
-from localrepo.sync.state import LABEL_TYPE, RemoteSnapshot
+from localrepo.sync.state import RemoteSnapshot
+from localrepo.vocabulary import LABEL_TYPE, REGRESSION
 
 LOCAL_OPS = frozenset({P.DOWNLOAD, P.SET_LOCAL, P.TRASH_LOCAL})
 REMOTE_IMAGE_OPS = frozenset({P.UPLOAD, P.SET_REMOTE, P.REMOVE_REMOTE})
@@ -206,8 +207,7 @@ class Executor:
         self._bulk = {
             key
             for key, ops in by_key.items()
-            if self.binding.type != "regression"
-            and {op.kind for op in ops} == {P.UPLOAD, P.SET_BASE}
+            if self.binding.type != REGRESSION and {op.kind for op in ops} == {P.UPLOAD, P.SET_BASE}
         }
         collected = self._images(by_key, journal_ids, out)
         if out.fatal:

@@ -18,13 +18,13 @@ from localrepo.labelnames import folder_for_label
 from localrepo.layout import TaskBinding, task_for
 from localrepo.remote.api import RemoteAPI
 from localrepo.sync.plan import REMOTE_KEY_PREFIX, TaskState
+from localrepo.vocabulary import LABEL_TYPE, REGRESSION
 
 # What localrepo writes into an uploaded image's meta_data.
 META_HASH = "content_hash"  # "xxh3_128:<hex>"
 META_NAME = "original_file_name"
 HASH_PREFIX = "xxh3_128:"
 _HEX32 = re.compile(r"^[0-9a-f]{32}$")
-LABEL_TYPE = {"multi_class": "category", "multi_label": "tag", "regression": "value"}
 
 
 def meta_hash(meta: Any) -> str | None:
@@ -106,7 +106,7 @@ def build_snapshot(
             if name in task_labels:
                 continue  # a twin of a label the image carries already
             value = getattr(lab, "value", None)
-            if task_type == "regression":
+            if task_type == REGRESSION:
                 if value is None or not isinstance(value, int | float) or not math.isfinite(value):
                     snap.problems.append(
                         f"remote image {img.id}: label {name!r} has no usable value "
