@@ -68,7 +68,7 @@ def _setup_logging(log_file: Path | None, verbose: int) -> None:
     import logging
     import logging.handlers
 
-    from localrepo.watch.state import LOG_BACKUPS, LOG_BYTES
+    from localrepo.watch.daemon_files import LOG_BACKUPS, LOG_BYTES
 
     handler: logging.Handler
     if log_file is not None:
@@ -122,7 +122,7 @@ def _client(repo: Any) -> Any:
 
 
 def _log_path(repo: Any) -> Path:
-    from localrepo.watch.state import LOG_NAME
+    from localrepo.watch.daemon_files import LOG_NAME
 
     return repo.state_dir / LOGS_DIR / LOG_NAME
 
@@ -142,7 +142,7 @@ def _counts(repo: Any) -> tuple[int, int]:
 
 
 def status_dict(repo: Any) -> dict[str, Any]:
-    from localrepo.watch.state import DaemonState, running_pid
+    from localrepo.watch.daemon_files import DaemonState, running_pid
 
     pid = running_pid(repo.state_dir)
     st = DaemonState.load(repo.state_dir)
@@ -230,7 +230,7 @@ def watch(obj: Any, poll: bool, detached: bool, **timing: float) -> None:
     Changes on disk are synced once they settle; remote changes are pulled every
     --interval seconds; a full scan runs at start and every --full-scan-every."""
     from localrepo.watch.daemon import Watcher, WatchOptions
-    from localrepo.watch.state import DaemonLock
+    from localrepo.watch.daemon_files import DaemonLock
 
     repo = obj.repo()
     lock = DaemonLock(repo.state_dir)
@@ -278,7 +278,7 @@ def daemon() -> None:
 @click.pass_obj
 def daemon_start(obj: Any, poll: bool, **timing: float) -> None:
     """Start the watcher detached (own session), logging to .localrepo/logs/daemon.log."""
-    from localrepo.watch.state import DaemonState, running_pid
+    from localrepo.watch.daemon_files import DaemonState, running_pid
 
     repo = obj.repo()
     pid = running_pid(repo.state_dir)
@@ -334,7 +334,7 @@ def daemon_start(obj: Any, poll: bool, **timing: float) -> None:
 @click.pass_obj
 def daemon_stop(obj: Any, timeout: float) -> None:
     """Stop the daemon gracefully (work in flight finishes or stays journalled)."""
-    from localrepo.watch.state import read_pid, running_pid
+    from localrepo.watch.daemon_files import read_pid, running_pid
 
     repo = obj.repo()
     pid = running_pid(repo.state_dir)

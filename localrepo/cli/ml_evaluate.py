@@ -74,7 +74,7 @@ def _labelled_images(
     the folders say (the catalog's local state), and the task's label names."""
     from localrepo.catalog.files import image_files
     from localrepo.catalog.labels import image_label_names, sorted_task_label_names
-    from localrepo.catalog.states import LOCAL
+    from localrepo.catalog.sides import LOCAL
 
     labels: dict[int, Truth] = {}
     for image_id, name, value in image_label_names(conn, task.id, LOCAL):

@@ -16,7 +16,7 @@ from localrepo.catalog.files import damaged_files
 from localrepo.catalog.labels import task_label_names_by_task
 from localrepo.catalog.meta import get_meta
 from localrepo.catalog.problems import all_problems
-from localrepo.catalog.states import LOCAL
+from localrepo.catalog.sides import LOCAL
 from localrepo.catalog.tasks import task_rows
 from localrepo.cli.context import echo
 from localrepo.scan import changes as ch

@@ -707,7 +707,7 @@ def _keep_on_disk(repo: Any, keys: set[str], label: str) -> None:
     from localrepo.layout import folder_label, nfc
     from localrepo.sync.keep import keep_label
     from localrepo.sync.localfs import LocalFS
-    from localrepo.sync.state import local_files
+    from localrepo.sync.snapshot import local_files
 
     label = nfc(label)
     with repo.lock():

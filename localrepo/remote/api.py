@@ -1,6 +1,6 @@
 """`RemoteAPI`: what the sync side calls on a remote client, as one Protocol.
 
-The sync engine (`sync/engine.py`), remote state loading (`sync/state.py`), binding
+The sync engine (`sync/engine.py`), remote state loading (`sync/snapshot.py`), binding
 (`sync/binding.py`), twins (`sync/twins.py`), verify (`sync/verify.py`), the executor
 (`sync/execute.py`), the watcher (`watch/daemon.py`) and the remote commands
 (`cli/sync_cmds.py`) are typed with it;

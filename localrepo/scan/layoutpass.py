@@ -30,7 +30,7 @@ from localrepo.catalog import labels as catalog_labels
 from localrepo.catalog import meta as catalog_meta
 from localrepo.catalog import problems as catalog_problems
 from localrepo.catalog.problems import FOLDER_NAME_PROBLEM
-from localrepo.catalog.states import LOCAL
+from localrepo.catalog.sides import LOCAL
 from localrepo.labelnames import folder_verdict
 from localrepo.layout import (
     Placement,

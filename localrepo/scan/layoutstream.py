@@ -17,7 +17,7 @@ from collections import defaultdict
 from typing import TYPE_CHECKING
 
 from localrepo.catalog import labels as catalog_labels
-from localrepo.catalog.states import LOCAL
+from localrepo.catalog.sides import LOCAL
 from localrepo.layout import Placement, merge_image_labels, place
 from localrepo.scan.diff import TaskLookup
 from localrepo.scan.layoutpass import LabelMap, label_keys, label_summary

@@ -27,12 +27,12 @@ from localrepo.scan.hashing import hash_bytes
 from localrepo.sync.faults import crash_point
 from localrepo.sync.localfs import FileChanged, LocalFS
 from localrepo.sync.names import file_name
-from localrepo.sync.state import META_NAME
+from localrepo.sync.snapshot import META_NAME
 from localrepo.vocabulary import REGRESSION
 
 if TYPE_CHECKING:
     from localrepo.sync.execute import ImageResult
-    from localrepo.sync.state import RemoteImageView
+    from localrepo.sync.snapshot import RemoteImageView
 
 
 class DiskSide:

@@ -37,7 +37,7 @@ from localrepo.sync.execute import LOCAL_OPS, REMOTE_IMAGE_OPS, Executor, Outcom
 from localrepo.sync.holds import Hold, TaskFiles, ambiguous_labels, held_images
 from localrepo.sync.localfs import FileChanged, LocalFS
 from localrepo.sync.recovery import FileAt, InterruptedRelabel, complete_relabels
-from localrepo.sync.state import (
+from localrepo.sync.snapshot import (
     CatalogStates,
     RemoteSnapshot,
     build_snapshot,

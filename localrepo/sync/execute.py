@@ -46,7 +46,7 @@ from localrepo.sync.catalog_side import CatalogSide
 from localrepo.sync.disk_side import DiskSide
 from localrepo.sync.localfs import LocalFS, Written
 from localrepo.sync.remote_side import Deferred, RemoteSide
-from localrepo.sync.state import RemoteSnapshot
+from localrepo.sync.snapshot import RemoteSnapshot
 from localrepo.vocabulary import LABEL_TYPE, REGRESSION
 
 LOCAL_OPS = frozenset({P.DOWNLOAD, P.SET_LOCAL, P.TRASH_LOCAL})

@@ -1,5 +1,7 @@
-"""Reading the three states of a task: LOCAL and SYNCED from the catalog, REMOTE from
-a listing of the API. The result is the planner's plain-data input."""
+"""Snapshots of a task's three states: LOCAL and SYNCED read from the catalog, REMOTE
+from a listing of the API (`build_snapshot`, `RemoteSnapshot`), or from the catalog and a
+GET per changed image (`catalog_snapshot`, the watcher's push). The result is the
+planner's plain-data input (`load_task_state` -> `plan.TaskState`)."""
 
 from __future__ import annotations
 
@@ -13,7 +15,7 @@ from typing import Any
 from localrepo.catalog import images as catalog_images
 from localrepo.catalog.files import valid_files_under
 from localrepo.catalog.labels import task_image_labels, task_label_names
-from localrepo.catalog.states import LOCAL, SYNCED
+from localrepo.catalog.sides import LOCAL, SYNCED
 from localrepo.labelnames import folder_for_label
 from localrepo.layout import TaskBinding, task_for
 from localrepo.remote.api import RemoteAPI
