@@ -198,12 +198,6 @@ class IgnoreRules:
         """Build from ``{folder: text of folder/.localrepoignore}``; "" is the root."""
         return cls(_build(texts, {}))
 
-    def with_text(self, folder: str, text: str) -> IgnoreRules:
-        """A copy with ``folder/.localrepoignore`` added (or replaced) by ``text``."""
-        files = dict(self._files)
-        files.pop(_norm_folder(folder), None)
-        return IgnoreRules(_build({folder: text}, files))
-
     @property
     def sources(self) -> tuple[str, ...]:
         """The ignore files in use (repository paths), sorted."""

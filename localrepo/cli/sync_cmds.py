@@ -10,7 +10,7 @@ from typing import TYPE_CHECKING, Any
 
 import click
 
-from localrepo.errors import EXIT_DECISION, EXIT_PARTIAL, EXIT_SAFETY, LocalrepoError
+from localrepo.errors import EXIT_DECISION, EXIT_OK, EXIT_PARTIAL, EXIT_SAFETY, LocalrepoError
 from localrepo.vocabulary import MULTI_CLASS, POLICIES, POLICY_LOCAL, POLICY_REMOTE
 
 if TYPE_CHECKING:  # the remote package is imported when a command needs it
@@ -180,7 +180,7 @@ def sync_exit_code(summary: dict[str, Any]) -> int:
         t["left_for_other_side"] or t["twins_left"] for t in summary["tasks"]
     ):
         return EXIT_DECISION
-    return 0
+    return EXIT_OK
 
 
 def sync_summary(report: Any, *, dry_run: bool) -> dict[str, Any]:

@@ -79,7 +79,7 @@ class DiskSide:
         for _label, folder in folders[1:]:
             result.added_files.append(self.fs.link(written.path, folder, name))
         self._write_values(result, target)
-        result.local_done = result.local_changed = True
+        result.local_changed = True
         result.counts["downloaded"] = 1
 
     def set_local(self, result: ImageResult, target: dict[str, float | None]) -> None:
@@ -116,7 +116,7 @@ class DiskSide:
             self.fs.trash(path)
             result.removed_files.append(path)
         self._write_values(result, target)
-        result.local_done = result.local_changed = True
+        result.local_changed = True
         result.counts["relabelled_local"] = 1
 
     def trash(self, result: ImageResult) -> None:
@@ -127,7 +127,7 @@ class DiskSide:
             self.fs.check(path, self.stats.get(path))
             self.fs.trash(path)
             result.removed_files.append(path)
-        result.local_done = result.local_changed = True
+        result.local_changed = True
         result.counts["trashed_local"] = 1
 
     def _target_folders(self, target: dict[str, float | None]) -> list[tuple[str, str]]:

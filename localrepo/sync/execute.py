@@ -99,7 +99,6 @@ class ImageResult:
     dims: tuple[int, int, str] | None = None
     target: dict[str, float | None] = field(default_factory=dict)
     remote_done: bool = False  # the remote now holds `target`
-    local_done: bool = False  # the disk now holds `target`
     local_changed: bool = False  # this run changed the disk for it
     deleted_remote: bool = False
     added_files: list[Written] = field(default_factory=list)
@@ -386,8 +385,6 @@ class Executor:
         kinds = {op.kind for op in ops}
         if not kinds & REMOTE_IMAGE_OPS:
             result.remote_done = True
-        if not kinds & LOCAL_OPS:
-            result.local_done = True
         return result
 
     def _new_result(self, key: str, ops: list[P.Op]) -> ImageResult:

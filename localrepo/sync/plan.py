@@ -107,7 +107,6 @@ OP_ORDER = (
     REMOVE_FOLDER,
     SET_BASE,
 )
-REMOTE_OPS = frozenset({ENSURE_LABEL, UPLOAD, SET_REMOTE, REMOVE_REMOTE, DETACH_LABEL})
 
 
 @dataclass(frozen=True)

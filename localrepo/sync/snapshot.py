@@ -55,10 +55,8 @@ class RemoteImageView:
 class RemoteSnapshot:
     task_id: str
     labels: dict[str, str] = field(default_factory=dict)  # name -> remote label id
-    label_types: dict[str, str] = field(default_factory=dict)
     images: dict[str, RemoteImageView] = field(default_factory=dict)  # by key
     problems: list[str] = field(default_factory=list)
-    requests: int = 0
     twins: int = 0  # labels read as another of the same name (see sync/twins.py)
 
 
@@ -92,7 +90,6 @@ def build_snapshot(
             snap.twins += 1
             continue
         snap.labels[lab.name] = lab.id
-        snap.label_types[lab.name] = lab.type
         label_ids[lab.id] = lab.name
     for img in images:
         task_labels: dict[str, float | None] = {}
