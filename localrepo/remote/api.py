@@ -2,9 +2,10 @@
 
 The sync engine (`sync/engine.py`), remote state loading (`sync/snapshot.py`), binding
 (`sync/binding.py`), twins (`sync/twins.py`), verify (`sync/verify.py`), the executor
-(`sync/execute.py`), the watcher (`watch/daemon.py`) and the remote commands
-(`cli/sync_cmds.py`) are typed with it;
-`RecognitionClient` satisfies it (`tests/remote/test_remote_protocol.py` compares the
+(`sync/execute.py`, which only hands the client on: every request of the executor is
+made by its remote side, `sync/remote_side.py`, meant below by "the executor"), the
+watcher (`watch/daemon.py`) and the remote commands (`cli/sync_cmds.py`) are typed with
+it; `RecognitionClient` satisfies it (`tests/remote/test_remote_protocol.py` compares the
 signatures), and so does the test fake `tests/fakeremote.py`. The ML commands
 (`cli/ml_cmds.py`: train, wait, classify, `map`) use `RecognitionClient` itself.
 
@@ -35,7 +36,7 @@ class RemoteAPI(Protocol):
         ...
 
     def get_task(self, task_id: str) -> RemoteTask:
-        """state (a task's labels, for the engine, binding and the executor), `repo
+        """snapshot (a task's labels, for the engine, binding and the executor), `repo
         clone` (a task by id)."""
         ...
 
@@ -78,7 +79,7 @@ class RemoteAPI(Protocol):
         type: str | None = None,
         page_size: int | None = None,
     ) -> list[RemoteLabel]:
-        """state (the labels attached to a task)."""
+        """snapshot (the labels attached to a task)."""
         ...
 
     def ensure_task_label(
@@ -101,7 +102,7 @@ class RemoteAPI(Protocol):
         test: bool | None = None,
         page_size: int | None = None,
     ) -> Iterator[RemoteImage]:
-        """state (the task's listing), twins (a value twin's images)."""
+        """snapshot (the task's listing), twins (a value twin's images)."""
         ...
 
     def count_images(self, *, labels: Sequence[str]) -> int:
