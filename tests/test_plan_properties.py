@@ -24,6 +24,7 @@ from hypothesis import strategies as st
 from plansim import Labels, World
 
 from localrepo.sync import plan as P
+from localrepo.vocabulary import TASK_TYPES
 
 SOAK = os.environ.get("LOCALREPO_SOAK", "") not in ("", "0")
 
@@ -37,7 +38,6 @@ SETTINGS = {
     "suppress_health_check": [HealthCheck.too_slow, HealthCheck.data_too_large],
 }
 
-TASK_TYPES = ("multi_class", "multi_label", "regression")
 LABELS = ("a", "b", "c", "n")
 VALUES = (1.0, 2.0, 3.5)
 HASHES = tuple(f"h{i}" for i in range(8))

@@ -10,14 +10,13 @@ from typing import TYPE_CHECKING, Any
 
 import click
 
-from localrepo.errors import EXIT_DECISION, EXIT_PARTIAL, EXIT_SAFETY, LocalrepoError
+from localrepo.errors import EXIT_DECISION, EXIT_OK, EXIT_PARTIAL, EXIT_SAFETY, LocalrepoError
+from localrepo.vocabulary import MULTI_CLASS, POLICIES, POLICY_LOCAL, POLICY_REMOTE
 
 if TYPE_CHECKING:  # the remote package is imported when a command needs it
     from localrepo.remote.api import RemoteAPI
     from localrepo.remote.client import RecognitionClient
     from localrepo.remote.models import RemoteTask
-
-POLICIES = ("manual", "local", "remote")
 
 
 def token_option(f: Any) -> Any:
@@ -181,7 +180,7 @@ def sync_exit_code(summary: dict[str, Any]) -> int:
         t["left_for_other_side"] or t["twins_left"] for t in summary["tasks"]
     ):
         return EXIT_DECISION
-    return 0
+    return EXIT_OK
 
 
 def sync_summary(report: Any, *, dry_run: bool) -> dict[str, Any]:
@@ -436,7 +435,9 @@ def conflicts(obj: Any, as_json: bool) -> None:
 
 @click.command()
 @click.argument("paths", nargs=-1)
-@click.option("--take", type=click.Choice(["local", "remote"]), help="The side that wins.")
+@click.option(
+    "--take", type=click.Choice([POLICY_LOCAL, POLICY_REMOTE]), help="The side that wins."
+)
 @click.option(
     "--keep",
     metavar="LABEL",
@@ -475,7 +476,7 @@ def resolve(
     keys = _conflict_keys(repo, obj.directory, paths, all_)
     if keep is not None:
         _keep_on_disk(repo, keys, keep)
-        take = "local"
+        take = POLICY_LOCAL
     repo, client = repo_client(obj, token)
     try:
         options = SyncOptions(
@@ -706,7 +707,7 @@ def _keep_on_disk(repo: Any, keys: set[str], label: str) -> None:
     from localrepo.layout import folder_label, nfc
     from localrepo.sync.keep import keep_label
     from localrepo.sync.localfs import LocalFS
-    from localrepo.sync.state import local_files
+    from localrepo.sync.snapshot import local_files
 
     label = nfc(label)
     with repo.lock():
@@ -721,7 +722,7 @@ def _keep_on_disk(repo: Any, keys: set[str], label: str) -> None:
                 mine = [k for k in sorted(keys) if k in files]
                 if not mine:
                     continue
-                if binding.type != "multi_class":
+                if binding.type != MULTI_CLASS:
                     raise LocalrepoError(
                         f"--keep is for multi_class tasks; '{binding.name}' is "
                         f"{binding.type}: use --take local|remote."

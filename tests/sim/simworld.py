@@ -58,8 +58,9 @@ from localrepo.labelnames import folder_verdict
 from localrepo.repository import Repository, init_repository
 from localrepo.scan.hashing import hash_bytes
 from localrepo.sync import faults
-from localrepo.sync.state import HASH_PREFIX, LABEL_TYPE, META_HASH, META_NAME
+from localrepo.sync.snapshot import HASH_PREFIX, META_HASH, META_NAME
 from localrepo.sync.verify import verify
+from localrepo.vocabulary import LABEL_TYPE
 
 SEED_ENV = "LOCALREPO_SIM_SEED"
 NAMES = ("cat", "dog", "owl", "fox", "elk", "yak")
