@@ -31,6 +31,7 @@ test: lint
 lint: $(STAMP)
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/ruff format --check .
+	$(VENV)/bin/vulture
 
 # BENCH_FILES sets the scan benchmark's size (default 20,000; also run it at 100,000).
 BENCH_FILES ?= 20000
