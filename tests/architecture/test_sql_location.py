@@ -20,7 +20,7 @@ from pathlib import Path
 
 import pytest
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 PACKAGE = ROOT / "localrepo"
 EXEMPT = ("catalog", "server", "migrations")  # folders of localrepo/ that may hold SQL
 SQL_METHODS = frozenset({"execute", "executemany", "executescript"})

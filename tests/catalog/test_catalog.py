@@ -9,7 +9,7 @@ import textwrap
 from pathlib import Path
 
 import pytest
-from treebuilder import new_repo, run_repo, write_image
+from support.treebuilder import new_repo, run_repo, write_image
 
 from localrepo.catalog import db as catalog_db
 from localrepo.catalog import migrate, schema
@@ -269,7 +269,7 @@ def test_two_concurrent_repo_scans_on_one_repo_both_succeed_and_journal_once(
 ) -> None:
     from collections import Counter
 
-    from treebuilder import files, image_labels, journal
+    from support.treebuilder import files, image_labels, journal
 
     root = new_repo(tmp_path / "r")
     hashes = {}
@@ -303,16 +303,13 @@ def test_a_catalog_of_the_first_schema_is_upgraded_and_rehashed_once(tmp_path: P
     """An older catalog is upgraded in place when opened (Alembic, batch mode); the new
     stat signature starts at 0, so each file is hashed once more and then never again."""
     import os
-    import sys
 
     from alembic import command
+    from support.imagegen import image_bytes
 
     from localrepo.catalog.migrate import alembic_config
     from localrepo.scan.hashing import hash_bytes
     from localrepo.scan.scanner import Scanner
-
-    sys.path.insert(0, str(Path(__file__).parent))
-    from imagegen import image_bytes
 
     root = tmp_path / "r"
     (root / ".localrepo").mkdir(parents=True)

@@ -10,7 +10,7 @@ import tomllib
 from pathlib import Path
 
 import pytest
-from treebuilder import (
+from support.treebuilder import (
     journal_count,
     new_repo,
     repo_main,

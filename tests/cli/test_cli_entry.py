@@ -9,7 +9,7 @@ import sys
 from pathlib import Path
 
 import pytest
-from treebuilder import REPO_ENV, new_repo, run_repo, write, write_image
+from support.treebuilder import REPO_ENV, new_repo, run_repo, write, write_image
 
 from localrepo.cli.entry import parse_fast
 

@@ -1,14 +1,13 @@
 """`repo train`, `models`, `classify`, `evaluate` end to end: real `repo` subprocesses,
 real folder trees, a real localrepo-server that really trains (for all three task types).
 
-Each task type trains on a tiny, clearly learnable dataset (tests/imagegen.py: coloured
+Each task type trains on a tiny, clearly learnable dataset (tests/support/imagegen.py: coloured
 shapes, tag marks, brightness); the multi_class world trains once per module and most
 tests read from it; tests that train again or break things use worlds of their own.
 """
 
 from __future__ import annotations
 
-import importlib.util
 import json
 import os
 import re
@@ -19,29 +18,16 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from imagegen import CLASS_LOOKS, brightness_image, class_image, tagged_image, truncated_jpeg
+from support.imagegen import (
+    CLASS_LOOKS,
+    brightness_image,
+    class_image,
+    tagged_image,
+    truncated_jpeg,
+)
+from support.synchelp import Clone, World, api_requests
 
 from localrepo.errors import EXIT_DECISION, EXIT_ERROR, EXIT_PARTIAL
-
-
-def _synchelp() -> Any:
-    """tests/sync/synchelp.py, loaded by path: putting tests/sync on sys.path would let its
-    conftest.py shadow tests/conftest.py for every later `import conftest`."""
-    loaded = sys.modules.get("synchelp")
-    if loaded is not None:
-        return loaded
-    spec = importlib.util.spec_from_file_location(
-        "synchelp", Path(__file__).parent / "sync" / "synchelp.py"
-    )
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    sys.modules["synchelp"] = module
-    spec.loader.exec_module(module)
-    return module
-
-
-Clone = _synchelp().Clone
-World = _synchelp().World
 
 MIN_IMAGES = 4  # the server's minimum of images per label in these tests
 # The handcrafted features tell plain colours apart and keep these tests quick; the
@@ -207,11 +193,7 @@ def test_classify_files_prints_one_line_per_image(
 
 
 def classify_posts(server: Any) -> int:
-    return sum(
-        1
-        for m, path, _ in _synchelp().api_requests(server.log_text())
-        if path.endswith("classify/")
-    )
+    return sum(1 for m, path, _ in api_requests(server.log_text()) if path.endswith("classify/"))
 
 
 def test_classify_folders_in_batches_and_respects_ignore_rules(

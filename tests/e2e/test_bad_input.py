@@ -1,4 +1,4 @@
-"""The bad-input corpus (tests/badcorpus.py): every bad input of the design's list gets a
+"""The bad-input corpus (tests/support/badcorpus.py): every bad input of the design's list gets a
 message that names its file, a sync next to them pushes the good files only, and nothing
 on disk is lost or changed."""
 
@@ -9,8 +9,8 @@ import os
 import stat
 from pathlib import Path
 
-from badcorpus import GOOD, build, img
-from treebuilder import new_repo, repo_main
+from support.badcorpus import GOOD, build, img
+from support.treebuilder import new_repo, repo_main
 
 from localrepo.repository import Repository, add_task
 from localrepo.scan.hashing import hash_bytes

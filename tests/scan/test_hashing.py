@@ -61,7 +61,7 @@ def test_a_warmed_up_worker_checks_every_format_it_names(tmp_path: Path) -> None
 
     code = (
         "import sys\n"
-        "from imagegen import image_bytes\n"
+        "from support.imagegen import image_bytes\n"
         "from localrepo.scan import hashing\n"
         "hashing.warm_up()\n"
         "for fmt, ext in [('WEBP', 'webp'), ('TIFF', 'tif'), ('GIF', 'gif'), ('BMP', 'bmp'),"
@@ -71,7 +71,7 @@ def test_a_warmed_up_worker_checks_every_format_it_names(tmp_path: Path) -> None
         "        assert got == (None, None, (64, 48, fmt)), (fmt, name, got)\n"
         "print('ok')\n"
     )
-    tests_dir = str(Path(__file__).parent)
+    tests_dir = str(Path(__file__).parents[1])
     proc = subprocess.run(
         [sys.executable, "-c", code], capture_output=True, text=True, cwd=tests_dir
     )

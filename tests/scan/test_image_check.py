@@ -5,8 +5,8 @@ from __future__ import annotations
 
 import io
 
-from imagegen import damaged_jpegs, full_decode_ok, image_bytes, jpeg_variants
 from PIL import Image
+from support.imagegen import damaged_jpegs, full_decode_ok, image_bytes, jpeg_variants
 
 from localrepo.scan.hashing import NOT_AN_IMAGE, TOO_LARGE, TRUNCATED, check_image
 
@@ -41,7 +41,7 @@ def test_the_extension_hint_never_changes_a_verdict():
     """check_image() tries the plugin a file's extension names through Pillow's registry,
     before Image.open(): whatever the extension says, the verdict is Image.open()'s, that
     of the same bytes checked with no name at all."""
-    from imagegen import decompression_bomb_png, truncated_jpeg
+    from support.imagegen import decompression_bomb_png, truncated_jpeg
 
     bodies = [
         *damaged_jpegs(seed=3)[:120],

@@ -13,8 +13,8 @@ import struct
 
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-from imagegen import image_bytes, jpeg_variants
 from PIL import Image, ImageFile
+from support.imagegen import image_bytes, jpeg_variants
 
 from localrepo.scan import hashing
 from localrepo.scan.hashing import TOO_LARGE, check_image

@@ -10,11 +10,12 @@ import os
 from pathlib import Path
 
 import pytest
-from test_split_walk import recorded
-from treebuilder import db, new_repo, run_repo, write, write_image
+from support.treebuilder import db, new_repo, run_repo, write, write_image
 
 from localrepo.scan import layoutstream
 from localrepo.scan.scanner import Scanner
+
+from .test_split_walk import recorded
 
 
 def first_scan(root: Path, workers: int) -> None:

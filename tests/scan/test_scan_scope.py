@@ -14,7 +14,7 @@ import sqlite3
 from pathlib import Path
 
 import pytest
-from treebuilder import db, image_labels, new_repo, run_repo, scan, write, write_image
+from support.treebuilder import db, image_labels, new_repo, run_repo, scan, write, write_image
 
 from localrepo.catalog.db import catalog_path
 from localrepo.scan import statpass

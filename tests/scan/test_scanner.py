@@ -15,8 +15,8 @@ from functools import lru_cache
 from pathlib import Path
 
 import pytest
-from imagegen import decompression_bomb_png, truncated_jpeg
-from treebuilder import (
+from support.imagegen import decompression_bomb_png, truncated_jpeg
+from support.treebuilder import (
     age,
     db,
     files,

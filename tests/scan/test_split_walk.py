@@ -11,12 +11,13 @@ import shutil
 from pathlib import Path
 
 import pytest
-from test_scan_scope import dump
-from treebuilder import db, new_repo, run_repo, write, write_image
+from support.treebuilder import db, new_repo, run_repo, write, write_image
 
 from localrepo.scan import splitwalk
 from localrepo.scan.scanner import Scanner
 from localrepo.scan.walk import WalkResult, walk
+
+from .test_scan_scope import dump
 
 
 def build(root: Path) -> None:

@@ -18,7 +18,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
-from imagegen import decompression_bomb_png, image_bytes, truncated_jpeg
+from support.imagegen import decompression_bomb_png, image_bytes, truncated_jpeg
 
 
 @dataclass(frozen=True)

@@ -2,7 +2,7 @@
 
 `Clone` is one folder tree (a localrepo repository) driven through `repo` in a
 subprocess with its own token and credentials folder; `Remote` reads what the server
-holds over plain HTTP (httpx). The fault-injecting proxy is tests/faultproxy.py.
+holds over plain HTTP (httpx). The fault-injecting proxy is tests/support/faultproxy.py.
 """
 
 from __future__ import annotations
@@ -18,10 +18,10 @@ from pathlib import Path
 from typing import Any
 
 import httpx
-from imagegen import image_bytes
-from treebuilder import age
 
 from localrepo.scan.hashing import hash_bytes
+from support.imagegen import image_bytes
+from support.treebuilder import age
 
 SIZE = (32, 24)
 IMAGE_EXT = (".jpg", ".jpeg", ".png")

@@ -1,4 +1,4 @@
-"""The fault proxy itself (tests/faultproxy.py), against the real server: each action
+"""The fault proxy itself (tests/support/faultproxy.py), against the real server: each action
 breaks what it says, and only that (did the server act? what did the client see?)."""
 
 from __future__ import annotations
@@ -7,7 +7,8 @@ import random
 
 import httpx
 import pytest
-from faultproxy import Chaos, FaultProxy
+
+from support.faultproxy import Chaos, FaultProxy
 
 
 @pytest.fixture

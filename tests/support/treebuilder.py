@@ -15,13 +15,12 @@ import time
 from collections import defaultdict
 from pathlib import Path
 
-from imagegen import image_bytes
-
 from localrepo.catalog.db import catalog_path, connect
 from localrepo.cli.main import main as cli_main
 from localrepo.repository import init_repository
 from localrepo.scan.hashing import hash_bytes
 from localrepo.scan.scanner import Scanner, ScanReport
+from support.imagegen import image_bytes
 
 SIZE = (32, 24)
 HOUR_NS = 3600 * 1_000_000_000

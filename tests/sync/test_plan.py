@@ -4,7 +4,7 @@ the planner's docstring, for the three task types, on the plansim world."""
 from __future__ import annotations
 
 import pytest
-from plansim import World
+from support.plansim import World
 
 from localrepo.sync import plan as P
 from localrepo.sync.plan import (

@@ -21,7 +21,7 @@ from collections.abc import Callable
 
 from hypothesis import HealthCheck, event, given, settings
 from hypothesis import strategies as st
-from plansim import Labels, World
+from support.plansim import Labels, World
 
 from localrepo.sync import plan as P
 
