@@ -1,5 +1,7 @@
 """The seeded multi-clone simulation (issues 7 and 16).
 
+Over 500 lines because one Simulation is the model: every edit updates what its check expects.
+
 One real localrepo-server, two or three clones (real folder trees, real catalogs), and a
 schedule drawn from `random.Random(seed)`: user edits on each clone (add, delete, move,
 unlabel, byte edit, label folder rename, new label folder, the same bytes added on two
