@@ -295,7 +295,7 @@ class World:
         The planner emits no op for the base of the label attachments (SET_BASE is per
         image), so the executor records it at the end of a run (_settle_task_labels); a
         stale base reverts later one-sided label changes (see
-        tests/sync/test_plan_conflicts.py::test_the_label_base_must_be_settled_by_the_executor).
+        tests/sync/test_plan_labels.py::test_the_label_base_must_be_settled_by_the_executor).
         """
         if self.local_labels == self.remote_labels:
             self.base_labels = set(self.local_labels)

@@ -1,7 +1,8 @@
 """Example tests of the planner (localrepo.sync.plan): every rule of design section 3 and of
 the planner's docstring, for the three task types, on the plansim world.
-Here: converged states, push, pull, equal changes, an edit beating a delete; the rest
-in test_plan_conflicts.py and test_plan_safety.py, which share the helpers below."""
+Here: converged states, push, pull, equal changes, edit beats delete, tag sets and
+conflicts; label attachments in test_plan_labels.py, blocked images, the delete guards
+and op order in test_plan_safety.py (both use the helpers below)."""
 
 from __future__ import annotations
 
@@ -327,3 +328,145 @@ def test_edit_beats_delete_brings_every_tag_back() -> None:
     w.edit_set("local", "h0", tags("a", "b", "c", "d"))  # one tag added
     plan = w.plan()
     assert one(plan, UPLOAD, "h0").target_map == tags("a", "b", "c", "d")
+
+
+# -- multi_label tag sets merge --------------------------------------------------------------
+
+
+def test_tag_sets_merge_adds_and_removes_from_both_sides() -> None:
+    w = world("multi_label", h0=tags("a", "b", "c"))
+    w.edit_set("local", "h0", tags("a", "c", "d"))  # -b +d
+    w.edit_set("remote", "h0", tags("b", "c", "e"))  # -a +e
+    plan = w.plan()
+    merged = tags("c", "d", "e")
+    assert one(plan, SET_REMOTE, "h0").target_map == merged
+    assert one(plan, SET_LOCAL, "h0").target_map == merged
+    assert one(plan, SET_BASE, "h0").target_map == merged
+    assert plan.conflicts == []
+    converge(w)
+
+
+def test_tag_sets_merge_when_both_sides_add_the_same_bytes() -> None:
+    w = world("multi_label", h0=tags("a"))
+    w.edit_set("local", "h1", tags("a", "b"))
+    w.edit_set("remote", "h1", tags("b", "c"))
+    plan = w.plan()
+    assert one(plan, SET_REMOTE, "h1").target_map == tags("a", "b", "c")
+    assert one(plan, SET_LOCAL, "h1").target_map == tags("a", "b", "c")
+
+
+@pytest.mark.parametrize("policy", P.POLICIES)
+def test_tag_edits_that_together_remove_every_tag_are_a_conflict(policy: P.Policy) -> None:
+    # Found by Hypothesis (shrunk): the merge base + adds - removes was empty, so the image
+    # was trashed locally and deleted remotely although neither side deleted it.
+    w = world("multi_label", h0=tags("a", "b", "c"), h1=tags("a"))
+    w.edit_set("local", "h0", tags("c"))
+    w.edit_set("remote", "h0", tags("a", "b"))
+    plan = w.plan(policy)
+    assert plan.by_kind(REMOVE_REMOTE) == [] and plan.by_kind(TRASH_LOCAL) == []
+    (conflict,) = plan.conflicts
+    assert conflict.key == "h0" and conflict.field == "label"
+    assert conflict.local == P.frozen(tags("c")) and conflict.remote == P.frozen(tags("a", "b"))
+    if policy == "manual":
+        assert image_ops(plan, "h0") == []
+        assert conflict.resolution is None
+    else:
+        assert conflict.resolution == policy
+        converge(w, policy)
+        assert w.local["h0"] == (tags("c") if policy == "local" else tags("a", "b"))
+
+
+def test_regression_labels_that_together_remove_every_label_are_a_conflict() -> None:
+    w = world("regression", h0={"a": 1.0, "b": 2.0})
+    w.edit_set("local", "h0", {"a": 1.0})
+    w.edit_set("remote", "h0", {"b": 2.0})
+    plan = w.plan()
+    assert [c.key for c in plan.conflicts] == ["h0"] and image_ops(plan, "h0") == []
+
+
+# -- conflicts --------------------------------------------------------------------------------
+
+
+def test_multi_class_different_labels_on_both_sides_manual_leaves_the_image_alone() -> None:
+    w = world("multi_class", h0=tags("a"), h1=tags("a"))
+    w.edit_set("local", "h0", tags("b"))
+    w.edit_set("remote", "h0", tags("c"))
+    plan = w.plan("manual")
+    assert image_ops(plan, "h0") == []
+    assert plan.conflicts == [
+        P.Conflict("h0", "label", (("a", None),), (("b", None),), (("c", None),), None)
+    ]
+    # Both candidate labels stay attached while the conflict is open.
+    assert summary(plan) == [(ENSURE_LABEL, "b"), (MAKE_FOLDER, "c")]
+    w.sync("manual")
+    assert w.get("local", "h0") == tags("b") and w.get("remote", "h0") == tags("c")
+    assert w.get("base", "h0") == tags("a")
+    assert [c.key for c in w.plan("manual").conflicts] == ["h0"]  # still reported
+
+
+@pytest.mark.parametrize("policy", ["local", "remote"])
+def test_multi_class_conflict_settled_by_policy_records_the_loser(policy: P.Policy) -> None:
+    w = world("multi_class", h0=tags("a"))
+    w.edit_set("local", "h0", tags("b"))
+    w.edit_set("remote", "h0", tags("c"))
+    plan = w.plan(policy)
+    (conflict,) = plan.conflicts
+    assert conflict.resolution == policy
+    assert conflict.local == (("b", None),) and conflict.remote == (("c", None),)
+    assert conflict.base == (("a", None),)
+    winner = tags("b") if policy == "local" else tags("c")
+    if policy == "local":
+        assert image_ops(plan, "h0") == [SET_REMOTE, SET_BASE]
+    else:
+        assert image_ops(plan, "h0") == [SET_LOCAL, SET_BASE]
+    assert one(plan, SET_BASE, "h0").target_map == winner
+    converge(w, policy)
+    assert w.local["h0"] == w.remote["h0"] == winner
+    assert w.plan(policy).conflicts == []
+    # Label attachments are not part of the image conflict: a/ is empty but still there,
+    # and each side's new label is kept.
+    assert w.local_labels == w.remote_labels == {"a", "b", "c"}
+
+
+@pytest.mark.parametrize("policy", P.POLICIES)
+def test_the_same_bytes_added_with_different_labels_is_a_conflict(policy: P.Policy) -> None:
+    w = world("multi_class", h0=tags("a"))
+    w.edit_set("local", "h1", tags("a"))
+    w.edit_set("remote", "h1", tags("b"))
+    plan = w.plan(policy)
+    (conflict,) = plan.conflicts
+    assert conflict.key == "h1" and conflict.base == ()
+    if policy == "manual":
+        assert image_ops(plan, "h1") == []
+    else:
+        converge(w, policy)
+
+
+@pytest.mark.parametrize("policy", P.POLICIES)
+def test_regression_value_set_differently_is_a_value_conflict(policy: P.Policy) -> None:
+    w = world("regression", h0={"a": 1.0})
+    w.edit_set("local", "h0", {"a": 2.0})
+    w.edit_set("remote", "h0", {"a": 3.0})
+    plan = w.plan(policy)
+    (conflict,) = plan.conflicts
+    assert conflict.field == "value"
+    assert (conflict.base, conflict.local, conflict.remote) == (
+        (("a", 1.0),),
+        (("a", 2.0),),
+        (("a", 3.0),),
+    )
+    if policy == "manual":
+        assert plan.ops == [] and conflict.resolution is None
+    else:
+        assert conflict.resolution == policy
+        converge(w, policy)
+        assert w.local["h0"] == {"a": 2.0 if policy == "local" else 3.0}
+
+
+def test_regression_value_on_one_side_and_move_on_the_other_merge() -> None:
+    w = world("regression", h0={"a": 1.0, "b": 1.0})
+    w.edit_set("local", "h0", {"a": 2.0, "b": 1.0})  # a new value for a
+    w.edit_set("remote", "h0", {"a": 1.0, "b": 5.0})  # a new value for b
+    plan = w.plan()
+    assert plan.conflicts == []
+    assert one(plan, SET_BASE, "h0").target_map == {"a": 2.0, "b": 5.0}
