@@ -34,6 +34,7 @@ from localrepo.scan.scanner import Scanner, ScanReport
 from localrepo.sync import plan as P
 from localrepo.sync.binding import TakeoverRefused, refusal, task_content
 from localrepo.sync.execute import LOCAL_OPS, REMOTE_IMAGE_OPS, Executor, Outcome
+from localrepo.sync.guards import parse_max_delete, stop_paths
 from localrepo.sync.holds import Hold, TaskFiles, ambiguous_labels, held_images
 from localrepo.sync.localfs import FileChanged, LocalFS
 from localrepo.sync.recovery import FileAt, InterruptedRelabel, complete_relabels
@@ -145,25 +146,6 @@ class SyncReport:
         )
 
 
-def parse_max_delete(text: str) -> tuple[int | None, float | None]:
-    """`N` (images) or `P%` (of the task's synced images)."""
-    raw = text.strip()
-    try:
-        if raw.endswith("%"):
-            pct = float(raw[:-1])
-            if not 0 <= pct <= 100:
-                raise ValueError
-            return None, pct / 100
-        n = int(raw)
-        if n < 0:
-            raise ValueError
-        return n, None
-    except ValueError:
-        raise LocalrepoError(
-            f"--max-delete: {text!r} is neither a number of images nor a percentage (like 50%)."
-        ) from None
-
-
 def filter_plan(plan: P.Plan, mode: str) -> P.Plan:
     """`push` does only what changes the remote, `pull` only what changes the disk.
 
@@ -183,15 +165,6 @@ def filter_plan(plan: P.Plan, mode: str) -> P.Plan:
         or (op.key is not None and op.key not in skip and op.kind in keep_image_ops | {P.SET_BASE})
     ]
     return P.Plan(ops=ops, conflicts=plan.conflicts, stop=plan.stop)
-
-
-def _stop_paths(
-    conn: sqlite3.Connection, stop: P.SafetyStop, files: dict[str, list[str]]
-) -> list[str]:
-    """The files a mass-delete stop names: where each image is (a local trash) or was
-    last seen (a remote delete of a file gone here)."""
-    last = journal.last_paths(conn, [k for k in stop.keys if k not in files])
-    return sorted((files.get(k) or [last.get(k) or k])[0] for k in stop.keys)
 
 
 def _hold_back(
@@ -534,7 +507,8 @@ class Engine:
         rep.conflicts = plan.conflicts
         rep.stop = plan.stop
         if plan.stop is not None:
-            rep.stop_paths = _stop_paths(conn, plan.stop, files)
+            gone = [k for k in plan.stop.keys if k not in files]
+            rep.stop_paths = stop_paths(plan.stop, files, journal.last_paths(conn, gone))
         if not opts.dry_run:
             self._record_conflicts(conn, binding, plan, files)
         if plan.stop is not None or opts.dry_run:
