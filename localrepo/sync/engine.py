@@ -33,10 +33,11 @@ from localrepo.repository import Repository
 from localrepo.scan.scanner import Scanner, ScanReport
 from localrepo.sync import plan as P
 from localrepo.sync.binding import TakeoverRefused, refusal, task_content
-from localrepo.sync.execute import LOCAL_OPS, REMOTE_IMAGE_OPS, Executor, Outcome
+from localrepo.sync.execute import Executor, Outcome
 from localrepo.sync.guards import parse_max_delete, stop_paths
 from localrepo.sync.holds import Hold, TaskFiles, ambiguous_labels, held_images
 from localrepo.sync.localfs import FileChanged, LocalFS
+from localrepo.sync.narrow import filter_plan, left_for_other_side, with_resolutions
 from localrepo.sync.recovery import FileAt, InterruptedRelabel, complete_relabels
 from localrepo.sync.state import (
     LABEL_TYPE,
@@ -54,9 +55,6 @@ from localrepo.sync.state import (
 from localrepo.sync.twins import label_twins, settle_twins
 
 log = logging.getLogger("localrepo.sync")
-
-PUSH_LABEL_OPS = frozenset({P.ENSURE_LABEL, P.DETACH_LABEL})
-PULL_LABEL_OPS = frozenset({P.MAKE_FOLDER, P.REMOVE_FOLDER})
 
 
 class SafetyStopError(LocalrepoError):
@@ -146,27 +144,6 @@ class SyncReport:
         )
 
 
-def filter_plan(plan: P.Plan, mode: str) -> P.Plan:
-    """`push` does only what changes the remote, `pull` only what changes the disk.
-
-    An image that needs work on the other side too is left for a full sync: recording
-    it as synced after one half would make the next run undo the other half.
-    """
-    if mode == "sync":
-        return plan
-    keep_image_ops = REMOTE_IMAGE_OPS if mode == "push" else LOCAL_OPS
-    drop_image_ops = LOCAL_OPS if mode == "push" else REMOTE_IMAGE_OPS
-    keep_labels = PUSH_LABEL_OPS if mode == "push" else PULL_LABEL_OPS
-    skip = {op.key for op in plan.ops if op.key is not None and op.kind in drop_image_ops}
-    ops = [
-        op
-        for op in plan.ops
-        if (op.key is None and op.kind in keep_labels)
-        or (op.key is not None and op.key not in skip and op.kind in keep_image_ops | {P.SET_BASE})
-    ]
-    return P.Plan(ops=ops, conflicts=plan.conflicts, stop=plan.stop)
-
-
 def _hold_back(
     conn: sqlite3.Connection,
     binding: TaskBinding,
@@ -193,27 +170,6 @@ def _hold_back(
     state = replace(state, local=local, local_blocked=state.local_blocked | frozenset(holds))
     held = [holds[k] for k in sorted(holds, key=lambda k: holds[k].path)]
     return state, held, list(refused.values())
-
-
-def _with_resolutions(
-    plan: P.Plan, state: P.TaskState, keys: frozenset[str], take: P.Policy
-) -> P.Plan:
-    """Re-plan the images of `keys` with the policy the user chose for them."""
-    keys = keys & {c.key for c in plan.conflicts}
-    if not keys:
-        return plan
-    sub = replace(
-        state,
-        base={k: v for k, v in state.base.items() if k in keys},
-        local={k: v for k, v in state.local.items() if k in keys},
-        remote={k: v for k, v in state.remote.items() if k in keys},
-    )
-    settled = P.plan_task(sub, take, force=True)
-    ops = [op for op in plan.ops if op.key not in keys]
-    ops += [op for op in settled.ops if op.key in keys]
-    ops.sort(key=lambda op: (P.OP_ORDER.index(op.kind), op.key or "", op.label or ""))
-    conflicts = [c for c in plan.conflicts if c.key not in keys] + settled.conflicts
-    return P.Plan(ops=ops, conflicts=conflicts, stop=plan.stop)
 
 
 def _adopt_remote_ids(conn: sqlite3.Connection, listed: Mapping[str, Any]) -> None:
@@ -496,13 +452,10 @@ class Engine:
             state, policy, max_delete=absolute, max_delete_fraction=fraction, force=opts.force
         )
         if opts.resolve_keys:
-            plan = _with_resolutions(plan, state, opts.resolve_keys, opts.policy)
+            plan = with_resolutions(plan, state, opts.resolve_keys, opts.policy)
         full_plan = plan
         plan = filter_plan(plan, opts.mode)
-        rep.left_for_other_side = len(
-            {op.key for op in full_plan.ops if op.key is not None and op.kind != P.SET_BASE}
-            - {op.key for op in plan.ops if op.key is not None}
-        )
+        rep.left_for_other_side = left_for_other_side(full_plan, plan)
         rep.plan = plan
         rep.conflicts = plan.conflicts
         rep.stop = plan.stop

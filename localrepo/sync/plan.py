@@ -101,6 +101,9 @@ OP_ORDER = (
     SET_BASE,
 )
 REMOTE_OPS = frozenset({ENSURE_LABEL, UPLOAD, SET_REMOTE, REMOVE_REMOTE, DETACH_LABEL})
+# An image's ops on each side (what `repo push` / `repo pull` keep: sync/narrow.py).
+REMOTE_IMAGE_OPS = frozenset({UPLOAD, SET_REMOTE, REMOVE_REMOTE})
+LOCAL_OPS = frozenset({DOWNLOAD, SET_LOCAL, TRASH_LOCAL})
 
 
 @dataclass(frozen=True)
