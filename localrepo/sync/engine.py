@@ -12,7 +12,7 @@ import logging
 import sqlite3
 import time
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from typing import Any
 
 from localrepo.catalog import conflicts as catalog_conflicts
@@ -35,7 +35,7 @@ from localrepo.sync import plan as P
 from localrepo.sync.binding import TakeoverRefused, refusal, task_content
 from localrepo.sync.execute import Executor, Outcome
 from localrepo.sync.guards import parse_max_delete, stop_paths
-from localrepo.sync.holds import Hold, TaskFiles, ambiguous_labels, held_images
+from localrepo.sync.holds import Hold, TaskFiles, hold_back
 from localrepo.sync.localfs import FileChanged, LocalFS
 from localrepo.sync.narrow import filter_plan, left_for_other_side, with_resolutions
 from localrepo.sync.recovery import FileAt, InterruptedRelabel, complete_relabels
@@ -150,10 +150,9 @@ def _hold_back(
     state: P.TaskState,
     files: dict[str, list[str]],
 ) -> tuple[P.TaskState, list[Hold], list[str]]:
-    """The planner's input with held images blocked and ambiguous ones in their labels
-    (sync/holds.py), the holds to report, and the scanner's word on each refused folder
-    (what to rename it to). Read from the catalog, so a hold lasts
-    across runs until its reason is gone."""
+    """`hold_back` (sync/holds.py) over what the catalog knows of the task's files, and
+    the scanner's word on each refused folder (what to rename it to). Read from the
+    catalog, so a hold lasts across runs until its reason is gone."""
     refused = catalog_problems.refused_folders(conn, binding.task_id)
     task_files = TaskFiles(
         binding.type,
@@ -162,13 +161,7 @@ def _hold_back(
         catalog_files.damaged_files(conn, binding.root),
         tuple(refused),
     )
-    holds = held_images(task_files, state.local, {k for k, v in state.base.items() if v})
-    ambiguous = {k: v for k, v in ambiguous_labels(task_files).items() if k not in holds}
-    local = state.local
-    if ambiguous:
-        local = {**local, **{k: dict.fromkeys(v) for k, v in ambiguous.items()}}
-    state = replace(state, local=local, local_blocked=state.local_blocked | frozenset(holds))
-    held = [holds[k] for k in sorted(holds, key=lambda k: holds[k].path)]
+    state, held = hold_back(state, task_files)
     return state, held, list(refused.values())
 
 
