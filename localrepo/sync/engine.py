@@ -4,6 +4,11 @@ The imperative shell around the planner: it reads state (disk through the scanne
 catalog, the remote listing), hands plain data to `plan_task`, and passes the plan to
 the executor. Everything is journalled so that a crash at any point is recovered by the
 next run.
+
+The pure cores it calls, in order: `hold_back` (sync/holds.py), `parse_max_delete`
+(sync/guards.py), `plan_task` (sync/plan.py), `with_resolutions` and `filter_plan`
+(sync/narrow.py), `stop_paths` (sync/guards.py); `complete_relabels` (sync/recovery.py)
+for a relabel a crash cut short. What a run is asked and reports is sync/report.py's.
 """
 
 from __future__ import annotations
@@ -12,7 +17,6 @@ import logging
 import sqlite3
 import time
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field
 from typing import Any
 
 from localrepo.catalog import conflicts as catalog_conflicts
@@ -33,12 +37,13 @@ from localrepo.repository import Repository
 from localrepo.scan.scanner import Scanner, ScanReport
 from localrepo.sync import plan as P
 from localrepo.sync.binding import TakeoverRefused, refusal, task_content
-from localrepo.sync.execute import Executor, Outcome
+from localrepo.sync.execute import Executor
 from localrepo.sync.guards import parse_max_delete, stop_paths
 from localrepo.sync.holds import Hold, TaskFiles, hold_back
 from localrepo.sync.localfs import FileChanged, LocalFS
 from localrepo.sync.narrow import filter_plan, left_for_other_side, with_resolutions
 from localrepo.sync.recovery import FileAt, InterruptedRelabel, complete_relabels
+from localrepo.sync.report import SyncOptions, SyncReport, TaskReport
 from localrepo.sync.state import (
     LABEL_TYPE,
     CatalogStates,
@@ -59,89 +64,6 @@ log = logging.getLogger("localrepo.sync")
 
 class SafetyStopError(LocalrepoError):
     exit_code = EXIT_SAFETY
-
-
-@dataclass
-class SyncOptions:
-    mode: str = "sync"  # sync | push | pull
-    dry_run: bool = False
-    policy: P.Policy = "manual"
-    max_delete: str = "50%"
-    force: bool = False
-    jobs: int = 8
-    noresize: bool = True
-    # `repo resolve`: these images' conflicts are settled with `policy`; others stay manual.
-    resolve_keys: frozenset[str] = frozenset()
-    # The watcher: files still being written, left as the catalog knows them (see Scanner).
-    hold: frozenset[str] = frozenset()
-    # The watcher: the folders its events touched (a scoped scan); None scans everything.
-    scope: frozenset[str] | None = None
-    # "listing": list every image of each task (what `repo sync` does). "catalog": the
-    # watcher's push of local changes, planned without listing (see `_catalog_snapshot`).
-    remote_view: str = "listing"
-    # Adopt a label of another task by name (`[sync] share_labels`); never by default.
-    share_labels: bool = False
-    # Bind a task never synced to a server task of its name that holds labels or images
-    # (sync/binding.py); without it such a run stops.
-    join: bool = False
-
-
-@dataclass
-class TaskReport:
-    task: str
-    remote_id: str | None
-    plan: P.Plan | None = None
-    outcome: Outcome = field(default_factory=Outcome)
-    conflicts: list[P.Conflict] = field(default_factory=list)
-    problems: list[str] = field(default_factory=list)
-    stop: P.SafetyStop | None = None
-    created_remote_task: bool = False
-    # Images held back (damaged files, refused folder names, no value): not synced.
-    held: list[Hold] = field(default_factory=list)
-    # What a safety stop would have deleted, as paths (or remote image keys).
-    stop_paths: list[str] = field(default_factory=list)
-    # Labels still attached beside another of their name (sync/twins.py settles them).
-    twins_left: int = 0
-    # `push` / `pull`: images with work left for the other direction (a full sync's).
-    left_for_other_side: int = 0
-    listed: bool = True  # the remote task was listed (not the watcher's catalog view)
-
-
-@dataclass
-class SyncReport:
-    scan: ScanReport | None = None
-    tasks: list[TaskReport] = field(default_factory=list)
-    seconds: float = 0.0
-
-    @property
-    def outcome(self) -> Outcome:
-        total = Outcome()
-        for t in self.tasks:
-            total.merge(t.outcome)
-        return total
-
-    @property
-    def conflicts(self) -> int:
-        return sum(1 for t in self.tasks for c in t.conflicts if c.resolution is None)
-
-    @property
-    def in_sync(self) -> bool:
-        """Local, catalog and remote agree: no open conflict, nothing held back or left
-        alone (a problem: a label with no folder, say), nothing failed or left for the
-        other direction (the exit code says so; errors.py)."""
-        return not (
-            self.conflicts
-            or self.outcome.failed
-            or any(
-                t.held
-                or t.problems
-                or t.left_for_other_side
-                or t.stop
-                or t.outcome.deferred
-                or t.twins_left
-                for t in self.tasks
-            )
-        )
 
 
 def _hold_back(
