@@ -6,6 +6,8 @@ import os
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
+from localrepo.vocabulary import POLICY_MANUAL
+
 CONFIG_NAME = "config.toml"
 
 
@@ -19,7 +21,7 @@ class RemoteConfig:
 class SyncConfig:
     noresize: bool = True  # uploads keep their exact bytes, so clones hash the same
     max_delete: str = "50%"
-    policy: str = "manual"
+    policy: str = POLICY_MANUAL
     # Adopt, by name, a workspace label already attached to another task (their images
     # then mix). Off: each task creates its own label (docs/sync.md).
     share_labels: bool = False
@@ -50,7 +52,7 @@ def load_config(state_dir: Path) -> RepoConfig:
         sync=SyncConfig(
             noresize=bool(sync.get("noresize", True)),
             max_delete=str(sync.get("max_delete", "50%")),
-            policy=str(sync.get("policy", "manual")),
+            policy=str(sync.get("policy", POLICY_MANUAL)),
             share_labels=bool(sync.get("share_labels", False)),
         ),
     )

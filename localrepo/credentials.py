@@ -188,24 +188,6 @@ def save_token(url: str, token: str) -> Path:
     return path
 
 
-def delete_token(url: str) -> bool:
-    """Forget the stored token of this remote; True if there was one."""
-    key = normalise_url(url)
-    path = credentials_path()
-    if not path.exists():
-        return False
-    folder = _prepare_folder()
-    with _locked(folder):
-        data = _read(path)
-        remotes = _remotes(data)
-        if key not in remotes:
-            return False
-        del remotes[key]
-        data["remote"] = remotes
-        _write(path, data)
-    return True
-
-
 def resolve_token(
     url: str, token: str | None = None, *, environ: Mapping[str, str] | None = None
 ) -> str:

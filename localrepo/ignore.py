@@ -25,11 +25,11 @@ from functools import lru_cache
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from localrepo.vocabulary import IGNORE_FILE, STATE_DIR
+
 if TYPE_CHECKING:  # pathspec is imported only once an ignore file exists: it is slow to load
     import pathspec
 
-IGNORE_FILE_NAME = ".localrepoignore"
-STATE_DIR_NAME = ".localrepo"
 DEFAULT_SOURCE = "<default>"
 
 # Built-in defaults, in gitignore syntax. is_ignored implements them with string checks;
@@ -44,9 +44,9 @@ DEFAULT_PATTERNS: tuple[str, ...] = (
     "Thumbs.db",
     "desktop.ini",
     "__MACOSX/",  # resource forks unpacked from macOS zips
-    f"{STATE_DIR_NAME}/",  # unconditional, even against a "!" pattern
+    f"{STATE_DIR}/",  # unconditional, even against a "!" pattern
 )
-_STATE_PATTERN = f"{STATE_DIR_NAME}/"
+_STATE_PATTERN = f"{STATE_DIR}/"
 
 _SUFFIXES = ("~", ".tmp", ".part", ".crdownload")
 _NAMES = frozenset({"Thumbs.db", "desktop.ini"})
@@ -124,7 +124,7 @@ class _IgnoreFile:
     def parse(cls, folder: str, raw_folder: str, text: str) -> _IgnoreFile:
         import pathspec
 
-        source = f"{raw_folder}/{IGNORE_FILE_NAME}" if raw_folder else IGNORE_FILE_NAME
+        source = f"{raw_folder}/{IGNORE_FILE}" if raw_folder else IGNORE_FILE
         if text.startswith("\ufeff"):
             text = text[1:]
         patterns = []
@@ -198,12 +198,6 @@ class IgnoreRules:
         """Build from ``{folder: text of folder/.localrepoignore}``; "" is the root."""
         return cls(_build(texts, {}))
 
-    def with_text(self, folder: str, text: str) -> IgnoreRules:
-        """A copy with ``folder/.localrepoignore`` added (or replaced) by ``text``."""
-        files = dict(self._files)
-        files.pop(_norm_folder(folder), None)
-        return IgnoreRules(_build({folder: text}, files))
-
     @property
     def sources(self) -> tuple[str, ...]:
         """The ignore files in use (repository paths), sorted."""
@@ -247,7 +241,7 @@ class IgnoreRules:
             path = _nfc(path)
         slash = path.rfind("/")
         name = path[slash + 1 :]
-        if is_dir and name == STATE_DIR_NAME:
+        if is_dir and name == STATE_DIR:
             return True
         chain = self._chain(path[:slash] if slash >= 0 else "")
         if chain:
@@ -261,7 +255,7 @@ class IgnoreRules:
     def _match_entry(self, path: str, is_dir: bool) -> IgnoreMatch | None:
         slash = path.rfind("/")
         name = path[slash + 1 :]
-        if is_dir and name == STATE_DIR_NAME:
+        if is_dir and name == STATE_DIR:
             return IgnoreMatch(DEFAULT_SOURCE, None, _STATE_PATTERN)
         query = path + "/" if is_dir else path
         for cut, file in self._chain(path[:slash] if slash >= 0 else ""):
@@ -296,8 +290,6 @@ class IgnoreRules:
 __all__ = [
     "DEFAULT_PATTERNS",
     "DEFAULT_SOURCE",
-    "IGNORE_FILE_NAME",
-    "STATE_DIR_NAME",
     "IgnoreMatch",
     "IgnoreRules",
     "default_ignored",
@@ -314,9 +306,7 @@ def ignore_rules_above(root: Path, folder: str) -> IgnoreRules | None:
     for depth in range(len(parts) + 1):
         rel = "/".join(parts[:depth])
         try:
-            texts[rel] = (root / rel / IGNORE_FILE_NAME).read_text(
-                encoding="utf-8", errors="replace"
-            )
+            texts[rel] = (root / rel / IGNORE_FILE).read_text(encoding="utf-8", errors="replace")
         except OSError:
             continue
     return IgnoreRules.from_texts(texts) if texts else None

@@ -14,7 +14,6 @@ from __future__ import annotations
 import math
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
-from typing import Literal
 
 from localrepo.labelnames import folder_for_label, folder_verdict, nfc
 from localrepo.sidecars import (
@@ -25,9 +24,7 @@ from localrepo.sidecars import (
     resolve_sidecars,
     sidecar_for,
 )
-
-TaskType = Literal["multi_class", "multi_label", "regression"]
-TASK_TYPES: tuple[TaskType, ...] = ("multi_class", "multi_label", "regression")
+from localrepo.vocabulary import MULTI_CLASS, MULTI_LABEL, REGRESSION, TaskType
 
 IMAGE_EXTENSIONS = frozenset({"jpg", "jpeg", "png", "bmp", "gif", "webp", "tif", "tiff"})
 UNLABELED_DIR = "_unlabeled"
@@ -276,9 +273,9 @@ def _read_regression(said: _Said) -> _Reading:
 
 
 _READERS: dict[str, Callable[[_Said], _Reading]] = {
-    "multi_class": _read_multi_class,
-    "multi_label": _read_multi_label,
-    "regression": _read_regression,
+    MULTI_CLASS: _read_multi_class,
+    MULTI_LABEL: _read_multi_label,
+    REGRESSION: _read_regression,
 }
 
 
@@ -306,7 +303,7 @@ def merge_image_labels(
         paths = sorted({p.path for p in selected if p.path})
         return f" ({', '.join(paths)})" if paths else ""
 
-    if task_type == "multi_class":
+    if task_type == MULTI_CLASS:
         found = sorted({lab for p in placements for lab in p.labels})
         if len(found) > 1:
             problems.append(
@@ -317,11 +314,11 @@ def merge_image_labels(
             return {}, problems
         return {lab: None for lab in found}, problems
 
-    if task_type == "multi_label":
+    if task_type == MULTI_LABEL:
         union = sorted({lab for p in placements for lab in p.labels})
         return {lab: None for lab in union}, problems
 
-    if task_type == "regression":
+    if task_type == REGRESSION:
         values: dict[str, set[float]] = {}
         holders: dict[str, list[Placement]] = {}
         for p in placements:
@@ -350,12 +347,10 @@ __all__ = [
     "CSV_LABELS_SEPARATOR",
     "IMAGE_EXTENSIONS",
     "SIDECAR_NAMES",
-    "TASK_TYPES",
     "UNLABELED_DIR",
     "Placement",
     "SidecarRow",
     "TaskBinding",
-    "TaskType",
     "case_twins",
     "folder_label",
     "is_image_name",

@@ -11,12 +11,13 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from localrepo.catalog import tasks as catalog_tasks
-from localrepo.catalog.db import STATE_DIR, catalog_path, connect, transaction, upgrade
+from localrepo.catalog.db import catalog_path, connect, transaction, upgrade
 from localrepo.config import RemoteConfig, RepoConfig, load_config, save_config
 from localrepo.errors import LocalrepoError, NotARepositoryError
-from localrepo.layout import TASK_TYPES, nfc
+from localrepo.layout import nfc
+from localrepo.vocabulary import LOGS_DIR, STATE_DIR, TASK_TYPES, TRASH_DIR
 
-STATE_SUBDIRS = ("trash", "tmp", "logs")
+STATE_SUBDIRS = (TRASH_DIR, "tmp", LOGS_DIR)
 LOCK_NAME = "lock"
 
 

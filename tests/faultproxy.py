@@ -144,92 +144,8 @@ class FaultProxy:
             return chosen
 
     def start(self) -> FaultProxy:
-        proxy = self
-        up = httpx.URL(self.upstream)
-
-        class Handler(BaseHTTPRequestHandler):
-            protocol_version = "HTTP/1.0"
-
-            def log_message(self, *args: Any) -> None:
-                pass
-
-            def _handle(self) -> None:
-                length = int(self.headers.get("Content-Length") or 0)
-                body = self.rfile.read(length) if length else b""
-                rule = proxy._pick(self.command, self.path)
-                action = rule.action if rule else "forward"
-                if action == "500":
-                    action = "status:500"
-                if action == "drop":
-                    self._drop()
-                    return
-                if action.startswith("status:"):
-                    self._answer(int(action.split(":", 1)[1]))
-                    return
-                if action == "delay" and rule is not None:
-                    time.sleep(rule.seconds)
-                status, headers, data = self._forward(body)
-                if proxy.rewrite is not None:
-                    data = proxy.rewrite(self.command, self.path, data)
-                if action == "drop_after":
-                    self._drop()
-                elif action.startswith("after:"):
-                    self._answer(int(action.split(":", 1)[1]))
-                elif action == "stall" and rule is not None:
-                    time.sleep(rule.seconds)
-                    self._drop()
-                elif action == "cut":
-                    self._send(status, headers, data, cut=True)
-                else:
-                    self._send(status, headers, data)
-
-            def _forward(self, body: bytes) -> tuple[int, list[tuple[str, str]], bytes]:
-                conn = http.client.HTTPConnection(up.host, up.port, timeout=60)
-                try:
-                    headers = {
-                        k: v
-                        for k, v in self.headers.items()
-                        if k.lower() not in ("connection", "keep-alive")
-                    }
-                    conn.request(self.command, self.path, body=body, headers=headers)
-                    resp = conn.getresponse()
-                    return resp.status, resp.getheaders(), resp.read()
-                finally:
-                    conn.close()
-
-            def _send(
-                self, status: int, headers: list[tuple[str, str]], data: bytes, cut: bool = False
-            ) -> None:
-                self.send_response(status)
-                for k, v in headers:
-                    if k.lower() not in _HOP_HEADERS:
-                        self.send_header(k, v)
-                self.send_header("Content-Length", str(len(data)))
-                self.end_headers()
-                if cut:
-                    self.wfile.write(data[: len(data) // 2])
-                    self.wfile.flush()
-                    self._drop()
-                    return
-                self.wfile.write(data)
-
-            def _answer(self, status: int) -> None:
-                data = b'{"detail": "injected fault (%d)"}' % status
-                headers = [("Content-Type", "application/json")]
-                if status == 429:
-                    headers.append(("Retry-After", "0"))
-                self._send(status, headers, data)
-
-            def _drop(self) -> None:
-                self.close_connection = True
-                try:
-                    self.connection.shutdown(socket.SHUT_RDWR)
-                except OSError:
-                    pass
-
-            do_GET = do_POST = do_PUT = do_PATCH = do_DELETE = _handle
-
-        self._server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        handler = type("Handler", (_ProxyHandler,), {"proxy": self, "up": httpx.URL(self.upstream)})
+        self._server = ThreadingHTTPServer(("127.0.0.1", 0), handler)
         self._server.daemon_threads = True
         threading.Thread(target=self._server.serve_forever, daemon=True).start()
         return self
@@ -238,3 +154,108 @@ class FaultProxy:
         if self._server is not None:
             self._server.shutdown()
             self._server.server_close()
+
+
+class _ProxyHandler(BaseHTTPRequestHandler):
+    """One request through the proxy: `FaultProxy.start` subclasses it with its `proxy`
+    and the upstream URL `up`."""
+
+    protocol_version = "HTTP/1.0"
+    proxy: FaultProxy
+    up: httpx.URL
+
+    def log_message(self, *args: Any) -> None:
+        pass
+
+    def _handle(self) -> None:
+        length = int(self.headers.get("Content-Length") or 0)
+        body = self.rfile.read(length) if length else b""
+        rule = self.proxy._pick(self.command, self.path)
+        action = rule.action if rule else "forward"
+        if action == "500":
+            action = "status:500"
+        if self._fault_before_forward(action, rule):
+            return
+        status, headers, data = self._forward(body)
+        if self.proxy.rewrite is not None:
+            data = self.proxy.rewrite(self.command, self.path, data)
+        self._reply_after_forward(action, rule, status, headers, data)
+
+    def _fault_before_forward(self, action: str, rule: Rule | None) -> bool:
+        """The faults met before the request is forwarded; True when it never is."""
+        if action == "drop":
+            self._drop()
+            return True
+        if action.startswith("status:"):
+            self._answer(int(action.split(":", 1)[1]))
+            return True
+        if action == "delay" and rule is not None:
+            time.sleep(rule.seconds)
+        return False
+
+    def _reply_after_forward(
+        self,
+        action: str,
+        rule: Rule | None,
+        status: int,
+        headers: list[tuple[str, str]],
+        data: bytes,
+    ) -> None:
+        """Pass the server's answer back, or the fault met after forwarding."""
+        if action == "drop_after":
+            self._drop()
+        elif action.startswith("after:"):
+            self._answer(int(action.split(":", 1)[1]))
+        elif action == "stall" and rule is not None:
+            time.sleep(rule.seconds)
+            self._drop()
+        elif action == "cut":
+            self._send(status, headers, data, cut=True)
+        else:
+            self._send(status, headers, data)
+
+    def _forward(self, body: bytes) -> tuple[int, list[tuple[str, str]], bytes]:
+        conn = http.client.HTTPConnection(self.up.host, self.up.port, timeout=60)
+        try:
+            headers = {
+                k: v
+                for k, v in self.headers.items()
+                if k.lower() not in ("connection", "keep-alive")
+            }
+            conn.request(self.command, self.path, body=body, headers=headers)
+            resp = conn.getresponse()
+            return resp.status, resp.getheaders(), resp.read()
+        finally:
+            conn.close()
+
+    def _send(
+        self, status: int, headers: list[tuple[str, str]], data: bytes, cut: bool = False
+    ) -> None:
+        self.send_response(status)
+        for k, v in headers:
+            if k.lower() not in _HOP_HEADERS:
+                self.send_header(k, v)
+        self.send_header("Content-Length", str(len(data)))
+        self.end_headers()
+        if cut:
+            self.wfile.write(data[: len(data) // 2])
+            self.wfile.flush()
+            self._drop()
+            return
+        self.wfile.write(data)
+
+    def _answer(self, status: int) -> None:
+        data = b'{"detail": "injected fault (%d)"}' % status
+        headers = [("Content-Type", "application/json")]
+        if status == 429:
+            headers.append(("Retry-After", "0"))
+        self._send(status, headers, data)
+
+    def _drop(self) -> None:
+        self.close_connection = True
+        try:
+            self.connection.shutdown(socket.SHUT_RDWR)
+        except OSError:
+            pass
+
+    do_GET = do_POST = do_PUT = do_PATCH = do_DELETE = _handle

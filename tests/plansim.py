@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import copy
 import random
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 
 from localrepo.sync import plan as P
@@ -156,75 +156,94 @@ class World:
     def apply(self, op: P.Op) -> None:
         """Carry out one op as the executor would."""
         self.applied.append(op)
-        kind, key = op.kind, op.key
-        target = op.target_map
-        # Like the executor, a label op on the remote records the label's synced state
-        # too; folder ops touch the local side only.
-        if kind == P.ENSURE_LABEL:
-            self.remote_labels.add(op.label)
-            self.base_labels.add(op.label)
-        elif kind == P.DETACH_LABEL:
-            users = sorted(k for k, m in self.remote.items() if op.label in m)
-            if users and self._after_failure:
-                return  # an image op failed: the executor must keep the label it still uses
-            assert not users, f"detaching label {op.label!r} still used remotely by {users}"
-            self.remote_labels.discard(op.label)
-            self.base_labels.discard(op.label)
-        elif kind == P.MAKE_FOLDER:
-            self.local_labels.add(op.label)
-        elif kind == P.REMOVE_FOLDER:
-            users = sorted(k for k, m in self.local.items() if op.label in m)
-            if users and (self._after_failure or set(users) <= self.local_blocked):
-                return  # the executor removes empty folders only
-            assert not users, f"removing folder {op.label!r} still used locally by {users}"
-            self.local_labels.discard(op.label)
-        elif kind == P.UPLOAD:
-            assert key in self.local_files, f"upload of {key} without a local file"
-            assert key not in self.remote_exists, f"upload of {key}, which exists remotely"
-            assert not self.get("remote", key) and op.before == ()
-            self._check_attached(target, self.remote_labels, op)
-            self.remote[key] = target
-            self.remote_exists.add(key)
-            self.created_here.add(key)
-        elif kind == P.SET_REMOTE:
-            assert op.before == P.frozen(self.get("remote", key)), op
-            assert target, f"set_remote with an empty target: {op}"
-            self._check_attached(target, self.remote_labels, op)
-            self.remote[key] = target
-            self.remote_exists.add(key)
-        elif kind == P.REMOVE_REMOTE:
-            assert op.before == P.frozen(self.get("remote", key)), op
-            assert op.before, f"remove_remote of an image without labels: {op}"
-            if op.delete_image:
-                assert key in self.created_here, f"deleting {key}, not created here"
-                assert key not in self.remote_other_labels, f"deleting {key}, used elsewhere"
-                self.remote_exists.discard(key)
-            self.remote.pop(key, None)
-        elif kind == P.DOWNLOAD:
-            assert key in self.remote_exists, f"download of {key}, which is not remote"
-            assert key not in self.local_files and op.before == ()
-            self._check_attached(target, self.local_labels, op)
-            self.local[key] = target
-            self.local_files.add(key)
-        elif kind == P.SET_LOCAL:
-            assert key in self.local_files, f"set_local of {key} without a local file"
-            assert op.before == P.frozen(self.get("local", key)), op
-            assert target, f"set_local with an empty target: {op}"
-            self._check_attached(target, self.local_labels, op)
-            self.local[key] = target
-        elif kind == P.TRASH_LOCAL:
-            assert op.before == P.frozen(self.get("local", key)), op
-            assert op.before, f"trash_local of an image without labels: {op}"
-            self.local.pop(key, None)
-            self.local_files.discard(key)
-        elif kind == P.SET_BASE:
-            assert op.before == P.frozen(self.get("base", key)), op
-            if target:
-                self.base[key] = target
-            else:
-                self.base.pop(key, None)
-        else:  # pragma: no cover
+        apply_kind = _APPLY.get(op.kind)
+        if apply_kind is None:  # pragma: no cover
             raise AssertionError(f"unknown op {op}")
+        apply_kind(self, op)
+
+    # Like the executor, a label op on the remote records the label's synced state too;
+    # folder ops touch the local side only.
+
+    def _apply_ensure_label(self, op: P.Op) -> None:
+        self.remote_labels.add(op.label)
+        self.base_labels.add(op.label)
+
+    def _apply_detach_label(self, op: P.Op) -> None:
+        users = sorted(k for k, m in self.remote.items() if op.label in m)
+        if users and self._after_failure:
+            return  # an image op failed: the executor must keep the label it still uses
+        assert not users, f"detaching label {op.label!r} still used remotely by {users}"
+        self.remote_labels.discard(op.label)
+        self.base_labels.discard(op.label)
+
+    def _apply_make_folder(self, op: P.Op) -> None:
+        self.local_labels.add(op.label)
+
+    def _apply_remove_folder(self, op: P.Op) -> None:
+        users = sorted(k for k, m in self.local.items() if op.label in m)
+        if users and (self._after_failure or set(users) <= self.local_blocked):
+            return  # the executor removes empty folders only
+        assert not users, f"removing folder {op.label!r} still used locally by {users}"
+        self.local_labels.discard(op.label)
+
+    def _apply_upload(self, op: P.Op) -> None:
+        key, target = op.key, op.target_map
+        assert key in self.local_files, f"upload of {key} without a local file"
+        assert key not in self.remote_exists, f"upload of {key}, which exists remotely"
+        assert not self.get("remote", key) and op.before == ()
+        self._check_attached(target, self.remote_labels, op)
+        self.remote[key] = target
+        self.remote_exists.add(key)
+        self.created_here.add(key)
+
+    def _apply_set_remote(self, op: P.Op) -> None:
+        key, target = op.key, op.target_map
+        assert op.before == P.frozen(self.get("remote", key)), op
+        assert target, f"set_remote with an empty target: {op}"
+        self._check_attached(target, self.remote_labels, op)
+        self.remote[key] = target
+        self.remote_exists.add(key)
+
+    def _apply_remove_remote(self, op: P.Op) -> None:
+        key = op.key
+        assert op.before == P.frozen(self.get("remote", key)), op
+        assert op.before, f"remove_remote of an image without labels: {op}"
+        if op.delete_image:
+            assert key in self.created_here, f"deleting {key}, not created here"
+            assert key not in self.remote_other_labels, f"deleting {key}, used elsewhere"
+            self.remote_exists.discard(key)
+        self.remote.pop(key, None)
+
+    def _apply_download(self, op: P.Op) -> None:
+        key, target = op.key, op.target_map
+        assert key in self.remote_exists, f"download of {key}, which is not remote"
+        assert key not in self.local_files and op.before == ()
+        self._check_attached(target, self.local_labels, op)
+        self.local[key] = target
+        self.local_files.add(key)
+
+    def _apply_set_local(self, op: P.Op) -> None:
+        key, target = op.key, op.target_map
+        assert key in self.local_files, f"set_local of {key} without a local file"
+        assert op.before == P.frozen(self.get("local", key)), op
+        assert target, f"set_local with an empty target: {op}"
+        self._check_attached(target, self.local_labels, op)
+        self.local[key] = target
+
+    def _apply_trash_local(self, op: P.Op) -> None:
+        key = op.key
+        assert op.before == P.frozen(self.get("local", key)), op
+        assert op.before, f"trash_local of an image without labels: {op}"
+        self.local.pop(key, None)
+        self.local_files.discard(key)
+
+    def _apply_set_base(self, op: P.Op) -> None:
+        key, target = op.key, op.target_map
+        assert op.before == P.frozen(self.get("base", key)), op
+        if target:
+            self.base[key] = target
+        else:
+            self.base.pop(key, None)
 
     @staticmethod
     def _check_attached(target: Labels, attached: set[str], op: P.Op) -> None:
@@ -368,3 +387,19 @@ class World:
                 if not states[key]:
                     self.edit_delete(side, key, unlabel_only=side == "remote")
         self._labels_of(side).discard(name)
+
+
+# World.apply's table: the op kind -> how the executor carries it out.
+_APPLY: dict[str, Callable[[World, P.Op], None]] = {
+    P.ENSURE_LABEL: World._apply_ensure_label,
+    P.DETACH_LABEL: World._apply_detach_label,
+    P.MAKE_FOLDER: World._apply_make_folder,
+    P.REMOVE_FOLDER: World._apply_remove_folder,
+    P.UPLOAD: World._apply_upload,
+    P.SET_REMOTE: World._apply_set_remote,
+    P.REMOVE_REMOTE: World._apply_remove_remote,
+    P.DOWNLOAD: World._apply_download,
+    P.SET_LOCAL: World._apply_set_local,
+    P.TRASH_LOCAL: World._apply_trash_local,
+    P.SET_BASE: World._apply_set_base,
+}

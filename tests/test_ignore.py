@@ -270,14 +270,6 @@ def test_folders_differing_in_normalisation_are_merged() -> None:
     assert rules.match(f"{nfc_name}/keep.png", False) is None
 
 
-def test_with_text_adds_a_file() -> None:
-    base = IgnoreRules.from_texts({"": "*.png\n"})
-    more = base.with_text("sub", "!*.png\n")
-    assert base.is_ignored("sub/a.png", False)
-    assert not more.is_ignored("sub/a.png", False)
-    assert more.sources == (".localrepoignore", "sub/.localrepoignore")
-
-
 def test_user_rules_are_reasonably_fast() -> None:
     rules = IgnoreRules.from_texts({"": "*.psd\nbuild/\n", "cats": "!keep.png\n*.gif\n"})
     paths = [f"{('cats', 'dogs')[i % 2]}/s{i % 50}/img{i}.jpg" for i in range(20_000)]

@@ -12,11 +12,9 @@ from hypothesis import strategies as st
 from localrepo.labelnames import folder_for_label, folder_verdict
 from localrepo.layout import (
     IMAGE_EXTENSIONS,
-    TASK_TYPES,
     UNLABELED_DIR,
     Placement,
     TaskBinding,
-    TaskType,
     case_twins,
     folder_label,
     is_image_name,
@@ -27,6 +25,7 @@ from localrepo.layout import (
     task_for,
 )
 from localrepo.sidecars import SidecarRow
+from localrepo.vocabulary import TASK_TYPES, TaskType
 
 MC = TaskBinding(1, "animals", "multi_class", "")
 ML = TaskBinding(2, "tags", "multi_label", "")

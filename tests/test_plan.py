@@ -21,8 +21,7 @@ from localrepo.sync.plan import (
     TRASH_LOCAL,
     UPLOAD,
 )
-
-TASK_TYPES = ("multi_class", "multi_label", "regression")
+from localrepo.vocabulary import TASK_TYPES
 
 # Per task type: an image's state A, and an edit of it B (a move, a tag edit, a new value).
 A = {
@@ -743,5 +742,5 @@ def test_ops_come_in_op_order_and_by_key_within_a_kind() -> None:
     assert OP_ORDER.index(MAKE_FOLDER) < OP_ORDER.index(DOWNLOAD)
     assert OP_ORDER.index(TRASH_LOCAL) < OP_ORDER.index(REMOVE_FOLDER)
     assert OP_ORDER[-1] == SET_BASE
-    assert set(P.REMOTE_OPS) == set(OP_ORDER[:5])
+    assert set(OP_ORDER[:5]) == {ENSURE_LABEL, UPLOAD, SET_REMOTE, REMOVE_REMOTE, DETACH_LABEL}
     converge(w)

@@ -17,12 +17,14 @@ from __future__ import annotations
 import functools
 import os
 import random
+from collections.abc import Callable
 
 from hypothesis import HealthCheck, event, given, settings
 from hypothesis import strategies as st
-from plansim import World
+from plansim import Labels, World
 
 from localrepo.sync import plan as P
+from localrepo.vocabulary import TASK_TYPES
 
 SOAK = os.environ.get("LOCALREPO_SOAK", "") not in ("", "0")
 
@@ -36,7 +38,6 @@ SETTINGS = {
     "suppress_health_check": [HealthCheck.too_slow, HealthCheck.data_too_large],
 }
 
-TASK_TYPES = ("multi_class", "multi_label", "regression")
 LABELS = ("a", "b", "c", "n")
 VALUES = (1.0, 2.0, 3.5)
 HASHES = tuple(f"h{i}" for i in range(8))
@@ -97,39 +98,57 @@ def random_edit(data: st.DataObject, world: World, counter: list[int]) -> str:
     """One user edit: on the local side, the remote side, or the same edit on both."""
     kind = data.draw(S_EDIT, label="edit")
     side = data.draw(S_SIDE, label="side")
-    sides = ("local", "remote") if side == "both" else (side,)
-    tt = world.task_type
-    if kind == "add":
-        counter[0] += 1
-        if side == "remote" and data.draw(S_BOOL, label="remote key"):
-            key = f"remote:{counter[0]}"
-        else:
-            key = f"new{counter[0]}"
-        labels = data.draw(label_maps(tt), label="labels")
-        for s in sides:
-            world.edit_set(s, key, labels)
-        return f"add {key} {labels} on {side}"
-    if kind == "same_bytes":  # the same bytes added on both sides, labelled independently
-        counter[0] += 1
+    edit = _EDITS.get(kind, _edit_image)  # by default, an edit of one existing image
+    return edit(data, world, counter, kind, side)
+
+
+def _sides(side: str) -> tuple[str, ...]:
+    return ("local", "remote") if side == "both" else (side,)
+
+
+def _edit_add(data: st.DataObject, world: World, counter: list[int], kind: str, side: str) -> str:
+    counter[0] += 1
+    if side == "remote" and data.draw(S_BOOL, label="remote key"):
+        key = f"remote:{counter[0]}"
+    else:
         key = f"new{counter[0]}"
-        for s in ("local", "remote"):
-            world.edit_set(s, key, data.draw(label_maps(tt), label=f"{s} labels"))
-        return f"same bytes {key}: {world.get('local', key)} / {world.get('remote', key)}"
-    if kind in ("add_label", "remove_label", "rename"):
-        name = data.draw(S_LABEL, label="label")
-        if kind == "add_label":
-            for s in sides:
-                world.edit_add_label(s, name)
-        elif kind == "remove_label":
-            for s in sides:
-                world.edit_remove_label(s, name)
-        else:
-            new = data.draw(S_OTHER_LABEL[name], label="new")
-            for s in sides:
-                world.edit_rename_label(s, name, new)
-            return f"rename {name} -> {new} on {side}"
-        return f"{kind} {name} on {side}"
-    # Edits of one existing image.
+    labels = data.draw(label_maps(world.task_type), label="labels")
+    for s in _sides(side):
+        world.edit_set(s, key, labels)
+    return f"add {key} {labels} on {side}"
+
+
+def _edit_same_bytes(
+    data: st.DataObject, world: World, counter: list[int], kind: str, side: str
+) -> str:
+    """The same bytes added on both sides, labelled independently."""
+    counter[0] += 1
+    key = f"new{counter[0]}"
+    for s in ("local", "remote"):
+        world.edit_set(s, key, data.draw(label_maps(world.task_type), label=f"{s} labels"))
+    return f"same bytes {key}: {world.get('local', key)} / {world.get('remote', key)}"
+
+
+def _edit_label(data: st.DataObject, world: World, counter: list[int], kind: str, side: str) -> str:
+    """add_label, remove_label or rename: an edit of a label, not of an image."""
+    name = data.draw(S_LABEL, label="label")
+    if kind == "add_label":
+        for s in _sides(side):
+            world.edit_add_label(s, name)
+    elif kind == "remove_label":
+        for s in _sides(side):
+            world.edit_remove_label(s, name)
+    else:
+        new = data.draw(S_OTHER_LABEL[name], label="new")
+        for s in _sides(side):
+            world.edit_rename_label(s, name, new)
+        return f"rename {name} -> {new} on {side}"
+    return f"{kind} {name} on {side}"
+
+
+def _edit_image(data: st.DataObject, world: World, counter: list[int], kind: str, side: str) -> str:
+    """bytes, delete, set or tweak: an edit of one existing image."""
+    sides = _sides(side)
     # A remote:<id> image has no local bytes until it is downloaded.
     candidates = sorted(
         k
@@ -151,23 +170,40 @@ def random_edit(data: st.DataObject, world: World, counter: list[int]) -> str:
             world.edit_delete(s, key, unlabel_only=unlabel)
         return f"delete {key} on {side} (unlabel only: {unlabel})"
     if kind == "set":
-        labels = data.draw(label_maps(tt), label="labels")
-    else:  # tweak one label: toggle a tag, change a value, move a multi_class image
-        current = world.get(sides[0], key) or world.get("base", key)
-        name = data.draw(S_LABEL, label="label")
-        labels = dict(current)
-        if tt == "multi_class":
-            labels = {name: None}
-        elif tt == "multi_label":
-            if name in labels:
-                del labels[name]
-            else:
-                labels[name] = None
-        else:
-            labels[name] = data.draw(S_VALUE, label="value")
+        labels = data.draw(label_maps(world.task_type), label="labels")
+    else:
+        labels = _tweaked(data, world, sides, key)
     for s in sides:
         world.edit_set(s, key, labels)
     return f"set {key} {labels} on {side}"
+
+
+def _tweaked(data: st.DataObject, world: World, sides: tuple[str, ...], key: str) -> Labels:
+    """An image's labels with one label tweaked: a tag toggled, a value changed, a
+    multi_class image moved."""
+    current = world.get(sides[0], key) or world.get("base", key)
+    name = data.draw(S_LABEL, label="label")
+    labels = dict(current)
+    if world.task_type == "multi_class":
+        labels = {name: None}
+    elif world.task_type == "multi_label":
+        if name in labels:
+            del labels[name]
+        else:
+            labels[name] = None
+    else:
+        labels[name] = data.draw(S_VALUE, label="value")
+    return labels
+
+
+# random_edit's table: the kind of edit drawn -> the edit (_edit_image for the others).
+_EDITS: dict[str, Callable[[st.DataObject, World, list[int], str, str], str]] = {
+    "add": _edit_add,
+    "same_bytes": _edit_same_bytes,
+    "add_label": _edit_label,
+    "remove_label": _edit_label,
+    "rename": _edit_label,
+}
 
 
 def random_edits(data: st.DataObject, world: World, max_edits: int = 10) -> list[str]:
@@ -198,6 +234,23 @@ def check_sync(start: World, policy: P.Policy, seeds: tuple[int, int]) -> World:
     assert not again.ops
     assert world.plan(policy, force=True).ops == again.ops  # and it is stable
 
+    conflicts = check_conflicts(start, policy, first, again)
+    for key in start.image_keys() | world.image_keys():
+        check_image(start, world, policy, key, conflicts)
+    check_label_attachments(start, world)
+
+    # Remote images are deleted only when this repository created them and no other
+    # task uses them; local files only leave when the image leaves the task.
+    for key in start.remote_exists - world.remote_exists:
+        assert key in start.created_here and key not in start.remote_other_labels
+    return world
+
+
+def check_conflicts(
+    start: World, policy: P.Policy, first: P.Plan, again: P.Plan
+) -> dict[str, P.Conflict]:
+    """The conflicts of the first plan record both sides as they were; with `manual`
+    they stay, other policies resolve them. Returns them by image key."""
     conflicts = {c.key: c for c in first.conflicts}
     for c in first.conflicts:
         assert c.resolution == (None if policy == "manual" else policy)
@@ -210,45 +263,63 @@ def check_sync(start: World, policy: P.Policy, seeds: tuple[int, int]) -> World:
         assert {c.key for c in again.conflicts} == set(conflicts)
     else:
         assert not again.conflicts, again.conflicts
+    return conflicts
 
-    for key in start.image_keys() | world.image_keys():
-        b, loc, rem = (start.get(s, key) for s in ("base", "local", "remote"))
-        if key in conflicts and policy == "manual":
-            for s in ("base", "local", "remote"):
-                assert world.get(s, key) == start.get(s, key), f"conflict {key} touched"
-            continue
-        assert world.converged(key), (key, world.get("local", key), world.get("remote", key))
-        final = world.get("local", key)
-        if key in conflicts:
-            assert final == (loc if policy == "local" else rem)
-            continue
-        # One-sided changes survive, whole.
-        if rem == b:
-            assert final == loc, f"{key}: the local change {b} -> {loc} was lost: {final}"
-        if loc == b:
-            assert final == rem, f"{key}: the remote change {b} -> {rem} was lost: {final}"
-        # An edit beats a delete: the deleting side gets the item back, whole.
-        if b and not loc and rem and rem != b:
-            assert final == rem, f"{key}: deleted locally, edited remotely, got {final}"
-        if b and not rem and loc and loc != b:
-            assert final == loc, f"{key}: deleted remotely, edited locally, got {final}"
-        # Label by label: a change made on one side only survives.
-        if loc and rem:
-            for name in set(b) | set(loc) | set(rem):
-                vb, vl, vr = (m.get(name, _ABSENT) for m in (b, loc, rem))
-                vf = final.get(name, _ABSENT)
-                if vr == vb and vl != vb:
-                    assert vf == vl, f"{key}: local change of {name!r} lost ({vb}->{vl})"
-                if vl == vb and vr != vb:
-                    assert vf == vr, f"{key}: remote change of {name!r} lost ({vb}->{vr})"
-        # Nothing disappears unless a side deleted it and the other left it alone.
-        if not final and (b or loc or rem):
-            assert (not loc or loc == b) and (not rem or rem == b), (
-                f"{key} disappeared: base {b}, local {loc}, remote {rem}"
-            )
 
-    # Label attachments: both sides agree, every label in use is attached, and a change
-    # made on one side only survives (unless an image still uses the label).
+def check_image(
+    start: World, world: World, policy: P.Policy, key: str, conflicts: dict[str, P.Conflict]
+) -> None:
+    """One image after the sync: a conflict left alone (manual) or resolved by the
+    policy; otherwise converged, with every change merged (check_merge)."""
+    b, loc, rem = (start.get(s, key) for s in ("base", "local", "remote"))
+    if key in conflicts and policy == "manual":
+        for s in ("base", "local", "remote"):
+            assert world.get(s, key) == start.get(s, key), f"conflict {key} touched"
+        return
+    assert world.converged(key), (key, world.get("local", key), world.get("remote", key))
+    final = world.get("local", key)
+    if key in conflicts:
+        assert final == (loc if policy == "local" else rem)
+        return
+    check_merge(key, b, loc, rem, final)
+
+
+def check_merge(key: str, b: Labels, loc: Labels, rem: Labels, final: Labels) -> None:
+    """An image without conflict: base `b`, `loc` and `rem` before, `final` after."""
+    # One-sided changes survive, whole.
+    if rem == b:
+        assert final == loc, f"{key}: the local change {b} -> {loc} was lost: {final}"
+    if loc == b:
+        assert final == rem, f"{key}: the remote change {b} -> {rem} was lost: {final}"
+    # An edit beats a delete: the deleting side gets the item back, whole.
+    if b and not loc and rem and rem != b:
+        assert final == rem, f"{key}: deleted locally, edited remotely, got {final}"
+    if b and not rem and loc and loc != b:
+        assert final == loc, f"{key}: deleted remotely, edited locally, got {final}"
+    # Label by label: a change made on one side only survives.
+    if loc and rem:
+        check_label_merge(key, b, loc, rem, final)
+    # Nothing disappears unless a side deleted it and the other left it alone.
+    if not final and (b or loc or rem):
+        assert (not loc or loc == b) and (not rem or rem == b), (
+            f"{key} disappeared: base {b}, local {loc}, remote {rem}"
+        )
+
+
+def check_label_merge(key: str, b: Labels, loc: Labels, rem: Labels, final: Labels) -> None:
+    """Label by label: a change made on one side only survives."""
+    for name in set(b) | set(loc) | set(rem):
+        vb, vl, vr = (m.get(name, _ABSENT) for m in (b, loc, rem))
+        vf = final.get(name, _ABSENT)
+        if vr == vb and vl != vb:
+            assert vf == vl, f"{key}: local change of {name!r} lost ({vb}->{vl})"
+        if vl == vb and vr != vb:
+            assert vf == vr, f"{key}: remote change of {name!r} lost ({vb}->{vr})"
+
+
+def check_label_attachments(start: World, world: World) -> None:
+    """Label attachments: both sides agree, every label in use is attached, and a change
+    made on one side only survives (unless an image still uses the label)."""
     assert world.local_labels == world.remote_labels
     in_use = {n for side in (world.local, world.remote) for m in side.values() for n in m}
     assert in_use <= world.local_labels
@@ -263,12 +334,6 @@ def check_sync(start: World, policy: P.Policy, seeds: tuple[int, int]) -> World:
             assert final_in == inl, f"label {name!r}: the local change was lost"
         elif inl == inb and inr != inb:
             assert final_in == inr, f"label {name!r}: the remote change was lost"
-
-    # Remote images are deleted only when this repository created them and no other
-    # task uses them; local files only leave when the image leaves the task.
-    for key in start.remote_exists - world.remote_exists:
-        assert key in start.created_here and key not in start.remote_other_labels
-    return world
 
 
 def check_guard(start: World, policy: P.Policy) -> None:

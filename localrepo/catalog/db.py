@@ -16,12 +16,12 @@ from typing import TYPE_CHECKING, Any
 
 from localrepo.catalog.schema import HEAD_REVISION, KNOWN_REVISIONS
 from localrepo.errors import CatalogVersionError, LocalrepoError
+from localrepo.vocabulary import STATE_DIR
 
 if TYPE_CHECKING:
     from sqlalchemy.engine import Engine
 
 BUSY_TIMEOUT_MS = 60_000
-STATE_DIR = ".localrepo"
 CATALOG_NAME = "catalog.db"
 
 

@@ -1,6 +1,6 @@
 """Labels: the label table (by name and type), the labels attached to tasks
 (`task_label`) and to images within a task (`image_label`), both in the three states
-(`catalog/states.py`).
+(`catalog/sides.py`).
 
 Owns every read and write of `label`, `task_label` and `image_label`."""
 
@@ -9,7 +9,7 @@ from __future__ import annotations
 import sqlite3
 from collections.abc import Iterable
 
-from localrepo.catalog.states import LOCAL
+from localrepo.catalog.sides import LOCAL
 
 # -- the label table ----------------------------------------------------------------------
 

@@ -12,7 +12,7 @@ from sqlalchemy import Text as SAText
 from sqlmodel import Field, SQLModel
 
 from localrepo.catalog.journal import PENDING
-from localrepo.catalog.states import LOCAL, REMOTE, STATES, SYNCED
+from localrepo.catalog.sides import LOCAL, REMOTE, STATES, SYNCED
 
 __all__ = ["LOCAL", "REMOTE", "STATES", "SYNCED"]
 

@@ -13,6 +13,7 @@ import click
 from localrepo.cli.connect import repo_client, token_option
 from localrepo.cli.sync_cmds import print_sync, sync_exit_code, sync_summary
 from localrepo.errors import LocalrepoError
+from localrepo.vocabulary import MULTI_CLASS, POLICY_LOCAL, POLICY_REMOTE
 
 
 @click.command()
@@ -52,7 +53,9 @@ def conflicts(obj: Any, as_json: bool) -> None:
 
 @click.command()
 @click.argument("paths", nargs=-1)
-@click.option("--take", type=click.Choice(["local", "remote"]), help="The side that wins.")
+@click.option(
+    "--take", type=click.Choice([POLICY_LOCAL, POLICY_REMOTE]), help="The side that wins."
+)
 @click.option(
     "--keep",
     metavar="LABEL",
@@ -91,7 +94,7 @@ def resolve(
     keys = _conflict_keys(repo, obj.directory, paths, all_)
     if keep is not None:
         _keep_on_disk(repo, keys, keep)
-        take = "local"
+        take = POLICY_LOCAL
     repo, client = repo_client(obj, token)
     try:
         options = SyncOptions(
@@ -146,7 +149,7 @@ def _keep_on_disk(repo: Any, keys: set[str], label: str) -> None:
     from localrepo.layout import folder_label, nfc
     from localrepo.sync.keep import keep_label
     from localrepo.sync.localfs import LocalFS
-    from localrepo.sync.state import local_files
+    from localrepo.sync.snapshot import local_files
 
     label = nfc(label)
     with repo.lock():
@@ -161,7 +164,7 @@ def _keep_on_disk(repo: Any, keys: set[str], label: str) -> None:
                 mine = [k for k in sorted(keys) if k in files]
                 if not mine:
                     continue
-                if binding.type != "multi_class":
+                if binding.type != MULTI_CLASS:
                     raise LocalrepoError(
                         f"--keep is for multi_class tasks; '{binding.name}' is "
                         f"{binding.type}: use --take local|remote."

@@ -42,7 +42,7 @@ def _say_waiting(state_dir: Path, quiet: bool) -> None:
     """Another process holds the repository lock: say who, then wait for it."""
     if quiet:
         return
-    from localrepo.watch.state import running_pid
+    from localrepo.watch.daemon_files import running_pid
 
     pid = running_pid(state_dir)
     who = f"; the daemon runs here as pid {pid}" if pid else ""

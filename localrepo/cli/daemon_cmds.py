@@ -15,6 +15,7 @@ from typing import Any
 import click
 
 from localrepo.errors import LocalrepoError
+from localrepo.vocabulary import LOGS_DIR
 
 START_TIMEOUT = 20.0
 STOP_TIMEOUT = 10.0
@@ -67,7 +68,7 @@ def _setup_logging(log_file: Path | None, verbose: int) -> None:
     import logging
     import logging.handlers
 
-    from localrepo.watch.state import LOG_BACKUPS, LOG_BYTES
+    from localrepo.watch.daemon_files import LOG_BACKUPS, LOG_BYTES
 
     handler: logging.Handler
     if log_file is not None:
@@ -121,9 +122,9 @@ def _client(repo: Any) -> Any:
 
 
 def _log_path(repo: Any) -> Path:
-    from localrepo.watch.state import LOG_NAME
+    from localrepo.watch.daemon_files import LOG_NAME
 
-    return repo.state_dir / "logs" / LOG_NAME
+    return repo.state_dir / LOGS_DIR / LOG_NAME
 
 
 def _counts(repo: Any) -> tuple[int, int]:
@@ -141,7 +142,7 @@ def _counts(repo: Any) -> tuple[int, int]:
 
 
 def status_dict(repo: Any) -> dict[str, Any]:
-    from localrepo.watch.state import DaemonState, running_pid
+    from localrepo.watch.daemon_files import DaemonState, running_pid
 
     pid = running_pid(repo.state_dir)
     st = DaemonState.load(repo.state_dir)
@@ -229,7 +230,7 @@ def watch(obj: Any, poll: bool, detached: bool, **timing: float) -> None:
     Changes on disk are synced once they settle; remote changes are pulled every
     --interval seconds; a full scan runs at start and every --full-scan-every."""
     from localrepo.watch.daemon import Watcher, WatchOptions
-    from localrepo.watch.state import DaemonLock
+    from localrepo.watch.daemon_files import DaemonLock
 
     repo = obj.repo()
     lock = DaemonLock(repo.state_dir)
@@ -277,7 +278,7 @@ def daemon() -> None:
 @click.pass_obj
 def daemon_start(obj: Any, poll: bool, **timing: float) -> None:
     """Start the watcher detached (own session), logging to .localrepo/logs/daemon.log."""
-    from localrepo.watch.state import DaemonState, running_pid
+    from localrepo.watch.daemon_files import DaemonState, running_pid
 
     repo = obj.repo()
     pid = running_pid(repo.state_dir)
@@ -286,7 +287,7 @@ def daemon_start(obj: Any, poll: bool, **timing: float) -> None:
             f"the daemon already runs for this repository (pid {pid}); 'repo daemon stop' ends it."
         )
     _client(repo).close()  # a missing remote or token is said here, not in the log
-    logs = repo.state_dir / "logs"
+    logs = repo.state_dir / LOGS_DIR
     logs.mkdir(exist_ok=True)
     start_log = logs / "daemon-start.log"
     cmd = [sys.executable, "-m", "localrepo.cli.main", "-C", str(repo.root)]
@@ -333,7 +334,7 @@ def daemon_start(obj: Any, poll: bool, **timing: float) -> None:
 @click.pass_obj
 def daemon_stop(obj: Any, timeout: float) -> None:
     """Stop the daemon gracefully (work in flight finishes or stays journalled)."""
-    from localrepo.watch.state import read_pid, running_pid
+    from localrepo.watch.daemon_files import read_pid, running_pid
 
     repo = obj.repo()
     pid = running_pid(repo.state_dir)

@@ -11,9 +11,9 @@ import click
 from localrepo import __version__
 from localrepo.cli.context import Ctx, run_guarded
 from localrepo.cli.status import show_scan, show_status
+from localrepo.vocabulary import MULTI_CLASS, TASK_TYPES
 
 CONTEXT = {"help_option_names": ["-h", "--help"], "max_content_width": 100}
-TASK_TYPES = ("multi_class", "multi_label", "regression")
 
 
 # The commands that talk to the remote or run the watcher, defined at module level in
@@ -82,7 +82,7 @@ def cli(ctx: click.Context, directory: str | None, verbose: int, quiet: bool) ->
     "--type",
     "task_type",
     type=click.Choice(TASK_TYPES),
-    default="multi_class",
+    default=MULTI_CLASS,
     show_default=True,
     help="Task type.",
 )
@@ -143,7 +143,7 @@ def task() -> None:
 @click.argument("path", type=click.Path(file_okay=False))
 @click.option("--task", "name", required=True, help="Task name.")
 @click.option(
-    "--type", "task_type", type=click.Choice(TASK_TYPES), default="multi_class", show_default=True
+    "--type", "task_type", type=click.Choice(TASK_TYPES), default=MULTI_CLASS, show_default=True
 )
 @click.pass_obj
 def task_add(obj: Ctx, path: str, name: str, task_type: str) -> None:

@@ -33,6 +33,7 @@ from localrepo.cli import ml_report as mr
 from localrepo.cli.context import Ctx
 from localrepo.cli.ml_task import check_version, echo_json, pick_task, remote_client
 from localrepo.errors import EXIT_ERROR, EXIT_PARTIAL, LocalrepoError
+from localrepo.vocabulary import STATE_DIR
 
 if TYPE_CHECKING:
     from localrepo.remote.models import ClassifiedRecord
@@ -99,8 +100,8 @@ def _walk_folder(folder: Path, shown: str, repo_root: Path) -> tuple[list[Item],
     except ValueError:
         start, root = "", real
     start = "" if start == "." else start
-    if start.split("/")[0] == ".localrepo":
-        return [], [f"{shown}: inside the state folder .localrepo/, skipped"]
+    if start.split("/")[0] == STATE_DIR:
+        return [], [f"{shown}: inside the state folder {STATE_DIR}/, skipped"]
     result = walk(str(root), start=start)
     cut = len(start) + 1 if start else 0
     base = shown.rstrip("/") or "."

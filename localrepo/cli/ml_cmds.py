@@ -17,6 +17,7 @@ from localrepo.cli.context import Ctx
 from localrepo.cli.ml_classify import run_classify
 from localrepo.cli.ml_evaluate import run_evaluate
 from localrepo.cli.ml_train import run_models, run_train
+from localrepo.vocabulary import CLASSIFY_BATCH
 
 DEFAULT_TOP = 3
 DEFAULT_JOBS = 4  # parallel classify requests
@@ -99,9 +100,9 @@ def models(
 @click.option(
     "--batch-size",
     type=click.IntRange(1, 100),
-    default=10,
+    default=CLASSIFY_BATCH,
     show_default=True,
-    help="Images per request (the hosted service takes at most 10).",
+    help=f"Images per request (the hosted service takes at most {CLASSIFY_BATCH}).",
 )
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON object per image.")
 @token_option

@@ -23,8 +23,7 @@ from localrepo.cli.context import Ctx
 from localrepo.cli.ml_classify import Item, Outcome, classify_items
 from localrepo.cli.ml_task import check_version, echo_json, pick_task, remote_client
 from localrepo.errors import EXIT_ERROR, EXIT_PARTIAL, LocalrepoError
-
-BATCH_SIZE = 10  # images per classify request (the hosted service takes at most 10)
+from localrepo.vocabulary import CLASSIFY_BATCH
 
 Truth = list[tuple[str, float | None]]  # an image's [(label, value)] as the folders say
 
@@ -75,7 +74,7 @@ def _labelled_images(
     the folders say (the catalog's local state), and the task's label names."""
     from localrepo.catalog.files import image_files
     from localrepo.catalog.labels import image_label_names, sorted_task_label_names
-    from localrepo.catalog.states import LOCAL
+    from localrepo.catalog.sides import LOCAL
 
     labels: dict[int, Truth] = {}
     for image_id, name, value in image_label_names(conn, task.id, LOCAL):
@@ -113,7 +112,7 @@ def _classify(
                     items,
                     version=version,
                     jobs=jobs,
-                    batch_size=BATCH_SIZE,
+                    batch_size=CLASSIFY_BATCH,
                     progress=bar,
                 )
             )

@@ -12,6 +12,7 @@ from typing import Any
 
 from localrepo.errors import EXIT_DECISION, EXIT_USAGE, LocalrepoError
 from localrepo.remote.models import ClassifiedRecord, Prediction, RemoteModel, number
+from localrepo.vocabulary import MULTI_CLASS, MULTI_LABEL, REGRESSION
 
 PROB_THRESHOLD = 0.5  # a multi_label tag counts as predicted from this probability
 
@@ -249,7 +250,7 @@ def _is_number(value: Any) -> bool:
 def model_row(model: RemoteModel, production: int | None, task_type: str) -> list[str]:
     nums = summary_numbers(model)
     mark = "*" if production is not None and model.version == production else ""
-    if task_type == "regression":
+    if task_type == REGRESSION:
         scores = [fmt(nums.get("mae")), fmt(nums.get("rmse")), fmt(nums.get("r2"))]
     else:
         scores = [fmt(nums.get("accuracy")), fmt(nums.get("precision")), fmt(nums.get("recall"))]
@@ -265,7 +266,7 @@ def model_row(model: RemoteModel, production: int | None, task_type: str) -> lis
 
 def model_headers(task_type: str) -> list[str]:
     scores = (
-        ["mae", "rmse", "r2"] if task_type == "regression" else ["accuracy", "precision", "recall"]
+        ["mae", "rmse", "r2"] if task_type == REGRESSION else ["accuracy", "precision", "recall"]
     )
     return ["version", "status", "created", "backend", *scores]
 
@@ -291,7 +292,7 @@ def _pred_json(p: Prediction, task_type: str) -> dict[str, Any]:
     out: dict[str, Any] = {"name": p.name}
     if p.id:
         out["id"] = p.id
-    if task_type == "regression":
+    if task_type == REGRESSION:
         out["value"] = p.value
     else:
         out["prob"] = p.prob
@@ -300,7 +301,7 @@ def _pred_json(p: Prediction, task_type: str) -> dict[str, Any]:
 
 def top_labels(record: ClassifiedRecord, task_type: str, top: int) -> list[Prediction]:
     """The `top` most probable labels (every value label for regression)."""
-    if task_type == "regression":
+    if task_type == REGRESSION:
         return list(record.labels)
     ordered = sorted(record.labels, key=lambda p: -(p.prob if p.prob is not None else -1.0))
     return ordered[:top]
@@ -311,7 +312,7 @@ def prediction_text(record: ClassifiedRecord, task_type: str, top: int) -> str:
     shown = top_labels(record, task_type, top)
     if not shown:
         return "(no labels)"
-    if task_type == "regression":
+    if task_type == REGRESSION:
         return ", ".join(f"{p.name}={fmt_value(p.value)}" for p in shown)
     return ", ".join(f"{p.name} ({p.prob:.2f})" if p.prob is not None else p.name for p in shown)
 
@@ -322,7 +323,7 @@ def prediction_json(
     out: dict[str, Any] = {"path": path, "ok": True, "version": version}
     if record.best_label is not None:
         out["best_label"] = _pred_json(record.best_label, task_type)
-    if task_type == "multi_label":
+    if task_type == MULTI_LABEL:
         out["best_labels"] = [_pred_json(p, task_type) for p in predicted_tags(record)]
     out["labels"] = [_pred_json(p, task_type) for p in top_labels(record, task_type, top)]
     if record.width is not None:
@@ -427,13 +428,13 @@ def evaluate_predictions(
     the task's label names. Multi_class compares the best label with the folder's,
     multi_label the predicted tags (`predicted_tags`, known tags only) with the
     folders', regression each value label's value with its prediction."""
-    if task_type == "multi_class":
+    if task_type == MULTI_CLASS:
         pairs = []
         for path, record in predicted:
             best = record.best_label or (record.labels[0] if record.labels else None)
             pairs.append((truth[path][0][0], best.name if best else None))
         return evaluate_multi_class(pairs, names)
-    if task_type == "multi_label":
+    if task_type == MULTI_LABEL:
         tags = set(names)
         tag_pairs = [
             (

@@ -16,11 +16,12 @@ from localrepo.catalog.files import damaged_files
 from localrepo.catalog.labels import task_label_names_by_task
 from localrepo.catalog.meta import get_meta
 from localrepo.catalog.problems import all_problems
-from localrepo.catalog.states import LOCAL
+from localrepo.catalog.sides import LOCAL
 from localrepo.catalog.tasks import task_rows
 from localrepo.cli.context import echo
 from localrepo.scan import changes as ch
 from localrepo.scan.scanner import ScanReport
+from localrepo.vocabulary import IGNORE_FILE, STATE_DIR
 
 # Porcelain codes, one per journal kind (stable: scripts depend on them).
 CODES = {
@@ -280,11 +281,11 @@ def check_ignore_lines(
     for dirpath, dirnames, filenames in os.walk(root):
         rel = Path(dirpath).relative_to(root).as_posix()
         rel = "" if rel == "." else rel
-        if rel == "" and ".localrepo" in dirnames:
-            dirnames.remove(".localrepo")
-        if ".localrepoignore" in filenames:
+        if rel == "" and STATE_DIR in dirnames:
+            dirnames.remove(STATE_DIR)
+        if IGNORE_FILE in filenames:
             try:
-                texts[rel] = (Path(dirpath) / ".localrepoignore").read_text(
+                texts[rel] = (Path(dirpath) / IGNORE_FILE).read_text(
                     encoding="utf-8", errors="replace"
                 )
             except OSError:

@@ -6,7 +6,7 @@ from __future__ import annotations
 from typing import Any
 
 from localrepo.cli.context import Ctx
-from localrepo.errors import EXIT_DECISION
+from localrepo.errors import EXIT_DECISION, EXIT_OK
 
 
 def run_scan(obj: Ctx, *, dry_run: bool = False) -> Any:  # -> ScanReport
@@ -44,7 +44,7 @@ def show_status(obj: Ctx, *, as_json: bool, porcelain: bool, nul: bool, exit_cod
         report.print_status(st)
     if exit_code and (st["pending_total"] or st["conflicts"] or st["damaged"]):
         return EXIT_DECISION
-    return 0
+    return EXIT_OK
 
 
 def show_scan(obj: Ctx, *, dry_run: bool, as_json: bool) -> int:
@@ -56,4 +56,4 @@ def show_scan(obj: Ctx, *, dry_run: bool, as_json: bool) -> int:
         report.print_json(report.scan_json(rep))
     else:
         report.print_scan(rep, quiet=obj.quiet)
-    return 0
+    return EXIT_OK

@@ -10,13 +10,12 @@ from typing import TYPE_CHECKING, Any
 import click
 
 from localrepo.cli.connect import make_client, repo_client, token_option
-from localrepo.errors import EXIT_DECISION, EXIT_PARTIAL, EXIT_SAFETY, LocalrepoError
+from localrepo.errors import EXIT_DECISION, EXIT_OK, EXIT_PARTIAL, EXIT_SAFETY, LocalrepoError
+from localrepo.vocabulary import POLICIES
 
 if TYPE_CHECKING:  # the remote package is imported when a command needs it
     from localrepo.remote.api import RemoteAPI
     from localrepo.remote.models import RemoteTask
-
-POLICIES = ("manual", "local", "remote")
 
 
 def _progress(quiet: bool):  # type: ignore[no-untyped-def]
@@ -84,7 +83,7 @@ def sync_exit_code(summary: dict[str, Any]) -> int:
         t["left_for_other_side"] or t["twins_left"] for t in summary["tasks"]
     ):
         return EXIT_DECISION
-    return 0
+    return EXIT_OK
 
 
 def sync_summary(report: Any, *, dry_run: bool) -> dict[str, Any]:

@@ -1,10 +1,11 @@
 """`RemoteAPI`: what the sync side calls on a remote client, as one Protocol.
 
-The sync engine (`sync/engine.py`), remote state loading (`sync/state.py`), binding
+The sync engine (`sync/engine.py`), remote state loading (`sync/snapshot.py`), binding
 (`sync/binding.py`), twins (`sync/twins.py`), verify (`sync/verify.py`), the executor
-(`sync/execute.py`), the watcher (`watch/daemon.py`) and the remote commands
-(`cli/sync_cmds.py`) are typed with it;
-`RecognitionClient` satisfies it (`tests/remote/test_remote_protocol.py` compares the
+(`sync/execute.py`, which only hands the client on: every request of the executor is
+made by its remote side, `sync/remote_side.py`, meant below by "the executor"), the
+watcher (`watch/daemon.py`) and the remote commands (`cli/sync_cmds.py`) are typed with
+it; `RecognitionClient` satisfies it (`tests/remote/test_remote_protocol.py` compares the
 signatures), and so does the test fake `tests/fakeremote.py`. The ML commands
 (`cli/ml_cmds.py`: train, wait, classify, `map`) use `RecognitionClient` itself.
 
@@ -15,6 +16,8 @@ from __future__ import annotations
 
 from collections.abc import Iterator, Mapping, Sequence
 from typing import IO, Any, Protocol, overload
+
+from localrepo.vocabulary import CATEGORY, MULTI_CLASS
 
 from .models import RemoteImage, RemoteLabel, RemoteTask, Workspace
 
@@ -33,7 +36,7 @@ class RemoteAPI(Protocol):
         ...
 
     def get_task(self, task_id: str) -> RemoteTask:
-        """state (a task's labels, for the engine, binding and the executor), `repo
+        """snapshot (a task's labels, for the engine, binding and the executor), `repo
         clone` (a task by id)."""
         ...
 
@@ -42,7 +45,7 @@ class RemoteAPI(Protocol):
         ...
 
     def create_task(
-        self, name: str, type: str = "multi_class", *, description: str = ""
+        self, name: str, type: str = MULTI_CLASS, *, description: str = ""
     ) -> RemoteTask:
         """The engine: a task's first sync, when the server has none of that name."""
         ...
@@ -76,11 +79,11 @@ class RemoteAPI(Protocol):
         type: str | None = None,
         page_size: int | None = None,
     ) -> list[RemoteLabel]:
-        """state (the labels attached to a task)."""
+        """snapshot (the labels attached to a task)."""
         ...
 
     def ensure_task_label(
-        self, task_id: str, name: str, type: str = "category", *, share: bool = False
+        self, task_id: str, name: str, type: str = CATEGORY, *, share: bool = False
     ) -> RemoteLabel:
         """The executor: the label for a folder, adopted by the task's isolation rule."""
         ...
@@ -99,7 +102,7 @@ class RemoteAPI(Protocol):
         test: bool | None = None,
         page_size: int | None = None,
     ) -> Iterator[RemoteImage]:
-        """state (the task's listing), twins (a value twin's images)."""
+        """snapshot (the task's listing), twins (a value twin's images)."""
         ...
 
     def count_images(self, *, labels: Sequence[str]) -> int:

@@ -11,8 +11,6 @@ from .errors import RemoteError
 from .models import ClassifyResult
 from .transport import Transport
 
-CLASSIFY_BATCH = 10  # records per classify/ request: the hosted service's limit
-
 
 class ClassifyEndpoints(Transport):
     def classify(
@@ -44,9 +42,10 @@ class ClassifyEndpoints(Transport):
         version: int | None = None,
         store_images: bool = False,
     ) -> ClassifyResult:
-        """Classify image bytes (sent as ``_base64``; at most `CLASSIFY_BATCH` per call
-        on the hosted service). The result's records line up with `images`: each record
-        carries an ``_id`` that the server echoes, so a server that reorders is caught."""
+        """Classify image bytes (sent as ``_base64``; at most `vocabulary.CLASSIFY_BATCH`
+        per call on the hosted service). The result's records line up with `images`: each
+        record carries an ``_id`` that the server echoes, so a server that reorders is
+        caught."""
         if not images:
             return ClassifyResult.from_api({"task_id": task_id, "records": []})
         records = [

@@ -22,21 +22,18 @@ from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from typing import TypeVar
 
 from .answers import decode_json, duplicate_image_id, nfc, parse_retry_after
-from .classify import CLASSIFY_BATCH, ClassifyEndpoints
+from .classify import ClassifyEndpoints
 from .images import ImageEndpoints
-from .labels import LABEL_TYPES, LabelEndpoints
+from .labels import LabelEndpoints
 from .media import MediaEndpoints, retryable_dest
-from .tasks import TASK_TYPES, TaskEndpoints
+from .tasks import TaskEndpoints
 from .training import TrainingEndpoints, TrainingTimeout
 from .transport import ACCOUNT_PATH, API_PATH, DEFAULT_MAX_DOWNLOAD
 
 __all__ = [
     "ACCOUNT_PATH",
     "API_PATH",
-    "CLASSIFY_BATCH",
     "DEFAULT_MAX_DOWNLOAD",
-    "LABEL_TYPES",
-    "TASK_TYPES",
     "RecognitionClient",
     "TrainingTimeout",
     "decode_json",

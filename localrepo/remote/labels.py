@@ -6,11 +6,11 @@ from __future__ import annotations
 from collections.abc import Iterator
 from typing import Any
 
+from localrepo.vocabulary import CATEGORY
+
 from .answers import created_key, nfc, pick_one
 from .models import RemoteLabel
 from .pagination import Pager
-
-LABEL_TYPES = ("category", "tag", "value")
 
 
 class LabelEndpoints(Pager):
@@ -63,7 +63,7 @@ class LabelEndpoints(Pager):
     def create_label(
         self,
         name: str,
-        type: str = "category",
+        type: str = CATEGORY,
         *,
         description: str = "",
         output_name: str | None = None,
@@ -84,7 +84,7 @@ class LabelEndpoints(Pager):
     def ensure_label(
         self,
         name: str,
-        type: str = "category",
+        type: str = CATEGORY,
         *,
         description: str = "",
         output_name: str | None = None,
@@ -97,7 +97,7 @@ class LabelEndpoints(Pager):
         return self.create_label(name, type, description=description, output_name=output_name)
 
     def ensure_task_label(
-        self, task_id: str, name: str, type: str = "category", *, share: bool = False
+        self, task_id: str, name: str, type: str = CATEGORY, *, share: bool = False
     ) -> RemoteLabel:
         """The label `name` (NFC, case-sensitive) of `type` for the task `task_id`, not
         attached yet: one of that name attached to no task (say, created by a run that

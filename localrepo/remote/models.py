@@ -13,6 +13,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+from localrepo.vocabulary import CATEGORY, MULTI_CLASS
+
 
 def _str(value: Any, default: str = "") -> str:
     if value is None:
@@ -142,7 +144,7 @@ class RemoteTask:
         return cls(
             id=_str(d.get("id")),
             name=_str(d.get("name")),
-            type=_str(d.get("type"), "multi_class"),
+            type=_str(d.get("type"), MULTI_CLASS),
             description=_str(d.get("description")),
             workspace=_ref(d.get("workspace")),
             production_version=_int(d.get("production_version")),
@@ -171,7 +173,7 @@ class RemoteLabel:
         return cls(
             id=_str(d.get("id")),
             name=_str(d.get("name")),
-            type=_str(d.get("type"), "category"),
+            type=_str(d.get("type"), CATEGORY),
             description=_str(d.get("description")),
             output_name=_opt_str(d.get("output_name")),
             negative_for_task=_ref(d.get("negative_for_task")),
@@ -202,7 +204,7 @@ class RemoteImageLabel:
         return cls(
             id=_str(d.get("id")),
             name=_str(d.get("name")),
-            type=_str(d.get("type"), "category"),
+            type=_str(d.get("type"), CATEGORY),
             value=number(d.get("value")),
             raw=dict(d),
         )

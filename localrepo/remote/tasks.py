@@ -6,11 +6,11 @@ from __future__ import annotations
 from collections.abc import Iterator, Mapping
 from typing import Any
 
+from localrepo.vocabulary import MULTI_CLASS
+
 from .answers import pick_one
 from .models import RemoteTask, Workspace
 from .pagination import Pager
-
-TASK_TYPES = ("multi_class", "multi_label", "regression")
 
 
 class TaskEndpoints(Pager):
@@ -43,7 +43,7 @@ class TaskEndpoints(Pager):
         return pick_one(matches, newest=False)
 
     def create_task(
-        self, name: str, type: str = "multi_class", *, description: str = ""
+        self, name: str, type: str = MULTI_CLASS, *, description: str = ""
     ) -> RemoteTask:
         """Create a task. A lost answer is resolved by looking for it (name + type)."""
 

@@ -19,7 +19,6 @@ DELETED = "deleted"
 LABEL_RENAMED = "label_renamed"
 VALUE_CHANGED = "value_changed"
 LABELS_CHANGED = "labels_changed"
-CHANGE_KINDS = (ADDED, MODIFIED, MOVED, DELETED, LABEL_RENAMED, VALUE_CHANGED, LABELS_CHANGED)
 
 
 # slots: an initial scan holds one per file. Not frozen: a frozen dataclass's __init__

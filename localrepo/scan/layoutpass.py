@@ -30,7 +30,7 @@ from localrepo.catalog import labels as catalog_labels
 from localrepo.catalog import meta as catalog_meta
 from localrepo.catalog import problems as catalog_problems
 from localrepo.catalog.problems import FOLDER_NAME_PROBLEM
-from localrepo.catalog.states import LOCAL
+from localrepo.catalog.sides import LOCAL
 from localrepo.labelnames import folder_verdict
 from localrepo.layout import (
     Placement,
@@ -49,11 +49,11 @@ from localrepo.scan.diff import TaskLookup
 from localrepo.scan.report import Problem
 from localrepo.scan.statpass import RACY_NS
 from localrepo.scan.walk import INODE, MTIME, SIZE, Stat, WalkResult
+from localrepo.vocabulary import LABEL_TYPE
 
 if TYPE_CHECKING:
     from localrepo.scan.layoutstream import LayoutStream
 
-LABEL_TYPE = {"multi_class": "category", "multi_label": "tag", "regression": "value"}
 LabelMap = dict[str, float | None]  # {label name: value}
 
 

@@ -17,11 +17,12 @@ from collections import defaultdict
 from typing import TYPE_CHECKING
 
 from localrepo.catalog import labels as catalog_labels
-from localrepo.catalog.states import LOCAL
+from localrepo.catalog.sides import LOCAL
 from localrepo.layout import Placement, merge_image_labels, place
 from localrepo.scan.diff import TaskLookup
-from localrepo.scan.layoutpass import LABEL_TYPE, LabelMap, label_keys, label_summary
+from localrepo.scan.layoutpass import LabelMap, label_keys, label_summary
 from localrepo.scan.report import Problem
+from localrepo.vocabulary import LABEL_TYPE
 
 if TYPE_CHECKING:
     from localrepo.scan.writes import Valid

@@ -24,9 +24,7 @@ class ScanReport:
     invalid: dict[str, tuple[str, str | None]] = field(default_factory=dict)
     problems: list[Problem] = field(default_factory=list)
     retry_later: list[str] = field(default_factory=list)
-    relabelled: bool = False
     leftovers: list[str] = field(default_factory=list)  # temp files of an interrupted sync
     seconds: float = 0.0
     # A scoped scan: the folders it walked (recursively); None for a full scan.
     scope: list[str] | None = None
-    folders_listed: int = 0  # folders whose entries the walk listed

@@ -157,7 +157,6 @@ class Scanner:
         writes.known_paths = cached
         if scope is not None:
             walked = statpass.walk_scope(root, scope, conn, reasons)
-            report.folders_listed = len(walked.folders)
             walked.folders |= statpass.label_folders(root, bindings)
             return statpass.Tree(walked, cached, reasons)
         if walked is None:
@@ -172,7 +171,6 @@ class Scanner:
             if early is not None:
                 early.walk_done()
                 self._stream_first_scan(writes, walked, bindings)
-        report.folders_listed = len(walked.folders)
         return statpass.Tree(walked, cached, reasons)
 
     def _stream_first_scan(
@@ -256,7 +254,6 @@ class Scanner:
                 conn, self.root, walked, bindings, new_map, layout, changes, stream, writes.hash_ids
             )
             changes.extend(layout_changes)
-            report.relabelled = True
             layoutpass.record(conn, layout, report.problems, writes.now)
         writes.journal(changes, files.streamed)
         catalog_meta.set_meta(conn, "last_scan_ns", str(writes.now))

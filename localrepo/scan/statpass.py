@@ -24,7 +24,8 @@ from localrepo.catalog import files as catalog_files
 from localrepo.catalog import meta as catalog_meta
 from localrepo.layout import TaskBinding
 from localrepo.scan import splitwalk
-from localrepo.scan.walk import DEV, IGNORE_FILE, INODE, MTIME, SIZE, WalkResult, walk
+from localrepo.scan.walk import DEV, INODE, MTIME, SIZE, WalkResult, walk
+from localrepo.vocabulary import IGNORE_FILE
 
 # An mtime this close to the moment its cache row was written may hide a later edit of
 # the same size within the same timestamp tick: re-hash it next time (git's racy rule).

@@ -15,11 +15,9 @@ from stat import S_ISDIR, S_ISLNK, S_ISREG
 
 from localrepo.ignore import IgnoreRules, default_ignores_image_file
 from localrepo.layout import IMAGE_EXTENSIONS, SIDECAR_NAMES, is_image_name
+from localrepo.vocabulary import IGNORE_FILE, STATE_DIR, TMP_SUFFIX
 
-IGNORE_FILE = ".localrepoignore"
-STATE_DIR = ".localrepo"
 _SPECIAL_NAMES = frozenset((*SIDECAR_NAMES, IGNORE_FILE))
-ENGINE_TMP_SUFFIX = ".localrepo-tmp"  # the sync engine's temp files: ".<name>.localrepo-tmp"
 
 
 # (dev, inode, size, mtime_ns, ctime_ns): a plain tuple, because a walk makes one per
@@ -199,7 +197,7 @@ def _file(
             result.ignore_stats[rel] = _stat(st)
         elif name in _SPECIAL_NAMES and not is_ignored(rel, False):
             result.sidecars[rel] = _stat(st)
-        elif name.endswith(ENGINE_TMP_SUFFIX) and name[0] == ".":
+        elif name.endswith(TMP_SUFFIX) and name[0] == ".":
             result.leftovers.append(rel)  # a crashed sync's temp file
         return
     if (

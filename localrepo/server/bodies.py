@@ -16,9 +16,6 @@ from .errors import APIError, BodyTooLarge, detail, field_error
 
 M = TypeVar("M", bound=BaseModel)
 
-_TRUE = {"true", "1", "yes", "on", "t", "y"}
-_FALSE = {"false", "0", "no", "off", "f", "n", ""}
-
 # Starlette's multipart parser keeps non-file parts in memory up to this size.
 MAX_FORM_FIELD_BYTES = 64 * 1024 * 1024
 
@@ -139,17 +136,6 @@ def parse(model: type[M], data: dict[str, Any]) -> M:
         return model.model_validate(data)
     except ValidationError as exc:
         raise APIError(400, dict(validation_errors(exc))) from exc
-
-
-def parse_bool(name: str, value: str | None) -> bool | None:
-    if value is None:
-        return None
-    v = value.strip().lower()
-    if v in _TRUE:
-        return True
-    if v in _FALSE:
-        return False
-    raise field_error(name, f"Must be a boolean (true/false), got {value!r}.")
 
 
 def check_uuid(name: str, value: str) -> str:

@@ -16,7 +16,7 @@ from typing import Any
 
 from localrepo.errors import EXIT_SAFETY, LocalrepoError
 from localrepo.remote.api import RemoteAPI
-from localrepo.sync.state import list_remote_labels
+from localrepo.sync.snapshot import list_remote_labels
 
 
 class TakeoverRefused(LocalrepoError):

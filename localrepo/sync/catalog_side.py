@@ -24,7 +24,7 @@ from localrepo.catalog import images as catalog_images
 from localrepo.catalog import journal
 from localrepo.catalog import labels as catalog_labels
 from localrepo.catalog.db import transaction
-from localrepo.catalog.states import LOCAL, REMOTE, SYNCED
+from localrepo.catalog.sides import LOCAL, REMOTE, SYNCED
 from localrepo.layout import TaskBinding
 
 if TYPE_CHECKING:

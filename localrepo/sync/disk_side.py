@@ -27,11 +27,12 @@ from localrepo.scan.hashing import hash_bytes
 from localrepo.sync.faults import crash_point
 from localrepo.sync.localfs import FileChanged, LocalFS
 from localrepo.sync.names import file_name
-from localrepo.sync.state import META_NAME
+from localrepo.sync.snapshot import META_NAME
+from localrepo.vocabulary import REGRESSION
 
 if TYPE_CHECKING:
     from localrepo.sync.execute import ImageResult
-    from localrepo.sync.state import RemoteImageView
+    from localrepo.sync.snapshot import RemoteImageView
 
 
 class DiskSide:
@@ -78,7 +79,7 @@ class DiskSide:
         for _label, folder in folders[1:]:
             result.added_files.append(self.fs.link(written.path, folder, name))
         self._write_values(result, target)
-        result.local_done = result.local_changed = True
+        result.local_changed = True
         result.counts["downloaded"] = 1
 
     def set_local(self, result: ImageResult, target: dict[str, float | None]) -> None:
@@ -115,7 +116,7 @@ class DiskSide:
             self.fs.trash(path)
             result.removed_files.append(path)
         self._write_values(result, target)
-        result.local_done = result.local_changed = True
+        result.local_changed = True
         result.counts["relabelled_local"] = 1
 
     def trash(self, result: ImageResult) -> None:
@@ -126,7 +127,7 @@ class DiskSide:
             self.fs.check(path, self.stats.get(path))
             self.fs.trash(path)
             result.removed_files.append(path)
-        result.local_done = result.local_changed = True
+        result.local_changed = True
         result.counts["trashed_local"] = 1
 
     def _target_folders(self, target: dict[str, float | None]) -> list[tuple[str, str]]:
@@ -139,7 +140,7 @@ class DiskSide:
         return out
 
     def _write_values(self, result: ImageResult, target: dict[str, float | None]) -> None:
-        if self.binding.type != "regression":
+        if self.binding.type != REGRESSION:
             return
         placed = {w.path for w in result.added_files} | set(self.files.get(result.key, []))
         placed -= set(result.removed_files)

@@ -44,8 +44,7 @@ from localrepo.sync.localfs import FileChanged, LocalFS
 from localrepo.sync.narrow import filter_plan, left_for_other_side, with_resolutions
 from localrepo.sync.recovery import FileAt, InterruptedRelabel, complete_relabels
 from localrepo.sync.report import SyncOptions, SyncReport, TaskReport
-from localrepo.sync.state import (
-    LABEL_TYPE,
+from localrepo.sync.snapshot import (
     CatalogStates,
     RemoteSnapshot,
     build_snapshot,
@@ -58,6 +57,7 @@ from localrepo.sync.state import (
     load_task_state,
 )
 from localrepo.sync.twins import label_twins, settle_twins
+from localrepo.vocabulary import LABEL_TYPE, MULTI_CLASS, POLICY_MANUAL, REGRESSION
 
 log = logging.getLogger("localrepo.sync")
 
@@ -165,7 +165,7 @@ class Engine:
         by_task = {b.task_id: b for b in bindings}
         changed = False
         for binding in bindings:
-            if binding.type != "multi_class":
+            if binding.type != MULTI_CLASS:
                 continue
             ops = [
                 InterruptedRelabel(digest, frozenset(detail.get("target") or {}))
@@ -295,7 +295,7 @@ class Engine:
         twins = label_twins(lab for lab in attached if lab.type == LABEL_TYPE[binding.type])
         if twins and not self.options.dry_run and self.options.mode != "pull":
             settled = settle_twins(
-                self.client, remote_task_id, twins, value_labels=binding.type == "regression"
+                self.client, remote_task_id, twins, value_labels=binding.type == REGRESSION
             )
             log.info(
                 "%s: labels of one name: %d images moved onto the oldest, %s detached",
@@ -362,7 +362,7 @@ class Engine:
         state, rep.held, refusals = _hold_back(conn, binding, state, files)
         rep.problems += refusals
         absolute, fraction = parse_max_delete(opts.max_delete)
-        policy: P.Policy = "manual" if opts.resolve_keys else opts.policy
+        policy: P.Policy = POLICY_MANUAL if opts.resolve_keys else opts.policy
         plan = P.plan_task(
             state, policy, max_delete=absolute, max_delete_fraction=fraction, force=opts.force
         )

@@ -45,9 +45,10 @@ from localrepo.sync import plan as P
 from localrepo.sync.catalog_side import CatalogSide
 from localrepo.sync.disk_side import DiskSide
 from localrepo.sync.localfs import LocalFS, Written
-from localrepo.sync.plan import LOCAL_OPS, REMOTE_IMAGE_OPS
+from localrepo.sync.plan import REMOTE_IMAGE_OPS
 from localrepo.sync.remote_side import Deferred, RemoteSide
-from localrepo.sync.state import LABEL_TYPE, RemoteSnapshot
+from localrepo.sync.snapshot import RemoteSnapshot
+from localrepo.vocabulary import LABEL_TYPE, REGRESSION
 
 
 @dataclass
@@ -96,7 +97,6 @@ class ImageResult:
     dims: tuple[int, int, str] | None = None
     target: dict[str, float | None] = field(default_factory=dict)
     remote_done: bool = False  # the remote now holds `target`
-    local_done: bool = False  # the disk now holds `target`
     local_changed: bool = False  # this run changed the disk for it
     deleted_remote: bool = False
     added_files: list[Written] = field(default_factory=list)
@@ -204,8 +204,7 @@ class Executor:
         self._bulk = {
             key
             for key, ops in by_key.items()
-            if self.binding.type != "regression"
-            and {op.kind for op in ops} == {P.UPLOAD, P.SET_BASE}
+            if self.binding.type != REGRESSION and {op.kind for op in ops} == {P.UPLOAD, P.SET_BASE}
         }
         collected = self._images(by_key, journal_ids, out)
         if out.fatal:
@@ -384,8 +383,6 @@ class Executor:
         kinds = {op.kind for op in ops}
         if not kinds & REMOTE_IMAGE_OPS:
             result.remote_done = True
-        if not kinds & LOCAL_OPS:
-            result.local_done = True
         return result
 
     def _new_result(self, key: str, ops: list[P.Op]) -> ImageResult:

@@ -29,6 +29,7 @@ from dataclasses import dataclass, replace
 
 from localrepo.layout import label_for_folder, relative_to_root
 from localrepo.sync.plan import TaskState
+from localrepo.vocabulary import MULTI_CLASS, REGRESSION
 
 
 @dataclass(frozen=True)
@@ -80,7 +81,7 @@ def held_images(
                 holds[key] = Hold(key, path, f"its folder '{head}' cannot be a label folder")
                 break
             if (
-                task.task_type == "regression"
+                task.task_type == REGRESSION
                 and label is not None
                 and label not in local.get(key, {})
                 and key in synced
@@ -92,7 +93,7 @@ def held_images(
 
 def ambiguous_labels(task: TaskFiles) -> dict[str, frozenset[str]]:
     """multi_class images whose copies sit in several label folders: {key: labels}."""
-    if task.task_type != "multi_class":
+    if task.task_type != MULTI_CLASS:
         return {}
     out: dict[str, frozenset[str]] = {}
     for key, paths in task.files.items():

@@ -16,11 +16,10 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-from localrepo.catalog.db import STATE_DIR
 from localrepo.errors import LocalrepoError
-from localrepo.scan.walk import ENGINE_TMP_SUFFIX as TMP_SUFFIX
 from localrepo.sync.faults import crash_point
 from localrepo.sync.names import with_suffix
+from localrepo.vocabulary import STATE_DIR, TMP_SUFFIX, TRASH_DIR
 
 # Temp files are ".<name>.localrepo-tmp" in the destination folder: dot files, so the
 # scanner never takes them for images; it lists them so the engine can remove them.
@@ -44,7 +43,7 @@ class LocalFS:
     def __init__(self, root: Path, run_id: str | None = None) -> None:
         self.root = root
         self.run_id = run_id or time.strftime("%Y%m%d-%H%M%S")
-        self.trash_dir = root / STATE_DIR / "trash" / self.run_id
+        self.trash_dir = root / STATE_DIR / TRASH_DIR / self.run_id
         # Sidecars are read, changed and replaced by the executor's worker threads: one
         # at a time, or two downloads into one folder race on the temp file and one
         # value is lost.

@@ -27,12 +27,19 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
-from typing import Literal
+
+from localrepo.vocabulary import (
+    MULTI_CLASS,
+    POLICIES,
+    POLICY_LOCAL,
+    POLICY_MANUAL,
+    POLICY_REMOTE,
+    REGRESSION,
+    Policy,
+)
 
 Labels = Mapping[str, float | None]
 ImageKey = str
-Policy = Literal["manual", "local", "remote"]
-POLICIES: tuple[Policy, ...] = ("manual", "local", "remote")
 REMOTE_KEY_PREFIX = "remote:"
 MIN_GUARDED_DELETES = 3  # plans deleting fewer images than this are never stopped
 
@@ -104,7 +111,6 @@ OP_ORDER = (
     REMOVE_FOLDER,
     SET_BASE,
 )
-REMOTE_OPS = frozenset({ENSURE_LABEL, UPLOAD, SET_REMOTE, REMOVE_REMOTE, DETACH_LABEL})
 
 
 @dataclass(frozen=True)
@@ -201,7 +207,7 @@ def merge_image(
 ) -> Merge:
     """The state an image should have on both sides, or a conflict."""
     merge = _merge_image(task_type, key, base, local, remote, policy)
-    if task_type != "multi_class" or merge.result is None or len(merge.result) < 2:
+    if task_type != MULTI_CLASS or merge.result is None or len(merge.result) < 2:
         return merge
     return _one_category(key, base, local, remote, policy, merge)
 
@@ -218,10 +224,10 @@ def _one_category(
     conflict = merge.conflict or Conflict(
         key, "label", frozen(base), frozen(local), frozen(remote), None
     )
-    if policy == "manual":
+    if policy == POLICY_MANUAL:
         return Merge(None, replace(conflict, resolution=None))
     conflict = replace(conflict, resolution=policy)
-    prefer, other = (local, remote) if policy == "local" else (remote, local)
+    prefer, other = (local, remote) if policy == POLICY_LOCAL else (remote, local)
     for side in (prefer, other, merge.result or {}):
         if side:
             name = min(side)
@@ -245,10 +251,10 @@ def _merge_image(
         return Merge(dict(local))
     merged, clashes = _merge_keys(base, local, remote)
     field_name = None
-    if task_type == "multi_class" and len(merged) > 1:
+    if task_type == MULTI_CLASS and len(merged) > 1:
         field_name = "label"
     elif clashes:
-        field_name = "value" if task_type == "regression" else "label"
+        field_name = "value" if task_type == REGRESSION else "label"
     elif not merged:  # each side removed what the other kept: nobody deleted the image
         field_name = "label"
     if field_name is None:
@@ -259,11 +265,11 @@ def _merge_image(
         frozen(base),
         frozen(local),
         frozen(remote),
-        None if policy == "manual" else policy,
+        None if policy == POLICY_MANUAL else policy,
     )
-    if policy == "local":
+    if policy == POLICY_LOCAL:
         return Merge(dict(local), conflict)
-    if policy == "remote":
+    if policy == POLICY_REMOTE:
         return Merge(dict(remote), conflict)
     return Merge(None, conflict)
 
@@ -278,7 +284,7 @@ def merge_sets(base: frozenset[str], local: frozenset[str], remote: frozenset[st
 
 def plan_task(
     state: TaskState,
-    policy: Policy = "manual",
+    policy: Policy = POLICY_MANUAL,
     *,
     max_delete: int | None = None,
     max_delete_fraction: float | None = 0.5,

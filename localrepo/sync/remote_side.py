@@ -26,13 +26,13 @@ from localrepo.errors import LocalrepoError
 from localrepo.remote.errors import NotFoundError
 from localrepo.scan.hashing import check_image
 from localrepo.sync.faults import crash_point
-from localrepo.sync.state import HASH_PREFIX, META_HASH, META_NAME, list_remote_labels
+from localrepo.sync.snapshot import HASH_PREFIX, META_HASH, META_NAME, list_remote_labels
 
 if TYPE_CHECKING:
     from localrepo.remote.api import RemoteAPI
     from localrepo.sync import plan as P
     from localrepo.sync.execute import ImageResult
-    from localrepo.sync.state import RemoteImageView
+    from localrepo.sync.snapshot import RemoteImageView
 
 
 class Deferred(Exception):  # a signal, not an error

@@ -11,13 +11,14 @@ from localrepo.scan.report import ScanReport
 from localrepo.sync import plan as P
 from localrepo.sync.execute import Outcome
 from localrepo.sync.holds import Hold
+from localrepo.vocabulary import POLICY_MANUAL
 
 
 @dataclass
 class SyncOptions:
     mode: str = "sync"  # sync | push | pull
     dry_run: bool = False
-    policy: P.Policy = "manual"
+    policy: P.Policy = POLICY_MANUAL
     max_delete: str = "50%"
     force: bool = False
     jobs: int = 8

@@ -6,7 +6,7 @@ both, which a model would train as two classes). Every clone settles them the sa
 
 - the **canonical** label is the oldest (by `created`, then id): all clones agree on it
   without talking to each other;
-- the listing reads both as the one name (`sync/state.build_snapshot`), so nothing
+- the listing reads both as the one name (`sync/snapshot.build_snapshot`), so nothing
   looks deleted meanwhile;
 - a sync (not a pull: it changes nothing on the server) moves the images of each twin
   onto the canonical label (one request; value
@@ -25,7 +25,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from localrepo.remote.api import RemoteAPI
-from localrepo.sync.state import created_order
+from localrepo.sync.snapshot import created_order
 
 
 @dataclass(frozen=True)

@@ -21,7 +21,7 @@ from localrepo.remote.api import RemoteAPI
 from localrepo.repository import Repository
 from localrepo.scan.hashing import examine
 from localrepo.scan.scanner import Scanner
-from localrepo.sync.state import build_snapshot, list_remote_task, load_task_state
+from localrepo.sync.snapshot import build_snapshot, list_remote_task, load_task_state
 
 
 @dataclass

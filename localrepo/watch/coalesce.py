@@ -25,7 +25,8 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 
-from localrepo.ignore import IGNORE_FILE_NAME, STATE_DIR_NAME, default_ignored
+from localrepo.ignore import default_ignored
+from localrepo.vocabulary import IGNORE_FILE, STATE_DIR
 
 CREATED, MODIFIED, DELETED, MOVED = "created", "modified", "deleted", "moved"
 
@@ -50,13 +51,13 @@ def is_relevant(path: str, is_dir: bool = False) -> bool:
     if not path or path == ".":
         return False
     parts = path.split("/")
-    if parts[0] == STATE_DIR_NAME:
+    if parts[0] == STATE_DIR:
         return False
     for folder in parts[:-1]:
         if default_ignored(folder, True):
             return False
     name = parts[-1]
-    if name == IGNORE_FILE_NAME and not is_dir:
+    if name == IGNORE_FILE and not is_dir:
         return True
     return not default_ignored(name, is_dir)
 

@@ -32,8 +32,8 @@ from localrepo.remote.api import RemoteAPI
 from localrepo.remote.errors import AuthError, RemoteUnavailableError
 from localrepo.repository import Repository
 from localrepo.watch import coalesce as C
+from localrepo.watch.daemon_files import DaemonState, now_iso
 from localrepo.watch.observer import OVERFLOW, Watching, start_watching, stop_watching
-from localrepo.watch.state import DaemonState, now_iso
 
 log = logging.getLogger("localrepo.watch")
 

@@ -24,7 +24,7 @@ PACKAGE = Path(localrepo.__file__).parent
 # of the Protocol: whoever makes a client closes it.
 CALLERS = [
     "sync/engine.py",
-    "sync/state.py",
+    "sync/snapshot.py",
     "sync/binding.py",
     "sync/twins.py",
     "sync/verify.py",

@@ -58,8 +58,9 @@ from localrepo.labelnames import folder_verdict
 from localrepo.repository import Repository, init_repository
 from localrepo.scan.hashing import hash_bytes
 from localrepo.sync import faults
-from localrepo.sync.state import HASH_PREFIX, LABEL_TYPE, META_HASH, META_NAME
+from localrepo.sync.snapshot import HASH_PREFIX, META_HASH, META_NAME
 from localrepo.sync.verify import verify
+from localrepo.vocabulary import LABEL_TYPE
 
 SEED_ENV = "LOCALREPO_SIM_SEED"
 NAMES = ("cat", "dog", "owl", "fox", "elk", "yak")
@@ -73,6 +74,12 @@ JOBS = int(os.environ.get("LOCALREPO_SIM_JOBS", "1"))
 QUIET_ROUNDS = 3  # the bound on the final rounds of syncs
 LOCAL_POINTS = frozenset({"mid_move", "mid_relabel"})  # crash points of local file ops
 DAMAGE_KINDS = ("truncate", "zero", "garbage", "fifo", "symlink")
+# The edits drawn (twice as likely when listed twice): on a clone, on a clone's damaged
+# files and refused folders, on the server, on the server's second task.
+LOCAL_EDIT_KINDS = ("add", "add", "delete", "move", "unlabel", "bytes", "rename", "mkdir", "twin")
+HELD_EDIT_KINDS = ("damage", "damage", "repair", "repair", "rm_damaged", "refuse", "unrefuse")
+SERVER_EDIT_KINDS = ("upload", "upload", "relabel", "delete", "rename", "new", "drop")
+OTHER_EDIT_KINDS = ("upload", "relabel", "delete", "share", "share", "new", "rename")
 STATS_FIELDS = ("seeds", "steps", "edits", "server_edits", "syncs", "crashes", "faults")
 
 
@@ -264,6 +271,16 @@ class SimClone:
             (new + "/" + p[len(prefix) :] if p.startswith(prefix) else p): v
             for p, v in self.damaged.items()
         }
+
+
+@dataclass
+class TaskView:
+    """What an edit on the server sees of a task: its labels ({name: id} and
+    {id: name}) and its images."""
+
+    labels: dict[str, str]
+    ids: dict[str, str]
+    images: list[dict[str, Any]]
 
 
 @dataclass
@@ -629,15 +646,20 @@ class Simulation:
 
     def local_edit(self, clone: SimClone) -> None:
         self.stats.edits += 1
-        rng = self.rng
         paths = clone.editable_paths()
-        kind = rng.choice(
-            ("add", "add", "delete", "move", "unlabel", "bytes", "rename", "mkdir", "twin")
-        )
+        kind = self._local_edit_kind(clone, paths)
+        edit = _LOCAL_EDITS.get(kind)
+        if edit is not None:
+            edit(self, clone, paths)
+        else:  # delete, bytes, move, unlabel: an edit of one file
+            self._local_file_edit(clone, paths, kind)
+
+    def _local_edit_kind(self, clone: SimClone, paths: list[str]) -> str:
+        """Draw the kind of a clone edit; one with nothing to act on becomes another."""
+        rng = self.rng
+        kind = rng.choice(LOCAL_EDIT_KINDS)
         if rng.random() < 0.3:
-            kind = rng.choice(
-                ("damage", "damage", "repair", "repair", "rm_damaged", "refuse", "unrefuse")
-            )
+            kind = rng.choice(HELD_EDIT_KINDS)
         if kind in ("repair", "rm_damaged") and not clone.damaged:
             kind = "damage"
         if kind == "unrefuse" and not clone.refused:
@@ -646,74 +668,88 @@ class Simulation:
             kind = "add"
         if kind in ("rename", "refuse") and not clone.label_dirs():
             kind = "add"
-        if kind == "add":
-            rel = self.add_file(clone, self.clone_folder(clone))
-            self.log(f"{clone.name}: add {rel}")
-        elif kind == "twin":  # the same bytes, added on two clones
-            data = self.new_bytes()
-            others = [c for c in self.clones if c is not clone]
-            other = rng.choice(others)
-            a = self.add_file(clone, self.clone_folder(clone), data)
-            b = self.add_file(other, self.clone_folder(other), data)
-            self.log(f"{clone.name}: twin {a} / {b}")
-        elif kind == "mkdir":
-            name = self.clone_folder(clone)
-            (clone.root / name).mkdir(exist_ok=True)
-            self.log(f"{clone.name}: mkdir {name!r}")
-        elif kind == "rename":
-            old = rng.choice(clone.label_dirs())
-            new = self.clone_folder(clone, fresh=True)
-            if (clone.root / new).exists():
-                return
-            clone.rename_folder(old, new)
-            self.log(f"{clone.name}: rename folder {old!r} -> {new!r}")
-        elif kind == "refuse":
-            old = rng.choice(clone.label_dirs())
-            new = refused_folder(rng, old, {p.name for p in clone.root.iterdir()})
-            if new is None:
-                return
-            clone.rename_folder(old, new)
-            clone.refused[new] = old
-            clone.guarded |= clone.held_hashes() & self.server_hashes()
-            self.stats.refused_renames += 1
-            self.log(f"{clone.name}: rename folder {old!r} -> {new!r} (refused)")
-        elif kind == "unrefuse":
-            self.unrefuse(clone, rng.choice(sorted(clone.refused)))
-        elif kind == "damage":
-            self.damage(clone, rng.choice(paths))
-        elif kind == "repair":
-            self.repair(clone, rng.choice(sorted(clone.damaged)))
-        elif kind == "rm_damaged":
-            rel = rng.choice(sorted(clone.damaged))
-            self._check_still_damaged(clone, rel)
-            data, how = clone.damaged.pop(rel)
-            (clone.root / rel).unlink()
-            self.removed.add(hash_bytes(data))
-            self.stats.damage_ends["deleted"] += 1
-            self.log(f"{clone.name}: delete damaged ({how}) {rel}")
+        return kind
+
+    def _local_add(self, clone: SimClone, paths: list[str]) -> None:
+        rel = self.add_file(clone, self.clone_folder(clone))
+        self.log(f"{clone.name}: add {rel}")
+
+    def _local_twin(self, clone: SimClone, paths: list[str]) -> None:
+        """The same bytes, added on two clones."""
+        data = self.new_bytes()
+        others = [c for c in self.clones if c is not clone]
+        other = self.rng.choice(others)
+        a = self.add_file(clone, self.clone_folder(clone), data)
+        b = self.add_file(other, self.clone_folder(other), data)
+        self.log(f"{clone.name}: twin {a} / {b}")
+
+    def _local_mkdir(self, clone: SimClone, paths: list[str]) -> None:
+        name = self.clone_folder(clone)
+        (clone.root / name).mkdir(exist_ok=True)
+        self.log(f"{clone.name}: mkdir {name!r}")
+
+    def _local_rename(self, clone: SimClone, paths: list[str]) -> None:
+        old = self.rng.choice(clone.label_dirs())
+        new = self.clone_folder(clone, fresh=True)
+        if (clone.root / new).exists():
+            return
+        clone.rename_folder(old, new)
+        self.log(f"{clone.name}: rename folder {old!r} -> {new!r}")
+
+    def _local_refuse(self, clone: SimClone, paths: list[str]) -> None:
+        """Rename a label folder to a name the scanner refuses."""
+        old = self.rng.choice(clone.label_dirs())
+        new = refused_folder(self.rng, old, {p.name for p in clone.root.iterdir()})
+        if new is None:
+            return
+        clone.rename_folder(old, new)
+        clone.refused[new] = old
+        clone.guarded |= clone.held_hashes() & self.server_hashes()
+        self.stats.refused_renames += 1
+        self.log(f"{clone.name}: rename folder {old!r} -> {new!r} (refused)")
+
+    def _local_unrefuse(self, clone: SimClone, paths: list[str]) -> None:
+        self.unrefuse(clone, self.rng.choice(sorted(clone.refused)))
+
+    def _local_damage(self, clone: SimClone, paths: list[str]) -> None:
+        self.damage(clone, self.rng.choice(paths))
+
+    def _local_repair(self, clone: SimClone, paths: list[str]) -> None:
+        self.repair(clone, self.rng.choice(sorted(clone.damaged)))
+
+    def _local_rm_damaged(self, clone: SimClone, paths: list[str]) -> None:
+        rel = self.rng.choice(sorted(clone.damaged))
+        self._check_still_damaged(clone, rel)
+        data, how = clone.damaged.pop(rel)
+        (clone.root / rel).unlink()
+        self.removed.add(hash_bytes(data))
+        self.stats.damage_ends["deleted"] += 1
+        self.log(f"{clone.name}: delete damaged ({how}) {rel}")
+
+    def _local_file_edit(self, clone: SimClone, paths: list[str], kind: str) -> None:
+        """Delete a file, change its bytes, move it to another folder or to _unlabeled."""
+        rel = self.rng.choice(paths)
+        path = clone.root / rel
+        digest = hash_bytes(path.read_bytes())
+        if kind == "delete":
+            path.unlink()
+            self.removed.add(digest)
+        elif kind == "bytes":
+            tmp = path.with_suffix(".tmp")
+            tmp.write_bytes(self.new_bytes())
+            os.replace(tmp, path)
+            self.removed.add(digest)
         else:
-            rel = rng.choice(paths)
-            path = clone.root / rel
-            digest = hash_bytes(path.read_bytes())
-            if kind == "delete":
-                path.unlink()
+            dest = "_unlabeled" if kind == "unlabel" else self.clone_folder(clone)
+            if kind == "unlabel":
                 self.removed.add(digest)
-            elif kind == "bytes":
-                tmp = path.with_suffix(".tmp")
-                tmp.write_bytes(self.new_bytes())
-                os.replace(tmp, path)
-                self.removed.add(digest)
-            else:
-                dest = "_unlabeled" if kind == "unlabel" else self.clone_folder(clone)
-                if kind == "unlabel":
-                    self.removed.add(digest)
-                (clone.root / dest).mkdir(exist_ok=True)
-                target = clone.root / dest / path.name
-                if target.exists():
-                    return
-                os.rename(path, target)
-                rel += f" -> {dest}/"
-            self.log(f"{clone.name}: {kind} {rel}")
+            (clone.root / dest).mkdir(exist_ok=True)
+            target = clone.root / dest / path.name
+            if target.exists():
+                return
+            os.rename(path, target)
+            rel += f" -> {dest}/"
+        self.log(f"{clone.name}: {kind} {rel}")
 
     def damage(self, clone: SimClone, rel: str) -> None:
         """Break a file: truncated, emptied, garbage, or unreadable (as root, chmod does
@@ -844,13 +880,10 @@ class Simulation:
 
     def server_edit(self, force: str | None = None, prefer_drop: bool = False) -> None:
         self.stats.server_edits += 1
-        rng = self.rng
         labels = self.task_labels()
         ids = {v: k for k, v in labels.items()}
         images = self.task_images()
-        kind = force or rng.choice(
-            ("upload", "upload", "relabel", "delete", "rename", "new", "drop")
-        )
+        kind = force or self.rng.choice(SERVER_EDIT_KINDS)
         if prefer_drop and self.task_type == "multi_label":
             # A dropped tag whose copy must leave its folder: the mid_relabel point.
             images = [
@@ -862,63 +895,71 @@ class Simulation:
             kind = "new"
         if kind == "upload" and not labels:
             kind = "new"
-        if kind == "upload":
-            data = self.new_bytes()
-            image = self._upload(data)
-            k = 1 if self.task_type == "multi_class" else min(2, len(labels))
-            names = rng.sample(sorted(labels), k)
-            for name in names:
-                self._post(f"training-image/{image['id']}/add-label/", {"label_id": labels[name]})
-            self.log(f"server: upload {hash_bytes(data)[:8]} {names}")
-        elif kind == "relabel":
-            image = rng.choice(images)
-            digest = _digest(image)
-            mine = sorted(ids[lab["id"]] for lab in image["labels"] if lab["id"] in ids)
-            name = rng.choice(sorted(labels))
-            if prefer_drop and self.task_type == "multi_label" and len(mine) > 1:
-                name = rng.choice(mine)  # a tag dropped: its copy leaves (mid_relabel)
-            elif prefer_drop and self.task_type == "multi_class" and len(labels) > 1:
-                name = rng.choice(sorted(set(labels) - set(mine)))  # a move (mid_move)
-            if self.task_type == "multi_class":
-                for old in mine:
-                    self._post(
-                        f"training-image/{image['id']}/remove-label/", {"label_id": labels[old]}
-                    )
-                self._post(f"training-image/{image['id']}/add-label/", {"label_id": labels[name]})
-            elif name in mine:
-                self._post(
-                    f"training-image/{image['id']}/remove-label/", {"label_id": labels[name]}
-                )
-                if len(mine) == 1:
-                    self.removed.add(digest)
-            else:
-                self._post(f"training-image/{image['id']}/add-label/", {"label_id": labels[name]})
-            self.log(f"server: relabel {digest[:8]} {mine} ~ {name!r}")
-        elif kind == "delete":
-            image = rng.choice(images)
-            self.removed.add(_digest(image))
-            r = self.api.delete(f"training-image/{image['id']}/")
-            assert r.status_code == 204, self.fail(r.text)
-            if self.other is not None:  # a shared image goes from the second task too
-                self.other.images.pop(_digest(image), None)
-            self.log(f"server: delete image {_digest(image)[:8]}")
-        elif kind == "rename":
-            name = rng.choice(sorted(labels))
-            new = self.server_label_name(self.free_names())
-            self.rename_label(labels[name], name, new)
-        elif kind == "drop":
-            name = rng.choice(sorted(labels))
-            for image in images:
-                if any(lab["id"] == labels[name] for lab in image["labels"]):
-                    self.removed.add(_digest(image))
-            r = self.api.delete(f"label/{labels[name]}")
-            assert r.status_code == 204, self.fail(r.text)
-            self.log(f"server: delete label {name!r}")
-        else:  # a new label, attached to the task
-            name = self.server_label_name(self.free_names())
-            lab = self._post("label/", {"name": name, "type": self.label_type})
-            self._post(f"task/{self.task_id}/add-label/", {"label_id": lab["id"]})
-            self.log(f"server: new label {name!r}")
+        edit = _SERVER_EDITS.get(kind, _SERVER_EDITS["new"])
+        edit(self, TaskView(labels, ids, images), prefer_drop)
+
+    def _server_upload(self, view: TaskView, prefer_drop: bool) -> None:
+        labels = view.labels
+        data = self.new_bytes()
+        image = self._upload(data)
+        k = 1 if self.task_type == "multi_class" else min(2, len(labels))
+        names = self.rng.sample(sorted(labels), k)
+        for name in names:
+            self._post(f"training-image/{image['id']}/add-label/", {"label_id": labels[name]})
+        self.log(f"server: upload {hash_bytes(data)[:8]} {names}")
+
+    def _server_relabel(self, view: TaskView, prefer_drop: bool) -> None:
+        rng, labels, ids = self.rng, view.labels, view.ids
+        image = rng.choice(view.images)
+        digest = _digest(image)
+        mine = sorted(ids[lab["id"]] for lab in image["labels"] if lab["id"] in ids)
+        name = rng.choice(sorted(labels))
+        if prefer_drop and self.task_type == "multi_label" and len(mine) > 1:
+            name = rng.choice(mine)  # a tag dropped: its copy leaves (mid_relabel)
+        elif prefer_drop and self.task_type == "multi_class" and len(labels) > 1:
+            name = rng.choice(sorted(set(labels) - set(mine)))  # a move (mid_move)
+        if self.task_type == "multi_class":
+            for old in mine:
+                self._post(f"training-image/{image['id']}/remove-label/", {"label_id": labels[old]})
+            self._post(f"training-image/{image['id']}/add-label/", {"label_id": labels[name]})
+        elif name in mine:
+            self._post(f"training-image/{image['id']}/remove-label/", {"label_id": labels[name]})
+            if len(mine) == 1:
+                self.removed.add(digest)
+        else:
+            self._post(f"training-image/{image['id']}/add-label/", {"label_id": labels[name]})
+        self.log(f"server: relabel {digest[:8]} {mine} ~ {name!r}")
+
+    def _server_delete(self, view: TaskView, prefer_drop: bool) -> None:
+        image = self.rng.choice(view.images)
+        self.removed.add(_digest(image))
+        r = self.api.delete(f"training-image/{image['id']}/")
+        assert r.status_code == 204, self.fail(r.text)
+        if self.other is not None:  # a shared image goes from the second task too
+            self.other.images.pop(_digest(image), None)
+        self.log(f"server: delete image {_digest(image)[:8]}")
+
+    def _server_rename(self, view: TaskView, prefer_drop: bool) -> None:
+        name = self.rng.choice(sorted(view.labels))
+        new = self.server_label_name(self.free_names())
+        self.rename_label(view.labels[name], name, new)
+
+    def _server_drop(self, view: TaskView, prefer_drop: bool) -> None:
+        labels = view.labels
+        name = self.rng.choice(sorted(labels))
+        for image in view.images:
+            if any(lab["id"] == labels[name] for lab in image["labels"]):
+                self.removed.add(_digest(image))
+        r = self.api.delete(f"label/{labels[name]}")
+        assert r.status_code == 204, self.fail(r.text)
+        self.log(f"server: delete label {name!r}")
+
+    def _server_new(self, view: TaskView, prefer_drop: bool) -> None:
+        """A new label, attached to the task."""
+        name = self.server_label_name(self.free_names())
+        lab = self._post("label/", {"name": name, "type": self.label_type})
+        self._post(f"task/{self.task_id}/add-label/", {"label_id": lab["id"]})
+        self.log(f"server: new label {name!r}")
 
     def rename_label(self, label_id: str, old: str, new: str) -> None:
         r = self.api.patch(f"label/{label_id}/", json={"name": new})
@@ -952,83 +993,91 @@ class Simulation:
         other = self.other
         assert other is not None
         self.stats.task2_edits += 1
-        rng = self.rng
         labels = self.labels_of(other.task_id)
         ids = {v: k for k, v in labels.items()}
         first = self.task_labels()
-        images = self.images_of(list(labels.values()))
-        kind = rng.choice(("upload", "relabel", "delete", "share", "share", "new", "rename"))
-        if kind in ("relabel", "delete") and not images:
+        view = TaskView(labels, ids, self.images_of(list(labels.values())))
+        kind = self.rng.choice(OTHER_EDIT_KINDS)
+        if kind in ("relabel", "delete") and not view.images:
             kind = "upload"
         if kind in ("upload", "share", "rename") and not labels:
             kind = "new"
-        if kind == "upload":
-            self._other_upload()
-        elif kind == "relabel":
-            image = rng.choice(images)
-            digest = _digest(image)
-            mine = sorted(ids[lab["id"]] for lab in image["labels"] if lab["id"] in ids)
-            name = rng.choice(sorted(labels))
-            if self.task_type == "multi_class" or name not in mine:
-                drop = mine if self.task_type == "multi_class" else []
-                for old in drop:
-                    self._post(
-                        f"training-image/{image['id']}/remove-label/", {"label_id": labels[old]}
-                    )
-                self._post(f"training-image/{image['id']}/add-label/", {"label_id": labels[name]})
-                now = (set(mine) - set(drop)) | {name}
-            else:
-                self._post(
-                    f"training-image/{image['id']}/remove-label/", {"label_id": labels[name]}
-                )
-                now = set(mine) - {name}
-            if now:
-                other.images[digest] = now
-            else:
-                other.images.pop(digest, None)
-            self.log(f"other: relabel {digest[:8]} {mine} ~ {name!r}")
-        elif kind == "delete":
-            firsts = set(first.values())
-            alone = [i for i in images if not any(lab["id"] in firsts for lab in i["labels"])]
-            if not alone:
-                return
-            image = rng.choice(alone)
-            r = self.api.delete(f"training-image/{image['id']}/")
-            assert r.status_code == 204, self.fail(r.text)
-            other.images.pop(_digest(image), None)
-            self.log(f"other: delete image {_digest(image)[:8]}")
-        elif kind == "share":  # a first-task image gets a label of the second task
-            theirs = {_digest(i) for i in images}
-            candidates = [i for i in self.task_images() if _digest(i) not in theirs]
-            if not candidates:
-                return
-            image = rng.choice(candidates)
-            name = rng.choice(sorted(labels))
-            self._post(f"training-image/{image['id']}/add-label/", {"label_id": labels[name]})
-            digest = _digest(image)
-            other.images[digest] = {name}
-            self.log(f"other: share {digest[:8]} +{name!r}")
-            if rng.random() < 0.7:
-                self._delete_everywhere_on(digest)
+        _OTHER_EDITS[kind](self, other, view, first)
 
-        elif kind == "new":
-            # Preferably a name the first task has and this one lacks.
-            names = sorted(n for n in first if n not in labels)
-            name = rng.choice(names) if names else self.server_label_name(set(labels))
-            self._other_new_label(name)
-            self.log(f"other: new label {name!r}")
+    def _other_edit_upload(self, other: OtherTask, view: TaskView, first: dict[str, str]) -> None:
+        self._other_upload()
+
+    def _other_edit_relabel(self, other: OtherTask, view: TaskView, first: dict[str, str]) -> None:
+        labels, ids = view.labels, view.ids
+        image = self.rng.choice(view.images)
+        digest = _digest(image)
+        mine = sorted(ids[lab["id"]] for lab in image["labels"] if lab["id"] in ids)
+        name = self.rng.choice(sorted(labels))
+        if self.task_type == "multi_class" or name not in mine:
+            drop = mine if self.task_type == "multi_class" else []
+            for old in drop:
+                self._post(f"training-image/{image['id']}/remove-label/", {"label_id": labels[old]})
+            self._post(f"training-image/{image['id']}/add-label/", {"label_id": labels[name]})
+            now = (set(mine) - set(drop)) | {name}
         else:
-            name = rng.choice(sorted(labels))
-            names = sorted(n for n in first if n not in labels)
-            new = rng.choice(names) if names else self.server_label_name(set(labels))
-            r = self.api.patch(f"label/{labels[name]}/", json={"name": new})
-            assert r.status_code < 300, self.fail(r.text)
-            other.names = (other.names - {name}) | {new}
-            for tags in other.images.values():
-                if name in tags:
-                    tags.discard(name)
-                    tags.add(new)
-            self.log(f"other: rename label {name!r} -> {new!r}")
+            self._post(f"training-image/{image['id']}/remove-label/", {"label_id": labels[name]})
+            now = set(mine) - {name}
+        if now:
+            other.images[digest] = now
+        else:
+            other.images.pop(digest, None)
+        self.log(f"other: relabel {digest[:8]} {mine} ~ {name!r}")
+
+    def _other_edit_delete(self, other: OtherTask, view: TaskView, first: dict[str, str]) -> None:
+        """Delete an image only the second task has."""
+        firsts = set(first.values())
+        alone = [i for i in view.images if not any(lab["id"] in firsts for lab in i["labels"])]
+        if not alone:
+            return
+        image = self.rng.choice(alone)
+        r = self.api.delete(f"training-image/{image['id']}/")
+        assert r.status_code == 204, self.fail(r.text)
+        other.images.pop(_digest(image), None)
+        self.log(f"other: delete image {_digest(image)[:8]}")
+
+    def _other_edit_share(self, other: OtherTask, view: TaskView, first: dict[str, str]) -> None:
+        """A first-task image gets a label of the second task."""
+        theirs = {_digest(i) for i in view.images}
+        candidates = [i for i in self.task_images() if _digest(i) not in theirs]
+        if not candidates:
+            return
+        image = self.rng.choice(candidates)
+        name = self.rng.choice(sorted(view.labels))
+        self._post(f"training-image/{image['id']}/add-label/", {"label_id": view.labels[name]})
+        digest = _digest(image)
+        other.images[digest] = {name}
+        self.log(f"other: share {digest[:8]} +{name!r}")
+        if self.rng.random() < 0.7:
+            self._delete_everywhere_on(digest)
+
+    def _other_label_name(self, labels: dict[str, str], first: dict[str, str]) -> str:
+        """A name for a second-task label: preferably one the first task has and this
+        one lacks."""
+        names = sorted(n for n in first if n not in labels)
+        return self.rng.choice(names) if names else self.server_label_name(set(labels))
+
+    def _other_edit_new(self, other: OtherTask, view: TaskView, first: dict[str, str]) -> None:
+        name = self._other_label_name(view.labels, first)
+        self._other_new_label(name)
+        self.log(f"other: new label {name!r}")
+
+    def _other_edit_rename(self, other: OtherTask, view: TaskView, first: dict[str, str]) -> None:
+        labels = view.labels
+        name = self.rng.choice(sorted(labels))
+        new = self._other_label_name(labels, first)
+        r = self.api.patch(f"label/{labels[name]}/", json={"name": new})
+        assert r.status_code < 300, self.fail(r.text)
+        other.names = (other.names - {name}) | {new}
+        for tags in other.images.values():
+            if name in tags:
+                tags.discard(name)
+                tags.add(new)
+        self.log(f"other: rename label {name!r} -> {new!r}")
 
     def server_hashes(self) -> set[str]:
         return {_digest(i) for i in self.task_images()}
@@ -1179,6 +1228,37 @@ class Simulation:
             f"rerun: {SEED_ENV}={self.seed} pytest tests/sim\n"
             f"schedule ({self.task_type}, {len(self.clones)} clones):\n  {trace}"
         )
+
+
+# The edits by kind, drawn by Simulation.local_edit (the edits of one file are not
+# listed: they share Simulation._local_file_edit), server_edit and other_edit.
+_LOCAL_EDITS: dict[str, Callable[[Simulation, SimClone, list[str]], None]] = {
+    "add": Simulation._local_add,
+    "twin": Simulation._local_twin,
+    "mkdir": Simulation._local_mkdir,
+    "rename": Simulation._local_rename,
+    "refuse": Simulation._local_refuse,
+    "unrefuse": Simulation._local_unrefuse,
+    "damage": Simulation._local_damage,
+    "repair": Simulation._local_repair,
+    "rm_damaged": Simulation._local_rm_damaged,
+}
+_SERVER_EDITS: dict[str, Callable[[Simulation, TaskView, bool], None]] = {
+    "upload": Simulation._server_upload,
+    "relabel": Simulation._server_relabel,
+    "delete": Simulation._server_delete,
+    "rename": Simulation._server_rename,
+    "drop": Simulation._server_drop,
+    "new": Simulation._server_new,
+}
+_OTHER_EDITS: dict[str, Callable[[Simulation, OtherTask, TaskView, dict[str, str]], None]] = {
+    "upload": Simulation._other_edit_upload,
+    "relabel": Simulation._other_edit_relabel,
+    "delete": Simulation._other_edit_delete,
+    "share": Simulation._other_edit_share,
+    "new": Simulation._other_edit_new,
+    "rename": Simulation._other_edit_rename,
+}
 
 
 def record(stats: Stats) -> None:

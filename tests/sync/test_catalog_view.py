@@ -5,7 +5,7 @@ from __future__ import annotations
 from types import SimpleNamespace as NS
 
 from localrepo.sync import plan as P
-from localrepo.sync.state import (
+from localrepo.sync.snapshot import (
     MAX_FETCH,
     catalog_snapshot,
     catalog_view_blocker,

@@ -12,7 +12,7 @@ from imagegen import image_bytes
 from inproc import engine_sync
 
 from localrepo.repository import Repository, init_repository
-from localrepo.sync.state import build_snapshot
+from localrepo.sync.snapshot import build_snapshot
 from localrepo.sync.twins import label_twins
 
 

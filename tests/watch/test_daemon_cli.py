@@ -42,7 +42,7 @@ def test_nothing_running(world: World, tmp_path: Path):
 
 def test_the_log_rotates(tmp_path: Path):
     from localrepo.cli.daemon_cmds import _setup_logging
-    from localrepo.watch.state import LOG_BACKUPS, LOG_BYTES
+    from localrepo.watch.daemon_files import LOG_BACKUPS, LOG_BYTES
 
     log_file = tmp_path / "logs" / "daemon.log"
     ours = logging.getLogger("localrepo")

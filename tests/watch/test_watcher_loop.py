@@ -13,7 +13,7 @@ from treebuilder import new_repo
 from localrepo.repository import Repository
 from localrepo.watch.coalesce import FULL, LOCAL
 from localrepo.watch.daemon import Watcher, WatchOptions
-from localrepo.watch.state import DaemonState
+from localrepo.watch.daemon_files import DaemonState
 
 
 def test_a_run_hanging_past_the_grace_is_left_to_the_journal(tmp_path: Path):

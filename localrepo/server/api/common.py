@@ -63,10 +63,6 @@ def media_base(request: Request) -> str:
     return f"{scope.get('scheme', 'http')}://{host}{scope.get('root_path', '')}/media/"
 
 
-def query_workspace(request: Request) -> str | None:
-    return request.query_params.get("workspace")
-
-
 def body_workspace(request: Request, data: dict[str, Any]) -> Any:
     """The workspace of a POST/PUT: the body's, else the query's."""
     value = data.get("workspace")

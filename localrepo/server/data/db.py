@@ -21,7 +21,7 @@ from sqlalchemy.engine import Connection, Engine
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.sql.elements import TextClause
 from sqlalchemy.sql.expression import Executable
-from sqlmodel import Session, SQLModel, create_engine, select, text
+from sqlmodel import Session, SQLModel, create_engine, text
 
 from ..config import Settings
 from . import imagedocs, tables
@@ -250,10 +250,6 @@ class Database:
             with contextlib.suppress(sqlite3.Error):
                 conn.close()
         self._raw_connections.clear()
-
-    def user_by_name(self, username: str) -> tables.User | None:
-        with self.read() as session:
-            return session.exec(select(tables.User).where(tables.User.username == username)).first()
 
 
 def _finish_one(raw: sqlite3.Connection, stmt: TextClause, params: dict[str, Any]) -> None:

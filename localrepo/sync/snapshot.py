@@ -1,5 +1,7 @@
-"""Reading the three states of a task: LOCAL and SYNCED from the catalog, REMOTE from
-a listing of the API. The result is the planner's plain-data input."""
+"""Snapshots of a task's three states: LOCAL and SYNCED read from the catalog, REMOTE
+from a listing of the API (`build_snapshot`, `RemoteSnapshot`), or from the catalog and a
+GET per changed image (`catalog_snapshot`, the watcher's push). The result is the
+planner's plain-data input (`load_task_state` -> `plan.TaskState`)."""
 
 from __future__ import annotations
 
@@ -13,18 +15,18 @@ from typing import Any
 from localrepo.catalog import images as catalog_images
 from localrepo.catalog.files import valid_files_under
 from localrepo.catalog.labels import task_image_labels, task_label_names
-from localrepo.catalog.states import LOCAL, SYNCED
+from localrepo.catalog.sides import LOCAL, SYNCED
 from localrepo.labelnames import folder_for_label
 from localrepo.layout import TaskBinding, task_for
 from localrepo.remote.api import RemoteAPI
 from localrepo.sync.plan import REMOTE_KEY_PREFIX, TaskState
+from localrepo.vocabulary import LABEL_TYPE, REGRESSION
 
 # What localrepo writes into an uploaded image's meta_data.
 META_HASH = "content_hash"  # "xxh3_128:<hex>"
 META_NAME = "original_file_name"
 HASH_PREFIX = "xxh3_128:"
 _HEX32 = re.compile(r"^[0-9a-f]{32}$")
-LABEL_TYPE = {"multi_class": "category", "multi_label": "tag", "regression": "value"}
 
 
 def meta_hash(meta: Any) -> str | None:
@@ -53,10 +55,8 @@ class RemoteImageView:
 class RemoteSnapshot:
     task_id: str
     labels: dict[str, str] = field(default_factory=dict)  # name -> remote label id
-    label_types: dict[str, str] = field(default_factory=dict)
     images: dict[str, RemoteImageView] = field(default_factory=dict)  # by key
     problems: list[str] = field(default_factory=list)
-    requests: int = 0
     twins: int = 0  # labels read as another of the same name (see sync/twins.py)
 
 
@@ -90,7 +90,6 @@ def build_snapshot(
             snap.twins += 1
             continue
         snap.labels[lab.name] = lab.id
-        snap.label_types[lab.name] = lab.type
         label_ids[lab.id] = lab.name
     for img in images:
         task_labels: dict[str, float | None] = {}
@@ -106,7 +105,7 @@ def build_snapshot(
             if name in task_labels:
                 continue  # a twin of a label the image carries already
             value = getattr(lab, "value", None)
-            if task_type == "regression":
+            if task_type == REGRESSION:
                 if value is None or not isinstance(value, int | float) or not math.isfinite(value):
                     snap.problems.append(
                         f"remote image {img.id}: label {name!r} has no usable value "
