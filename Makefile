@@ -46,7 +46,7 @@ bench: compile
 # each, and SEEDS seeds of the multi-clone simulation (CI runs 1,600 examples and 50 seeds).
 SEEDS ?= 1000
 soak: $(STAMP)
-	LOCALREPO_SOAK=1 $(PY) -m pytest -n 2 -q -p no:cacheprovider tests/test_plan_properties.py
+	LOCALREPO_SOAK=1 $(PY) -m pytest -n 2 -q -p no:cacheprovider tests/sync/test_plan_properties.py
 	LOCALREPO_SIM_SEEDS=$(SEEDS) $(PY) -m pytest -n 2 -q -p no:cacheprovider tests/sim/test_simulation.py
 
 clean:

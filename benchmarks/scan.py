@@ -38,7 +38,7 @@ REPO = [sys.executable, "-m", "localrepo"]
 
 
 def build_tree(root: Path, files: int, labels: int) -> None:
-    from imagegen import image_bytes
+    from support.imagegen import image_bytes
 
     marker = root / ".built"
     if marker.exists() and marker.read_text() == f"{files}:{labels}":

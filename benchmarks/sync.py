@@ -40,7 +40,7 @@ from benchcommon import SERVER, compile_package, start  # noqa: E402
 
 
 def build_tree(root: Path, files: int, labels: int, offset: int) -> list[tuple[Path, int]]:
-    from imagegen import image_bytes
+    from support.imagegen import image_bytes
 
     out = []
     for lab in range(labels):

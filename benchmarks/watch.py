@@ -81,7 +81,7 @@ class Poller:
 
 def engine_floor(url: str, token: str, work: Path, env: dict[str, str]) -> float:
     """One in-process sync run that sends one new file (median of 5)."""
-    from imagegen import image_bytes
+    from support.imagegen import image_bytes
 
     from localrepo.remote.client import RecognitionClient
     from localrepo.repository import find_repository
@@ -117,7 +117,7 @@ def main() -> None:
     )
     ap.add_argument("--workdir", type=Path, default=HERE.parent / ".bench")
     args = ap.parse_args()
-    from imagegen import image_bytes
+    from support.imagegen import image_bytes
 
     from localrepo.scan.hashing import hash_bytes
 

@@ -1,9 +1,9 @@
-"""Write the bad-input corpus (tests/badcorpus.py) into a folder, for a look by hand:
+"""Write the bad-input corpus (tests/support/badcorpus.py) into a folder, for a look by hand:
 
     python scripts/make_bad_corpus.py [OUT]     (default: tests/data/bad-corpus)
 
 then `repo -C OUT status` lists every case. The tests build the same tree into a
-temporary folder at test time (tests/test_bad_input.py); nothing of it is committed.
+temporary folder at test time (tests/e2e/test_bad_input.py); nothing of it is committed.
 """
 
 from __future__ import annotations
@@ -14,7 +14,7 @@ from pathlib import Path
 HERE = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(HERE / "tests"))
 
-from badcorpus import build  # noqa: E402
+from support.badcorpus import build  # noqa: E402
 
 from localrepo.repository import Repository, add_task, init_repository  # noqa: E402
 

@@ -236,14 +236,14 @@ class LiveServer:
 
 
 # LOCALREPO_TEST_SERVER_DB=postgres: every server these fixtures start keeps its rows in
-# a throwaway PostgreSQL cluster (tests/pgcluster.py) instead of SQLite.
+# a throwaway PostgreSQL cluster (tests/support/pgcluster.py) instead of SQLite.
 SERVER_DB = os.environ.get("LOCALREPO_TEST_SERVER_DB", "sqlite")
 
 
 @pytest.fixture(scope="session")
 def postgres() -> Iterator[Any]:
     """A throwaway PostgreSQL cluster (one per xdist worker); `.new_database()` -> URL."""
-    from pgcluster import PostgresCluster
+    from support.pgcluster import PostgresCluster
 
     cluster = PostgresCluster().start()
     yield cluster

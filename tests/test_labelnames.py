@@ -11,8 +11,8 @@ from pathlib import Path
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-from imagegen import image_bytes
-from inproc import engine_sync
+from support.imagegen import image_bytes
+from support.inproc import engine_sync
 
 from localrepo.labelnames import MAX_FOLDER_BYTES, folder_for_label, folder_verdict
 from localrepo.repository import Repository, init_repository

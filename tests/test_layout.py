@@ -1,12 +1,13 @@
-"""Layout rules (design section 2): task roots, label folders, placements, merging."""
+"""Layout rules (design section 2): names, task roots, label folders and their properties.
+Placements with sidecars are in test_layout_sidecars.py, merging and case twins in
+test_layout_merge.py; both use the task bindings below."""
 
 from __future__ import annotations
 
-import math
 import unicodedata
 
 import pytest
-from hypothesis import given, settings
+from hypothesis import given
 from hypothesis import strategies as st
 
 from localrepo.labelnames import folder_for_label, folder_verdict
@@ -15,11 +16,9 @@ from localrepo.layout import (
     UNLABELED_DIR,
     Placement,
     TaskBinding,
-    case_twins,
     folder_label,
     is_image_name,
     label_for_folder,
-    merge_image_labels,
     nfc,
     place,
     task_for,
@@ -228,139 +227,6 @@ def test_case_differing_folders_are_different_labels() -> None:
     assert place("dog/x.jpg", MC, None).label == "dog"
 
 
-# --------------------------------------------------------------------------- place: sidecars
-
-
-def test_multi_class_sidecar_agreeing_label_is_fine() -> None:
-    row = SidecarRow("cat/x.jpg", "metadata.jsonl", label="cat", meta_data={"src": "web"})
-    p = place("cat/x.jpg", MC, row)
-    assert p.labels == ("cat",) and p.problems == () and p.meta_data == {"src": "web"}
-
-
-def test_multi_class_sidecar_disagreeing_label_the_folder_decides() -> None:
-    row = SidecarRow("cat/x.jpg", "metadata.jsonl", label="dog")
-    p = place("cat/x.jpg", MC, row)
-    assert p.labels == ("cat",)
-    assert len(p.problems) == 1
-    assert "cat/x.jpg" in p.problems[0] and "'dog'" in p.problems[0]
-    assert "folder decides" in p.problems[0]
-
-
-def test_multi_class_sidecar_label_does_not_label_a_root_file() -> None:
-    row = SidecarRow("x.jpg", "metadata.jsonl", label="dog")
-    p = place("x.jpg", MC, row)
-    assert p.labels == () and p.label is None
-    assert len(p.problems) == 1 and "x.jpg" in p.problems[0]
-
-
-def test_multi_class_sidecar_label_compared_in_nfc() -> None:
-    row = SidecarRow("Café/x.jpg", "metadata.jsonl", label=unicodedata.normalize("NFD", "Café"))
-    assert place("Café/x.jpg", MC, row).problems == ()
-
-
-def test_multi_class_sidecar_labels_list_disagreeing() -> None:
-    row = SidecarRow("cat/x.jpg", "metadata.jsonl", labels=("cat", "dog"))
-    p = place("cat/x.jpg", MC, row)
-    assert p.labels == ("cat",) and len(p.problems) == 1
-
-
-def test_multi_class_ignores_value() -> None:
-    p = place("cat/x.jpg", MC, SidecarRow("cat/x.jpg", "metadata.jsonl", value=2.0))
-    assert p.value is None and p.labels == ("cat",) and p.problems == ()
-
-
-def test_multi_label_folder_tag() -> None:
-    p = place("outdoor/x.jpg", ML, None)
-    assert p.labels == ("outdoor",) and p.label == "outdoor"
-
-
-def test_multi_label_sidecar_labels_override_folder() -> None:
-    row = SidecarRow("outdoor/x.jpg", "metadata.jsonl", labels=("sunny", "beach", "sunny"))
-    p = place("outdoor/x.jpg", ML, row)
-    assert p.labels == ("sunny", "beach")
-    assert p.label == "outdoor"
-    assert p.problems == ()
-
-
-def test_multi_label_sidecar_empty_labels_clear_the_folder_tag() -> None:
-    row = SidecarRow("outdoor/x.jpg", "metadata.jsonl", labels=())
-    assert place("outdoor/x.jpg", ML, row).labels == ()
-
-
-def test_multi_label_sidecar_labels_label_a_root_file() -> None:
-    row = SidecarRow("x.jpg", "metadata.jsonl", labels=("a", "b"))
-    assert place("x.jpg", ML, row).labels == ("a", "b")
-
-
-def test_multi_label_sidecar_invalid_label_names_are_reported() -> None:
-    # No folder can stand for these: empty, too long, a lone surrogate.
-    row = SidecarRow("x.jpg", "metadata.jsonl", labels=("ok", "", "x" * 300, "\ud800"))
-    p = place("x.jpg", ML, row)
-    assert p.labels == ("ok",)
-    assert len(p.problems) == 3 and all("x.jpg" in m for m in p.problems)
-
-
-def test_multi_label_sidecar_tags_with_escaped_folders_are_labels() -> None:
-    # A folder holds them escaped (labelnames.py): '%5Fx', '%2Ex', 'a%2Fb'.
-    row = SidecarRow("x.jpg", "metadata.jsonl", labels=("_x", ".x", "a/b"))
-    p = place("x.jpg", ML, row)
-    assert p.labels == ("_x", ".x", "a/b") and not p.problems
-
-
-def test_multi_label_sidecar_labels_are_nfc() -> None:
-    row = SidecarRow("x.jpg", "metadata.jsonl", labels=(unicodedata.normalize("NFD", "naïve"),))
-    assert place("x.jpg", ML, row).labels == ("naïve",)
-
-
-def test_multi_label_sidecar_single_label_disagreeing() -> None:
-    row = SidecarRow("a/x.jpg", "metadata.jsonl", label="b")
-    p = place("a/x.jpg", ML, row)
-    assert p.labels == ("a",) and len(p.problems) == 1
-
-
-def test_regression_value_from_sidecar() -> None:
-    row = SidecarRow("age/x.jpg", "metadata.csv", value=42.5)
-    p = place("age/x.jpg", RG, row)
-    assert (p.label, p.labels, p.value, p.problems) == ("age", ("age",), 42.5, ())
-
-
-def test_regression_value_deep_in_label_folder() -> None:
-    row = SidecarRow("age/2020/x.jpg", "age/metadata.csv", value=3.0)
-    assert place("age/2020/x.jpg", RG, row).labels == ("age",)
-
-
-def test_regression_without_value_is_reported_not_linked() -> None:
-    for row in (None, SidecarRow("age/x.jpg", "metadata.csv", meta_data={"a": 1})):
-        p = place("age/x.jpg", RG, row)
-        assert p.labels == () and p.label == "age" and p.value is None
-        assert len(p.problems) == 1 and "age/x.jpg" in p.problems[0]
-        assert "no value" in p.problems[0]
-
-
-def test_regression_zero_is_a_value() -> None:
-    p = place("age/x.jpg", RG, SidecarRow("age/x.jpg", "metadata.csv", value=0.0))
-    assert p.labels == ("age",) and p.value == 0.0
-
-
-def test_regression_unlabelled_files() -> None:
-    assert place("x.jpg", RG, None).problems == ()
-    p = place(f"{UNLABELED_DIR}/x.jpg", RG, SidecarRow("_unlabeled/x.jpg", "m", value=1.0))
-    assert p.labels == () and len(p.problems) == 1
-
-
-def test_regression_non_finite_value_in_row_is_reported() -> None:
-    p = place("age/x.jpg", RG, SidecarRow("age/x.jpg", "metadata.csv", value=math.nan))
-    assert p.labels == () and p.value is None
-    assert any("finite" in m for m in p.problems)
-
-
-def test_placement_meta_data_is_a_copy() -> None:
-    row = SidecarRow("cat/x.jpg", "metadata.jsonl", meta_data={"k": 1})
-    p = place("cat/x.jpg", MC, row)
-    p.meta_data["k"] = 2
-    assert row.meta_data == {"k": 1}
-
-
 # --------------------------------------------------------------------------- place: properties
 
 
@@ -428,144 +294,3 @@ def test_root_and_unlabeled_files_are_unlabelled(
     for path in (join(root, image), join(root, UNLABELED_DIR, *sub, image)):
         p = place(path, b, None)
         assert p.label is None and p.labels == () and p.problems == ()
-
-
-# --------------------------------------------------------------------------- merge
-
-
-def pl(*labels: str, value: float | None = None, path: str = "") -> Placement:
-    return Placement(1, labels[0] if labels else None, labels, value, {}, (), path)
-
-
-def test_merge_multi_class_single_label() -> None:
-    assert merge_image_labels("multi_class", [pl("cat"), pl("cat"), pl()]) == ({"cat": None}, [])
-
-
-def test_merge_multi_class_conflicting_copies_link_nothing() -> None:
-    labels, problems = merge_image_labels(
-        "multi_class", [pl("cat", path="cat/x.jpg"), pl("dog", path="dog/x.jpg")]
-    )
-    assert labels == {}
-    assert len(problems) == 1
-    assert "'cat'" in problems[0] and "'dog'" in problems[0]
-    assert "cat/x.jpg" in problems[0] and "dog/x.jpg" in problems[0]
-
-
-def test_merge_unlabelled_only() -> None:
-    for kind in TASK_TYPES:
-        assert merge_image_labels(kind, [pl(), pl()]) == ({}, [])
-        assert merge_image_labels(kind, []) == ({}, [])
-
-
-def test_merge_multi_label_union() -> None:
-    labels, problems = merge_image_labels("multi_label", [pl("a"), pl("b", "c"), pl("a"), pl()])
-    assert labels == {"a": None, "b": None, "c": None} and problems == []
-
-
-def test_merge_regression() -> None:
-    labels, problems = merge_image_labels(
-        "regression", [pl("age", value=3.0), pl("age", value=3.0), pl("height", value=1.5)]
-    )
-    assert labels == {"age": 3.0, "height": 1.5} and problems == []
-
-
-def test_merge_regression_conflict_not_linked() -> None:
-    labels, problems = merge_image_labels(
-        "regression",
-        [pl("age", value=3.0, path="age/a.jpg"), pl("age", value=4.0, path="age/b.jpg"),
-         pl("height", value=1.0)],
-    )  # fmt: skip
-    assert labels == {"height": 1.0}
-    assert len(problems) == 1 and "'age'" in problems[0] and "age/a.jpg" in problems[0]
-
-
-def test_merge_rejects_several_tasks() -> None:
-    a = Placement(1, "a", ("a",), None, {}, ())
-    b = Placement(2, "a", ("a",), None, {}, ())
-    with pytest.raises(ValueError):
-        merge_image_labels("multi_label", [a, b])
-
-
-def test_merge_from_placements() -> None:
-    # Two hard links of one image in two tag folders carry both tags; removing one
-    # copy (dropping its placement) removes that tag.
-    copies = [place("sunny/x.jpg", ML, None), place("beach/x.jpg", ML, None)]
-    assert set(merge_image_labels("multi_label", copies)[0]) == {"sunny", "beach"}
-    assert set(merge_image_labels("multi_label", copies[:1])[0]) == {"sunny"}
-
-
-tag_sets = st.lists(st.frozensets(st.sampled_from("abcdef"), max_size=4), max_size=6)
-
-
-@given(tag_sets)
-def test_merge_multi_label_is_the_union_property(sets: list[frozenset[str]]) -> None:
-    placements = [pl(*sorted(s)) for s in sets]
-    labels, problems = merge_image_labels("multi_label", placements)
-    assert set(labels) == set().union(*sets)
-    assert all(v is None for v in labels.values()) and problems == []
-
-
-@given(st.lists(st.sampled_from(["", "a", "b", "c"]), max_size=6))
-def test_merge_multi_class_property(folders: list[str]) -> None:
-    placements = [pl(f) if f else pl() for f in folders]
-    labels, problems = merge_image_labels("multi_class", placements)
-    distinct = {f for f in folders if f}
-    if len(distinct) <= 1:
-        assert set(labels) == distinct and problems == []
-    else:
-        assert labels == {} and len(problems) == 1
-
-
-@given(
-    st.lists(st.tuples(st.sampled_from(["a", "b"]), st.sampled_from([1.0, 2.0, None])), max_size=6)
-)
-def test_merge_regression_property(copies: list[tuple[str, float | None]]) -> None:
-    placements = [pl(lab, value=v) if v is not None else pl() for lab, v in copies]
-    labels, problems = merge_image_labels("regression", placements)
-    for lab in ("a", "b"):
-        vals = {v for la, v in copies if la == lab and v is not None}
-        if len(vals) == 1:
-            assert labels[lab] == next(iter(vals))
-        else:
-            assert lab not in labels
-    assert len(problems) == sum(
-        1 for lab in ("a", "b") if len({v for la, v in copies if la == lab and v}) > 1
-    )
-
-
-# --------------------------------------------------------------------------- case twins
-
-
-def test_case_twins_examples() -> None:
-    assert case_twins(["Dog", "dog", "cat", "DOG", "Cat", "bird"]) == [
-        ("Cat", "cat"),
-        ("DOG", "Dog", "dog"),
-    ]
-    assert case_twins(["a", "b"]) == []
-    assert case_twins([]) == []
-    assert case_twins(["dog", "dog"]) == []
-
-
-def test_case_twins_unicode() -> None:
-    assert case_twins(["Straße", "STRASSE", "strasse"]) == [("STRASSE", "Straße", "strasse")]
-    # NFC and NFD spellings are the same name (one label), not twins.
-    assert case_twins(["Café", unicodedata.normalize("NFD", "Café")]) == []
-    assert case_twins(["Café", unicodedata.normalize("NFD", "CAFÉ")]) == [("CAFÉ", "Café")]
-
-
-@settings(max_examples=200)
-@given(st.lists(st.text(st.sampled_from("aAbBßSsÉéE\u0301"), min_size=1, max_size=3)))
-def test_case_twins_are_the_casefold_classes(names: list[str]) -> None:
-    groups = case_twins(names)
-    distinct = {nfc(n) for n in names}
-    # Exactly the classes of size >= 2 under (NFC) casefold equality.
-    key = lambda n: nfc(nfc(n).casefold())  # noqa: E731
-    classes: dict[str, set[str]] = {}
-    for n in distinct:
-        classes.setdefault(key(n), set()).add(n)
-    expected = sorted(tuple(sorted(c)) for c in classes.values() if len(c) >= 2)
-    assert groups == expected
-    assert groups == sorted(groups)
-    seen = [n for g in groups for n in g]
-    assert len(seen) == len(set(seen))
-    assert case_twins(reversed(names)) == groups

@@ -6,7 +6,7 @@ The sync engine (`sync/engine.py`), remote state loading (`sync/snapshot.py`), b
 made by its remote side, `sync/remote_side.py`, meant below by "the executor"), the
 watcher (`watch/daemon.py`) and the remote commands (`cli/sync_cmds.py`) are typed with
 it; `RecognitionClient` satisfies it (`tests/remote/test_remote_protocol.py` compares the
-signatures), and so does the test fake `tests/fakeremote.py`. The ML commands
+signatures), and so does the test fake `tests/support/fakeremote.py`. The ML commands
 (`cli/ml_cmds.py`: train, wait, classify, `map`) use `RecognitionClient` itself.
 
 Closing is not part of it: whoever makes a client closes it.

@@ -185,7 +185,7 @@ def check_image(
     entropy-decodes every block of every scan, which is where a broken JPEG fails
     (truncation, bad markers, corrupt Huffman data), and skips only the full-size inverse
     DCT, upsampling and colour conversion: 40-60 % of a small JPEG's check. The verdicts
-    are those of a full decode (tests/test_image_check.py compares them on hundreds of
+    are those of a full decode (tests/scan/test_image_check.py compares them on hundreds of
     truncated and corrupted variants).
 
     A file named .jpg or .jpeg is first offered to jpeg_confirm.confirm_jpeg(), which

@@ -14,7 +14,7 @@ This can only ever say "valid, this size". Anything it does not reproduce, wheth
 segment it does not know (EXIF, ICC profiles, MPO indexes, Photoshop resources, fill
 bytes, junk between segments, a second frame header), a decoder error, truncation, or an
 image over the pixel limit, gives None, and the full check decides. So no verdict of
-"invalid" or "too large" ever comes from here. tests/test_jpeg_confirm.py holds it to
+"invalid" or "too large" ever comes from here. tests/scan/test_jpeg_confirm.py holds it to
 that on mutated headers and cut files: whatever this confirms, the full check accepts,
 with the same size.
 """

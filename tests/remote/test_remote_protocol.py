@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from fakeremote import UnreachableRemote
+from support.fakeremote import UnreachableRemote
 
 import localrepo
 from localrepo.remote import RemoteAPI as ExportedRemoteAPI

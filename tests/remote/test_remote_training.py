@@ -13,7 +13,7 @@ from typing import Any
 
 import httpx
 import pytest
-from imagegen import class_image
+from support.imagegen import class_image
 
 from localrepo.remote.client import RecognitionClient, TrainingTimeout
 from localrepo.remote.errors import RemoteError

@@ -10,7 +10,7 @@ from typing import Any
 
 import httpx
 import pytest
-from imagegen import class_image, truncated_jpeg
+from support.imagegen import class_image, truncated_jpeg
 
 from .helpers import b64
 from .trainhelp import multi_class_task, train

@@ -1,5 +1,5 @@
 """The server on PostgreSQL: `--database-url postgresql+psycopg://...` against a real,
-throwaway PostgreSQL cluster (tests/pgcluster.py).
+throwaway PostgreSQL cluster (tests/support/pgcluster.py).
 
 The contract tests imported below run here a second time, against a server whose rows
 live in PostgreSQL (this module's `live_server` overrides the SQLite one), plus what

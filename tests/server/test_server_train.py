@@ -12,7 +12,7 @@ import signal
 from pathlib import Path
 
 import httpx
-from imagegen import brightness_image, class_image, tagged_image
+from support.imagegen import brightness_image, class_image, tagged_image
 
 from .helpers import attach, make_label, make_task, upload
 from .trainhelp import (

@@ -14,8 +14,8 @@ from pathlib import Path
 
 import httpx
 import pytest
-from imagegen import damaged_jpegs, full_decode_ok
 from PIL import Image
+from support.imagegen import damaged_jpegs, full_decode_ok
 
 from localrepo.server.data.storage import BlobStore
 

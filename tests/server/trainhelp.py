@@ -8,7 +8,7 @@ from collections.abc import Callable
 from typing import Any
 
 import httpx
-from imagegen import brightness_image, class_image, tagged_image
+from support.imagegen import brightness_image, class_image, tagged_image
 
 from .helpers import attach, b64, make_label, make_task, upload
 

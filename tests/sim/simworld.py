@@ -1,12 +1,14 @@
 """The seeded multi-clone simulation (issues 7 and 16).
 
+Over 500 lines because one Simulation is the model: every edit updates what its check expects.
+
 One real localrepo-server, two or three clones (real folder trees, real catalogs), and a
 schedule drawn from `random.Random(seed)`: user edits on each clone (add, delete, move,
 unlabel, byte edit, label folder rename, new label folder, the same bytes added on two
 clones, damage a file and repair or delete it later, rename a label folder to a name the
 scanner refuses and back), edits on the server through the API (upload, relabel, delete
 an image, rename, create or delete a label; names from arbitrary Unicode), and syncs. A
-sync runs the engine in-process, through a fault proxy (tests/faultproxy.py, one per
+sync runs the engine in-process, through a fault proxy (tests/support/faultproxy.py, one per
 clone) in chaos mode, maybe with a crash at a random crash point of the executor
 (localrepo.sync.faults.hooks: nothing after it commits, the next sync restarts from disk
 and catalog) and with the executor's completions reordered. Some steps sync two or three
@@ -47,11 +49,9 @@ from pathlib import Path
 from typing import Any
 
 import httpx
-from faultproxy import Chaos, FaultProxy
-from imagegen import image_bytes
-from inproc import engine_sync, sim_client
-from simnames import accepted_folder, has_folder, is_odd, refused_folder, server_name
-from simturns import TurnScheduler, turn_summary
+from support.faultproxy import Chaos, FaultProxy
+from support.imagegen import image_bytes
+from support.inproc import engine_sync, sim_client
 
 from localrepo.errors import LocalrepoError
 from localrepo.labelnames import folder_verdict
@@ -61,6 +61,9 @@ from localrepo.sync import faults
 from localrepo.sync.snapshot import HASH_PREFIX, META_HASH, META_NAME
 from localrepo.sync.verify import verify
 from localrepo.vocabulary import LABEL_TYPE
+
+from .simnames import accepted_folder, has_folder, is_odd, refused_folder, server_name
+from .simturns import TurnScheduler, turn_summary
 
 SEED_ENV = "LOCALREPO_SIM_SEED"
 NAMES = ("cat", "dog", "owl", "fox", "elk", "yak")

@@ -12,14 +12,15 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from inproc import engine_sync, sim_client
-from simturns import TurnScheduler
-from simworld import img
+from support.inproc import engine_sync, sim_client
 
 from localrepo.labelnames import folder_for_label, folder_verdict
 from localrepo.repository import Repository, init_repository
 from localrepo.sync.localfs import LocalFS
 from localrepo.sync.verify import verify
+
+from .simturns import TurnScheduler
+from .simworld import img
 
 
 @pytest.fixture

@@ -9,7 +9,8 @@ import re
 from pathlib import Path
 
 import pytest
-from simworld import SEED_ENV, Simulation, Stats, record
+
+from .simworld import SEED_ENV, Simulation, Stats, record
 
 CI_SEEDS = 50
 # A seed whose first steps sync clones concurrently (with faults, in both orders).

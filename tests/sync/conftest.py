@@ -1,4 +1,4 @@
-"""Fixtures of the sync scenario tests (helpers live in synchelp.py)."""
+"""Fixtures of the sync scenario tests (helpers live in tests/support/synchelp.py)."""
 
 from __future__ import annotations
 
@@ -6,7 +6,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from synchelp import World
+from support.synchelp import World
 
 
 @pytest.fixture

@@ -7,7 +7,7 @@ import base64
 import re
 import time
 
-from synchelp import World, api_requests, image_hash, img, snapshot_of
+from support.synchelp import World, api_requests, image_hash, img, snapshot_of
 
 SUMMARY_KEYS = {
     "dry_run",

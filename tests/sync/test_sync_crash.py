@@ -9,7 +9,7 @@ import sys
 from collections import Counter
 
 import pytest
-from synchelp import Clone, World, image_hash
+from support.synchelp import Clone, World, image_hash
 
 CRASHED = 137
 

@@ -13,9 +13,10 @@ import sys
 import time
 from pathlib import Path
 
-from faultproxy import FaultProxy
-from synchelp import Clone, World, image_hash, img
-from test_sync_two_clones import converged, labels_by_hash
+from support.faultproxy import FaultProxy
+from support.synchelp import Clone, World, image_hash, img
+
+from .test_sync_two_clones import converged, labels_by_hash
 
 NOTHING = {"uploaded": 0, "downloaded": 0, "relabelled": 0, "deleted": 0}
 

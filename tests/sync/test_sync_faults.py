@@ -11,8 +11,8 @@ import time
 from collections import Counter
 
 import pytest
-from faultproxy import FaultProxy
-from synchelp import Remote, World, image_hash
+from support.faultproxy import FaultProxy
+from support.synchelp import Remote, World, image_hash
 
 
 def seeded(world: World, n: int, task: str = "pets"):

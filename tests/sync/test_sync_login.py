@@ -9,7 +9,7 @@ import stat
 import subprocess
 import sys
 
-from synchelp import World
+from support.synchelp import World
 
 
 def repo(

@@ -12,10 +12,10 @@ import json
 from pathlib import Path
 
 import pytest
-from faultproxy import FaultProxy
-from imagegen import image_bytes
-from inproc import engine_sync
-from treebuilder import repo_main
+from support.faultproxy import FaultProxy
+from support.imagegen import image_bytes
+from support.inproc import engine_sync
+from support.treebuilder import repo_main
 
 from localrepo.repository import init_repository
 from localrepo.scan.hashing import hash_bytes

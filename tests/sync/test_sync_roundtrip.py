@@ -6,7 +6,7 @@ from __future__ import annotations
 import json
 import os
 
-from synchelp import World, image_hash
+from support.synchelp import World, image_hash
 
 
 def _assert_same(a, b) -> None:

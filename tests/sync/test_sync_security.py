@@ -12,10 +12,10 @@ from __future__ import annotations
 import base64
 from pathlib import Path
 
-from faultproxy import FaultProxy
-from imagegen import decompression_bomb_png
-from inproc import engine_sync
-from synchelp import World, img
+from support.faultproxy import FaultProxy
+from support.imagegen import decompression_bomb_png
+from support.inproc import engine_sync
+from support.synchelp import World, img
 
 from localrepo.repository import init_repository
 

@@ -6,7 +6,7 @@ import json
 import os
 import sqlite3
 
-from synchelp import Clone, World, image_hash
+from support.synchelp import Clone, World, image_hash
 
 from localrepo.layout import label_for_folder
 

@@ -8,8 +8,8 @@ from pathlib import Path
 from types import SimpleNamespace as NS
 
 import pytest
-from imagegen import image_bytes
-from inproc import engine_sync
+from support.imagegen import image_bytes
+from support.inproc import engine_sync
 
 from localrepo.repository import Repository, init_repository
 from localrepo.sync.snapshot import build_snapshot

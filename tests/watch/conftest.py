@@ -3,15 +3,11 @@ the real localrepo-server. Helpers live in watchhelp.py."""
 
 from __future__ import annotations
 
-import sys
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "sync"))
-
-from synchelp import Clone, World
+from support.synchelp import Clone, World
 
 
 @pytest.fixture

@@ -7,7 +7,7 @@ import json
 import logging
 from pathlib import Path
 
-from synchelp import Clone, World
+from support.synchelp import Clone, World
 
 
 def test_start_without_a_remote_or_a_token_says_what_to_do(world: World, tmp_path: Path):

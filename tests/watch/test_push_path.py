@@ -15,15 +15,16 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 
 import pytest
-from faultproxy import FaultProxy
-from synchelp import Clone, Remote, World, image_hash, img
-from watchhelp import until
+from support.faultproxy import FaultProxy
+from support.synchelp import Clone, Remote, World, image_hash, img
 
 from localrepo.remote.client import RecognitionClient
 from localrepo.repository import Repository
 from localrepo.scan import statpass
 from localrepo.watch.coalesce import FULL, LOCAL
 from localrepo.watch.daemon import Watcher, WatchOptions
+
+from .watchhelp import until
 
 LISTING = re.compile(r"/training-image/?(\?|$)")  # GET of the image list (not one image)
 

@@ -6,7 +6,7 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-from treebuilder import db, files, img, journal, new_repo, scan, write_image
+from support.treebuilder import db, files, img, journal, new_repo, scan, write_image
 
 from localrepo.catalog import files as catalog_files
 from localrepo.scan.hashing import hash_bytes

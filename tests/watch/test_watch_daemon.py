@@ -10,8 +10,9 @@ import signal
 from collections.abc import Iterator
 
 import pytest
-from synchelp import Clone, World, image_hash, img
-from watchhelp import FAST, Daemon, until, watch_process
+from support.synchelp import Clone, World, image_hash, img
+
+from .watchhelp import FAST, Daemon, until, watch_process
 
 
 @pytest.fixture

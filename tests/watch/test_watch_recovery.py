@@ -12,8 +12,9 @@ import time
 from collections.abc import Iterator
 
 import pytest
-from synchelp import Clone, World, image_hash, img
-from watchhelp import Daemon, alive, until
+from support.synchelp import Clone, World, image_hash, img
+
+from .watchhelp import Daemon, alive, until
 
 
 @pytest.fixture

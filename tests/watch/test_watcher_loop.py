@@ -7,8 +7,8 @@ import threading
 import time
 from pathlib import Path
 
-from fakeremote import UnreachableRemote
-from treebuilder import new_repo
+from support.fakeremote import UnreachableRemote
+from support.treebuilder import new_repo
 
 from localrepo.repository import Repository
 from localrepo.watch.coalesce import FULL, LOCAL

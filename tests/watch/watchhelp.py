@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, TypeVar
 
-from synchelp import Clone
+from support.synchelp import Clone
 
 T = TypeVar("T")
 
