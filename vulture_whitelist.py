@@ -13,7 +13,7 @@ import sqlite3
 from localrepo import remote
 from localrepo.catalog import db as catalog_db
 from localrepo.catalog import migrate, models
-from localrepo.cli import daemon_cmds, main, sync_cmds
+from localrepo.cli import daemon_cmds, main, remote_cmds, sync_cmds
 from localrepo.remote import models as remote_models
 from localrepo.remote.client import RecognitionClient
 from localrepo.scan import walk
@@ -23,7 +23,7 @@ from localrepo.server.api import labels as api_labels
 from localrepo.server.api import tasks as api_tasks
 from localrepo.server.data import db as server_db
 from localrepo.server.data import tables
-from localrepo.sync import engine, plan
+from localrepo.sync import engine, plan, report
 from localrepo.watch import observer
 
 # -- click: commands registered by their decorators (@cli.command, @group.command) ---------
@@ -35,9 +35,9 @@ main.check_ignore
 sync_cmds.push
 sync_cmds.pull
 sync_cmds.clone
-sync_cmds.login
-sync_cmds.remote_set
-sync_cmds.remote_show
+remote_cmds.login
+remote_cmds.remote_set
+remote_cmds.remote_show
 daemon_cmds.watch
 daemon_cmds.daemon_start
 daemon_cmds.daemon_stop
@@ -122,7 +122,7 @@ observer._Handler.dispatch  # watchdog calls its event handler's dispatch()
 walk.CTIME  # names the fifth field of a Stat tuple, with DEV, INODE, SIZE, MTIME
 
 # -- read by the tests as their oracle ------------------------------------------------------
-engine.SyncReport.in_sync  # the simulation's and the sync tests' "in sync" (reliability.md)
+report.SyncReport.in_sync  # the simulation's and the sync tests' "in sync" (reliability.md)
 plan.Plan.is_empty  # the planner tests' "nothing to do"
 
 # -- dead, in a file another branch (split2) is splitting now: remove after that merge ----

@@ -102,7 +102,7 @@ def _result_text(result: dict[str, Any]) -> str:
 
 
 def _client(repo: Any) -> Any:
-    from localrepo.cli.sync_cmds import retry_settings
+    from localrepo.cli.connect import retry_settings
     from localrepo.credentials import resolve_token
     from localrepo.remote.client import RecognitionClient
 

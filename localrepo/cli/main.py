@@ -22,19 +22,11 @@ CONTEXT = {"help_option_names": ["-h", "--help"], "max_content_width": 100}
 LAZY_COMMANDS: dict[str, str] = {
     **{
         name: f"localrepo.cli.sync_cmds:{name}"
-        for name in (
-            "sync",
-            "push",
-            "pull",
-            "clone",
-            "conflicts",
-            "resolve",
-            "verify",
-            "login",
-            "remote",
-            "tasks",
-            "labels",
-        )
+        for name in ("sync", "push", "pull", "clone", "verify")
+    },
+    **{name: f"localrepo.cli.conflict_cmds:{name}" for name in ("conflicts", "resolve")},
+    **{
+        name: f"localrepo.cli.remote_cmds:{name}" for name in ("login", "remote", "tasks", "labels")
     },
     **{
         name: f"localrepo.cli.ml_cmds:{name}"
@@ -129,7 +121,7 @@ def init(
     target = obj.directory / path if path else obj.directory
     remote_id = None
     if remote:
-        from localrepo.cli.sync_cmds import check_init_binding
+        from localrepo.cli.connect import check_init_binding
 
         remote_id = check_init_binding(obj, remote, workspace, task, task_type, join=join)
     repo = init_repository(

@@ -12,11 +12,11 @@ from typing import Any
 
 import click
 
+from localrepo.cli.connect import token_option
 from localrepo.cli.context import Ctx
 from localrepo.cli.ml_classify import run_classify
 from localrepo.cli.ml_evaluate import run_evaluate
 from localrepo.cli.ml_train import run_models, run_train
-from localrepo.cli.sync_cmds import token_option
 from localrepo.vocabulary import CLASSIFY_BATCH
 
 DEFAULT_TOP = 3

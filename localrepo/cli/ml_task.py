@@ -22,8 +22,8 @@ from typing import Any
 import click
 
 from localrepo.cli import ml_report as mr
+from localrepo.cli.connect import repo_client
 from localrepo.cli.context import Ctx
-from localrepo.cli.sync_cmds import repo_client
 from localrepo.errors import LocalrepoError
 
 

@@ -1,4 +1,6 @@
-"""``localrepo-server``: run the server and manage accounts.
+"""``localrepo-server``: run the server and manage accounts. This module parses the
+command line, reads and checks the settings, and runs the account and worker commands;
+``serve`` itself is server/serving.py's.
 
     localrepo-server serve [--host 127.0.0.1] [--port 8000] [--data DIR] [--dev] ...
     localrepo-server user create NAME
@@ -13,11 +15,7 @@ Every command takes ``--data DIR`` and ``--database-url URL`` (environment:
 from __future__ import annotations
 
 import argparse
-import asyncio
-import json
 import logging
-import os
-import socket
 import sys
 from pathlib import Path
 from typing import Any
@@ -25,8 +23,6 @@ from typing import Any
 from .config import RateLimit, Settings, default_data_dir, default_database_url
 from .data import accounts
 from .data.db import Database
-
-log = logging.getLogger("localrepo.server")
 
 
 def _common(parser: argparse.ArgumentParser) -> None:
@@ -288,102 +284,23 @@ def _database(settings: Settings) -> Database:
     return db
 
 
-def _write_ready_file(path: Path, payload: dict[str, Any]) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(path.name + ".tmp")
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-    with os.fdopen(fd, "w") as fh:
-        json.dump(payload, fh)
-    os.replace(tmp, path)
-
-
-def _bind(host: str, port: int) -> socket.socket:
-    family = socket.AF_INET6 if ":" in host else socket.AF_INET
-    sock = socket.socket(family, socket.SOCK_STREAM)
-    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-    # Accepted sockets inherit this; without it small responses wait ~40 ms for
-    # delayed ACKs (Nagle), as asyncio does not set it on a socket handed to it.
-    sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-    sock.bind((host, port))
-    sock.listen(2048)
-    sock.setblocking(False)
-    return sock
-
-
-def serve(args: argparse.Namespace) -> int:
-    import uvicorn
-
-    from .app import build_context, create_app
-
+def _serve_command(args: argparse.Namespace) -> int:
     settings = _settings(args)
-    if settings.resize_to < 16 or settings.thumb_size < 16:
-        print("error: --resize-to and --thumb-size must be at least 16", file=sys.stderr)
-        return 2
-    if not (1 <= settings.page_size_default <= settings.page_size_max):
-        print("error: need 1 <= --page-size <= --max-page-size", file=sys.stderr)
-        return 2
-    problem = _ml_settings_problem(settings)
+    problem = _serve_settings_problem(settings)
     if problem:
         print(f"error: {problem}", file=sys.stderr)
         return 2
-    ctx = build_context(settings)
-    token: str | None = None
-    if args.dev:
-        accounts.ensure_user(ctx.db, args.dev_user)
-        token = accounts.create_token(ctx.db, args.dev_user, name="serve --dev").token
-    app = create_app(settings, ctx)
-    sock = _bind(args.host, args.port)
-    port = sock.getsockname()[1]
-    host_for_url = f"[{args.host}]" if ":" in args.host else args.host
-    if host_for_url in ("0.0.0.0", "[::]"):
-        host_for_url = "127.0.0.1"
-    url = f"http://{host_for_url}:{port}/"
-    config_kwargs: dict[str, Any] = {
-        "log_level": args.log_level,
-        "access_log": not args.no_access_log,
-        "timeout_keep_alive": 30,
-        "server_header": False,
-    }
-    if args.forwarded_allow_ips:
-        config_kwargs["forwarded_allow_ips"] = args.forwarded_allow_ips
-        config_kwargs["proxy_headers"] = True
-    else:
-        config_kwargs["proxy_headers"] = False
-    config = uvicorn.Config(app, **config_kwargs)
-    server = uvicorn.Server(config)
-    supervisor = None if args.no_worker else _start_worker(ctx, settings)
+    from .serving import serve
 
-    async def announce() -> None:
-        while not server.started:
-            if server.should_exit:
-                return
-            await asyncio.sleep(0.01)
-        if token is not None:
-            print(f"localrepo-server: dev user {args.dev_user!r}, token: {token}", flush=True)
-        print(f"localrepo-server: training backend: {ctx.ml.backends.describe()}", flush=True)
-        print(f"localrepo-server: listening on {url}", flush=True)
-        if args.ready_file is not None:
-            payload: dict[str, Any] = {"url": url, "port": port, "pid": os.getpid()}
-            if token is not None:
-                payload["token"] = token
-                payload["user"] = args.dev_user
-            _write_ready_file(args.ready_file, payload)
+    return serve(args, settings)
 
-    async def main() -> None:
-        waiter = asyncio.create_task(announce())
-        try:
-            await server.serve(sockets=[sock])
-        finally:
-            waiter.cancel()
 
-    try:
-        asyncio.run(main())
-    finally:
-        if supervisor is not None:
-            supervisor.stop()
-        sock.close()
-        ctx.db.dispose()
-    return 0
+def _serve_settings_problem(settings: Settings) -> str | None:
+    if settings.resize_to < 16 or settings.thumb_size < 16:
+        return "--resize-to and --thumb-size must be at least 16"
+    if not (1 <= settings.page_size_default <= settings.page_size_max):
+        return "need 1 <= --page-size <= --max-page-size"
+    return _ml_settings_problem(settings)
 
 
 def _ml_settings_problem(settings: Settings) -> str | None:
@@ -399,30 +316,6 @@ def _ml_settings_problem(settings: Settings) -> str | None:
             "(or use --backend auto or handcrafted)"
         )
     return None
-
-
-def _start_worker(ctx: Any, settings: Settings) -> Any:
-    from .data import training
-    from .ml.worker import WorkerSupervisor, worker_argv
-
-    requeued = training.requeue_running(ctx.db)
-    if requeued:
-        log.warning("requeued %d interrupted training job(s)", requeued)
-    supervisor = WorkerSupervisor(
-        ctx.db,
-        worker_argv(
-            settings.data_dir,
-            settings.database_url,
-            settings.feature_backend,
-            settings.min_images_per_label,
-            settings.torch_threads,
-            settings.train_delay,
-        ),
-    )
-    ctx.ml.on_queued = supervisor.ensure_started
-    if training.has_queued(ctx.db):
-        supervisor.ensure_started()
-    return supervisor
 
 
 def _worker_command(args: argparse.Namespace) -> int:
@@ -495,7 +388,7 @@ def _accounts_command(args: argparse.Namespace) -> int:
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     if args.command == "serve":
-        return serve(args)
+        return _serve_command(args)
     if args.command == "worker":
         return _worker_command(args)
     return _accounts_command(args)

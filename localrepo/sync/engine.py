@@ -4,6 +4,11 @@ The imperative shell around the planner: it reads state (disk through the scanne
 catalog, the remote listing), hands plain data to `plan_task`, and passes the plan to
 the executor. Everything is journalled so that a crash at any point is recovered by the
 next run.
+
+The pure cores it calls, in order: `hold_back` (sync/holds.py), `parse_max_delete`
+(sync/guards.py), `plan_task` (sync/plan.py), `with_resolutions` and `filter_plan`
+(sync/narrow.py), `stop_paths` (sync/guards.py); `complete_relabels` (sync/recovery.py)
+for a relabel a crash cut short. What a run is asked and reports is sync/report.py's.
 """
 
 from __future__ import annotations
@@ -12,7 +17,6 @@ import logging
 import sqlite3
 import time
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field, replace
 from typing import Any
 
 from localrepo.catalog import conflicts as catalog_conflicts
@@ -33,10 +37,13 @@ from localrepo.repository import Repository
 from localrepo.scan.scanner import Scanner, ScanReport
 from localrepo.sync import plan as P
 from localrepo.sync.binding import TakeoverRefused, refusal, task_content
-from localrepo.sync.execute import LOCAL_OPS, REMOTE_IMAGE_OPS, Executor, Outcome
-from localrepo.sync.holds import Hold, TaskFiles, ambiguous_labels, held_images
+from localrepo.sync.execute import Executor
+from localrepo.sync.guards import parse_max_delete, stop_paths
+from localrepo.sync.holds import Hold, TaskFiles, hold_back
 from localrepo.sync.localfs import FileChanged, LocalFS
+from localrepo.sync.narrow import filter_plan, left_for_other_side, with_resolutions
 from localrepo.sync.recovery import FileAt, InterruptedRelabel, complete_relabels
+from localrepo.sync.report import SyncOptions, SyncReport, TaskReport
 from localrepo.sync.snapshot import (
     CatalogStates,
     RemoteSnapshot,
@@ -54,144 +61,9 @@ from localrepo.vocabulary import LABEL_TYPE, MULTI_CLASS, POLICY_MANUAL, REGRESS
 
 log = logging.getLogger("localrepo.sync")
 
-PUSH_LABEL_OPS = frozenset({P.ENSURE_LABEL, P.DETACH_LABEL})
-PULL_LABEL_OPS = frozenset({P.MAKE_FOLDER, P.REMOVE_FOLDER})
-
 
 class SafetyStopError(LocalrepoError):
     exit_code = EXIT_SAFETY
-
-
-@dataclass
-class SyncOptions:
-    mode: str = "sync"  # sync | push | pull
-    dry_run: bool = False
-    policy: P.Policy = POLICY_MANUAL
-    max_delete: str = "50%"
-    force: bool = False
-    jobs: int = 8
-    noresize: bool = True
-    # `repo resolve`: these images' conflicts are settled with `policy`; others stay manual.
-    resolve_keys: frozenset[str] = frozenset()
-    # The watcher: files still being written, left as the catalog knows them (see Scanner).
-    hold: frozenset[str] = frozenset()
-    # The watcher: the folders its events touched (a scoped scan); None scans everything.
-    scope: frozenset[str] | None = None
-    # "listing": list every image of each task (what `repo sync` does). "catalog": the
-    # watcher's push of local changes, planned without listing (see `_catalog_snapshot`).
-    remote_view: str = "listing"
-    # Adopt a label of another task by name (`[sync] share_labels`); never by default.
-    share_labels: bool = False
-    # Bind a task never synced to a server task of its name that holds labels or images
-    # (sync/binding.py); without it such a run stops.
-    join: bool = False
-
-
-@dataclass
-class TaskReport:
-    task: str
-    remote_id: str | None
-    plan: P.Plan | None = None
-    outcome: Outcome = field(default_factory=Outcome)
-    conflicts: list[P.Conflict] = field(default_factory=list)
-    problems: list[str] = field(default_factory=list)
-    stop: P.SafetyStop | None = None
-    created_remote_task: bool = False
-    # Images held back (damaged files, refused folder names, no value): not synced.
-    held: list[Hold] = field(default_factory=list)
-    # What a safety stop would have deleted, as paths (or remote image keys).
-    stop_paths: list[str] = field(default_factory=list)
-    # Labels still attached beside another of their name (sync/twins.py settles them).
-    twins_left: int = 0
-    # `push` / `pull`: images with work left for the other direction (a full sync's).
-    left_for_other_side: int = 0
-    listed: bool = True  # the remote task was listed (not the watcher's catalog view)
-
-
-@dataclass
-class SyncReport:
-    scan: ScanReport | None = None
-    tasks: list[TaskReport] = field(default_factory=list)
-    seconds: float = 0.0
-
-    @property
-    def outcome(self) -> Outcome:
-        total = Outcome()
-        for t in self.tasks:
-            total.merge(t.outcome)
-        return total
-
-    @property
-    def conflicts(self) -> int:
-        return sum(1 for t in self.tasks for c in t.conflicts if c.resolution is None)
-
-    @property
-    def in_sync(self) -> bool:
-        """Local, catalog and remote agree: no open conflict, nothing held back or left
-        alone (a problem: a label with no folder, say), nothing failed or left for the
-        other direction (the exit code says so; errors.py)."""
-        return not (
-            self.conflicts
-            or self.outcome.failed
-            or any(
-                t.held
-                or t.problems
-                or t.left_for_other_side
-                or t.stop
-                or t.outcome.deferred
-                or t.twins_left
-                for t in self.tasks
-            )
-        )
-
-
-def parse_max_delete(text: str) -> tuple[int | None, float | None]:
-    """`N` (images) or `P%` (of the task's synced images)."""
-    raw = text.strip()
-    try:
-        if raw.endswith("%"):
-            pct = float(raw[:-1])
-            if not 0 <= pct <= 100:
-                raise ValueError
-            return None, pct / 100
-        n = int(raw)
-        if n < 0:
-            raise ValueError
-        return n, None
-    except ValueError:
-        raise LocalrepoError(
-            f"--max-delete: {text!r} is neither a number of images nor a percentage (like 50%)."
-        ) from None
-
-
-def filter_plan(plan: P.Plan, mode: str) -> P.Plan:
-    """`push` does only what changes the remote, `pull` only what changes the disk.
-
-    An image that needs work on the other side too is left for a full sync: recording
-    it as synced after one half would make the next run undo the other half.
-    """
-    if mode == "sync":
-        return plan
-    keep_image_ops = REMOTE_IMAGE_OPS if mode == "push" else LOCAL_OPS
-    drop_image_ops = LOCAL_OPS if mode == "push" else REMOTE_IMAGE_OPS
-    keep_labels = PUSH_LABEL_OPS if mode == "push" else PULL_LABEL_OPS
-    skip = {op.key for op in plan.ops if op.key is not None and op.kind in drop_image_ops}
-    ops = [
-        op
-        for op in plan.ops
-        if (op.key is None and op.kind in keep_labels)
-        or (op.key is not None and op.key not in skip and op.kind in keep_image_ops | {P.SET_BASE})
-    ]
-    return P.Plan(ops=ops, conflicts=plan.conflicts, stop=plan.stop)
-
-
-def _stop_paths(
-    conn: sqlite3.Connection, stop: P.SafetyStop, files: dict[str, list[str]]
-) -> list[str]:
-    """The files a mass-delete stop names: where each image is (a local trash) or was
-    last seen (a remote delete of a file gone here)."""
-    last = journal.last_paths(conn, [k for k in stop.keys if k not in files])
-    return sorted((files.get(k) or [last.get(k) or k])[0] for k in stop.keys)
 
 
 def _hold_back(
@@ -200,10 +72,9 @@ def _hold_back(
     state: P.TaskState,
     files: dict[str, list[str]],
 ) -> tuple[P.TaskState, list[Hold], list[str]]:
-    """The planner's input with held images blocked and ambiguous ones in their labels
-    (sync/holds.py), the holds to report, and the scanner's word on each refused folder
-    (what to rename it to). Read from the catalog, so a hold lasts
-    across runs until its reason is gone."""
+    """`hold_back` (sync/holds.py) over what the catalog knows of the task's files, and
+    the scanner's word on each refused folder (what to rename it to). Read from the
+    catalog, so a hold lasts across runs until its reason is gone."""
     refused = catalog_problems.refused_folders(conn, binding.task_id)
     task_files = TaskFiles(
         binding.type,
@@ -212,35 +83,8 @@ def _hold_back(
         catalog_files.damaged_files(conn, binding.root),
         tuple(refused),
     )
-    holds = held_images(task_files, state.local, {k for k, v in state.base.items() if v})
-    ambiguous = {k: v for k, v in ambiguous_labels(task_files).items() if k not in holds}
-    local = state.local
-    if ambiguous:
-        local = {**local, **{k: dict.fromkeys(v) for k, v in ambiguous.items()}}
-    state = replace(state, local=local, local_blocked=state.local_blocked | frozenset(holds))
-    held = [holds[k] for k in sorted(holds, key=lambda k: holds[k].path)]
+    state, held = hold_back(state, task_files)
     return state, held, list(refused.values())
-
-
-def _with_resolutions(
-    plan: P.Plan, state: P.TaskState, keys: frozenset[str], take: P.Policy
-) -> P.Plan:
-    """Re-plan the images of `keys` with the policy the user chose for them."""
-    keys = keys & {c.key for c in plan.conflicts}
-    if not keys:
-        return plan
-    sub = replace(
-        state,
-        base={k: v for k, v in state.base.items() if k in keys},
-        local={k: v for k, v in state.local.items() if k in keys},
-        remote={k: v for k, v in state.remote.items() if k in keys},
-    )
-    settled = P.plan_task(sub, take, force=True)
-    ops = [op for op in plan.ops if op.key not in keys]
-    ops += [op for op in settled.ops if op.key in keys]
-    ops.sort(key=lambda op: (P.OP_ORDER.index(op.kind), op.key or "", op.label or ""))
-    conflicts = [c for c in plan.conflicts if c.key not in keys] + settled.conflicts
-    return P.Plan(ops=ops, conflicts=conflicts, stop=plan.stop)
 
 
 def _adopt_remote_ids(conn: sqlite3.Connection, listed: Mapping[str, Any]) -> None:
@@ -523,18 +367,16 @@ class Engine:
             state, policy, max_delete=absolute, max_delete_fraction=fraction, force=opts.force
         )
         if opts.resolve_keys:
-            plan = _with_resolutions(plan, state, opts.resolve_keys, opts.policy)
+            plan = with_resolutions(plan, state, opts.resolve_keys, opts.policy)
         full_plan = plan
         plan = filter_plan(plan, opts.mode)
-        rep.left_for_other_side = len(
-            {op.key for op in full_plan.ops if op.key is not None and op.kind != P.SET_BASE}
-            - {op.key for op in plan.ops if op.key is not None}
-        )
+        rep.left_for_other_side = left_for_other_side(full_plan, plan)
         rep.plan = plan
         rep.conflicts = plan.conflicts
         rep.stop = plan.stop
         if plan.stop is not None:
-            rep.stop_paths = _stop_paths(conn, plan.stop, files)
+            gone = [k for k in plan.stop.keys if k not in files]
+            rep.stop_paths = stop_paths(plan.stop, files, journal.last_paths(conn, gone))
         if not opts.dry_run:
             self._record_conflicts(conn, binding, plan, files)
         if plan.stop is not None or opts.dry_run:

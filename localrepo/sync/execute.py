@@ -45,12 +45,10 @@ from localrepo.sync import plan as P
 from localrepo.sync.catalog_side import CatalogSide
 from localrepo.sync.disk_side import DiskSide
 from localrepo.sync.localfs import LocalFS, Written
+from localrepo.sync.plan import REMOTE_IMAGE_OPS
 from localrepo.sync.remote_side import Deferred, RemoteSide
 from localrepo.sync.snapshot import RemoteSnapshot
 from localrepo.vocabulary import LABEL_TYPE, REGRESSION
-
-LOCAL_OPS = frozenset({P.DOWNLOAD, P.SET_LOCAL, P.TRASH_LOCAL})
-REMOTE_IMAGE_OPS = frozenset({P.UPLOAD, P.SET_REMOTE, P.REMOVE_REMOTE})
 
 
 @dataclass

@@ -16,14 +16,19 @@ ever reading as "the user deleted this image".
 A multi_class image with copies in several label folders is not held: its local state
 is every one of those labels (`ambiguous_labels`), which the planner makes a conflict
 that the user settles (keep one), never a delete.
+
+`hold_back` applies both to the planner's input; the engine (sync/engine.py) reads the
+task's files, damaged files and refused folders from the catalog and calls it before it
+plans, so a hold lasts across runs until its reason is gone.
 """
 
 from __future__ import annotations
 
 from collections.abc import Collection, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from localrepo.layout import label_for_folder, relative_to_root
+from localrepo.sync.plan import TaskState
 from localrepo.vocabulary import MULTI_CLASS, REGRESSION
 
 
@@ -98,3 +103,15 @@ def ambiguous_labels(task: TaskFiles) -> dict[str, frozenset[str]]:
         if len(labels) > 1:
             out[key] = frozenset(labels)
     return out
+
+
+def hold_back(state: TaskState, task: TaskFiles) -> tuple[TaskState, list[Hold]]:
+    """The planner's input with held images blocked (their local side taken as
+    unchanged) and ambiguous ones in all their labels, and the holds, by path."""
+    holds = held_images(task, state.local, {k for k, v in state.base.items() if v})
+    ambiguous = {k: v for k, v in ambiguous_labels(task).items() if k not in holds}
+    local = state.local
+    if ambiguous:
+        local = {**local, **{k: dict.fromkeys(v) for k, v in ambiguous.items()}}
+    state = replace(state, local=local, local_blocked=state.local_blocked | frozenset(holds))
+    return state, [holds[k] for k in sorted(holds, key=lambda k: holds[k].path)]

@@ -94,6 +94,10 @@ SET_LOCAL = "set_local"  # move / link / unlink files and sidecar values to matc
 TRASH_LOCAL = "trash_local"  # every file of the image goes to .localrepo/trash
 SET_BASE = "set_base"  # both sides already agree: record it as synced
 
+# An image's ops on each side (what `repo push` / `repo pull` keep: sync/narrow.py).
+REMOTE_IMAGE_OPS = frozenset({UPLOAD, SET_REMOTE, REMOVE_REMOTE})
+LOCAL_OPS = frozenset({DOWNLOAD, SET_LOCAL, TRASH_LOCAL})
+
 OP_ORDER = (
     ENSURE_LABEL,
     UPLOAD,

@@ -30,6 +30,7 @@ CALLERS = [
     "sync/verify.py",
     "sync/remote_side.py",  # the executor's requests (sync/execute.py passes the client on)
     "cli/sync_cmds.py",
+    "cli/remote_cmds.py",
     "watch/daemon.py",
 ]
 NOT_IN_PROTOCOL = {"close"}
