@@ -23,7 +23,7 @@ from localrepo.server.api import labels as api_labels
 from localrepo.server.api import tasks as api_tasks
 from localrepo.server.data import db as server_db
 from localrepo.server.data import tables
-from localrepo.sync import engine, plan, report
+from localrepo.sync import plan, report
 from localrepo.watch import observer
 
 # -- click: commands registered by their decorators (@cli.command, @group.command) ---------
@@ -124,6 +124,3 @@ walk.CTIME  # names the fifth field of a Stat tuple, with DEV, INODE, SIZE, MTIM
 # -- read by the tests as their oracle ------------------------------------------------------
 report.SyncReport.in_sync  # the simulation's and the sync tests' "in sync" (reliability.md)
 plan.Plan.is_empty  # the planner tests' "nothing to do"
-
-# -- dead, in a file another branch (split2) is splitting now: remove after that merge ----
-engine.SafetyStopError

@@ -27,7 +27,7 @@ from localrepo.catalog import meta as catalog_meta
 from localrepo.catalog import problems as catalog_problems
 from localrepo.catalog import tasks as catalog_tasks
 from localrepo.catalog.db import transaction
-from localrepo.errors import EXIT_SAFETY, LocalrepoError
+from localrepo.errors import LocalrepoError
 from localrepo.ignore import ignore_rules_above
 from localrepo.labelnames import folder_for_label
 from localrepo.layout import TaskBinding, folder_label, task_for
@@ -60,10 +60,6 @@ from localrepo.sync.twins import label_twins, settle_twins
 from localrepo.vocabulary import LABEL_TYPE, MULTI_CLASS, POLICY_MANUAL, REGRESSION
 
 log = logging.getLogger("localrepo.sync")
-
-
-class SafetyStopError(LocalrepoError):
-    exit_code = EXIT_SAFETY
 
 
 def _hold_back(
