@@ -1,6 +1,6 @@
 """docs/design.md's module map matches the tree (issue 17; design section 7).
 
-The map is the code block of section 7 that starts with `localrepo/`: a line with no
+The map is the code blocks of section 7 that start with `localrepo/`: a line with no
 indent names a folder (ending in "/"); each indented line under it starts with one
 module (`name.py`) or sub-folder (`name/`) of that folder. Every entry must exist, and
 every module of the package must have an entry, so the map can be trusted both ways.
@@ -27,10 +27,10 @@ def section(text: str, number: int) -> str:
 def module_map(text: str) -> list[str]:
     """The paths the map names, relative to the repository root."""
     blocks = re.findall(r"```\n(.*?)```", section(text, 7), flags=re.S)
-    block = next(b for b in blocks if b.startswith("localrepo/"))
+    lines = [line for b in blocks if b.startswith("localrepo/") for line in b.splitlines()]
     named: list[str] = []
     folder = ""
-    for line in block.splitlines():
+    for line in lines:
         if not line.strip():
             continue
         if not line.startswith(" "):
@@ -64,7 +64,7 @@ def test_every_module_of_the_package_is_on_the_map() -> None:
 
 def test_paths_cited_in_the_design_exist() -> None:
     text = DESIGN.read_text(encoding="utf-8")
-    cited = set(re.findall(r"`((?:[\w.-]+/)*[\w-]+\.(?:py|md|toml))`", text))
+    cited = set(re.findall(r"`((?:[\w-]+/)*[\w-]+\.(?:py|md|toml))`", text))
     assert cited, "no paths found: has the citation style changed?"
     bases = (ROOT, ROOT / "localrepo", ROOT / "docs", ROOT / "localrepo" / "server")
     missing = sorted(c for c in cited if not any((b / c).exists() for b in bases))
@@ -72,5 +72,7 @@ def test_paths_cited_in_the_design_exist() -> None:
 
 
 def test_the_map_reader_follows_folders() -> None:
-    text = "## 7. Where\n\n```\nlocalrepo/scan/\n  walk.py   the walk\n  x/        a folder\n```\n"
+    text = (
+        "\n## 7. Where\n\n```\nlocalrepo/scan/\n  walk.py   the walk\n  x/        a folder\n```\n"
+    )
     assert module_map(text) == ["localrepo/scan/", "localrepo/scan/walk.py", "localrepo/scan/x/"]
