@@ -20,6 +20,7 @@ from typing import Any
 import httpx
 from imagegen import image_bytes
 from treebuilder import age
+from waiting import limit
 
 from localrepo.scan.hashing import hash_bytes
 
@@ -51,7 +52,7 @@ class Clone:
             capture_output=True,
             text=True,
             env={**self.env, **(env or {})},
-            timeout=180,
+            timeout=limit(180),
         )
         if expect is not None:
             assert proc.returncode == expect, (
@@ -308,7 +309,7 @@ class World:
             capture_output=True,
             text=True,
             env=self.env(),
-            timeout=180,
+            timeout=limit(180),
         )
         assert proc.returncode == expect, proc.stdout + proc.stderr
         assert "Traceback" not in proc.stderr, proc.stderr
