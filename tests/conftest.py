@@ -36,7 +36,17 @@ from typing import Any
 
 import httpx
 import pytest
+from hypothesis import HealthCheck
+from hypothesis import settings as hypothesis_settings
 from waiting import limit
+
+# Hypothesis times each example (a 200 ms deadline) and the generation of the first ones
+# (the too_slow health check): on a busy machine both fail tests that are correct. Speed
+# is the benchmarks' business; tests with their own settings inherit this profile.
+hypothesis_settings.register_profile(
+    "localrepo", deadline=None, suppress_health_check=[HealthCheck.too_slow]
+)
+hypothesis_settings.load_profile("localrepo")
 
 # Limits, not waits: a server that starts in 2 s is waited for 2 s (scaled by
 # LOCALREPO_TEST_TIMEOUT_SCALE, see tests/waiting.py).
