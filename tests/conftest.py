@@ -36,8 +36,22 @@ from typing import Any
 
 import httpx
 import pytest
+from hypothesis import HealthCheck
+from hypothesis import settings as hypothesis_settings
+from support.waiting import limit
 
-START_TIMEOUT = 30.0
+# Hypothesis times each example (a 200 ms deadline) and the generation of the first ones
+# (the too_slow health check): on a busy machine both fail tests that are correct. Speed
+# is the benchmarks' business; tests with their own settings inherit this profile.
+hypothesis_settings.register_profile(
+    "localrepo", deadline=None, suppress_health_check=[HealthCheck.too_slow]
+)
+hypothesis_settings.load_profile("localrepo")
+
+# Limits, not waits: a server that starts in 2 s is waited for 2 s (scaled by
+# LOCALREPO_TEST_TIMEOUT_SCALE, see tests/support/waiting.py).
+START_TIMEOUT = 60.0
+STOP_TIMEOUT = 30.0
 
 
 @dataclass(frozen=True)
@@ -134,15 +148,19 @@ class LiveServer:
             )
         finally:
             log.close()
-        deadline = time.monotonic() + timeout
-        while not ready.exists():
+        allowed = limit(timeout)
+        deadline = time.monotonic() + allowed
+        while not ready.exists():  # the server writes its ready file once it listens
             if self._proc.poll() is not None:
                 raise RuntimeError(
                     f"localrepo-server exited with {self._proc.returncode}:\n{self.log_text()}"
                 )
             if time.monotonic() > deadline:
                 self.stop(kill=True)
-                raise RuntimeError(f"localrepo-server did not start:\n{self.log_text()}")
+                raise RuntimeError(
+                    f"localrepo-server did not write its ready file in {allowed:g}s:\n"
+                    + self.log_text()
+                )
             time.sleep(0.02)
         info = json.loads(ready.read_text())
         ready.unlink()
@@ -152,7 +170,7 @@ class LiveServer:
             self.token = info["token"]
         return self
 
-    def stop(self, kill: bool = False, timeout: float = 10.0) -> None:
+    def stop(self, kill: bool = False, timeout: float = STOP_TIMEOUT) -> None:
         for client in self._clients:
             client.close()
         self._clients.clear()
@@ -161,10 +179,10 @@ class LiveServer:
             return
         proc.send_signal(signal.SIGKILL if kill else signal.SIGTERM)
         try:
-            proc.wait(timeout=timeout)
+            proc.wait(timeout=limit(timeout))
         except subprocess.TimeoutExpired:
             proc.kill()
-            proc.wait(timeout=timeout)
+            proc.wait(timeout=limit(timeout))
 
     def restart(self, kill: bool = False) -> LiveServer:
         self.stop(kill=kill)
@@ -231,7 +249,7 @@ class LiveServer:
             env=self._env(),
             cwd=self.data_dir.parent,
             check=check,
-            timeout=60,
+            timeout=limit(60),
         )
 
 

@@ -7,19 +7,22 @@ from collections.abc import Callable, Iterator
 from typing import Any
 
 import pytest
+from support.waiting import limit
 
 from localrepo.remote.client import RecognitionClient
 
 from .faults import FaultTransport
 
-# Small budgets: a failing test takes milliseconds, not a minute.
+# Small budgets: a failing test takes milliseconds, not a minute. The attempts and the
+# waits are small; the read timeout and the overall retry limit are only limits (a
+# real answer is awaited; faults are injected by FaultTransport, not by timing out).
 FAST = dict(
     retry_attempts=4,
-    retry_timeout=10.0,
+    retry_timeout=limit(30.0),
     retry_wait_initial=0.01,
     retry_wait_max=0.05,
     retry_wait_jitter=0.01,
-    timeout=10.0,
+    timeout=limit(30.0),
 )
 
 MakeClient = Callable[..., RecognitionClient]

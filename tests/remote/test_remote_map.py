@@ -6,6 +6,7 @@ import threading
 import time
 
 import pytest
+from support.waiting import wait_event
 
 from localrepo.remote.client import RecognitionClient
 from localrepo.remote.errors import BadRequestError
@@ -38,23 +39,31 @@ def test_concurrency_is_bounded_and_results_stream(client: RecognitionClient) ->
     running = 0
     peak = 0
     lock = threading.Lock()
+    others_yielded = threading.Event()
 
     def work(n: int) -> int:
         nonlocal running, peak
         with lock:
             running += 1
             peak = max(peak, running)
-        time.sleep(0.2 if n == 0 else 0.01)
+        if n == 0:  # the slow one: it ends only once all the others came out of map
+            wait_event(others_yielded, what="the 19 other results to be yielded")
+        else:
+            time.sleep(0.01)
         with lock:
             running -= 1
         if n == 5:
             raise RuntimeError("boom")
         return n * n
 
-    out = list(client.map(work, range(20), limit=3))
+    out = []
+    for result in client.map(work, range(20), limit=3):
+        out.append(result)
+        if len(out) == 19:
+            others_yielded.set()
     assert peak <= 3
     assert len(out) == 20
-    assert out[-1][0] == 0  # the slow one finishes last: yielded as completed
+    assert out[-1][0] == 0  # results stream as they complete, not in input order
     by_item = dict(out)
     assert isinstance(by_item[5], RuntimeError)
     assert all(by_item[n] == n * n for n in range(20) if n != 5)

@@ -107,13 +107,25 @@ def test_wait_without_models_then_classify_lines_answers_up(server: Any) -> None
 def test_wait_times_out_then_follows_the_training_that_includes_the_request(
     server: Any,
 ) -> None:
-    client = _client(server, FaultTransport())
+    faults = FaultTransport()
+    client = _client(server, faults)
     task_id = _task(client)
     before = client.get_task(task_id)
     client.train_task(task_id)
+    # The server shows the training queued for as long as the wait lasts (a real worker
+    # may already run it, or even finish it, before the first poll on a busy machine).
+    queued = _json_hook(
+        "/model/",
+        lambda page: {
+            **page,
+            "results": [{**m, "train_status": "WAITING"} for m in page["results"]],
+        },
+    )
+    faults.hooks.append(queued)
     with pytest.raises(TrainingTimeout, match="still WAITING after") as err:
         client.wait_for_training(task_id, before, (), timeout=0.0001)
     assert err.value.status == "WAITING"
+    faults.hooks.clear()
     known = [m.id for m in client.task_models(task_id)]  # version 1, queued or running
     before = client.get_task(task_id)
     client.train_task(task_id)  # a new version, or merged into version 1 if still queued

@@ -44,10 +44,13 @@ def test_rate_limit_answers_429_with_retry_after(server_factory) -> None:
     server = server_factory("--rate-limit", "2/s")
     other = server.new_account()
     with server.client() as api:
-        codes = [api.get("task/").status_code for _ in range(12)]
-        assert codes[:2] == [200] * 2  # the burst
-        assert 429 in codes
-        r = next(r for r in (api.get("task/") for _ in range(5)) if r.status_code == 429)
+        codes = [api.get("task/").status_code for _ in range(2)]
+        assert codes == [200] * 2  # the burst
+        # Then requests until one is refused: a busy machine may be slow enough for the
+        # bucket to refill between some of them, so how many pass is not fixed.
+        answers = (api.get("task/") for _ in range(200))
+        r = next((r for r in answers if r.status_code == 429), None)
+        assert r is not None, "200 requests in a row and none throttled"
         assert int(r.headers["Retry-After"]) >= 1
         assert "throttled" in r.json()["detail"]
         # The limit is per token: another user is not throttled by this one.

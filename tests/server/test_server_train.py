@@ -187,7 +187,8 @@ def test_a_restart_requeues_an_interrupted_training_and_a_dead_worker_restarts(
     task, _ = multi_class_task(api, per_label=4)
     queued = api.post(f"task/{task['id']}/train/").json()
     wait_until(
-        lambda: api.get(f"model/{queued['model_id']}/").json()["train_status"] == "IN_TRAINING"
+        lambda: api.get(f"model/{queued['model_id']}/").json()["train_status"] == "IN_TRAINING",
+        "the training to be IN_TRAINING",
     )
     assert api.get(f"task/{task['id']}/").json()["last_train_status"] == "IN_TRAINING"
     assert api.delete(f"model/{queued['model_id']}/").status_code == 400  # still training

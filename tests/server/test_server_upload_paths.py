@@ -16,6 +16,7 @@ import httpx
 import pytest
 from PIL import Image
 from support.imagegen import damaged_jpegs, full_decode_ok
+from support.waiting import limit
 
 from localrepo.server.data.storage import BlobStore
 
@@ -48,14 +49,15 @@ def test_upload_waits_for_another_writer_without_stalling_the_server(
         try:
             uploader.join(0.5)
             assert uploader.is_alive(), "the upload finished while the database was locked"
-            # The event loop still serves requests while that upload waits for the lock.
-            r = api.get("training-image/", timeout=5)
+            # The event loop still serves requests while that upload waits for the lock
+            # (a stalled loop would answer only after the COMMIT below: never, here).
+            r = api.get("training-image/", timeout=limit(30))
             assert r.status_code == 200 and r.json()["count"] == 0
-            assert api.get("task/", timeout=5).status_code == 200
+            assert api.get("task/", timeout=limit(30)).status_code == 200
         finally:
             holder.execute("COMMIT")
             holder.close()
-        uploader.join(30)
+        uploader.join(limit(60))
         assert [a.status_code for a in answers] == [201], answers[0].text if answers else None
         listed = api.get("training-image/").json()
         assert [i["id"] for i in listed["results"]] == [answers[0].json()["id"]]

@@ -3,12 +3,12 @@ training to the end, classify calls."""
 
 from __future__ import annotations
 
-import time
 from collections.abc import Callable
 from typing import Any
 
 import httpx
 from support.imagegen import brightness_image, class_image, tagged_image
+from support.waiting import until
 
 from .helpers import attach, b64, make_label, make_task, upload
 
@@ -67,14 +67,11 @@ def regression_task(api: httpx.Client, count: int = 12) -> tuple[dict[str, Any],
     return task, label
 
 
-def wait_until(check: Callable[[], Any], timeout: float = TRAIN_TIMEOUT, every: float = 0.1) -> Any:
-    deadline = time.monotonic() + timeout
-    while True:
-        got = check()
-        if got:
-            return got
-        assert time.monotonic() < deadline, "timed out"
-        time.sleep(every)
+def wait_until(
+    check: Callable[[], Any], what: str, timeout: float = TRAIN_TIMEOUT, every: float = 0.1
+) -> Any:
+    """Poll `check` until it is truthy (tests/support/waiting.py's `until`, a training's limit)."""
+    return until(check, timeout, what, step=every)
 
 
 def finished_model(api: httpx.Client, model_id: str) -> dict[str, Any]:
@@ -84,7 +81,7 @@ def finished_model(api: httpx.Client, model_id: str) -> dict[str, Any]:
         model = api.get(f"model/{model_id}/").json()
         return model if model["train_status"] in ("TRAINED", "ERROR") else None
 
-    return wait_until(finished)  # type: ignore[no-any-return]
+    return wait_until(finished, f"model {model_id} to be TRAINED or ERROR")  # type: ignore[no-any-return]
 
 
 def train(api: httpx.Client, task_id: str) -> dict[str, Any]:

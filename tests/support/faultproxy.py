@@ -5,6 +5,9 @@ where a rule (or the seeded `chaos` mode) says so, and every request is recorded
 Actions (`Rule.action`):
     forward        pass the request on, pass the answer back (the default)
     delay          wait `Rule.seconds`, then forward (reordered completions under load)
+    hold           set `Rule.arrived`, wait until the test sets `Rule.release`, then
+                   forward: a request kept back until something else has happened (an
+                   event, where `delay` guesses how long that takes)
     status:<code>  answer <code> without forwarding (500, 502, 503; 429 comes with
                    `Retry-After: 0`): the server never saw the request
     after:<code>   forward (the server acts and commits), then answer <code> instead of
@@ -42,6 +45,9 @@ from typing import Any
 
 import httpx
 
+# How long a held request waits for its release at most (a test that forgot it).
+HOLD_LIMIT = 600.0
+
 _HOP_HEADERS = frozenset(
     {"connection", "keep-alive", "transfer-encoding", "content-length", "date", "server"}
 )
@@ -55,6 +61,9 @@ class Rule:
     times: int = 1
     hits: int = 0
     seconds: float = 0.0  # delay / stall
+    # hold: set when a held request arrives; the test sets `release` to let it through.
+    arrived: threading.Event = field(default_factory=threading.Event)
+    release: threading.Event = field(default_factory=threading.Event)
 
 
 # The faults chaos mode draws, with their weights. `stall` costs the client's read timeout
@@ -191,6 +200,9 @@ class _ProxyHandler(BaseHTTPRequestHandler):
             return True
         if action == "delay" and rule is not None:
             time.sleep(rule.seconds)
+        if action == "hold" and rule is not None:
+            rule.arrived.set()
+            rule.release.wait(HOLD_LIMIT)  # a test that forgets to release ends
         return False
 
     def _reply_after_forward(

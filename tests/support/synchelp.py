@@ -22,6 +22,7 @@ import httpx
 from localrepo.scan.hashing import hash_bytes
 from support.imagegen import image_bytes
 from support.treebuilder import age
+from support.waiting import limit
 
 SIZE = (32, 24)
 IMAGE_EXT = (".jpg", ".jpeg", ".png")
@@ -51,7 +52,7 @@ class Clone:
             capture_output=True,
             text=True,
             env={**self.env, **(env or {})},
-            timeout=180,
+            timeout=limit(180),
         )
         if expect is not None:
             assert proc.returncode == expect, (
@@ -308,7 +309,7 @@ class World:
             capture_output=True,
             text=True,
             env=self.env(),
-            timeout=180,
+            timeout=limit(180),
         )
         assert proc.returncode == expect, proc.stdout + proc.stderr
         assert "Traceback" not in proc.stderr, proc.stderr

@@ -5,9 +5,11 @@ from __future__ import annotations
 
 import base64
 import re
-import time
+import uuid
 
+import httpx
 from support.synchelp import World, api_requests, image_hash, img, snapshot_of
+from support.waiting import limit, until
 
 SUMMARY_KEYS = {
     "dry_run",
@@ -137,8 +139,16 @@ def test_push_pull_and_dry_run(world: World, live_server) -> None:
 
 
 def _log_after(server, mark: int) -> str:
-    time.sleep(0.2)  # the access log line is written just after the answer
-    return server.log_text()[mark:]
+    """The server's access log from `mark` up to now. The server logs each answer on its
+    one event loop, in order; a marker request sent now is logged after every answer the
+    command got, so once its line is there, so are theirs (it is cut off)."""
+    marker = f"log-marker-{uuid.uuid4().hex}"
+    httpx.get(server.url + marker, timeout=limit(30))
+    text = until(
+        lambda: marker in (t := server.log_text()[mark:]) and t,
+        what=f"the access log line of GET /{marker}",
+    )
+    return text[: text.rfind("\n", 0, text.index(marker)) + 1]
 
 
 def test_no_change_sync_only_lists(world: World, live_server) -> None:

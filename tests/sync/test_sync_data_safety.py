@@ -10,11 +10,11 @@ import os
 import sqlite3
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 from support.faultproxy import FaultProxy
 from support.synchelp import Clone, World, image_hash, img
+from support.waiting import limit, until
 
 from .test_sync_two_clones import converged, labels_by_hash
 
@@ -293,17 +293,20 @@ def test_the_same_bytes_added_on_two_clones_at_once_make_one_conflict(world: Wor
     proxy = FaultProxy(world.url).start()
     try:
         b.run("remote", "set", proxy.url)
-        # b's upload waits at the proxy while a uploads the same bytes and labels them.
-        proxy.add("POST", r"training-image/?$", "delay", seconds=4.0)
+        # b's upload is held at the proxy until a has uploaded the same bytes and
+        # labelled them (an event: a's sync has returned, however long it took).
+        held = proxy.add("POST", r"training-image/?$", "hold")
         a.write("cat/x.jpg", 7)
         b.write("dog/x.jpg", 7)
         running = _sync_in_background(b)
-        deadline = time.monotonic() + 60
-        while not any(m == "POST" and "training-image" in p for m, p, _a in proxy.seen):
-            assert time.monotonic() < deadline and running.poll() is None, running.stderr
-            time.sleep(0.05)
+        until(
+            lambda: held.arrived.is_set() or running.poll() is not None,
+            what="b's upload to reach the proxy",
+        )
+        assert running.poll() is None, running.communicate()
         assert a.sync()["uploaded"] == 1
-        out, err = running.communicate(timeout=120)
+        held.release.set()
+        out, err = running.communicate(timeout=limit(120))
     finally:
         proxy.stop()
     assert running.returncode == 3, (out, err)

@@ -7,12 +7,12 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
-import time
 from collections import Counter
 
 import pytest
 from support.faultproxy import FaultProxy
 from support.synchelp import Remote, World, image_hash
+from support.waiting import limit, until
 
 
 def seeded(world: World, n: int, task: str = "pets"):
@@ -122,7 +122,13 @@ def test_server_gone_exits_5_then_converges(server_factory, tmp_path) -> None:
     for i in range(9, 15):
         b.write(f"dog/n{i}.jpg", i)
     b.move("cat/i1.jpg", "dog/i1.jpg")
-    # Stop the server in the middle of B's sync.
+    # Stop the server in the middle of B's sync. B talks to it through a proxy that holds
+    # B's first upload: once that is held (an event, not a timer: a quick sync would
+    # finish before a kill on a timer), the server and the proxy go, and the held upload
+    # meets a dead server.
+    proxy = FaultProxy(server.url).start()
+    b.run("remote", "set", proxy.url)
+    held = proxy.add("POST", r"training-image/?$", "hold")
     proc = subprocess.Popen(
         [sys.executable, "-m", "localrepo", "-C", str(b.root), "sync", "-j", "2"],
         stdout=subprocess.PIPE,
@@ -130,18 +136,18 @@ def test_server_gone_exits_5_then_converges(server_factory, tmp_path) -> None:
         text=True,
         env=dict(b.env, LOCALREPO_RETRY_ATTEMPTS="3"),  # give up soon: it is down
     )
-    # Kill it once B has started uploading (not on a timer: a quick sync would finish).
-    deadline = time.monotonic() + 60
-    while "POST /recognition/v2/training-image/ " not in server.log_text():
-        assert time.monotonic() < deadline and proc.poll() is None, "B never uploaded"
-        time.sleep(0.02)
+    until(lambda: held.arrived.is_set() or proc.poll() is not None, what="B's first upload")
+    assert proc.poll() is None, proc.communicate()
     server.stop(kill=True)
-    out, err = proc.communicate(timeout=120)
+    proxy.stop()  # its port refuses connections from now on, as the server's does
+    held.release.set()
+    out, err = proc.communicate(timeout=limit(120))
     assert proc.returncode == 5, out + err
     assert "Traceback" not in err and err.strip(), err
     assert "cannot reach" in err or "unavailable" in err, err
     assert "stamina" not in err, err  # no logging noise per retry
     server.start()
+    b.run("remote", "set", server.url)  # the proxy is gone; the server is back
     s = b.sync()
     assert s["failed"] == [] and s["conflicts"] == 0, s
     a.sync()

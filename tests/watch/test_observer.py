@@ -10,15 +10,19 @@ import time
 from pathlib import Path
 
 import pytest
+from support.waiting import limit
 from watchdog.observers import Observer
 
 from localrepo.watch.coalesce import CREATED, MOVED, FsEvent
 from localrepo.watch.observer import start_watching, stop_watching
 
 
-def collect(q: queue.Queue[FsEvent], want, timeout: float = 10.0) -> list[FsEvent]:  # type: ignore[no-untyped-def]
+def collect(q: queue.Queue[FsEvent], want, what: str, timeout: float = 60.0) -> list[FsEvent]:  # type: ignore[no-untyped-def]
+    """Take events from `q` until `want(seen)`; after `timeout` (scaled) fail, naming
+    `what` and the events seen."""
     seen: list[FsEvent] = []
-    deadline = time.monotonic() + timeout
+    allowed = limit(timeout)
+    deadline = time.monotonic() + allowed
     while time.monotonic() < deadline:
         try:
             seen.append(q.get(timeout=0.05))
@@ -26,7 +30,7 @@ def collect(q: queue.Queue[FsEvent], want, timeout: float = 10.0) -> list[FsEven
             pass
         if want(seen):
             return seen
-    raise AssertionError(f"events seen: {seen}")
+    raise AssertionError(f"gave up after {allowed:g}s waiting for {what}; events seen: {seen}")
 
 
 def test_inotify_events_are_relative_and_filtered(tmp_path: Path):
@@ -41,7 +45,7 @@ def test_inotify_events_are_relative_and_filtered(tmp_path: Path):
         (tmp_path / "cats" / "a.jpg.part").write_bytes(b"x")
         os.rename(tmp_path / "cats" / "a.jpg.part", tmp_path / "cats" / "a.jpg")
         (tmp_path / "cats" / "b.jpg").write_bytes(b"y")
-        seen = collect(q, lambda s: any(e.path == "cats/b.jpg" for e in s))
+        seen = collect(q, lambda s: any(e.path == "cats/b.jpg" for e in s), "cats/b.jpg's event")
     finally:
         stop_watching(w)
     assert FsEvent(MOVED, "cats/a.jpg.part", "cats/a.jpg") in seen
@@ -68,7 +72,7 @@ def test_an_inotify_limit_falls_back_to_polling_and_says_how_to_raise_it(
         assert "sysctl fs.inotify.max_user_watches=" in (w.warning or "")
         assert "sysctl fs.inotify.max_user_watches=" in caplog.text
         (tmp_path / "a.jpg").write_bytes(b"x")
-        collect(q, lambda s: FsEvent(CREATED, "a.jpg") in s)
+        collect(q, lambda s: FsEvent(CREATED, "a.jpg") in s, "a.jpg created, by polling")
     finally:
         stop_watching(w)
 
@@ -89,6 +93,6 @@ def test_poll_mode_sees_changes(tmp_path: Path):
         assert w.mode == "polling" and w.warning is None
         (tmp_path / "dogs").mkdir()
         (tmp_path / "dogs" / "x.png").write_bytes(b"x")
-        collect(q, lambda s: FsEvent(CREATED, "dogs/x.png") in s)
+        collect(q, lambda s: FsEvent(CREATED, "dogs/x.png") in s, "dogs/x.png created")
     finally:
         stop_watching(w)

@@ -17,6 +17,7 @@ from dataclasses import dataclass
 import pytest
 from support.faultproxy import FaultProxy
 from support.synchelp import Clone, Remote, World, image_hash, img
+from support.waiting import limit
 
 from localrepo.remote.client import RecognitionClient
 from localrepo.repository import Repository
@@ -37,21 +38,23 @@ class Running:
     remote: Remote
     runs: list[tuple[str, frozenset[str] | None]]  # (why, scope) of every sync run
     walked: list[tuple[str, bool]]  # (start, recursive) of every scanner walk
+    busy: list[str]  # the work the loop is running now (empty between runs)
 
     def listings(self) -> list[str]:
         return [p for m, p, _a in self.proxy.seen if m == "GET" and LISTING.search(p)]
 
-    def settle(self) -> None:
-        """Wait until the watcher is idle with nothing pending, then forget what it did."""
+    def idle(self) -> None:
+        """Wait until the watcher is idle: no run in progress, no event queued or
+        pending, no settled change waiting for a run."""
+        w = self.watcher
         until(
-            lambda: (
-                not self.watcher.coalescer.pending
-                and not self.watcher.local
-                and self.watcher.state.state == "idle"
-            ),
-            30,
-            "the watcher to be idle",
+            lambda: not self.busy and w.events.empty() and not w.coalescer.pending and not w.local,
+            what="the watcher to be idle",
         )
+
+    def settle(self) -> None:
+        """Wait until the watcher is idle, then forget what it did."""
+        self.idle()
         self.runs.clear()
         self.walked.clear()
         self.proxy.seen.clear()
@@ -90,17 +93,30 @@ def running(account, tmp_path, monkeypatch) -> Iterator[Running]:
         sync(why, hold, scope)
 
     watcher._sync = recorded  # type: ignore[method-assign]
+    # The loop runs each piece of work through _run_in_worker and returns when it ended:
+    # marked busy from before it starts (the loop's own thread) to after it ends.
+    busy: list[str] = []
+    in_worker = watcher._run_in_worker
+
+    def tracked(work, what: str) -> None:  # type: ignore[no-untyped-def]
+        busy.append(what)
+        try:
+            in_worker(work, what)
+        finally:
+            busy.remove(what)
+
+    watcher._run_in_worker = tracked  # type: ignore[method-assign]
     thread = threading.Thread(target=watcher.run, daemon=True)
     thread.start()
-    r = Running(clone, watcher, proxy, remote, runs, walked)
+    r = Running(clone, watcher, proxy, remote, runs, walked, busy)
     try:
-        until(lambda: watcher.state.syncs >= 1, 30, "the start-up full scan")
+        until(lambda: watcher.state.syncs >= 1, what="the start-up full scan")
         assert runs[0] == (FULL, None)
         r.settle()
         yield r
     finally:
         watcher.request_stop()
-        thread.join(15)
+        thread.join(limit(60))
         client.close()
         remote.close()
         proxy.stop()
@@ -117,9 +133,10 @@ def test_local_changes_rescan_only_touched_folders_and_list_nothing(running: Run
     (r.clone.root / "dogs/d0.jpg").unlink()  # unlink
     r.clone.write("horses/h.jpg", 40)  # a new label folder, a new upload
 
-    until(lambda: labels_of(r.remote, 10) == {"dogs": None}, 30, "c0 relabelled dogs")
-    until(lambda: labels_of(r.remote, 40) == {"horses": None}, 30, "h uploaded into horses")
-    until(lambda: not labels_of(r.remote, 20), 30, "d0 unlinked")
+    until(lambda: labels_of(r.remote, 10) == {"dogs": None}, what="c0 relabelled dogs")
+    until(lambda: labels_of(r.remote, 40) == {"horses": None}, what="h uploaded into horses")
+    until(lambda: not labels_of(r.remote, 20), what="d0 unlinked")
+    r.idle()  # the server shows a run's work before the run has ended
     assert r.runs and all(why == LOCAL and scope is not None for why, scope in r.runs), r.runs
     scanned = {f for _why, scope in r.runs for f in scope or ()}
     assert scanned <= {"cats", "dogs", "horses"}, scanned
@@ -139,7 +156,8 @@ def test_a_remote_edit_to_a_locally_moved_image_is_a_conflict(running: Running):
     r.remote.relabel(row.id, "cats", "birds")  # changed on the server meanwhile
     r.clone.move("cats/c1.jpg", "dogs/c1.jpg")  # and locally, differently
 
-    until(lambda: r.clone.conflicts(), 30, "the conflict to be recorded")
+    until(lambda: r.clone.conflicts(), what="the conflict to be recorded")
+    r.idle()
     [conflict] = r.clone.conflicts()
     assert conflict["path"] == "dogs/c1.jpg", conflict
     assert labels_of(r.remote, 11) == {"birds": None}  # not overwritten
@@ -158,7 +176,8 @@ def test_a_new_file_already_labelled_on_the_server_is_planned_from_a_listing(run
     r.remote.relabel(up["id"], None, "cats")  # another clone sent these bytes, as a cat
     r.clone.write("dogs/z.jpg", 60)  # here they land as a dog
 
-    until(lambda: r.clone.conflicts(), 30, "the conflict to be recorded")
+    until(lambda: r.clone.conflicts(), what="the conflict to be recorded")
+    r.idle()
     [conflict] = r.clone.conflicts()
     assert conflict["path"] == "dogs/z.jpg", conflict
     assert labels_of(r.remote, 60) == {"cats": None}  # the blind upload linked nothing

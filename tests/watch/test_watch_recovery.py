@@ -8,11 +8,11 @@ import json
 import os
 import subprocess
 import sys
-import time
 from collections.abc import Iterator
 
 import pytest
 from support.synchelp import Clone, World, image_hash, img
+from support.waiting import limit
 
 from .watchhelp import Daemon, alive, until
 
@@ -66,11 +66,12 @@ def test_one_daemon_per_repository_and_a_stale_lock_is_taken_over(repo: Clone, d
     assert "already runs" in refused.stderr and str(first) in refused.stderr
     watch = repo.run("watch", expect=1)  # nor a foreground watcher next to it
     assert "already runs" in watch.stderr
-    st = until(lambda: (s := daemon.status())["state"] == "idle" and s["last_sync"] and s)
+    st = until(
+        lambda: (s := daemon.status())["state"] == "idle" and s["last_sync"] and s,
+        what="the first sync on record",
+    )
     assert st["running"] and st["pid"] == first
-    started = time.monotonic()
-    out = daemon.stop()
-    assert time.monotonic() - started < 10
+    out = daemon.stop()  # exit 0: it ended on its own, `daemon stop` did not kill it
     assert "daemon stopped" in out.stderr
     assert not alive(first)
     st = daemon.status()
@@ -114,7 +115,7 @@ def test_a_crash_right_after_an_upload_is_answered_leaves_no_duplicate(
     want[image_hash(1)] = {"cats"}
     daemon.start(env={"LOCALREPO_CRASH_AT": "after_http:5"})
     first = daemon.started[-1]
-    until(lambda: not alive(first), 30, "the crash point to kill the daemon")
+    until(lambda: not alive(first), what="the crash point to kill the daemon")
     assert 0 < len(world.remote.images()) < len(want)
     daemon.start()
     until(converged(world, want), 60, "all 31 images labelled, once each")
@@ -131,9 +132,7 @@ def test_stop_during_a_sync_is_graceful_and_the_next_start_finishes(
     want[image_hash(1)] = {"cats"}
     until(lambda: len(world.remote.images()) > 1, 60, "uploads under way", step=0.05)
     pid = daemon.pid()
-    started = time.monotonic()
-    daemon.stop()  # exit 0: it stopped within 10 s (else it says it had to kill)
-    assert time.monotonic() - started < 11
+    daemon.stop()  # exit 0: it ended on its own (its run's grace), `daemon stop` did not kill it
     assert not alive(pid)
     daemon.start()
     until(converged(world, want), 90, "all 201 images labelled, once each", step=0.5)
@@ -160,12 +159,12 @@ def test_server_stopped_and_restarted_mid_run_loses_nothing(server_factory, tmp_
         want[image_hash(101)] = set()
         more = drop_many(repo, 4, first_seed=900, prefix="offline")
         want.update(more)
+        # Between its retries (each a run, "syncing" while it tries) the state is "offline".
         st = until(
-            lambda: (s := d.status())["offline"] and s["pending"] >= 6 and s,
-            60,
-            "status to show the daemon offline with the changes pending",
+            lambda: (s := d.status())["state"] == "offline" and s["pending"] >= 6 and s,
+            what="status to show the daemon offline with the changes pending",
         )
-        assert st["running"] and st["state"] == "offline"
+        assert st["running"] and st["offline"]
         assert "unreachable" in st["last_error"] and st["next_retry"]
         assert (
             "offline" in repo.run("daemon", "status").stdout
@@ -180,8 +179,10 @@ def test_server_stopped_and_restarted_mid_run_loses_nothing(server_factory, tmp_
             return {h: v for h, v in rows.items() if v} == expected
 
         until(done, 60, "the offline changes on the server")
-        st = until(lambda: (s := d.status())["pending"] == 0 and not s["offline"] and s, 30)
-        assert st["last_error"] is None and st["state"] == "idle"
+        # The pull timer runs a sync every second: wait for a moment between two runs
+        # (idle, not syncing; and not offline any more).
+        st = d.idle()
+        assert st["last_error"] is None and not st["offline"]
         assert "the remote answers again" in d.log()
         d.stop()
         repo.verify()
@@ -217,19 +218,21 @@ def test_repo_sync_waits_for_the_lock_while_the_daemon_runs(
                 text=True,
                 env=repo.env,
             )
-        until(lambda: "waiting for this repository's lock" in err_path.read_text(), 60, "a wait")
-        time.sleep(0.5)
+        until(
+            lambda: "waiting for this repository's lock" in err_path.read_text(),
+            what="repo sync to say it waits for the lock",
+        )
         assert sync.poll() is None  # it waits for the lock
     finally:
         os.close(fd)
-    out, _ = sync.communicate(timeout=60)
+    out, _ = sync.communicate(timeout=limit(120))
     err = err_path.read_text()
     assert sync.returncode == 0, err
     assert f"the daemon runs here as pid {daemon.pid()}" in err
     json.loads(out)
     # Both the daemon and `repo sync` ran on one catalog; it is whole and in step.
     until(lambda: world.remote.by_hash().get(image_hash(7)), what="late.jpg on the server")
-    until(lambda: daemon.status()["pending"] == 0, 10, "nothing pending")
+    daemon.idle()
     daemon.stop()
     repo.verify()
     assert len(world.remote.by_hash()) == 2

@@ -1,14 +1,18 @@
 """The watcher loop in-process, for what a real daemon cannot be made to do on cue: a
-sync run that hangs past the stop grace (the fault is injected: a run that sleeps)."""
+sync run that hangs past the stop grace (the fault is injected: a run that waits for an
+event the test sets only afterwards)."""
 
 from __future__ import annotations
 
+import logging
 import threading
 import time
 from pathlib import Path
 
+import pytest
 from support.fakeremote import UnreachableRemote
 from support.treebuilder import new_repo
+from support.waiting import limit, until, wait_event
 
 from localrepo.repository import Repository
 from localrepo.watch.coalesce import FULL, LOCAL
@@ -19,7 +23,7 @@ from localrepo.watch.daemon_files import DaemonState
 def test_a_run_hanging_past_the_grace_is_left_to_the_journal(tmp_path: Path):
     repo = Repository(new_repo(tmp_path / "r"))
     exits: list[tuple[int, float]] = []
-    started = threading.Event()
+    started, release = threading.Event(), threading.Event()
     w = Watcher(
         repo,
         None,
@@ -29,38 +33,51 @@ def test_a_run_hanging_past_the_grace_is_left_to_the_journal(tmp_path: Path):
 
     def hung_sync(_why: str, _hold: frozenset[str], _scope: object) -> None:  # the injected fault
         started.set()
-        time.sleep(3)
+        release.wait(limit(120))  # hangs until the test is done with it
 
     w._sync = hung_sync  # type: ignore[method-assign]
     runner = threading.Thread(target=w.run)
     runner.start()
-    assert started.wait(10)
-    asked = time.monotonic()
-    w.request_stop()
-    runner.join(10)
-    assert not runner.is_alive()
-    [(code, when)] = exits
-    assert code == 0 and 0.4 <= when - asked < 1.5
+    try:
+        wait_event(started, what="the first sync run to start")
+        asked = time.monotonic()
+        w.request_stop()
+        runner.join(limit(60))
+        assert not runner.is_alive(), "the watcher did not stop"
+        # It exited while the run still hung (the run never ended), after the grace.
+        assert not release.is_set()
+        [(code, when)] = exits
+        assert code == 0 and when - asked >= 0.5
+    finally:
+        release.set()
     st = DaemonState.load(repo.state_dir)
     assert st is not None and st.state == "stopped"
 
 
-def test_a_quick_run_finishes_before_the_stop(tmp_path: Path):
+def test_a_quick_run_finishes_before_the_stop(tmp_path: Path, caplog: pytest.LogCaptureFixture):
+    caplog.set_level(logging.INFO, logger="localrepo.watch")
     repo = Repository(new_repo(tmp_path / "r"))
     exits: list[int] = []
-    done = threading.Event()
-    w = Watcher(repo, None, WatchOptions(grace=5), hard_exit=exits.append)
+    started, proceed, done = threading.Event(), threading.Event(), threading.Event()
+    w = Watcher(repo, None, WatchOptions(grace=limit(60)), hard_exit=exits.append)
 
     def quick_sync(_why: str, _hold: frozenset[str], _scope: object) -> None:
-        time.sleep(0.3)
+        started.set()
+        wait_event(proceed, what="the test to let the run finish")
         done.set()
 
     w._sync = quick_sync  # type: ignore[method-assign]
     runner = threading.Thread(target=w.run)
     runner.start()
-    time.sleep(0.1)
-    w.request_stop()
-    runner.join(10)
+    try:
+        wait_event(started, what="the first sync run to start")
+        w.request_stop()
+        # The stop is seen while the run is in progress; then the run ends within its grace.
+        until(lambda: "stop requested; letting the" in caplog.text, what="the stop to be seen")
+    finally:
+        proceed.set()
+    runner.join(limit(60))
+    assert not runner.is_alive(), "the watcher did not stop"
     assert done.is_set() and exits == []
 
 

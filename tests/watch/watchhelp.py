@@ -1,37 +1,30 @@
 """Helpers of the watcher tests: drive `repo daemon` / `repo watch` in real processes,
-and wait for conditions with a deadline instead of fixed sleeps."""
+and wait for conditions (tests/support/waiting.py) instead of fixed sleeps."""
 
 from __future__ import annotations
 
 import json
 import os
+import re
 import signal
 import subprocess
 import sys
-import time
-from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any
 
 from support.synchelp import Clone
+from support.waiting import limit, until
 
-T = TypeVar("T")
+__all__ = ["FAST", "Daemon", "alive", "until", "watch_process"]
 
 # Short timers keep the tests fast: act on a file after 0.3 s of quiet, pull every 1 s.
 FAST = ("--debounce", "0.3", "--interval", "1", "--max-backoff", "1")
 
-
-def until(check: Callable[[], T], timeout: float = 30.0, what: str = "", step: float = 0.1) -> T:
-    """Poll `check` until it returns something truthy; fail with `what` after `timeout`."""
-    deadline = time.monotonic() + timeout
-    last: Any = None
-    while time.monotonic() < deadline:
-        last = check()
-        if last:
-            return last
-        time.sleep(step)
-    raise AssertionError(f"timed out after {timeout}s waiting for {what or check}: last {last!r}")
+# How long `repo daemon stop` may wait for the daemon to end by itself before it kills
+# it: far above the daemon's own stop grace (8 s), so that a slow machine is no reason
+# for a kill; a test that sees exit 0 knows the daemon ended on its own.
+STOP_WAIT = 60.0
 
 
 @dataclass
@@ -64,17 +57,36 @@ class Daemon:
         return json.loads(self.clone.run("daemon", "status", "--json").stdout)
 
     def stop(self) -> subprocess.CompletedProcess[str]:
-        return self.clone.run("daemon", "stop")
+        """`repo daemon stop`, expecting it to end on its own (exit 0, no kill)."""
+        return self.clone.run("daemon", "stop", "--timeout", f"{limit(STOP_WAIT):g}")
 
     def log(self) -> str:
         path = self.state_dir / "logs" / "daemon.log"
         return path.read_text(errors="replace") if path.exists() else ""
 
+    def uploads(self) -> int:
+        """Images the daemon says it uploaded, summed over its log."""
+        return sum(int(n) for n in re.findall(r"uploaded (\d+)", self.log()))
+
+    def logged_uploads(self, n: int) -> int:
+        """Wait until the log reports `n` uploads, then return what it reports (more
+        than `n` is a failure for the caller to see). A run writes its log line last,
+        after the server and the catalog show its work, so the log is awaited."""
+        until(lambda: self.uploads() >= n, what=f"the daemon's log to report {n} upload(s)")
+        return self.uploads()
+
+    def idle(self) -> dict[str, Any]:
+        """Wait until the daemon is idle (no run in progress) with nothing pending."""
+        return until(
+            lambda: (s := self.status())["state"] == "idle" and s["pending"] == 0 and s,
+            what="the daemon to be idle with nothing pending",
+        )
+
     def kill(self) -> None:
         """SIGKILL, and wait until the process is gone."""
         pid = self.pid()
         os.kill(pid, signal.SIGKILL)
-        until(lambda: not alive(pid), 10, "the killed daemon to be gone")
+        until(lambda: not alive(pid), what=f"the killed daemon (pid {pid}) to be gone")
 
     def cleanup(self) -> None:
         for pid in self.started:
