@@ -44,10 +44,12 @@ def conflicts(obj: Any, as_json: bool) -> None:
         return
     if not items:
         click.echo("No conflicts.")
+    from localrepo.cli.report import labels_text
+
     for c in items:
         click.echo(
-            f"{c['path'] or c['image']}\t{c['field']}: base {sorted(c['base'])}, local "
-            f"{sorted(c['local'])}, remote {sorted(c['remote'])}"
+            f"{c['path'] or c['image']}\t{c['field']}: base {labels_text(c['base'])}, local "
+            f"{labels_text(c['local'])}, remote {labels_text(c['remote'])}"
         )
 
 

@@ -35,6 +35,16 @@ CODES = {
 }
 
 
+def labels_text(labels: dict[str, float | None]) -> str:
+    """One side of a conflict in the user's words: its labels ('cat'; tags 'cat, dog'),
+    a regression value as 'label=value' ('price=20'), '(none)' for no label."""
+    if not labels:
+        return "(none)"
+    return ", ".join(
+        name if value is None else f"{name}={value:g}" for name, value in sorted(labels.items())
+    )
+
+
 def print_json(data: Any) -> None:
     echo(json.dumps(data, indent=2, ensure_ascii=False, sort_keys=False))
 

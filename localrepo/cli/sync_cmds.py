@@ -142,6 +142,8 @@ def sync_summary(report: Any, *, dry_run: bool) -> dict[str, Any]:
 
 
 def print_sync(s: dict[str, Any], *, verbose: int) -> None:
+    from localrepo.cli.report import labels_text
+
     echo = click.echo
     for t in s["tasks"]:
         if t["created_remote_task"]:
@@ -172,7 +174,7 @@ def print_sync(s: dict[str, Any], *, verbose: int) -> None:
             how = f"settled: {c['resolution']} wins" if c["resolution"] else "needs 'repo resolve'"
             echo(
                 f"conflict in {t['task']}: image {c['image'][:12]} {c['field']}: local "
-                f"{sorted(c['local'])} vs remote {sorted(c['remote'])} ({how})",
+                f"{labels_text(c['local'])} vs remote {labels_text(c['remote'])} ({how})",
                 err=True,
             )
     if not s["dry_run"]:

@@ -243,6 +243,9 @@ def test_regression_value_conflict(world: World) -> None:
         {"v": 20.0},
         {"v": 10.0},
     )
+    # In words: the two values, not the label's name twice.
+    listed = b.run("conflicts").stdout
+    assert "v/r1.jpg\tvalue: base v=1, local v=20, remote v=10" in listed, listed
     b.run("resolve", "v/r1.jpg", "--take", "remote")
     assert b.sidecar_values() == {"v/r1.jpg": 10.0, "v/r2.jpg": 5.0}
     assert conflict_rows(b)[-1][1:] == ("value", {"v": 20.0}, {"v": 10.0}, "remote")
