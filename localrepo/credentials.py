@@ -42,21 +42,16 @@ class MissingTokenError(LocalrepoError):
 def normalise_url(url: str) -> str:
     """The key of a remote: lower-case scheme and host, the port unless it is the
     scheme's default, the path with one trailing slash; no user-info, query or
-    fragment. ``api.example.com`` means ``https://api.example.com/``."""
-    text = str(url).strip()
-    if "://" not in text:
-        text = "https://" + text
-    parts = urlsplit(text)
+    fragment. ``api.example.com`` means ``https://api.example.com/``, ``localhost:8000``
+    ``http://localhost:8000/`` (`localrepo.remote.urls.with_scheme`)."""
+    from localrepo.remote.urls import with_scheme
+
+    parts = urlsplit(with_scheme(url)[0])
     scheme = parts.scheme.lower()
     host = (parts.hostname or "").lower()
-    if scheme not in ("http", "https") or not host:
-        raise LocalrepoError(f"Not a usable remote URL: {url!r}.", exit_code=EXIT_USAGE)
     if ":" in host:
         host = f"[{host}]"
-    try:
-        port = parts.port
-    except ValueError as exc:
-        raise LocalrepoError(f"Not a usable remote URL: {url!r}.", exit_code=EXIT_USAGE) from exc
+    port = parts.port
     netloc = host if port is None or port == _DEFAULT_PORTS.get(scheme) else f"{host}:{port}"
     path = parts.path or "/"
     if not path.endswith("/"):

@@ -23,6 +23,19 @@ def token_option(f: Any) -> Any:
     )(f)
 
 
+def typed_url(obj: Any, url: str) -> str:
+    """A remote URL as typed (an option or argument) with its scheme; when one was added
+    (``localhost:8000`` -> ``http://localhost:8000``), it says so once on stderr.
+    Refuses what is not a URL (exit 2) before anything is sent."""
+    from localrepo.remote.errors import safe_url
+    from localrepo.remote.urls import with_scheme
+
+    text, added = with_scheme(url)
+    if added:
+        obj.info(f"No scheme in '{safe_url(text).split('://', 1)[1]}': using {safe_url(text)}")
+    return text
+
+
 def make_client(
     url: str, token: str | None, workspace: str | None, jobs: int = 8
 ) -> RecognitionClient:
@@ -112,7 +125,9 @@ def repo_client(obj: Any, token: str | None, jobs: int = 8) -> tuple[Any, Recogn
 
 def any_client(obj: Any, url: str | None, token: str | None) -> RecognitionClient:
     workspace = None
-    if url is None:
+    if url is not None:
+        url = typed_url(obj, url)
+    else:
         cfg = obj.repo().config()
         url, workspace = cfg.remote.url, cfg.remote.workspace
         if not url:

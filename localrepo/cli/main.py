@@ -121,7 +121,9 @@ def init(
     target = obj.directory / path if path else obj.directory
     remote_id = None
     if remote:
-        from localrepo.cli.connect import check_init_binding
+        from localrepo.cli.connect import check_init_binding, typed_url
+
+        remote = typed_url(obj, remote)
 
         remote_id = check_init_binding(obj, remote, workspace, task, task_type, join=join)
     repo = init_repository(

@@ -8,7 +8,7 @@ from typing import Any
 
 import click
 
-from localrepo.cli.connect import any_client, make_client, token_option
+from localrepo.cli.connect import any_client, make_client, token_option, typed_url
 
 
 @click.command()
@@ -19,7 +19,9 @@ def login(obj: Any, url: str | None, token: str | None) -> None:
     """Store an API token for a remote in the per-user credentials file (mode 0600)."""
     from localrepo.credentials import save_token
 
-    if url is None:
+    if url is not None:
+        url = typed_url(obj, url)
+    else:
         url = obj.repo().config().remote.url
         if not url:
             raise click.UsageError("give --url, or run inside a repository with a remote")
@@ -46,6 +48,7 @@ def remote() -> None:
 def remote_set(obj: Any, url: str, workspace: str | None) -> None:
     from localrepo.config import save_config
 
+    url = typed_url(obj, url)
     repo = obj.repo()
     cfg = repo.config()
     cfg.remote.url = url

@@ -9,7 +9,7 @@ from typing import TYPE_CHECKING, Any
 
 import click
 
-from localrepo.cli.connect import make_client, repo_client, token_option
+from localrepo.cli.connect import make_client, repo_client, token_option, typed_url
 from localrepo.errors import EXIT_DECISION, EXIT_OK, EXIT_PARTIAL, EXIT_SAFETY, LocalrepoError
 from localrepo.vocabulary import POLICIES
 
@@ -272,6 +272,7 @@ def clone(
     from localrepo.repository import init_repository
     from localrepo.sync.engine import Engine, SyncOptions
 
+    url = typed_url(obj, url)
     client = make_client(url, token, workspace, jobs)
     try:
         remote_task = _find_remote_task(client, task)

@@ -6,6 +6,10 @@ Retry policy (see docs/remote.md):
 
 - retried: connection errors, timeouts, dropped connections, 429 (honouring
   ``Retry-After``, capped) and 502/503/504; never any other 4xx/5xx;
+- not retried, failing at once with the URL and what to check: a refused connection,
+  a host name that is not known, a failed TLS handshake (`no_way_through`) while the
+  server has not answered yet; once it has, a refused connection is a restart and is
+  retried like any connection error;
 - a request that was sent and whose answer was lost (read timeout, dropped
   connection, 502/504) is repeated only when repeating it is harmless (GET, PUT, PATCH,
   DELETE, image upload, label links, bulk updates). Creates pass a `probe` (list,
@@ -16,7 +20,10 @@ Retry policy (see docs/remote.md):
 
 from __future__ import annotations
 
+import errno
 import logging
+import socket
+import ssl
 import threading
 from collections.abc import Callable, Mapping
 from typing import Any, Self
@@ -26,7 +33,7 @@ import httpx
 import stamina
 
 from localrepo import __version__
-from localrepo.errors import EXIT_USAGE, LocalrepoError
+from localrepo.errors import LocalrepoError
 
 from .answers import decode_json, detail_text, field_errors, json_or_none, parse_retry_after
 from .errors import (
@@ -40,6 +47,7 @@ from .errors import (
     ThrottledError,
     safe_url,
 )
+from .urls import with_scheme
 
 log = logging.getLogger("localrepo.remote")
 
@@ -87,6 +95,37 @@ def transport_failure(exc: httpx.HTTPError) -> Transient | None:
         return Transient(f"no answer in time ({name})", outcome_unknown=True)
     if isinstance(exc, (httpx.NetworkError, httpx.RemoteProtocolError)):
         return Transient(f"connection lost ({text})", outcome_unknown=True)
+    return None
+
+
+_UNKNOWN_HOST = {socket.EAI_NONAME, getattr(socket, "EAI_NODATA", socket.EAI_NONAME)}
+
+
+def _causes(exc: BaseException) -> list[BaseException]:
+    out: list[BaseException] = []
+    cause: BaseException | None = exc
+    while cause is not None and cause not in out and len(out) < 10:
+        out.append(cause)
+        cause = cause.__cause__ or cause.__context__
+    return out
+
+
+def no_way_through(exc: httpx.HTTPError) -> str | None:
+    """Why a connection failed in a way that waiting will not fix, or None: the port
+    refuses connections (nothing listens), the host name is not known (not a temporary
+    DNS failure), or TLS failed (a plain-HTTP server, a certificate that is not
+    trusted). Only for `httpx.ConnectError`: nothing was sent."""
+    if not isinstance(exc, httpx.ConnectError):
+        return None
+    for cause in _causes(exc):
+        if isinstance(cause, ConnectionRefusedError) or (
+            isinstance(cause, OSError) and cause.errno == errno.ECONNREFUSED
+        ):
+            return "refused"
+        if isinstance(cause, socket.gaierror) and cause.errno in _UNKNOWN_HOST:
+            return "unknown host"
+        if isinstance(cause, ssl.SSLError):
+            return "tls"
     return None
 
 
@@ -146,21 +185,17 @@ class Transport:
             follow_redirects=False,
         )
         self._closed = threading.Event()
+        # Set by the first answer: from then on a refused connection is a server that
+        # restarts (retried), not a wrong address or a stopped server (fail at once).
+        self._answered = False
 
     # -- plumbing --------------------------------------------------------------------------
 
     @staticmethod
     def _normalise_base(url: str) -> str:
-        text = str(url).strip()
-        if "://" not in text:
-            text = "https://" + text
+        text, _ = with_scheme(url)  # the CLI said it when it added a scheme
         parts = urlsplit(text)
-        if parts.scheme not in ("http", "https") or not parts.hostname:
-            raise LocalrepoError(
-                f"Not a usable remote URL: {safe_url(text)!r} (want http(s)://host[:port]/).",
-                exit_code=EXIT_USAGE,
-            )
-        host = parts.hostname
+        host = parts.hostname or ""
         if ":" in host:
             host = f"[{host}]"
         netloc = f"{host}:{parts.port}" if parts.port else host
@@ -258,13 +293,17 @@ class Transport:
         try:
             response = self._http.request(method, url, params=params, json=json, headers=self._auth)
         except httpx.HTTPError as exc:
-            failure = transport_failure(exc)
             log.debug("%s: %s", op, self._scrub(str(exc) or type(exc).__name__))
+            why = None if self._answered else no_way_through(exc)
+            if why is not None:
+                raise self._unreachable(op, why, exc) from exc
+            failure = transport_failure(exc)
             if failure is None:
                 raise RemoteError(
                     self._scrub(f"{op}: {type(exc).__name__}: {exc}"), operation=op
                 ) from exc
             raise failure from exc
+        self._answered = True
         status = response.status_code
         log.debug("%s -> %s", op, status)
         if status in RETRY_STATUSES:
@@ -305,6 +344,29 @@ class Transport:
             self._scrub(f"{op}: cannot reach {safe_url(url)}: {exc.reason}; {tries}."),
             operation=op,
         )
+
+    def _unreachable(self, op: str, why: str, exc: httpx.HTTPError) -> RemoteUnavailableError:
+        """No retry can help (see `no_way_through`): say which URL and what to check."""
+        where = safe_url(self.base_url)
+        check = "`repo remote show` shows this repository's; `repo remote set URL` changes it"
+        if why == "refused":
+            text = (
+                f"cannot connect to {where}: connection refused. Is the server running, and "
+                f"is this its address and port? ({check})"
+            )
+        elif why == "unknown host":
+            host = urlsplit(self.base_url).hostname
+            text = (
+                f"cannot reach {where}: the host name '{host}' is not known. Check the host "
+                f"name for a typo ({check})"
+            )
+        else:
+            plain = "http://" + where.split("://", 1)[-1]
+            text = (
+                f"cannot reach {where}: the TLS handshake failed ({exc}). If the server "
+                f"speaks plain HTTP, use {plain} ({check})"
+            )
+        return RemoteUnavailableError(self._scrub(f"{op}: {text}."), operation=op)
 
     def _outcome_unknown(self, exc: Transient, op: str, url: str) -> OutcomeUnknownError:
         return OutcomeUnknownError(

@@ -318,4 +318,6 @@ def test_dns_failure_is_unavailable() -> None:
     with client, pytest.raises(RemoteUnavailableError) as err:
         client.list_workspaces()
     assert err.value.exit_code == EXIT_UNREACHABLE
-    assert "http://no-such-host.invalid/account/v2/workspace/" in str(err.value)
+    # Not retried (tests/remote/test_remote_failfast.py): the URL and the request named.
+    assert "http://no-such-host.invalid/" in str(err.value)
+    assert "GET account/v2/workspace/" in str(err.value) and "is not known" in str(err.value)

@@ -77,10 +77,36 @@ def test_remote_set_changes_where_a_repository_syncs(world: World) -> None:
 
 def test_retry_budget_comes_from_the_environment(world: World) -> None:
     import socket
+    import threading
 
-    with socket.socket() as s:  # a port nothing listens on
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
+    # A port that takes connections and hangs up at once: a failure that may pass, so it
+    # is retried (a port that refuses fails at once: tests/cli/test_cli_failfast.py).
+    listener = socket.socket()
+    listener.bind(("127.0.0.1", 0))
+    listener.listen(16)
+    listener.settimeout(0.1)
+    port = listener.getsockname()[1]
+    stop = threading.Event()
+
+    def hang_up() -> None:
+        while not stop.is_set():
+            try:
+                conn, _ = listener.accept()
+            except TimeoutError:
+                continue
+            conn.close()
+
+    thread = threading.Thread(target=hang_up, daemon=True)
+    thread.start()
+    try:
+        _retry_budget(world, port)
+    finally:
+        stop.set()
+        thread.join()
+        listener.close()
+
+
+def _retry_budget(world: World, port: int) -> None:
     root = world.tmp / "r"
     root.mkdir()
     assert (
