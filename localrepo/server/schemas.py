@@ -42,6 +42,9 @@ class TaskCreate(WorkspaceRef):
 class TaskUpdate(WorkspaceRef):
     name: str | None = Field(default=None, min_length=1, max_length=255)
     description: str | None = Field(default=None, max_length=10_000)
+    # Which trained version classify/ uses (a promotion or a rollback); bounded to the
+    # database integer, so that a huge number is a 400 and not an overflow.
+    production_version: int | None = Field(default=None, ge=1, le=2**63 - 1)
 
 
 class LabelCreate(WorkspaceRef):

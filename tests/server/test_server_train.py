@@ -97,6 +97,21 @@ def test_multi_class_trains_with_the_pretrained_backend_and_versions(api: httpx.
     assert old["version"] == model["version"]
     assert old["records"][0]["best_label"]["name"] == "square"
 
+    # A rollback, as the SDK sends it (PATCH task/): the older version is production
+    # again and classify/ answers with it; a version that does not exist is a 400 that
+    # changes nothing; then forward again.
+    r = api.patch(f"task/{task['id']}/", json={"production_version": model["version"]})
+    assert r.status_code == 200 and r.json()["production_version"] == model["version"], r.text
+    assert classify(api, task["id"], [class_image("square", 201)])["version"] == model["version"]
+    for wrong in (second["version"] + 100, 0, "two"):
+        r = api.patch(f"task/{task['id']}/", json={"production_version": wrong})
+        assert r.status_code == 400 and "production_version" in r.json(), r.text
+    assert api.get(f"task/{task['id']}/").json()["production_version"] == model["version"]
+    r = api.put(
+        f"task/{task['id']}/", json={"name": task["name"], "production_version": second["version"]}
+    )
+    assert r.status_code == 200 and r.json()["production_version"] == second["version"], r.text
+
     # The production version cannot be deleted; an older one can, and is then gone.
     assert api.delete(f"model/{second['id']}/").status_code == 400
     assert api.delete(f"model/{model['id']}/").status_code == 204

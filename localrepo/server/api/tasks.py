@@ -96,6 +96,8 @@ async def _update_task_route(
         changes["name"] = body.name
     if "description" in body.model_fields_set:
         changes["description"] = body.description or ""
+    if body.production_version is not None:
+        changes["production_version"] = body.production_version
     return ok(await run_in_threadpool(tasks.update_task, ctx.db, ws, tid, changes))
 
 

@@ -11,12 +11,13 @@ from typing import Any
 from sqlalchemy import text
 from sqlmodel import Session
 
-from ..errors import bad_request, not_found
+from ..errors import bad_request, field_error, not_found
 from ..pagination import PageRequest, check_page
 from . import queries
 from .db import Database
 from .labels import label_in_ws
 from .tables import Label, Task, TaskLabel, now_iso
+from .training import TRAINED
 
 LABEL_TYPE_FOR_TASK = {"multi_class": "category", "multi_label": "tag", "regression": "value"}
 
@@ -77,9 +78,13 @@ def _task_in_ws(session: Session, ws: str, task_id: str) -> Task:
 
 
 def update_task(db: Database, ws: str, task_id: str, changes: dict[str, Any]) -> dict[str, Any]:
-    """``changes``: the columns to set (``name``, ``description``)."""
+    """``changes``: the columns to set (``name``, ``description``, ``production_version``).
+    A production version must be one of the task's versions that trained (400 naming
+    ``production_version`` otherwise): classify/ then answers with it."""
     with db.write() as session:
         task = _task_in_ws(session, ws, task_id)
+        if "production_version" in changes:
+            _check_trained(session, task_id, changes["production_version"])
         for column, value in changes.items():
             setattr(task, column, value)
         session.add(task)
@@ -87,6 +92,21 @@ def update_task(db: Database, ws: str, task_id: str, changes: dict[str, Any]) ->
         found = queries.get_task(session.connection(), ws, task_id)
     assert found is not None
     return found
+
+
+def _check_trained(session: Session, task_id: str, version: int) -> None:
+    status = session.execute(
+        text("SELECT train_status FROM models WHERE task_id = :t AND version = :v"),
+        {"t": task_id, "v": version},
+    ).scalar()
+    if status is None:
+        raise field_error("production_version", f"Version {version} of this task does not exist.")
+    if status != TRAINED:
+        raise field_error(
+            "production_version",
+            f"Version {version} of this task has not trained (it is {status}); "
+            "only a trained version can be the production version.",
+        )
 
 
 def delete_task(db: Database, ws: str, task_id: str) -> None:
