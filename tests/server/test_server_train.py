@@ -266,3 +266,15 @@ def test_a_version_1_database_is_upgraded_on_start(tmp_path) -> None:
     assert "ix_image_labels_image_created" in tables  # (sqlite_master lists indexes too)
     assert {"image_docs", "image_doc_insert"} <= tables  # (and triggers)
     assert version == "3"
+
+
+def test_a_version_that_has_not_trained_cannot_be_production(server_factory) -> None:
+    # No worker: the queued version stays WAITING for as long as the test needs.
+    server = server_factory("--no-worker")
+    with server.new_account().client() as api:
+        task, _labels = multi_class_task(api, per_label=6)
+        queued = api.post(f"task/{task['id']}/train/").json()
+        r = api.patch(f"task/{task['id']}/", json={"production_version": queued["version"]})
+        assert r.status_code == 400, r.text
+        assert "has not trained" in r.json()["production_version"][0]
+        assert api.get(f"task/{task['id']}/").json()["production_version"] is None
