@@ -276,5 +276,5 @@ def test_a_version_that_has_not_trained_cannot_be_production(server_factory) -> 
         queued = api.post(f"task/{task['id']}/train/").json()
         r = api.patch(f"task/{task['id']}/", json={"production_version": queued["version"]})
         assert r.status_code == 400, r.text
-        assert "has not trained" in r.json()["production_version"][0]
+        assert "has not trained (trained versions: none)" in r.json()["production_version"][0]
         assert api.get(f"task/{task['id']}/").json()["production_version"] is None

@@ -108,16 +108,7 @@ def classify_model(
         ).first()
         if task is None:
             raise not_found("Task not found.")
-        trained = [
-            r[0]
-            for r in conn.execute(
-                text(
-                    "SELECT version FROM models WHERE task_id = :t AND train_status = :s "
-                    "ORDER BY version"
-                ),
-                {"t": task_id, "s": training.TRAINED},
-            )
-        ]
+        trained = training.trained_versions(conn, task_id)
         wanted = version if version is not None else task[2]
         if wanted is None:
             raise bad_request(

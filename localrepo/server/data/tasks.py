@@ -17,7 +17,7 @@ from . import queries
 from .db import Database
 from .labels import label_in_ws
 from .tables import Label, Task, TaskLabel, now_iso
-from .training import TRAINED
+from .training import trained_versions
 
 LABEL_TYPE_FOR_TASK = {"multi_class": "category", "multi_label": "tag", "regression": "value"}
 
@@ -95,17 +95,13 @@ def update_task(db: Database, ws: str, task_id: str, changes: dict[str, Any]) ->
 
 
 def _check_trained(session: Session, task_id: str, version: int) -> None:
-    status = session.execute(
-        text("SELECT train_status FROM models WHERE task_id = :t AND version = :v"),
-        {"t": task_id, "v": version},
-    ).scalar()
-    if status is None:
-        raise field_error("production_version", f"Version {version} of this task does not exist.")
-    if status != TRAINED:
+    trained = trained_versions(session.connection(), task_id)
+    if version not in trained:
+        listed = ", ".join(map(str, trained)) or "none"
         raise field_error(
             "production_version",
-            f"Version {version} of this task has not trained (it is {status}); "
-            "only a trained version can be the production version.",
+            f"Version {version} of this task does not exist or has not trained "
+            f"(trained versions: {listed}); only a trained version can be production.",
         )
 
 

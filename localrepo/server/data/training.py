@@ -66,6 +66,18 @@ def task_rows(db: Database, task_id: str) -> TaskRows | None:
 # ---- queueing ------------------------------------------------------------------------------
 
 
+def trained_versions(conn: Any, task_id: str) -> list[int]:
+    """The task's versions that trained, oldest first: what classify/ can use and what
+    can be made production."""
+    rows = conn.execute(
+        text(
+            "SELECT version FROM models WHERE task_id = :t AND train_status = :s ORDER BY version"
+        ),
+        {"t": task_id, "s": TRAINED},
+    )
+    return [r[0] for r in rows]
+
+
 def queue_training(db: Database, task_id: str) -> dict[str, Any]:
     """Queue a training of the task: a new model version (WAITING) and a job. A job of
     this task that is still waiting covers the request (it reads the data when it
