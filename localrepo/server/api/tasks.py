@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 from fastapi import APIRouter, Depends, Query, Request
@@ -128,6 +129,24 @@ def delete_task(
     return no_content()
 
 
+async def _link_label(
+    request: Request,
+    task_id: str,
+    principal: Principal,
+    change: Callable[..., object],
+    said: str,
+) -> Response:
+    """add-label/ and remove-label/: read the label's id, `change` the link, say `said`."""
+    ctx = get_ctx(request)
+    data, _ = await read_body(request, LabelRef)
+    body = parse(LabelRef, data)
+    label_id = check_uuid("label_id", body.label_id)
+    ws = await run_in_threadpool(ctx.resolve_workspace, principal, body_workspace(request, data))
+    tid = path_id(task_id, "Task")
+    await run_in_threadpool(change, ctx.db, ws, tid, label_id)
+    return ok({"detail": said})
+
+
 @router.post(
     "/task/{task_id}/add-label/",
     response_model=Detail,
@@ -136,14 +155,9 @@ def delete_task(
 async def task_add_label(
     request: Request, task_id: str, principal: Principal = Depends(authenticate)
 ) -> Response:
-    ctx = get_ctx(request)
-    data, _ = await read_body(request, LabelRef)
-    body = parse(LabelRef, data)
-    label_id = check_uuid("label_id", body.label_id)
-    ws = await run_in_threadpool(ctx.resolve_workspace, principal, body_workspace(request, data))
-    tid = path_id(task_id, "Task")
-    await run_in_threadpool(tasks.add_label, ctx.db, ws, tid, label_id)
-    return ok({"detail": "Label added to the task."})
+    return await _link_label(
+        request, task_id, principal, tasks.add_label, "Label added to the task."
+    )
 
 
 @router.post(
@@ -154,14 +168,9 @@ async def task_add_label(
 async def task_remove_label(
     request: Request, task_id: str, principal: Principal = Depends(authenticate)
 ) -> Response:
-    ctx = get_ctx(request)
-    data, _ = await read_body(request, LabelRef)
-    body = parse(LabelRef, data)
-    label_id = check_uuid("label_id", body.label_id)
-    ws = await run_in_threadpool(ctx.resolve_workspace, principal, body_workspace(request, data))
-    tid = path_id(task_id, "Task")
-    await run_in_threadpool(tasks.remove_label, ctx.db, ws, tid, label_id)
-    return ok({"detail": "Label removed from the task."})
+    return await _link_label(
+        request, task_id, principal, tasks.remove_label, "Label removed from the task."
+    )
 
 
 def _queue_training(ctx: ServerContext, ws: str, task_id: str) -> dict[str, object]:
