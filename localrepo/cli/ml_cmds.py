@@ -41,7 +41,7 @@ def _task_option(f: Any) -> Any:
     type=click.FloatRange(min=1),
     default=None,
     metavar="SECONDS",
-    help="With --wait: give up waiting after this long (the server keeps training).",
+    help="Give up waiting for the training after this long (the server keeps training).",
 )
 @click.option(
     "--force", is_flag=True, help="Train even with local changes that are not synced yet."
@@ -134,7 +134,7 @@ def promote(
 @token_option
 @click.pass_context
 def rollback(ctx: click.Context, task_name: str | None, as_json: bool, token: str | None) -> None:
-    """Put the trained version before the production one back into production."""
+    """Go back to the trained version before the production one."""
     run_rollback(ctx.obj, *_inherited(ctx, task_name, as_json, token))
 
 
