@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import time
+import zipfile
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -75,7 +76,7 @@ def load_task_data(db: Database, task_id: str) -> TaskData | None:
     return None if rows is None else task_data(*rows)
 
 
-def _baseline(
+def score_baseline(
     production: tuple[int, bytes] | None,
     data: TaskData,
     backend: str,
@@ -92,7 +93,7 @@ def _baseline(
     version, stored = production
     try:
         head = Head.from_bytes(stored)
-    except (OSError, ValueError, KeyError) as exc:
+    except (OSError, ValueError, KeyError, zipfile.BadZipFile) as exc:
         log.warning(
             "production version %d of task %s: head unreadable: %s", version, data.task_id, exc
         )
@@ -134,7 +135,7 @@ def train_task(
         head = fit_head(data.type, backend.name, data.labels, x[train_idx], train_samples)
     fitted = time.perf_counter()
     metrics = evaluate(head, data.labels, x[test_idx], test_samples)
-    baseline = _baseline(production, data, backend.name, x[test_idx], test_samples)
+    baseline = score_baseline(production, data, backend.name, x[test_idx], test_samples)
     if baseline is not None:
         metrics["baseline"] = baseline
     metrics.update(
