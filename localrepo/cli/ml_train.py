@@ -135,7 +135,13 @@ def _promote(
     )
     decision = pr.decide(case)
     if decision.restore:
-        remote = client.set_production_version(task.remote_id, decision.production)
+        from localrepo.remote.errors import BadRequestError
+
+        try:
+            remote = client.set_production_version(task.remote_id, decision.production)
+        except BadRequestError as exc:  # e.g. the previous version was deleted meanwhile
+            said = " ".join(exc.field_errors.get("production_version", [])) or exc.detail
+            decision = pr.not_restored(decision, model.version, said or str(exc))
     return decision, remote
 
 

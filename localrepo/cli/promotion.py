@@ -194,6 +194,17 @@ def decide(case: Case) -> Decision:
     return Decision(old_v, True, comparison, f"{said}version {old_v} stays in production. {anyway}")
 
 
+def not_restored(decision: Decision, new_version: int, reason: str) -> Decision:
+    """`decision` when setting the previous version back failed: the new one stays."""
+    return Decision(
+        new_version,
+        False,
+        decision.comparison,
+        f"{decision.message} But version {decision.production} could not be put back "
+        f"({reason}), so version {new_version} is the production version.",
+    )
+
+
 # -- promote and rollback ----------------------------------------------------------------------
 
 

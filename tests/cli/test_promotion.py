@@ -149,3 +149,14 @@ def test_rollback_goes_to_the_newest_trained_version_before_production() -> None
             rollback_target(MODELS, production, "t")
         assert none.value.exit_code == EXIT_ERROR
         assert "nothing to roll back" in str(none.value)
+
+
+def test_a_failed_restore_says_the_new_version_stays() -> None:
+    from localrepo.cli.promotion import not_restored
+
+    d = not_restored(decide(case()), 3, "version 2 does not exist")
+    assert (d.production, d.restore) == (3, False)
+    assert d.message.endswith(
+        "But version 2 could not be put back (version 2 does not exist), so version 3 is "
+        "the production version."
+    )
