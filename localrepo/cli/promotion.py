@@ -170,14 +170,14 @@ def decide(case: Case) -> Decision:
             new_v,
             False,
             comparison,
-            f"{said}version {new_v} is now the production version (--promote always).",
+            _upper(f"{said}version {new_v} is now the production version (--promote always)."),
         )
     if case.policy == NEVER:
         return Decision(
             old_v,
             True,
             comparison,
-            f"{said}version {old_v} stays in production (--promote never). {anyway}",
+            _upper(f"{said}version {old_v} stays in production (--promote never). {anyway}"),
         )
     if comparison is None:
         return Decision(

@@ -83,6 +83,11 @@ def test_always_and_never() -> None:
     never = decide(case(policy=NEVER, new=0.99))
     assert (never.production, never.restore) == (2, True)
     assert "version 2 stays in production (--promote never)" in never.message
+    # Without numbers to show, the sentence still starts with a capital.
+    bare = decide(case(policy=NEVER, base=None))
+    assert bare.message.startswith("Version 2 stays in production (--promote never).")
+    bare = decide(case(policy=ALWAYS, base=None))
+    assert bare.message == "Version 3 is now the production version (--promote always)."
 
 
 def test_no_previous_version_keeps_the_new_one_whatever_the_policy() -> None:
