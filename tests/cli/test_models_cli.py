@@ -1,7 +1,8 @@
 """Model versions and rollback, end to end: `repo train --promote`, `repo models`,
 `repo models promote VERSION`, `repo models rollback` (real `repo` subprocesses, a real
-localrepo-server that really trains), and the same production switch through the
-official SDK.
+localrepo-server that really trains), the comparison a server without `metrics.baseline`
+(like the hosted service) gets, through a proxy that removes it, and the same
+production switch through the official SDK.
 
 The worse version is made deterministic: version 1 learns from clean folders; then many
 images of the other class are added to each folder (so most of each label's images look
@@ -19,6 +20,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from support.faultproxy import FaultProxy
 from support.imagegen import class_image
 from support.synchelp import Clone, World
 
@@ -195,3 +197,51 @@ def test_the_sdk_sets_the_production_version_and_classify_follows(
         and "trained versions: 1, 2" in refused["production_version"][0]
     )
     assert sdk.get_task(task_id)[0].production_version == 1
+
+
+def _without_baseline(method: str, path: str, body: bytes) -> bytes:
+    """The answers of a server that does not score the previous version (the hosted
+    service): `metrics.baseline` removed from the models."""
+    if method != "GET" or "/model/" not in path:
+        return body
+    data = json.loads(body)
+    for model in data.get("results", [data]):
+        if isinstance(model, dict) and isinstance(model.get("metrics"), dict):
+            model["metrics"].pop("baseline", None)
+    return json.dumps(data).encode()
+
+
+def test_without_a_baseline_the_versions_own_scores_are_compared_and_said_so(
+    models_server: Any, tmp_path: Path
+) -> None:
+    account = models_server.new_account()
+    proxy = FaultProxy(account.url).start()
+    proxy.rewrite = _without_baseline
+    w = World(proxy.url, account.token, tmp_path)
+    try:
+        clone = w.init("h", "hosted")
+        for name in ("circle", "square"):
+            for i in range(4):
+                put(clone, f"{name}/clean_{i}.jpg", class_image(name, 7400 + i))
+        clone.sync()
+        clone.run("train", "--wait")
+        clean_ids = [row.id for row in w.remote.images()]
+        for name, other in (("circle", "square"), ("square", "circle")):
+            for i in range(12):
+                put(clone, f"{name}/swapped_{i}.jpg", class_image(other, 7500 + i))
+        clone.sync()
+        w.remote.post("training-image/update/", {"images": clean_ids, "mark-test": True})
+        second = clone.run("train", "--wait", "--json")
+        result = json.loads(second.stdout)
+        assert result["production_version"] == 1
+        comparison = result["promotion"]["comparison"]
+        assert comparison["same_test_images"] is False and comparison["test_images"] == 8
+        assert comparison["new"] < 0.5 < comparison["previous"]
+        assert (
+            "each on its own test images, 8 and 2 (the server did not score them on the same ones)"
+            in (result["promotion"]["message"])
+        )
+        assert production(clone) == 1
+    finally:
+        w.remote.close()
+        proxy.stop()
