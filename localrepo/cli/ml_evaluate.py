@@ -158,6 +158,8 @@ def _holdout_images(obj: Ctx, conn: sqlite3.Connection, task: mr.TaskRow, given:
 
     folder = Path(given) if os.path.isabs(given) else obj.directory / given
     walked = walk(str(folder))
+    for rel, (why, detail) in sorted(walked.skipped.items()):
+        obj.info(f"skipped {os.path.join(given, rel)}: {why}" + (f" ({detail})" if detail else ""))
     files = [(rel, _content_key(folder / rel)) for rel in sorted(walked.images)]
     texts: dict[str, dict[str, str]] = {}
     for rel in sorted(walked.sidecars):
