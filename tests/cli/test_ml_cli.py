@@ -444,6 +444,12 @@ def test_multi_label_train_classify_evaluate(world: World, tmp_path: Path) -> No
     text = clone.run("evaluate").stdout
     assert ["label", "precision", "recall", "f1", "support"] in rows(text)
     assert f"Misclassified ({len(wrong)})" in text
+    page = tmp_path / "tags.html"
+    clone.run("evaluate", "--report", str(page))
+    html = page.read_text()  # per-tag curves, no confusion matrix, a thumbnail per mistake
+    assert "Precision-recall" in html and "Confusion matrix" not in html
+    assert html.count('src="data:image/png;base64,') == 1
+    assert html.count('src="data:image/jpeg;base64,') == len(wrong)
 
 
 def test_regression_train_classify_evaluate(world: World, tmp_path: Path) -> None:
