@@ -226,3 +226,25 @@ def test_render_report_is_self_contained_and_escapes() -> None:
     assert "cat/&lt;b&gt;.jpg" in html and "<b>.jpg" not in html
     assert "Misclassified (3)" in html and "cat -&gt; dog (0.70)" in html
     assert '<td>cat</td><td class="n">1.000</td>' in html  # cat's precision
+
+
+def test_pictures_are_real_pngs_with_and_without_curves() -> None:
+    import io
+
+    from PIL import Image
+
+    from localrepo.cli import eval_plots
+
+    plt = eval_plots.require()
+    rep = ev.evaluate_multi_class(ROWS, ["cat", "dog"])  # no probabilities swept: no curves
+    assert rep.curves == ()
+    reg = ev.evaluate_regression([("1.jpg", "w", 1.0, 2.0), ("2.jpg", "w", 3.0, 2.5)])
+    for data in (
+        eval_plots.confusion_png(plt, rep),
+        eval_plots.precision_recall_png(plt, rep),  # each label's point instead
+        eval_plots.precision_recall_png(plt, ev.with_curves(rep, {"cat": [(0.9, True)]})),
+        *eval_plots.regression_pngs(plt, reg),
+    ):
+        with Image.open(io.BytesIO(data)) as img:
+            assert img.format == "PNG" and min(img.size) >= 150
+            img.load()
