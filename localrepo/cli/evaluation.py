@@ -309,11 +309,12 @@ def pr_curve(rows: Sequence[tuple[float, bool]]) -> tuple[tuple[float, float], .
 
 def _score(name: str, tp: int, predicted: int, support: int) -> LabelScore:
     precision, recall = _ratio(tp, predicted), _ratio(tp, support)
-    f1 = (
-        2 * precision * recall / (precision + recall)
-        if precision is not None and recall is not None and precision + recall > 0
-        else (0.0 if precision is not None and recall is not None else None)
-    )
+    if precision is None or recall is None:
+        f1 = None
+    elif precision + recall == 0:
+        f1 = 0.0
+    else:
+        f1 = 2 * precision * recall / (precision + recall)
     return LabelScore(name, precision, recall, f1, support)
 
 
