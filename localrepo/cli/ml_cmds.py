@@ -3,9 +3,9 @@ commands, thin.
 
 Each parses its options and calls its runner: `ml_train.run_train`,
 `ml_models.run_models` (`run_promote`, `run_rollback`), `ml_classify.run_classify`,
-`ml_evaluate.run_evaluate`. Those
-shells read the catalog and the files, call the server and print; the decisions and the
-text are ml_report.py's (pure). The commands are registered lazily by cli/main.py
+`ml_evaluate.run_evaluate`. Those shells read the catalog and the files, call the
+server and print; the decisions and the text are ml_report.py's and promotion.py's
+(pure). The commands are registered lazily by cli/main.py
 (`LAZY_COMMANDS`)."""
 
 from __future__ import annotations
@@ -17,7 +17,7 @@ import click
 from localrepo.cli.connect import token_option
 from localrepo.cli.context import Ctx
 from localrepo.cli.ml_classify import run_classify
-from localrepo.cli.ml_evaluate import run_evaluate
+from localrepo.cli.ml_evaluate import EvaluateOptions, run_evaluate
 from localrepo.cli.ml_models import run_models, run_promote, run_rollback
 from localrepo.cli.ml_train import run_train
 from localrepo.cli.promotion import IF_BETTER, POLICIES
@@ -196,6 +196,19 @@ def classify(
     show_default=True,
     help="Parallel requests.",
 )
+@click.option(
+    "--holdout",
+    metavar="DIR",
+    type=click.Path(exists=True, file_okay=False),
+    help="Score the images of this folder tree instead (the folder under DIR is the label).",
+)
+@click.option(
+    "--report",
+    metavar="FILE.html",
+    type=click.Path(dir_okay=False),
+    help="Also write a self-contained HTML report with pictures (needs the report extra).",
+)
+@click.option("--all", "show_all", is_flag=True, help="List every misclassified file.")
 @click.option("--json", "as_json", is_flag=True, help="Print the report as JSON.")
 @token_option
 @click.pass_obj
@@ -204,10 +217,16 @@ def evaluate(
     task_name: str | None,
     version: int | None,
     jobs: int,
+    holdout: str | None,
+    report: str | None,
+    show_all: bool,
     as_json: bool,
     token: str | None,
 ) -> None:
-    """Classify the repository's own labelled images and compare with their folders:
-    accuracy and confusion matrix (multi_class), per-tag precision/recall
-    (multi_label), MAE/RMSE/R2 (regression)."""
-    run_evaluate(obj, task_name, version, jobs, as_json, token)
+    """Classify the repository's labelled images (or, with --holdout, those of a folder
+    tree the model never saw) and compare with their folders: per-label precision,
+    recall and F1 and the confusion matrix (multi_class), per-tag scores (multi_label),
+    MAE/RMSE/R2 (regression); then the misclassified files (regression: the largest
+    errors), true -> predicted (confidence). Exit 6 when some files failed."""
+    options = EvaluateOptions(holdout=holdout, report=report, show_all=show_all)
+    run_evaluate(obj, task_name, version, jobs, as_json, token, options)
