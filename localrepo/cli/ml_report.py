@@ -258,6 +258,7 @@ def model_row(model: RemoteModel, production: int | None, task_type: str) -> lis
         f"{mark}{fmt(model.version)}",
         model.train_status or "-",
         created or "-",
+        fmt(image_count(model)),
         model.backend or "-",
         *scores,
     ]
@@ -267,7 +268,15 @@ def model_headers(task_type: str) -> list[str]:
     scores = (
         ["mae", "rmse", "r2"] if task_type == REGRESSION else ["accuracy", "precision", "recall"]
     )
-    return ["version", "status", "created", "backend", *scores]
+    return ["version", "status", "created", "images", "backend", *scores]
+
+
+def image_count(model: RemoteModel) -> int | None:
+    """The images a version was trained and tested on, when the server says."""
+    parts = [model.metrics.get(k) for k in ("train_images", "test_images")]
+    if all(isinstance(n, int) and not isinstance(n, bool) for n in parts):
+        return sum(parts)  # type: ignore[arg-type]
+    return None
 
 
 def model_json(model: RemoteModel, production: int | None) -> dict[str, Any]:
@@ -278,6 +287,7 @@ def model_json(model: RemoteModel, production: int | None) -> dict[str, Any]:
         "status": model.train_status,
         "created": model.created,
         "backend": model.backend,
+        "images": image_count(model),
         **summary_numbers(model),
         "metrics": model.metrics,
         "detail": model.detail,

@@ -148,7 +148,7 @@ def test_train_wait_reports_metrics_and_models_lists_the_version(
     assert [(m["version"], m["production"], m["status"]) for m in listed] == [(1, True, "TRAINED")]
     text = colours.run("models")
     table = rows(text.stdout)
-    assert table[0][:5] == ["version", "status", "created", "backend", "accuracy"]
+    assert table[0][:6] == ["version", "status", "created", "images", "backend", "accuracy"]
     assert table[1][:2] == ["*1", "TRAINED"]
     detail = colours.run("models", "--version", "1").stdout
     assert "accuracy" in detail and "confusion matrix" in detail
@@ -324,7 +324,7 @@ def test_two_labels_train_again_makes_version_2_and_version_1_stays_usable(
     assert code == 0, tty
     # On a terminal: an animated status line (rich, ANSI codes), then the result.
     assert "Training 'colours': " in tty and "\x1b[" in tty
-    assert "version 1 is now the production version" in tty and "confusion matrix" in out
+    assert "Version 1 is now the production version." in tty and "confusion matrix" in out
     # An unsynced change: training refuses until it is synced (or forced).
     put(clone, "circle/extra.jpg", class_image("circle", 6100))
     proc = clone.run("train", expect=EXIT_DECISION)
@@ -332,7 +332,13 @@ def test_two_labels_train_again_makes_version_2_and_version_1_stays_usable(
     assert "repo sync" in proc.stderr and "Traceback" not in proc.stderr
     clone.sync()
     second = clone.run("train", "--wait")
-    assert "version 2 is now the production version (features: handcrafted)." in second.stderr
+    assert "Trained 'colours': version 2 (features: handcrafted)." in second.stderr
+    # As good as version 1 on version 2's test images: version 2 goes into production.
+    assert re.search(
+        r"Version 2 scored (\d\.\d{3}) accuracy against version 1's \1 on the same \d+ test "
+        r"images: version 2 is now the production version\.",
+        second.stderr,
+    ), second.stderr
     assert "confusion matrix" in second.stdout
     # Not a terminal: status lines, never an animation.
     assert "training 'colours': " in second.stderr and "\x1b[" not in second.stderr

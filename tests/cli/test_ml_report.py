@@ -88,11 +88,17 @@ def test_model_rows_mark_production_and_show_scores() -> None:
     )
     assert model.backend == "efficientnet-lite0"
     row = mr.model_row(model, 2, "multi_class")
-    assert row[:4] == ["*2", "TRAINED", "2026-11-27 14:00:00", "efficientnet-lite0"]
-    assert row[4] == "0.800"
+    # No image counts from this server: "-".
+    assert row[:5] == ["*2", "TRAINED", "2026-11-27 14:00:00", "-", "efficientnet-lite0"]
+    assert row[5] == "0.800"
     assert mr.model_row(model, 3, "regression")[0] == "2"
-    assert mr.model_row(model, 3, "regression")[4] == "1.500"
+    assert mr.model_row(model, 3, "regression")[5] == "1.500"
     assert mr.model_json(model, 2)["production"] is True
+    counted = RemoteModel.from_api(
+        {"id": "m3", "version": 3, "metrics": {"train_images": 29, "test_images": 7}}
+    )
+    assert mr.model_row(counted, 2, "multi_class")[3] == "36"
+    assert mr.model_json(counted, 2)["images"] == 36
 
 
 def test_prediction_text_and_json() -> None:

@@ -86,6 +86,16 @@ def test_multi_class_trains_with_the_pretrained_backend_and_versions(api: httpx.
     assert second["metrics"]["embeddings_cached"] == 24
     # Same data, same split.
     assert second["metrics"]["confusion_matrix"] == metrics["confusion_matrix"]
+    # The version in production when it started, scored on the new version's test part.
+    assert second["metrics"]["baseline"] == {
+        "version": model["version"],
+        "accuracy": 1.0,
+        "precision": 1.0,
+        "recall": 1.0,
+        "test_images": 7,
+    }
+    if model["version"] == 1:
+        assert "baseline" not in metrics  # nothing was in production before version 1
     assert api.get(f"task/{task['id']}/").json()["production_version"] == second["version"]
     models = api.get("model/", params={"task": task["id"]}).json()["results"]
     assert [m["version"] for m in models if m["train_status"] == "TRAINED"][-2:] == [
