@@ -23,6 +23,8 @@ from localrepo.server.api import labels as api_labels
 from localrepo.server.api import tasks as api_tasks
 from localrepo.server.data import db as server_db
 from localrepo.server.data import tables
+from localrepo.server.web import assets as web_assets
+from localrepo.server.web import docs as web_docs
 from localrepo.sync import plan, report
 from localrepo.watch import observer
 
@@ -59,6 +61,11 @@ api_tasks.put_task
 api_tasks.patch_task
 api_tasks.task_add_label
 api_tasks.task_remove_label
+web_assets.static_file
+web_docs.swagger_ui
+web_docs.swagger_ui_redirect
+web_docs.redoc
+web_docs.favicon
 # exception handlers registered by @app.exception_handler in install_handlers
 errors._api_error
 errors._too_large

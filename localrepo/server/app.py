@@ -18,6 +18,7 @@ from .imaging import configure_pillow
 from .middleware import ApiMiddleware
 from .ml.classify import MLService
 from .ml.features import Backends
+from .web import assets, docs
 
 API_VERSION = "2"
 
@@ -51,6 +52,9 @@ def create_app(settings: Settings, ctx: ServerContext | None = None) -> FastAPI:
         ),
         redirect_slashes=False,
         responses=ERROR_RESPONSES,
+        # Served by web/docs.py with this server's own copies of their scripts.
+        docs_url=None,
+        redoc_url=None,
     )
     app.router.redirect_slashes = False
     app.state.ctx = context
@@ -58,6 +62,9 @@ def create_app(settings: Settings, ctx: ServerContext | None = None) -> FastAPI:
     for module in (tasks, labels, images, models, classify, account):
         app.include_router(module.router)
     app.include_router(media.router)
+    app.state.assets = assets.Assets()
+    for web_module in (assets, docs):
+        app.include_router(web_module.router)
     app.add_middleware(
         ApiMiddleware,
         max_body_bytes=settings.max_body_bytes,
