@@ -25,6 +25,7 @@ from localrepo.server.data import db as server_db
 from localrepo.server.data import tables
 from localrepo.server.web import assets as web_assets
 from localrepo.server.web import docs as web_docs
+from localrepo.server.web import pages as web_pages
 from localrepo.sync import plan, report
 from localrepo.watch import observer
 
@@ -66,6 +67,12 @@ web_docs.swagger_ui
 web_docs.swagger_ui_redirect
 web_docs.redoc
 web_docs.favicon
+web_pages.root
+web_pages.web_root
+web_pages.home
+web_pages.sign_in_form
+web_pages.sign_in
+web_pages.sign_out
 # exception handlers registered by @app.exception_handler in install_handlers
 errors._api_error
 errors._too_large

@@ -51,6 +51,10 @@ class ServerContext:
     db: Database
     blobs: BlobStore
     limiter: TokenBucketLimiter | None = None
+    # Sign-in attempts to the web interface, per (client address, user name).
+    login_limiter: TokenBucketLimiter = field(
+        default_factory=lambda: TokenBucketLimiter(1 / 60, 10)
+    )
     ml: MLService = field(default_factory=lambda: MLService(Backends()))
     # sha256(token) -> (principal, expiry); bounded by the number of live tokens.
     auth_cache: dict[str, tuple[Principal, float]] = field(default_factory=dict)
