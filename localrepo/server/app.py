@@ -18,6 +18,7 @@ from .imaging import configure_pillow
 from .middleware import ApiMiddleware
 from .ml.classify import MLService
 from .ml.features import Backends
+from .web import account as web_account
 from .web import assets, docs, pages, render
 
 API_VERSION = "2"
@@ -72,7 +73,7 @@ def create_app(settings: Settings, ctx: ServerContext | None = None) -> FastAPI:
         app.include_router(module.router)
     app.include_router(media.router)
     app.state.assets = assets.Assets()
-    for web_module in (assets, docs, pages):
+    for web_module in (assets, docs, pages, web_account):
         app.include_router(web_module.router)
     app.add_middleware(
         ApiMiddleware,

@@ -145,3 +145,28 @@ def test_pages_load_nothing_from_other_hosts(
     assert all(b.endswith((" csp", "ERR_BLOCKED_BY_CSP")) for b in blocked), blocked
     if path == "/redoc":
         assert blocked, "ReDoc asked for no logo: is the policy still needed?"
+
+
+def test_create_and_revoke_a_token_in_the_browser(
+    signed_in: Any, live_server: Any, web_user: WebUser
+) -> None:
+    import httpx
+
+    page = signed_in
+    page.get_by_role("navigation", name="Main").get_by_role("link", name="Account").click()
+    page.wait_for_url("**/web/account")
+    page.get_by_label("New token's name").fill("browser laptop")
+    page.get_by_role("button", name="Create a token").click()
+    token = page.get_by_label("Token", exact=True).input_value()
+    assert re.fullmatch(r"[0-9a-f]{40}", token)
+    assert page.locator("#login-line").inner_text() == f"repo login --url {live_server.url}"
+    shoot(page, "account")
+    with httpx.Client(base_url=live_server.url + "account/v2/") as api:
+        headers = {"Authorization": f"Token {token}"}
+        assert api.get("workspace/", headers=headers).status_code == 200
+        page.on("dialog", lambda dialog: dialog.accept())  # htmx's hx-confirm
+        page.get_by_role("button", name="Revoke browser laptop").click()
+        page.wait_for_selector("text=The token was revoked.")
+        assert page.get_by_role("button", name="Revoke browser laptop").count() == 0
+        assert api.get("workspace/", headers=headers).status_code == 401
+    assert page.get_by_role("button", name="Revoke test").is_visible()  # the other one stays

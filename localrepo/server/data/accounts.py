@@ -232,3 +232,14 @@ def workspace_summaries(db: Database, user_id: str) -> list[WorkspaceSummary]:
     with db.read() as session:
         rows = session.connection().execute(_SUMMARIES_SQL, {"u": user_id})
         return [WorkspaceSummary(r[0], r[1], bool(r[2]), int(r[3])) for r in rows]
+
+
+def revoke_user_token(db: Database, user_id: str, token_id: str) -> str | None:
+    """Revoke one of ``user_id``'s own tokens; its sha256 (to forget it in caches), or
+    None when the user has no such token (another user's is not theirs to revoke)."""
+    with db.write() as session:
+        row = session.get(ApiToken, token_id)
+        if row is None or row.user_id != user_id:
+            return None
+        session.delete(row)
+        return row.token_hash
