@@ -211,3 +211,18 @@ def test_web_errors_are_pages_and_api_errors_stay_json(live_server: Any) -> None
         assert method.status_code == 405 and "<html" in method.text
         api = client.get("/recognition/v2/no-such-thing/")
         assert api.status_code == 404 and api.json() == {"detail": "Not found."}
+
+
+def test_the_sign_in_limiter_forgets_refilled_buckets() -> None:
+    """Sign-in keys come from the client (any user name): the limiter's table stays
+    bounded by forgetting buckets that are full again, and keeps the others."""
+    from localrepo.server.context import TokenBucketLimiter
+
+    refills_at_once = TokenBucketLimiter(rate=1e12, burst=1, max_keys=3)
+    for name in ("a", "b", "c", "d", "e"):
+        assert refills_at_once.check(name) == 0
+    assert len(refills_at_once._buckets) <= 3
+    never_refills = TokenBucketLimiter(rate=1e-9, burst=1, max_keys=3)
+    for name in ("a", "b", "c", "d"):
+        assert never_refills.check(name) == 0
+    assert never_refills.check("a") > 0  # still limited: its bucket was kept

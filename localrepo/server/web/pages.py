@@ -136,7 +136,8 @@ async def sign_in(request: Request) -> Response:
         return again({"form": message}, 429, headers={"Retry-After": str(seconds)})
     record = await run_in_threadpool(accounts.sign_in_record, ctx.db, username)
     # Verified even for an unknown user (against a dummy hash): the same time either way.
-    matches = await run_in_threadpool(verify_password, record and record[1], password)
+    async with ctx.password_checks:
+        matches = await run_in_threadpool(verify_password, record and record[1], password)
     if record is None or not matches:
         return again({"password": WRONG_CREDENTIALS}, 401)
     response = RedirectResponse(next_path, status_code=303)
