@@ -128,3 +128,72 @@ def test_a_version_3_database_gains_passwords_and_sessions(
         assert record is not None and verify_password(record[1], "after the upgrade")
     finally:
         db.dispose()
+
+
+def run_on_a_terminal(server: Any, args: list[str], answers: list[str]) -> tuple[int, str]:
+    """`localrepo-server ARGS` with a pseudo-terminal as its controlling terminal (what
+    getpass reads), typing `answers` at each prompt; (exit code, everything it showed)."""
+    import os
+    import select
+
+    master, slave = os.openpty()
+    # A new session's leader that opens a terminal gets it as its controlling terminal
+    # (Linux); then the command replaces it (no preexec_fn: unsafe with threads).
+    take_the_terminal = (
+        "import os, sys; os.close(os.open(os.ttyname(0), os.O_RDWR)); "
+        "os.execv(sys.executable, [sys.executable, *sys.argv[1:]])"
+    )
+    command = ["-m", "localrepo.server.cli", *args, "--data", str(server.data_dir)]
+    proc = subprocess.Popen(
+        [sys.executable, "-c", take_the_terminal, *command],
+        stdin=slave,
+        stdout=slave,
+        stderr=slave,
+        env=server._env(),
+        cwd=server.data_dir.parent,
+        start_new_session=True,
+    )
+    os.close(slave)
+    shown = b""
+    pending = list(answers)
+    try:
+        while True:
+            ready, _, _ = select.select([master], [], [], limit(30))
+            if not ready:
+                raise AssertionError(f"no prompt within the limit; shown so far: {shown!r}")
+            try:
+                chunk = os.read(master, 4096)
+            except OSError:  # the child closed the terminal
+                break
+            if not chunk:
+                break
+            shown += chunk
+            while pending and shown.count(b"assword") > len(answers) - len(pending):
+                os.write(master, pending.pop(0).encode() + b"\n")
+    finally:
+        os.close(master)
+    return proc.wait(timeout=limit(60)), shown.decode(errors="replace")
+
+
+def test_ask_password_asks_twice_without_echo(live_server: Any) -> None:
+    secret = "typed at a prompt"
+    code, shown = run_on_a_terminal(
+        live_server, ["user", "add", "tty-user", "--ask-password"], [secret, secret]
+    )
+    assert code == 0, shown
+    assert "Password: " in shown and "Password again: " in shown
+    assert secret not in shown  # not echoed, not printed
+    user = WebUser("tty-user", secret, "", live_server.url)
+    with web_client(user) as client:
+        assert sign_in(client, user).status_code == 303
+
+
+def test_two_different_passwords_change_nothing(live_server: Any, web_user: WebUser) -> None:
+    code, shown = run_on_a_terminal(
+        live_server,
+        ["user", "set-password", web_user.username],
+        ["first version 1", "second version 2"],
+    )
+    assert code == 1 and "the two passwords differ; nothing was changed" in shown
+    with web_client(web_user) as client:
+        assert sign_in(client, web_user).status_code == 303  # the old one still works
