@@ -112,4 +112,6 @@ def test_the_account_page_needs_a_session(live_server: Any) -> None:
         answer = client.get("/web/account")
         assert answer.status_code == 303
         assert answer.headers["location"] == "/web/sign-in?next=%2Fweb%2Faccount"
-        assert client.post("/web/account/tokens", data={"name": "x"}).status_code == 303
+        posted = client.post("/web/account/tokens", data={"name": "x"})
+        assert posted.status_code == 303  # to sign-in, then home (not back to a POST URL)
+        assert posted.headers["location"] == "/web/sign-in"

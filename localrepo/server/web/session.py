@@ -28,7 +28,7 @@ from ..data import websessions
 from ..data.tables import iso_at, now_iso
 from ..data.websessions import SessionUser
 from .render import SignInRequired, WebError
-from .security import cookie_flags, same_secret, secret_hash
+from .security import HOME, cookie_flags, same_secret, secret_hash
 
 SESSION_COOKIE = "localrepo_session"
 SIGN_IN_COOKIE = "localrepo_sign_in"
@@ -63,6 +63,9 @@ async def require_user(request: Request) -> SessionUser:
     """A page's dependency: the signed-in user, or off to the sign-in page."""
     user = await current_user(request)
     if user is None:
+        if request.method not in ("GET", "HEAD"):
+            # A form posted after the session ended: back to the page, not the POST URL.
+            raise SignInRequired(HOME)
         query = request.url.query
         raise SignInRequired(request.url.path + (f"?{query}" if query else ""))
     return user
