@@ -170,3 +170,24 @@ def test_create_and_revoke_a_token_in_the_browser(
         assert page.get_by_role("button", name="Revoke browser laptop").count() == 0
         assert api.get("workspace/", headers=headers).status_code == 401
     assert page.get_by_role("button", name="Revoke test").is_visible()  # the other one stays
+
+
+@pytest.mark.parametrize("path", ["/web/sign-in", "/web/", "/web/account"])
+def test_pages_fit_a_phone_screen(signed_in: Any, path: str) -> None:
+    page = signed_in
+    page.set_viewport_size({"width": 375, "height": 740})
+    page.goto(path)
+    overflow = page.evaluate("document.documentElement.scrollWidth - window.innerWidth")
+    assert overflow <= 0, f"{path} is {overflow} px wider than a phone's screen"
+    if path == "/web/":
+        shoot(page, "home-phone")
+
+
+def test_signing_in_with_the_keyboard_alone(page: Any, web_user: WebUser) -> None:
+    page.goto("/web/sign-in")
+    page.keyboard.type(web_user.username)  # the user name field has the focus
+    page.keyboard.press("Tab")
+    page.keyboard.type(web_user.password)
+    page.keyboard.press("Enter")
+    page.wait_for_url("**/web/")
+    assert page.get_by_role("heading", name="Your workspaces").is_visible()
