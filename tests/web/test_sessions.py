@@ -226,3 +226,27 @@ def test_the_sign_in_limiter_forgets_refilled_buckets() -> None:
     for name in ("a", "b", "c", "d"):
         assert never_refills.check(name) == 0
     assert never_refills.check("a") > 0  # still limited: its bucket was kept
+
+
+def test_an_expired_session_opens_nothing(live_server: Any, web_user: WebUser) -> None:
+    from sqlalchemy import text
+
+    from localrepo.server.data.db import Database
+    from localrepo.server.web.security import secret_hash
+
+    with signed_in_client(web_user) as client:
+        assert client.get("/web/").status_code == 200
+        db = Database(live_server.database_url)
+        try:
+            with db.write() as session:  # its expiry, moved to the past
+                session.execute(
+                    text("UPDATE web_sessions SET expires = :past WHERE id_hash = :h"),
+                    {
+                        "past": "2000-01-01T00:00:00.000000Z",
+                        "h": secret_hash(client.cookies[SESSION_COOKIE]),
+                    },
+                )
+        finally:
+            db.dispose()
+        answer = client.get("/web/")
+        assert answer.status_code == 303 and answer.headers["location"] == "/web/sign-in"
