@@ -125,6 +125,12 @@ def main() -> None:
         server.terminate()
         server.wait(timeout=15)
     print(f"\nDone. The demo folders stay in {DEMO}/ (the server is stopped).")
+    srv = DEMO / "srv"
+    print(
+        "To see the same data in a browser (docs/web.md): give the demo's user a password\n"
+        f"  localrepo-server user set-password dev --data {srv}\n"
+        f"then run  localrepo-server serve --data {srv}  and open http://127.0.0.1:8000/"
+    )
 
 
 if __name__ == "__main__":

@@ -260,6 +260,8 @@ def test_a_version_1_database_is_upgraded_on_start(tmp_path) -> None:
         session.execute(text("DROP TABLE embeddings"))
         session.execute(text("ALTER TABLE models DROP COLUMN backend"))
         session.execute(text("DROP INDEX ix_image_labels_image_created"))
+        session.execute(text("DROP TABLE web_sessions"))
+        session.execute(text("ALTER TABLE users DROP COLUMN password_hash"))
         session.execute(text("UPDATE schema_info SET value = '1' WHERE key = 'schema_version'"))
     db.dispose()
     db = Database(url)
@@ -267,6 +269,7 @@ def test_a_version_1_database_is_upgraded_on_start(tmp_path) -> None:
     with db.read() as session:
         conn = session.connection()
         columns = {r[1] for r in conn.execute(text("PRAGMA table_info(models)"))}
+        user_columns = {r[1] for r in conn.execute(text("PRAGMA table_info(users)"))}
         tables = {r[0] for r in conn.execute(text("SELECT name FROM sqlite_master"))}
         version = conn.execute(
             text("SELECT value FROM schema_info WHERE key = 'schema_version'")
@@ -275,7 +278,8 @@ def test_a_version_1_database_is_upgraded_on_start(tmp_path) -> None:
     assert "backend" in columns and {"model_heads", "embeddings"} <= tables
     assert "ix_image_labels_image_created" in tables  # (sqlite_master lists indexes too)
     assert {"image_docs", "image_doc_insert"} <= tables  # (and triggers)
-    assert version == "3"
+    assert "password_hash" in user_columns and "web_sessions" in tables  # version 4
+    assert version == "4"
 
 
 def test_a_version_that_has_not_trained_cannot_be_production(server_factory) -> None:
