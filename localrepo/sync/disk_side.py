@@ -31,7 +31,7 @@ from localrepo.sync.snapshot import META_NAME
 from localrepo.vocabulary import REGRESSION
 
 if TYPE_CHECKING:
-    from localrepo.sync.execute import ImageResult
+    from localrepo.sync.results import ImageResult
     from localrepo.sync.snapshot import RemoteImageView
 
 

@@ -56,6 +56,7 @@ from localrepo.sync.snapshot import (
     list_task_images,
     load_task_state,
 )
+from localrepo.sync.stopping import StopRequest
 from localrepo.sync.twins import label_twins, settle_twins
 from localrepo.vocabulary import LABEL_TYPE, MULTI_CLASS, POLICY_MANUAL, REGRESSION
 
@@ -109,8 +110,12 @@ class Engine:
         *,
         progress: Callable[[str, int, int], None] | None = None,
         clock: Callable[[], int] = time.time_ns,
+        stop: StopRequest | None = None,
     ) -> None:
+        """`stop`: the user's request to stop (sync/stopping.py); once made, no task
+        starts, and the executor winds the running one down."""
         self.repo = repo
+        self.stop = stop or StopRequest()
         self.client = client
         self.options = options
         self.progress = progress
@@ -132,18 +137,22 @@ class Engine:
                     report.scan = self._scan(conn, dry_run=False)
                 changed_disk = False
                 for binding in bindings:
+                    if self.stop.requested:
+                        break
                     task_report = self._sync_task(conn, fs, binding, bindings, report.scan)
                     report.tasks.append(task_report)
                     if task_report.outcome.fatal is not None:
                         raise task_report.outcome.fatal
                     o = task_report.outcome
                     changed_disk |= bool(o.downloaded or o.relabelled_local or o.trashed_local)
+                report.stopped = self.stop.requested
                 if changed_disk and not self.options.dry_run:
                     # The engine's files are in the catalog already; re-derive the labels
                     # and counts from them (nothing is journalled as a user edit).
                     with transaction(conn):
                         catalog_meta.set_meta(conn, "bindings_fp", "")
-                    self._scan(conn, dry_run=False)
+                    if not report.stopped:  # else the next run's scan does it
+                        self._scan(conn, dry_run=False)
             finally:
                 conn.close()
         report.seconds = time.perf_counter() - started
@@ -397,9 +406,11 @@ class Engine:
             progress=progress,
             clock=self.clock,
             share_labels=opts.share_labels,
+            stop=self.stop,
         )
         rep.outcome = executor.run(plan)
-        if rep.outcome.deferred and rep.outcome.fatal is None and not relisted:
+        stopped = rep.outcome.stopped or self.stop.requested
+        if rep.outcome.deferred and rep.outcome.fatal is None and not relisted and not stopped:
             # An upload met these bytes on the remote, already labelled in this task
             # (another clone sent them): only a listing shows how to merge that. The
             # remote ids are recorded; the listing run picks the images up by them.
@@ -414,7 +425,7 @@ class Engine:
             again.outcome.merge(rep.outcome)
             again.outcome.deferred = []
             return again
-        if not rep.outcome.failed and rep.outcome.fatal is None:
+        if not rep.outcome.failed and rep.outcome.fatal is None and not stopped:
             with transaction(conn):  # the scanner's observations are now on both sides
                 journal.observations_synced(conn, binding.task_id, self.clock())
                 journal.supersede_in_flight(conn, binding.task_id, self.clock())
