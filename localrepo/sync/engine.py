@@ -58,7 +58,13 @@ from localrepo.sync.snapshot import (
 )
 from localrepo.sync.stopping import StopRequest
 from localrepo.sync.twins import label_twins, settle_twins
-from localrepo.vocabulary import LABEL_TYPE, MULTI_CLASS, POLICY_MANUAL, REGRESSION
+from localrepo.vocabulary import (
+    LABEL_TYPE,
+    MULTI_CLASS,
+    POLICY_LOCAL,
+    POLICY_REMOTE,
+    REGRESSION,
+)
 
 log = logging.getLogger("localrepo.sync")
 
@@ -99,6 +105,20 @@ def _adopt_remote_ids(conn: sqlite3.Connection, listed: Mapping[str, Any]) -> No
     if moved:
         with transaction(conn):
             catalog_images.adopt_remote_ids(conn, moved)
+
+
+def _decided(
+    conn: sqlite3.Connection, binding: TaskBinding, mode: str
+) -> dict[P.Policy, frozenset[str]]:
+    """The images whose conflicts `repo resolve` decided, by the side they take; a side
+    this run's direction cannot carry out (`pull` sends nothing, `push` writes nothing
+    here) waits, decided, for a run that can."""
+    skip = {"pull": POLICY_LOCAL, "push": POLICY_REMOTE}.get(mode)
+    by_side: dict[P.Policy, set[str]] = {}
+    for key, side in catalog_conflicts.decisions(conn, binding.task_id).items():
+        if side in (POLICY_LOCAL, POLICY_REMOTE) and side != skip:
+            by_side.setdefault(side, set()).add(key)  # type: ignore[arg-type]
+    return {side: frozenset(keys) for side, keys in by_side.items()}
 
 
 class Engine:
@@ -367,12 +387,11 @@ class Engine:
         state, rep.held, refusals = _hold_back(conn, binding, state, files)
         rep.problems += refusals
         absolute, fraction = parse_max_delete(opts.max_delete)
-        policy: P.Policy = POLICY_MANUAL if opts.resolve_keys else opts.policy
         plan = P.plan_task(
-            state, policy, max_delete=absolute, max_delete_fraction=fraction, force=opts.force
+            state, opts.policy, max_delete=absolute, max_delete_fraction=fraction, force=opts.force
         )
-        if opts.resolve_keys:
-            plan = with_resolutions(plan, state, opts.resolve_keys, opts.policy)
+        for side, keys in _decided(conn, binding, opts.mode).items():
+            plan = with_resolutions(plan, state, keys, side)
         full_plan = plan
         plan = filter_plan(plan, opts.mode)
         rep.left_for_other_side = left_for_other_side(full_plan, plan)

@@ -23,8 +23,6 @@ class SyncOptions:
     force: bool = False
     jobs: int = 8
     noresize: bool = True
-    # `repo resolve`: these images' conflicts are settled with `policy`; others stay manual.
-    resolve_keys: frozenset[str] = frozenset()
     # The watcher: files still being written, left as the catalog knows them (see Scanner).
     hold: frozenset[str] = frozenset()
     # The watcher: the folders its events touched (a scoped scan); None scans everything.

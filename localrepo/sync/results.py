@@ -65,6 +65,9 @@ class ImageResult:
     deleted_remote: bool = False
     added_files: list[Written] = field(default_factory=list)
     removed_files: list[str] = field(default_factory=list)
+    # In words (`repo resolve` says them): (old path, new path) moves, trashed paths.
+    moves: list[tuple[str, str]] = field(default_factory=list)
+    trashed: list[str] = field(default_factory=list)
     error: str | None = None
     fatal: LocalrepoError | None = None
     counts: dict[str, int] = field(default_factory=dict)
