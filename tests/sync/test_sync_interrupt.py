@@ -131,12 +131,19 @@ def test_requests_slower_than_the_grace_are_abandoned_and_settled_by_the_next_sy
 def test_a_second_ctrl_c_quits_at_once_and_the_journal_recovers(proxied):
     world, proxy = proxied
     a = seeded(world)
-    proxy.add("POST", UPLOAD, "delay", times=10 * N, seconds=1.5)
+    # Uploads slower than the grace: the first Ctrl-C is still waiting for them when the
+    # second comes.
+    proxy.add("POST", UPLOAD, "delay", times=10 * N, seconds=5.0)
     proc = start(a, "sync")
     try:
         uploads_under_way(world)
         proc.send_signal(signal.SIGINT)
-        time.sleep(0.3)  # the first one is taken: the run is stopping
+        assert proc.stderr is not None
+        first = []
+        while not first or not first[-1].startswith("Stopping"):
+            line = proc.stderr.readline()
+            assert line, f"the first Ctrl-C said nothing: {first}"
+            first.append(line)
         proc.send_signal(signal.SIGINT)
         took, out, err = ends(proc)
     finally:
