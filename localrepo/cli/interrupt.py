@@ -1,7 +1,9 @@
-"""Ctrl-C during a sync run (`repo sync`, `push`, `pull`, `clone`): the first one asks
-the run to stop (sync/stopping.py: no new work, the requests in flight get a grace of
-two seconds) and says so; a second one ends the process at once, exit 130, and the
-journal recovers the work in flight at the next run (docs/reliability.md).
+"""Ctrl-C during a sync run (`repo sync`, `push`, `pull`, `clone`): before the run
+executes anything it interrupts at once, as before (cli/context.py words it); then the
+first one asks the run to stop (sync/stopping.py: no new work, the requests in flight
+get a grace of two seconds) and says so; a second one ends the process at once, exit
+130, and the journal recovers the work in flight at the next run (docs/sync.md,
+"Stopping a sync").
 
 The shell around `StopRequest` and the words of sync/stopping.py; signal handlers can
 only be set from the main thread, so elsewhere (a test calling `main()` from a thread)
@@ -36,6 +38,8 @@ def ctrl_c_stops(stop: StopRequest, command: str) -> Iterator[None]:
             echo(quit_text(command), err=True)
             sys.stdout.flush()
             os._exit(EXIT_STOPPED)
+        if not stop.executing:  # scanning, listing, planning: nothing to let end
+            raise KeyboardInterrupt
         stop.request()
         echo(stopping_text(stop.in_flight), err=True)
 

@@ -405,6 +405,9 @@ class Engine:
             self._record_conflicts(conn, binding, plan, files)
         if plan.stop is not None or opts.dry_run:
             return rep
+        if self.stop.requested:  # stopped while listing or planning: nothing started
+            rep.outcome.stopped = True
+            return rep
         progress = None
         if self.progress is not None:
             outer = self.progress

@@ -131,6 +131,7 @@ class Executor:
         """The plan's ops in their phases: labels attached, folders made, the images (on
         the workers), uploads linked in bulk, labels detached, folders removed."""
         out = Outcome()
+        self.stop.executing = True  # from here on, a stop lets the work in flight end
         # The catalog's stat of the files the plan touches (the workers check them).
         keys = {op.key for op in plan.ops if op.key is not None}
         self.disk.stats = catalog_files.stats_of(

@@ -2,7 +2,8 @@
 
 Contract: `StopRequest` is shared by the shell that receives the signal (cli/interrupt.py)
 and the executor (sync/execute.py): `request()` is called once, from the signal
-handler; the executor starts no image after it, lets the requests in flight end for
+handler, once the executor has started (`executing`; before that, Ctrl-C interrupts
+at once, as a crash would: the scan's transaction rolls back); the executor starts no image after it, lets the requests in flight end for
 `GRACE` seconds at most, then abandons them. It counts the images its workers are busy
 with (`working`), which is what the first message names. The journal keeps whatever
 was in flight; the next run re-derives it (an upload whose answer was lost is answered
@@ -27,6 +28,9 @@ class StopRequest:
         self._lock = threading.Lock()
         self._busy = 0
         self.requested_at: float | None = None  # time.monotonic() of the request
+        # Set by the executor when it starts: before, nothing is under way that a stop
+        # should let end (the scan's transaction rolls back), and Ctrl-C interrupts.
+        self.executing = False
 
     def request(self) -> None:
         if self.requested_at is None:
