@@ -105,10 +105,9 @@ def open_by_task(conn: sqlite3.Connection) -> list[tuple[int, int, str | None, s
 
 def open_details(conn: sqlite3.Connection) -> list[tuple]:
     """[(conflict id, task name, path, field, base JSON, local JSON, remote JSON, image
-    hash, decision or None, task id)] of the open conflicts (`repo conflicts`, `resolve`)."""
+    hash)] of the open conflicts (`repo conflicts`, `resolve`)."""
     return conn.execute(
-        "SELECT c.id, t.name, c.path, c.field, c.base, c.local, c.remote, i.hash,"
-        " c.resolution, c.task_id"
+        "SELECT c.id, t.name, c.path, c.field, c.base, c.local, c.remote, i.hash"
         " FROM conflict c JOIN task t ON t.id = c.task_id LEFT JOIN image i"
         " ON i.id = c.image_id WHERE c.resolved_ns IS NULL ORDER BY c.id"
     ).fetchall()
@@ -141,6 +140,16 @@ def decide(conn: sqlite3.Connection, conflict_ids: Iterable[int], side: str) -> 
     conn.executemany(
         "UPDATE conflict SET resolution = ? WHERE id = ? AND resolved_ns IS NULL",
         [(side, i) for i in conflict_ids],
+    )
+
+
+def decided(conn: sqlite3.Connection) -> dict[int, str]:
+    """{conflict id: side} of the open conflicts `repo resolve` decided."""
+    return dict(
+        conn.execute(
+            "SELECT id, resolution FROM conflict"
+            " WHERE resolved_ns IS NULL AND resolution IS NOT NULL"
+        ).fetchall()
     )
 
 

@@ -21,10 +21,11 @@ from localrepo.vocabulary import MULTI_CLASS, POLICY_LOCAL, POLICY_REMOTE
 @click.pass_obj
 def conflicts(obj: Any, as_json: bool) -> None:
     """List the conflicts waiting for 'repo resolve'."""
-    from localrepo.catalog.conflicts import open_details
+    from localrepo.catalog.conflicts import decided, open_details
 
     conn = obj.repo().connect()
     rows = open_details(conn)
+    decisions = decided(conn)
     conn.close()
     items = [
         {
@@ -36,7 +37,7 @@ def conflicts(obj: Any, as_json: bool) -> None:
             "local": json.loads(r[5]),
             "remote": json.loads(r[6]),
             "image": r[7],
-            "decision": r[8],  # the side `repo resolve` chose; the next sync sends it
+            "decision": decisions.get(r[0]),  # `repo resolve`'s side; the next sync sends it
         }
         for r in rows
     ]
@@ -161,12 +162,14 @@ class _Decider:
     def __init__(self, root: Path, conn: Any, dry_run: bool) -> None:
         from localrepo.catalog import files as catalog_files
         from localrepo.catalog import tasks as catalog_tasks
+        from localrepo.catalog.conflicts import open_by_task
         from localrepo.sync.localfs import LocalFS
 
         self.conn = conn
         self.dry_run = dry_run
         self.fs = LocalFS(root)
         self.bindings = catalog_tasks.load_bindings(conn)
+        self._task_of = {r[0]: r[1] for r in open_by_task(conn)}  # conflict id -> task id
         self.stats = catalog_files.load_stats(conn)
         self._files: dict[int, dict[str, list[str]]] = {}
         self.changed = False
@@ -178,7 +181,9 @@ class _Decider:
             self._files[binding.task_id] = local_files(self.conn, binding, self.bindings)
         return self._files[binding.task_id]
 
-    def binding(self, task_id: int) -> Any:
+    def binding(self, row: tuple) -> Any:
+        """The task of a conflict row (`open_details`)."""
+        task_id = self._task_of[row[0]]
         return next(b for b in self.bindings if b.task_id == task_id)
 
     def take(self, rows: list[tuple], side: str) -> list[str]:
@@ -186,7 +191,7 @@ class _Decider:
 
         lines = []
         for row in rows:
-            binding = self.binding(row[9])
+            binding = self.binding(row)
             local, remote = json.loads(row[5]), json.loads(row[6])
             where = row[2] or f"image {row[7][:12]}"
             if side == POLICY_LOCAL:
@@ -241,7 +246,7 @@ class _Decider:
         label = nfc(label)
         work = []
         for row in rows:
-            binding = self.binding(row[9])
+            binding = self.binding(row)
             if binding.type != MULTI_CLASS:
                 raise LocalrepoError(
                     f"--keep is for multi_class tasks; '{binding.name}' is "
