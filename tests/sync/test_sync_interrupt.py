@@ -154,3 +154,28 @@ def test_a_second_ctrl_c_quits_at_once_and_the_journal_recovers(proxied):
     assert "Stopped:" not in err  # it did not wait to count
     proxy.rules.clear()
     resumes_without_duplicates(world, a)
+
+
+def test_ctrl_c_before_the_run_executes_anything_interrupts_at_once(proxied):
+    world, proxy = proxied
+    a = world.init("a", "pets")
+    a.write("dog/x.jpg", 1)
+    # The run's first look at the server's tasks is held: it is listing, not executing.
+    held = proxy.add("GET", r"/task/", "hold")
+    proc = start(a, "sync")
+    try:
+        until(lambda: held.arrived.is_set() or proc.poll() is not None, what="the task lookup")
+        assert proc.poll() is None, proc.communicate()
+        proc.send_signal(signal.SIGINT)
+        took, out, err = ends(proc)
+    finally:
+        held.release.set()
+        proc.kill()
+    assert proc.returncode == 130, (out, err)
+    assert took < limit(3), f"Ctrl-C took {took:.1f}s\n{err}"
+    assert "Aborted." in err and "Stopping" not in err, err  # as before this change
+    assert "Traceback" not in err
+    assert world.remote.images() == []
+    s = a.sync()
+    assert s["uploaded"] == 1, s
+    a.verify()
