@@ -1,5 +1,5 @@
 """Ctrl-C during a sync run (`repo sync`, `push`, `pull`, `clone`): before the run
-executes anything it interrupts at once, as before (cli/context.py words it); then the
+executes anything it interrupts at once, as before (`Aborted.`, cli/main.py); then the
 first one asks the run to stop (sync/stopping.py: no new work, the requests in flight
 get a grace of two seconds) and says so; a second one ends the process at once, exit
 130, and the journal recovers the work in flight at the next run (docs/sync.md,
