@@ -12,6 +12,8 @@ EXIT_AUTH = 4
 EXIT_UNREACHABLE = 5
 EXIT_PARTIAL = 6
 EXIT_SAFETY = 7
+# Stopped by the user (Ctrl-C), as shells report a SIGINT: 128 + 2.
+EXIT_STOPPED = 130
 
 
 class LocalrepoError(Exception):

@@ -1,6 +1,11 @@
 """The conflict table: three-way conflicts the sync engine recorded, and how each was
 settled (by a policy, by `repo resolve`, or by later edits that converged).
 
+A row is open while `resolved_ns` is NULL. An open row with a `resolution` is decided:
+`repo resolve` chose a side (`decide`), offline; the next sync that can carry it out
+settles it (`decisions` tells the engine which side each image takes). A run that
+finds it open again (a `pull` cannot send a local decision) keeps the decision.
+
 Owns every read and write of `conflict`."""
 
 from __future__ import annotations
@@ -55,9 +60,9 @@ def record(
         if resolution is None:
             current.add((key, field))
         if existing is not None:  # the open conflict, updated (and maybe settled)
-            conn.execute(
+            conn.execute(  # an open one keeps its decision, if it has one
                 "UPDATE conflict SET base = ?, local = ?, remote = ?, path = ?,"
-                " resolved_ns = ?, resolution = ? WHERE id = ?",
+                " resolved_ns = ?, resolution = COALESCE(?, resolution) WHERE id = ?",
                 (
                     *values,
                     path,
@@ -83,19 +88,12 @@ def record(
             ),
         )
     for (key, field_name), row_id in open_rows.items():
-        if (key, field_name) not in current:  # settled by later edits
+        if (key, field_name) not in current:  # settled: by its decision, or by later edits
             conn.execute(
-                f"UPDATE conflict SET resolved_ns = ?, resolution = '{CONVERGED}' WHERE id = ?",
-                (now_ns, row_id),
+                "UPDATE conflict SET resolved_ns = ?, resolution = COALESCE(resolution, ?)"
+                " WHERE id = ?",
+                (now_ns, CONVERGED, row_id),
             )
-
-
-def open_conflicts(conn: sqlite3.Connection) -> list[tuple[int, str | None, str | None]]:
-    """[(conflict id, path, image hash)] of the conflicts not settled yet."""
-    return conn.execute(
-        "SELECT c.id, c.path, i.hash FROM conflict c LEFT JOIN image i ON i.id = c.image_id"
-        " WHERE c.resolved_ns IS NULL ORDER BY c.id"
-    ).fetchall()
 
 
 def open_by_task(conn: sqlite3.Connection) -> list[tuple[int, int, str | None, str]]:
@@ -107,7 +105,7 @@ def open_by_task(conn: sqlite3.Connection) -> list[tuple[int, int, str | None, s
 
 def open_details(conn: sqlite3.Connection) -> list[tuple]:
     """[(conflict id, task name, path, field, base JSON, local JSON, remote JSON, image
-    hash)] of the open conflicts (`repo conflicts`)."""
+    hash)] of the open conflicts (`repo conflicts`, `resolve`)."""
     return conn.execute(
         "SELECT c.id, t.name, c.path, c.field, c.base, c.local, c.remote, i.hash"
         " FROM conflict c JOIN task t ON t.id = c.task_id LEFT JOIN image i"
@@ -134,3 +132,33 @@ def image_at(conn: sqlite3.Connection, path: str) -> str | None:
         (path,),
     ).fetchone()
     return row[0] if row else None
+
+
+def decide(conn: sqlite3.Connection, conflict_ids: Iterable[int], side: str) -> None:
+    """Record `repo resolve`'s decision: these open conflicts take `side` (local or
+    remote) at the next sync."""
+    conn.executemany(
+        "UPDATE conflict SET resolution = ? WHERE id = ? AND resolved_ns IS NULL",
+        [(side, i) for i in conflict_ids],
+    )
+
+
+def decided(conn: sqlite3.Connection) -> dict[int, str]:
+    """{conflict id: side} of the open conflicts `repo resolve` decided."""
+    return dict(
+        conn.execute(
+            "SELECT id, resolution FROM conflict"
+            " WHERE resolved_ns IS NULL AND resolution IS NOT NULL"
+        ).fetchall()
+    )
+
+
+def decisions(conn: sqlite3.Connection, task_id: int) -> dict[str, str]:
+    """{image hash: side} of the task's decided conflicts not sent yet."""
+    return dict(
+        conn.execute(
+            "SELECT i.hash, c.resolution FROM conflict c JOIN image i ON i.id = c.image_id"
+            " WHERE c.task_id = ? AND c.resolved_ns IS NULL AND c.resolution IS NOT NULL",
+            (task_id,),
+        ).fetchall()
+    )

@@ -10,7 +10,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import NoReturn
 
-from localrepo.errors import EXIT_ERROR, LocalrepoError
+from localrepo.errors import EXIT_ERROR, EXIT_STOPPED, LocalrepoError
 
 
 def echo(message: str = "", *, err: bool = False) -> None:
@@ -70,7 +70,7 @@ def run_guarded(command: Callable[[], int | None], *, quick_exit: bool = False) 
         sys.exit(exc.exit_code)
     except KeyboardInterrupt:
         echo("Interrupted; nothing half-done was recorded.", err=True)
-        sys.exit(130)
+        sys.exit(EXIT_STOPPED)
     except BrokenPipeError:
         sys.stderr.close()
         sys.exit(EXIT_ERROR)

@@ -263,9 +263,19 @@ def watch(obj: Any, poll: bool, detached: bool, **timing: float) -> None:
         try:
             watcher.run()
         finally:
-            client.close()
+            if not watcher.sync_stop.abandons():
+                client.close()
     finally:
         lock.release()
+    if watcher.sync_stop.abandons():
+        # The last run left requests in flight to the journal (sync/stopping.py): their
+        # threads would hold the process until the server answers them.
+        import logging
+
+        from localrepo.cli.interrupt import end_now
+
+        logging.shutdown()
+        end_now(0)
 
 
 @click.group()

@@ -68,7 +68,7 @@ def cli(ctx: click.Context, directory: str | None, verbose: int, quiet: bool) ->
     The folder an image sits in is its label. Exit codes: 0 ok, 1 error, 2 usage,
     3 not in sync yet (conflicts, held-back files; with status --exit-code: changes
     pending), 4 authentication failed, 5 remote unreachable, 6 partial success,
-    7 stopped by a safety limit.
+    7 stopped by a safety limit, 130 stopped by Ctrl-C (the next sync resumes).
     """
     if directory is not None and not os.path.isdir(directory):
         raise click.BadParameter(f"{directory} is not a folder.", param_hint="-C")

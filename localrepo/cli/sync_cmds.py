@@ -10,7 +10,16 @@ from typing import TYPE_CHECKING, Any
 import click
 
 from localrepo.cli.connect import make_client, repo_client, token_option, typed_url
-from localrepo.errors import EXIT_DECISION, EXIT_OK, EXIT_PARTIAL, EXIT_SAFETY, LocalrepoError
+from localrepo.cli.interrupt import ctrl_c_stops, say_stopped
+from localrepo.errors import (
+    EXIT_DECISION,
+    EXIT_OK,
+    EXIT_PARTIAL,
+    EXIT_SAFETY,
+    EXIT_STOPPED,
+    LocalrepoError,
+)
+from localrepo.sync.stopping import StopRequest
 from localrepo.vocabulary import POLICIES
 
 if TYPE_CHECKING:  # the remote package is imported when a command needs it
@@ -52,20 +61,23 @@ def run_sync(
         share_labels=cfg.sync.share_labels,
         join=join,
     )
-    with _progress(obj.quiet or as_json) as bar:
+    stop = StopRequest()
+    with _progress(obj.quiet or as_json) as bar, ctrl_c_stops(stop, mode):
 
         def progress(_what: str, done: int, total: int) -> None:
             bar(done, total)
 
         try:
-            report = Engine(repo, client, options, progress=progress).run()
+            report = Engine(repo, client, options, progress=progress, stop=stop).run()
         finally:
-            client.close()
+            if not stop.abandons():
+                client.close()
     summary = sync_summary(report, dry_run=dry_run)
     if as_json:
         click.echo(json.dumps(summary, indent=2, ensure_ascii=False))
     else:
         print_sync(summary, verbose=obj.verbose)
+    say_stopped(report, mode, quiet=obj.quiet)
     sys.exit(sync_exit_code(summary))
 
 
@@ -73,6 +85,8 @@ def sync_exit_code(summary: dict[str, Any]) -> int:
     """7 stopped by a safety limit, 6 some items failed, 3 not in sync yet (conflicts,
     held-back files, images left alone for a reported problem, work left for the other
     direction), 0 in sync (docs/sync.md)."""
+    if summary.get("stopped"):
+        return EXIT_STOPPED
     if any(t["stop"] for t in summary["tasks"]):
         return EXIT_SAFETY
     if summary["failed"]:
@@ -129,6 +143,7 @@ def sync_summary(report: Any, *, dry_run: bool) -> dict[str, Any]:
         )
     return {
         "dry_run": dry_run,
+        "stopped": report.stopped,
         "uploaded": o.uploaded,
         "downloaded": o.downloaded,
         "relabelled": o.relabelled_remote + o.relabelled_local,
@@ -274,6 +289,7 @@ def clone(
 
     url = typed_url(obj, url)
     client = make_client(url, token, workspace, jobs)
+    stop = StopRequest()
     try:
         remote_task = _find_remote_task(client, task)
         target = obj.directory / (directory or remote_task.name)
@@ -289,18 +305,21 @@ def clone(
         repo.bind_root_task(remote_task.id)
         cfg = load_config(repo.state_dir)
         save_config(repo.state_dir, cfg)
-        with _progress(obj.quiet) as bar:
+        with _progress(obj.quiet) as bar, ctrl_c_stops(stop, "sync"):
             report = Engine(
                 repo,
                 client,
                 SyncOptions(mode="pull", jobs=jobs, share_labels=cfg.sync.share_labels),
                 progress=lambda _w, d, t: bar(d, t),
+                stop=stop,
             ).run()
     finally:
-        client.close()
+        if not stop.abandons():
+            client.close()
     summary = sync_summary(report, dry_run=False)
     obj.info(f"Cloned task '{remote_task.name}' ({remote_task.type}) into {repo.root}")
     print_sync(summary, verbose=obj.verbose)
+    say_stopped(report, "sync", quiet=obj.quiet)
     sys.exit(sync_exit_code(summary))
 
 

@@ -7,7 +7,7 @@ Retry policy (see docs/remote.md):
 - retried: connection errors, timeouts, dropped connections, 429 (honouring
   ``Retry-After``, capped) and 502/503/504; never any other 4xx/5xx;
 - not retried, failing at once with the URL and what to check: a refused connection,
-  a host name that is not known, a failed TLS handshake (`no_way_through`) while the
+  a host name that is not known, a failed TLS handshake (remote/failfast.py) while the
   server has not answered yet; once it has, a refused connection is a restart and is
   retried like any connection error;
 - a request that was sent and whose answer was lost (read timeout, dropped
@@ -20,10 +20,7 @@ Retry policy (see docs/remote.md):
 
 from __future__ import annotations
 
-import errno
 import logging
-import socket
-import ssl
 import threading
 from collections.abc import Callable, Mapping
 from typing import Any, Self
@@ -47,6 +44,7 @@ from .errors import (
     ThrottledError,
     safe_url,
 )
+from .failfast import no_way_through, unreachable_text
 from .urls import with_scheme
 
 log = logging.getLogger("localrepo.remote")
@@ -95,37 +93,6 @@ def transport_failure(exc: httpx.HTTPError) -> Transient | None:
         return Transient(f"no answer in time ({name})", outcome_unknown=True)
     if isinstance(exc, (httpx.NetworkError, httpx.RemoteProtocolError)):
         return Transient(f"connection lost ({text})", outcome_unknown=True)
-    return None
-
-
-_UNKNOWN_HOST = {socket.EAI_NONAME, getattr(socket, "EAI_NODATA", socket.EAI_NONAME)}
-
-
-def _causes(exc: BaseException) -> list[BaseException]:
-    out: list[BaseException] = []
-    cause: BaseException | None = exc
-    while cause is not None and cause not in out and len(out) < 10:
-        out.append(cause)
-        cause = cause.__cause__ or cause.__context__
-    return out
-
-
-def no_way_through(exc: httpx.HTTPError) -> str | None:
-    """Why a connection failed in a way that waiting will not fix, or None: the port
-    refuses connections (nothing listens), the host name is not known (not a temporary
-    DNS failure), or TLS failed (a plain-HTTP server, a certificate that is not
-    trusted). Only for `httpx.ConnectError`: nothing was sent."""
-    if not isinstance(exc, httpx.ConnectError):
-        return None
-    for cause in _causes(exc):
-        if isinstance(cause, ConnectionRefusedError) or (
-            isinstance(cause, OSError) and cause.errno == errno.ECONNREFUSED
-        ):
-            return "refused"
-        if isinstance(cause, socket.gaierror) and cause.errno in _UNKNOWN_HOST:
-            return "unknown host"
-        if isinstance(cause, ssl.SSLError):
-            return "tls"
     return None
 
 
@@ -347,25 +314,7 @@ class Transport:
 
     def _unreachable(self, op: str, why: str, exc: httpx.HTTPError) -> RemoteUnavailableError:
         """No retry can help (see `no_way_through`): say which URL and what to check."""
-        where = safe_url(self.base_url)
-        check = "`repo remote show` shows this repository's; `repo remote set URL` changes it"
-        if why == "refused":
-            text = (
-                f"cannot connect to {where}: connection refused. Is the server running, and "
-                f"is this its address and port? ({check})"
-            )
-        elif why == "unknown host":
-            host = urlsplit(self.base_url).hostname
-            text = (
-                f"cannot reach {where}: the host name '{host}' is not known. Check the host "
-                f"name for a typo ({check})"
-            )
-        else:
-            plain = "http://" + where.split("://", 1)[-1]
-            text = (
-                f"cannot reach {where}: the TLS handshake failed ({exc}). If the server "
-                f"speaks plain HTTP, use {plain} ({check})"
-            )
+        text = unreachable_text(safe_url(self.base_url), self.base_url, why, exc)
         return RemoteUnavailableError(self._scrub(f"{op}: {text}."), operation=op)
 
     def _outcome_unknown(self, exc: Transient, op: str, url: str) -> OutcomeUnknownError:

@@ -29,7 +29,7 @@ from localrepo.layout import TaskBinding
 
 if TYPE_CHECKING:
     from localrepo.sync import plan as P
-    from localrepo.sync.execute import ImageResult
+    from localrepo.sync.results import ImageResult
 
 
 class CatalogSide:

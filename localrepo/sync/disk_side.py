@@ -31,7 +31,7 @@ from localrepo.sync.snapshot import META_NAME
 from localrepo.vocabulary import REGRESSION
 
 if TYPE_CHECKING:
-    from localrepo.sync.execute import ImageResult
+    from localrepo.sync.results import ImageResult
     from localrepo.sync.snapshot import RemoteImageView
 
 
@@ -102,6 +102,7 @@ class DiskSide:
                 moved = self.fs.move(source, folder, source.rsplit("/", 1)[-1])
                 result.removed_files.append(source)
                 result.added_files.append(moved)
+                result.moves.append((source, moved.path))
             else:
                 anchor = (result.added_files[0].path if result.added_files else None) or next(
                     (p for ps in by_label.values() for p in ps if p not in result.removed_files),
@@ -115,6 +116,7 @@ class DiskSide:
         for path in leaving:  # copies left in labels the image no longer has
             self.fs.trash(path)
             result.removed_files.append(path)
+            result.trashed.append(path)
         self._write_values(result, target)
         result.local_changed = True
         result.counts["relabelled_local"] = 1

@@ -56,8 +56,15 @@ from localrepo.sync.snapshot import (
     list_task_images,
     load_task_state,
 )
+from localrepo.sync.stopping import StopRequest
 from localrepo.sync.twins import label_twins, settle_twins
-from localrepo.vocabulary import LABEL_TYPE, MULTI_CLASS, POLICY_MANUAL, REGRESSION
+from localrepo.vocabulary import (
+    LABEL_TYPE,
+    MULTI_CLASS,
+    POLICY_LOCAL,
+    POLICY_REMOTE,
+    REGRESSION,
+)
 
 log = logging.getLogger("localrepo.sync")
 
@@ -100,6 +107,20 @@ def _adopt_remote_ids(conn: sqlite3.Connection, listed: Mapping[str, Any]) -> No
             catalog_images.adopt_remote_ids(conn, moved)
 
 
+def _decided(
+    conn: sqlite3.Connection, binding: TaskBinding, mode: str
+) -> dict[P.Policy, frozenset[str]]:
+    """The images whose conflicts `repo resolve` decided, by the side they take; a side
+    this run's direction cannot carry out (`pull` sends nothing, `push` writes nothing
+    here) waits, decided, for a run that can."""
+    skip = {"pull": POLICY_LOCAL, "push": POLICY_REMOTE}.get(mode)
+    by_side: dict[P.Policy, set[str]] = {}
+    for key, side in catalog_conflicts.decisions(conn, binding.task_id).items():
+        if side in (POLICY_LOCAL, POLICY_REMOTE) and side != skip:
+            by_side.setdefault(side, set()).add(key)  # type: ignore[arg-type]
+    return {side: frozenset(keys) for side, keys in by_side.items()}
+
+
 class Engine:
     def __init__(
         self,
@@ -109,8 +130,12 @@ class Engine:
         *,
         progress: Callable[[str, int, int], None] | None = None,
         clock: Callable[[], int] = time.time_ns,
+        stop: StopRequest | None = None,
     ) -> None:
+        """`stop`: the user's request to stop (sync/stopping.py); once made, no task
+        starts, and the executor winds the running one down."""
         self.repo = repo
+        self.stop = stop or StopRequest()
         self.client = client
         self.options = options
         self.progress = progress
@@ -132,18 +157,22 @@ class Engine:
                     report.scan = self._scan(conn, dry_run=False)
                 changed_disk = False
                 for binding in bindings:
+                    if self.stop.requested:
+                        break
                     task_report = self._sync_task(conn, fs, binding, bindings, report.scan)
                     report.tasks.append(task_report)
                     if task_report.outcome.fatal is not None:
                         raise task_report.outcome.fatal
                     o = task_report.outcome
                     changed_disk |= bool(o.downloaded or o.relabelled_local or o.trashed_local)
+                report.stopped = self.stop.requested
                 if changed_disk and not self.options.dry_run:
                     # The engine's files are in the catalog already; re-derive the labels
                     # and counts from them (nothing is journalled as a user edit).
                     with transaction(conn):
                         catalog_meta.set_meta(conn, "bindings_fp", "")
-                    self._scan(conn, dry_run=False)
+                    if not report.stopped:  # else the next run's scan does it
+                        self._scan(conn, dry_run=False)
             finally:
                 conn.close()
         report.seconds = time.perf_counter() - started
@@ -358,12 +387,11 @@ class Engine:
         state, rep.held, refusals = _hold_back(conn, binding, state, files)
         rep.problems += refusals
         absolute, fraction = parse_max_delete(opts.max_delete)
-        policy: P.Policy = POLICY_MANUAL if opts.resolve_keys else opts.policy
         plan = P.plan_task(
-            state, policy, max_delete=absolute, max_delete_fraction=fraction, force=opts.force
+            state, opts.policy, max_delete=absolute, max_delete_fraction=fraction, force=opts.force
         )
-        if opts.resolve_keys:
-            plan = with_resolutions(plan, state, opts.resolve_keys, opts.policy)
+        for side, keys in _decided(conn, binding, opts.mode).items():
+            plan = with_resolutions(plan, state, keys, side)
         full_plan = plan
         plan = filter_plan(plan, opts.mode)
         rep.left_for_other_side = left_for_other_side(full_plan, plan)
@@ -376,6 +404,9 @@ class Engine:
         if not opts.dry_run:
             self._record_conflicts(conn, binding, plan, files)
         if plan.stop is not None or opts.dry_run:
+            return rep
+        if self.stop.requested:  # stopped while listing or planning: nothing started
+            rep.outcome.stopped = True
             return rep
         progress = None
         if self.progress is not None:
@@ -397,9 +428,11 @@ class Engine:
             progress=progress,
             clock=self.clock,
             share_labels=opts.share_labels,
+            stop=self.stop,
         )
         rep.outcome = executor.run(plan)
-        if rep.outcome.deferred and rep.outcome.fatal is None and not relisted:
+        stopped = rep.outcome.stopped or self.stop.requested
+        if rep.outcome.deferred and rep.outcome.fatal is None and not relisted and not stopped:
             # An upload met these bytes on the remote, already labelled in this task
             # (another clone sent them): only a listing shows how to merge that. The
             # remote ids are recorded; the listing run picks the images up by them.
@@ -414,7 +447,7 @@ class Engine:
             again.outcome.merge(rep.outcome)
             again.outcome.deferred = []
             return again
-        if not rep.outcome.failed and rep.outcome.fatal is None:
+        if not rep.outcome.failed and rep.outcome.fatal is None and not stopped:
             with transaction(conn):  # the scanner's observations are now on both sides
                 journal.observations_synced(conn, binding.task_id, self.clock())
                 journal.supersede_in_flight(conn, binding.task_id, self.clock())

@@ -24,8 +24,8 @@ import sqlite3
 import threading
 import time
 from collections import defaultdict
-from collections.abc import Callable
-from concurrent.futures import Future, ThreadPoolExecutor
+from collections.abc import Callable, Iterator
+from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass, field
 
 from localrepo.catalog import files as catalog_files
@@ -44,69 +44,13 @@ from localrepo.sync import faults
 from localrepo.sync import plan as P
 from localrepo.sync.catalog_side import CatalogSide
 from localrepo.sync.disk_side import DiskSide
-from localrepo.sync.localfs import LocalFS, Written
+from localrepo.sync.localfs import LocalFS
 from localrepo.sync.plan import REMOTE_IMAGE_OPS
 from localrepo.sync.remote_side import Deferred, RemoteSide
+from localrepo.sync.results import ImageResult, Outcome
 from localrepo.sync.snapshot import RemoteSnapshot
+from localrepo.sync.stopping import StopRequest
 from localrepo.vocabulary import LABEL_TYPE, REGRESSION
-
-
-@dataclass
-class Outcome:
-    uploaded: int = 0
-    downloaded: int = 0
-    relabelled_remote: int = 0
-    relabelled_local: int = 0
-    deleted_remote: int = 0
-    unlinked_remote: int = 0
-    trashed_local: int = 0
-    labels_created: int = 0
-    synced: int = 0
-    failed: list[tuple[str, str]] = field(default_factory=list)  # (what, reason)
-    problems: list[str] = field(default_factory=list)
-    fatal: LocalrepoError | None = None  # auth failure, server gone: stop the run
-    # Uploads left for a run that lists the task (see Executor.defer_labelled_duplicates).
-    deferred: list[str] = field(default_factory=list)
-
-    def merge(self, other: Outcome) -> None:
-        for name in (
-            "uploaded",
-            "downloaded",
-            "relabelled_remote",
-            "relabelled_local",
-            "deleted_remote",
-            "unlinked_remote",
-            "trashed_local",
-            "labels_created",
-            "synced",
-        ):
-            setattr(self, name, getattr(self, name) + getattr(other, name))
-        self.failed += other.failed
-        self.problems += other.problems
-        self.deferred += other.deferred
-        self.fatal = self.fatal or other.fatal
-
-
-@dataclass
-class ImageResult:
-    key: str
-    hash: str | None  # the content hash (known after a download of a remote:<id> image)
-    remote_id: str | None
-    created_here: bool = False
-    size: int | None = None
-    dims: tuple[int, int, str] | None = None
-    target: dict[str, float | None] = field(default_factory=dict)
-    remote_done: bool = False  # the remote now holds `target`
-    local_changed: bool = False  # this run changed the disk for it
-    deleted_remote: bool = False
-    added_files: list[Written] = field(default_factory=list)
-    removed_files: list[str] = field(default_factory=list)
-    error: str | None = None
-    fatal: LocalrepoError | None = None
-    counts: dict[str, int] = field(default_factory=dict)
-    skipped: bool = False  # not started: the run was stopping
-    link_later: dict[str, float | None] | None = None  # uploaded; labels go in bulk
-    deferred: bool = False  # already on the remote with labels of the task: not linked
 
 
 @dataclass
@@ -135,6 +79,7 @@ class Executor:
         progress: Callable[[int, int], None] | None = None,
         clock: Callable[[], int] = time.time_ns,
         share_labels: bool = False,
+        stop: StopRequest | None = None,
     ) -> None:
         """An upload whose bytes the remote holds already, with labels of this task that
         the plan did not see (another clone sent the same bytes meanwhile, or the plan
@@ -142,7 +87,9 @@ class Executor:
         id is recorded, its key is in `Outcome.deferred`, and the engine re-plans it
         from a listing (linking blind would give a multi_class image two categories).
         `share_labels`: a label of this name attached to another task may be adopted
-        (the user asked for it; by default each task creates its own)."""
+        (the user asked for it; by default each task creates its own).
+        `stop`: the user's request to stop (sync/stopping.py): no image starts after
+        it, and the images in flight get its grace, then are abandoned."""
         self.conn = conn
         self.binding = binding
         self.snapshot = snapshot
@@ -167,6 +114,7 @@ class Executor:
         # takes its next image before the main thread can cancel it, and would spend a
         # whole retry budget on a server known to be gone).
         self._stopping = threading.Event()
+        self.stop = stop or StopRequest()
         self._bulk: set[str] = set()
         # What each image op does (other kinds, SET_BASE, only record the target).
         self._steps: dict[str, Callable[[ImageResult, P.Op], None]] = {
@@ -183,6 +131,7 @@ class Executor:
         """The plan's ops in their phases: labels attached, folders made, the images (on
         the workers), uploads linked in bulk, labels detached, folders removed."""
         out = Outcome()
+        self.stop.executing = True  # from here on, a stop lets the work in flight end
         # The catalog's stat of the files the plan touches (the workers check them).
         keys = {op.key for op in plan.ops if op.key is not None}
         self.disk.stats = catalog_files.stats_of(
@@ -209,10 +158,15 @@ class Executor:
         collected = self._images(by_key, journal_ids, out)
         if out.fatal:
             return out
+        # Stopped or not, the finished uploads get their labels (a request per label
+        # set): they are what the stopped run did.
         for names, results in sorted(collected.unlinked.items()):
             self._bulk_link(names, results, by_key, journal_ids, out)
             if out.fatal:
                 return out
+        if self.stop.requested:  # no new work: labels detached and folders removed later
+            out.stopped = True
+            return out
         # Labels are detached once no image keeps them: images whose ops failed still do.
         still_used = {
             name
@@ -238,15 +192,18 @@ class Executor:
         self, by_key: dict[str, list[P.Op]], journal_ids: dict[int, int], out: Outcome
     ) -> _Collected:
         """Every image's ops on the workers, each image committed here as it finishes;
-        the first fatal error cancels the images not started."""
+        the first fatal error, or the user's stop, cancels the images not started. After
+        a stop, the images in flight get its grace (sync/stopping.py), then are left to
+        their threads: their journal rows stay in flight for the next run."""
         collected = _Collected()
         total = len(by_key)
         done = 0
-        with ThreadPoolExecutor(self.jobs, thread_name_prefix="sync") as pool:
-            futures: dict[Future[ImageResult], str] = {
-                pool.submit(self._image, key, ops): key for key, ops in by_key.items()
-            }
-            for fut in _as_completed(futures):
+        pool = ThreadPoolExecutor(self.jobs, thread_name_prefix="sync")
+        futures: dict[Future[ImageResult], str] = {
+            pool.submit(self._image, key, ops): key for key, ops in by_key.items()
+        }
+        try:
+            for fut in self._as_completed(futures):
                 key = futures[fut]
                 result = fut.result()
                 ids = [journal_ids[id(op)] for op in by_key[key]]
@@ -259,7 +216,38 @@ class Executor:
                     out.fatal = result.fatal
                     for other in futures:
                         other.cancel()
+        finally:
+            left = [fut for fut in futures if not fut.done()]
+            out.abandoned = len(left)
+            collected.failed_keys.update(futures[fut] for fut in left)
+            # Abandoned workers end on their own; nothing waits for them (the command
+            # ends the process: cli/interrupt.py).
+            pool.shutdown(wait=not left, cancel_futures=True)
         return collected
+
+    def _as_completed(
+        self, futures: dict[Future[ImageResult], str]
+    ) -> Iterator[Future[ImageResult]]:
+        """The futures as they finish; once the user asks to stop, the ones not started
+        are cancelled and the others awaited for the stop's grace at most."""
+        if faults.hooks.reorder is not None:  # tests: take the finished images in another order
+            yield from _reordered(futures)
+            return
+        pending = set(futures)
+        while pending:
+            timeout = 0.1  # a signal handler cannot wake wait(): look again soon
+            if self.stop.requested:
+                self._stopping.set()
+                for fut in pending:
+                    fut.cancel()
+                pending = {fut for fut in pending if not fut.cancelled()}
+                timeout = min(timeout, self.stop.grace_left())
+                if timeout <= 0:
+                    return
+            finished, pending = wait(pending, timeout=timeout, return_when=FIRST_COMPLETED)
+            for fut in finished:
+                if not fut.cancelled():
+                    yield fut
 
     def _collect(
         self,
@@ -329,6 +317,8 @@ class Executor:
         """The label ops of one phase, until a fatal error; a label `still_used` by an
         image that failed to sync is not detached."""
         for op in ops:
+            if self.stop.requested:  # the journal keeps the rest for the next run
+                return
             if op.label in still_used:
                 self.catalog.finish(
                     [journal_ids[id(op)]], "still used by an image that failed to sync"
@@ -361,8 +351,12 @@ class Executor:
 
     # -- one image (on a worker) ------------------------------------------------------------
     def _image(self, key: str, ops: list[P.Op]) -> ImageResult:
-        if self._stopping.is_set():
+        if self._stopping.is_set() or self.stop.requested:
             return ImageResult(key, None, None, skipped=True)
+        with self.stop.working():
+            return self._image_ops(key, ops)
+
+    def _image_ops(self, key: str, ops: list[P.Op]) -> ImageResult:
         result = self._new_result(key, ops)
         try:
             for op in ops:
@@ -477,15 +471,8 @@ def ops_by_image(plan: P.Plan) -> dict[str, list[P.Op]]:
     return by_key
 
 
-def _as_completed(futures: dict[Future[ImageResult], str]):  # type: ignore[no-untyped-def]
-    from concurrent.futures import as_completed, wait
-
-    if faults.hooks.reorder is not None:  # tests: take the finished images in another order
-        wait(futures)
-        done = [fut for fut in futures if not fut.cancelled()]
-        yield from faults.hooks.reorder(done)
-        return
-    for fut in as_completed(futures):
-        if fut.cancelled():
-            continue
-        yield fut
+def _reordered(futures: dict[Future[ImageResult], str]) -> Iterator[Future[ImageResult]]:
+    wait(futures)
+    done = [fut for fut in futures if not fut.cancelled()]
+    assert faults.hooks.reorder is not None
+    yield from faults.hooks.reorder(done)

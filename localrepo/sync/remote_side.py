@@ -31,7 +31,7 @@ from localrepo.sync.snapshot import HASH_PREFIX, META_HASH, META_NAME, list_remo
 if TYPE_CHECKING:
     from localrepo.remote.api import RemoteAPI
     from localrepo.sync import plan as P
-    from localrepo.sync.execute import ImageResult
+    from localrepo.sync.results import ImageResult
     from localrepo.sync.snapshot import RemoteImageView
 
 

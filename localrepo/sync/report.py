@@ -9,8 +9,8 @@ from dataclasses import dataclass, field
 
 from localrepo.scan.report import ScanReport
 from localrepo.sync import plan as P
-from localrepo.sync.execute import Outcome
 from localrepo.sync.holds import Hold
+from localrepo.sync.results import Outcome
 from localrepo.vocabulary import POLICY_MANUAL
 
 
@@ -23,8 +23,6 @@ class SyncOptions:
     force: bool = False
     jobs: int = 8
     noresize: bool = True
-    # `repo resolve`: these images' conflicts are settled with `policy`; others stay manual.
-    resolve_keys: frozenset[str] = frozenset()
     # The watcher: files still being written, left as the catalog knows them (see Scanner).
     hold: frozenset[str] = frozenset()
     # The watcher: the folders its events touched (a scoped scan); None scans everything.
@@ -65,6 +63,7 @@ class SyncReport:
     scan: ScanReport | None = None
     tasks: list[TaskReport] = field(default_factory=list)
     seconds: float = 0.0
+    stopped: bool = False  # the user stopped the run (sync/stopping.py)
 
     @property
     def outcome(self) -> Outcome:
@@ -84,6 +83,7 @@ class SyncReport:
         other direction (the exit code says so; errors.py)."""
         return not (
             self.conflicts
+            or self.stopped
             or self.outcome.failed
             or any(
                 t.held

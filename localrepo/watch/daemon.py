@@ -31,6 +31,7 @@ from localrepo.errors import LocalrepoError
 from localrepo.remote.api import RemoteAPI
 from localrepo.remote.errors import AuthError, RemoteUnavailableError
 from localrepo.repository import Repository
+from localrepo.sync.stopping import StopRequest
 from localrepo.watch import coalesce as C
 from localrepo.watch.daemon_files import DaemonState, now_iso
 from localrepo.watch.observer import OVERFLOW, Watching, start_watching, stop_watching
@@ -102,6 +103,9 @@ class Watcher:
         self.hard_exit = hard_exit
         self.events: queue.Queue[C.FsEvent] = queue.Queue()
         self.stop = threading.Event()
+        # Handed to each sync run: a stop winds the run down (no new image starts, the
+        # requests in flight get their grace; sync/stopping.py) instead of running it out.
+        self.sync_stop = StopRequest()
         self.state = DaemonState(pid=os.getpid(), since=now_iso())
         self.coalescer = C.Coalescer(options.debounce)
         self.schedule = C.Schedule(
@@ -119,6 +123,7 @@ class Watcher:
     # -- control ----------------------------------------------------------------------------
     def request_stop(self) -> None:
         self.stop.set()
+        self.sync_stop.request()
         self.events.put(WAKE)
 
     def _save(self) -> None:
@@ -321,7 +326,7 @@ class Watcher:
                 # the full scan and retries list it (and so find remote changes).
                 remote_view="catalog" if why == C.LOCAL else "listing",
             )
-            report = Engine(self.repo, self.client, options).run()
+            report = Engine(self.repo, self.client, options, stop=self.sync_stop).run()
         except Exception as exc:  # whatever it was, the schedule backs off before a retry
             self._failed_scope(scope)
             self._failed(why, exc)

@@ -13,6 +13,7 @@ from support.waiting import limit, until
 
 SUMMARY_KEYS = {
     "dry_run",
+    "stopped",
     "uploaded",
     "downloaded",
     "relabelled",

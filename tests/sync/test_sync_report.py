@@ -6,9 +6,9 @@ from __future__ import annotations
 import pytest
 
 from localrepo.sync import plan as P
-from localrepo.sync.execute import Outcome
 from localrepo.sync.holds import Hold
 from localrepo.sync.report import SyncReport, TaskReport
+from localrepo.sync.results import Outcome
 
 
 def report(**task: object) -> SyncReport:

@@ -148,11 +148,13 @@ def test_label_conflicts_and_their_settlement(world: World) -> None:
     assert b.run("status", "--exit-code", expect=3).returncode == 3
     assert world.remote.by_hash()[image_hash(1)].labels == {"cat": None}  # left alone
 
-    b.run("resolve", "bird/x1.jpg", "--take", "local", expect=3)  # x2, x3 still open
-    b.run("resolve", "bird/x2.jpg", "--take", "remote", expect=3)
+    # Decided offline (the server is not asked); taking the remote side moves the file now.
+    b.run("resolve", "bird/x1.jpg", "--take", "local")
+    b.run("resolve", "bird/x2.jpg", "--take", "remote")
     assert b.files_of(image_hash(2)) == ["cat/x2.jpg"]
-    s = b.sync("--policy", "local")
-    assert s["conflicts"] == 0 and s["relabelled"] == 1, s
+    assert world.remote.by_hash()[image_hash(1)].labels == {"cat": None}  # not sent yet
+    s = b.sync("--policy", "local")  # sends x1's decision; x3 by the policy
+    assert s["conflicts"] == 0 and s["relabelled"] == 2, s
     assert b.conflicts() == []
     remote = world.remote.by_hash()
     assert [remote[image_hash(i)].labels for i in (1, 2, 3)] == [
@@ -249,6 +251,8 @@ def test_regression_value_conflict(world: World) -> None:
     b.run("resolve", "v/r1.jpg", "--take", "remote")
     assert b.sidecar_values() == {"v/r1.jpg": 10.0, "v/r2.jpg": 5.0}
     assert conflict_rows(b)[-1][1:] == ("value", {"v": 20.0}, {"v": 10.0}, "remote")
+    s = b.sync()  # r1 agrees on both sides now (r2 went out with the last sync)
+    assert s["relabelled"] == 0 and s["conflicts"] == 0, s
     a.sync()
     assert a.sidecar_values() == {"v/r1.jpg": 10.0, "v/r2.jpg": 5.0}
     remote = world.remote.by_hash()
