@@ -137,14 +137,18 @@ def pending_changes(
 
 def _fold_modified(changes: list[FileChange]) -> list[FileChange]:
     """New bytes at a deleted file's path: one MODIFIED change, as git says."""
-    new_at = {c.path: c for c in changes if c.kind == NEW}
+    deleted_at = {c.path for c in changes if c.kind == DELETED}
+    new_at = {c.path: c for c in changes if c.kind == NEW and c.path in deleted_at}
     out: list[FileChange] = []
     folded: set[str] = set()
     for c in changes:
+        if c.kind == NEW and c.path in new_at:
+            continue  # folded into the deletion at its path
         if c.kind == DELETED and c.path in new_at and c.path not in folded:
             folded.add(c.path)
-            out.append(FileChange(MODIFIED, c.path, c.old, new_at[c.path].new, LOCAL))
-    return out + [c for c in changes if not (c.kind == NEW and c.path in folded)]
+            c = FileChange(MODIFIED, c.path, c.old, new_at[c.path].new, LOCAL)
+        out.append(c)
+    return out
 
 
 def sort_changes(changes: Iterable[FileChange]) -> list[FileChange]:
@@ -302,6 +306,10 @@ def _suffix(c: FileChange) -> str:
         what = f"{c.old_path}/ -> {c.path}/"
         return f": {what} ({c.detail})" if c.detail else f": {what}"
     parts: list[str] = []
+    if c.kind == MODIFIED:
+        parts.append("new content")
+        if c.old == c.new:
+            return f" ({parts[0]})"
     if c.old_path and c.kind in (MOVED, RELABELLED):
         parts.append(f"from {c.old_path}")
     if c.old is not None and c.new is not None:
