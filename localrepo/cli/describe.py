@@ -164,15 +164,17 @@ def conflict_change(path: str | None, local: Labels, remote: Labels) -> FileChan
 
 
 def plan_changes(ops: Iterable[P.Op], paths: Mapping[str, Sequence[str]]) -> list[FileChange]:
-    """One change per file and side a plan's ops make, in the plan's order; recording
+    """One change per file and side a plan's ops make, in the plan's order (by path
+    within a kind of op); recording
     an image as synced (both sides agree already) is none. `paths`: {image key: its
     files, or where it was last seen, or where a download will put it}."""
-    out: list[FileChange] = []
+    out: list[tuple[int, str, FileChange]] = []
     for op in ops:
         change = op_change(op.kind, op, _first(paths.get(op.key or "")))
         if change is not None:
-            out.append(change)
-    return out
+            out.append((P.OP_ORDER.index(op.kind), change.path, change))
+    out.sort(key=lambda item: item[:2])  # each kind of op by path, not by image hash
+    return [change for _order, _path, change in out]
 
 
 def _first(paths: Sequence[str] | None) -> str:

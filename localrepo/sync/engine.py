@@ -92,9 +92,11 @@ def _plan_paths(
     files: Mapping[str, list[str]],
     snapshot: RemoteSnapshot,
 ) -> dict[str, list[str]]:
-    """{image key: files} of the images the plan changes, for the user (cli/describe.py):
+    """{image key: files} of the images the plan changes or finds in conflict, for the
+    user (cli/describe.py):
     where each is now, where it was last seen, or where a download will write it."""
     keys = {op.key for op in plan.ops if op.key is not None and op.kind != P.SET_BASE}
+    keys |= {c.key for c in plan.conflicts}
     out = {k: list(files[k]) for k in keys if files.get(k)}
     gone = sorted(k for k in keys if k not in out and not k.startswith(P.REMOTE_KEY_PREFIX))
     out.update((k, [path]) for k, path in journal.last_paths(conn, gone).items())

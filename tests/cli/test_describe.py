@@ -150,8 +150,8 @@ def test_plan_changes_one_line_per_file_and_side_without_bookkeeping() -> None:
     assert lines == [
         "add label on the server: dogs",
         "upload: cats/a.jpg (new, cats)",
-        "relabel on the server: cats/b.jpg (cats -> dogs)",
         "change value on the server: age/c.jpg (age=3 -> age=4)",
+        "relabel on the server: cats/b.jpg (cats -> dogs)",
         "delete on the server: cats/d.jpg (was cats)",
         "remove label on the server: birds",
         "make folder: dogs/",
@@ -163,11 +163,11 @@ def test_plan_changes_one_line_per_file_and_side_without_bookkeeping() -> None:
     for line in lines:
         _clean(line)
     assert D.totals_text(changes) == (
-        "add 1 label on the server, upload 1, relabel 1 on the server, change 1 value on the"
+        "add 1 label on the server, upload 1, change 1 value on the server, relabel 1 on the"
         " server, delete 1 on the server, remove 1 label on the server, make 1 folder,"
         " download 1, relabel 1 here, move 1 to the trash, remove 1 empty folder"
     )
-    done = [D.action_line(c, done=True) for c in changes[1:3]]
+    done = [D.action_line(c, done=True) for c in (changes[1], changes[3])]
     assert done == [
         "uploaded: cats/a.jpg (new, cats)",
         "relabelled on the server: cats/b.jpg (cats -> dogs)",
