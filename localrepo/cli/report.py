@@ -12,8 +12,8 @@ from typing import Any
 
 from localrepo.catalog import journal
 from localrepo.catalog.conflicts import open_by_task, open_details
-from localrepo.catalog.files import damaged_files, valid_files
-from localrepo.catalog.labels import task_image_labels, task_label_names_by_task
+from localrepo.catalog.files import damaged_files, file_nodes, valid_files
+from localrepo.catalog.labels import differing_image_labels, task_label_names_by_task
 from localrepo.catalog.meta import get_meta
 from localrepo.catalog.problems import all_problems
 from localrepo.catalog.sides import LOCAL, SYNCED
@@ -143,24 +143,32 @@ def file_changes(
     """Per task, what changed on disk since the last sync, one per file (the core is
     `describe.pending_changes`), then the open conflicts with both sides."""
     bindings = load_bindings(conn)
-    files: dict[str, list[str]] = defaultdict(list)
-    for path, digest in valid_files(conn):
-        files[digest].append(path)
     moves: dict[str, tuple[str, str]] = {}
     for kind, _task, path, old_path, digest, _detail in journal.open_entries(conn):
         if kind == ch.MOVED and digest and path and old_path:
-            first = moves.get(digest, (old_path, path))[0]
-            moves[digest] = (first, path)
+            moves[digest] = (moves.get(digest, (old_path, path))[0], path)
+    damaged_keys = {digest for digest, _reason in damaged.values()}
     out: list[D.FileChange] = []
+    relabelled: set[str] = set()
     for binding in bindings:
-        base = task_image_labels(conn, binding.task_id, SYNCED)
-        local = task_image_labels(conn, binding.task_id, LOCAL)
-        keys = {k for k in set(base) | set(local) if base.get(k) != local.get(k)}
-        keys |= set(moves) & (set(base) | set(local))
-        paths = {k: [p for p in files.get(k, ()) if task_for(p, bindings) is binding] for k in keys}
+        # Only the images whose labels differ are read: a no-change status of a large
+        # tree reads no label map (docs/benchmarks.md).
+        base, local = differing_image_labels(conn, binding.task_id, SYNCED, LOCAL)
+        keys = set(base) | set(local)
+        relabelled |= keys
+        nodes = file_nodes(conn, sorted(keys))
+        paths = {
+            k: [p for p, _dev, _ino in nodes.get(k, ()) if task_for(p, bindings) is binding]
+            for k in keys
+        }
         last_seen = journal.last_paths(conn, sorted(k for k in keys if not paths[k]))
-        damaged_keys = {digest for digest, _reason in damaged.values()}
         out += D.pending_changes(base, local, paths, last_seen, moves, damaged_keys)
+    # Moves that kept the labels (another subfolder, another name).
+    still = file_nodes(conn, sorted(k for k in moves if k not in relabelled | damaged_keys))
+    for key, nodes_of in still.items():
+        old_path, path = moves[key]
+        if path in {p for p, _dev, _ino in nodes_of} and path != old_path:
+            out.append(D.FileChange(D.MOVED, path, side=D.LOCAL, old_path=old_path))
     for _id, _task, path, _field, _base, local_json, remote_json, _h in open_details(conn):
         out.append(D.conflict_change(path, json.loads(local_json), json.loads(remote_json)))
     return D.sort_changes(out)

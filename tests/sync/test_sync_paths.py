@@ -47,6 +47,7 @@ def test_status_dry_run_and_log_name_each_file_with_what_happened(world: World) 
     a.move("dogs/b.jpg", "cats/b.jpg")  # relabelled
     (a.root / "cats/d.jpg").unlink()  # deleted
     (a.root / "dogs/e.jpg").write_bytes(b"no longer an image")  # damaged
+    a.move("cats/f.jpg", "cats/sub/f.jpg")  # moved: the same label
 
     out = _status(a)
     assert "pending changes:" in out  # the counts stay
@@ -54,6 +55,7 @@ def test_status_dry_run_and_log_name_each_file_with_what_happened(world: World) 
     assert "  new:           cats/new.jpg (cats)\n" in out
     assert "  relabelled:    cats/b.jpg (from dogs/b.jpg; dogs -> cats)\n" in out
     assert "  deleted:       cats/d.jpg (was cats)\n" in out
+    assert "  moved:         cats/sub/f.jpg (from cats/f.jpg)\n" in out
     assert "  dogs/e.jpg: not an image\n" in out  # the damaged section names it
     assert "Nothing pending" not in out
 
@@ -99,6 +101,7 @@ def test_status_dry_run_and_log_name_each_file_with_what_happened(world: World) 
     assert "local   relabelled: cats/b.jpg (from dogs/b.jpg; dogs -> cats)" in log
     assert "local   deleted: cats/d.jpg (was cats)" in log
     assert "local   damaged: dogs/e.jpg (not an image)" in log
+    assert "local   moved: cats/sub/f.jpg (from cats/f.jpg)" in log
     assert "server  uploaded: cats/new.jpg (cats)" in log
     assert "server  relabelled on the server: cats/b.jpg (dogs -> cats)" in log
     assert "server  deleted on the server: cats/d.jpg (was cats)" in log
