@@ -156,10 +156,9 @@ def file_changes(
         base, local = differing_image_labels(conn, binding.task_id, SYNCED, LOCAL)
         keys = set(base) | set(local)
         relabelled |= keys
-        nodes = file_nodes(conn, sorted(keys))
         paths = {
-            k: [p for p, _dev, _ino in nodes.get(k, ()) if task_for(p, bindings) is binding]
-            for k in keys
+            k: [p for p in found if task_for(p, bindings) is binding]
+            for k, found in _files_of(conn, keys).items()
         }
         last_seen = journal.last_paths(conn, sorted(k for k in keys if not paths[k]))
         out += D.pending_changes(base, local, paths, last_seen, moves, damaged_keys)
@@ -172,6 +171,20 @@ def file_changes(
     for _id, _task, path, _field, _base, local_json, remote_json, _h in open_details(conn):
         out.append(D.conflict_change(path, json.loads(local_json), json.loads(remote_json)))
     return D.sort_changes(out)
+
+
+def _files_of(conn: sqlite3.Connection, keys: set[str]) -> dict[str, list[str]]:
+    """{hash: its valid files} of `keys`: one query over every file when there are many
+    (a first status of a large tree: everything is new)."""
+    out: dict[str, list[str]] = {k: [] for k in keys}
+    if len(keys) > 500:
+        for path, digest in valid_files(conn):
+            if digest in out:
+                out[digest].append(path)
+        return out
+    for digest, found in file_nodes(conn, sorted(keys)).items():
+        out[digest] = [path for path, _dev, _ino in found]
+    return out
 
 
 def pending_changes(conn: sqlite3.Connection) -> list[dict[str, Any]]:
@@ -209,8 +222,10 @@ def print_status(st: dict[str, Any], *, cap: int | None = STATUS_LINES) -> None:
     if pending:
         echo("\nChanges not yet synced ('repo sync' sends them):")
         for kind in D.KINDS:
-            lines = [f"{kind + ':':<15}{D.change_text(c)}" for c in pending if c.kind == kind]
-            for line in D.capped(lines, cap, hint):
+            group = [c for c in pending if c.kind == kind]
+            shown = group if cap is None else group[:cap]  # format only what is shown
+            lines = [f"{kind + ':':<15}{D.change_text(c)}" for c in shown]
+            for line in D.capped(lines + [""] * (len(group) - len(shown)), cap, hint):
                 echo(f"  {line}")
     for heading, lines in _status_sections(st):
         if lines:
