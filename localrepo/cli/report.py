@@ -149,13 +149,13 @@ def file_changes(
             moves[digest] = (moves.get(digest, (old_path, path))[0], path)
     damaged_keys = {digest for digest, _reason in damaged.values()}
     out: list[D.FileChange] = []
-    relabelled: set[str] = set()
+    listed: set[str] = set()
     for binding in bindings:
         # Only the images whose labels differ are read: a no-change status of a large
         # tree reads no label map (docs/benchmarks.md).
         base, local = differing_image_labels(conn, binding.task_id, SYNCED, LOCAL)
         keys = set(base) | set(local)
-        relabelled |= keys
+        listed |= keys
         paths = {
             k: [p for p in found if task_for(p, bindings) is binding]
             for k, found in _files_of(conn, keys).items()
@@ -163,7 +163,7 @@ def file_changes(
         last_seen = journal.last_paths(conn, sorted(k for k in keys if not paths[k]))
         out += D.pending_changes(base, local, paths, last_seen, moves, damaged_keys)
     # Moves that kept the labels (another subfolder, another name).
-    still = file_nodes(conn, sorted(k for k in moves if k not in relabelled | damaged_keys))
+    still = file_nodes(conn, sorted(k for k in moves if k not in listed | damaged_keys))
     for key, nodes_of in still.items():
         old_path, path = moves[key]
         if path in {p for p, _dev, _ino in nodes_of} and path != old_path:
