@@ -3,7 +3,8 @@ command line, reads and checks the settings, and runs the account and worker com
 ``serve`` itself is server/serving.py's.
 
     localrepo-server serve [--host 127.0.0.1] [--port 8000] [--data DIR] [--dev] ...
-    localrepo-server user create NAME
+    localrepo-server user create NAME [--ask-password | --password-stdin]
+    localrepo-server user set-password NAME [--password-stdin]   (web sign-in)
     localrepo-server token create USER          (prints the token, once)
     localrepo-server workspace create NAME --user USER
     localrepo-server worker                    (the training worker; serve starts one)
@@ -204,9 +205,18 @@ def build_parser() -> argparse.ArgumentParser:
     )
 
     user = sub.add_parser("user", help="manage users").add_subparsers(dest="action", required=True)
-    p = user.add_parser("create", help="create a user (with its Default workspace)")
+    p = user.add_parser(
+        "create", aliases=["add"], help="create a user (with its Default workspace)"
+    )
     _common(p)
     p.add_argument("name")
+    _password_options(p, optional=True)
+    p = user.add_parser(
+        "set-password", help="set a user's password for the web interface (asked twice)"
+    )
+    _common(p)
+    p.add_argument("name")
+    _password_options(p, optional=False)
     p = user.add_parser("list", help="list users")
     _common(p)
 
@@ -241,6 +251,58 @@ def build_parser() -> argparse.ArgumentParser:
     worker.add_argument("--parent-pid", type=int, default=None, help=argparse.SUPPRESS)
     worker.add_argument("--log-level", default="info", choices=["debug", "info", "warning"])
     return parser
+
+
+def _password_options(parser: argparse.ArgumentParser, *, optional: bool) -> None:
+    # Never the password itself on the command line: other users see it in `ps`.
+    if optional:
+        parser.add_argument(
+            "--ask-password",
+            action="store_true",
+            help="ask for a password for the web interface (twice, not echoed)",
+        )
+    parser.add_argument(
+        "--password-stdin",
+        action="store_true",
+        help="read the password from the first line of standard input instead",
+    )
+
+
+def _read_password(args: argparse.Namespace) -> str | None:
+    """The new password the options ask for (None: none asked for). Raises
+    AccountError when it will not do; never shows it."""
+    import getpass
+
+    from .passwords import password_problem
+
+    if args.password_stdin:
+        password = sys.stdin.readline().rstrip("\r\n")
+    elif getattr(args, "ask_password", True):
+        password = getpass.getpass("Password: ")
+        if getpass.getpass("Password again: ") != password:
+            raise accounts.AccountError("the two passwords differ; nothing was changed")
+    else:
+        return None
+    problem = password_problem(password)
+    if problem:
+        raise accounts.AccountError(f"{problem}; nothing was changed")
+    return password
+
+
+def _set_password_command(db: Database, args: argparse.Namespace) -> None:
+    if accounts.sign_in_record(db, args.name) is None:  # before asking for a password
+        raise accounts.AccountError(f"no user named {args.name!r}")
+    password = _read_password(args)
+    if password is None:  # pragma: no cover - set-password always reads one
+        raise AssertionError(args)
+    _set_password(db, args.name, password)
+    print(f"set the web interface password of {args.name!r}; their web sessions ended")
+
+
+def _set_password(db: Database, username: str, password: str) -> None:
+    from .passwords import hash_password
+
+    accounts.set_password(db, username, hash_password(password))
 
 
 def _settings(args: argparse.Namespace) -> Settings:
@@ -349,9 +411,15 @@ def _accounts_command(args: argparse.Namespace) -> int:
     settings = _settings(args)
     db = _database(settings)
     try:
-        if args.command == "user" and args.action == "create":
+        if args.command == "user" and args.action in ("create", "add"):
+            password = _read_password(args)
             user = accounts.create_user(db, args.name)
             print(f"created user {user.username!r} (id {user.id}) with workspace 'Default'")
+            if password is not None:
+                _set_password(db, args.name, password)
+                print(f"set the web interface password of {args.name!r}")
+        elif args.command == "user" and args.action == "set-password":
+            _set_password_command(db, args)
         elif args.command == "user" and args.action == "list":
             for user in accounts.list_users(db):
                 print(f"{user.id}  {user.username}  {user.created}")
