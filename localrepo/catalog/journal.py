@@ -126,17 +126,24 @@ def last_paths(conn: sqlite3.Connection, hashes: list[str]) -> dict[str, str]:
 
 
 def add_op(
-    conn: sqlite3.Connection, now_ns: int, op_kind: str, task_id: int, key: str | None, detail: dict
+    conn: sqlite3.Connection,
+    now_ns: int,
+    op_kind: str,
+    task_id: int,
+    key: str | None,
+    detail: dict,
+    path: str | None = None,
 ) -> int:
     """Journal a plan op (`op_kind`, such as "upload") IN_FLIGHT, before its side
-    effect; returns its row id."""
+    effect, with a file of the image (`path`, for `repo log`); returns its row id."""
     cur = conn.execute(
-        "INSERT INTO journal(created_ns, kind, status, task_id, image_hash, detail,"
-        f" attempts) VALUES (?, ?, '{IN_FLIGHT}', ?, ?, ?, 1)",
+        "INSERT INTO journal(created_ns, kind, status, task_id, path, image_hash, detail,"
+        f" attempts) VALUES (?, ?, '{IN_FLIGHT}', ?, ?, ?, ?, 1)",
         (
             now_ns,
             OP_PREFIX + op_kind,
             task_id,
+            path,
             key,
             json.dumps(detail, sort_keys=True) if detail else None,
         ),

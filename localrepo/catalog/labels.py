@@ -193,3 +193,25 @@ def image_label_names(
         " ON l.id = il.label_id WHERE il.task_id = ? AND il.state = ? ORDER BY l.name",
         (task_id, state),
     ).fetchall()
+
+
+def differing_image_labels(
+    conn: sqlite3.Connection, task_id: int, first: str, second: str
+) -> tuple[dict[str, dict[str, float | None]], dict[str, dict[str, float | None]]]:
+    """({image hash: {label name: value}} in `first`, the same in `second`) of the task's
+    images whose labels differ between the two states (`repo status`: SYNCED vs LOCAL);
+    an image with no label in a state is absent from that map."""
+    sides = "SELECT image_id, label_id, value FROM image_label WHERE task_id = ? AND state = ?"
+    differ = (
+        f"SELECT image_id FROM ({sides} EXCEPT {sides})"
+        f" UNION SELECT image_id FROM ({sides} EXCEPT {sides})"
+    )
+    out: tuple[dict[str, dict[str, float | None]], ...] = ({}, {})
+    for state, h, name, value in conn.execute(
+        "SELECT il.state, i.hash, l.name, il.value FROM image_label il"
+        " JOIN image i ON i.id = il.image_id JOIN label l ON l.id = il.label_id"
+        f" WHERE il.task_id = ? AND il.state IN (?, ?) AND il.image_id IN ({differ})",
+        (task_id, first, second, task_id, first, task_id, second, task_id, second, task_id, first),
+    ):
+        out[0 if state == first else 1].setdefault(h, {})[name] = value
+    return out[0], out[1]

@@ -15,7 +15,7 @@ from collections.abc import Callable, Sequence
 
 from localrepo.cli.context import Ctx, run_guarded
 
-STATUS_FLAGS = frozenset({"--json", "--porcelain", "-z", "--exit-code"})
+STATUS_FLAGS = frozenset({"--json", "--porcelain", "-z", "--exit-code", "--all"})
 SCAN_FLAGS = frozenset({"-n", "--dry-run", "--json"})
 
 
@@ -52,6 +52,7 @@ def parse_fast(args: Sequence[str]) -> Callable[[], int] | None:
             porcelain="--porcelain" in flags,
             nul="-z" in flags,
             exit_code="--exit-code" in flags,
+            show_all="--all" in flags,
         )
     if command == "scan" and flags <= SCAN_FLAGS:
         from localrepo.cli.status import show_scan

@@ -217,15 +217,26 @@ def scan(obj: Ctx, dry_run: bool, as_json: bool) -> None:
 @click.option(
     "--exit-code", is_flag=True, help="Exit 3 when there are pending changes or conflicts."
 )
+@click.option("--all", "show_all", is_flag=True, help="List every file (not only the first 10).")
 @click.pass_obj
-def status(obj: Ctx, as_json: bool, porcelain: bool, nul: bool, exit_code: bool) -> None:
-    """Scan, then show per task: images per label, pending changes, invalid files,
+def status(
+    obj: Ctx, as_json: bool, porcelain: bool, nul: bool, exit_code: bool, show_all: bool
+) -> None:
+    """Scan, then show per task: images per label; the files changed since the last sync,
+    by kind (new, relabelled, value changed, moved, deleted), damaged and invalid files,
     problems and conflicts."""
     if nul and not porcelain:
         raise click.UsageError("-z goes with --porcelain.")
     if as_json and porcelain:
         raise click.UsageError("choose one of --json and --porcelain.")
-    code = show_status(obj, as_json=as_json, porcelain=porcelain, nul=nul, exit_code=exit_code)
+    code = show_status(
+        obj,
+        as_json=as_json,
+        porcelain=porcelain,
+        nul=nul,
+        exit_code=exit_code,
+        show_all=show_all,
+    )
     if code:
         sys.exit(code)
 
@@ -234,20 +245,28 @@ def status(obj: Ctx, as_json: bool, porcelain: bool, nul: bool, exit_code: bool)
 @click.option("--limit", type=click.IntRange(min=1), default=None, help="Show at most N entries.")
 @click.option("--json", "as_json", is_flag=True, help="Print JSON.")
 @click.option("--pending", is_flag=True, help="Only entries not yet synced.")
+@click.option("--debug", is_flag=True, help="Every journal entry, the sync's own included.")
 @click.pass_obj
-def log(obj: Ctx, limit: int | None, as_json: bool, pending: bool) -> None:
-    """Show the change journal, newest first."""
+def log(obj: Ctx, limit: int | None, as_json: bool, pending: bool, debug: bool) -> None:
+    """Show what happened to which file, on which side (local or server), newest first.
+
+    --json lists every journal entry, each with its `change` in these words (null for
+    the sync's own bookkeeping, which only --debug prints)."""
     from localrepo.cli import report
 
+    # The human log skips bookkeeping entries, so --limit counts the entries it shows.
+    raw_limit = limit if as_json or debug else None
     conn = obj.repo().connect()
     try:
-        entries = report.journal_entries(conn, limit=limit, pending_only=pending)
+        entries = report.journal_entries(conn, limit=raw_limit, pending_only=pending)
     finally:
         conn.close()
     if as_json:
         report.print_json(entries)
+    elif debug:
+        report.print_log_debug(entries)
     else:
-        report.print_log(entries)
+        report.print_log(entries, limit=limit)
 
 
 @cli.command("check-ignore")

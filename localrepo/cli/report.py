@@ -11,14 +11,17 @@ from pathlib import Path
 from typing import Any
 
 from localrepo.catalog import journal
-from localrepo.catalog.conflicts import open_by_task
-from localrepo.catalog.files import damaged_files
-from localrepo.catalog.labels import task_label_names_by_task
+from localrepo.catalog.conflicts import open_by_task, open_details
+from localrepo.catalog.files import damaged_files, file_nodes, valid_files
+from localrepo.catalog.labels import differing_image_labels, task_label_names_by_task
 from localrepo.catalog.meta import get_meta
 from localrepo.catalog.problems import all_problems
-from localrepo.catalog.sides import LOCAL
-from localrepo.catalog.tasks import task_rows
+from localrepo.catalog.sides import LOCAL, SYNCED
+from localrepo.catalog.tasks import load_bindings, task_rows
+from localrepo.cli import describe as D
 from localrepo.cli.context import echo
+from localrepo.cli.describe import labels_text as labels_text  # `repo conflicts` uses it
+from localrepo.layout import folder_label, task_for
 from localrepo.scan import changes as ch
 from localrepo.scan.scanner import ScanReport
 from localrepo.vocabulary import IGNORE_FILE, STATE_DIR
@@ -35,14 +38,7 @@ CODES = {
 }
 
 
-def labels_text(labels: dict[str, float | None]) -> str:
-    """One side of a conflict in the user's words: its labels ('cat'; tags 'cat, dog'),
-    a regression value as 'label=value' ('price=20'), '(none)' for no label."""
-    if not labels:
-        return "(none)"
-    return ", ".join(
-        name if value is None else f"{name}={value:g}" for name, value in sorted(labels.items())
-    )
+STATUS_LINES = 10  # files each list of `repo status` names; --all names them all
 
 
 def print_json(data: Any) -> None:
@@ -136,11 +132,69 @@ def collect_status(conn: sqlite3.Connection, rep: ScanReport) -> dict[str, Any]:
         "conflict_list": [
             {"id": c[0], "task_id": c[1], "path": c[2], "field": c[3]} for c in conflicts
         ],
+        # The same changes as `pending` counts, one per file in the user's words.
+        "file_changes": [c.as_json() for c in file_changes(conn, damaged)],
     }
 
 
+def file_changes(
+    conn: sqlite3.Connection, damaged: dict[str, tuple[str, str]]
+) -> list[D.FileChange]:
+    """Per task, what changed on disk since the last sync, one per file (the core is
+    `describe.pending_changes`), then the open conflicts with both sides."""
+    bindings = load_bindings(conn)
+    moves: dict[str, tuple[str, str]] = {}
+    for kind, _task, path, old_path, digest, _detail in journal.open_entries(conn):
+        if kind == ch.MOVED and digest and path and old_path:
+            moves[digest] = (moves.get(digest, (old_path, path))[0], path)
+    damaged_keys = {digest for digest, _reason in damaged.values()}
+    out: list[D.FileChange] = []
+    listed: set[str] = set()
+    for binding in bindings:
+        # Only the images whose labels differ are read: a no-change status of a large
+        # tree reads no label map (docs/benchmarks.md).
+        base, local = differing_image_labels(conn, binding.task_id, SYNCED, LOCAL)
+        keys = set(base) | set(local)
+        listed |= keys
+        paths = {
+            k: [p for p in found if task_for(p, bindings) is binding]
+            for k, found in _files_of(conn, keys).items()
+        }
+        last_seen = journal.last_paths(conn, sorted(k for k in keys if not paths[k]))
+        out += D.pending_changes(base, local, paths, last_seen, moves, damaged_keys)
+    # Moves that kept the labels (another subfolder, another name).
+    still = file_nodes(conn, sorted(k for k in moves if k not in listed | damaged_keys))
+    for key, nodes_of in still.items():
+        old_path, path = moves[key]
+        if path in {p for p, _dev, _ino in nodes_of} and path != old_path:
+            out.append(D.FileChange(D.MOVED, path, side=D.LOCAL, old_path=old_path))
+    for _id, _task, path, _field, _base, local_json, remote_json, _h in open_details(conn):
+        out.append(D.conflict_change(path, json.loads(local_json), json.loads(remote_json)))
+    return D.sort_changes(out)
+
+
+def _files_of(conn: sqlite3.Connection, keys: set[str]) -> dict[str, list[str]]:
+    """{hash: its valid files} of `keys`: one query over every file when there are many
+    (a first status of a large tree: everything is new)."""
+    out: dict[str, list[str]] = {k: [] for k in keys}
+    if len(keys) > 500:
+        for path, digest in valid_files(conn):
+            if digest in out:
+                out[digest].append(path)
+        return out
+    for digest, found in file_nodes(conn, sorted(keys)).items():
+        out[digest] = [path for path, _dev, _ino in found]
+    return out
+
+
 def pending_changes(conn: sqlite3.Connection) -> list[dict[str, Any]]:
-    """Every journal entry not yet synced, oldest first."""
+    """Every journal entry not yet synced, oldest first; `file` is the path of an entry
+    that names only its image (a value changed in a sidecar)."""
+    rows = journal.open_entries(conn)
+    files: dict[str, str] = {}
+    if any(not r[2] and not r[3] and r[4] for r in rows):
+        for path, digest in valid_files(conn):
+            files.setdefault(digest, path)
     return [
         {
             "kind": r[0],
@@ -149,23 +203,43 @@ def pending_changes(conn: sqlite3.Connection) -> list[dict[str, Any]]:
             "old_path": r[3],
             "hash": r[4],
             "detail": json.loads(r[5]) if r[5] else None,
+            "file": r[2] or r[3] or files.get(r[4] or ""),
         }
-        for r in journal.open_entries(conn)
+        for r in rows
     ]
 
 
-def print_status(st: dict[str, Any]) -> None:
-    """The human `repo status`: each task's counts, then a section per kind of trouble
-    (`_status_sections`), then conflicts, or that nothing is pending."""
+def print_status(st: dict[str, Any], *, cap: int | None = STATUS_LINES) -> None:
+    """The human `repo status`: each task's counts, then the files changed since the
+    last sync grouped by kind, as git does, then a section per kind of trouble
+    (`_status_sections`), then conflicts with both sides, or that nothing is pending.
+    Each list names at most `cap` files (None: all)."""
     for t in st["tasks"]:
         _print_task_status(t)
+    changes = [D.FileChange(**c) for c in st["file_changes"]]
+    hint = "'repo status --all' lists them all"
+    pending = [c for c in changes if c.kind != D.CONFLICT]
+    if pending:
+        echo("\nChanges not yet synced ('repo sync' sends them):")
+        for kind in D.KINDS:
+            group = [c for c in pending if c.kind == kind]
+            shown = group if cap is None else group[:cap]  # format only what is shown
+            lines = [f"{kind + ':':<15}{D.change_text(c)}" for c in shown]
+            for line in D.capped(lines + [""] * (len(group) - len(shown)), cap, hint):
+                echo(f"  {line}")
     for heading, lines in _status_sections(st):
         if lines:
             echo(heading)
-            for line in lines:
+            for line in D.capped(lines, cap, hint):
                 echo(f"  {line}")
     if st["conflicts"]:
-        echo(f"\nConflicts: {st['conflicts']} (see 'repo conflicts')")
+        echo(
+            f"\nConflicts: {st['conflicts']} (settle them with 'repo resolve'; "
+            "'repo conflicts' shows them):"
+        )
+        lines = [D.change_text(c) for c in changes if c.kind == D.CONFLICT]
+        for line in D.capped(lines, cap, hint):
+            echo(f"  {line}")
     if not st["pending_total"] and not st["conflicts"] and not st["damaged"]:
         echo("\nNothing pending.")
 
@@ -216,7 +290,7 @@ def print_porcelain(st: dict[str, Any], *, nul: bool) -> None:
     records: list[list[str]] = []
     for c in st["changes"]:
         code = CODES.get(c["kind"], "?")
-        path = c["path"] or c["old_path"] or c["hash"] or ""
+        path = c["file"] or c["hash"] or ""
         if c["kind"] in (ch.MOVED, ch.LABEL_RENAMED) and c["old_path"]:
             records.append([code, path, c["old_path"]])
         else:
@@ -244,21 +318,46 @@ def print_porcelain(st: dict[str, Any], *, nul: bool) -> None:
 def journal_entries(
     conn: sqlite3.Connection, *, limit: int | None, pending_only: bool
 ) -> list[dict[str, Any]]:
-    return [
-        {
-            "id": r[0],
-            "time": _iso(r[1]),
-            "kind": r[2],
-            "status": r[3],
-            "task": r[4],
-            "path": r[5],
-            "old_path": r[6],
-            "hash": r[7],
-            "detail": json.loads(r[8]) if r[8] else None,
-            "error": r[9],
-        }
-        for r in journal.entries(conn, limit=limit, pending_only=pending_only)
-    ]
+    """The journal rows, newest first, each with `change`: what happened to which file
+    on which side in the user's words (`describe.journal_change`), None for internal
+    bookkeeping."""
+    rows = journal.entries(conn, limit=limit, pending_only=pending_only)
+    bindings = load_bindings(conn)
+    files: dict[str, str] = {}
+    for path, digest in valid_files(conn):
+        files.setdefault(digest, path)
+    gone = sorted({r[7] for r in rows if r[7] and r[7] not in files})
+    last_seen = journal.last_paths(conn, gone)
+
+    def path_of(digest: str | None) -> str | None:
+        return (files.get(digest) or last_seen.get(digest)) if digest else None
+
+    def label_of(path: str) -> str | None:
+        binding = task_for(path, bindings)
+        return folder_label(path, binding) if binding is not None else None
+
+    out = []
+    for r in rows:
+        detail = json.loads(r[8]) if r[8] else None
+        change = D.journal_change(
+            D.JournalRow(r[2], r[3], r[5], r[6], r[7], detail), path_of, label_of
+        )
+        out.append(
+            {
+                "id": r[0],
+                "time": _iso(r[1]),
+                "kind": r[2],
+                "status": r[3],
+                "task": r[4],
+                "path": r[5],
+                "old_path": r[6],
+                "hash": r[7],
+                "detail": detail,
+                "error": r[9],
+                "change": change.as_json() if change is not None else None,
+            }
+        )
+    return out
 
 
 def _iso(ns: int) -> str:
@@ -267,7 +366,31 @@ def _iso(ns: int) -> str:
     return datetime.fromtimestamp(ns / 1e9, tz=UTC).isoformat(timespec="seconds")
 
 
-def print_log(entries: list[dict[str, Any]]) -> None:
+_LOG_STATUS = {
+    journal.PENDING: " (not synced yet)",
+    journal.IN_FLIGHT: " (unfinished: the next sync finishes it)",
+}
+
+
+def print_log(entries: list[dict[str, Any]], *, limit: int | None = None) -> None:
+    """What happened to which file, on which side, newest first: the entries with a
+    user-level change (at most `limit`); `print_log_debug` prints every entry."""
+    shown = [e for e in entries if e["change"] is not None][:limit]
+    if not shown:
+        echo("The journal is empty." if not entries else "Nothing happened to any file yet.")
+        return
+    for e in shown:
+        c = D.FileChange(**e["change"])
+        what = D.action(c, done=True) if e["kind"].startswith(journal.OP_PREFIX) else c.kind
+        side = {D.LOCAL: "local", D.REMOTE: "server"}.get(c.side or "", "")
+        note = _LOG_STATUS.get(e["status"], "")
+        if e["error"]:
+            note = f" (failed: {e['error']})"
+        echo(f"{e['time']}  {side:<6}  {what}: {D.change_text(c)}{note}")
+
+
+def print_log_debug(entries: list[dict[str, Any]]) -> None:
+    """Every journal entry as it is recorded (`repo log --debug`)."""
     if not entries:
         echo("The journal is empty.")
         return

@@ -23,9 +23,12 @@ def run_scan(obj: Ctx, *, dry_run: bool = False) -> Any:  # -> ScanReport
             conn.close()
 
 
-def show_status(obj: Ctx, *, as_json: bool, porcelain: bool, nul: bool, exit_code: bool) -> int:
-    """Scan, then print the status; the exit code (EXIT_DECISION with `exit_code` when
-    there are pending changes, conflicts or damaged files)."""
+def show_status(
+    obj: Ctx, *, as_json: bool, porcelain: bool, nul: bool, exit_code: bool, show_all: bool = False
+) -> int:
+    """Scan, then print the status (each list capped unless `show_all`); the exit code
+    (EXIT_DECISION with `exit_code` when there are pending changes, conflicts or damaged
+    files)."""
     from localrepo.cli import report
 
     scan_report = run_scan(obj)
@@ -41,7 +44,7 @@ def show_status(obj: Ctx, *, as_json: bool, porcelain: bool, nul: bool, exit_cod
     elif porcelain:
         report.print_porcelain(st, nul=nul)
     else:
-        report.print_status(st)
+        report.print_status(st, cap=None if show_all else report.STATUS_LINES)
     if exit_code and (st["pending_total"] or st["conflicts"] or st["damaged"]):
         return EXIT_DECISION
     return EXIT_OK

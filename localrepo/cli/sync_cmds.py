@@ -45,6 +45,7 @@ def run_sync(
     as_json: bool,
     token: str | None,
     join: bool = False,
+    verbose: int = 0,
 ) -> None:
     from localrepo.sync.engine import Engine, SyncOptions
 
@@ -76,7 +77,7 @@ def run_sync(
     if as_json:
         click.echo(json.dumps(summary, indent=2, ensure_ascii=False))
     else:
-        print_sync(summary, verbose=obj.verbose)
+        print_sync(summary, verbose=obj.verbose + verbose)
     say_stopped(report, mode, quiet=obj.quiet)
     sys.exit(sync_exit_code(summary))
 
@@ -101,9 +102,15 @@ def sync_exit_code(summary: dict[str, Any]) -> int:
 
 
 def sync_summary(report: Any, *, dry_run: bool) -> dict[str, Any]:
+    """The JSON of a run: totals, and per task its plan (op counts, and with `dry_run`
+    its ops), its `changes` per file in the user's words (cli/describe.py), conflicts,
+    problems, files held back and safety stops."""
+    from localrepo.cli.describe import plan_changes
+
     o = report.outcome
     tasks = []
     for t in report.tasks:
+        paths = t.paths
         plan_ops: dict[str, int] = {}
         for op in t.plan.ops if t.plan else []:
             plan_ops[op.kind] = plan_ops.get(op.kind, 0) + 1
@@ -122,9 +129,11 @@ def sync_summary(report: Any, *, dry_run: bool) -> dict[str, Any]:
                     }
                     for op in (t.plan.ops if t.plan and dry_run else [])
                 ],
+                "changes": [c.as_json() for c in plan_changes(t.plan.ops if t.plan else [], paths)],
                 "conflicts": [
                     {
                         "image": c.key,
+                        "path": (paths.get(c.key) or [None])[0],
                         "field": c.field,
                         "base": dict(c.base),
                         "local": dict(c.local),
@@ -156,10 +165,16 @@ def sync_summary(report: Any, *, dry_run: bool) -> dict[str, Any]:
     }
 
 
+DRY_RUN_LINES = 20  # files `repo sync -n` names per task; -v names them all
+
+
 def print_sync(s: dict[str, Any], *, verbose: int) -> None:
-    from localrepo.cli.report import labels_text
+    """The human summary: per task what stops or holds it back, then (a dry run, or a
+    run with -v) one line per file in the user's words (cli/describe.py), then totals."""
+    from localrepo.cli.describe import labels_text
 
     echo = click.echo
+    failed = {f["what"] for f in s["failed"]}
     for t in s["tasks"]:
         if t["created_remote_task"]:
             echo(f"Created the task '{t['task']}' on the server ({t['remote_id']}).")
@@ -174,22 +189,12 @@ def print_sync(s: dict[str, Any], *, verbose: int) -> None:
                 echo(f"  would delete: {path}", err=True)
             if len(paths) > 20:
                 echo(f"  ... and {len(paths) - 20} more (--json lists them all)", err=True)
-        if s["dry_run"]:
-            if not t["plan"]:
-                echo(f"{t['task']}: nothing to do.")
-            else:
-                kinds = ", ".join(
-                    f"{n} {k.replace('_', ' ')}" for k, n in sorted(t["plan"].items())
-                )
-                echo(f"{t['task']}: would do {kinds}")
-                if verbose:
-                    for op in t["ops"]:
-                        echo(f"  {op['kind']:<14} {op['label'] or op['key']}")
+        _print_changes(t, dry_run=s["dry_run"], verbose=verbose, failed=failed)
         for c in t["conflicts"]:
             how = f"settled: {c['resolution']} wins" if c["resolution"] else "needs 'repo resolve'"
             echo(
-                f"conflict in {t['task']}: image {c['image'][:12]} {c['field']}: local "
-                f"{labels_text(c['local'])} vs remote {labels_text(c['remote'])} ({how})",
+                f"conflict in {t['task']}: {c['path'] or 'an image not on disk'} {c['field']}: "
+                f"here {labels_text(c['local'])}, on the server {labels_text(c['remote'])} ({how})",
                 err=True,
             )
     if not s["dry_run"]:
@@ -200,6 +205,24 @@ def print_sync(s: dict[str, Any], *, verbose: int) -> None:
         )
     for f in s["failed"]:
         echo(f"failed: {f['what']}: {f['reason']}", err=True)
+
+
+def _print_changes(t: dict[str, Any], *, dry_run: bool, verbose: int, failed: set[str]) -> None:
+    """A task's files: what a dry run would do to each (capped without -v), then the
+    totals; what a run did (with -v)."""
+    from localrepo.cli.describe import FileChange, action_line, capped, totals_text
+
+    changes = [FileChange(**c) for c in t["changes"]]
+    if dry_run:
+        lines = [action_line(c) for c in changes]
+        for line in capped(lines, None if verbose else DRY_RUN_LINES, "-v lists them all"):
+            click.echo(f"  {line}")
+        what = f"would {totals_text(changes)}" if changes else "nothing to do."
+        click.echo(f"{t['task']}: {what}")
+    elif verbose and not t["stop"]:
+        for c in changes:
+            if c.path not in failed:
+                click.echo(f"  {action_line(c, done=True)}")
 
 
 def sync_options(f: Any) -> Any:
@@ -228,6 +251,12 @@ def sync_options(f: Any) -> Any:
                 help="Parallel requests.",
             ),
             click.option("--json", "as_json", is_flag=True, help="Print the summary as JSON."),
+            click.option(
+                "-v",
+                "--verbose",
+                count=True,
+                help="Name every file the run changes (a dry run: every file it would).",
+            ),
             click.option(
                 "--join",
                 is_flag=True,

@@ -16,7 +16,7 @@ hold at the end of a run.
 from __future__ import annotations
 
 import sqlite3
-from collections.abc import Callable
+from collections.abc import Callable, Mapping, Sequence
 from typing import TYPE_CHECKING
 
 from localrepo.catalog import files as catalog_files
@@ -50,19 +50,27 @@ class CatalogSide:
         self.clock = clock
 
     # -- the journal ------------------------------------------------------------------------
-    def journal(self, ops: list[P.Op]) -> dict[int, int]:
-        """Every op, committed as pending before any side effect; {id(op): journal id}."""
+    def journal(
+        self, ops: list[P.Op], files: Mapping[str, Sequence[str]] | None = None
+    ) -> dict[int, int]:
+        """Every op, committed as pending before any side effect; {id(op): journal id}.
+        Each row keeps the state before and a file of the image (from `files`), so that
+        `repo log` can say what happened to which file (cli/describe.py)."""
         ids: dict[int, int] = {}
         now = self.clock()
+        files = files or {}
         with transaction(self.conn):
             for op in ops:
-                detail = {"target": dict(op.target)} if op.target else {}
+                detail: dict = {"target": dict(op.target)} if op.target else {}
+                if op.before:
+                    detail["before"] = dict(op.before)
                 if op.label:
                     detail["label"] = op.label
                 if op.delete_image:
                     detail["delete_image"] = True
+                paths = files.get(op.key or "") or [None]
                 ids[id(op)] = journal.add_op(
-                    self.conn, now, op.kind, self.binding.task_id, op.key, detail
+                    self.conn, now, op.kind, self.binding.task_id, op.key, detail, paths[0]
                 )
         return ids
 

@@ -41,10 +41,12 @@ from localrepo.sync.execute import Executor
 from localrepo.sync.guards import parse_max_delete, stop_paths
 from localrepo.sync.holds import Hold, TaskFiles, hold_back
 from localrepo.sync.localfs import FileChanged, LocalFS
+from localrepo.sync.names import file_name
 from localrepo.sync.narrow import filter_plan, left_for_other_side, with_resolutions
 from localrepo.sync.recovery import FileAt, InterruptedRelabel, complete_relabels
 from localrepo.sync.report import SyncOptions, SyncReport, TaskReport
 from localrepo.sync.snapshot import (
+    META_NAME,
     CatalogStates,
     RemoteSnapshot,
     build_snapshot,
@@ -88,6 +90,32 @@ def _hold_back(
     )
     state, held = hold_back(state, task_files)
     return state, held, list(refused.values())
+
+
+def _plan_paths(
+    conn: sqlite3.Connection,
+    binding: TaskBinding,
+    plan: P.Plan,
+    files: Mapping[str, list[str]],
+    snapshot: RemoteSnapshot,
+) -> dict[str, list[str]]:
+    """{image key: files} of the images the plan changes or finds in conflict, for the
+    user (cli/describe.py):
+    where each is now, where it was last seen, or where a download will write it."""
+    keys = {op.key for op in plan.ops if op.key is not None and op.kind != P.SET_BASE}
+    keys |= {c.key for c in plan.conflicts}
+    out = {k: list(files[k]) for k in keys if files.get(k)}
+    gone = sorted(k for k in keys if k not in out and not k.startswith(P.REMOTE_KEY_PREFIX))
+    out.update((k, [path]) for k, path in journal.last_paths(conn, gone).items())
+    for op in plan.by_kind(P.DOWNLOAD):
+        view = snapshot.images.get(op.key or "")
+        folder = folder_for_label(min(op.target_map)) if op.target else None
+        if view is not None and folder is not None:
+            name = file_name(view.meta_data.get(META_NAME), view.id, None)
+            out[view.key] = [
+                f"{binding.root}/{folder}/{name}" if binding.root else f"{folder}/{name}"
+            ]
+    return out
 
 
 def _adopt_remote_ids(conn: sqlite3.Connection, listed: Mapping[str, Any]) -> None:
@@ -396,6 +424,7 @@ class Engine:
         plan = filter_plan(plan, opts.mode)
         rep.left_for_other_side = left_for_other_side(full_plan, plan)
         rep.plan = plan
+        rep.paths = _plan_paths(conn, binding, plan, files, snapshot)
         rep.conflicts = plan.conflicts
         rep.stop = plan.stop
         if plan.stop is not None:

@@ -137,7 +137,7 @@ class Executor:
         self.disk.stats = catalog_files.stats_of(
             self.conn, [p for k in keys for p in self.files.get(k, ())]
         )
-        journal_ids = self.catalog.journal(plan.ops)
+        journal_ids = self.catalog.journal(plan.ops, self.files)
         self._label_ops(plan.by_kind(P.ENSURE_LABEL), journal_ids, out)
         if out.fatal:
             return out

@@ -343,3 +343,44 @@ def test_a_catalog_of_the_first_schema_is_upgraded_and_rehashed_once(tmp_path: P
     assert not [c for c in first.changes if c.kind in ("added", "modified", "moved", "deleted")]
     assert Scanner(root, conn).scan().hashed == 0
     conn.close()
+
+
+def test_differing_image_labels_reads_only_the_images_whose_states_differ(tmp_path: Path) -> None:
+    """`repo status` reads the synced and local labels of changed images only."""
+    from localrepo.catalog.labels import differing_image_labels, set_image_labels
+    from localrepo.catalog.sides import LOCAL, SYNCED
+
+    root = new_repo(tmp_path / "r")
+    conn = connect(catalog_path(root))
+    with transaction(conn):
+        ids = {}
+        for n, digest in enumerate(("a" * 32, "b" * 32, "c" * 32, "d" * 32, "e" * 32), 1):
+            conn.execute(
+                "INSERT INTO image(id, hash, size, width, height, format, created_here)"
+                " VALUES (?, ?, 1, 1, 1, 'PNG', 0)",
+                (n, digest),
+            )
+            ids[digest[0]] = n
+        states = {  # image: (synced, local)
+            "a": ({"cat": None}, {"cat": None}),  # unchanged
+            "b": ({"cat": None}, {"dog": None}),  # relabelled
+            "c": ({"age": 3.0}, {"age": 4.0}),  # value changed
+            "d": ({}, {"cat": None}),  # new
+            "e": ({"age": None, "cat": None}, {"cat": None}),  # a tag dropped (NULL values)
+        }
+        for name, (synced, local) in states.items():
+            for state, labels in ((SYNCED, synced), (LOCAL, local)):
+                set_image_labels(conn, state, 1, ids[name], labels, "category", {})
+    base, local = differing_image_labels(conn, 1, SYNCED, LOCAL)
+    conn.close()
+    assert base == {
+        "b" * 32: {"cat": None},
+        "c" * 32: {"age": 3.0},
+        "e" * 32: {"age": None, "cat": None},
+    }
+    assert local == {
+        "b" * 32: {"dog": None},
+        "c" * 32: {"age": 4.0},
+        "d" * 32: {"cat": None},
+        "e" * 32: {"cat": None},
+    }

@@ -365,9 +365,24 @@ def test_log_json_limit_and_human(tmp_path: Path, capsys) -> None:
     code, out, _err = repo_main(["-C", str(root), "log", "--json", "--limit", "2"], capsys)
     assert [e["id"] for e in json.loads(out)] == [e["id"] for e in entries[:2]]
 
+    assert moved["change"] == {
+        "kind": "relabelled",
+        "side": "local",
+        "path": "cat/a.jpg",
+        "old_path": "dog/a.jpg",
+        "old": "dog",
+        "new": "cat",
+        "detail": None,
+        "delete_image": True,
+    }
+
     code, out, _err = repo_main(["-C", str(root), "log", "--limit", "1"], capsys)
     assert code == 0
     (line,) = out.splitlines()
+    assert "local   relabelled: cat/a.jpg (from dog/a.jpg; dog -> cat) (not synced yet)" in line
+
+    code, out, _err = repo_main(["-C", str(root), "log", "--debug", "--limit", "1"], capsys)
+    (line,) = out.splitlines()  # the entry as recorded
     assert "moved" in line and "dog/a.jpg -> cat/a.jpg" in line and "pending" in line
 
     code, out, _err = repo_main(["-C", str(root), "log", "--pending", "--json"], capsys)

@@ -30,6 +30,7 @@ TASK_KEYS = {
     "created_remote_task",
     "plan",
     "ops",
+    "changes",
     "conflicts",
     "problems",
     "held",
@@ -111,7 +112,12 @@ def test_push_pull_and_dry_run(world: World, live_server) -> None:
     assert kinds == ["set_base"] * 3 + ["set_local", "set_remote", "upload"]
     assert (s["uploaded"], s["downloaded"], s["relabelled"]) == (0, 0, 0)
     out = a.run("sync", "-n").stdout
-    assert "would do" in out and "uploaded" not in out
+    # One line per file, in the user's words, then the totals.
+    assert "upload: dog/new.jpg (new, dog)" in out
+    assert "relabel on the server: cat/d1.jpg (dog -> cat)" in out
+    assert "relabel here: dog/d0.jpg (dog -> cat)" in out
+    assert "pets: would upload 1, relabel 1 on the server, relabel 1 here" in out, out
+    assert "uploaded" not in out
     assert remote_state(world) == remote and a.snapshot() == disk
 
     # push: the remote takes A's changes, A's disk does not take B's (so A is not in
