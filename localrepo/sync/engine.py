@@ -5,7 +5,8 @@ catalog, the remote listing), hands plain data to `plan_task`, and passes the pl
 the executor. Everything is journalled so that a crash at any point is recovered by the
 next run.
 
-The pure cores it calls, in order: `hold_back` (sync/holds.py), `parse_max_delete`
+The pure cores it calls, in order: `hold_back` (sync/holds.py, through
+`plan_context.held_back`, which reads the catalog around the plan), `parse_max_delete`
 (sync/guards.py), `plan_task` (sync/plan.py), `with_resolutions` and `filter_plan`
 (sync/narrow.py), `stop_paths` (sync/guards.py); `complete_relabels` (sync/recovery.py)
 for a relabel a crash cut short. What a run is asked and reports is sync/report.py's.
@@ -16,7 +17,7 @@ from __future__ import annotations
 import logging
 import sqlite3
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable
 from typing import Any
 
 from localrepo.catalog import conflicts as catalog_conflicts
@@ -24,7 +25,6 @@ from localrepo.catalog import files as catalog_files
 from localrepo.catalog import images as catalog_images
 from localrepo.catalog import journal
 from localrepo.catalog import meta as catalog_meta
-from localrepo.catalog import problems as catalog_problems
 from localrepo.catalog import tasks as catalog_tasks
 from localrepo.catalog.db import transaction
 from localrepo.errors import LocalrepoError
@@ -36,17 +36,15 @@ from localrepo.remote.errors import NotFoundError
 from localrepo.repository import Repository
 from localrepo.scan.scanner import Scanner, ScanReport
 from localrepo.sync import plan as P
+from localrepo.sync import plan_context
 from localrepo.sync.binding import TakeoverRefused, refusal, task_content
 from localrepo.sync.execute import Executor
 from localrepo.sync.guards import parse_max_delete, stop_paths
-from localrepo.sync.holds import Hold, TaskFiles, hold_back
 from localrepo.sync.localfs import FileChanged, LocalFS
-from localrepo.sync.names import file_name
 from localrepo.sync.narrow import filter_plan, left_for_other_side, with_resolutions
 from localrepo.sync.recovery import FileAt, InterruptedRelabel, complete_relabels
 from localrepo.sync.report import SyncOptions, SyncReport, TaskReport
 from localrepo.sync.snapshot import (
-    META_NAME,
     CatalogStates,
     RemoteSnapshot,
     build_snapshot,
@@ -63,90 +61,10 @@ from localrepo.sync.twins import label_twins, settle_twins
 from localrepo.vocabulary import (
     LABEL_TYPE,
     MULTI_CLASS,
-    POLICY_LOCAL,
-    POLICY_REMOTE,
     REGRESSION,
 )
 
 log = logging.getLogger("localrepo.sync")
-
-
-def _hold_back(
-    conn: sqlite3.Connection,
-    binding: TaskBinding,
-    state: P.TaskState,
-    files: dict[str, list[str]],
-) -> tuple[P.TaskState, list[Hold], list[str]]:
-    """`hold_back` (sync/holds.py) over what the catalog knows of the task's files, and
-    the scanner's word on each refused folder (what to rename it to). Read from the
-    catalog, so a hold lasts across runs until its reason is gone."""
-    refused = catalog_problems.refused_folders(conn, binding.task_id)
-    task_files = TaskFiles(
-        binding.type,
-        binding.root,
-        files,
-        catalog_files.damaged_files(conn, binding.root),
-        tuple(refused),
-    )
-    state, held = hold_back(state, task_files)
-    return state, held, list(refused.values())
-
-
-def _plan_paths(
-    conn: sqlite3.Connection,
-    binding: TaskBinding,
-    plan: P.Plan,
-    files: Mapping[str, list[str]],
-    snapshot: RemoteSnapshot,
-) -> dict[str, list[str]]:
-    """{image key: files} of the images the plan changes or finds in conflict, for the
-    user (cli/describe.py):
-    where each is now, where it was last seen, or where a download will write it."""
-    keys = {op.key for op in plan.ops if op.key is not None and op.kind != P.SET_BASE}
-    keys |= {c.key for c in plan.conflicts}
-    out = {k: list(files[k]) for k in keys if files.get(k)}
-    gone = sorted(k for k in keys if k not in out and not k.startswith(P.REMOTE_KEY_PREFIX))
-    out.update((k, [path]) for k, path in journal.last_paths(conn, gone).items())
-    for op in plan.by_kind(P.DOWNLOAD):
-        view = snapshot.images.get(op.key or "")
-        folder = folder_for_label(min(op.target_map)) if op.target else None
-        if view is not None and folder is not None:
-            name = file_name(view.meta_data.get(META_NAME), view.id, None)
-            out[view.key] = [
-                f"{binding.root}/{folder}/{name}" if binding.root else f"{folder}/{name}"
-            ]
-    return out
-
-
-def _adopt_remote_ids(conn: sqlite3.Connection, listed: Mapping[str, Any]) -> None:
-    """Record the remote id under which the listing shows a known image.
-
-    An image deleted on the server and uploaded again (by another clone, or by hand) is
-    listed, by its content hash, under a new id; the plan has nothing to do for it, and
-    the catalog kept the dead id (found by the simulation, seed 899). The new remote image
-    is recorded as not created here: only its uploader may delete it.
-    """
-    known = catalog_images.remote_ids(conn)
-    moved = [
-        (view.id, key) for key, view in listed.items() if key in known and known[key] != view.id
-    ]
-    if moved:
-        with transaction(conn):
-            catalog_images.adopt_remote_ids(conn, moved)
-
-
-def _decided(
-    conn: sqlite3.Connection, binding: TaskBinding, mode: str
-) -> dict[P.Policy, frozenset[str]]:
-    """The images whose conflicts `repo resolve` decided, by the side they take; a side
-    this run's direction cannot carry out (`pull` sends nothing, `push` writes nothing
-    here) waits, decided, for a run that can."""
-    skip = {"pull": POLICY_LOCAL, "push": POLICY_REMOTE}.get(mode)
-    by_side: dict[P.Policy, set[str]] = {}
-    for key, side in catalog_conflicts.decisions(conn, binding.task_id).items():
-        if side in (POLICY_LOCAL, POLICY_REMOTE) and side != skip:
-            by_side.setdefault(side, set()).add(key)  # type: ignore[arg-type]
-    return {side: frozenset(keys) for side, keys in by_side.items()}
 
 
 class Engine:
@@ -410,21 +328,21 @@ class Engine:
         rep.problems += snapshot.problems
         rep.twins_left = snapshot.twins
         if not opts.dry_run:
-            _adopt_remote_ids(conn, snapshot.images)
+            plan_context.adopt_remote_ids(conn, snapshot.images)
         state, files = load_task_state(conn, binding, bindings, snapshot, states=states)
-        state, rep.held, refusals = _hold_back(conn, binding, state, files)
+        state, rep.held, refusals = plan_context.held_back(conn, binding, state, files)
         rep.problems += refusals
         absolute, fraction = parse_max_delete(opts.max_delete)
         plan = P.plan_task(
             state, opts.policy, max_delete=absolute, max_delete_fraction=fraction, force=opts.force
         )
-        for side, keys in _decided(conn, binding, opts.mode).items():
+        for side, keys in plan_context.decided(conn, binding, opts.mode).items():
             plan = with_resolutions(plan, state, keys, side)
         full_plan = plan
         plan = filter_plan(plan, opts.mode)
         rep.left_for_other_side = left_for_other_side(full_plan, plan)
         rep.plan = plan
-        rep.paths = _plan_paths(conn, binding, plan, files, snapshot)
+        rep.paths = plan_context.plan_paths(conn, binding, plan, files, snapshot)
         rep.conflicts = plan.conflicts
         rep.stop = plan.stop
         if plan.stop is not None:
