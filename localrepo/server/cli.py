@@ -7,9 +7,14 @@ command line, reads and checks the settings, and runs the account and worker com
     localrepo-server token create USER          (prints the token, once)
     localrepo-server workspace create NAME --user USER
     localrepo-server worker                    (the training worker; serve starts one)
+    localrepo-server init                      (make the data folder and database)
 
 Every command takes ``--data DIR`` and ``--database-url URL`` (environment:
-``LOCALREPO_SERVER_DATA``, ``LOCALREPO_SERVER_DATABASE_URL``).
+``LOCALREPO_SERVER_DATA``, ``LOCALREPO_SERVER_DATABASE_URL``). The data folder is
+``--data``, else ``$LOCALREPO_SERVER_DATA``, else the per-user data folder
+(config.default_data_dir). Only ``serve`` and ``init`` create a database; the account
+commands and ``worker`` refuse (exit 2) where there is none, so a mistyped or
+forgotten ``--data`` never leaves an empty database behind (docs/server.md).
 """
 
 from __future__ import annotations
@@ -20,9 +25,15 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from .config import RateLimit, Settings, default_data_dir, default_database_url
+from .config import ENV_DATA, RateLimit, Settings, default_data_dir, default_database_url
 from .data import accounts
 from .data.db import Database
+
+DATA_HELP = f"""\
+The data folder (the SQLite database and the image files) is --data DIR, else
+${ENV_DATA}, else the per-user data folder ({{default}}).
+Only 'serve' and 'init' create a database there; the other commands refuse (exit 2)
+when there is none, rather than making an empty one by accident."""
 
 
 def _common(parser: argparse.ArgumentParser) -> None:
@@ -30,8 +41,8 @@ def _common(parser: argparse.ArgumentParser) -> None:
         "--data",
         type=Path,
         default=None,
-        help="data folder: the SQLite database and the image files "
-        "(default: $LOCALREPO_SERVER_DATA or ./localrepo-server-data)",
+        help=f"data folder: the SQLite database and the image files "
+        f"(default: ${ENV_DATA}, else the per-user data folder)",
     )
     parser.add_argument(
         "--database-url",
@@ -87,8 +98,13 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="localrepo-server",
         description="A self-hosted Recognition v2 API server for localrepo.",
+        epilog=DATA_HELP.format(default=_default_shown()),
+        formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     sub = parser.add_subparsers(dest="command", required=True)
+
+    init = sub.add_parser("init", help="create the data folder and its database (serve does too)")
+    _common(init)
 
     serve = sub.add_parser("serve", help="run the HTTP server")
     _common(serve)
@@ -243,6 +259,11 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _default_shown() -> str:
+    """The default data folder as help shows it (the environment's, if set)."""
+    return str(default_data_dir())
+
+
 def _settings(args: argparse.Namespace) -> Settings:
     data = args.data if args.data is not None else default_data_dir()
     url = args.database_url if args.database_url is not None else default_database_url()
@@ -277,11 +298,53 @@ def _settings(args: argparse.Namespace) -> Settings:
     return Settings(**kwargs)
 
 
-def _database(settings: Settings) -> Database:
+class NoDatabase(Exception):
+    """There is no localrepo-server database where the settings point (exit 2)."""
+
+
+def _missing_message(settings: Settings) -> str:
+    if settings.database_url:
+        # Never the URL itself: it may hold a password.
+        return (
+            "the database of --database-url (or $LOCALREPO_SERVER_DATABASE_URL) has no "
+            "localrepo-server tables; create them with `localrepo-server init "
+            "--database-url URL` or by starting `localrepo-server serve` once"
+        )
+    data = settings.data_dir
+    return (
+        f"no localrepo-server data in {data}; start the server once with "
+        f"`localrepo-server serve --data {data}` (or run `localrepo-server init --data "
+        f"{data}`), or pass --data DIR (or set ${ENV_DATA}) to use another folder"
+    )
+
+
+def _exists(settings: Settings) -> bool:
+    from sqlalchemy.exc import SQLAlchemyError
+
+    try:
+        return Database.exists(settings.effective_database_url)
+    except SQLAlchemyError as exc:
+        raise NoDatabase(f"cannot open the database ({type(exc).__name__})") from None
+
+
+def _database(settings: Settings, *, create: bool = False) -> Database:
+    """The settings' database; made only when `create` (serve's worker, `init`), else
+    `NoDatabase` where there is none."""
+    if not create and not _exists(settings):
+        raise NoDatabase(_missing_message(settings))
     settings.data_dir.mkdir(parents=True, exist_ok=True)
     db = Database.from_settings(settings)
     db.create_all()
     return db
+
+
+def _init_command(args: argparse.Namespace) -> int:
+    settings = _settings(args)
+    existed = _exists(settings)
+    _database(settings, create=True).dispose()
+    where = "the database of --database-url" if settings.database_url else settings.data_dir
+    print(f"localrepo-server data {'already in' if existed else 'created in'} {where}")
+    return 0
 
 
 def _serve_command(args: argparse.Namespace) -> int:
@@ -331,7 +394,7 @@ def _worker_command(args: argparse.Namespace) -> int:
     if problem:
         print(f"error: {problem}", file=sys.stderr)
         return 2
-    db = _database(settings)
+    db = _database(settings)  # serve made it before starting this worker
     if args.parent_pid is None:
         training.requeue_running(db)
     backends = Backends(settings.feature_backend, settings.torch_threads)
@@ -387,11 +450,17 @@ def _accounts_command(args: argparse.Namespace) -> int:
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    if args.command == "serve":
-        return _serve_command(args)
-    if args.command == "worker":
-        return _worker_command(args)
-    return _accounts_command(args)
+    try:
+        if args.command == "serve":
+            return _serve_command(args)
+        if args.command == "init":
+            return _init_command(args)
+        if args.command == "worker":
+            return _worker_command(args)
+        return _accounts_command(args)
+    except NoDatabase as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
 
 
 if __name__ == "__main__":

@@ -96,6 +96,25 @@ class Database:
             mode = conn.get_execution_options().get("begin_mode", "")
             conn.exec_driver_sql("BEGIN IMMEDIATE" if mode == "IMMEDIATE" else "BEGIN")
 
+    @staticmethod
+    def exists(url: str) -> bool:
+        """Whether `url` names a database this server already made: for SQLite, the file
+        is there (looked at without connecting, which would create it); otherwise its
+        schema table is (server/cli.py refuses to make a database by accident)."""
+        from pathlib import Path
+
+        from sqlalchemy import inspect
+        from sqlalchemy.engine import make_url
+
+        parsed = make_url(url)
+        if parsed.get_backend_name() == "sqlite":
+            return bool(parsed.database) and Path(parsed.database).is_file()
+        engine = create_engine(url, pool_pre_ping=True)
+        try:
+            return inspect(engine).has_table(tables.SchemaInfo.__tablename__)
+        finally:
+            engine.dispose()
+
     def create_all(self) -> None:
         SQLModel.metadata.create_all(self.engine)
         with self.write() as session:
