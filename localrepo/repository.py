@@ -13,7 +13,7 @@ from pathlib import Path
 from localrepo.catalog import tasks as catalog_tasks
 from localrepo.catalog.db import catalog_path, connect, transaction, upgrade
 from localrepo.config import RemoteConfig, RepoConfig, load_config, save_config
-from localrepo.errors import LocalrepoError, NotARepositoryError
+from localrepo.errors import EXIT_USAGE, LocalrepoError, NotARepositoryError
 from localrepo.layout import nfc
 from localrepo.vocabulary import LOGS_DIR, STATE_DIR, TASK_TYPES, TRASH_DIR
 
@@ -142,24 +142,13 @@ def init_repository(
 
 
 def add_task(repo: Repository, folder: Path, *, task: str, task_type: str) -> str:
-    """Bind the subfolder `folder` to a new task; returns its repository-relative root."""
+    """Bind the existing subfolder `folder` to a new task; returns its
+    repository-relative root. A path that is not an existing folder of the repository is
+    refused (exit 2): a typo never creates an empty folder with a task bound to it."""
     name = _check_task_args(task, task_type)
     full = folder if folder.is_absolute() else Path.cwd() / folder
     full = Path(os.path.normpath(full))
-    try:
-        rel = full.relative_to(repo.root).as_posix()
-    except ValueError:
-        raise LocalrepoError(f"{folder} is outside the repository {repo.root}.") from None
-    if rel in ("", "."):
-        raise LocalrepoError("The repository root is already bound to a task; pick a subfolder.")
-    first = rel.split("/")[0]
-    if first == STATE_DIR:
-        raise LocalrepoError(f"{folder} is inside {STATE_DIR}/, which holds localrepo's state.")
-    if full.exists() and not full.is_dir():
-        raise LocalrepoError(f"{folder} is not a folder.")
-    if full.is_symlink():
-        raise LocalrepoError(f"{folder} is a symlink; localrepo never follows symlinks.")
-    full.mkdir(parents=True, exist_ok=True)
+    rel = _task_folder(repo, folder, full)
     conn = repo.connect()
     try:
         with transaction(conn):
@@ -173,6 +162,32 @@ def add_task(repo: Repository, folder: Path, *, task: str, task_type: str) -> st
             catalog_tasks.add(conn, name, task_type, rel, time.time_ns())
     finally:
         conn.close()
+    return rel
+
+
+def _task_folder(repo: Repository, folder: Path, full: Path) -> str:
+    """`full` (as typed: `folder`) relative to the root, if a task may be bound to it."""
+
+    def usage(message: str) -> LocalrepoError:
+        return LocalrepoError(message, exit_code=EXIT_USAGE)
+
+    try:
+        rel = full.relative_to(repo.root).as_posix()
+    except ValueError:
+        raise usage(f"{folder} is outside the repository {repo.root}.") from None
+    if rel in ("", "."):
+        raise usage("The repository root is already bound to a task; pick a subfolder.")
+    if rel.split("/")[0] == STATE_DIR:
+        raise usage(f"{folder} is inside {STATE_DIR}/, which holds localrepo's state.")
+    if full.is_symlink():
+        raise usage(f"{folder} is a symlink; localrepo never follows symlinks.")
+    if not full.exists():
+        raise usage(
+            f"{rel}/ does not exist. Create it first (mkdir -p {rel}), then bind it; "
+            "task add never creates folders."
+        )
+    if not full.is_dir():
+        raise usage(f"{rel} is a file, not a folder; a task is bound to a folder.")
     return rel
 
 

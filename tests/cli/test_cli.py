@@ -376,12 +376,12 @@ def test_log_json_limit_and_human(tmp_path: Path, capsys) -> None:
 
 def test_task_list_human(tmp_path: Path, capsys) -> None:
     root = new_repo(tmp_path / "r", task="pets")
+    (root / "birds").mkdir()
     code, _out, err = repo_main(
         ["-C", str(root), "task", "add", "birds", "--task", "birds", "--type", "regression"],
         capsys,
     )
     assert code == 0 and "Bound birds/" in err
-    assert (root / "birds").is_dir()  # created when missing
     code, out, _err = repo_main(["-C", str(root), "task", "list"], capsys)
     assert out.splitlines() == ["pets\tmulti_class\t./", "birds\tregression\tbirds/"]
     # refused: the state folder, outside the repository, the root again
@@ -391,4 +391,22 @@ def test_task_list_human(tmp_path: Path, capsys) -> None:
         (".", "already bound"),
     ):
         code, _out, err = repo_main(["-C", str(root), "task", "add", path, "--task", "z"], capsys)
-        assert code == 1 and msg in err, (path, err)
+        assert code == 2 and msg in err, (path, err)
+
+
+def test_task_add_needs_an_existing_folder(tmp_path: Path, capsys) -> None:
+    root = new_repo(tmp_path / "r", task="pets")
+    write(root, "notes/readme.txt", b"hello")
+    code, _out, err = repo_main(["-C", str(root), "task", "add", "brids", "--task", "b"], capsys)
+    assert code == 2
+    assert "brids/ does not exist" in err and "mkdir -p brids" in err
+    assert not (root / "brids").exists()  # a typo creates nothing
+    code, _out, err = repo_main(
+        ["-C", str(root), "task", "add", "notes/readme.txt", "--task", "b"], capsys
+    )
+    assert code == 2 and "readme.txt" in err and "file" in err
+    assert _task_count(root) == 1
+    (root / "birds").mkdir()
+    code, _out, err = repo_main(["-C", str(root), "task", "add", "birds", "--task", "b"], capsys)
+    assert code == 0, err
+    assert _task_count(root) == 2
