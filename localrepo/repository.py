@@ -13,6 +13,7 @@ from pathlib import Path
 from localrepo.catalog import tasks as catalog_tasks
 from localrepo.catalog.db import catalog_path, connect, transaction, upgrade
 from localrepo.config import RemoteConfig, RepoConfig, load_config, save_config
+from localrepo.didyoumean import check_name
 from localrepo.errors import EXIT_USAGE, LocalrepoError, NotARepositoryError
 from localrepo.layout import nfc
 from localrepo.vocabulary import LOGS_DIR, STATE_DIR, TASK_TYPES, TRASH_DIR
@@ -197,12 +198,9 @@ def rename_task(repo: Repository, old: str, new: str) -> None:
     conn = repo.connect()
     try:
         with transaction(conn):
+            check_name("task rename", old, catalog_tasks.names(conn), where="in this repository")
             row = catalog_tasks.type_and_remote_id(conn, old)
-            if row is None:
-                names = catalog_tasks.names(conn)
-                raise LocalrepoError(
-                    f"No task named '{old}' in this repository (tasks: {', '.join(names)})."
-                )
+            assert row is not None  # check_name found it
             name = _check_task_args(new, row[0])
             if row[1]:
                 raise LocalrepoError(
