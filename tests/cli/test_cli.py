@@ -410,3 +410,43 @@ def test_task_add_needs_an_existing_folder(tmp_path: Path, capsys) -> None:
     code, _out, err = repo_main(["-C", str(root), "task", "add", "birds", "--task", "b"], capsys)
     assert code == 0, err
     assert _task_count(root) == 2
+
+
+def test_task_remove_of_a_task_never_synced_and_its_refusals(tmp_path: Path, capsys) -> None:
+    root = new_repo(tmp_path / "r", task="pets")
+    write_image(root, "dog/d.jpg", 1)
+    write_image(root, "wild/owls/o.jpg", 2)
+    write_image(root, "wild/deep/hawks/h.jpg", 3)
+    for folder, name in (("wild", "wild"), ("wild/deep", "deep")):
+        code, _out, err = repo_main(
+            ["-C", str(root), "task", "add", folder, "--task", name], capsys
+        )
+        assert code == 0, err
+    before = {p: p.read_bytes() for p in root.rglob("*.jpg")}
+    # A task with tasks bound inside its folder would hide them: remove those first.
+    code, _out, err = repo_main(["-C", str(root), "task", "remove", "wild"], capsys)
+    assert code == 2 and "(deep)" in err and "repo task remove deep" in err
+    # Never synced: nothing on a server to fall out of step with, so no --force needed.
+    code, _out, err = repo_main(["-C", str(root), "task", "remove", "deep"], capsys)
+    assert code == 0, err
+    assert "join the task 'wild'" in err
+    assert (root / ".localrepoignore").read_text().splitlines()[-1] == "/wild/deep/"
+    code, out, _err = repo_main(["-C", str(root), "status", "--json"], capsys)
+    by_name = {t["name"]: t for t in json.loads(out)["tasks"]}
+    assert set(by_name) == {"pets", "wild"}
+    assert by_name["wild"]["labels"] == {"owls": 1}  # deep/hawks did not join "wild"
+    assert {p: p.read_bytes() for p in root.rglob("*.jpg")} == before
+    code, _out, err = repo_main(["-C", str(root), "task", "rename", "wilf", "x"], capsys)
+    assert code == 2 and "did you mean 'wild'?" in err and "(tasks: pets, wild)" in err
+
+
+def test_ignore_pattern_names_exactly_one_folder() -> None:
+    from localrepo.ignore import IgnoreRules
+    from localrepo.repository import ignore_pattern
+
+    assert ignore_pattern("birds") == "/birds/"
+    assert ignore_pattern("a*b/c[1]?") == "/a\\*b/c\\[1]\\?/"
+    assert ignore_pattern("x ") == "/x\\ /"
+    rules = IgnoreRules.from_texts({"": ignore_pattern("a*b") + "\n"})
+    assert rules.match("a*b/x.jpg", False) is not None
+    assert rules.match("aXb/x.jpg", False) is None
