@@ -183,9 +183,11 @@ def _task_folder(repo: Repository, folder: Path, full: Path) -> str:
     if full.is_symlink():
         raise usage(f"{folder} is a symlink; localrepo never follows symlinks.")
     if not full.exists():
+        import shlex
+
         raise usage(
-            f"{rel}/ does not exist. Create it first (mkdir -p {rel}), then bind it; "
-            "task add never creates folders."
+            f"{rel}/ does not exist. Create it first (mkdir -p {shlex.quote(str(full))}), "
+            "then bind it; task add never creates folders."
         )
     if not full.is_dir():
         raise usage(f"{rel} is a file, not a folder; a task is bound to a folder.")

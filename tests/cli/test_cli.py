@@ -399,7 +399,7 @@ def test_task_add_needs_an_existing_folder(tmp_path: Path, capsys) -> None:
     write(root, "notes/readme.txt", b"hello")
     code, _out, err = repo_main(["-C", str(root), "task", "add", "brids", "--task", "b"], capsys)
     assert code == 2
-    assert "brids/ does not exist" in err and "mkdir -p brids" in err
+    assert "brids/ does not exist" in err and f"mkdir -p {root / 'brids'}" in err
     assert not (root / "brids").exists()  # a typo creates nothing
     code, _out, err = repo_main(
         ["-C", str(root), "task", "add", "notes/readme.txt", "--task", "b"], capsys
