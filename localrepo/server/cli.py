@@ -27,7 +27,7 @@ from typing import Any
 
 from .config import ENV_DATA, RateLimit, Settings, default_data_dir, default_database_url
 from .data import accounts
-from .data.db import Database
+from .data.db import Database, DatabaseUnavailable
 
 DATA_HELP = f"""\
 The data folder (the SQLite database and the image files) is --data DIR, else
@@ -319,12 +319,10 @@ def _missing_message(settings: Settings) -> str:
 
 
 def _exists(settings: Settings) -> bool:
-    from sqlalchemy.exc import SQLAlchemyError
-
     try:
         return Database.exists(settings.effective_database_url)
-    except SQLAlchemyError as exc:
-        raise NoDatabase(f"cannot open the database ({type(exc).__name__})") from None
+    except DatabaseUnavailable as exc:
+        raise NoDatabase(f"cannot open the database ({exc})") from None
 
 
 def _database(settings: Settings, *, create: bool = False) -> Database:

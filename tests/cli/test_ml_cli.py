@@ -192,45 +192,6 @@ def test_classify_files_prints_one_line_per_image(
         assert probs == sorted(probs, reverse=True) and 0 < probs[0] <= 1
 
 
-def test_classify_outside_a_repository_with_a_remote_task(
-    colours: Clone, trained: dict[str, Any], tmp_path: Path, ml_server: Any
-) -> None:
-    files = []
-    for k, name in enumerate(SHAPES):
-        path = tmp_path / "loose" / f"{name}.jpg"
-        path.parent.mkdir(exist_ok=True)
-        path.write_bytes(class_image(name, 2000 + k))
-        files.append(path.name)
-
-    def outside(*args: str) -> subprocess.CompletedProcess[str]:
-        return subprocess.run(
-            [sys.executable, "-m", "localrepo", *args],
-            cwd=tmp_path / "loose",
-            env=colours.env,
-            capture_output=True,
-            text=True,
-            timeout=300,
-        )
-
-    inside = ndjson(
-        colours.run("classify", "--json", *(str(tmp_path / "loose" / f) for f in files)).stdout
-    )
-    proc = outside("classify", "--remote-task", "colours", "--url", ml_server.url, "--json", *files)
-    assert proc.returncode == 0, proc.stderr
-    records = ndjson(proc.stdout)
-    assert [r["path"] for r in records] == files
-    assert [r["best_label"]["name"] for r in records] == [r["best_label"]["name"] for r in inside]
-    assert all(r["version"] == 1 for r in records)
-    # An unknown remote task: exit 2, the close name, nothing classified.
-    proc = outside("classify", "--remote-task", "colors", "--url", ml_server.url, *files)
-    assert proc.returncode == 2 and "did you mean 'colours'?" in proc.stderr and proc.stdout == ""
-    # --task is this repository's: outside one it is an error that says so.
-    proc = outside("classify", "--task", "colours", *files)
-    assert proc.returncode == 1 and "not inside a localrepo repository" in proc.stderr
-    proc = outside("classify", "--url", ml_server.url, *files)
-    assert proc.returncode == 2 and "--url goes with --remote-task" in proc.stderr
-
-
 def classify_posts(server: Any) -> int:
     return sum(1 for m, path, _ in api_requests(server.log_text()) if path.endswith("classify/"))
 
