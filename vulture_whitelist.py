@@ -23,6 +23,10 @@ from localrepo.server.api import labels as api_labels
 from localrepo.server.api import tasks as api_tasks
 from localrepo.server.data import db as server_db
 from localrepo.server.data import tables
+from localrepo.server.web import account as web_account
+from localrepo.server.web import assets as web_assets
+from localrepo.server.web import docs as web_docs
+from localrepo.server.web import pages as web_pages
 from localrepo.sync import plan, report
 from localrepo.watch import observer
 
@@ -60,6 +64,20 @@ api_tasks.put_task
 api_tasks.patch_task
 api_tasks.task_add_label
 api_tasks.task_remove_label
+web_assets.static_file
+web_docs.swagger_ui
+web_docs.swagger_ui_redirect
+web_docs.redoc
+web_docs.favicon
+web_pages.root
+web_pages.web_root
+web_pages.home
+web_pages.sign_in_form
+web_pages.sign_in
+web_pages.sign_out
+web_account.account_page
+web_account.create_token
+web_account.revoke_token
 # exception handlers registered by @app.exception_handler in install_handlers
 errors._api_error
 errors._too_large

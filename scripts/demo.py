@@ -4,7 +4,8 @@ Starts a local localrepo-server, builds a sample dataset (drawn shapes, folder =
 makes it a repository, syncs it to the server, shows the remote state, clones it into a
 second folder, relabels an image by moving it and syncs both ways, trains a model on the
 server, classifies the images nobody labelled and evaluates the model against the
-folders, then stops the server.
+folders (printing the misclassified files, and writing demo/evaluation.html), then stops
+the server.
 """
 
 from __future__ import annotations
@@ -113,11 +114,23 @@ def main() -> None:
         step("train a model on the synced images and wait for its metrics", "train", "--wait")
         step("the task's model versions (* = production)", "models")
         step("classify the images nobody labelled yet", "classify", "--top", "2", "_unlabeled")
-        step("the model against the folders: confusion matrix", "evaluate")
+        step(
+            "the model against the folders: scores, confusion matrix, misclassified files, "
+            "and a report with pictures",
+            "evaluate",
+            "--report",
+            "../evaluation.html",
+        )
     finally:
         server.terminate()
         server.wait(timeout=15)
     print(f"\nDone. The demo folders stay in {DEMO}/ (the server is stopped).")
+    srv = DEMO / "srv"
+    print(
+        "To see the same data in a browser (docs/web.md): give the demo's user a password\n"
+        f"  localrepo-server user set-password dev --data {srv}\n"
+        f"then run  localrepo-server serve --data {srv}  and open http://127.0.0.1:8000/"
+    )
 
 
 if __name__ == "__main__":

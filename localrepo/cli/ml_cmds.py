@@ -1,9 +1,11 @@
-"""`repo train`, `models`, `classify`, `evaluate`: the click commands, thin.
+"""`repo train`, `models` (with `promote`, `rollback`), `classify`, `evaluate`: the click
+commands, thin.
 
 Each parses its options and calls its runner: `ml_train.run_train`,
-`ml_train.run_models`, `ml_classify.run_classify`, `ml_evaluate.run_evaluate`. Those
-shells read the catalog and the files, call the server and print; the decisions and the
-text are ml_report.py's (pure). The commands are registered lazily by cli/main.py
+`ml_models.run_models` (`run_promote`, `run_rollback`), `ml_classify.run_classify`,
+`ml_evaluate.run_evaluate`. Those shells read the catalog and the files, call the
+server and print; the decisions and the text are ml_report.py's and promotion.py's
+(pure). The commands are registered lazily by cli/main.py
 (`LAZY_COMMANDS`)."""
 
 from __future__ import annotations
@@ -15,8 +17,10 @@ import click
 from localrepo.cli.connect import token_option
 from localrepo.cli.context import Ctx
 from localrepo.cli.ml_classify import run_classify
-from localrepo.cli.ml_evaluate import run_evaluate
-from localrepo.cli.ml_train import run_models, run_train
+from localrepo.cli.ml_evaluate import EvaluateOptions, run_evaluate
+from localrepo.cli.ml_models import run_models, run_promote, run_rollback
+from localrepo.cli.ml_train import run_train
+from localrepo.cli.promotion import IF_BETTER, POLICIES
 from localrepo.vocabulary import CLASSIFY_BATCH
 
 DEFAULT_TOP = 3
@@ -37,13 +41,21 @@ def _task_option(f: Any) -> Any:
     type=click.FloatRange(min=1),
     default=None,
     metavar="SECONDS",
-    help="With --wait: give up waiting after this long (the server keeps training).",
+    help="Give up waiting for the training after this long (the server keeps training).",
 )
 @click.option(
     "--force", is_flag=True, help="Train even with local changes that are not synced yet."
 )
 @click.option(
     "-n", "--dry-run", is_flag=True, help="Check and show what would be trained; queue nothing."
+)
+@click.option(
+    "--promote",
+    type=click.Choice(POLICIES),
+    default=IF_BETTER,
+    show_default=True,
+    help="Which version is in production afterwards: the new one 'always', only "
+    "'if-better' than the current one on the same test images, or 'never'.",
 )
 @click.option("--json", "as_json", is_flag=True, help="Print the result as JSON.")
 @token_option
@@ -55,27 +67,75 @@ def train(
     timeout: float | None,
     force: bool,
     dry_run: bool,
+    promote: str,
     as_json: bool,
     token: str | None,
 ) -> None:
     """Train a new version of the task's model on the server, from the images the
     server holds (run 'repo sync' first). With --wait, follow the training and print
-    its metrics; exit 1 if it failed."""
-    run_train(obj, task_name, wait, timeout, force, as_json, token, dry_run)
+    its metrics; exit 1 if it failed.
+
+    The new version goes into production only if it scores at least as well as the
+    current one on the same test images (--promote if-better): for that, train waits
+    for the end even without --wait, unless --promote always."""
+    run_train(obj, task_name, wait, timeout, force, as_json, token, dry_run, promote)
 
 
-@click.command()
+_MODELS_DEFAULTS = "localrepo.models"  # the group's --task/--json/--token, for its subcommands
+
+
+@click.group(invoke_without_command=True)
 @_task_option
 @click.option("--version", type=click.IntRange(min=1), help="Show this version in detail.")
 @click.option("--json", "as_json", is_flag=True, help="Print JSON.")
 @token_option
-@click.pass_obj
+@click.pass_context
 def models(
-    obj: Ctx, task_name: str | None, version: int | None, as_json: bool, token: str | None
+    ctx: click.Context,
+    task_name: str | None,
+    version: int | None,
+    as_json: bool,
+    token: str | None,
 ) -> None:
-    """List the task's trained versions with their metrics; * marks the production
-    version."""
-    run_models(obj, task_name, version, as_json, token)
+    """List the task's model versions with their metrics; * marks the production
+    version (the one classify uses). 'repo models promote VERSION' and 'repo models
+    rollback' choose another."""
+    if ctx.invoked_subcommand is None:
+        run_models(ctx.obj, task_name, version, as_json, token)
+    elif version is not None:
+        raise click.UsageError("--version lists one version; it does not go with a subcommand.")
+    ctx.meta[_MODELS_DEFAULTS] = (task_name, as_json, token)
+
+
+def _inherited(
+    ctx: click.Context, task_name: str | None, as_json: bool, token: str | None
+) -> tuple[str | None, bool, str | None]:
+    """A subcommand's --task/--json/--token, else those given to `repo models`."""
+    group_task, group_json, group_token = ctx.meta.get(_MODELS_DEFAULTS, (None, False, None))
+    return task_name or group_task, as_json or group_json, token or group_token
+
+
+@models.command()
+@click.argument("version", type=click.IntRange(min=1))
+@_task_option
+@click.option("--json", "as_json", is_flag=True, help="Print the result as JSON.")
+@token_option
+@click.pass_context
+def promote(
+    ctx: click.Context, version: int, task_name: str | None, as_json: bool, token: str | None
+) -> None:
+    """Make VERSION (a version that trained) the production version."""
+    run_promote(ctx.obj, version, *_inherited(ctx, task_name, as_json, token))
+
+
+@models.command()
+@_task_option
+@click.option("--json", "as_json", is_flag=True, help="Print the result as JSON.")
+@token_option
+@click.pass_context
+def rollback(ctx: click.Context, task_name: str | None, as_json: bool, token: str | None) -> None:
+    """Go back to the trained version before the production one."""
+    run_rollback(ctx.obj, *_inherited(ctx, task_name, as_json, token))
 
 
 @click.command()
@@ -151,6 +211,19 @@ def classify(
     show_default=True,
     help="Parallel requests.",
 )
+@click.option(
+    "--holdout",
+    metavar="DIR",
+    type=click.Path(exists=True, file_okay=False),
+    help="Score the images of this folder tree instead (the folder under DIR is the label).",
+)
+@click.option(
+    "--report",
+    metavar="FILE.html",
+    type=click.Path(dir_okay=False),
+    help="Also write a self-contained HTML report with pictures (needs the report extra).",
+)
+@click.option("--all", "show_all", is_flag=True, help="List every misclassified file.")
 @click.option("--json", "as_json", is_flag=True, help="Print the report as JSON.")
 @token_option
 @click.pass_obj
@@ -159,10 +232,16 @@ def evaluate(
     task_name: str | None,
     version: int | None,
     jobs: int,
+    holdout: str | None,
+    report: str | None,
+    show_all: bool,
     as_json: bool,
     token: str | None,
 ) -> None:
-    """Classify the repository's own labelled images and compare with their folders:
-    accuracy and confusion matrix (multi_class), per-tag precision/recall
-    (multi_label), MAE/RMSE/R2 (regression)."""
-    run_evaluate(obj, task_name, version, jobs, as_json, token)
+    """Classify the repository's labelled images (or, with --holdout, those of a folder
+    tree the model never saw) and compare with their folders: per-label precision,
+    recall and F1 and the confusion matrix (multi_class), per-tag scores (multi_label),
+    MAE/RMSE/R2 (regression); then the misclassified files (regression: the largest
+    errors), true -> predicted (confidence). Exit 6 when some files failed."""
+    options = EvaluateOptions(holdout=holdout, report=report, show_all=show_all)
+    run_evaluate(obj, task_name, version, jobs, as_json, token, options)

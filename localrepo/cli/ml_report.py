@@ -1,11 +1,10 @@
 """Pure helpers of `repo train`, `models`, `classify` and `evaluate`: picking the task,
-judging whether the catalog is synced, evaluation metrics, and the text they print.
-No I/O here: the shells in ml_train.py, ml_classify.py and ml_evaluate.py read, call the
-server and echo."""
+judging whether the catalog is synced, metrics tables, and the text they print (the
+evaluation itself is evaluation.py's). No I/O here: the shells in ml_train.py,
+ml_classify.py and ml_evaluate.py read, call the server and echo."""
 
 from __future__ import annotations
 
-import math
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -13,7 +12,7 @@ from typing import Any
 from localrepo.didyoumean import unknown_name
 from localrepo.errors import EXIT_DECISION, EXIT_USAGE, LocalrepoError
 from localrepo.remote.models import ClassifiedRecord, Prediction, RemoteModel, number
-from localrepo.vocabulary import MULTI_CLASS, MULTI_LABEL, REGRESSION
+from localrepo.vocabulary import MULTI_LABEL, REGRESSION
 
 PROB_THRESHOLD = 0.5  # a multi_label tag counts as predicted from this probability
 
@@ -257,6 +256,7 @@ def model_row(model: RemoteModel, production: int | None, task_type: str) -> lis
         f"{mark}{fmt(model.version)}",
         model.train_status or "-",
         created or "-",
+        fmt(image_count(model)),
         model.backend or "-",
         *scores,
     ]
@@ -266,7 +266,15 @@ def model_headers(task_type: str) -> list[str]:
     scores = (
         ["mae", "rmse", "r2"] if task_type == REGRESSION else ["accuracy", "precision", "recall"]
     )
-    return ["version", "status", "created", "backend", *scores]
+    return ["version", "status", "created", "images", "backend", *scores]
+
+
+def image_count(model: RemoteModel) -> int | None:
+    """The images a version was trained and tested on, when the server says."""
+    parts = [model.metrics.get(k) for k in ("train_images", "test_images")]
+    if all(isinstance(n, int) and not isinstance(n, bool) for n in parts):
+        return sum(parts)  # type: ignore[arg-type]
+    return None
 
 
 def model_json(model: RemoteModel, production: int | None) -> dict[str, Any]:
@@ -277,6 +285,7 @@ def model_json(model: RemoteModel, production: int | None) -> dict[str, Any]:
         "status": model.train_status,
         "created": model.created,
         "backend": model.backend,
+        "images": image_count(model),
         **summary_numbers(model),
         "metrics": model.metrics,
         "detail": model.detail,
@@ -334,135 +343,3 @@ def predicted_tags(record: ClassifiedRecord) -> list[Prediction]:
     if record.best_labels:
         return list(record.best_labels)
     return [p for p in record.labels if p.prob is not None and p.prob >= PROB_THRESHOLD]
-
-
-# -- evaluation against the folders -------------------------------------------------------------
-
-
-def evaluate_multi_class(
-    pairs: Sequence[tuple[str, str | None]], labels: Sequence[str]
-) -> dict[str, Any]:
-    """(true label, predicted label) pairs -> accuracy, per-label precision/recall and the
-    confusion matrix (rows: true, columns: predicted; a predicted label that is not a
-    folder gets a column of its own)."""
-    names = list(dict.fromkeys([*labels, *(t for t, _ in pairs)]))
-    for _, p in pairs:
-        if p is not None and p not in names:
-            names.append(p)
-    index = {n: i for i, n in enumerate(names)}
-    matrix = [[0] * len(names) for _ in names]
-    for t, p in pairs:
-        if p is not None:
-            matrix[index[t]][index[p]] += 1
-    correct = sum(1 for t, p in pairs if t == p)
-    per_label = {}
-    for n in names:
-        i = index[n]
-        tp = matrix[i][i]
-        predicted = sum(row[i] for row in matrix)
-        support = sum(1 for t, _ in pairs if t == n)
-        if support == 0 and predicted == 0:
-            continue
-        per_label[n] = {
-            "precision": _ratio(tp, predicted),
-            "recall": _ratio(tp, support),
-            "support": support,
-        }
-    return {
-        "images": len(pairs),
-        "accuracy": _ratio(correct, len(pairs)),
-        "per_label": per_label,
-        "confusion_matrix": {"labels": names, "matrix": matrix},
-    }
-
-
-def evaluate_multi_label(
-    pairs: Sequence[tuple[frozenset[str], frozenset[str]]], tags: Sequence[str]
-) -> dict[str, Any]:
-    """(true tags, predicted tags) pairs -> exact-match ratio and per-tag precision/recall."""
-    names = list(dict.fromkeys([*tags, *(t for truth, _ in pairs for t in sorted(truth))]))
-    per_label = {}
-    for n in names:
-        tp = sum(1 for truth, pred in pairs if n in truth and n in pred)
-        predicted = sum(1 for _, pred in pairs if n in pred)
-        support = sum(1 for truth, _ in pairs if n in truth)
-        per_label[n] = {
-            "precision": _ratio(tp, predicted),
-            "recall": _ratio(tp, support),
-            "support": support,
-        }
-    exact = sum(1 for truth, pred in pairs if truth == pred)
-    return {"images": len(pairs), "exact_match": _ratio(exact, len(pairs)), "per_label": per_label}
-
-
-def evaluate_regression(pairs: Sequence[tuple[str, float, float | None]]) -> dict[str, Any]:
-    """(value label, true value, predicted value) triples -> MAE, RMSE, R2 overall and per
-    value label. A missing prediction counts in `missing`, not in the errors."""
-    per: dict[str, list[tuple[float, float]]] = {}
-    missing = 0
-    for name, truth, pred in pairs:
-        if pred is None:
-            missing += 1
-            continue
-        per.setdefault(name, []).append((truth, pred))
-    everything = [tp for rows in per.values() for tp in rows]
-    out: dict[str, Any] = {"images": len(pairs), **_regression_scores(everything)}
-    if missing:
-        out["missing"] = missing
-    out["per_label"] = {
-        name: {**_regression_scores(rows), "support": len(rows)} for name, rows in per.items()
-    }
-    return out
-
-
-def evaluate_predictions(
-    task_type: str,
-    names: Sequence[str],
-    truth: Mapping[str, Sequence[tuple[str, float | None]]],
-    predicted: Sequence[tuple[str, ClassifiedRecord]],
-) -> dict[str, Any]:
-    """The evaluation of a task type: `truth` is {path: [(label, value)]} as the folders
-    say, `predicted` the (path, record) of every image the model answered for, `names`
-    the task's label names. Multi_class compares the best label with the folder's,
-    multi_label the predicted tags (`predicted_tags`, known tags only) with the
-    folders', regression each value label's value with its prediction."""
-    if task_type == MULTI_CLASS:
-        pairs = []
-        for path, record in predicted:
-            best = record.best_label or (record.labels[0] if record.labels else None)
-            pairs.append((truth[path][0][0], best.name if best else None))
-        return evaluate_multi_class(pairs, names)
-    if task_type == MULTI_LABEL:
-        tags = set(names)
-        tag_pairs = [
-            (
-                frozenset(n for n, _ in truth[path]),
-                frozenset(p.name for p in predicted_tags(record) if p.name in tags),
-            )
-            for path, record in predicted
-        ]
-        return evaluate_multi_label(tag_pairs, names)
-    triples = []
-    for path, record in predicted:
-        values = {p.name: p.value for p in record.labels}
-        for name, value in truth[path]:
-            if value is not None:
-                triples.append((name, value, values.get(name)))
-    return evaluate_regression(triples)
-
-
-def _regression_scores(rows: Sequence[tuple[float, float]]) -> dict[str, float | None]:
-    if not rows:
-        return {"mae": None, "rmse": None, "r2": None}
-    n = len(rows)
-    errors = [p - t for t, p in rows]
-    mae = sum(abs(e) for e in errors) / n
-    rmse = math.sqrt(sum(e * e for e in errors) / n)
-    mean = sum(t for t, _ in rows) / n
-    total = sum((t - mean) ** 2 for t, _ in rows)
-    r2 = 1 - sum(e * e for e in errors) / total if total > 0 else None
-    return {"mae": mae, "rmse": rmse, "r2": r2}
-
-
-def _ratio(a: int, b: int) -> float | None:
-    return a / b if b else None

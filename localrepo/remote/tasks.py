@@ -61,6 +61,13 @@ class TaskEndpoints(Pager):
         body = {k: v for k, v in (("name", name), ("description", description)) if v is not None}
         return RemoteTask.from_api(self._request("PATCH", f"task/{task_id}/", json=body))
 
+    def set_production_version(self, task_id: str, version: int) -> RemoteTask:
+        """Make a trained version the one ``classify/`` uses (``PATCH task/`` with
+        ``production_version``, as the SDK sends it). A version that does not exist or
+        did not train is a `BadRequestError` naming ``production_version``."""
+        body = {"production_version": version}
+        return RemoteTask.from_api(self._request("PATCH", f"task/{task_id}/", json=body))
+
     def delete_task(self, task_id: str) -> bool:
         """True if deleted, False if it was already gone."""
         return self._delete(f"task/{task_id}/")

@@ -18,6 +18,8 @@ from .imaging import configure_pillow
 from .middleware import ApiMiddleware
 from .ml.classify import MLService
 from .ml.features import Backends
+from .web import account as web_account
+from .web import assets, docs, pages, render
 
 API_VERSION = "2"
 
@@ -35,7 +37,15 @@ def build_context(settings: Settings, db: Database | None = None) -> ServerConte
         else None
     )
     ml = MLService(Backends(settings.feature_backend, settings.torch_threads))
-    return ServerContext(settings=settings, db=database, blobs=blobs, limiter=limiter, ml=ml)
+    login = settings.login_rate_limit
+    return ServerContext(
+        settings=settings,
+        db=database,
+        blobs=blobs,
+        limiter=limiter,
+        ml=ml,
+        login_limiter=TokenBucketLimiter(login.rate, login.burst),
+    )
 
 
 def create_app(settings: Settings, ctx: ServerContext | None = None) -> FastAPI:
@@ -51,13 +61,20 @@ def create_app(settings: Settings, ctx: ServerContext | None = None) -> FastAPI:
         ),
         redirect_slashes=False,
         responses=ERROR_RESPONSES,
+        # Served by web/docs.py with this server's own copies of their scripts.
+        docs_url=None,
+        redoc_url=None,
     )
     app.router.redirect_slashes = False
     app.state.ctx = context
-    install_handlers(app)
+    install_handlers(app, html_error=render.html_error)
+    render.install_handlers(app)
     for module in (tasks, labels, images, models, classify, account):
         app.include_router(module.router)
     app.include_router(media.router)
+    app.state.assets = assets.Assets()
+    for web_module in (assets, docs, pages, web_account):
+        app.include_router(web_module.router)
     app.add_middleware(
         ApiMiddleware,
         max_body_bytes=settings.max_body_bytes,

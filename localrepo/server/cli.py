@@ -3,7 +3,8 @@ command line, reads and checks the settings, and runs the account and worker com
 ``serve`` itself is server/serving.py's.
 
     localrepo-server serve [--host 127.0.0.1] [--port 8000] [--data DIR] [--dev] ...
-    localrepo-server user create NAME
+    localrepo-server user create NAME [--ask-password | --password-stdin]
+    localrepo-server user set-password NAME [--password-stdin]   (web sign-in)
     localrepo-server token create USER          (prints the token, once)
     localrepo-server workspace create NAME --user USER
     localrepo-server worker                    (the training worker; serve starts one)
@@ -11,10 +12,8 @@ command line, reads and checks the settings, and runs the account and worker com
 
 Every command takes ``--data DIR`` and ``--database-url URL`` (environment:
 ``LOCALREPO_SERVER_DATA``, ``LOCALREPO_SERVER_DATABASE_URL``). The data folder is
-``--data``, else ``$LOCALREPO_SERVER_DATA``, else the per-user data folder
-(config.default_data_dir). Only ``serve`` and ``init`` create a database; the account
-commands and ``worker`` refuse (exit 2) where there is none, so a mistyped or
-forgotten ``--data`` never leaves an empty database behind (docs/server.md).
+``--data``, else ``$LOCALREPO_SERVER_DATA``, else the per-user data folder; only
+``serve`` and ``init`` create a database there (server/datadir.py).
 """
 
 from __future__ import annotations
@@ -25,15 +24,10 @@ import sys
 from pathlib import Path
 from typing import Any
 
+from . import datadir
 from .config import ENV_DATA, RateLimit, Settings, default_data_dir, default_database_url
 from .data import accounts
-from .data.db import Database, DatabaseUnavailable
-
-DATA_HELP = f"""\
-The data folder (the SQLite database and the image files) is --data DIR, else
-${ENV_DATA}, else the per-user data folder ({{default}}).
-Only 'serve' and 'init' create a database there; the other commands refuse (exit 2)
-when there is none, rather than making an empty one by accident."""
+from .data.db import Database
 
 
 def _common(parser: argparse.ArgumentParser) -> None:
@@ -98,7 +92,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="localrepo-server",
         description="A self-hosted Recognition v2 API server for localrepo.",
-        epilog=DATA_HELP.format(default=_default_shown()),
+        epilog=datadir.help_text(),
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     sub = parser.add_subparsers(dest="command", required=True)
@@ -220,9 +214,18 @@ def build_parser() -> argparse.ArgumentParser:
     )
 
     user = sub.add_parser("user", help="manage users").add_subparsers(dest="action", required=True)
-    p = user.add_parser("create", help="create a user (with its Default workspace)")
+    p = user.add_parser(
+        "create", aliases=["add"], help="create a user (with its Default workspace)"
+    )
     _common(p)
     p.add_argument("name")
+    _password_options(p, optional=True)
+    p = user.add_parser(
+        "set-password", help="set a user's password for the web interface (asked twice)"
+    )
+    _common(p)
+    p.add_argument("name")
+    _password_options(p, optional=False)
     p = user.add_parser("list", help="list users")
     _common(p)
 
@@ -259,9 +262,56 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def _default_shown() -> str:
-    """The default data folder as help shows it (the environment's, if set)."""
-    return str(default_data_dir())
+def _password_options(parser: argparse.ArgumentParser, *, optional: bool) -> None:
+    # Never the password itself on the command line: other users see it in `ps`.
+    if optional:
+        parser.add_argument(
+            "--ask-password",
+            action="store_true",
+            help="ask for a password for the web interface (twice, not echoed)",
+        )
+    parser.add_argument(
+        "--password-stdin",
+        action="store_true",
+        help="read the password from the first line of standard input instead",
+    )
+
+
+def _read_password(args: argparse.Namespace) -> str | None:
+    """The new password the options ask for (None: none asked for). Raises
+    AccountError when it will not do; never shows it."""
+    import getpass
+
+    from .passwords import password_problem
+
+    if args.password_stdin:
+        password = sys.stdin.readline().rstrip("\r\n")
+    elif getattr(args, "ask_password", True):
+        password = getpass.getpass("Password: ")
+        if getpass.getpass("Password again: ") != password:
+            raise accounts.AccountError("the two passwords differ; nothing was changed")
+    else:
+        return None
+    problem = password_problem(password)
+    if problem:
+        raise accounts.AccountError(f"{problem}; nothing was changed")
+    return password
+
+
+def _set_password_command(db: Database, args: argparse.Namespace) -> None:
+    if accounts.sign_in_record(db, args.name) is None:  # before asking for a password
+        raise accounts.AccountError(f"no user named {args.name!r}")
+    password = _read_password(args)
+    if password is None:  # pragma: no cover - set-password always reads one
+        raise AssertionError(args)
+    _set_password(db, args.name, password)
+    print(f"set the web interface password of {args.name!r}; their web sessions ended")
+
+
+def _set_password(db: Database, username: str, password: str) -> None:
+    from .passwords import hash_password
+
+    accounts.set_password(db, username, hash_password(password))
 
 
 def _settings(args: argparse.Namespace) -> Settings:
@@ -298,48 +348,10 @@ def _settings(args: argparse.Namespace) -> Settings:
     return Settings(**kwargs)
 
 
-class NoDatabase(Exception):
-    """There is no localrepo-server database where the settings point (exit 2)."""
-
-
-def _missing_message(settings: Settings) -> str:
-    if settings.database_url:
-        # Never the URL itself: it may hold a password.
-        return (
-            "the database of --database-url (or $LOCALREPO_SERVER_DATABASE_URL) has no "
-            "localrepo-server tables; create them with `localrepo-server init "
-            "--database-url URL` or by starting `localrepo-server serve` once"
-        )
-    data = settings.data_dir
-    return (
-        f"no localrepo-server data in {data}; start the server once with "
-        f"`localrepo-server serve --data {data}` (or run `localrepo-server init --data "
-        f"{data}`), or pass --data DIR (or set ${ENV_DATA}) to use another folder"
-    )
-
-
-def _exists(settings: Settings) -> bool:
-    try:
-        return Database.exists(settings.effective_database_url)
-    except DatabaseUnavailable as exc:
-        raise NoDatabase(f"cannot open the database ({exc})") from None
-
-
-def _database(settings: Settings, *, create: bool = False) -> Database:
-    """The settings' database; made only when `create` (serve's worker, `init`), else
-    `NoDatabase` where there is none."""
-    if not create and not _exists(settings):
-        raise NoDatabase(_missing_message(settings))
-    settings.data_dir.mkdir(parents=True, exist_ok=True)
-    db = Database.from_settings(settings)
-    db.create_all()
-    return db
-
-
 def _init_command(args: argparse.Namespace) -> int:
     settings = _settings(args)
-    existed = _exists(settings)
-    _database(settings, create=True).dispose()
+    existed = datadir.exists(settings)
+    datadir.database(settings, create=True).dispose()
     where = "the database of --database-url" if settings.database_url else settings.data_dir
     print(f"localrepo-server data {'already in' if existed else 'created in'} {where}")
     return 0
@@ -392,7 +404,7 @@ def _worker_command(args: argparse.Namespace) -> int:
     if problem:
         print(f"error: {problem}", file=sys.stderr)
         return 2
-    db = _database(settings)  # serve made it before starting this worker
+    db = datadir.database(settings)  # serve made it before starting this worker
     if args.parent_pid is None:
         training.requeue_running(db)
     backends = Backends(settings.feature_backend, settings.torch_threads)
@@ -408,11 +420,17 @@ def _worker_command(args: argparse.Namespace) -> int:
 
 def _accounts_command(args: argparse.Namespace) -> int:
     settings = _settings(args)
-    db = _database(settings)
+    db = datadir.database(settings)
     try:
-        if args.command == "user" and args.action == "create":
+        if args.command == "user" and args.action in ("create", "add"):
+            password = _read_password(args)
             user = accounts.create_user(db, args.name)
             print(f"created user {user.username!r} (id {user.id}) with workspace 'Default'")
+            if password is not None:
+                _set_password(db, args.name, password)
+                print(f"set the web interface password of {args.name!r}")
+        elif args.command == "user" and args.action == "set-password":
+            _set_password_command(db, args)
         elif args.command == "user" and args.action == "list":
             for user in accounts.list_users(db):
                 print(f"{user.id}  {user.username}  {user.created}")
@@ -456,7 +474,7 @@ def main(argv: list[str] | None = None) -> int:
         if args.command == "worker":
             return _worker_command(args)
         return _accounts_command(args)
-    except NoDatabase as exc:
+    except datadir.NoDatabase as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
 

@@ -56,6 +56,11 @@ class Settings:
     inline_fsync_ms: float = 1.0  # see BlobStore.fsync_is_fast
     sqlite_busy_timeout_ms: int = 10_000
     auth_cache_seconds: float = 2.0
+    # The web interface (docs/web.md): how long a sign-in lasts, and how many sign-in
+    # attempts one address may make for one user name (a token bucket: 10, then 1 a
+    # minute), against password guessing.
+    session_seconds: int = 7 * 24 * 3600
+    login_rate_limit: RateLimit = RateLimit(rate=1 / 60, burst=10)
     # Training and classification (docs/server.md, "Training and classification").
     feature_backend: str = "auto"  # auto | efficientnet-lite0 | handcrafted
     torch_threads: int | None = None

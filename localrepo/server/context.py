@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import time
 from dataclasses import dataclass, field
 
@@ -26,16 +27,26 @@ class Principal:
 
 
 class TokenBucketLimiter:
-    """Per-token rate limit. Runs on the event loop thread only (no lock needed)."""
+    """Per-key rate limit (API tokens; sign-in attempts). Runs on the event loop thread
+    only (no lock needed). Past ``max_keys`` keys, the buckets that have filled up again
+    are forgotten (a full bucket is what a new key gets): sign-in keys come from the
+    client, and must not grow the table without end."""
 
-    def __init__(self, rate: float, burst: float):
+    def __init__(self, rate: float, burst: float, max_keys: int = 10_000):
         self.rate = rate
         self.burst = burst
+        self.max_keys = max_keys
         self._buckets: dict[str, tuple[float, float]] = {}
 
     def check(self, key: str) -> float:
         """0 when the request may proceed, else the seconds to wait."""
         now = time.monotonic()
+        if len(self._buckets) >= self.max_keys and key not in self._buckets:
+            self._buckets = {
+                k: (t, last)
+                for k, (t, last) in self._buckets.items()
+                if t + (now - last) * self.rate < self.burst
+            }
         tokens, last = self._buckets.get(key, (self.burst, now))
         tokens = min(self.burst, tokens + (now - last) * self.rate)
         if tokens >= 1.0:
@@ -51,6 +62,13 @@ class ServerContext:
     db: Database
     blobs: BlobStore
     limiter: TokenBucketLimiter | None = None
+    # Sign-in attempts to the web interface, per (client address, user name); and at
+    # most 4 password checks at once (argon2 takes 64 MiB each: a flood of sign-ins
+    # waits in line instead of taking the memory).
+    password_checks: asyncio.Semaphore = field(default_factory=lambda: asyncio.Semaphore(4))
+    login_limiter: TokenBucketLimiter = field(
+        default_factory=lambda: TokenBucketLimiter(1 / 60, 10)
+    )
     ml: MLService = field(default_factory=lambda: MLService(Backends()))
     # sha256(token) -> (principal, expiry); bounded by the number of live tokens.
     auth_cache: dict[str, tuple[Principal, float]] = field(default_factory=dict)

@@ -5,6 +5,7 @@
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 from typing import Any
 
 import orjson
@@ -71,7 +72,15 @@ def _validation_body(exc: RequestValidationError) -> dict[str, list[str]]:
     return out or {"non_field_errors": ["Invalid request."]}
 
 
-def install_handlers(app: FastAPI) -> None:
+# The web interface's error page for a request it served (server/web/render.py), or None
+# for the API's JSON answer: (request, status, message) -> response.
+HtmlError = Callable[[Request, int, str], Response | None]
+
+
+def install_handlers(app: FastAPI, html_error: HtmlError | None = None) -> None:
+    def as_html(request: Request, status: int, message: str) -> Response | None:
+        return html_error(request, status, message) if html_error else None
+
     @app.exception_handler(APIError)
     async def _api_error(_request: Request, exc: APIError) -> Response:
         return json_response(exc.status, exc.body, exc.headers)
@@ -88,13 +97,18 @@ def install_handlers(app: FastAPI) -> None:
             message = f'Method "{request.method}" not allowed.'
         else:
             message = str(exc.detail) if exc.detail else "Error."
+        page = as_html(request, exc.status_code, message)
+        if page is not None:
+            return page
         return json_response(exc.status_code, {"detail": message}, dict(exc.headers or {}))
 
     @app.exception_handler(RequestValidationError)
-    async def _validation(_request: Request, exc: RequestValidationError) -> Response:
-        return json_response(400, _validation_body(exc))
+    async def _validation(request: Request, exc: RequestValidationError) -> Response:
+        page = as_html(request, 400, "The request was not understood.")
+        return page or json_response(400, _validation_body(exc))
 
     @app.exception_handler(Exception)
     async def _crash(request: Request, exc: Exception) -> Response:
         log.error("unhandled error on %s %s", request.method, request.url.path, exc_info=exc)
-        return json_response(500, {"detail": "Internal server error."})
+        page = as_html(request, 500, "Something went wrong on the server; it has been logged.")
+        return page or json_response(500, {"detail": "Internal server error."})

@@ -148,7 +148,7 @@ def test_train_wait_reports_metrics_and_models_lists_the_version(
     assert [(m["version"], m["production"], m["status"]) for m in listed] == [(1, True, "TRAINED")]
     text = colours.run("models")
     table = rows(text.stdout)
-    assert table[0][:5] == ["version", "status", "created", "backend", "accuracy"]
+    assert table[0][:6] == ["version", "status", "created", "images", "backend", "accuracy"]
     assert table[1][:2] == ["*1", "TRAINED"]
     detail = colours.run("models", "--version", "1").stdout
     assert "accuracy" in detail and "confusion matrix" in detail
@@ -298,8 +298,10 @@ def test_evaluate_prints_the_confusion_matrix_of_the_folders(
     assert report["accuracy"] == pytest.approx(trace / (3 * PER_LABEL))
     assert report["accuracy"] >= 0.9  # plain shapes, images it was trained on
     assert set(report["per_label"]) == set(SHAPES)
+    assert len(report["mistakes"]) == 3 * PER_LABEL - trace
 
     text = colours.run("evaluate").stdout
+    assert f"Misclassified ({3 * PER_LABEL - trace})" in text
     table = rows(text)
     assert ["accuracy", f"{report['accuracy']:.3f}"] in table
     assert list(SHAPES) in table  # the matrix header
@@ -322,7 +324,7 @@ def test_two_labels_train_again_makes_version_2_and_version_1_stays_usable(
     assert code == 0, tty
     # On a terminal: an animated status line (rich, ANSI codes), then the result.
     assert "Training 'colours': " in tty and "\x1b[" in tty
-    assert "version 1 is now the production version" in tty and "confusion matrix" in out
+    assert "Version 1 is now the production version." in tty and "confusion matrix" in out
     # An unsynced change: training refuses until it is synced (or forced).
     put(clone, "circle/extra.jpg", class_image("circle", 6100))
     proc = clone.run("train", expect=EXIT_DECISION)
@@ -330,7 +332,13 @@ def test_two_labels_train_again_makes_version_2_and_version_1_stays_usable(
     assert "repo sync" in proc.stderr and "Traceback" not in proc.stderr
     clone.sync()
     second = clone.run("train", "--wait")
-    assert "version 2 is now the production version (features: handcrafted)." in second.stderr
+    assert "Trained 'colours': version 2 (features: handcrafted)." in second.stderr
+    # As good as version 1 on version 2's test images: version 2 goes into production.
+    assert re.search(
+        r"Version 2 scored (\d\.\d{3}) accuracy against version 1's \1 on the same \d+ test "
+        r"images: version 2 is now the production version\.",
+        second.stderr,
+    ), second.stderr
     assert "confusion matrix" in second.stdout
     # Not a terminal: status lines, never an animation.
     assert "training 'colours': " in second.stderr and "\x1b[" not in second.stderr
@@ -436,8 +444,18 @@ def test_multi_label_train_classify_evaluate(world: World, tmp_path: Path) -> No
     assert report["per_label"]["red"]["support"] == 2 * PER_LABEL
     assert report["per_label"]["red"]["recall"] >= 0.8
     assert report["exact_match"] >= 0.8
-    table = rows(clone.run("evaluate").stdout)
-    assert ["label", "precision", "recall", "support"] in table
+    assert report["per_label"]["red"]["f1"] is not None
+    wrong = {m["path"] for m in report["mistakes"]}
+    assert len(wrong) == round((1 - report["exact_match"]) * 3 * PER_LABEL)
+    text = clone.run("evaluate").stdout
+    assert ["label", "precision", "recall", "f1", "support"] in rows(text)
+    assert f"Misclassified ({len(wrong)})" in text
+    page = tmp_path / "tags.html"
+    clone.run("evaluate", "--report", str(page))
+    html = page.read_text()  # per-tag curves, no confusion matrix, a thumbnail per mistake
+    assert "Precision-recall" in html and "Confusion matrix" not in html
+    assert html.count('src="data:image/png;base64,') == 1
+    assert html.count('src="data:image/jpeg;base64,') == len(wrong)
 
 
 def test_regression_train_classify_evaluate(world: World, tmp_path: Path) -> None:
@@ -466,5 +484,13 @@ def test_regression_train_classify_evaluate(world: World, tmp_path: Path) -> Non
     assert report["images"] == len(levels)
     assert report["per_label"]["brightness"]["support"] == len(levels)
     assert report["mae"] is not None and report["mae"] < 25  # values span 0..100
-    text = rows(clone.run("evaluate").stdout)
-    assert ["mae", f"{report['mae']:.3f}"] in text
+    preds = report["predictions"]
+    assert len(preds) == len(levels) and preds[0]["path"].startswith("brightness/")
+    errors = [abs(p["predicted"] - p["actual"]) for p in preds]
+    assert errors == sorted(errors, reverse=True)  # the largest error first
+    assert report["mae"] == pytest.approx(sum(errors) / len(errors))
+    text = clone.run("evaluate").stdout
+    assert ["mae", f"{report['mae']:.3f}"] in rows(text)
+    worst = preds[0]
+    assert f"Largest errors ({len(levels)}):" in text
+    assert f"  {worst['path']}  brightness {worst['actual']:.4g} -> " in text

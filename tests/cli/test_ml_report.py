@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import math
-
 import pytest
 
 from localrepo.cli import ml_report as mr
@@ -55,70 +53,6 @@ def test_batches_keep_order_and_size() -> None:
     assert mr.batches([], 10) == []
 
 
-def test_evaluate_multi_class_confusion_and_per_label() -> None:
-    pairs = [("cat", "cat"), ("cat", "dog"), ("dog", "dog"), ("dog", "dog"), ("cat", "fox")]
-    rep = mr.evaluate_multi_class(pairs, ["cat", "dog", "empty"])
-    assert rep["images"] == 5
-    assert rep["accuracy"] == pytest.approx(3 / 5)
-    cm = rep["confusion_matrix"]
-    assert cm["labels"] == ["cat", "dog", "empty", "fox"]
-    assert cm["matrix"] == [[1, 1, 0, 1], [0, 2, 0, 0], [0, 0, 0, 0], [0, 0, 0, 0]]
-    assert rep["per_label"]["cat"] == {
-        "precision": 1.0,
-        "recall": pytest.approx(1 / 3),
-        "support": 3,
-    }
-    assert rep["per_label"]["dog"]["precision"] == pytest.approx(2 / 3)
-    assert rep["per_label"]["fox"] == {"precision": 0.0, "recall": None, "support": 0}
-    assert "empty" not in rep["per_label"]  # no image and never predicted
-
-
-def test_evaluate_multi_label_and_regression() -> None:
-    f = frozenset
-    rep = mr.evaluate_multi_label(
-        [(f({"a", "b"}), f({"a", "b"})), (f({"a"}), f({"b"})), (f(), f())], ["a", "b"]
-    )
-    assert rep["exact_match"] == pytest.approx(2 / 3)
-    assert rep["per_label"]["a"] == {"precision": 1.0, "recall": 0.5, "support": 2}
-    assert rep["per_label"]["b"] == {"precision": 0.5, "recall": 1.0, "support": 1}
-
-    reg = mr.evaluate_regression([("w", 1.0, 2.0), ("w", 3.0, 3.0), ("w", 5.0, None)])
-    assert reg["mae"] == pytest.approx(0.5)
-    assert reg["rmse"] == pytest.approx(math.sqrt(0.5))
-    assert reg["r2"] == pytest.approx(1 - 1 / 2)  # truths 1, 3: total 2, residual 1
-    assert reg["missing"] == 1 and reg["per_label"]["w"]["support"] == 2
-
-
-def test_evaluate_predictions_reads_the_records_of_each_task_type() -> None:
-    def record(labels: list[dict], best: dict | None = None) -> ClassifiedRecord:
-        return ClassifiedRecord.from_api({"labels": labels, "best_label": best})
-
-    cat, dog = {"name": "cat", "prob": 0.8}, {"name": "dog", "prob": 0.6}
-    truth = {"a.jpg": [("cat", None)], "b.jpg": [("dog", None)], "c.jpg": [("dog", None)]}
-    predicted = [
-        ("a.jpg", record([cat, dog], best=cat)),
-        ("b.jpg", record([dog, cat])),  # no best_label: the first label counts
-        ("c.jpg", record([])),  # nothing predicted
-    ]
-    rep = mr.evaluate_predictions("multi_class", ["cat", "dog"], truth, predicted)
-    assert rep == mr.evaluate_multi_class(
-        [("cat", "cat"), ("dog", "dog"), ("dog", None)], ["cat", "dog"]
-    )
-
-    fox = {"name": "fox", "prob": 0.9}  # not a tag of the task: left out
-    tags = {"a.jpg": [("cat", None), ("dog", None)]}
-    rep = mr.evaluate_predictions(
-        "multi_label", ["cat", "dog"], tags, [("a.jpg", record([cat, fox, {**dog, "prob": 0.2}]))]
-    )
-    f = frozenset
-    assert rep == mr.evaluate_multi_label([(f({"cat", "dog"}), f({"cat"}))], ["cat", "dog"])
-
-    values = {"a.jpg": [("w", 2.0), ("h", None)], "b.jpg": [("w", 4.0)]}
-    predicted = [("a.jpg", record([{"name": "w", "value": 3.0}])), ("b.jpg", record([]))]
-    rep = mr.evaluate_predictions("regression", ["w", "h"], values, predicted)
-    assert rep == mr.evaluate_regression([("w", 2.0, 3.0), ("w", 4.0, None)])
-
-
 def test_metrics_lines_read_several_confusion_shapes() -> None:
     nested = {"cat": {"cat": 4, "dog": 1}, "dog": {"dog": 5}}
     lines = mr.metrics_lines({"accuracy": 0.9, "confusion_matrix": nested}, {})
@@ -157,11 +91,17 @@ def test_model_rows_mark_production_and_show_scores() -> None:
     )
     assert model.backend == "efficientnet-lite0"
     row = mr.model_row(model, 2, "multi_class")
-    assert row[:4] == ["*2", "TRAINED", "2026-11-27 14:00:00", "efficientnet-lite0"]
-    assert row[4] == "0.800"
+    # No image counts from this server: "-".
+    assert row[:5] == ["*2", "TRAINED", "2026-11-27 14:00:00", "-", "efficientnet-lite0"]
+    assert row[5] == "0.800"
     assert mr.model_row(model, 3, "regression")[0] == "2"
-    assert mr.model_row(model, 3, "regression")[4] == "1.500"
+    assert mr.model_row(model, 3, "regression")[5] == "1.500"
     assert mr.model_json(model, 2)["production"] is True
+    counted = RemoteModel.from_api(
+        {"id": "m3", "version": 3, "metrics": {"train_images": 29, "test_images": 7}}
+    )
+    assert mr.model_row(counted, 2, "multi_class")[3] == "36"
+    assert mr.model_json(counted, 2)["images"] == 36
 
 
 def test_prediction_text_and_json() -> None:

@@ -43,6 +43,19 @@ def test_the_wheel_carries_the_migrations(wheel: Path) -> None:
     assert [p.rsplit("/", 1)[1] for p in revisions] == shipped
     assert "localrepo/migrations/env.py" in names
     assert "localrepo/migrations/script.py.mako" in names
+    web = "localrepo/server/web/"
+    for shipped in (
+        "static/vendor/htmx/htmx.min.js",
+        "static/vendor/pico/pico.min.css",
+        "static/vendor/swagger-ui/swagger-ui-bundle.js",
+        "static/vendor/redoc/redoc.standalone.js",
+        "static/vendor/redoc/LICENSE.txt",
+        "static/vendor/VENDORED.md",
+        "static/app.css",
+        "templates/base.html",
+        "templates/sign_in.html",
+    ):
+        assert web + shipped in names, shipped
 
 
 def test_the_installed_commands_work_outside_the_source_tree(wheel: Path, tmp_path: Path) -> None:
@@ -86,3 +99,12 @@ def test_the_installed_commands_work_outside_the_source_tree(wheel: Path, tmp_pa
     assert status.returncode == 0 and '"pets"' in status.stdout, status.stderr
     server = run(str(venv / "bin" / "localrepo-server"), "--help")
     assert server.returncode == 0 and "serve" in server.stdout, server.stderr
+    # The web interface's files came along, and the installed server finds them.
+    assets = run(
+        str(py),
+        "-c",
+        "from localrepo.server.web.assets import Assets; a = Assets(); "
+        "print(a.root); print(a.url('vendor/htmx/htmx.min.js'))",
+    )
+    assert assets.returncode == 0, assets.stderr
+    assert assets.stdout.startswith(site) and "/static/vendor/htmx/htmx.min.js?v=" in assets.stdout

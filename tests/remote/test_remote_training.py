@@ -136,3 +136,24 @@ def test_wait_times_out_then_follows_the_training_that_includes_the_request(
     assert all(m.train_status == "TRAINED" for m in models)
     assert model.backend == "handcrafted" and model.accuracy is not None
     client.close()
+
+
+def test_set_production_version_and_the_servers_refusal(server: Any) -> None:
+    from localrepo.remote.errors import BadRequestError
+
+    faults = FaultTransport()
+    client = _client(server, faults)
+    task_id = _task(client)
+    for _ in range(2):
+        before = client.get_task(task_id)
+        known = [m.id for m in client.task_models(task_id)]
+        client.train_task(task_id)
+        client.wait_for_training(task_id, before, known, sleep=_nap)
+    assert client.get_task(task_id).production_version == 2
+    assert client.set_production_version(task_id, 1).production_version == 1
+    assert client.classify_images(task_id, [class_image("circle", 300)]).version == 1
+    with pytest.raises(BadRequestError) as refused:
+        client.set_production_version(task_id, 5)
+    assert "trained versions: 1, 2" in refused.value.field_errors["production_version"][0]
+    assert client.get_task(task_id).production_version == 1
+    client.close()

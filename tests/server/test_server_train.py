@@ -86,6 +86,16 @@ def test_multi_class_trains_with_the_pretrained_backend_and_versions(api: httpx.
     assert second["metrics"]["embeddings_cached"] == 24
     # Same data, same split.
     assert second["metrics"]["confusion_matrix"] == metrics["confusion_matrix"]
+    # The version in production when it started, scored on the new version's test part.
+    assert second["metrics"]["baseline"] == {
+        "version": model["version"],
+        "accuracy": 1.0,
+        "precision": 1.0,
+        "recall": 1.0,
+        "test_images": 7,
+    }
+    if model["version"] == 1:
+        assert "baseline" not in metrics  # nothing was in production before version 1
     assert api.get(f"task/{task['id']}/").json()["production_version"] == second["version"]
     models = api.get("model/", params={"task": task["id"]}).json()["results"]
     assert [m["version"] for m in models if m["train_status"] == "TRAINED"][-2:] == [
@@ -250,6 +260,8 @@ def test_a_version_1_database_is_upgraded_on_start(tmp_path) -> None:
         session.execute(text("DROP TABLE embeddings"))
         session.execute(text("ALTER TABLE models DROP COLUMN backend"))
         session.execute(text("DROP INDEX ix_image_labels_image_created"))
+        session.execute(text("DROP TABLE web_sessions"))
+        session.execute(text("ALTER TABLE users DROP COLUMN password_hash"))
         session.execute(text("UPDATE schema_info SET value = '1' WHERE key = 'schema_version'"))
     db.dispose()
     db = Database(url)
@@ -257,6 +269,7 @@ def test_a_version_1_database_is_upgraded_on_start(tmp_path) -> None:
     with db.read() as session:
         conn = session.connection()
         columns = {r[1] for r in conn.execute(text("PRAGMA table_info(models)"))}
+        user_columns = {r[1] for r in conn.execute(text("PRAGMA table_info(users)"))}
         tables = {r[0] for r in conn.execute(text("SELECT name FROM sqlite_master"))}
         version = conn.execute(
             text("SELECT value FROM schema_info WHERE key = 'schema_version'")
@@ -265,7 +278,8 @@ def test_a_version_1_database_is_upgraded_on_start(tmp_path) -> None:
     assert "backend" in columns and {"model_heads", "embeddings"} <= tables
     assert "ix_image_labels_image_created" in tables  # (sqlite_master lists indexes too)
     assert {"image_docs", "image_doc_insert"} <= tables  # (and triggers)
-    assert version == "3"
+    assert "password_hash" in user_columns and "web_sessions" in tables  # version 4
+    assert version == "4"
 
 
 def test_a_version_that_has_not_trained_cannot_be_production(server_factory) -> None:

@@ -95,3 +95,38 @@ def test_two_classes_get_one_output_each_with_scikit_learns_probabilities() -> N
         (x - mean) / std, [s.labels[0] for s in data]
     )
     assert np.allclose(head.predict(x), ref.predict_proba((x - mean) / std), atol=1e-4)
+
+
+def test_the_production_version_is_scored_on_the_new_test_part_when_it_can_be() -> None:
+    from localrepo.server.ml.heads import TaskData
+    from localrepo.server.ml.train import score_baseline
+
+    head = Head(
+        "multi_class",
+        "handcrafted",
+        ["a", "b"],
+        np.array([[1.0, 0.0], [0.0, 1.0]], dtype=np.float32),
+        np.zeros(2, dtype=np.float32),
+    )
+    labels = [LabelInfo("a", "A"), LabelInfo("b", "B")]
+    truth = [Sample("1", "", False, ("a",)), Sample("2", "", False, ("b",))]
+    data = TaskData("t", "t", "multi_class", labels, truth)
+    x = np.array([[2.0, 0.0], [3.0, 1.0]])  # the second is taken for "a": half right
+    stored = (4, head.to_bytes())
+    assert score_baseline(stored, data, "handcrafted", x, truth) == {
+        "version": 4,
+        "accuracy": 0.5,
+        "precision": 0.5,
+        "recall": 0.5,
+        "test_images": 2,
+    }
+    # Not comparable: nothing in production, other features, a head that does not load,
+    # no test images.
+    assert score_baseline(None, data, "handcrafted", x, truth) is None
+    assert score_baseline(stored, data, "efficientnet-lite0", x, truth) is None
+    assert score_baseline((4, b"not a head"), data, "handcrafted", x, truth) is None
+    assert score_baseline(stored, data, "handcrafted", x[:0], []) is None
+    wider = np.hstack([x, x])  # features of another size
+    assert score_baseline(stored, data, "handcrafted", wider, truth) is None
+    truncated = (4, head.to_bytes()[:-20])
+    assert score_baseline(truncated, data, "handcrafted", x, truth) is None

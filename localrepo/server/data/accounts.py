@@ -16,7 +16,7 @@ from sqlmodel import Session, select
 
 from .db import Database
 from .queries import json_fragment
-from .tables import ApiToken, User, Workspace
+from .tables import ApiToken, User, WebSession, Workspace
 
 DEFAULT_WORKSPACE_NAME = "Default"
 _USERNAME_RE = re.compile(r"^[\w.@+-]{1,150}$")
@@ -81,6 +81,25 @@ def ensure_user(db: Database, username: str) -> User:
         # Created concurrently by someone else: fine.
         with db.read() as session:
             return get_user(session, username)
+
+
+def set_password(db: Database, username: str, password_hash: str | None) -> None:
+    """Store a user's password hash (None: no web sign-in). The user's web sessions end:
+    a new password locks out whoever knew the old one."""
+    with db.write() as session:
+        user = get_user(session, username)
+        user.password_hash = password_hash
+        session.add(user)
+        session.execute(
+            WebSession.__table__.delete().where(WebSession.user_id == user.id)  # type: ignore[attr-defined]
+        )
+
+
+def sign_in_record(db: Database, username: str) -> tuple[str, str | None] | None:
+    """(user id, password hash) of a user, by name; None when there is no such user."""
+    with db.read() as session:
+        user = session.exec(select(User).where(User.username == username)).first()
+    return None if user is None else (user.id, user.password_hash)
 
 
 def create_token(db: Database, username: str, name: str = "") -> NewToken:
@@ -191,3 +210,36 @@ def workspace_dicts(db: Database, user_id: str) -> list[dict[str, Any]]:
             }
             for r in rows
         ]
+
+
+@dataclass(frozen=True)
+class WorkspaceSummary:
+    id: str
+    name: str
+    is_default: bool
+    tasks: int
+
+
+_SUMMARIES_SQL = text(
+    "SELECT w.id, w.name, w.is_default, COUNT(t.id) FROM workspaces w "
+    "LEFT JOIN tasks t ON t.workspace_id = w.id WHERE w.owner_id = :u "
+    "GROUP BY w.id, w.name, w.is_default, w.created ORDER BY w.is_default DESC, w.created, w.id"
+)
+
+
+def workspace_summaries(db: Database, user_id: str) -> list[WorkspaceSummary]:
+    """The user's workspaces with their number of tasks, default first (the web home)."""
+    with db.read() as session:
+        rows = session.connection().execute(_SUMMARIES_SQL, {"u": user_id})
+        return [WorkspaceSummary(r[0], r[1], bool(r[2]), int(r[3])) for r in rows]
+
+
+def revoke_user_token(db: Database, user_id: str, token_id: str) -> str | None:
+    """Revoke one of ``user_id``'s own tokens; its sha256 (to forget it in caches), or
+    None when the user has no such token (another user's is not theirs to revoke)."""
+    with db.write() as session:
+        row = session.get(ApiToken, token_id)
+        if row is None or row.user_id != user_id:
+            return None
+        session.delete(row)
+        return row.token_hash

@@ -149,6 +149,8 @@ class Database:
                             "ON image_labels (image_id, created, label_id)"
                         )
                     )
+                if int(row.value) < 4:
+                    session.execute(text("ALTER TABLE users ADD COLUMN password_hash VARCHAR(255)"))
                 row.value = str(tables.SCHEMA_VERSION)
                 session.add(row)
             if self.is_sqlite:

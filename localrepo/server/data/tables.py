@@ -15,7 +15,8 @@ from sqlmodel import Field, SQLModel
 
 # 2: models.backend, embeddings, model_heads (a version-1 database is upgraded on start).
 # 3: the index ix_image_labels_image_created (created on start if missing).
-SCHEMA_VERSION = 3
+# 4: users.password_hash, web_sessions (the web interface's sign-in).
+SCHEMA_VERSION = 4
 
 
 def new_id() -> str:
@@ -23,7 +24,12 @@ def new_id() -> str:
 
 
 def now_iso() -> str:
-    return datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+    return iso_at(datetime.now(UTC))
+
+
+def iso_at(moment: datetime) -> str:
+    """A UTC moment in the stored form (sorts as text)."""
+    return moment.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
 
 
 class SchemaInfo(SQLModel, table=True):
@@ -37,6 +43,8 @@ class User(SQLModel, table=True):
     id: str = Field(default_factory=new_id, primary_key=True, max_length=36)
     username: str = Field(unique=True, index=True, max_length=150)
     created: str = Field(default_factory=now_iso, max_length=32)
+    # argon2id (server/passwords.py); None: the user cannot sign in to the web interface.
+    password_hash: str | None = Field(default=None, max_length=255)
 
 
 class ApiToken(SQLModel, table=True):
@@ -48,6 +56,18 @@ class ApiToken(SQLModel, table=True):
     name: str = Field(default="", max_length=150)
     token_hash: str = Field(unique=True, index=True, max_length=64)
     created: str = Field(default_factory=now_iso, max_length=32)
+
+
+class WebSession(SQLModel, table=True):
+    """A signed-in browser (server/web/session.py). Only the sha256 of the cookie's
+    value is stored; ``csrf_token`` is the session's synchronizer token for its forms."""
+
+    __tablename__ = "web_sessions"
+    id_hash: str = Field(primary_key=True, max_length=64)
+    user_id: str = Field(foreign_key="users.id", ondelete="CASCADE", index=True, max_length=36)
+    csrf_token: str = Field(max_length=64)
+    created: str = Field(default_factory=now_iso, max_length=32)
+    expires: str = Field(index=True, max_length=32)
 
 
 class Workspace(SQLModel, table=True):

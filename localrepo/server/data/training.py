@@ -381,6 +381,20 @@ def store_embeddings(db: Database, backend: str, vectors: dict[str, np.ndarray])
             )
 
 
+def production_head(db: Database, task_id: str) -> tuple[int, bytes] | None:
+    """The task's production version and its stored head, when it has one that
+    trained (what a new training is compared with, on the new version's test part)."""
+    row = db.first(
+        text(
+            "SELECT m.version, h.data FROM tasks t JOIN models m ON m.task_id = t.id "
+            "AND m.version = t.production_version JOIN model_heads h ON h.model_id = m.id "
+            "WHERE t.id = :t AND m.train_status = :s"
+        ),
+        {"t": task_id, "s": TRAINED},
+    )
+    return (int(row[0]), bytes(row[1])) if row is not None else None
+
+
 def load_head(db: Database, model_id: str) -> bytes | None:
     row = db.first(text("SELECT data FROM model_heads WHERE model_id = :m"), {"m": model_id})
     return bytes(row[0]) if row is not None else None

@@ -338,6 +338,15 @@ def fit_head(
 # ---- metrics -------------------------------------------------------------------------------
 
 
+HEADLINE = ("accuracy", "precision", "recall", "exact_match", "mae", "rmse", "r2")
+
+
+def headline(metrics: dict[str, Any]) -> dict[str, Any]:
+    """The single numbers of ``evaluate``'s metrics (no per-label detail): what a
+    baseline carries."""
+    return {k: metrics[k] for k in HEADLINE if metrics.get(k) is not None}
+
+
 def _ratio(num: float, den: float) -> float | None:
     return round(num / den, 6) if den else None
 

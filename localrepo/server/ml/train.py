@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import time
+import zipfile
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -16,10 +17,13 @@ from ..data import training
 from ..data.db import Database
 from .features import Backend, decode_rgb
 from .heads import (
+    Head,
+    Sample,
     TaskData,
     TrainingError,
     evaluate,
     fit_head,
+    headline,
     split,
     task_data,
     too_few_problems,
@@ -72,6 +76,38 @@ def load_task_data(db: Database, task_id: str) -> TaskData | None:
     return None if rows is None else task_data(*rows)
 
 
+def score_baseline(
+    production: tuple[int, bytes] | None,
+    data: TaskData,
+    backend: str,
+    x_test: np.ndarray,
+    test_samples: list[Sample],
+) -> dict[str, Any] | None:
+    """The production version (as it was when this training started) scored on this
+    training's test part: the same images, so the client can tell whether the new
+    version is better (docs/training.md, "Which version is in production"). None when
+    there is no production version, or it cannot be scored on these features (another
+    backend, another task type, a head that does not load)."""
+    if production is None or not test_samples:
+        return None
+    version, stored = production
+    try:
+        head = Head.from_bytes(stored)
+    except (OSError, ValueError, KeyError, zipfile.BadZipFile) as exc:
+        log.warning(
+            "production version %d of task %s: head unreadable: %s", version, data.task_id, exc
+        )
+        return None
+    if (
+        head.backend != backend
+        or head.task_type != data.type
+        or head.weights.shape[1] != x_test.shape[1]
+    ):
+        return None
+    scored = evaluate(head, data.labels, x_test, test_samples)
+    return {"version": version, **headline(scored), "test_images": len(test_samples)}
+
+
 def train_task(
     db: Database,
     backend: Backend,
@@ -87,6 +123,7 @@ def train_task(
     problem = too_few_problems(data.type, data.labels, data.samples, min_images)
     if problem:
         raise TrainingError(problem)
+    production = training.production_head(db, task_id)
     samples, skipped = usable_samples(data.type, data.samples)
     train_idx, test_idx = split(data.type, samples, seed=task_id)
     x, computed = features_for(db, backend, blobs_dir, [s.sha256 for s in samples], on_progress)
@@ -98,6 +135,9 @@ def train_task(
         head = fit_head(data.type, backend.name, data.labels, x[train_idx], train_samples)
     fitted = time.perf_counter()
     metrics = evaluate(head, data.labels, x[test_idx], test_samples)
+    baseline = score_baseline(production, data, backend.name, x[test_idx], test_samples)
+    if baseline is not None:
+        metrics["baseline"] = baseline
     metrics.update(
         backend=backend.name,
         head={
