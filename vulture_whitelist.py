@@ -34,6 +34,7 @@ from localrepo.watch import observer
 main.init
 main.task_add
 main.task_rename
+main.task_remove
 main.task_list
 main.check_ignore
 sync_cmds.push

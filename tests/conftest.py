@@ -48,6 +48,12 @@ hypothesis_settings.register_profile(
 )
 hypothesis_settings.load_profile("localrepo")
 
+# No test reads or writes the user's own settings and tokens (credentials.py,
+# userconfig.py): every `repo` a test runs, in-process or as a subprocess (which inherits
+# this), uses a throwaway config folder, unless the test gives its own.
+USER_CONFIG_DIR = tempfile.mkdtemp(prefix="localrepo-test-config-")
+os.environ["LOCALREPO_CONFIG_DIR"] = USER_CONFIG_DIR
+
 # Limits, not waits: a server that starts in 2 s is waited for 2 s (scaled by
 # LOCALREPO_TEST_TIMEOUT_SCALE, see tests/support/waiting.py).
 START_TIMEOUT = 60.0
@@ -366,6 +372,9 @@ def pytest_terminal_summary(terminalreporter: Any, config: pytest.Config) -> Non
 
 
 def pytest_unconfigure(config: pytest.Config) -> None:
+    import shutil
+
+    shutil.rmtree(USER_CONFIG_DIR, ignore_errors=True)
     path = getattr(config, "_sim_stats_tmp", None)
     if path:
         os.environ.pop("LOCALREPO_SIM_STATS", None)

@@ -168,6 +168,15 @@ def delete_files(conn: sqlite3.Connection, paths: Iterable[str]) -> None:
     conn.executemany("DELETE FROM file WHERE path = ?", [(p,) for p in paths])
 
 
+def delete_under(conn: sqlite3.Connection, folder: str) -> int:
+    """Forget every file row under `folder` (repository-relative, no trailing slash):
+    `repo task remove` stops tracking a folder. Returns how many went."""
+    cur = conn.execute(
+        "DELETE FROM file WHERE path LIKE ? ESCAPE '\\'", (like_prefix(folder + "/") + "%",)
+    )
+    return cur.rowcount
+
+
 def stats_of(conn: sqlite3.Connection, paths: list[str]) -> dict[str, Stat]:
     """{path: (dev, inode, size, mtime_ns, ctime_ns)} of these paths' rows."""
     out: dict[str, Stat] = {}

@@ -200,6 +200,16 @@ def supersede_in_flight(conn: sqlite3.Connection, task_id: int, now_ns: int) -> 
     )
 
 
+def close_task(conn: sqlite3.Connection, task_id: int, now_ns: int) -> None:
+    """`repo task remove --force`: the task's OPEN rows will never be synced; SUPERSEDED,
+    so that nothing counts them as pending once the task is gone."""
+    conn.execute(
+        "UPDATE journal SET status = ?, finished_ns = ? WHERE task_id = ? AND status IN "
+        + _OPEN_SQL,
+        (SUPERSEDED, now_ns, task_id),
+    )
+
+
 # -- reading it (repo status, repo log, the daemon) ---------------------------------------
 
 

@@ -81,3 +81,39 @@ def name_taken(conn: sqlite3.Connection, name: str) -> bool:
 
 def rename(conn: sqlite3.Connection, old: str, new: str) -> None:
     conn.execute("UPDATE task SET name = ? WHERE name = ?", (new, old))
+
+
+def bound_under(conn: sqlite3.Connection, root: str) -> list[str]:
+    """The names of the tasks bound to folders inside the folder `root` (not `root`
+    itself), by root."""
+    from localrepo.catalog.files import like_prefix
+
+    rows = conn.execute(
+        "SELECT name FROM task WHERE root LIKE ? ESCAPE '\\' ORDER BY root",
+        (like_prefix(root + "/") + "%",),
+    )
+    return [r[0] for r in rows]
+
+
+def remove(conn: sqlite3.Connection, task_id: int) -> None:
+    """Unbind a task: its row goes, and with it (ON DELETE CASCADE) its labels, its
+    images' label rows, its conflicts and scan problems; its journal rows stay as
+    history with no task (ON DELETE SET NULL). Files are not the task's rows: see
+    `files.delete_under`."""
+    conn.execute("DELETE FROM task WHERE id = ?", (task_id,))
+
+
+def id_root_remote(conn: sqlite3.Connection, name: str) -> tuple[int, str, str | None]:
+    """(id, root, remote id) of the task named `name` (which exists)."""
+    return conn.execute("SELECT id, root, remote_id FROM task WHERE name = ?", (name,)).fetchone()
+
+
+def holder_of(conn: sqlite3.Connection, folder: str) -> str:
+    """The name of the task whose root holds `folder` (the deepest; the root's task at
+    least)."""
+    best = ("", "")
+    for name, root in conn.execute("SELECT name, root FROM task"):
+        inside = root == "" or folder == root or folder.startswith(root + "/")
+        if inside and (not best[0] or len(root) > len(best[1])):
+            best = (name, root)
+    return best[0]

@@ -1,17 +1,32 @@
 """How a command reaches the remote: the `--token` option, the client (its retries
 bounded from the environment), the repository's remote, and `repo init --remote`'s
-check that no server task with content is taken over."""
+check that no server task with content is taken over.
+
+Which remote (contract of `choose_remote`, pure): the sync and ML commands use the
+repository's remote. The look-ups (`repo tasks`, `repo labels`, `repo login`) use
+``--url``, else the repository's remote when run inside one, else the remote the last
+`repo login` remembered (userconfig.py); with none of these, a usage error (exit 2)
+says how to give one. A remote task is named explicitly (`--remote-task NAME_OR_ID`)
+and `find_remote_task` finds it by id or name, or says which names are close."""
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 import click
 
-from localrepo.errors import LocalrepoError
+from localrepo.errors import EXIT_USAGE, LocalrepoError, NotARepositoryError
 
 if TYPE_CHECKING:  # the remote package is imported when a command needs it
+    from localrepo.remote.api import RemoteAPI
     from localrepo.remote.client import RecognitionClient
+    from localrepo.remote.models import RemoteTask
+
+# Where a look-up's remote came from (`RemoteChoice.source`).
+FROM_OPTION = "--url"
+FROM_REPOSITORY = "repository"
+FROM_LOGIN = "login"
 
 
 def token_option(f: Any) -> Any:
@@ -123,13 +138,89 @@ def repo_client(obj: Any, token: str | None, jobs: int = 8) -> tuple[Any, Recogn
     return repo, make_client(cfg.remote.url, token, cfg.remote.workspace, jobs)
 
 
-def any_client(obj: Any, url: str | None, token: str | None) -> RecognitionClient:
-    workspace = None
-    if url is not None:
-        url = typed_url(obj, url)
-    else:
-        cfg = obj.repo().config()
-        url, workspace = cfg.remote.url, cfg.remote.workspace
+@dataclass(frozen=True)
+class RemoteChoice:
+    """The remote a look-up talks to, and where that choice came from."""
+
+    url: str
+    workspace: str | None
+    source: str  # FROM_OPTION, FROM_REPOSITORY or FROM_LOGIN
+
+
+def choose_remote(
+    typed: str | None, repository: tuple[str | None, str | None] | None, remembered: str | None
+) -> RemoteChoice:
+    """Pure: `typed` (``--url``), else the repository's (url, workspace) when the command
+    runs inside one (`repository` is None outside), else the `remembered` remote."""
+    if typed:
+        return RemoteChoice(typed, None, FROM_OPTION)
+    if repository is not None:
+        url, workspace = repository
         if not url:
-            raise click.UsageError("give --url, or run inside a repository with a remote")
-    return make_client(url, token, workspace)
+            raise LocalrepoError(
+                "This repository has no remote: give --url URL, or set one with "
+                "'repo remote set URL'.",
+                exit_code=EXIT_USAGE,
+            )
+        return RemoteChoice(url, workspace, FROM_REPOSITORY)
+    if remembered:
+        return RemoteChoice(remembered, None, FROM_LOGIN)
+    raise LocalrepoError(
+        "Not inside a repository, and no remote remembered: give --url URL, or run "
+        "'repo login URL' once (it remembers that remote for commands run outside a "
+        "repository).",
+        exit_code=EXIT_USAGE,
+    )
+
+
+def lookup_remote(obj: Any, url: str | None) -> RemoteChoice:
+    """`choose_remote` over the command line, the repository (if any) and the user
+    settings; with -v, says when the remembered remote is used."""
+    from localrepo.userconfig import load_default_remote, user_config_path
+
+    typed = typed_url(obj, url) if url is not None else None
+    repository = None
+    if typed is None:
+        try:
+            cfg = obj.repo().config()
+            repository = (cfg.remote.url, cfg.remote.workspace)
+        except NotARepositoryError:
+            repository = None
+    remembered = load_default_remote() if typed is None and repository is None else None
+    choice = choose_remote(typed, repository, remembered)
+    if choice.source == FROM_LOGIN and obj.verbose:
+        obj.info(f"Using {choice.url}, the remote of 'repo login' ({user_config_path()}).")
+    return choice
+
+
+def any_client(obj: Any, url: str | None, token: str | None) -> RecognitionClient:
+    choice = lookup_remote(obj, url)
+    return make_client(choice.url, token, choice.workspace)
+
+
+def find_remote_task(client: RemoteAPI, name_or_id: str, *, option: str, where: str) -> RemoteTask:
+    """The remote task whose id, else whose name, is `name_or_id`; an unknown one is a
+    usage error naming the close names (didyoumean.py), a name several tasks share asks
+    for the id."""
+    from urllib.parse import quote
+
+    from localrepo.didyoumean import unknown_name
+    from localrepo.remote.errors import BadRequestError, NotFoundError
+
+    try:
+        # Quoted: a name may hold characters that mean something in a URL path.
+        return client.get_task(quote(name_or_id, safe=""))
+    except (NotFoundError, BadRequestError):
+        pass  # not an id (or not one of this workspace): a name, then
+    tasks = list(client.iter_tasks())
+    matches = [t for t in tasks if t.name == name_or_id]
+    if not matches:
+        raise unknown_name(option, name_or_id, [t.name for t in tasks], where=where)
+    if len(matches) > 1:
+        ids = ", ".join(t.id for t in matches)
+        raise LocalrepoError(
+            f"{option}: {len(matches)} tasks {where} are named '{name_or_id}' ({ids}); "
+            "give the id of the one you mean.",
+            exit_code=EXIT_USAGE,
+        )
+    return matches[0]

@@ -174,6 +174,38 @@ def task_rename(obj: Ctx, old: str, new: str) -> None:
     obj.info(f"Renamed the task '{old}' to '{new}'.")
 
 
+@task.command("remove")
+@click.argument("name")
+@click.option(
+    "--force", is_flag=True, help="Remove it even with changes or conflicts not synced yet."
+)
+@click.pass_obj
+def task_remove(obj: Ctx, name: str, force: bool) -> None:
+    """Unbind the task NAME from its folder. Deletes no file, here or on the server.
+
+    The folder and its files stay as they are; the folder is ignored from then on (a
+    line in the root's .localrepoignore; delete it and they join the enclosing task).
+    The server's task keeps its images. Refused (exit 3) while the task has changes or
+    conflicts not synced yet, unless --force.
+
+    \b
+    Example:
+      repo task remove birds
+    """
+    from localrepo.repository import remove_task
+
+    done = remove_task(obj.repo(), name, force=force)
+    obj.info(f"Removed the task '{done.name}' from this repository; {done.root}/ is untouched.")
+    obj.info(
+        f"{done.root}/ is ignored from now on ('{done.ignore_line}' in .localrepoignore; "
+        f"delete that line and its files join the task '{done.parent}')."
+    )
+    if done.remote_id is not None:
+        obj.info(f"Nothing changed on the server: its task ({done.remote_id}) keeps its images.")
+    if done.dropped_changes:
+        obj.info(f"Gave up {done.dropped_changes} unsynced changes or conflicts (--force).")
+
+
 @task.command("list")
 @click.option("--json", "as_json", is_flag=True, help="Print JSON.")
 @click.pass_obj

@@ -63,9 +63,12 @@ class Outcome:
 # -- 1. collect ----------------------------------------------------------------------------------
 
 
-def collect_items(paths: Sequence[str], cwd: Path, repo_root: Path) -> tuple[list[Item], list[str]]:
+def collect_items(
+    paths: Sequence[str], cwd: Path, repo_root: Path | None
+) -> tuple[list[Item], list[str]]:
     """(files to classify, in the order given, and notes on what a walk skipped) for
-    PATHs (files or folders). A path that does not exist is an item with its error."""
+    PATHs (files or folders). A path that does not exist is an item with its error.
+    `repo_root`: the repository whose ignore rules apply (None outside one)."""
     items: list[Item] = []
     notes: list[str] = []
     seen: set[Path] = set()
@@ -88,13 +91,15 @@ def collect_items(paths: Sequence[str], cwd: Path, repo_root: Path) -> tuple[lis
     return items, notes
 
 
-def _walk_folder(folder: Path, shown: str, repo_root: Path) -> tuple[list[Item], list[str]]:
+def _walk_folder(folder: Path, shown: str, repo_root: Path | None) -> tuple[list[Item], list[str]]:
     """Image files under `folder`, honouring the repository's ignore rules when the folder
     is inside it (and the folder's own .localrepoignore files otherwise)."""
     from localrepo.scan.walk import walk
 
     real = folder.resolve()
     try:
+        if repo_root is None:
+            raise ValueError("no repository")
         start = real.relative_to(repo_root.resolve()).as_posix()
         root = repo_root.resolve()
     except ValueError:
@@ -237,19 +242,20 @@ def run_classify(
     batch_size: int,
     as_json: bool,
     token: str | None,
+    remote: tuple[str | None, str | None] = (None, None),
 ) -> None:
-    """`repo classify PATHS`: collect, classify, print each outcome as it comes."""
+    """`repo classify PATHS`: collect, classify, print each outcome as it comes.
+    `remote`: (--remote-task, --url), to classify with a remote task's model, inside a
+    repository or not."""
     from localrepo.cli.progress import progress_bar
 
-    repo = obj.repo()
-    task = pick_task(obj, repo, task_name)
-    items, notes = collect_items(paths, obj.directory, repo.root)
-    if obj.verbose:
-        for note in notes:
-            obj.info(f"skipped: {note}")
-    client = remote_client(obj, task, token, jobs)
+    task, client, root = _classify_target(obj, task_name, remote, token, jobs)
     ok = failed = 0
     try:
+        items, notes = collect_items(paths, obj.directory, root)
+        if obj.verbose:
+            for note in notes:
+                obj.info(f"skipped: {note}")
         _, used = check_version(client, task, version)
         with progress_bar("Classifying", quiet=obj.quiet or as_json) as bar:
             for outcome in classify_items(
@@ -273,6 +279,52 @@ def run_classify(
     if failed:
         obj.info(f"{failed} of {len(items)} files could not be classified.")
         sys.exit(EXIT_PARTIAL if ok else EXIT_ERROR)
+
+
+def _classify_target(
+    obj: Ctx,
+    task_name: str | None,
+    remote: tuple[str | None, str | None],
+    token: str | None,
+    jobs: int,
+) -> tuple[mr.TaskRow, Any, Path | None]:
+    """(the task, a client for its server, the repository root or None): this
+    repository's task (--task, else the one bound here), or with --remote-task the
+    remote's task of that name or id, on --url, the repository's remote, or the one
+    'repo login' remembered (cli/connect.py, `lookup_remote`)."""
+    from localrepo.cli.connect import find_remote_task, lookup_remote, make_client
+    from localrepo.errors import EXIT_USAGE, NotARepositoryError
+    from localrepo.remote.errors import safe_url
+
+    remote_task, url = remote
+    if remote_task is None:
+        if url is not None:
+            raise LocalrepoError(
+                "--url goes with --remote-task NAME|ID (a task of this repository uses the "
+                "repository's remote).",
+                exit_code=EXIT_USAGE,
+            )
+        repo = obj.repo()
+        task = pick_task(obj, repo, task_name)
+        return task, remote_client(obj, task, token, jobs), repo.root
+    if task_name is not None:
+        raise LocalrepoError(
+            "give --task (this repository's) or --remote-task, not both", exit_code=EXIT_USAGE
+        )
+    try:
+        root: Path | None = obj.repo().root
+    except NotARepositoryError:
+        root = None
+    choice = lookup_remote(obj, url)
+    client = make_client(choice.url, token, choice.workspace, jobs)
+    try:
+        found = find_remote_task(
+            client, remote_task, option="--remote-task", where=f"on {safe_url(choice.url)}"
+        )
+    except BaseException:
+        client.close()
+        raise
+    return mr.TaskRow(0, found.name, found.type, "", found.id), client, root
 
 
 def _print_outcome(

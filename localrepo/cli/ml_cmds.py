@@ -165,6 +165,17 @@ def rollback(ctx: click.Context, task_name: str | None, as_json: bool, token: st
     help=f"Images per request (the hosted service takes at most {CLASSIFY_BATCH}).",
 )
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON object per image.")
+@click.option(
+    "--remote-task",
+    metavar="NAME|ID",
+    help="Use the model of the remote's task of this name or id (works outside a repository).",
+)
+@click.option(
+    "--url",
+    metavar="URL",
+    help="With --remote-task: the remote (default: this repository's, else the one "
+    "'repo login' remembered).",
+)
 @token_option
 @click.pass_obj
 def classify(
@@ -176,13 +187,17 @@ def classify(
     jobs: int,
     batch_size: int,
     as_json: bool,
+    remote_task: str | None,
+    url: str | None,
     token: str | None,
 ) -> None:
     """Classify image files, or every image in folders, with the task's model.
 
     One line per image: 'path  label (prob), ...' (regression: 'path  label=value').
     Exit 6 when some files failed (each is named), 1 when all did."""
-    run_classify(obj, paths, task_name, version, top, jobs, batch_size, as_json, token)
+    run_classify(
+        obj, paths, task_name, version, top, jobs, batch_size, as_json, token, (remote_task, url)
+    )
 
 
 @click.command()

@@ -9,6 +9,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from localrepo.didyoumean import unknown_name
 from localrepo.errors import EXIT_DECISION, EXIT_USAGE, LocalrepoError
 from localrepo.remote.models import ClassifiedRecord, Prediction, RemoteModel, number
 from localrepo.vocabulary import MULTI_LABEL, REGRESSION
@@ -36,10 +37,7 @@ def choose_task(tasks: Sequence[TaskRow], name: str | None, here: str | None) ->
         for task in tasks:
             if task.name == name:
                 return task
-        names = ", ".join(sorted(t.name for t in tasks))
-        raise LocalrepoError(
-            f"--task: no task named {name!r} here (tasks: {names}).", exit_code=EXIT_USAGE
-        )
+        raise unknown_name("--task", name, [t.name for t in tasks], where="in this repository")
     if len(tasks) == 1:
         return tasks[0]
     if here is not None:

@@ -5,11 +5,17 @@ from __future__ import annotations
 
 import json
 import sys
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import click
 
-from localrepo.cli.connect import make_client, repo_client, token_option, typed_url
+from localrepo.cli.connect import (
+    find_remote_task,
+    make_client,
+    repo_client,
+    token_option,
+    typed_url,
+)
 from localrepo.cli.interrupt import ctrl_c_stops, say_stopped
 from localrepo.errors import (
     EXIT_DECISION,
@@ -21,10 +27,6 @@ from localrepo.errors import (
 )
 from localrepo.sync.stopping import StopRequest
 from localrepo.vocabulary import POLICIES
-
-if TYPE_CHECKING:  # the remote package is imported when a command needs it
-    from localrepo.remote.api import RemoteAPI
-    from localrepo.remote.models import RemoteTask
 
 
 def _progress(quiet: bool):  # type: ignore[no-untyped-def]
@@ -296,7 +298,14 @@ def pull(obj: Any, **kw: Any) -> None:
 
 @click.command()
 @click.argument("url")
-@click.option("--task", "task", required=True, metavar="ID|NAME", help="The remote task.")
+@click.option(
+    "--remote-task",
+    "--task",  # the older spelling, kept for scripts
+    "task",
+    required=True,
+    metavar="ID|NAME",
+    help="The remote task to clone, by id or name.",
+)
 @click.argument("directory", required=False, type=click.Path(file_okay=False))
 @click.option("--workspace", metavar="ID", help="Remote workspace (default: Default).")
 @click.option("-j", "--jobs", type=click.IntRange(1, 64), default=8, show_default=True)
@@ -320,7 +329,7 @@ def clone(
     client = make_client(url, token, workspace, jobs)
     stop = StopRequest()
     try:
-        remote_task = _find_remote_task(client, task)
+        remote_task = find_remote_task(client, task, option="--remote-task", where=f"on {url}")
         target = obj.directory / (directory or remote_task.name)
         if target.exists() and any(target.iterdir()):
             raise LocalrepoError(f"{target} exists and is not empty; clone into a new folder.")
@@ -400,18 +409,3 @@ def verify(obj: Any, offline: bool, as_json: bool, token: str | None) -> None:
         )
     if not rep.ok:
         sys.exit(EXIT_DECISION)
-
-
-def _find_remote_task(client: RemoteAPI, task: str) -> RemoteTask:
-    from localrepo.remote.errors import NotFoundError
-
-    try:
-        return client.get_task(task)
-    except (NotFoundError, LocalrepoError):
-        pass
-    matches = [t for t in client.iter_tasks() if t.name == task]
-    if not matches:
-        raise LocalrepoError(f"no remote task with the id or name {task!r} (see 'repo tasks').")
-    if len(matches) > 1:
-        raise LocalrepoError(f"{len(matches)} remote tasks are named {task!r}; give its id.")
-    return matches[0]

@@ -8,9 +8,12 @@ command line, reads and checks the settings, and runs the account and worker com
     localrepo-server token create USER          (prints the token, once)
     localrepo-server workspace create NAME --user USER
     localrepo-server worker                    (the training worker; serve starts one)
+    localrepo-server init                      (make the data folder and database)
 
 Every command takes ``--data DIR`` and ``--database-url URL`` (environment:
-``LOCALREPO_SERVER_DATA``, ``LOCALREPO_SERVER_DATABASE_URL``).
+``LOCALREPO_SERVER_DATA``, ``LOCALREPO_SERVER_DATABASE_URL``). The data folder is
+``--data``, else ``$LOCALREPO_SERVER_DATA``, else the per-user data folder; only
+``serve`` and ``init`` create a database there (server/datadir.py).
 """
 
 from __future__ import annotations
@@ -21,7 +24,8 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from .config import RateLimit, Settings, default_data_dir, default_database_url
+from . import datadir
+from .config import ENV_DATA, RateLimit, Settings, default_data_dir, default_database_url
 from .data import accounts
 from .data.db import Database
 
@@ -31,8 +35,8 @@ def _common(parser: argparse.ArgumentParser) -> None:
         "--data",
         type=Path,
         default=None,
-        help="data folder: the SQLite database and the image files "
-        "(default: $LOCALREPO_SERVER_DATA or ./localrepo-server-data)",
+        help=f"data folder: the SQLite database and the image files "
+        f"(default: ${ENV_DATA}, else the per-user data folder)",
     )
     parser.add_argument(
         "--database-url",
@@ -88,8 +92,13 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="localrepo-server",
         description="A self-hosted Recognition v2 API server for localrepo.",
+        epilog=datadir.help_text(),
+        formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     sub = parser.add_subparsers(dest="command", required=True)
+
+    init = sub.add_parser("init", help="create the data folder and its database (serve does too)")
+    _common(init)
 
     serve = sub.add_parser("serve", help="run the HTTP server")
     _common(serve)
@@ -339,11 +348,13 @@ def _settings(args: argparse.Namespace) -> Settings:
     return Settings(**kwargs)
 
 
-def _database(settings: Settings) -> Database:
-    settings.data_dir.mkdir(parents=True, exist_ok=True)
-    db = Database.from_settings(settings)
-    db.create_all()
-    return db
+def _init_command(args: argparse.Namespace) -> int:
+    settings = _settings(args)
+    existed = datadir.exists(settings)
+    datadir.database(settings, create=True).dispose()
+    where = "the database of --database-url" if settings.database_url else settings.data_dir
+    print(f"localrepo-server data {'already in' if existed else 'created in'} {where}")
+    return 0
 
 
 def _serve_command(args: argparse.Namespace) -> int:
@@ -393,7 +404,7 @@ def _worker_command(args: argparse.Namespace) -> int:
     if problem:
         print(f"error: {problem}", file=sys.stderr)
         return 2
-    db = _database(settings)
+    db = datadir.database(settings)  # serve made it before starting this worker
     if args.parent_pid is None:
         training.requeue_running(db)
     backends = Backends(settings.feature_backend, settings.torch_threads)
@@ -409,7 +420,7 @@ def _worker_command(args: argparse.Namespace) -> int:
 
 def _accounts_command(args: argparse.Namespace) -> int:
     settings = _settings(args)
-    db = _database(settings)
+    db = datadir.database(settings)
     try:
         if args.command == "user" and args.action in ("create", "add"):
             password = _read_password(args)
@@ -455,11 +466,17 @@ def _accounts_command(args: argparse.Namespace) -> int:
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    if args.command == "serve":
-        return _serve_command(args)
-    if args.command == "worker":
-        return _worker_command(args)
-    return _accounts_command(args)
+    try:
+        if args.command == "serve":
+            return _serve_command(args)
+        if args.command == "init":
+            return _init_command(args)
+        if args.command == "worker":
+            return _worker_command(args)
+        return _accounts_command(args)
+    except datadir.NoDatabase as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
 
 
 if __name__ == "__main__":

@@ -7,8 +7,8 @@ import re
 from dataclasses import dataclass, field
 from pathlib import Path
 
-DEFAULT_DATA_DIR = "localrepo-server-data"
 ENV_DATA = "LOCALREPO_SERVER_DATA"
+APP_NAME = "localrepo-server"  # the per-user data folder's name (platformdirs)
 ENV_DATABASE_URL = "LOCALREPO_SERVER_DATABASE_URL"
 
 # Pillow's own default (Image.MAX_IMAGE_PIXELS); a larger image is a decompression bomb.
@@ -88,7 +88,16 @@ class Settings:
 
 
 def default_data_dir() -> Path:
-    return Path(os.environ.get(ENV_DATA) or DEFAULT_DATA_DIR)
+    """The data folder when ``--data`` is not given: ``$LOCALREPO_SERVER_DATA``, else
+    the per-user data folder (platformdirs: ``~/.local/share/localrepo-server`` on
+    Linux). Never the current folder: a command run elsewhere must find the same data
+    (docs/server.md, "The data folder")."""
+    env = os.environ.get(ENV_DATA)
+    if env:
+        return Path(env)
+    import platformdirs
+
+    return platformdirs.user_data_path(APP_NAME)
 
 
 def default_database_url() -> str:

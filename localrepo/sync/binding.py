@@ -58,7 +58,7 @@ def refusal(content: TaskContent, *, url: str | None, rename_hint: str) -> str:
         f"{content.task_id}) with {content.images} images and {len(content.labels)} "
         f"labels{labels}. Syncing would upload this folder's images into it and download "
         "all of its images here, so nothing was changed. Either clone that task into a "
-        f"new folder (repo clone {url or 'URL'} --task {content.task_id}), or give this "
+        f"new folder (repo clone {url or 'URL'} --remote-task {content.task_id}), or give this "
         f"folder's task another name ({rename_hint}). To join it on purpose, run again "
         "with --join."
     )

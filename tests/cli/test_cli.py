@@ -391,12 +391,12 @@ def test_log_json_limit_and_human(tmp_path: Path, capsys) -> None:
 
 def test_task_list_human(tmp_path: Path, capsys) -> None:
     root = new_repo(tmp_path / "r", task="pets")
+    (root / "birds").mkdir()
     code, _out, err = repo_main(
         ["-C", str(root), "task", "add", "birds", "--task", "birds", "--type", "regression"],
         capsys,
     )
     assert code == 0 and "Bound birds/" in err
-    assert (root / "birds").is_dir()  # created when missing
     code, out, _err = repo_main(["-C", str(root), "task", "list"], capsys)
     assert out.splitlines() == ["pets\tmulti_class\t./", "birds\tregression\tbirds/"]
     # refused: the state folder, outside the repository, the root again
@@ -406,4 +406,62 @@ def test_task_list_human(tmp_path: Path, capsys) -> None:
         (".", "already bound"),
     ):
         code, _out, err = repo_main(["-C", str(root), "task", "add", path, "--task", "z"], capsys)
-        assert code == 1 and msg in err, (path, err)
+        assert code == 2 and msg in err, (path, err)
+
+
+def test_task_add_needs_an_existing_folder(tmp_path: Path, capsys) -> None:
+    root = new_repo(tmp_path / "r", task="pets")
+    write(root, "notes/readme.txt", b"hello")
+    code, _out, err = repo_main(["-C", str(root), "task", "add", "brids", "--task", "b"], capsys)
+    assert code == 2
+    assert "brids/ does not exist" in err and f"mkdir -p {root / 'brids'}" in err
+    assert not (root / "brids").exists()  # a typo creates nothing
+    code, _out, err = repo_main(
+        ["-C", str(root), "task", "add", "notes/readme.txt", "--task", "b"], capsys
+    )
+    assert code == 2 and "readme.txt" in err and "file" in err
+    assert _task_count(root) == 1
+    (root / "birds").mkdir()
+    code, _out, err = repo_main(["-C", str(root), "task", "add", "birds", "--task", "b"], capsys)
+    assert code == 0, err
+    assert _task_count(root) == 2
+
+
+def test_task_remove_of_a_task_never_synced_and_its_refusals(tmp_path: Path, capsys) -> None:
+    root = new_repo(tmp_path / "r", task="pets")
+    write_image(root, "dog/d.jpg", 1)
+    write_image(root, "wild/owls/o.jpg", 2)
+    write_image(root, "wild/deep/hawks/h.jpg", 3)
+    for folder, name in (("wild", "wild"), ("wild/deep", "deep")):
+        code, _out, err = repo_main(
+            ["-C", str(root), "task", "add", folder, "--task", name], capsys
+        )
+        assert code == 0, err
+    before = {p: p.read_bytes() for p in root.rglob("*.jpg")}
+    # A task with tasks bound inside its folder would hide them: remove those first.
+    code, _out, err = repo_main(["-C", str(root), "task", "remove", "wild"], capsys)
+    assert code == 2 and "(deep)" in err and "repo task remove deep" in err
+    # Never synced: nothing on a server to fall out of step with, so no --force needed.
+    code, _out, err = repo_main(["-C", str(root), "task", "remove", "deep"], capsys)
+    assert code == 0, err
+    assert "join the task 'wild'" in err
+    assert (root / ".localrepoignore").read_text().splitlines()[-1] == "/wild/deep/"
+    code, out, _err = repo_main(["-C", str(root), "status", "--json"], capsys)
+    by_name = {t["name"]: t for t in json.loads(out)["tasks"]}
+    assert set(by_name) == {"pets", "wild"}
+    assert by_name["wild"]["labels"] == {"owls": 1}  # deep/hawks did not join "wild"
+    assert {p: p.read_bytes() for p in root.rglob("*.jpg")} == before
+    code, _out, err = repo_main(["-C", str(root), "task", "rename", "wilf", "x"], capsys)
+    assert code == 2 and "did you mean 'wild'?" in err and "(tasks: pets, wild)" in err
+
+
+def test_ignore_pattern_names_exactly_one_folder() -> None:
+    from localrepo.ignore import IgnoreRules
+    from localrepo.repository import ignore_pattern
+
+    assert ignore_pattern("birds") == "/birds/"
+    assert ignore_pattern("a*b/c[1]?") == "/a\\*b/c\\[1]\\?/"
+    assert ignore_pattern("x ") == "/x\\ /"
+    rules = IgnoreRules.from_texts({"": ignore_pattern("a*b") + "\n"})
+    assert rules.match("a*b/x.jpg", False) is not None
+    assert rules.match("aXb/x.jpg", False) is None

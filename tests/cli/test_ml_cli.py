@@ -404,7 +404,7 @@ def test_commands_need_a_synced_task(world: World) -> None:
     proc = clone.run("train", expect=EXIT_DECISION)
     assert "never synced" in proc.stderr and "repo sync" in proc.stderr
     proc = clone.run("classify", "--task", "nope", "a/x.jpg", expect=2)
-    assert "no task named 'nope'" in proc.stderr
+    assert "--task: no task 'nope' in this repository (tasks: t)" in proc.stderr
 
 
 # -- multi_label and regression ---------------------------------------------------------------

@@ -21,8 +21,11 @@ def test_choose_task_by_name_only_task_and_working_folder() -> None:
     assert mr.choose_task(TASKS, None, "sizes/deep/x").id == 3  # the deepest root wins
     assert mr.choose_task(TASKS, None, "sizes").id == 2
     assert mr.choose_task(TASKS, None, "other").id == 1  # the root task holds everything
-    with pytest.raises(LocalrepoError, match=r"no task named 'nope'.*animals, deep, sizes") as err:
+    with pytest.raises(LocalrepoError, match=r"no task 'nope'.*animals, deep, sizes") as err:
         mr.choose_task(TASKS, "nope", "")
+    assert err.value.exit_code == EXIT_USAGE
+    with pytest.raises(LocalrepoError, match=r"did you mean 'sizes'\?") as err:
+        mr.choose_task(TASKS, "sizse", "")
     assert err.value.exit_code == EXIT_USAGE
     with pytest.raises(LocalrepoError, match=r"several tasks.*--task NAME") as err:
         mr.choose_task(TASKS[1:], None, None)

@@ -168,6 +168,7 @@ def test_task_add_binds_a_subfolder_to_its_own_task(tmp_path: Path, capsys) -> N
     # binding the same folder twice, or a name twice, is refused
     again = run_repo("-C", str(root), "task", "add", "sub", "--task", "t3")
     assert again.returncode == 1 and "already bound" in again.stderr
+    (root / "other").mkdir()
     dup = run_repo("-C", str(root), "task", "add", "other", "--task", "t2")
     assert dup.returncode == 1 and "t2" in dup.stderr
 

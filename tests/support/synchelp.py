@@ -302,7 +302,7 @@ class World:
                 str(self.tmp),
                 "clone",
                 self.url,
-                "--task",
+                "--remote-task",
                 task_id,
                 name,
             ],

@@ -213,7 +213,7 @@ def test_init_never_takes_over_a_server_task_with_content(world: World) -> None:
     for words in (
         "task 'pets'",
         "3 images and 2 labels",
-        f"repo clone {world.url} --task {task_id}",
+        f"repo clone {world.url} --remote-task {task_id}",
         "repo init --task NEW_NAME",
         "--join",
     ):

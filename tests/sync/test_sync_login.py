@@ -134,3 +134,106 @@ def _retry_budget(world: World, port: int) -> None:
     )
     assert proc.returncode == 1 and "LOCALREPO_RETRY_ATTEMPTS" in proc.stderr, proc.stderr
     assert "Traceback" not in proc.stderr
+
+
+def test_labels_of_a_repository_task_a_remote_task_and_an_unknown_one(world: World) -> None:
+    a = world.init("a", "pets")
+    a.write("dog/d.jpg", 1)
+    a.write("birds/sparrow/s.jpg", 2)
+    a.run("task", "add", "birds", "--task", "birds")
+    a.sync()
+    pets_id = next(t["id"] for t in world.remote.tasks() if t["name"] == "pets")
+
+    def names(proc: subprocess.CompletedProcess) -> set[str]:
+        assert proc.returncode == 0, proc.stderr
+        return {lab["name"] for lab in json.loads(proc.stdout)}
+
+    inside = ("-C", str(a.root))
+    assert names(repo(world, *inside, "labels", "--json", token_env=True)) == {"dog", "sparrow"}
+    # --task: a task of this repository, by its local name.
+    assert names(repo(world, *inside, "labels", "--task", "pets", "--json", token_env=True)) == {
+        "dog"
+    }
+    assert names(repo(world, *inside, "labels", "--task", "birds", "--json", token_env=True)) == {
+        "sparrow"
+    }
+    # --remote-task: a task of the remote, by name or id, inside or outside a repository.
+    assert names(
+        repo(world, *inside, "labels", "--remote-task", "birds", "--json", token_env=True)
+    ) == {"sparrow"}
+    outside = world.tmp / "elsewhere"
+    outside.mkdir()
+    by_id = repo(
+        world, "labels", "--remote-task", pets_id, "--url", world.url, "--json",
+        token_env=True, cwd=outside,
+    )  # fmt: skip
+    assert names(by_id) == {"dog"}
+
+    # Unknown names: exit 2, the close one, every one; nothing on stdout.
+    proc = repo(world, *inside, "labels", "--task", "pest", token_env=True)
+    assert proc.returncode == 2 and proc.stdout == ""
+    assert "--task: no task 'pest' in this repository; did you mean 'pets'?" in proc.stderr
+    assert "(tasks: birds, pets)" in proc.stderr
+    proc = repo(
+        world, "labels", "--remote-task", "brids", "--url", world.url,
+        token_env=True, cwd=outside,
+    )  # fmt: skip
+    assert proc.returncode == 2 and proc.stdout == ""
+    assert "--remote-task: no task 'brids' on" in proc.stderr
+    assert "did you mean 'birds'?" in proc.stderr
+    # --task outside a repository, or with another remote: a usage error that says what to use.
+    proc = repo(world, "labels", "--task", "pets", "--url", world.url, token_env=True, cwd=outside)
+    assert proc.returncode == 2 and "--remote-task" in proc.stderr
+    proc = repo(world, "labels", "--task", "pets", token_env=True, cwd=outside)
+    assert proc.returncode == 2 and "repo labels --remote-task pets" in proc.stderr
+    # A task of this repository that was never synced: the server does not know it.
+    a.write("cats/tabby/t.jpg", 3)
+    a.run("task", "add", "cats", "--task", "cats")
+    proc = repo(world, *inside, "labels", "--task", "cats", token_env=True)
+    assert proc.returncode == 1 and "never synced" in proc.stderr
+    assert "Traceback" not in proc.stderr
+
+
+def test_login_remembers_the_remote_for_commands_outside_a_repository(world: World) -> None:
+    a = world.init("a", "pets")
+    a.write("dog/d.jpg", 1)
+    a.sync()
+    outside = world.tmp / "elsewhere"
+    outside.mkdir()
+    # Nothing remembered yet: a usage error saying how to give a remote.
+    proc = repo(world, "tasks", cwd=outside, token_env=True)
+    assert proc.returncode == 2 and "repo login URL" in proc.stderr, proc.stderr
+
+    proc = repo(world, "login", world.url, "--token", world.token, cwd=outside)
+    assert proc.returncode == 0, proc.stderr
+    assert world.token not in proc.stdout + proc.stderr
+    settings = world.config_dir / "config.toml"
+    assert world.url in settings.read_text()
+    assert world.token not in settings.read_text()  # the token is only in credentials.toml
+    creds = world.config_dir / "credentials.toml"
+    assert stat.S_IMODE(os.stat(creds).st_mode) == 0o600 and world.token in creds.read_text()
+
+    # Outside any repository, with no --url and no token in the environment: the
+    # remembered remote and its stored token.
+    proc = repo(world, "tasks", "--json", cwd=outside)
+    assert proc.returncode == 0, proc.stderr
+    assert [t["name"] for t in json.loads(proc.stdout)] == ["pets"]
+    assert proc.stderr == ""  # said only with -v
+    proc = repo(world, "-v", "labels", "--remote-task", "pets", "--json", cwd=outside)
+    assert proc.returncode == 0, proc.stderr
+    assert [lab["name"] for lab in json.loads(proc.stdout)] == ["dog"]
+    assert f"Using {world.url}, the remote of 'repo login'" in proc.stderr
+    # Logging in again outside a repository needs no URL: the remembered one.
+    proc = repo(world, "login", "--token", world.token, cwd=outside)
+    assert proc.returncode == 0 and world.url in proc.stderr, proc.stderr
+
+    # Inside a repository, the repository's remote wins over the remembered one.
+    other = world.tmp / "other"
+    other.mkdir()
+    assert repo(world, "init", str(other), "--task", "t").returncode == 0
+    proc = repo(world, "-C", str(other), "tasks")
+    assert proc.returncode == 2 and "This repository has no remote" in proc.stderr
+    proc = repo(world, "-C", str(other), "remote", "set", "http://127.0.0.1:9/")
+    assert proc.returncode == 0
+    proc = repo(world, "-C", str(other), "tasks", "--token", "x")
+    assert proc.returncode == 5 and "127.0.0.1:9" in proc.stderr, proc.stderr

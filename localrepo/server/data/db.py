@@ -30,6 +30,10 @@ from . import imagedocs, tables
 INTEGRITY_ERRORS: tuple[type[Exception], ...] = (IntegrityError, sqlite3.IntegrityError)
 
 
+class DatabaseUnavailable(Exception):
+    """`Database.exists` could not ask the database (its error's class is the message)."""
+
+
 class Database:
     def __init__(
         self, url: str, *, sqlite_synchronous: str = "NORMAL", busy_timeout_ms: int = 10_000
@@ -95,6 +99,31 @@ class Database:
         def _on_begin(conn: Any) -> None:
             mode = conn.get_execution_options().get("begin_mode", "")
             conn.exec_driver_sql("BEGIN IMMEDIATE" if mode == "IMMEDIATE" else "BEGIN")
+
+    @staticmethod
+    def exists(url: str) -> bool:
+        """Whether `url` names a database this server already made: for SQLite, the file
+        is there (looked at without connecting, which would create it); otherwise its
+        schema table is (server/cli.py refuses to make a database by accident). A
+        database that cannot be asked raises `DatabaseUnavailable`."""
+        from pathlib import Path
+
+        from sqlalchemy import inspect
+        from sqlalchemy.engine import make_url
+        from sqlalchemy.exc import SQLAlchemyError
+
+        try:
+            parsed = make_url(url)
+            if parsed.get_backend_name() == "sqlite":
+                return bool(parsed.database) and Path(parsed.database).is_file()
+            engine = create_engine(url, pool_pre_ping=True)
+            try:
+                return inspect(engine).has_table(tables.SchemaInfo.__tablename__)
+            finally:
+                engine.dispose()
+        except SQLAlchemyError as exc:
+            # The class only: the message may quote the URL, and with it a password.
+            raise DatabaseUnavailable(type(exc).__name__) from None
 
     def create_all(self) -> None:
         SQLModel.metadata.create_all(self.engine)
