@@ -17,7 +17,7 @@ from localrepo.cli import daemon_cmds, main, remote_cmds, sync_cmds
 from localrepo.remote import models as remote_models
 from localrepo.remote.client import RecognitionClient
 from localrepo.scan import walk
-from localrepo.server import app, errors, schemas
+from localrepo.server import app, cli_examples, errors, schemas
 from localrepo.server.api import images as api_images
 from localrepo.server.api import labels as api_labels
 from localrepo.server.api import tasks as api_tasks
@@ -138,6 +138,7 @@ remote_models.ClassifiedRecord.stored_image_id
 # -- Python and libraries calling by name ---------------------------------------------------
 remote.__getattr__  # a module __getattr__ (PEP 562): the package's lazy imports
 observer._Handler.dispatch  # watchdog calls its event handler's dispatch()
+cli_examples.argparse.ArgumentParser.formatter_class  # argparse reads it when it prints help
 walk.CTIME  # names the fifth field of a Stat tuple, with DEV, INODE, SIZE, MTIME
 
 # -- read by the tests as their oracle ------------------------------------------------------

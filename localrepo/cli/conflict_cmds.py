@@ -11,12 +11,13 @@ from typing import Any
 
 import click
 
+from localrepo.cli.context import examples
 from localrepo.cli.report import labels_text
 from localrepo.errors import LocalrepoError
 from localrepo.vocabulary import MULTI_CLASS, POLICY_LOCAL, POLICY_REMOTE
 
 
-@click.command()
+@click.command(epilog=examples("repo conflicts", "repo conflicts --json"))
 @click.option("--json", "as_json", is_flag=True)
 @click.pass_obj
 def conflicts(obj: Any, as_json: bool) -> None:
@@ -56,7 +57,13 @@ def conflicts(obj: Any, as_json: bool) -> None:
         )
 
 
-@click.command()
+@click.command(
+    epilog=examples(
+        "repo resolve dog/a.jpg --take local",
+        "repo resolve cat/b.jpg --keep cat",
+        "repo resolve --all --take remote -n",
+    )
+)
 @click.argument("paths", nargs=-1)
 @click.option(
     "--take", type=click.Choice([POLICY_LOCAL, POLICY_REMOTE]), help="The side that wins."
@@ -85,12 +92,6 @@ def resolve(
     The decision is recorded here and, where this side changes (--take remote,
     --keep), the files change at once (copies leave through the trash). Nothing is
     sent to the server: it works offline; the next 'repo sync' sends it.
-
-    \b
-    Examples:
-      repo resolve dog/a.jpg --take local
-      repo resolve cat/b.jpg --keep cat
-      repo resolve --all --take remote -n
     """
     from localrepo.catalog import conflicts as catalog_conflicts
     from localrepo.catalog.db import transaction

@@ -20,6 +20,12 @@ def echo(message: str = "", *, err: bool = False) -> None:
     stream.flush()
 
 
+def examples(*lines: str) -> str:
+    """A command's help epilog: its examples, printed last and unwrapped (click's \\b)
+    so that a user can copy them (clig.dev: lead with examples)."""
+    return "\b\nExamples:\n" + "\n".join(f"  {line}" for line in lines)
+
+
 class Ctx:
     def __init__(self, directory: str | None, verbose: int, quiet: bool) -> None:
         self.directory = Path(directory).absolute() if directory else Path.cwd()

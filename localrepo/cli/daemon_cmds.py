@@ -14,6 +14,7 @@ from typing import Any
 
 import click
 
+from localrepo.cli.context import examples
 from localrepo.errors import LocalrepoError
 from localrepo.vocabulary import LOGS_DIR
 
@@ -220,7 +221,9 @@ def _wait_until(check: Any, timeout: float, step: float = 0.05) -> bool:
     return bool(check())
 
 
-@click.command()
+@click.command(
+    epilog=examples("repo watch", "repo watch --interval 60 --poll    # a network mount")
+)
 @watch_options
 @click.option("--detached", is_flag=True, hidden=True, help="Log to the daemon log file.")
 @click.pass_obj
@@ -278,12 +281,12 @@ def watch(obj: Any, poll: bool, detached: bool, **timing: float) -> None:
         end_now(0)
 
 
-@click.group()
+@click.group(epilog=examples("repo daemon start", "repo daemon status"))
 def daemon() -> None:
     """Run `repo watch` in the background: start, stop, status, logs."""
 
 
-@daemon.command("start")
+@daemon.command("start", epilog=examples("repo daemon start", "repo daemon start --interval 60"))
 @watch_options
 @click.pass_obj
 def daemon_start(obj: Any, poll: bool, **timing: float) -> None:
@@ -332,7 +335,7 @@ def daemon_start(obj: Any, poll: bool, **timing: float) -> None:
     obj.info(f"daemon started (pid {proc.pid}); log: {_log_path(repo)}")
 
 
-@daemon.command("stop")
+@daemon.command("stop", epilog=examples("repo daemon stop", "repo daemon stop --timeout 30"))
 @click.option(
     "--timeout",
     type=click.FloatRange(min=0.1),
@@ -375,7 +378,7 @@ def daemon_stop(obj: Any, timeout: float) -> None:
     )
 
 
-@daemon.command("status")
+@daemon.command("status", epilog=examples("repo daemon status", "repo daemon status --json"))
 @click.option("--json", "as_json", is_flag=True, help="Print JSON.")
 @click.pass_obj
 def daemon_status(obj: Any, as_json: bool) -> None:
@@ -387,7 +390,7 @@ def daemon_status(obj: Any, as_json: bool) -> None:
         print_status(s)
 
 
-@daemon.command("logs")
+@daemon.command("logs", epilog=examples("repo daemon logs -f", "repo daemon logs -n 200"))
 @click.option("-n", "--lines", type=click.IntRange(min=0), default=50, show_default=True)
 @click.option("-f", "--follow", is_flag=True, help="Keep printing new lines (Ctrl-C ends).")
 @click.pass_obj

@@ -9,7 +9,7 @@ import sys
 import click
 
 from localrepo import __version__
-from localrepo.cli.context import Ctx, run_guarded
+from localrepo.cli.context import Ctx, examples, run_guarded
 from localrepo.cli.status import show_scan, show_status
 from localrepo.vocabulary import MULTI_CLASS, TASK_TYPES
 
@@ -56,7 +56,13 @@ class LazyGroup(click.Group):
         return command
 
 
-@click.group(cls=LazyGroup, context_settings=CONTEXT)
+@click.group(
+    cls=LazyGroup,
+    context_settings=CONTEXT,
+    epilog=examples(
+        "repo init ~/pets --task pets --remote http://localhost:8000/", "repo -C ~/pets sync"
+    ),
+)
 @click.option("-C", "directory", metavar="DIR", help="Run as if started in DIR (like git -C).")
 @click.option("-v", "--verbose", count=True, help="Say more (repeat for more).")
 @click.option("-q", "--quiet", is_flag=True, help="Say only what went wrong.")
@@ -75,7 +81,12 @@ def cli(ctx: click.Context, directory: str | None, verbose: int, quiet: bool) ->
     ctx.obj = Ctx(directory, verbose, quiet)
 
 
-@cli.command()
+@cli.command(
+    epilog=examples(
+        "repo init ~/pets --task pets --type multi_class --remote http://localhost:8000/",
+        "repo init ~/pets --task pets --remote http://localhost:8000/ --join",
+    )
+)
 @click.argument("path", required=False, type=click.Path(file_okay=False))
 @click.option("--task", "task", required=True, help="Name of the task bound to the root.")
 @click.option(
@@ -108,11 +119,6 @@ def init(
 
     With --remote, a server task of the same name that already holds images is never
     taken over: init refuses (or, offline, the first sync does) unless --join.
-
-    \b
-    Examples:
-      repo init ~/pets --task pets --type multi_class --remote http://localhost:8000/
-      repo init ~/pets --task pets --remote http://localhost:8000/ --join
     """
     from localrepo.repository import init_repository
 
@@ -136,12 +142,18 @@ def init(
         obj.info(f"Joined the server task '{task}' ({remote_id}): 'repo sync' brings it here.")
 
 
-@cli.group()
+@cli.group(epilog=examples("repo task add birds --task birds --type multi_label", "repo task list"))
 def task() -> None:
     """Bind tasks to folders of the repository."""
 
 
-@task.command("add")
+@task.command(
+    "add",
+    epilog=examples(
+        "repo task add birds --task birds --type multi_label",
+        "repo task add ages --task ages --type regression",
+    ),
+)
 @click.argument("path", type=click.Path(file_okay=False))
 @click.option("--task", "name", required=True, help="Task name.")
 @click.option(
@@ -157,7 +169,7 @@ def task_add(obj: Ctx, path: str, name: str, task_type: str) -> None:
     obj.info(f"Bound {rel}/ to the task '{name}' ({task_type}).")
 
 
-@task.command("rename")
+@task.command("rename", epilog=examples("repo task rename birds wild-birds"))
 @click.argument("old")
 @click.argument("new")
 @click.pass_obj
@@ -174,7 +186,12 @@ def task_rename(obj: Ctx, old: str, new: str) -> None:
     obj.info(f"Renamed the task '{old}' to '{new}'.")
 
 
-@task.command("remove")
+@task.command(
+    "remove",
+    epilog=examples(
+        "repo task remove birds", "repo task remove birds --force    # even with unsynced changes"
+    ),
+)
 @click.argument("name")
 @click.option(
     "--force", is_flag=True, help="Remove it even with changes or conflicts not synced yet."
@@ -206,7 +223,7 @@ def task_remove(obj: Ctx, name: str, force: bool) -> None:
         obj.info(f"Gave up {done.dropped_changes} unsynced changes or conflicts (--force).")
 
 
-@task.command("list")
+@task.command("list", epilog=examples("repo task list", "repo task list --json"))
 @click.option("--json", "as_json", is_flag=True, help="Print JSON.")
 @click.pass_obj
 def task_list(obj: Ctx, as_json: bool) -> None:
@@ -233,7 +250,7 @@ def task_list(obj: Ctx, as_json: bool) -> None:
         click.echo(f"{r[1]}\t{r[2]}\t{r[3] or '.'}/")
 
 
-@cli.command()
+@cli.command(epilog=examples("repo scan", "repo scan -n --json"))
 @click.option("-n", "--dry-run", is_flag=True, help="Show what changed; record nothing.")
 @click.option("--json", "as_json", is_flag=True, help="Print the scan report as JSON.")
 @click.pass_obj
@@ -242,7 +259,7 @@ def scan(obj: Ctx, dry_run: bool, as_json: bool) -> None:
     show_scan(obj, dry_run=dry_run, as_json=as_json)
 
 
-@cli.command()
+@cli.command(epilog=examples("repo status", "repo status --all", "repo status --porcelain -z"))
 @click.option("--json", "as_json", is_flag=True, help="Print JSON.")
 @click.option("--porcelain", is_flag=True, help="Stable, script-friendly lines.")
 @click.option("-z", "nul", is_flag=True, help="With --porcelain: NUL-terminated, no quoting.")
@@ -273,7 +290,9 @@ def status(
         sys.exit(code)
 
 
-@cli.command()
+@cli.command(
+    epilog=examples("repo log --limit 20", "repo log --pending", "repo log --debug --json")
+)
 @click.option("--limit", type=click.IntRange(min=1), default=None, help="Show at most N entries.")
 @click.option("--json", "as_json", is_flag=True, help="Print JSON.")
 @click.option("--pending", is_flag=True, help="Only entries not yet synced.")
@@ -301,7 +320,12 @@ def log(obj: Ctx, limit: int | None, as_json: bool, pending: bool, debug: bool) 
         report.print_log(entries, limit=limit)
 
 
-@cli.command("check-ignore")
+@cli.command(
+    "check-ignore",
+    epilog=examples(
+        "repo check-ignore -v cats/Thumbs.db", "repo check-ignore -v -n cats/a.jpg cats/b.jpg"
+    ),
+)
 @click.argument("paths", nargs=-1, required=True)
 @click.option(
     "-v",

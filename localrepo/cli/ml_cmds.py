@@ -15,7 +15,7 @@ from typing import Any
 import click
 
 from localrepo.cli.connect import token_option
-from localrepo.cli.context import Ctx
+from localrepo.cli.context import Ctx, examples
 from localrepo.cli.ml_classify import run_classify
 from localrepo.cli.ml_evaluate import EvaluateOptions, run_evaluate
 from localrepo.cli.ml_models import run_models, run_promote, run_rollback
@@ -33,7 +33,7 @@ def _task_option(f: Any) -> Any:
     )(f)
 
 
-@click.command()
+@click.command(epilog=examples("repo train --wait", "repo train --wait --promote always"))
 @_task_option
 @click.option("--wait", is_flag=True, help="Wait for the training to end; show its metrics.")
 @click.option(
@@ -84,7 +84,9 @@ def train(
 _MODELS_DEFAULTS = "localrepo.models"  # the group's --task/--json/--token, for its subcommands
 
 
-@click.group(invoke_without_command=True)
+@click.group(
+    invoke_without_command=True, epilog=examples("repo models", "repo models --version 3 --json")
+)
 @_task_option
 @click.option("--version", type=click.IntRange(min=1), help="Show this version in detail.")
 @click.option("--json", "as_json", is_flag=True, help="Print JSON.")
@@ -115,7 +117,7 @@ def _inherited(
     return task_name or group_task, as_json or group_json, token or group_token
 
 
-@models.command()
+@models.command(epilog=examples("repo models promote 3"))
 @click.argument("version", type=click.IntRange(min=1))
 @_task_option
 @click.option("--json", "as_json", is_flag=True, help="Print the result as JSON.")
@@ -128,7 +130,7 @@ def promote(
     run_promote(ctx.obj, version, *_inherited(ctx, task_name, as_json, token))
 
 
-@models.command()
+@models.command(epilog=examples("repo models rollback"))
 @_task_option
 @click.option("--json", "as_json", is_flag=True, help="Print the result as JSON.")
 @token_option
@@ -138,7 +140,13 @@ def rollback(ctx: click.Context, task_name: str | None, as_json: bool, token: st
     run_rollback(ctx.obj, *_inherited(ctx, task_name, as_json, token))
 
 
-@click.command()
+@click.command(
+    epilog=examples(
+        "repo classify ~/new-photos",
+        "repo classify a.jpg --top 1 --json",
+        "repo classify --remote-task pets --url http://localhost:8000/ a.jpg",
+    )
+)
 @click.argument("paths", nargs=-1, required=True)
 @_task_option
 @click.option("--version", type=click.IntRange(min=1), help="Model version (default: production).")
@@ -200,7 +208,9 @@ def classify(
     )
 
 
-@click.command()
+@click.command(
+    epilog=examples("repo evaluate", "repo evaluate --holdout ~/held-out --report evaluation.html")
+)
 @_task_option
 @click.option("--version", type=click.IntRange(min=1), help="Model version (default: production).")
 @click.option(

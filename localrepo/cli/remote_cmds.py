@@ -9,6 +9,7 @@ from typing import TYPE_CHECKING, Any
 import click
 
 from localrepo.cli.connect import any_client, make_client, token_option, typed_url
+from localrepo.cli.context import examples
 
 if TYPE_CHECKING:
     from localrepo.remote.client import RecognitionClient
@@ -20,7 +21,12 @@ URL_HELP = (
 )
 
 
-@click.command()
+@click.command(
+    epilog=examples(
+        "repo login http://localhost:8000/     # then 'repo tasks' works from any folder",
+        "repo -C ~/pets login                  # the repository's remote",
+    )
+)
 @click.argument("url", required=False)
 @click.option("--url", "url_option", metavar="URL", hidden=True)  # the older spelling
 @click.option("--token", metavar="TOKEN", help="The token (default: ask).")
@@ -31,11 +37,6 @@ def login(obj: Any, url: str | None, url_option: str | None, token: str | None) 
 
     URL defaults to this repository's remote, and outside a repository to the remote
     the last login remembered. The token is never written anywhere else.
-
-    \b
-    Examples:
-      repo login http://localhost:8000/     # then 'repo tasks' works from any folder
-      repo -C ~/pets login                  # the repository's remote
     """
     from localrepo.cli.connect import lookup_remote
     from localrepo.credentials import save_token
@@ -57,12 +58,18 @@ def login(obj: Any, url: str | None, url_option: str | None, token: str | None) 
     obj.info(f"Outside a repository, 'repo tasks' and 'repo labels' now use {target}.")
 
 
-@click.group()
+@click.group(epilog=examples("repo remote show", "repo remote set http://localhost:8000/"))
 def remote() -> None:
     """Show or set this repository's remote."""
 
 
-@remote.command("set")
+@remote.command(
+    "set",
+    epilog=examples(
+        "repo remote set http://localhost:8000/",
+        "repo remote set http://localhost:8000/ --workspace WORKSPACE_ID",
+    ),
+)
 @click.argument("url")
 @click.option("--workspace", metavar="ID")
 @click.pass_obj
@@ -78,14 +85,14 @@ def remote_set(obj: Any, url: str, workspace: str | None) -> None:
     obj.info(f"Remote set to {url}")
 
 
-@remote.command("show")
+@remote.command("show", epilog=examples("repo remote show"))
 @click.pass_obj
 def remote_show(obj: Any) -> None:
     cfg = obj.repo().config()
     click.echo(f"url\t{cfg.remote.url or '(none)'}\nworkspace\t{cfg.remote.workspace or 'Default'}")
 
 
-@click.command()
+@click.command(epilog=examples("repo tasks", "repo tasks --url http://localhost:8000/ --json"))
 @click.option("--url", metavar="URL", help=URL_HELP)
 @click.option("--json", "as_json", is_flag=True, help="Print JSON.")
 @token_option
@@ -113,7 +120,11 @@ def tasks(obj: Any, url: str | None, as_json: bool, token: str | None) -> None:
         click.echo(f"{t['id']}\t{t['type']}\t{t['name']}")
 
 
-@click.command()
+@click.command(
+    epilog=examples(
+        "repo labels --task pets", "repo labels --remote-task pets --url http://localhost:8000/"
+    )
+)
 @click.option("--url", metavar="URL", help=URL_HELP)
 @click.option(
     "--task",
@@ -141,11 +152,6 @@ def labels(
     of this repository (--task), or those of a remote task (--remote-task).
 
     An unknown task name is a usage error (exit 2) that lists the tasks.
-
-    \b
-    Examples:
-      repo labels --task pets
-      repo labels --remote-task pets --url http://localhost:8000/
     """
     client, task_id = _labels_client(obj, url, task_name, remote_task, token)
     try:

@@ -16,6 +16,7 @@ from localrepo.cli.connect import (
     token_option,
     typed_url,
 )
+from localrepo.cli.context import examples
 from localrepo.cli.interrupt import ctrl_c_stops, say_stopped
 from localrepo.errors import (
     EXIT_DECISION,
@@ -272,7 +273,13 @@ def sync_options(f: Any) -> Any:
     return f
 
 
-@click.command()
+@click.command(
+    epilog=examples(
+        "repo sync",
+        "repo sync -n -v          # every file it would change, nothing done",
+        "repo sync --policy local",
+    )
+)
 @sync_options
 @click.pass_obj
 def sync(obj: Any, **kw: Any) -> None:
@@ -280,7 +287,7 @@ def sync(obj: Any, **kw: Any) -> None:
     run_sync(obj, "sync", **kw)
 
 
-@click.command()
+@click.command(epilog=examples("repo push", "repo push -n -v --max-delete 10"))
 @sync_options
 @click.pass_obj
 def push(obj: Any, **kw: Any) -> None:
@@ -288,7 +295,7 @@ def push(obj: Any, **kw: Any) -> None:
     run_sync(obj, "push", **kw)
 
 
-@click.command()
+@click.command(epilog=examples("repo pull", "repo pull -n -v"))
 @sync_options
 @click.pass_obj
 def pull(obj: Any, **kw: Any) -> None:
@@ -296,7 +303,7 @@ def pull(obj: Any, **kw: Any) -> None:
     run_sync(obj, "pull", **kw)
 
 
-@click.command()
+@click.command(epilog=examples("repo clone http://localhost:8000/ --remote-task pets ~/pets"))
 @click.argument("url")
 @click.option(
     "--remote-task",
@@ -361,7 +368,7 @@ def clone(
     sys.exit(sync_exit_code(summary))
 
 
-@click.command()
+@click.command(epilog=examples("repo verify", "repo verify --offline"))
 @click.option("--offline", is_flag=True, help="Check the disk and the catalog only.")
 @click.option("--json", "as_json", is_flag=True)
 @token_option

@@ -25,6 +25,7 @@ from pathlib import Path
 from typing import Any
 
 from . import datadir
+from .cli_examples import add_examples
 from .config import ENV_DATA, RateLimit, Settings, default_data_dir, default_database_url
 from .data import accounts
 from .data.db import Database
@@ -259,6 +260,7 @@ def build_parser() -> argparse.ArgumentParser:
     _backend_choice(worker)
     worker.add_argument("--parent-pid", type=int, default=None, help=argparse.SUPPRESS)
     worker.add_argument("--log-level", default="info", choices=["debug", "info", "warning"])
+    add_examples(parser)
     return parser
 
 
