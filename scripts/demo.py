@@ -21,7 +21,7 @@ from pathlib import Path
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
 
-from sampledata import build  # noqa: E402
+from sampledata import build, build_holdout  # noqa: E402
 
 DEMO = HERE.parent / "demo"
 REPO = [sys.executable, "-m", "localrepo"]
@@ -89,20 +89,12 @@ def main() -> None:
         step("per label counts, pending changes, invalid files", "status")
         step("upload the images and their labels", "sync")
         step("what the server holds now", "labels")
-        remote_id = json.loads(
-            subprocess.run(
-                [*REPO, "-C", str(tree), "task", "list", "--json"],
-                capture_output=True,
-                text=True,
-                check=True,
-            ).stdout
-        )[0]["remote_id"]
         step(
             "a second folder tree from the same remote task",
             "clone",
             info["url"],
-            "--task",
-            remote_id,
+            "--remote-task",
+            "shapes",
             str(DEMO / "clone"),
             cwd=DEMO,
         )
@@ -114,10 +106,14 @@ def main() -> None:
         step("train a model on the synced images and wait for its metrics", "train", "--wait")
         step("the task's model versions (* = production)", "models")
         step("classify the images nobody labelled yet", "classify", "--top", "2", "_unlabeled")
+        held = build_holdout(DEMO / "held-out")
+        print(f"\nBuilt {held} new drawings the model never saw in {DEMO / 'held-out'}/.")
         step(
-            "the model against the folders: scores, confusion matrix, misclassified files, "
-            "and a report with pictures",
+            "the model against that held-out tree: scores, confusion matrix, the "
+            "misclassified files, and a report with pictures",
             "evaluate",
+            "--holdout",
+            "../held-out",
             "--report",
             "../evaluation.html",
         )

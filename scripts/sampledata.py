@@ -53,6 +53,22 @@ def build(root: Path, per_label: int = 12, unlabelled: int = 3, seed: int = 7) -
     return count
 
 
+def build_holdout(root: Path, per_label: int = 4, seed: int = 11) -> int:
+    """Images the model never saw, for `repo evaluate --holdout`: new drawings in each
+    label folder, and one labelling slip (a circle filed under square/) for the
+    evaluation to catch."""
+    rng = random.Random(seed)
+    count = 0
+    for shape in SHAPES:
+        folder = root / shape
+        folder.mkdir(parents=True, exist_ok=True)
+        for i in range(per_label):
+            draw_shape(shape, rng).save(folder / f"{shape}_{i:03d}.jpg", quality=90)
+            count += 1
+    draw_shape("circle", rng).save(root / "square" / "filed_wrong.jpg", quality=90)
+    return count + 1
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("root", type=Path)

@@ -224,7 +224,8 @@ def classify(
 @click.option(
     "--holdout",
     metavar="DIR",
-    type=click.Path(exists=True, file_okay=False),
+    # Checked by the command, relative to -C DIR like every path here (click would
+    # check it against the working folder).
     help="Score the images of this folder tree instead (the folder under DIR is the label).",
 )
 @click.option(

@@ -29,7 +29,7 @@ from localrepo.cli import ml_report as mr
 from localrepo.cli.context import Ctx
 from localrepo.cli.ml_classify import Item, Outcome, classify_items
 from localrepo.cli.ml_task import check_version, echo_json, pick_task, remote_client
-from localrepo.errors import EXIT_ERROR, EXIT_PARTIAL, LocalrepoError
+from localrepo.errors import EXIT_ERROR, EXIT_PARTIAL, EXIT_USAGE, LocalrepoError
 from localrepo.vocabulary import CLASSIFY_BATCH, MULTI_CLASS, REGRESSION
 
 Truth = list[tuple[str, float | None]]  # an image's [(label, value)] as the folders say
@@ -157,6 +157,13 @@ def _holdout_images(obj: Ctx, conn: sqlite3.Connection, task: mr.TaskRow, given:
     from localrepo.scan.walk import walk
 
     folder = Path(given) if os.path.isabs(given) else obj.directory / given
+    if not folder.is_dir():
+        what = "is not a folder" if folder.exists() else "does not exist"
+        raise LocalrepoError(
+            f"--holdout {given}: {folder} {what}; give the folder tree to score "
+            "(its first-level folders are the labels).",
+            exit_code=EXIT_USAGE,
+        )
     walked = walk(str(folder))
     for rel, (why, detail) in sorted(walked.skipped.items()):
         obj.info(f"skipped {os.path.join(given, rel)}: {why}" + (f" ({detail})" if detail else ""))

@@ -250,3 +250,17 @@ def test_regression_holdout_and_residual_report(ml_server: Any, tmp_path: Path) 
     html = page.read_text()
     assert "Residuals" in html and "Predicted vs actual" in html
     assert "Largest errors (2)" in html
+
+
+def test_a_relative_holdout_is_read_from_dash_c_dir_and_a_missing_one_is_named(
+    shapes: Clone, held: Path
+) -> None:
+    # `repo -C REPO evaluate --holdout REL`: REL is relative to REPO, as every path is.
+    relative = os.path.relpath(held, shapes.root)
+    assert not (Path.cwd() / relative).is_dir()  # so only -C can make it resolve
+    proc = shapes.run("evaluate", "--holdout", relative, expect=EXIT_PARTIAL)
+    assert f"on {len(TRUTH)} held-out images of {relative}" in proc.stderr
+
+    missing = shapes.run("evaluate", "--holdout", "no-such-tree", expect=EXIT_USAGE)
+    assert "--holdout no-such-tree:" in missing.stderr
+    assert f"{shapes.root / 'no-such-tree'} does not exist" in missing.stderr

@@ -101,11 +101,7 @@ def test_repo_help_ends_with_examples_that_parse(
         rest = _arguments(example, path)
         if isinstance(command, click.Group) and rest and not rest[0].startswith("-"):
             continue  # a subcommand's example: parsed under that subcommand
-        try:
-            command.make_context(" ".join(path), rest)  # raises on an option it lacks
-        except click.BadParameter as exc:
-            # An example's folder is the user's: only its existence may be missing here.
-            assert "does not exist" in str(exc), f"{example!r}: {exc}"
+        command.make_context(" ".join(path), rest)  # raises on an option it does not have
 
 
 @pytest.mark.parametrize("path,parser", SERVER, ids=[" ".join(p) for p, _ in SERVER])

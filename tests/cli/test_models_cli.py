@@ -236,7 +236,8 @@ def test_without_a_baseline_the_versions_own_scores_are_compared_and_said_so(
         assert result["production_version"] == 1
         comparison = result["promotion"]["comparison"]
         assert comparison["same_test_images"] is False and comparison["test_images"] == 8
-        assert comparison["new"] < 0.5 < comparison["previous"]
+        # Few images here (the exact scores are the test above's): only the order is sure.
+        assert comparison["new"] < comparison["previous"]
         assert (
             "each on its own test images, 8 and 2 (the server did not score them on the same ones)"
             in (result["promotion"]["message"])
