@@ -155,9 +155,20 @@ def sort_changes(changes: Iterable[FileChange]) -> list[FileChange]:
     return sorted(changes, key=lambda c: (KINDS.index(c.kind), c.path, c.side or ""))
 
 
-def conflict_change(path: str | None, local: Labels, remote: Labels) -> FileChange:
-    """An open conflict: the file, with the state on each side."""
-    return FileChange(CONFLICT, path or NOT_ON_DISK, labels_text(local), labels_text(remote))
+def conflict_change(
+    path: str | None, local: Labels, remote: Labels, decided: str | None = None
+) -> FileChange:
+    """An open conflict: the file, with the state on each side, and the side `repo
+    resolve` chose for it (`local` / `remote`) when it is decided but not sent yet."""
+    return FileChange(
+        CONFLICT, path or NOT_ON_DISK, labels_text(local), labels_text(remote), detail=decided
+    )
+
+
+DECIDED_TEXT = {
+    "local": "decided: this side wins at the next 'repo sync'",
+    "remote": "decided: the server's side wins at the next 'repo sync'",
+}
 
 
 # -- what a sync does (repo sync -n, -v) --------------------------------------------------
@@ -301,7 +312,8 @@ def _op_row_change(
 
 def _suffix(c: FileChange) -> str:
     if c.kind == CONFLICT:
-        return f" (here {c.old}, on the server {c.new})"
+        decided = f"; {DECIDED_TEXT[c.detail]}" if c.detail in DECIDED_TEXT else ""
+        return f" (here {c.old}, on the server {c.new}{decided})"
     if c.kind == DAMAGED:
         return f" ({c.detail})" if c.detail else ""
     if c.kind == LABEL_RENAMED:

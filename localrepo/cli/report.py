@@ -11,7 +11,7 @@ from pathlib import Path
 from typing import Any
 
 from localrepo.catalog import journal
-from localrepo.catalog.conflicts import open_by_task, open_details
+from localrepo.catalog.conflicts import decided, open_by_task, open_details
 from localrepo.catalog.files import damaged_files, file_nodes, valid_files
 from localrepo.catalog.labels import differing_image_labels, task_label_names_by_task
 from localrepo.catalog.meta import get_meta
@@ -168,8 +168,10 @@ def file_changes(
         old_path, path = moves[key]
         if path in {p for p, _dev, _ino in nodes_of} and path != old_path:
             out.append(D.FileChange(D.MOVED, path, side=D.LOCAL, old_path=old_path))
-    for _id, _task, path, _field, _base, local_json, remote_json, _h in open_details(conn):
-        out.append(D.conflict_change(path, json.loads(local_json), json.loads(remote_json)))
+    chosen = decided(conn)
+    for cid, _task, path, _field, _base, local_json, remote_json, _h in open_details(conn):
+        local, remote = json.loads(local_json), json.loads(remote_json)
+        out.append(D.conflict_change(path, local, remote, chosen.get(cid)))
     return D.sort_changes(out)
 
 
@@ -233,15 +235,25 @@ def print_status(st: dict[str, Any], *, cap: int | None = STATUS_LINES) -> None:
             for line in D.capped(lines, cap, hint):
                 echo(f"  {line}")
     if st["conflicts"]:
-        echo(
-            f"\nConflicts: {st['conflicts']} (settle them with 'repo resolve'; "
-            "'repo conflicts' shows them):"
-        )
-        lines = [D.change_text(c) for c in changes if c.kind == D.CONFLICT]
+        listed = [c for c in changes if c.kind == D.CONFLICT]
+        echo(f"\n{conflicts_heading(st['conflicts'], sum(1 for c in listed if c.detail))}")
+        lines = [D.change_text(c) for c in listed]
         for line in D.capped(lines, cap, hint):
             echo(f"  {line}")
     if not st["pending_total"] and not st["conflicts"] and not st["damaged"]:
         echo("\nNothing pending.")
+
+
+def conflicts_heading(total: int, n_decided: int) -> str:
+    """The status line over the conflicts: how many, and what settles them."""
+    if n_decided == total:
+        return f"Conflicts: {total}, all decided ('repo sync' carries the decisions out):"
+    if n_decided:
+        return (
+            f"Conflicts: {total}, {n_decided} decided ('repo sync' carries them out); settle "
+            "the others with 'repo resolve' ('repo conflicts' shows them):"
+        )
+    return f"Conflicts: {total} (settle them with 'repo resolve'; 'repo conflicts' shows them):"
 
 
 def _print_task_status(t: dict[str, Any]) -> None:

@@ -85,6 +85,18 @@ def run_sync(
     sys.exit(sync_exit_code(summary))
 
 
+def _conflict_state(c: dict[str, Any]) -> str:
+    """What a run's conflict waits for, in words."""
+    if c["resolution"]:
+        return f"settled: {c['resolution']} wins"
+    decided = c.get("decided")
+    if decided == "local":
+        return "decided: this side wins; 'repo push' or 'repo sync' sends it"
+    if decided == "remote":
+        return "decided: the server's side wins; 'repo pull' or 'repo sync' brings it"
+    return "needs 'repo resolve'"
+
+
 def sync_exit_code(summary: dict[str, Any]) -> int:
     """7 stopped by a safety limit, 6 some items failed, 3 not in sync yet (conflicts,
     held-back files, images left alone for a reported problem, work left for the other
@@ -142,6 +154,7 @@ def sync_summary(report: Any, *, dry_run: bool) -> dict[str, Any]:
                         "local": dict(c.local),
                         "remote": dict(c.remote),
                         "resolution": c.resolution,
+                        "decided": t.waiting.get(c.key),
                     }
                     for c in t.conflicts
                 ],
@@ -194,7 +207,7 @@ def print_sync(s: dict[str, Any], *, verbose: int) -> None:
                 echo(f"  ... and {len(paths) - 20} more (--json lists them all)", err=True)
         _print_changes(t, dry_run=s["dry_run"], verbose=verbose, failed=failed)
         for c in t["conflicts"]:
-            how = f"settled: {c['resolution']} wins" if c["resolution"] else "needs 'repo resolve'"
+            how = _conflict_state(c)
             echo(
                 f"conflict in {t['task']}: {c['path'] or 'an image not on disk'} {c['field']}: "
                 f"here {labels_text(c['local'])}, on the server {labels_text(c['remote'])} ({how})",

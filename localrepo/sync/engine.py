@@ -344,6 +344,7 @@ class Engine:
         rep.plan = plan
         rep.paths = plan_context.plan_paths(conn, binding, plan, files, snapshot)
         rep.conflicts = plan.conflicts
+        rep.waiting = plan_context.waiting(conn, binding, opts.mode)
         rep.stop = plan.stop
         if plan.stop is not None:
             gone = [k for k in plan.stop.keys if k not in files]

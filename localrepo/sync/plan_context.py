@@ -2,7 +2,8 @@
 
 `held_back` runs the pure `holds.hold_back` over what the catalog knows of the task's
 files; `adopt_remote_ids` records the id under which the listing shows a known image;
-`decided` reads the conflicts `repo resolve` settled; `plan_paths` finds, for the user's
+`decided` reads the conflicts `repo resolve` settled (`waiting`: those this run's
+direction cannot carry out); `plan_paths` finds, for the user's
 words (cli/describe.py), the file each changed image is, was or will be. The catalog's
 SQL stays in localrepo/catalog/; this module only chooses what to ask it.
 """
@@ -104,3 +105,12 @@ def decided(
         if side in (POLICY_LOCAL, POLICY_REMOTE) and side != skip:
             by_side.setdefault(side, set()).add(key)  # type: ignore[arg-type]
     return {side: frozenset(keys) for side, keys in by_side.items()}
+
+
+def waiting(conn: sqlite3.Connection, binding: TaskBinding, mode: str) -> dict[str, str]:
+    """{image key: side} of the decisions `decided` leaves for a run of the other
+    direction (a `pull` holding a local decision, a `push` a remote one): the report
+    says they are decided, not that they need `repo resolve`."""
+    skip = {"pull": POLICY_LOCAL, "push": POLICY_REMOTE}.get(mode)
+    found = catalog_conflicts.decisions(conn, binding.task_id).items()
+    return {key: side for key, side in found if side == skip}

@@ -58,6 +58,9 @@ class TaskReport:
     listed: bool = True  # the remote task was listed (not the watcher's catalog view)
     # {image key: its files} for the images the plan changes (engine `_plan_paths`).
     paths: dict[str, list[str]] = field(default_factory=dict)
+    # {image key: side} of conflicts `repo resolve` decided that this direction leaves
+    # to a run of the other one (a pull holding a local decision).
+    waiting: dict[str, str] = field(default_factory=dict)
 
 
 @dataclass

@@ -120,6 +120,24 @@ def test_conflicts_show_both_sides() -> None:
     assert D.change_text(c) == f"{D.NOT_ON_DISK} (here age=3, on the server age=5.5)"
 
 
+def test_a_decided_conflict_says_which_side_wins() -> None:
+    c = D.conflict_change("v/a.jpg", {"age": 3.0}, {"age": 5.5}, decided="remote")
+    assert D.change_text(c) == (
+        "v/a.jpg (here age=3, on the server age=5.5; decided: the server's side wins at "
+        "the next 'repo sync')"
+    )
+    c = D.conflict_change("v/a.jpg", {"age": 3.0}, {"age": 5.5}, decided="local")
+    assert D.change_text(c).endswith("; decided: this side wins at the next 'repo sync')")
+
+
+def test_the_conflicts_heading_counts_the_decided_ones() -> None:
+    from localrepo.cli.report import conflicts_heading
+
+    assert conflicts_heading(2, 0).startswith("Conflicts: 2 (settle them with 'repo resolve'")
+    assert conflicts_heading(2, 2).startswith("Conflicts: 2, all decided")
+    assert conflicts_heading(3, 1).startswith("Conflicts: 3, 1 decided")
+
+
 # -- a plan's ops (repo sync -n, -v) -------------------------------------------------------
 
 

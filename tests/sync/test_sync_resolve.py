@@ -69,8 +69,21 @@ def test_multi_class_decisions_are_recorded_and_applied_offline(server_factory, 
     listed = {c["path"]: c["decision"] for c in b.conflicts()}
     assert listed == {"bird/x1.jpg": "remote", "bird/x2.jpg": "local"}
     assert "(decided: local wins at the next 'repo sync')" in b.run("conflicts").stdout
+    status = b.run("status").stdout
+    assert "Conflicts: 2, all decided ('repo sync' carries the decisions out):" in status
+    assert (
+        "bird/x2.jpg (here bird, on the server cat; decided: this side wins at the next "
+        "'repo sync')" in status
+    ), status
 
     server_back(server, world)
+    # A pull cannot send the local decision: it says it is decided, not unresolved.
+    pulled = b.run("pull", expect=None)
+    assert (
+        "bird/x2.jpg label: here bird, on the server cat (decided: this side wins; "
+        "'repo push' or 'repo sync' sends it)" in pulled.stderr
+    ), pulled.stderr
+    assert "needs 'repo resolve'" not in pulled.stderr
     assert world.remote.by_hash()[image_hash(2)].labels == {"cat": None}  # nothing was sent
     s = b.sync()  # exit 0: in sync
     assert s["relabelled"] == 1 and s["conflicts"] == 0, s
