@@ -213,5 +213,15 @@ def _repository_task_client(
             f"For a task of the remote, use: repo labels --remote-task {task_name}",
             exit_code=EXIT_USAGE,
         ) from None
-    task = pick_task(obj, repo, task_name)
+    try:
+        task = pick_task(obj, repo, task_name)
+    except LocalrepoError as exc:
+        if exc.exit_code != EXIT_USAGE:
+            raise
+        # This option once took a remote id: say where those go now.
+        raise LocalrepoError(
+            f"{exc} For a task of the remote (by name or id): "
+            f"repo labels --remote-task {task_name}",
+            exit_code=EXIT_USAGE,
+        ) from None
     return remote_client(obj, task, token), task.remote_id

@@ -174,6 +174,9 @@ def test_labels_of_a_repository_task_a_remote_task_and_an_unknown_one(world: Wor
     assert proc.returncode == 2 and proc.stdout == ""
     assert "--task: no task 'pest' in this repository; did you mean 'pets'?" in proc.stderr
     assert "(tasks: birds, pets)" in proc.stderr
+    assert "For a task of the remote (by name or id): repo labels --remote-task pest" in (
+        proc.stderr
+    )
     proc = repo(
         world, "labels", "--remote-task", "brids", "--url", world.url,
         token_env=True, cwd=outside,
