@@ -52,7 +52,8 @@ KINDS = (
 LOCAL = "local"
 REMOTE = "remote"
 
-NOT_ON_DISK = "(a file no longer on disk)"  # the path of an image no journal named
+NOT_ON_DISK = "(a file no longer on disk)"
+NO_LABEL = "(none)"  # one side's labels when it has none  # the path of an image no journal named
 
 
 @dataclass(frozen=True)
@@ -83,7 +84,7 @@ def labels_text(labels: Labels) -> str:
     """One side's labels in the user's words: 'cat'; tags 'cat, dog'; a regression
     value as 'label=value' ('price=20'); '(none)' for no label."""
     if not labels:
-        return "(none)"
+        return NO_LABEL
     return ", ".join(
         name if value is None else f"{name}={value:g}" for name, value in sorted(labels.items())
     )
@@ -121,13 +122,14 @@ def pending_changes(
         path = here[0] if here else (last_seen.get(key) or NOT_ON_DISK)
         moved = moves.get(key)
         old_path = moved[0] if moved and moved[0] != path else None
+        if key not in base and key in local:  # new since the last sync, labelled or not
+            out.append(FileChange(NEW, path, new=labels_text(now), side=LOCAL))
+            continue
         if b == now:
             if old_path is not None:
                 out.append(FileChange(MOVED, path, side=LOCAL, old_path=old_path))
             continue
-        if not b:
-            out.append(FileChange(NEW, path, new=labels_text(now), side=LOCAL))
-        elif not now and not here:
+        if not now and not here:
             out.append(FileChange(DELETED, path, old=labels_text(b), side=LOCAL))
         else:
             kind = _label_change(b, now)
@@ -329,7 +331,10 @@ def _suffix(c: FileChange) -> str:
     if c.old is not None and c.new is not None:
         parts.append(f"{c.old} -> {c.new}")
     elif c.new is not None:
-        parts.append(f"now {c.new}" if c.kind in (RELABELLED, VALUE) else c.new)
+        if c.kind in (RELABELLED, VALUE):
+            parts.append(f"now {c.new}")
+        else:
+            parts.append("no label" if c.new == NO_LABEL else c.new)
     elif c.old is not None:
         parts.append(f"was {c.old}")
     return f" ({'; '.join(parts)})" if parts else ""

@@ -144,9 +144,12 @@ def file_changes(
     `describe.pending_changes`), then the open conflicts with both sides."""
     bindings = load_bindings(conn)
     moves: dict[str, tuple[str, str]] = {}
+    added: dict[str, str] = {}  # {hash: path} of files added since the last sync
     for kind, _task, path, old_path, digest, _detail in journal.open_entries(conn):
         if kind == ch.MOVED and digest and path and old_path:
             moves[digest] = (moves.get(digest, (old_path, path))[0], path)
+        elif kind == ch.ADDED and digest and path:
+            added.setdefault(digest, path)
     damaged_keys = {digest for digest, _reason in damaged.values()}
     out: list[D.FileChange] = []
     listed: set[str] = set()
@@ -162,6 +165,13 @@ def file_changes(
         }
         last_seen = journal.last_paths(conn, sorted(k for k in keys if not paths[k]))
         out += D.pending_changes(base, local, paths, last_seen, moves, damaged_keys)
+    # Added with no label (a file beside the label folders): no label differs, so the
+    # maps above do not have it. Listed while a file of it is still where it was added.
+    bare = sorted(k for k in added if k not in listed | damaged_keys)
+    for key, nodes_of in file_nodes(conn, bare).items():
+        if added[key] in {p for p, _dev, _ino in nodes_of}:
+            out.append(D.FileChange(D.NEW, added[key], new=D.NO_LABEL, side=D.LOCAL))
+            listed.add(key)
     # Moves that kept the labels (another subfolder, another name).
     still = file_nodes(conn, sorted(k for k in moves if k not in listed | damaged_keys))
     for key, nodes_of in still.items():

@@ -237,6 +237,19 @@ def test_status_human(pending_repo: Path, capsys) -> None:
     assert any(line.split() == ["dog", "2"] for line in lines)
 
 
+def test_status_lists_a_new_file_without_a_label(tmp_path: Path, capsys) -> None:
+    root = new_repo(tmp_path / "r")
+    write_image(root, "dog/a.jpg", 1)
+    write_image(root, "loose.jpg", 2)  # beside the label folders: no label
+    code, out, _err = repo_main(["-C", str(root), "status"], capsys)
+    assert code == 0 and "pending changes: 2 added" in out
+    assert "  new:           dog/a.jpg (dog)" in out
+    assert "  new:           loose.jpg (no label)" in out
+    os.remove(root / "loose.jpg")
+    code, out, _err = repo_main(["-C", str(root), "status"], capsys)
+    assert "loose.jpg" not in out  # gone before it was ever synced: nothing to list
+
+
 def test_status_json(pending_repo: Path, capsys) -> None:
     code, out, _err = repo_main(["-C", str(pending_repo), "status", "--json"], capsys)
     assert code == 0

@@ -47,6 +47,18 @@ def test_pending_changes_name_each_file_with_its_kind() -> None:
     ]
 
 
+def test_a_new_file_without_a_label_is_listed_and_a_synced_unlabelled_one_gains_one() -> None:
+    base = {HASH_A: {}}
+    local = {HASH_A: {"cats": None}, HASH_B: {}}
+    paths = {HASH_A: ["cats/a.jpg"], HASH_B: ["b.jpg"]}
+    changes = D.pending_changes(base, local, paths, {}, {}, ())
+    assert [D.change_text(c) for c in changes] == [
+        "b.jpg (no label)",
+        "cats/a.jpg ((none) -> cats)",
+    ]
+    assert [c.kind for c in changes] == [D.NEW, D.RELABELLED]
+
+
 def test_a_move_that_keeps_the_labels_is_a_move_and_unchanged_images_are_silent() -> None:
     base = {HASH_A: {"cats": None}, HASH_B: {"cats": None}}
     changes = D.pending_changes(
