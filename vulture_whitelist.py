@@ -27,6 +27,8 @@ from localrepo.server.web import account as web_account
 from localrepo.server.web import assets as web_assets
 from localrepo.server.web import docs as web_docs
 from localrepo.server.web import pages as web_pages
+from localrepo.server.web import training as web_training
+from localrepo.server.web import trainview
 from localrepo.sync import plan, report
 from localrepo.watch import observer
 
@@ -78,6 +80,11 @@ web_pages.sign_out
 web_account.account_page
 web_account.create_token
 web_account.revoke_token
+web_training.training_page
+web_training.training_status
+# read by the templates (training_panel.html)
+trainview.JobStatus.active
+trainview.VersionRow.can_promote
 # exception handlers registered by @app.exception_handler in install_handlers
 errors._api_error
 errors._too_large

@@ -1,0 +1,166 @@
+"""The training page: Train (queued as the API's train/ queues, refused with its words),
+the live status fragment, versions, promote and roll back (the API's PATCH rules), CSRF
+and other users' tasks; over HTTP, then the whole loop in Chromium. A server of its own
+trains with the handcrafted features and a small minimum of images per label (as
+tests/cli/test_ml_cli.py's SERVER_ARGS), so a training takes a second or two."""
+
+from __future__ import annotations
+
+import base64
+import re
+from collections.abc import Iterator
+from typing import Any
+
+import httpx
+import pytest
+from support.imagegen import class_image
+from support.waiting import until
+
+from .webhelp import WebUser, hidden, new_web_user, signed_in_client
+
+MIN_IMAGES = 4
+SERVER_ARGS = ("--min-images-per-label", str(MIN_IMAGES), "--backend", "handcrafted")
+SHAPES = ("circle", "square")
+TRAIN_LIMIT = 90.0
+
+
+@pytest.fixture(scope="module")
+def train_server(live_server: Any, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Any]:
+    server = type(live_server)(tmp_path_factory.mktemp("web-train") / "data", list(SERVER_ARGS))
+    server.start()
+    yield server
+    server.stop()
+
+
+def api_client(user: WebUser) -> httpx.Client:
+    return httpx.Client(
+        base_url=user.url + "recognition/v2/",
+        headers={"Authorization": f"Token {user.token}"},
+        timeout=30.0,
+    )
+
+
+def shapes_task(user: WebUser, per_label: int) -> str:
+    """A multi_class task of `user` with `per_label` images of each shape; its URL."""
+    with api_client(user) as api:
+        task = api.post("task/", json={"name": "shapes", "type": "multi_class"}).json()
+        for shape in SHAPES:
+            label = api.post("label/", json={"name": shape, "type": "category"}).json()
+            api.post(f"task/{task['id']}/add-label/", json={"label_id": label["id"]})
+            for i in range(per_label):
+                data = base64.b64encode(class_image(shape, i)).decode()
+                image = api.post("training-image/", json={"base64": data}).json()
+                added = api.post(
+                    f"training-image/{image['id']}/add-label/", json={"label_id": label["id"]}
+                )
+                assert added.status_code == 200, added.text
+    return f"/web/w/{task['workspace']}/tasks/{task['id']}/training"
+
+
+def production(user: WebUser, url: str) -> Any:
+    with api_client(user) as api:
+        return api.get(f"task/{url.split('/')[5]}/").json()["production_version"]
+
+
+def wait_trained(client: httpx.Client, url: str, version: int) -> str:
+    """Poll the status fragment as the page does until `version` has trained."""
+
+    def trained() -> str:
+        text = client.get(url + "/status").text
+        return text if f"Trained: version {version}" in text else ""
+
+    return until(trained, TRAIN_LIMIT, f"version {version} trained")
+
+
+def post(client: httpx.Client, url: str, **data: str) -> httpx.Response:
+    csrf = hidden(client.get(url.rsplit("/", 1)[0]).text, "csrf_token")
+    return client.post(url, data={"csrf_token": csrf, **data})
+
+
+@pytest.fixture
+def user(train_server: Any) -> WebUser:
+    return new_web_user(train_server)
+
+
+def test_train_queues_and_the_status_polls_until_trained(user: WebUser) -> None:
+    url = shapes_task(user, per_label=6)
+    with signed_in_client(user) as client:
+        empty = client.get(url)
+        assert empty.status_code == 200 and "Not trained yet" in empty.text
+        assert 'hx-trigger="every 2s"' not in empty.text  # nothing moves: no polling
+        queued = post(client, url + "/train")
+        assert queued.status_code == 303 and queued.headers["location"] == url + "?done=queued"
+        moving = client.get(url + "/status").text
+        assert 'hx-trigger="every 2s"' in moving or "Trained: version 1" in moving
+        done = wait_trained(client, url, 1)
+        assert 'hx-trigger="every 2s"' not in done  # polling stops when the job is done
+        assert re.search(r'data-version="1">\s*<td>1 <mark>production</mark>', done)
+        assert "<td>12</td>" in done  # images of the version (training + test)
+        assert "Accuracy " in done
+    assert production(user, url) == 1
+
+
+def test_too_few_images_shows_the_apis_message_next_to_the_button(user: WebUser) -> None:
+    url = shapes_task(user, per_label=2)
+    with signed_in_client(user) as client:
+        refused = post(client, url + "/train")
+        assert refused.status_code == 400
+        error = re.search(
+            r'<small id="train-error" class="error" role="alert">([^<]*)<', refused.text
+        )
+        assert error and "circle" in error.group(1) and str(MIN_IMAGES) in error.group(1)
+        assert "Not trained yet" in client.get(url + "/status").text  # nothing was queued
+
+
+def test_promote_and_roll_back_change_production(user: WebUser) -> None:
+    url = shapes_task(user, per_label=5)
+    with signed_in_client(user) as client:
+        post(client, url + "/train")
+        wait_trained(client, url, 1)
+        post(client, url + "/train")
+        page = wait_trained(client, url, 2)
+        assert production(user, url) == 2
+        assert "Roll back to version 1" in page
+        rolled = post(client, url + "/rollback")
+        assert rolled.status_code == 303 and rolled.headers["location"] == url + "?done=promoted"
+        assert production(user, url) == 1
+        after = client.get(url).text
+        assert 'aria-label="Promote version 2 to production"' in after
+        assert "Roll back" not in after  # nothing older than version 1
+        promoted = post(client, url + "/promote", version="2")
+        assert promoted.status_code == 303
+        assert production(user, url) == 2
+        # A version that never trained: the API's 400, on the page.
+        bad = post(client, url + "/promote", version="9")
+        assert bad.status_code == 400
+        assert "Version 9 of this task does not exist or has not trained" in bad.text
+        assert 'id="versions-error"' in bad.text
+        junk = post(client, url + "/promote", version="two")
+        assert junk.status_code == 400 and "Choose a version" in junk.text
+        assert production(user, url) == 2
+
+
+def test_posts_without_the_csrf_token_are_refused(user: WebUser) -> None:
+    url = shapes_task(user, per_label=5)
+    with signed_in_client(user) as client:
+        for action in ("/train", "/rollback", "/promote"):
+            refused = client.post(url + action, data={"version": "1"})
+            assert refused.status_code == 403, action
+            assert "security token" in refused.text
+        assert "Not trained yet" in client.get(url + "/status").text
+
+
+def test_another_users_task_is_not_found(user: WebUser, train_server: Any) -> None:
+    url = shapes_task(user, per_label=5)
+    other = new_web_user(train_server)
+    with signed_in_client(other) as client:
+        csrf = hidden(client.get("/web/").text, "csrf_token")
+        for path in (url, url + "/status"):
+            assert client.get(path).status_code == 404, path
+        for action in ("/train", "/rollback", "/promote"):
+            answer = client.post(url + action, data={"csrf_token": csrf, "version": "1"})
+            assert answer.status_code == 404, action
+        assert client.get("/web/w/not-an-id/tasks/nor-this/training").status_code == 404
+    assert production(user, url) is None
+    with signed_in_client(user) as client:
+        assert "Not trained yet" in client.get(url + "/status").text
