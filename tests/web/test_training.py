@@ -16,7 +16,14 @@ import pytest
 from support.imagegen import class_image
 from support.waiting import until
 
-from .webhelp import WebUser, hidden, new_web_user, signed_in_client
+from .webhelp import (
+    SCREENSHOTS,
+    WebUser,
+    hidden,
+    new_web_user,
+    screenshots_wanted,
+    signed_in_client,
+)
 
 MIN_IMAGES = 4
 SERVER_ARGS = ("--min-images-per-label", str(MIN_IMAGES), "--backend", "handcrafted")
@@ -164,3 +171,70 @@ def test_another_users_task_is_not_found(user: WebUser, train_server: Any) -> No
     assert production(user, url) is None
     with signed_in_client(user) as client:
         assert "Not trained yet" in client.get(url + "/status").text
+
+
+# -- in the browser --------------------------------------------------------------------------
+
+
+@pytest.fixture
+def train_page(browser: Any, train_server: Any, user: WebUser) -> Iterator[Any]:
+    """A Chromium page on the training server, signed in as `user`."""
+    context = browser.new_context(
+        base_url=train_server.url, viewport={"width": 1280, "height": 800}
+    )
+    context.set_default_timeout(30_000)
+    page = context.new_page()
+    page.goto("/web/sign-in")
+    page.get_by_label("User name").fill(user.username)
+    page.get_by_label("Password").fill(user.password)
+    page.get_by_role("button", name="Sign in").click()
+    page.wait_for_url("**/web/")
+    yield page
+    context.close()
+
+
+def production_row(page: Any) -> str:
+    return str(page.locator("#versions tr:has(mark)").get_attribute("data-version"))
+
+
+def test_train_in_the_browser_then_promote_and_roll_back(train_page: Any, user: WebUser) -> None:
+    page = train_page
+    url = shapes_task(user, per_label=5)
+    page.goto(url)
+    assert page.locator("#train-status").inner_text().startswith("Not trained yet")
+    polls: list[str] = []
+    page.on(
+        "request", lambda request: polls.append(request.url) if "/status" in request.url else None
+    )
+    page.get_by_role("button", name="Train", exact=True).click()
+    page.wait_for_url(f"**{url}?done=queued")
+    page.evaluate("window.stillTheSamePage = true")  # gone if anything reloads the page
+    status = page.locator("#train-status")
+    # Read before the first poll (2 s on): the page as the server sent it, still moving.
+    assert status.get_attribute("data-state") in ("waiting", "training")
+    status.filter(has_text="Trained: version 1").wait_for(timeout=TRAIN_LIMIT * 1000)
+    assert page.evaluate("window.stillTheSamePage") is True  # htmx swapped it in
+    assert polls  # by polling the status fragment
+    assert production_row(page) == "1"
+    shoot_training(page, "training")
+
+    page.get_by_role("button", name="Train", exact=True).click()
+    page.wait_for_url(f"**{url}?done=queued")
+    status.filter(has_text="Trained: version 2").wait_for(timeout=TRAIN_LIMIT * 1000)
+    assert production_row(page) == "2"
+    assert page.locator("#versions tbody tr").count() == 2
+
+    page.get_by_role("button", name="Roll back to version 1").click()
+    page.wait_for_url(f"**{url}?done=promoted")
+    assert production_row(page) == "1"
+    assert production(user, url) == 1
+    page.get_by_role("button", name="Promote version 2 to production").click()
+    page.wait_for_url(f"**{url}?done=promoted")
+    assert production_row(page) == "2"
+    assert production(user, url) == 2
+
+
+def shoot_training(page: Any, name: str) -> None:
+    if screenshots_wanted():
+        SCREENSHOTS.mkdir(parents=True, exist_ok=True)
+        page.screenshot(path=str(SCREENSHOTS / f"{name}.png"), full_page=True)
