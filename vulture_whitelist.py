@@ -26,9 +26,10 @@ from localrepo.server.data import tables
 from localrepo.server.web import account as web_account
 from localrepo.server.web import assets as web_assets
 from localrepo.server.web import docs as web_docs
+from localrepo.server.web import evaluation as web_evaluation
+from localrepo.server.web import evalview, trainview
 from localrepo.server.web import pages as web_pages
 from localrepo.server.web import training as web_training
-from localrepo.server.web import trainview
 from localrepo.sync import plan, report
 from localrepo.watch import observer
 
@@ -82,9 +83,15 @@ web_account.create_token
 web_account.revoke_token
 web_training.training_page
 web_training.training_status
+web_evaluation.evaluation_page
+web_evaluation.try_it
 # read by the templates (training_panel.html)
 trainview.JobStatus.active
 trainview.VersionRow.can_promote
+evalview.Cell.diagonal
+evalview.LabelRow.figures
+evalview.Guess.share
+evalview.EvalView.matrix_labels
 # exception handlers registered by @app.exception_handler in install_handlers
 errors._api_error
 errors._too_large

@@ -238,3 +238,103 @@ def shoot_training(page: Any, name: str) -> None:
     if screenshots_wanted():
         SCREENSHOTS.mkdir(parents=True, exist_ok=True)
         page.screenshot(path=str(SCREENSHOTS / f"{name}.png"), full_page=True)
+
+
+# -- evaluation ------------------------------------------------------------------------------
+
+
+def evaluation_url(url: str) -> str:
+    return url.rsplit("/", 1)[0] + "/evaluation"
+
+
+def trained_task(client: httpx.Client, user: WebUser) -> str:
+    url = shapes_task(user, per_label=6)
+    post(client, url + "/train")
+    wait_trained(client, url, 1)
+    return url
+
+
+def try_image(
+    client: httpx.Client, url: str, data: bytes, name: str = "probe.jpg"
+) -> httpx.Response:
+    csrf = hidden(client.get(url).text, "csrf_token")
+    return client.post(
+        url + "/try",
+        data={"csrf_token": csrf},
+        files={"image": (name, data, "image/jpeg")},
+    )
+
+
+def test_evaluation_shows_per_label_figures_and_the_confusion_matrix(user: WebUser) -> None:
+    with signed_in_client(user) as client:
+        url = evaluation_url(trained_task(client, user))
+        shown = client.get(url)
+        assert shown.status_code == 200
+        assert "Version 1 on its test images" in shown.text
+        table = shown.text.split('id="per-label"')[1].split("</table>")[0]
+        for shape in SHAPES:
+            assert f'<th scope="row">{shape}</th>' in table
+        assert '<th scope="col">F1</th>' in table
+        matrix = shown.text.split('id="confusion"')[1].split("</table>")[0]
+        counts = [int(c) for c in re.findall(r'data-count="(\d+)"', matrix)]
+        tested = re.search(r"on (\d+) test images", shown.text)
+        assert len(counts) == len(SHAPES) ** 2 and tested and sum(counts) == int(tested.group(1))
+        assert client.get(url, params={"version": "7"}).status_code == 404
+        assert client.get(url, params={"version": "x"}).status_code == 404
+
+
+def test_try_it_classifies_with_the_production_version(user: WebUser) -> None:
+    with signed_in_client(user) as client:
+        url = evaluation_url(trained_task(client, user))
+        answer = try_image(client, url, class_image("square", 99))
+        assert answer.status_code == 200, answer.text
+        best = re.search(r'<strong id="try-best">(\w+)</strong> \((\d+\.\d)%\)', answer.text)
+        assert best and best.group(1) in SHAPES
+        assert all(f"<td>{shape}</td>" in answer.text for shape in SHAPES)
+        broken = try_image(client, url, b"not an image at all", name="notes.jpg")
+        assert broken.status_code == 400
+        assert re.search(r'id="try-error"[^>]*>notes.jpg: [^<]*image', broken.text)
+        refused = client.post(url + "/try", files={"image": ("a.jpg", class_image("square", 1))})
+        assert refused.status_code == 403
+
+
+def test_evaluation_before_any_training_and_for_another_user(
+    user: WebUser, train_server: Any
+) -> None:
+    url = evaluation_url(shapes_task(user, per_label=5))
+    with signed_in_client(user) as client:
+        empty = client.get(url)
+        assert empty.status_code == 200 and 'id="no-version"' in empty.text
+        nothing = try_image(client, url, class_image("circle", 1))
+        assert nothing.status_code == 400 and "train the task first" in nothing.text
+    with signed_in_client(new_web_user(train_server)) as other:
+        assert other.get(url).status_code == 404
+        csrf = hidden(other.get("/web/").text, "csrf_token")
+        answer = other.post(
+            url + "/try",
+            data={"csrf_token": csrf},
+            files={"image": ("a.jpg", class_image("circle", 1))},
+        )
+        assert answer.status_code == 404
+
+
+def test_evaluation_and_try_it_in_the_browser(train_page: Any, user: WebUser) -> None:
+    page = train_page
+    with signed_in_client(user) as client:
+        url = evaluation_url(trained_task(client, user))
+    page.goto(url)
+    assert page.get_by_role("heading", name="Confusion matrix").is_visible()
+    assert page.locator("#confusion td").count() == len(SHAPES) ** 2
+    page.evaluate("window.stillTheSamePage = true")
+    page.set_input_files(
+        "#try-image",
+        files=[
+            {"name": "probe.jpg", "mimeType": "image/jpeg", "buffer": class_image("circle", 77)}
+        ],
+    )
+    best = page.locator("#try-best")
+    best.wait_for()
+    assert best.inner_text() in SHAPES
+    assert page.locator("#try-labels tbody tr").count() == len(SHAPES)
+    assert page.evaluate("window.stillTheSamePage") is True  # the answer came in by htmx
+    shoot_training(page, "evaluation")

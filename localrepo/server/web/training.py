@@ -46,7 +46,7 @@ def training_url(workspace_id: str, task_id: str) -> str:
     return TRAINING.format(workspace_id=workspace_id, task_id=task_id)
 
 
-def _task(request: Request, user: SessionUser, workspace_id: str, task_id: str) -> dict[str, Any]:
+def task_of(request: Request, user: SessionUser, workspace_id: str, task_id: str) -> dict[str, Any]:
     """The task, when the workspace is the user's and the task in it; else 404."""
     db = get_ctx(request).db
     ws, tid = maybe_uuid(workspace_id), maybe_uuid(task_id)
@@ -58,7 +58,7 @@ def _task(request: Request, user: SessionUser, workspace_id: str, task_id: str) 
     return found
 
 
-def _versions(request: Request, task: dict[str, Any]) -> list[dict[str, Any]]:
+def versions_of(request: Request, task: dict[str, Any]) -> list[dict[str, Any]]:
     """The task's versions, their metrics parsed (the API embeds them as stored JSON)."""
     db = get_ctx(request).db
     rows = models.model_page(db, task["workspace"], ALL_VERSIONS, task=task["id"])[1]
@@ -66,8 +66,8 @@ def _versions(request: Request, task: dict[str, Any]) -> list[dict[str, Any]]:
 
 
 def _panel_values(request: Request, user: SessionUser, ws: str, tid: str) -> dict[str, Any]:
-    task = _task(request, user, ws, tid)
-    versions = _versions(request, task)
+    task = task_of(request, user, ws, tid)
+    versions = versions_of(request, task)
     production = task["production_version"]
     return {
         "task": task,
@@ -97,7 +97,7 @@ async def _training_page(
     )
 
 
-def _message(exc: APIError) -> str:
+def api_message(exc: APIError) -> str:
     """The API's words of a 4xx: its ``detail`` or its one field's first message."""
     for value in exc.body.values():
         return str(value[0] if isinstance(value, list) else value)
@@ -128,13 +128,13 @@ async def train(
     _form: FormData = Depends(checked_form),
     user: SessionUser = Depends(require_user),
 ) -> Response:
-    task = await run_in_threadpool(_task, request, user, workspace_id, task_id)
+    task = await run_in_threadpool(task_of, request, user, workspace_id, task_id)
     try:
         await run_in_threadpool(
             queue_task_training, get_ctx(request), task["workspace"], task["id"]
         )
     except APIError as exc:
-        errors = {"train": _message(exc)}
+        errors = {"train": api_message(exc)}
         return await _training_page(
             request, user, workspace_id, task_id, errors=errors, status=exc.status
         )
@@ -150,7 +150,7 @@ async def _set_production(
     version: int | None,
     field: str,
 ) -> Response:
-    task = await run_in_threadpool(_task, request, user, workspace_id, task_id)
+    task = await run_in_threadpool(task_of, request, user, workspace_id, task_id)
     if version is None:
         raise APIError(400, {field: ["Choose a version: a whole number such as 2."]})
     db = get_ctx(request).db
@@ -174,7 +174,7 @@ async def promote(
     try:
         return await _set_production(request, user, workspace_id, task_id, version, "version")
     except APIError as exc:
-        errors = {"versions": _message(exc)}
+        errors = {"versions": api_message(exc)}
         return await _training_page(
             request, user, workspace_id, task_id, errors=errors, status=exc.status
         )
@@ -196,7 +196,7 @@ async def rollback(
     try:
         return await _set_production(request, user, workspace_id, task_id, target, "version")
     except APIError as exc:
-        errors = {"versions": _message(exc)}
+        errors = {"versions": api_message(exc)}
         return await _training_page(
             request, user, workspace_id, task_id, errors=errors, status=exc.status
         )

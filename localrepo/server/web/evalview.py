@@ -1,0 +1,129 @@
+"""What the evaluation page shows of a version's stored metrics (no I/O): per-label
+precision, recall and F1 (MAE, RMSE and R² for regression), the confusion matrix as a
+heat map, and the labels and probabilities of a "Try it" answer.
+
+In: the ``metrics`` dict the worker stored for a version (ml/heads.py ``evaluate``, on
+the version's test images) and a ``classify/`` record's answer (ml/classify.py). Out:
+frozen dataclasses the templates read (templates/evaluation.html).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+
+@dataclass(frozen=True)
+class LabelRow:
+    name: str
+    figures: tuple[str, ...]  # in the order of EvalView.columns
+    support: int
+
+
+@dataclass(frozen=True)
+class Cell:
+    count: int
+    share: float  # of its row (the true label's test images), 0..1: the shade
+    diagonal: bool
+
+
+@dataclass(frozen=True)
+class EvalView:
+    headline: tuple[tuple[str, str], ...]  # (name, value shown)
+    columns: tuple[str, ...]  # of the per-label table, after the label's name
+    rows: tuple[LabelRow, ...]
+    matrix_labels: tuple[str, ...]  # the confusion matrix's (true = rows, predicted = columns)
+    matrix: tuple[tuple[Cell, ...], ...]
+    test_images: int | None
+
+
+@dataclass(frozen=True)
+class Guess:
+    name: str
+    value: str  # a probability or a predicted value, shown
+    share: float  # 0..1, the bar's length (probabilities; 0 for values)
+
+
+def _shown(value: Any) -> str:
+    return f"{value:.3f}" if isinstance(value, int | float) else "–"
+
+
+def f1(precision: float | None, recall: float | None) -> float | None:
+    if precision is None or recall is None:
+        return None
+    if precision + recall == 0:
+        return 0.0
+    return 2 * precision * recall / (precision + recall)
+
+
+_HEADLINE = (
+    ("accuracy", "Accuracy"),
+    ("precision", "Precision (mean)"),
+    ("recall", "Recall (mean)"),
+    ("exact_match", "Exact match"),
+    ("mae", "MAE"),
+    ("rmse", "RMSE"),
+    ("r2", "R²"),
+)
+
+
+def _matrix(found: Any) -> tuple[tuple[str, ...], tuple[tuple[Cell, ...], ...]]:
+    if not isinstance(found, dict) or not found.get("matrix"):
+        return (), ()
+    rows = []
+    for i, counts in enumerate(found["matrix"]):
+        total = sum(counts)
+        rows.append(
+            tuple(
+                Cell(count=c, share=(c / total if total else 0.0), diagonal=i == j)
+                for j, c in enumerate(counts)
+            )
+        )
+    return tuple(str(n) for n in found.get("labels", ())), tuple(rows)
+
+
+def evaluation(metrics: dict[str, Any], task_type: str) -> EvalView:
+    per_label = metrics.get("per_label") or []
+    rows: list[LabelRow] = []
+    if task_type == "regression":
+        columns: tuple[str, ...] = ("MAE", "RMSE", "R²")
+        for p in per_label:
+            figures = (_shown(p.get("mae")), _shown(p.get("rmse")), _shown(p.get("r2")))
+            rows.append(LabelRow(str(p.get("name")), figures, int(p.get("support") or 0)))
+    else:
+        columns = ("Precision", "Recall", "F1")
+        for p in per_label:
+            precision, recall = p.get("precision"), p.get("recall")
+            figures = (_shown(precision), _shown(recall), _shown(f1(precision, recall)))
+            rows.append(LabelRow(str(p.get("name")), figures, int(p.get("support") or 0)))
+    headline = tuple(
+        (name, _shown(metrics[key])) for key, name in _HEADLINE if metrics.get(key) is not None
+    )
+    labels, matrix = _matrix(metrics.get("confusion_matrix"))
+    test_images = metrics.get("test_images")
+    return EvalView(
+        headline=headline,
+        columns=columns,
+        rows=tuple(rows),
+        matrix_labels=labels,
+        matrix=matrix,
+        test_images=test_images if isinstance(test_images, int) else None,
+    )
+
+
+def guesses(answer: dict[str, Any]) -> list[Guess]:
+    """A classify record's labels, best first: probabilities, or values (regression)."""
+    out = []
+    for entry in answer.get("labels") or []:
+        if "prob" in entry:
+            prob = float(entry["prob"])
+            out.append(Guess(str(entry["name"]), f"{prob:.1%}", max(0.0, min(1.0, prob))))
+        else:
+            out.append(Guess(str(entry["name"]), _shown(entry.get("value")), 0.0))
+    return out
+
+
+def trained_choices(models: Sequence[dict[str, Any]]) -> list[int]:
+    """The versions that can be evaluated (trained), newest first."""
+    return sorted((m["version"] for m in models if m["train_status"] == "TRAINED"), reverse=True)
