@@ -3,7 +3,15 @@ and a classify answer's labels."""
 
 from __future__ import annotations
 
-from localrepo.server.web.evalview import evaluation, f1, guesses, trained_choices
+from localrepo.server.web.evalview import (
+    Shot,
+    evaluation,
+    f1,
+    guesses,
+    picked,
+    shots,
+    trained_choices,
+)
 
 
 def test_f1_is_the_harmonic_mean_and_missing_figures_stay_missing() -> None:
@@ -65,3 +73,21 @@ def test_guesses_best_first_as_given_and_trained_versions_newest_first() -> None
         {"version": 3, "train_status": "TRAINED"},
     ]
     assert trained_choices(models) == [3, 1]
+
+
+def test_a_cell_or_the_mistakes_least_confident_first() -> None:
+    from localrepo.server.ml.train import SplitOutcome
+
+    outcomes = [
+        SplitOutcome("i1", "s1", "cat", "cat", 0.9),
+        SplitOutcome("i2", "s2", "cat", "dog", 0.8),
+        SplitOutcome("i3", "s3", "dog", "cat", 0.6),
+        SplitOutcome("i4", "s4", "dog", "dog", 0.7),
+    ]
+    wrong = picked(outcomes, None)
+    assert [o.image_id for o in wrong] == ["i2", "i3"]
+    assert [o.image_id for o in picked(outcomes, ("dog", "dog"))] == ["i4"]
+    assert shots(wrong, {"cat": "Cat", "dog": "Dog"}) == [
+        Shot("i3", "Dog", "Cat", "60.0%"),
+        Shot("i2", "Cat", "Dog", "80.0%"),
+    ]

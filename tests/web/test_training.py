@@ -47,16 +47,22 @@ def api_client(user: WebUser) -> httpx.Client:
     )
 
 
-def shapes_task(user: WebUser, per_label: int) -> str:
-    """A multi_class task of `user` with `per_label` images of each shape; its URL."""
+def shapes_task(user: WebUser, per_label: int, *, mislabelled: bool = False) -> str:
+    """A multi_class task of `user` with `per_label` images of each shape; its URL.
+    `mislabelled`: one more test image, a circle labelled square."""
     with api_client(user) as api:
         task = api.post("task/", json={"name": "shapes", "type": "multi_class"}).json()
         for shape in SHAPES:
             label = api.post("label/", json={"name": shape, "type": "category"}).json()
             api.post(f"task/{task['id']}/add-label/", json={"label_id": label["id"]})
-            for i in range(per_label):
-                data = base64.b64encode(class_image(shape, i)).decode()
-                image = api.post("training-image/", json={"base64": data}).json()
+            looks = [(shape, i, False) for i in range(per_label)]
+            if mislabelled and shape == "square":
+                looks.append(("circle", 500, True))
+            for look, i, test in looks:
+                data = base64.b64encode(class_image(look, i)).decode()
+                image = api.post(
+                    "training-image/", json={"base64": data, "test_image": test}
+                ).json()
                 added = api.post(
                     f"training-image/{image['id']}/add-label/", json={"label_id": label["id"]}
                 )
@@ -247,8 +253,8 @@ def evaluation_url(url: str) -> str:
     return url.rsplit("/", 1)[0] + "/evaluation"
 
 
-def trained_task(client: httpx.Client, user: WebUser) -> str:
-    url = shapes_task(user, per_label=6)
+def trained_task(client: httpx.Client, user: WebUser, *, mislabelled: bool = False) -> str:
+    url = shapes_task(user, per_label=6, mislabelled=mislabelled)
     post(client, url + "/train")
     wait_trained(client, url, 1)
     return url
@@ -321,10 +327,18 @@ def test_evaluation_before_any_training_and_for_another_user(
 def test_evaluation_and_try_it_in_the_browser(train_page: Any, user: WebUser) -> None:
     page = train_page
     with signed_in_client(user) as client:
-        url = evaluation_url(trained_task(client, user))
+        url = evaluation_url(trained_task(client, user, mislabelled=True))
     page.goto(url)
     assert page.get_by_role("heading", name="Confusion matrix").is_visible()
     assert page.locator("#confusion td").count() == len(SHAPES) ** 2
+    mistake = page.locator("figure.shot")
+    assert mistake.count() == 1
+    assert "true square" in mistake.inner_text() and "predicted circle" in mistake.inner_text()
+    assert mistake.locator("img").evaluate("img => img.complete && img.naturalWidth > 0")
+    page.get_by_role("link", name="1 square predicted circle: show them").click()
+    assert page.get_by_role("heading", name="Test images of square predicted circle").is_visible()
+    page.get_by_role("link", name="show the misclassified ones").click()
+    assert page.get_by_role("heading", name="Misclassified test images").is_visible()
     page.evaluate("window.stillTheSamePage = true")
     page.set_input_files(
         "#try-image",
@@ -338,3 +352,32 @@ def test_evaluation_and_try_it_in_the_browser(train_page: Any, user: WebUser) ->
     assert page.locator("#try-labels tbody tr").count() == len(SHAPES)
     assert page.evaluate("window.stillTheSamePage") is True  # the answer came in by htmx
     shoot_training(page, "evaluation")
+
+
+def test_the_misclassified_gallery_and_a_cell_of_the_matrix(user: WebUser) -> None:
+    with signed_in_client(user) as client:
+        url = evaluation_url(trained_task(client, user, mislabelled=True))
+        shown = client.get(url).text
+        gallery = shown.split('id="gallery"')[1]
+        [caption] = re.findall(r"<figcaption>(.*?)</figcaption>", gallery, re.S)
+        assert re.search(
+            r"true <strong>square</strong><br>predicted <strong>circle</strong> \(\d+\.\d%\)",
+            caption,
+        )
+        thumb = re.search(r'<img src="(/media/[^"]+_thumb\.jpg)"', gallery)
+        assert thumb and client.get(thumb.group(1)).status_code == 200
+        cell = re.search(
+            r'href="([^"]+)"\s+aria-label="1 square predicted circle: show them"', shown
+        )
+        assert cell, shown
+        opened = client.get(cell.group(1).replace("&amp;", "&")).text
+        assert "Test images of square predicted circle" in opened
+        assert len(re.findall(r'<figure class="shot"', opened)) == 1
+        right = re.search(
+            r'href="([^"]+)"\s+aria-label="\d+ circle predicted circle: show them"', shown
+        )
+        assert right
+        circles = client.get(right.group(1).replace("&amp;", "&")).text
+        assert re.findall(r"true <strong>(\w+)</strong>", circles) and set(
+            re.findall(r"true <strong>(\w+)</strong>", circles)
+        ) == {"circle"}

@@ -17,6 +17,7 @@ from ..data import training
 from ..data.db import Database
 from .features import Backend, decode_rgb
 from .heads import (
+    MULTI_CLASS,
     Head,
     Sample,
     TaskData,
@@ -157,3 +158,48 @@ def train_task(
         },
     )
     return TrainResult(head=head.to_bytes(), metrics=metrics)
+
+
+@dataclass(frozen=True)
+class SplitOutcome:
+    """What ``head`` makes of one of the task's test images (a multi_class task)."""
+
+    image_id: str
+    sha256: str
+    truth: str  # the label id it has
+    predicted: str  # the label id the head chose
+    confidence: float
+
+
+def outcomes_on_test_split(
+    db: Database, backend: Backend, blobs_dir: Path, task_id: str, head: Head
+) -> list[SplitOutcome]:
+    """The task's test images as they are now (the seeded split training uses), each
+    with its label and what ``head`` predicts for it: which images a version gets right
+    and wrong, which the stored metrics count but do not name. Images whose label the
+    head does not know (attached since) are left out."""
+    data = load_task_data(db, task_id)
+    if data is None or head.task_type != MULTI_CLASS:
+        return []
+    samples, _ = usable_samples(data.type, data.samples)
+    _, test_idx = split(data.type, samples, seed=task_id)
+    known = set(head.label_ids)
+    test = [samples[i] for i in test_idx if samples[i].labels[0] in known]
+    if not test:
+        return []
+    x, _ = features_for(db, backend, blobs_dir, [s.sha256 for s in test])
+    with threadpool_limits(limits=1):
+        outputs = head.predict(x)
+    out = []
+    for sample, row in zip(test, outputs, strict=True):
+        best = int(np.argmax(row))
+        out.append(
+            SplitOutcome(
+                image_id=sample.image_id,
+                sha256=sample.sha256,
+                truth=sample.labels[0],
+                predicted=head.label_ids[best],
+                confidence=float(row[best]),
+            )
+        )
+    return out

@@ -16,9 +16,12 @@ from starlette.datastructures import FormData, UploadFile
 from starlette.responses import Response
 
 from ..context import get_ctx
+from ..data import images
 from ..data.websessions import SessionUser
 from ..errors import APIError
 from ..ml.classify import RecordError, predict
+from ..ml.features import BackendUnavailable
+from ..ml.train import outcomes_on_test_split
 from . import evalview
 from .render import WebError, page
 from .session import checked_form, require_user
@@ -43,6 +46,50 @@ def _chosen(raw: str | None, trained: list[int], production: int | None) -> int 
     return trained[0] if trained else None
 
 
+GALLERY_MAX = 48  # images shown of a cell or of the mistakes
+MEDIA = "/media/"  # api/media.py: the stored images and their thumbnails
+
+
+def _cell(request: Request, ids: tuple[str, ...]) -> tuple[str, str] | None:
+    """The matrix cell ``?true=ID&predicted=ID`` names, if both are the matrix's labels."""
+    truth, predicted = request.query_params.get("true"), request.query_params.get("predicted")
+    return (truth, predicted) if truth in ids and predicted in ids else None  # type: ignore[return-value]
+
+
+def _gallery(
+    request: Request, task: dict[str, Any], version: int, view: evalview.EvalView
+) -> dict[str, Any]:
+    """The test images of the chosen cell, or the misclassified ones, as this version
+    predicts them now (ml/train.py ``outcomes_on_test_split``), with their thumbnails."""
+    ctx = get_ctx(request)
+    try:
+        model = ctx.ml.classify_model(ctx.db, task["workspace"], task["id"], version)
+        backend = ctx.ml.backends.get(model.backend)
+    except (APIError, BackendUnavailable) as exc:
+        note = api_message(exc) if isinstance(exc, APIError) else str(exc)
+        return {
+            "shots": [],
+            "cell": None,
+            "gallery_note": f"The test images cannot be shown: {note}",
+        }
+    outcomes = outcomes_on_test_split(ctx.db, backend, ctx.blobs.blobs_dir, task["id"], model.head)
+    cell = _cell(request, view.matrix_ids)
+    chosen = evalview.picked(outcomes, cell)
+    names = {lid: info.shown for lid, info in model.labels.items()}
+    shown = evalview.shots(chosen, names)[:GALLERY_MAX]
+    thumbs = {}
+    for shot in shown:
+        found = images.get_image(ctx.db, task["workspace"], shot.image_id, MEDIA)
+        thumbs[shot.image_id] = found["thumb_img_path"] if found else ""
+    return {
+        "shots": shown,
+        "thumbs": thumbs,
+        "cell": (names.get(cell[0], cell[0]), names.get(cell[1], cell[1])) if cell else None,
+        "gallery_total": len(chosen),
+        "gallery_note": "",
+    }
+
+
 def _values(
     request: Request, user: SessionUser, ws: str, tid: str, raw_version: str | None
 ) -> dict[str, Any]:
@@ -51,13 +98,18 @@ def _values(
     trained = evalview.trained_choices(versions)
     version = _chosen(raw_version, trained, task["production_version"])
     metrics = next((m["metrics"] for m in versions if m["version"] == version), {})
+    view = evalview.evaluation(metrics, task["type"]) if version is not None else None
+    gallery: dict[str, Any] = {"shots": [], "cell": None, "gallery_note": "", "thumbs": {}}
+    if view is not None and task["type"] == "multi_class":
+        gallery = _gallery(request, task, version, view)  # type: ignore[arg-type]
     return {
+        **gallery,
         "task": task,
         "url": EVALUATION.format(workspace_id=task["workspace"], task_id=task["id"]),
         "training_url": training_url(task["workspace"], task["id"]),
         "trained": trained,
         "version": version,
-        "view": evalview.evaluation(metrics, task["type"]) if version is not None else None,
+        "view": view,
         "guesses": [],
         "tried": "",
         "try_error": "",

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Protocol
 
 
 @dataclass(frozen=True)
@@ -34,6 +34,7 @@ class EvalView:
     columns: tuple[str, ...]  # of the per-label table, after the label's name
     rows: tuple[LabelRow, ...]
     matrix_labels: tuple[str, ...]  # the confusion matrix's (true = rows, predicted = columns)
+    matrix_ids: tuple[str, ...]  # their label ids, in the same order (a cell's link)
     matrix: tuple[tuple[Cell, ...], ...]
     test_images: int | None
 
@@ -100,16 +101,63 @@ def evaluation(metrics: dict[str, Any], task_type: str) -> EvalView:
     headline = tuple(
         (name, _shown(metrics[key])) for key, name in _HEADLINE if metrics.get(key) is not None
     )
-    labels, matrix = _matrix(metrics.get("confusion_matrix"))
+    found = metrics.get("confusion_matrix")
+    labels, matrix = _matrix(found)
+    ids = tuple(str(i) for i in found.get("label_ids", ())) if isinstance(found, dict) else ()
     test_images = metrics.get("test_images")
     return EvalView(
         headline=headline,
         columns=columns,
         rows=tuple(rows),
         matrix_labels=labels,
+        matrix_ids=ids if len(ids) == len(labels) else (),
         matrix=matrix,
         test_images=test_images if isinstance(test_images, int) else None,
     )
+
+
+class Outcome(Protocol):
+    """One test image and what a version predicted for it (ml/train.py SplitOutcome)."""
+
+    @property
+    def image_id(self) -> str: ...
+    @property
+    def truth(self) -> str: ...
+    @property
+    def predicted(self) -> str: ...
+    @property
+    def confidence(self) -> float: ...
+
+
+@dataclass(frozen=True)
+class Shot:
+    """A test image in a gallery: true and predicted label, the model's confidence."""
+
+    image_id: str
+    truth: str
+    predicted: str
+    confidence: str
+
+
+def picked(outcomes: Sequence[Outcome], cell: tuple[str, str] | None) -> list[Outcome]:
+    """The images of a cell of the matrix (true label id, predicted label id), or with
+    no cell the misclassified ones."""
+    if cell is not None:
+        return [o for o in outcomes if (o.truth, o.predicted) == cell]
+    return [o for o in outcomes if o.truth != o.predicted]
+
+
+def shots(outcomes: Sequence[Outcome], names: dict[str, str]) -> list[Shot]:
+    """``outcomes`` as the gallery shows them, least confident first."""
+    return [
+        Shot(
+            image_id=o.image_id,
+            truth=names.get(o.truth, o.truth),
+            predicted=names.get(o.predicted, o.predicted),
+            confidence=f"{o.confidence:.1%}",
+        )
+        for o in sorted(outcomes, key=lambda o: (o.confidence, o.image_id))
+    ]
 
 
 def guesses(answer: dict[str, Any]) -> list[Guess]:
