@@ -9,6 +9,7 @@ from localrepo.server.web.evalview import (
     f1,
     guesses,
     picked,
+    plot,
     shots,
     trained_choices,
 )
@@ -91,3 +92,13 @@ def test_a_cell_or_the_mistakes_least_confident_first() -> None:
         Shot("i3", "Dog", "Cat", "60.0%"),
         Shot("i2", "Cat", "Dog", "80.0%"),
     ]
+
+
+def test_the_plot_puts_both_axes_on_one_scale() -> None:
+    drawn = plot([(0.0, 0.5), (1.0, 1.0), (0.5, 0.0)])
+    assert drawn is not None
+    # x = actual, y = predicted from the top: a perfect answer is on the diagonal.
+    assert drawn.points == ((0.0, 50.0), (100.0, 0.0), (50.0, 100.0))
+    assert (drawn.low, drawn.high) == ("0", "1")
+    assert plot([(2.0, 2.0)]) is not None  # one value: no division by zero
+    assert plot([]) is None

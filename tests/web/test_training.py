@@ -13,7 +13,7 @@ from typing import Any
 
 import httpx
 import pytest
-from support.imagegen import class_image
+from support.imagegen import brightness_image, class_image
 from support.waiting import until
 
 from .webhelp import (
@@ -381,3 +381,36 @@ def test_the_misclassified_gallery_and_a_cell_of_the_matrix(user: WebUser) -> No
         assert re.findall(r"true <strong>(\w+)</strong>", circles) and set(
             re.findall(r"true <strong>(\w+)</strong>", circles)
         ) == {"circle"}
+
+
+def brightness_task(user: WebUser, count: int = 12) -> str:
+    """A regression task of `user`: `count` images, each with its brightness as value."""
+    with api_client(user) as api:
+        task = api.post("task/", json={"name": "brightness", "type": "regression"}).json()
+        label = api.post("label/", json={"name": "brightness", "type": "value"}).json()
+        api.post(f"task/{task['id']}/add-label/", json={"label_id": label["id"]})
+        for i in range(count):
+            value = i / (count - 1)
+            data = base64.b64encode(brightness_image(value, i)).decode()
+            image = api.post("training-image/", json={"base64": data}).json()
+            added = api.post(
+                f"training-image/{image['id']}/add-label/",
+                json={"label_id": label["id"], "value": value},
+            )
+            assert added.status_code == 200, added.text
+    return f"/web/w/{task['workspace']}/tasks/{task['id']}/training"
+
+
+def test_a_regression_version_shows_mae_rmse_and_predicted_against_actual(user: WebUser) -> None:
+    url = brightness_task(user)
+    with signed_in_client(user) as client:
+        post(client, url + "/train")
+        wait_trained(client, url, 1)
+        shown = client.get(evaluation_url(url)).text
+    assert re.search(r"<strong>MAE</strong> \d\.\d{3}", shown)
+    assert re.search(r"<strong>RMSE</strong> \d\.\d{3}", shown)
+    assert '<th scope="col">MAE</th>' in shown and 'id="confusion"' not in shown
+    tested = re.search(r"on (\d+) test images", shown)
+    points = re.findall(r'<circle class="point" cx="([\d.]+)" cy="([\d.]+)"', shown)
+    assert tested and len(points) == int(tested.group(1)) > 0
+    assert all(0 <= float(x) <= 100 and 0 <= float(y) <= 100 for x, y in points)

@@ -18,6 +18,7 @@ from ..data.db import Database
 from .features import Backend, decode_rgb
 from .heads import (
     MULTI_CLASS,
+    REGRESSION,
     Head,
     Sample,
     TaskData,
@@ -178,18 +179,12 @@ def outcomes_on_test_split(
     with its label and what ``head`` predicts for it: which images a version gets right
     and wrong, which the stored metrics count but do not name. Images whose label the
     head does not know (attached since) are left out."""
-    data = load_task_data(db, task_id)
-    if data is None or head.task_type != MULTI_CLASS:
+    if head.task_type != MULTI_CLASS:
         return []
-    samples, _ = usable_samples(data.type, data.samples)
-    _, test_idx = split(data.type, samples, seed=task_id)
     known = set(head.label_ids)
-    test = [samples[i] for i in test_idx if samples[i].labels[0] in known]
-    if not test:
-        return []
-    x, _ = features_for(db, backend, blobs_dir, [s.sha256 for s in test])
-    with threadpool_limits(limits=1):
-        outputs = head.predict(x)
+    test, outputs = _predict_test_split(
+        db, backend, blobs_dir, task_id, head, lambda s: s.labels[0] in known
+    )
     out = []
     for sample, row in zip(test, outputs, strict=True):
         best = int(np.argmax(row))
@@ -203,3 +198,43 @@ def outcomes_on_test_split(
             )
         )
     return out
+
+
+def _predict_test_split(
+    db: Database,
+    backend: Backend,
+    blobs_dir: Path,
+    task_id: str,
+    head: Head,
+    keep: Callable[[Sample], bool],
+) -> tuple[list[Sample], np.ndarray]:
+    """The task's test samples now (those ``keep`` accepts) and ``head``'s outputs."""
+    data = load_task_data(db, task_id)
+    if data is None or data.type != head.task_type:
+        return [], np.zeros((0, len(head.label_ids)))
+    samples, _ = usable_samples(data.type, data.samples)
+    _, test_idx = split(data.type, samples, seed=task_id)
+    test = [samples[i] for i in test_idx if keep(samples[i])]
+    if not test:
+        return [], np.zeros((0, len(head.label_ids)))
+    x, _ = features_for(db, backend, blobs_dir, [s.sha256 for s in test])
+    with threadpool_limits(limits=1):
+        return test, head.predict(x)
+
+
+def values_on_test_split(
+    db: Database, backend: Backend, blobs_dir: Path, task_id: str, head: Head
+) -> list[tuple[str, float, float]]:
+    """A regression version on the task's test images now: (label id, actual value,
+    predicted value) for each test image and value label it has."""
+    if head.task_type != REGRESSION:
+        return []
+    test, outputs = _predict_test_split(
+        db, backend, blobs_dir, task_id, head, lambda s: bool(s.values)
+    )
+    return [
+        (lid, sample.values[lid], float(row[k]))
+        for sample, row in zip(test, outputs, strict=True)
+        for k, lid in enumerate(head.label_ids)
+        if lid in sample.values
+    ]

@@ -21,7 +21,7 @@ from ..data.websessions import SessionUser
 from ..errors import APIError
 from ..ml.classify import RecordError, predict
 from ..ml.features import BackendUnavailable
-from ..ml.train import outcomes_on_test_split
+from ..ml.train import outcomes_on_test_split, values_on_test_split
 from . import evalview
 from .render import WebError, page
 from .session import checked_form, require_user
@@ -90,6 +90,25 @@ def _gallery(
     }
 
 
+def _plots(request: Request, task: dict[str, Any], version: int) -> dict[str, Any]:
+    """Predicted against actual values of the test images now, a plot per value label."""
+    ctx = get_ctx(request)
+    try:
+        model = ctx.ml.classify_model(ctx.db, task["workspace"], task["id"], version)
+        backend = ctx.ml.backends.get(model.backend)
+    except (APIError, BackendUnavailable) as exc:
+        note = api_message(exc) if isinstance(exc, APIError) else str(exc)
+        return {"gallery_note": f"The test images cannot be shown: {note}"}
+    found = values_on_test_split(ctx.db, backend, ctx.blobs.blobs_dir, task["id"], model.head)
+    plots = []
+    for lid in model.head.label_ids:
+        drawn = evalview.plot([(a, p) for label, a, p in found if label == lid])
+        if drawn is not None:
+            info = model.labels.get(lid)
+            plots.append((info.shown if info else lid, drawn))
+    return {"plots": plots}
+
+
 def _values(
     request: Request, user: SessionUser, ws: str, tid: str, raw_version: str | None
 ) -> dict[str, Any]:
@@ -102,7 +121,10 @@ def _values(
     gallery: dict[str, Any] = {"shots": [], "cell": None, "gallery_note": "", "thumbs": {}}
     if view is not None and task["type"] == "multi_class":
         gallery = _gallery(request, task, version, view)  # type: ignore[arg-type]
+    if view is not None and task["type"] == "regression":
+        gallery = {**gallery, **_plots(request, task, version)}  # type: ignore[arg-type]
     return {
+        "plots": [],
         **gallery,
         "task": task,
         "url": EVALUATION.format(workspace_id=task["workspace"], task_id=task["id"]),

@@ -160,6 +160,31 @@ def shots(outcomes: Sequence[Outcome], names: dict[str, str]) -> list[Shot]:
     ]
 
 
+@dataclass(frozen=True)
+class Plot:
+    """Predicted against actual values, in an SVG's 0..100 square (y grows downwards):
+    ``points`` (x, y); the axes run from ``low`` to ``high`` on both."""
+
+    points: tuple[tuple[float, float], ...]
+    low: str
+    high: str
+
+
+def plot(pairs: Sequence[tuple[float, float]]) -> Plot | None:
+    """(actual, predicted) pairs on one scale for both axes, so the diagonal is perfect."""
+    if not pairs:
+        return None
+    values = [v for pair in pairs for v in pair]
+    low, high = min(values), max(values)
+    span = (high - low) or 1.0
+
+    def at(v: float) -> float:
+        return round(100 * (v - low) / span, 2)
+
+    points = tuple((at(actual), round(100 - at(predicted), 2)) for actual, predicted in pairs)
+    return Plot(points, f"{low:.3g}", f"{high:.3g}")
+
+
 def guesses(answer: dict[str, Any]) -> list[Guess]:
     """A classify record's labels, best first: probabilities, or values (regression)."""
     out = []
