@@ -26,6 +26,8 @@ def test_the_status_follows_the_newest_version() -> None:
     trained = job_status([model(1, "ERROR"), model(2, accuracy=0.875)])
     assert (trained.state, trained.active) == ("trained", False)
     assert trained.text == "Trained: version 2, accuracy 0.875 on its test images."
+    regression = job_status([model(1, metrics={"mae": 0.0123})])
+    assert regression.text == "Trained: version 1, MAE 0.012 on its test images."
     failed = job_status([model(1), model(2, "ERROR", detail="label 'a' has 1 image")])
     assert failed.state == "failed" and "label 'a' has 1 image" in failed.text
 

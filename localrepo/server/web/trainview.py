@@ -67,8 +67,13 @@ def job_status(models: Sequence[dict[str, Any]]) -> JobStatus:
     if status == ERROR:
         reason = latest.get("detail") or "no reason was recorded"
         return JobStatus("failed", f"Failed: version {version} did not train: {reason}", False)
-    accuracy = latest.get("accuracy")
-    figure = f", accuracy {_shown(accuracy)} on its test images" if accuracy is not None else ""
+    metrics = latest.get("metrics") or {}
+    accuracy, mae = latest.get("accuracy"), metrics.get("mae")
+    figure = ""
+    if accuracy is not None:
+        figure = f", accuracy {_shown(accuracy)} on its test images"
+    elif mae is not None:  # regression: no accuracy
+        figure = f", MAE {_shown(mae)} on its test images"
     return JobStatus("trained", f"Trained: version {version}{figure}.", False)
 
 
