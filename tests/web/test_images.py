@@ -12,24 +12,7 @@ from typing import Any
 import httpx
 from support.imagegen import image_bytes
 
-from .webhelp import WebUser, hidden, new_web_user, signed_in_client
-
-
-def make_task(
-    server: Any, user: WebUser, labels: tuple[str, ...] = ("cat", "dog")
-) -> dict[str, Any]:
-    """A multi_class task with ``labels`` through the API (the user's token): ids."""
-    with server.client(user.token) as api:
-        task = api.post("task/", json={"name": "pets", "type": "multi_class"}).json()
-        ids = {}
-        for name in labels:
-            label = api.post("label/", json={"name": name, "type": "category"}).json()
-            api.post(
-                f"task/{task['id']}/add-label/", json={"label_id": label["id"]}
-            ).raise_for_status()
-            ids[name] = label["id"]
-
-    return {"id": task["id"], "workspace": task["workspace"], "labels": ids}
+from .webhelp import WebUser, hidden, make_task, new_web_user, signed_in_client
 
 
 def upload(
