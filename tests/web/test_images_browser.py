@@ -51,3 +51,13 @@ def test_upload_through_the_file_picker_then_relabel(
     page.get_by_role("button", name="Show", exact=True).click()
     assert page.locator("#image-count").inner_text() == "2 images."
     shoot(page, "images-gallery")
+
+    # Delete asks first: dismissed, nothing goes; accepted, the image goes.
+    page.get_by_label("one.jpg").check()
+    page.once("dialog", lambda dialog: dialog.dismiss())
+    page.get_by_role("button", name="Delete selected").click()
+    assert page.locator("#image-count").inner_text() == "2 images."
+    page.once("dialog", lambda dialog: dialog.accept())
+    page.get_by_role("button", name="Delete selected").click()
+    assert page.get_by_role("status").inner_text() == "Deleted 1 image."
+    assert page.locator("#image-count").inner_text() == "2 images."  # all images now
