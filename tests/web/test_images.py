@@ -190,3 +190,42 @@ def test_relabel_and_delete_selected_images(live_server: Any, web_user: WebUser)
             assert labels == ["dog"]
         assert api.get(f"training-image/{ids[2]}/").status_code == 404
         assert api.get(f"training-image/{ids[0]}/").status_code == 200
+
+
+def test_tag_and_set_a_value_on_selected_images(live_server: Any, web_user: WebUser) -> None:
+    tags = make_task(live_server, web_user, ("indoor", "night"), "multi_label")
+    base = f"/web/w/{tags['workspace']}/tasks/{tags['id']}/images"
+    with signed_in_client(web_user) as client:
+        upload(client, base, [("a.jpg", image_bytes(1))], tags["labels"]["indoor"])
+        [image_id] = gallery_ids(client.get(base).text)
+        csrf = hidden(client.get(base).text, "csrf_token", form_action=base + "/bulk")
+        page = client.get(base).text
+        assert "Tag selected" in page and "Set value on selected" not in page
+        tagged = client.post(
+            base + "/bulk",
+            data={
+                "csrf_token": csrf,
+                "image": image_id,
+                "action": "relabel",
+                "label": tags["labels"]["night"],
+            },
+        )
+        assert tagged.status_code == 303
+        score = make_task(live_server, web_user, ("score",), "regression")
+        value_base = f"/web/w/{score['workspace']}/tasks/{score['id']}/images"
+        assert "Set value on selected" in client.get(value_base).text
+        form = {"csrf_token": csrf, "image": image_id, "action": "value"}
+        form["label"] = score["labels"]["score"]
+        bad = client.post(value_base + "/bulk", data={**form, "value": "lots"})
+        assert bad.status_code == 400
+        assert 'id="bulk-value-error">Enter the value as a number' in bad.text
+        not_value = client.post(
+            base + "/bulk", data={**form, "label": tags["labels"]["night"], "value": "2"}
+        )
+        assert not_value.status_code == 400 and "Only a value label takes a value" in not_value.text
+        done = client.post(value_base + "/bulk", data={**form, "value": "2.5"})
+        assert done.status_code == 303 and "2.5" in client.get(done.headers["location"]).text
+    with live_server.client(web_user.token) as api:
+        labels = api.get(f"training-image/{image_id}/").json()["labels"]
+        assert {label["name"] for label in labels} == {"indoor", "night", "score"}
+        assert [label["value"] for label in labels if label["name"] == "score"] == [2.5]

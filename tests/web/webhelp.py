@@ -103,14 +103,19 @@ def screenshots_wanted() -> bool:
 
 
 def make_task(
-    server: Any, user: WebUser, labels: tuple[str, ...] = ("cat", "dog")
+    server: Any,
+    user: WebUser,
+    labels: tuple[str, ...] = ("cat", "dog"),
+    task_type: str = "multi_class",
 ) -> dict[str, Any]:
-    """A multi_class task with ``labels`` through the API (the user's token): ids."""
+    """A task (``multi_class``: category labels, ``multi_label``: tags, ``regression``:
+    value labels) with ``labels`` through the API (the user's token): ids."""
+    label_type = {"multi_class": "category", "multi_label": "tag", "regression": "value"}
     with server.client(user.token) as api:
-        task = api.post("task/", json={"name": "pets", "type": "multi_class"}).json()
+        task = api.post("task/", json={"name": "pets", "type": task_type}).json()
         ids = {}
         for name in labels:
-            label = api.post("label/", json={"name": name, "type": "category"}).json()
+            label = api.post("label/", json={"name": name, "type": label_type[task_type]}).json()
             api.post(
                 f"task/{task['id']}/add-label/", json={"label_id": label["id"]}
             ).raise_for_status()

@@ -12,6 +12,7 @@ clones' folders.
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 from typing import Any
 from urllib.parse import urlencode
@@ -269,27 +270,66 @@ async def bulk(
     ws = await _workspace(request, user, workspace_id)
     task, task_labels = await run_in_threadpool(_task_and_labels, ctx, ws, task_id)
     ids = [i for i in form.getlist("image") if isinstance(i, str) and len(i) <= 64][:1000]
-    action = form.get("action")
-    label_id = form.get("label")
-    errors = {}
-    if not ids:
-        errors["bulk"] = "Select one or more images first."
-    elif action == "relabel":
-        if label_id not in {label["id"] for label in task_labels}:
-            errors["bulk_label"] = "Choose the label to give the selected images."
-    elif action != "delete":
-        errors["bulk"] = "Choose what to do with the selected images."
+    action = _text(form, "action")
+    label_id = _text(form, "label")
+    errors, value = _bulk_problems(ids, action, label_id, _text(form, "value"), task_labels)
     if errors:
         return await _gallery(request, user, ws, task["id"], {"errors": errors}, 400)
     if action == "delete":
         n = await run_in_threadpool(_delete, ctx, ws, ids)
         notice = f"Deleted {n} image{'s' if n != 1 else ''}."
+    elif action == "value":
+        assert value is not None
+        n = await run_in_threadpool(_set_value, ctx, ws, ids, label_id, value)
+        name = next(label["name"] for label in task_labels if label["id"] == label_id)
+        notice = f"Set {name} = {value:g} on {n} image{'s' if n != 1 else ''}."
     else:
-        assert isinstance(label_id, str)
         n = await run_in_threadpool(_relabel, ctx, ws, task, ids, label_id)
         name = next(label["name"] for label in task_labels if label["id"] == label_id)
         notice = f"Labelled {n} image{'s' if n != 1 else ''} {name}."
     return RedirectResponse(_gallery_url(ws, task["id"], notice=notice), status_code=303)
+
+
+def _text(form: FormData, name: str) -> str:
+    value = form.get(name)
+    return value.strip() if isinstance(value, str) else ""
+
+
+def _bulk_problems(
+    ids: list[str], action: str, label_id: str, value_text: str, task_labels: list[dict[str, Any]]
+) -> tuple[dict[str, str], float | None]:
+    """What is wrong with a bulk action's form (by field), and the value to set."""
+    by_id = {label["id"]: label for label in task_labels}
+    if not ids:
+        return {"bulk": "Select one or more images first."}, None
+    if action == "delete":
+        return {}, None
+    if action not in ("relabel", "value"):
+        return {"bulk": "Choose what to do with the selected images."}, None
+    if label_id not in by_id:
+        return {"bulk_label": "Choose the label to give the selected images."}, None
+    if action == "relabel":
+        return {}, None
+    if by_id[label_id]["type"] != "value":
+        return {"bulk_label": "Only a value label takes a value: choose one."}, None
+    try:
+        value = float(value_text)
+    except ValueError:
+        value = math.nan
+    if not math.isfinite(value):
+        return {"bulk_value": f"Enter the value as a number (like 2.5), not {value_text!r}."}, None
+    return {}, value
+
+
+def _set_value(ctx: ServerContext, ws: str, ids: list[str], label_id: str, value: float) -> int:
+    done = 0
+    for image_id in ids:
+        try:
+            images.set_label(ctx.db, ws, image_id, label_id, value, True, "/media/")
+        except APIError:
+            continue  # not this workspace's, or deleted meanwhile
+        done += 1
+    return done
 
 
 async def _image_blob(
