@@ -93,7 +93,7 @@ def test_thumbnails_carry_an_etag_and_answer_304(live_server: Any, web_user: Web
     task = make_task(live_server, web_user)
     base = f"/web/w/{task['workspace']}/tasks/{task['id']}/images"
     with signed_in_client(web_user) as client:
-        upload(client, base, [("a.jpg", image_bytes(1, size=(400, 300)))])
+        upload(client, base, [("a.jpg", image_bytes(1, size=(400, 300)))], task["labels"]["cat"])
         [image_id] = gallery_ids(client.get(base).text)
         thumb = client.get(f"/web/w/{task['workspace']}/images/{image_id}/thumb")
         assert thumb.status_code == 200 and thumb.headers["content-type"] == "image/jpeg"
@@ -110,6 +110,8 @@ def test_thumbnails_carry_an_etag_and_answer_304(live_server: Any, web_user: Web
         assert (
             page.status_code == 200 and "a.jpg" in page.text and "original_file_name" in page.text
         )
+        history = page.text[page.text.index('id="image-history"') :]
+        assert history.index(": uploaded") < history.index(": labelled cat")
     # Signed out: no thumbnail.
     with httpx.Client(base_url=web_user.url, follow_redirects=False) as anonymous:
         answer = anonymous.get(f"/web/w/{task['workspace']}/images/{image_id}/thumb")

@@ -438,6 +438,21 @@ def blob_of(db: Database, ws: str, image_id: str) -> Sequence[Any] | None:
         )
 
 
+def label_times(db: Database, ws: str, image_id: str) -> list[tuple[str, str]]:
+    """(label name, when it was attached) of the workspace's image, oldest first: what
+    the image page shows as its history (removals leave no row)."""
+    with db.read() as session:
+        rows = session.connection().execute(
+            text(
+                "SELECT l.name, il.created FROM image_labels il JOIN labels l ON l.id = il.label_id "
+                "JOIN images i ON i.id = il.image_id WHERE il.image_id = :i AND i.workspace_id = :ws "
+                "ORDER BY il.created, l.name"
+            ),
+            {"i": image_id, "ws": ws},
+        )
+        return [(r[0], r[1]) for r in rows]
+
+
 def media_file(db: Database, media_key: str) -> Sequence[Any] | None:
     """(blob sha256, extension, content type) of the image with this media key."""
     with db.read() as session:

@@ -396,5 +396,6 @@ async def image_page(
     if image is None:
         raise WebError(404, NO_IMAGE)
     image["meta_data"] = _meta(image)
-    values = {"ws": ws, "image": image, "name": file_name(image)}
+    history = await run_in_threadpool(images.label_times, ctx.db, ws, image["id"])
+    values = {"ws": ws, "image": image, "name": file_name(image), "history": history}
     return page(request, "images_image.html", values)
