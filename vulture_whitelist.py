@@ -26,6 +26,7 @@ from localrepo.server.data import tables
 from localrepo.server.web import account as web_account
 from localrepo.server.web import assets as web_assets
 from localrepo.server.web import docs as web_docs
+from localrepo.server.web import images as web_images
 from localrepo.server.web import pages as web_pages
 from localrepo.sync import plan, report
 from localrepo.watch import observer
@@ -78,6 +79,12 @@ web_pages.sign_out
 web_account.account_page
 web_account.create_token
 web_account.revoke_token
+web_images.gallery
+web_images.upload
+web_images.bulk
+web_images.thumbnail
+web_images.full_image
+web_images.image_page
 # exception handlers registered by @app.exception_handler in install_handlers
 errors._api_error
 errors._too_large
