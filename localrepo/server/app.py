@@ -20,6 +20,7 @@ from .ml.classify import MLService
 from .ml.features import Backends
 from .web import account as web_account
 from .web import assets, docs, pages, render
+from .web import tasks as web_tasks
 
 API_VERSION = "2"
 
@@ -73,7 +74,7 @@ def create_app(settings: Settings, ctx: ServerContext | None = None) -> FastAPI:
         app.include_router(module.router)
     app.include_router(media.router)
     app.state.assets = assets.Assets()
-    for web_module in (assets, docs, pages, web_account):
+    for web_module in (assets, docs, pages, web_account, web_tasks):
         app.include_router(web_module.router)
     app.add_middleware(
         ApiMiddleware,
