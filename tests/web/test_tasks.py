@@ -334,3 +334,70 @@ def test_the_nav_and_the_home_page_lead_to_the_task_list(
     with httpx.Client(base_url=live_server.url) as anonymous:
         answer = anonymous.get(f"/web/w/{ws}/tasks")
         assert answer.status_code == 303 and answer.headers["location"].startswith("/web/sign-in")
+
+
+def test_a_notice_shows_only_when_this_server_said_it(live_server: Any, web_user: WebUser) -> None:
+    ws = default_ws(web_user)
+    with signed_in_client(web_user) as client:
+        task_id = create(client, ws, "Notices")
+        base = f"/web/w/{ws}/tasks/{task_id}"
+        renamed = client.post(
+            base + "/rename", data={"csrf_token": csrf(client, base), "name": "Said"}
+        )
+        assert "The task is now named “Said”." in client.get(renamed.headers["location"]).text
+        forged = client.get(
+            base, params={"notice": "Your session ended: go to evil.example", "sig": "0" * 32}
+        )
+        assert forged.status_code == 200 and "evil.example" not in forged.text
+    with signed_in_client(web_user) as other_session:  # another session's signature: not valid
+        assert "now named" not in other_session.get(renamed.headers["location"]).text
+
+
+def test_a_multi_label_tasks_negative_label_is_listed_but_not_editable(
+    live_server: Any, web_user: WebUser
+) -> None:
+    ws = default_ws(web_user)
+    with signed_in_client(web_user) as client:
+        task_id = create(client, ws, "Colours", task_type="multi_label")
+        base = f"/web/w/{ws}/tasks/{task_id}"
+        page = client.get(base).text
+        assert "Colours (negative)" in page and "images with none of the tags" in page
+        negative = label_ids(web_user, task_id)["Colours (negative)"]
+        assert f"/labels/{negative}/" not in page
+        token = hidden(page, "csrf_token")
+        for action in ("rename", "detach"):
+            refused = client.post(
+                f"{base}/labels/{negative}/{action}",
+                data={"csrf_token": token, "name": "x", "confirm": "yes"},
+            )
+            assert refused.status_code == 404
+        made = client.post(base + "/labels", data={"csrf_token": token, "name": "red"})
+        assert made.status_code == 303
+        with api(web_user) as a:
+            kinds = {
+                lb["name"]: lb["type"]
+                for lb in a.get("label/", params={"task": task_id}).json()["results"]
+            }
+        assert kinds == {"Colours (negative)": "tag", "red": "tag"}
+
+
+def test_a_trained_task_shows_its_production_version_and_accuracy(
+    live_server: Any, web_user: WebUser
+) -> None:
+    from server.trainhelp import multi_class_task, train
+
+    ws = default_ws(web_user)
+    with api(web_user) as client:
+        task, _ = multi_class_task(client, name="trained")
+        model = train(client, task["id"])
+        assert model["train_status"] == "TRAINED", model
+        answer = client.get(f"task/{task['id']}/").json()
+    assert answer["production_version"] == 1
+    shown = f"{answer['accuracy'] * 100:.1f} %"
+    with signed_in_client(web_user) as web:
+        row = re.search(
+            r">trained</a></td>\s*<td>multi_class</td>\s*<td>(\d+)</td>\s*<td>([^<]*)</td>\s*<td>([^<]*)</td>",
+            web.get(f"/web/w/{ws}/tasks").text,
+        )
+        assert row and row.groups() == ("18", "1", shown)
+        assert shown in web.get(f"/web/w/{ws}/tasks/{task['id']}").text

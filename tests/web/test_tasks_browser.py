@@ -37,13 +37,16 @@ def test_create_a_task_with_two_labels_rename_one_and_see_the_counts(
     ids = label_ids(web_user, task_id)
     assert set(ids) == {"apple", "pear"}
 
-    # Inline rename: the label's name opens its form; htmx swaps the answer in place.
+    # Inline rename: the label's name opens its form; htmx swaps the answer in place
+    # (the page is not reloaded: what a script left on it is still there).
+    page.evaluate("window.stillHere = true")
     page.locator("summary", has_text="pear").click()
     field = page.get_by_label("New name for pear")
     field.fill("quince")
     field.press("Enter")
     page.get_by_role("status").filter(has_text="is now named “quince”").wait_for()
     assert label_ids(web_user, task_id) == {"apple": ids["apple"], "quince": ids["pear"]}
+    assert page.evaluate("window.stillHere") is True
 
     labelled_images(web_user, ids["apple"], 3, seed=300)
     labelled_images(web_user, ids["pear"], 1, seed=310)

@@ -2,7 +2,11 @@
 the problems as ``{field: message}``, empty when the form is fine. No I/O.
 
 The limits are the API's (server/schemas.py: names 1-255 characters, descriptions up to
-10,000). Names are also refused when another task of the workspace (or another label of
+10,000). What a page says after an action ("The label ... was attached.") travels in the
+redirect's query, signed with the session's secret (``notice_query``/``notice_text``):
+a link from elsewhere cannot make the page say something else.
+
+Names are also refused when another task of the workspace (or another label of
 the task) already has them, ignoring case: `repo init --task NAME` finds a task by its
 name, and a label is a folder of a clone (docs/design.md), so two of the same name
 could not be told apart (and are one folder on a case-insensitive disk).
@@ -10,6 +14,8 @@ could not be told apart (and are one folder on a case-insensitive disk).
 
 from __future__ import annotations
 
+import hashlib
+import hmac
 from collections.abc import Iterable
 
 NAME_MAX = 255
@@ -51,3 +57,23 @@ def delete_problem(typed: str, task_name: str) -> str:
     if typed.strip() != task_name:
         return f"Type the task's name, “{task_name}”, to delete it."
     return ""
+
+
+NOTICE_MAX = 600
+
+
+def _signature(secret: str, text: str) -> str:
+    return hmac.new(secret.encode(), text.encode(), hashlib.sha256).hexdigest()[:32]
+
+
+def notice_query(secret: str, text: str) -> dict[str, str]:
+    """The query parameters that carry ``text`` to the next page of this session."""
+    text = text[:NOTICE_MAX]
+    return {"notice": text, "sig": _signature(secret, text)}
+
+
+def notice_text(secret: str, text: str, signature: str) -> str:
+    """``text`` when ``signature`` is this session's for it; "" otherwise."""
+    if not secret or not text or len(text) > NOTICE_MAX:
+        return ""
+    return text if hmac.compare_digest(signature, _signature(secret, text)) else ""

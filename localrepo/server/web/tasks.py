@@ -27,7 +27,14 @@ from ..data.taskviews import LabelRow, TaskRow
 from ..data.websessions import SessionUser
 from .render import WebError, page
 from .session import checked_form, require_user
-from .taskforms import TASK_TYPES, delete_problem, name_problem, task_problems
+from .taskforms import (
+    TASK_TYPES,
+    delete_problem,
+    name_problem,
+    notice_query,
+    notice_text,
+    task_problems,
+)
 
 router = APIRouter(include_in_schema=False)
 
@@ -102,7 +109,7 @@ async def _list_page(
         "task_types": TASK_TYPES,
         "errors": {},
         "form": {"name": "", "type": "multi_class", "description": ""},
-        "notice": request.query_params.get("notice", "")[:300],
+        "notice": _notice(request, user),
         **(extra or {}),
     }
     return page(request, "tasks_list.html", values, status=status)
@@ -158,7 +165,7 @@ async def _task_page(
         "free_labels": free,
         "errors": {},
         "form": _EMPTY_FORM,
-        "notice": request.query_params.get("notice", "")[:300],
+        "notice": _notice(request, user),
         **(extra or {}),
     }
     if status == 400 and request.headers.get("hx-request"):
@@ -174,9 +181,14 @@ async def task_page(
     return await _task_page(request, user, ws, task)
 
 
-def done(ws: str, task_id: str, notice: str) -> RedirectResponse:
-    """Back to the task's page, saying what was done."""
-    return RedirectResponse(f"{task_url(ws, task_id)}?{urlencode({'notice': notice})}", 303)
+def _notice(request: Request, user: SessionUser) -> str:
+    query = request.query_params
+    return notice_text(user.csrf_token, query.get("notice", ""), query.get("sig", ""))
+
+
+def done(user: SessionUser, url: str, notice: str) -> RedirectResponse:
+    """Back to ``url``, saying what was done (signed: web/taskforms.py)."""
+    return RedirectResponse(f"{url}?{urlencode(notice_query(user.csrf_token, notice))}", 303)
 
 
 @router.post(TASK + "/rename")
@@ -196,7 +208,7 @@ async def rename_task(
         extra = {"errors": {"rename": problem}, "form": {**_EMPTY_FORM, "rename": name}}
         return await _task_page(request, user, ws, task, extra, 400)
     await run_in_threadpool(task_data.update_task, ctx.db, ws, task_id, {"name": name})
-    return done(ws, task_id, f"The task is now named “{name}”.")
+    return done(user, task_url(ws, task_id), f"The task is now named “{name}”.")
 
 
 @router.get(TASK + "/delete")
@@ -222,8 +234,7 @@ async def delete_task(
         values = {"active": "tasks", "ws_id": ws, "task": task, "errors": {"confirm_name": problem}}
         return page(request, "tasks_delete.html", values, status=400)
     await run_in_threadpool(task_data.delete_task, get_ctx(request).db, ws, task_id)
-    notice = urlencode({"notice": f"The task “{task.name}” was deleted."})
-    return RedirectResponse(f"{tasks_url(ws)}?{notice}", status_code=303)
+    return done(user, tasks_url(ws), f"The task “{task.name}” was deleted.")
 
 
 @router.post(TASK + "/labels")
@@ -253,7 +264,7 @@ async def create_label(
     else:
         label_id, said = twin.id, f"The workspace's label “{twin.name}” was attached."
     await run_in_threadpool(task_data.add_label, ctx.db, ws, task_id, label_id)
-    return done(ws, task_id, said)
+    return done(user, task_url(ws, task_id), said)
 
 
 @router.post(TASK + "/labels/attach")
@@ -275,7 +286,7 @@ async def attach_label(
         extra = {"errors": {"label_id": problem}}
         return await _task_page(request, user, ws, task, extra, 400)
     await run_in_threadpool(task_data.add_label, ctx.db, ws, task_id, found.id)
-    return done(ws, task_id, f"The label “{found.name}” was attached.")
+    return done(user, task_url(ws, task_id), f"The label “{found.name}” was attached.")
 
 
 @router.post(TASK + "/labels/{label_id}/rename")
@@ -300,7 +311,7 @@ async def rename_label(
         }
         return await _task_page(request, user, ws, task, extra, 400)
     await run_in_threadpool(labels.update_label, ctx.db, ws, label.id, {"name": name})
-    return done(ws, task_id, f"The label “{label.name}” is now named “{name}”.")
+    return done(user, task_url(ws, task_id), f"The label “{label.name}” is now named “{name}”.")
 
 
 @router.get(TASK + "/labels/{label_id}/detach")
@@ -334,4 +345,6 @@ async def detach_label(
         values = {"active": "tasks", "ws_id": ws, "task": task, "label": label}
         return page(request, "tasks_detach.html", values, status=400)
     await run_in_threadpool(task_data.remove_label, get_ctx(request).db, ws, task_id, label.id)
-    return done(ws, task_id, f"The label “{label.name}” was detached from the task.")
+    return done(
+        user, task_url(ws, task_id), f"The label “{label.name}” was detached from the task."
+    )
