@@ -100,3 +100,33 @@ def test_a_task_made_by_repo_init_and_sync_appears_with_its_images(
         for r in page.locator("#labels tbody tr").all()
     }
     assert counts == {"rose": "2", "tulip": "1"}
+
+
+def test_the_task_pages_fit_a_phone_and_work_with_the_keyboard(
+    signed_in: Any, web_user: WebUser
+) -> None:
+    with api(web_user) as client:
+        task = client.post("task/", json={"name": "Phone", "type": "multi_class"}).json()
+        label = client.post("label/", json={"name": "a rather long label name", "type": "category"})
+        client.post(f"task/{task['id']}/add-label/", json={"label_id": label.json()["id"]})
+    page = signed_in
+    page.set_viewport_size({"width": 375, "height": 740})
+    page.get_by_role("navigation", name="Main").get_by_role("link", name="Tasks").click()
+    list_path = urlsplit(page.url).path
+    for path in (list_path, f"{list_path}/{task['id']}", f"{list_path}/{task['id']}/delete"):
+        page.goto(path)
+        overflow = page.evaluate("document.documentElement.scrollWidth - window.innerWidth")
+        assert overflow <= 0, f"{path} is {overflow} px wider than a phone's screen"
+    # Create a task with the keyboard alone: the fields in order, Enter submits.
+    page.goto(list_path)
+    page.get_by_label("Name").focus()
+    page.keyboard.type("Typed")
+    page.keyboard.press("Tab")
+    page.keyboard.press("ArrowDown")  # the type: the next one (multi_label)
+    page.keyboard.press("Tab")
+    page.keyboard.type("made with keys")
+    page.keyboard.press("Tab")
+    page.keyboard.press("Enter")
+    page.wait_for_url(re.compile(r"/tasks/[0-9a-f-]+$"))
+    assert page.get_by_role("heading", name="Typed").is_visible()
+    assert "multi_label" in page.locator("hgroup").inner_text()
