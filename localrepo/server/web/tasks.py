@@ -100,10 +100,13 @@ async def _list_page(
 ) -> Response:
     ctx = get_ctx(request)
     workspaces = await run_in_threadpool(accounts.workspace_summaries, ctx.db, user.user_id)
+    current = next((w for w in workspaces if w.id == ws), None)
+    if current is None:  # (deleted since the check)
+        raise WebError(404, NO_WORKSPACE)
     rows = await run_in_threadpool(taskviews.task_rows, ctx.db, ws)
     values = {
         "active": "tasks",
-        "ws": next(w for w in workspaces if w.id == ws),
+        "ws": current,
         "workspaces": workspaces,
         "tasks": rows,
         "task_types": TASK_TYPES,
