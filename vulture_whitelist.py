@@ -28,6 +28,7 @@ from localrepo.server.web import assets as web_assets
 from localrepo.server.web import docs as web_docs
 from localrepo.server.web import images as web_images
 from localrepo.server.web import pages as web_pages
+from localrepo.server.web import tasks as web_tasks
 from localrepo.sync import plan, report
 from localrepo.watch import observer
 
@@ -85,6 +86,18 @@ web_images.bulk
 web_images.thumbnail
 web_images.full_image
 web_images.image_page
+web_tasks.my_tasks
+web_tasks.task_list
+web_tasks.create_task
+web_tasks.task_page
+web_tasks.rename_task
+web_tasks.delete_form
+web_tasks.delete_task
+web_tasks.create_label
+web_tasks.attach_label
+web_tasks.rename_label
+web_tasks.detach_form
+web_tasks.detach_label
 # exception handlers registered by @app.exception_handler in install_handlers
 errors._api_error
 errors._too_large

@@ -21,6 +21,7 @@ from .ml.features import Backends
 from .web import account as web_account
 from .web import assets, docs, pages, render
 from .web import images as web_images
+from .web import tasks as web_tasks
 
 API_VERSION = "2"
 
@@ -74,7 +75,7 @@ def create_app(settings: Settings, ctx: ServerContext | None = None) -> FastAPI:
         app.include_router(module.router)
     app.include_router(media.router)
     app.state.assets = assets.Assets()
-    for web_module in (assets, docs, pages, web_account, web_images):
+    for web_module in (assets, docs, pages, web_account, web_tasks, web_images):
         app.include_router(web_module.router)
     app.add_middleware(
         ApiMiddleware,
