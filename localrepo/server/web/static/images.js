@@ -3,14 +3,7 @@
 // image). Without this script the form posts all files at once and the page reports.
 (function () {
   "use strict";
-  // A button with data-confirm (Delete selected) asks before its form is sent.
-  var bulk = document.getElementById("bulk-form");
-  if (bulk) {
-    bulk.addEventListener("submit", function (e) {
-      var question = e.submitter && e.submitter.getAttribute("data-confirm");
-      if (question && !window.confirm(question)) e.preventDefault();
-    });
-  }
+  // (A button with data-confirm, Delete selected, asks first: app.js, on every page.)
   var form = document.getElementById("upload-form");
   if (!form || !window.XMLHttpRequest || !window.FormData) return;
   var input = document.getElementById("upload-files");
