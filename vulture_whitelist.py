@@ -28,7 +28,9 @@ from localrepo.server.web import assets as web_assets
 from localrepo.server.web import docs as web_docs
 from localrepo.server.web import evaluation as web_evaluation
 from localrepo.server.web import evalview, trainview
+from localrepo.server.web import images as web_images
 from localrepo.server.web import pages as web_pages
+from localrepo.server.web import tasks as web_tasks
 from localrepo.server.web import training as web_training
 from localrepo.sync import plan, report
 from localrepo.watch import observer
@@ -81,6 +83,24 @@ web_pages.sign_out
 web_account.account_page
 web_account.create_token
 web_account.revoke_token
+web_images.gallery
+web_images.upload
+web_images.bulk
+web_images.thumbnail
+web_images.full_image
+web_images.image_page
+web_tasks.my_tasks
+web_tasks.task_list
+web_tasks.create_task
+web_tasks.task_page
+web_tasks.rename_task
+web_tasks.delete_form
+web_tasks.delete_task
+web_tasks.create_label
+web_tasks.attach_label
+web_tasks.rename_label
+web_tasks.detach_form
+web_tasks.detach_label
 web_training.training_page
 web_training.training_status
 web_evaluation.evaluation_page

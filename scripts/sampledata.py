@@ -35,15 +35,19 @@ def draw_shape(shape: str, rng: random.Random, size: int = 160) -> Image.Image:
     return img.filter(ImageFilter.GaussianBlur(0.6))
 
 
-def build(root: Path, per_label: int = 12, unlabelled: int = 3, seed: int = 7) -> int:
-    rng = random.Random(seed)
-    count = 0
+def _label_folders(root: Path, per_label: int, rng: random.Random) -> int:
+    """`per_label` drawings in each shape's folder; how many were written."""
     for shape in SHAPES:
         folder = root / shape
         folder.mkdir(parents=True, exist_ok=True)
         for i in range(per_label):
             draw_shape(shape, rng).save(folder / f"{shape}_{i:03d}.jpg", quality=90)
-            count += 1
+    return per_label * len(SHAPES)
+
+
+def build(root: Path, per_label: int = 12, unlabelled: int = 3, seed: int = 7) -> int:
+    rng = random.Random(seed)
+    count = _label_folders(root, per_label, rng)
     new = root / "_unlabeled"
     new.mkdir(parents=True, exist_ok=True)
     for i in range(unlabelled):
@@ -58,13 +62,7 @@ def build_holdout(root: Path, per_label: int = 4, seed: int = 11) -> int:
     label folder, and one labelling slip (a circle filed under square/) for the
     evaluation to catch."""
     rng = random.Random(seed)
-    count = 0
-    for shape in SHAPES:
-        folder = root / shape
-        folder.mkdir(parents=True, exist_ok=True)
-        for i in range(per_label):
-            draw_shape(shape, rng).save(folder / f"{shape}_{i:03d}.jpg", quality=90)
-            count += 1
+    count = _label_folders(root, per_label, rng)
     draw_shape("circle", rng).save(root / "square" / "filed_wrong.jpg", quality=90)
     return count + 1
 

@@ -156,6 +156,16 @@ def store_upload(
     return _image_out(row, base)
 
 
+def store_in_workspace(ctx: ServerContext, ws: str, payload: bytes, fields: UploadFields) -> str:
+    """An upload of raw bytes into the workspace ``ws`` (already checked to be the
+    caller's; the web interface's upload form), in the calling (worker) thread: the new
+    image's id. The API's errors: the duplicate error, or 400 for bytes not an image."""
+    upload_sha, stored = _checked_upload(ctx, ws, payload, "file", fields)
+    row = _image_row(ws, upload_sha, stored, fields)
+    _store_checked(ctx, ws, upload_sha, stored, row)
+    return str(row["id"])
+
+
 # An upload small enough to check on the event loop (a 320x240 JPEG decodes in 0.5 ms):
 # handing it to a worker thread costs about as much CPU again (GIL hand-offs between the
 # loop and the pool), which is most of an upload's cost for small images. Bigger images,

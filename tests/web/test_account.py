@@ -48,7 +48,7 @@ def test_a_new_token_is_shown_once_with_the_login_line_and_works(
         made = client.post("/web/account/tokens", data={"csrf_token": csrf, "name": "laptop"})
         assert made.status_code == 200
         token = shown_token(made.text)
-        assert f"repo login --url {live_server.url}" in made.text
+        assert f"repo login {live_server.url}" in made.text
         assert api_status(live_server, token) == 200
         again = client.get("/web/account")
         assert token not in again.text and ">laptop<" in again.text

@@ -159,12 +159,18 @@ def test_create_and_revoke_a_token_in_the_browser(
     page.get_by_role("button", name="Create a token").click()
     token = page.get_by_label("Token", exact=True).input_value()
     assert re.fullmatch(r"[0-9a-f]{40}", token)
-    assert page.locator("#login-line").inner_text() == f"repo login --url {live_server.url}"
+    assert page.locator("#login-line").inner_text() == f"repo login {live_server.url}"
     shoot(page, "account")
     with httpx.Client(base_url=live_server.url + "account/v2/") as api:
         headers = {"Authorization": f"Token {token}"}
         assert api.get("workspace/", headers=headers).status_code == 200
-        page.on("dialog", lambda dialog: dialog.accept())  # htmx's hx-confirm
+        # Revoking asks first (static/app.js): dismissed, the token keeps working.
+        page.once("dialog", lambda dialog: dialog.dismiss())
+        page.get_by_role("button", name="Revoke browser laptop").click()
+        page.wait_for_load_state("networkidle")  # had it been sent, it would be done by now
+        assert page.get_by_role("button", name="Revoke browser laptop").is_visible()
+        assert api.get("workspace/", headers=headers).status_code == 200
+        page.once("dialog", lambda dialog: dialog.accept())
         page.get_by_role("button", name="Revoke browser laptop").click()
         page.wait_for_selector("text=The token was revoked.")
         assert page.get_by_role("button", name="Revoke browser laptop").count() == 0

@@ -1,5 +1,5 @@
 """Helpers of the web interface's tests: users with a password, signing in over plain
-HTTP (httpx), reading a page's forms."""
+HTTP (httpx), reading a page's forms, a task with labels made through the API."""
 
 from __future__ import annotations
 
@@ -100,3 +100,25 @@ def screenshots_wanted() -> bool:
     """LOCALREPO_SCREENSHOTS=1: the browser tests write docs/web/*.png (else the suite
     would rewrite the docs on every run)."""
     return os.environ.get("LOCALREPO_SCREENSHOTS") == "1"
+
+
+def make_task(
+    server: Any,
+    user: WebUser,
+    labels: tuple[str, ...] = ("cat", "dog"),
+    task_type: str = "multi_class",
+) -> dict[str, Any]:
+    """A task (``multi_class``: category labels, ``multi_label``: tags, ``regression``:
+    value labels) with ``labels`` through the API (the user's token): ids."""
+    label_type = {"multi_class": "category", "multi_label": "tag", "regression": "value"}
+    with server.client(user.token) as api:
+        task = api.post("task/", json={"name": "pets", "type": task_type}).json()
+        ids = {}
+        for name in labels:
+            label = api.post("label/", json={"name": name, "type": label_type[task_type]}).json()
+            api.post(
+                f"task/{task['id']}/add-label/", json={"label_id": label["id"]}
+            ).raise_for_status()
+            ids[name] = label["id"]
+
+    return {"id": task["id"], "workspace": task["workspace"], "labels": ids}

@@ -7,11 +7,12 @@ URLs are ``media/<blob sha256>/<random key><ext>`` and ``..._thumb.jpg``: ungues
 from __future__ import annotations
 
 import re
+from pathlib import Path as FilePath
 
 from fastapi import APIRouter, Path, Request
 from starlette.responses import FileResponse, Response
 
-from ..context import get_ctx
+from ..context import ServerContext, get_ctx
 from ..data import images
 from ..errors import not_found
 from ..imaging import make_thumbnail
@@ -50,14 +51,24 @@ def media(
         if not path.is_file():
             raise not_found()
         return FileResponse(path, media_type=row[2], headers={"Cache-Control": _CACHE})
+    thumb = ensure_thumbnail(ctx, sha256)
+    if thumb is None:
+        raise not_found()
+    return FileResponse(thumb, media_type="image/jpeg", headers={"Cache-Control": _CACHE})
+
+
+def ensure_thumbnail(ctx: ServerContext, sha256: str) -> FilePath | None:
+    """The thumbnail file of the stored bytes ``sha256``, made on first use (also for
+    the web gallery, web/images.py); None when the bytes are gone."""
+    blobs = ctx.blobs
     thumb = blobs.thumb_path(sha256)
     if not thumb.is_file():
         with blobs.locked(sha256):
             if not thumb.is_file():
                 source = blobs.blob_path(sha256)
                 if not source.is_file():
-                    raise not_found()
+                    return None
                 blobs.put_thumb(
                     sha256, make_thumbnail(source.read_bytes(), ctx.settings.thumb_size)
                 )
-    return FileResponse(thumb, media_type="image/jpeg", headers={"Cache-Control": _CACHE})
+    return thumb

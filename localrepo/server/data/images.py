@@ -40,6 +40,9 @@ class ImageQuery:
     values: list[tuple[str, str, float]] = field(default_factory=list)
     test: bool | None = None
     real: bool | None = None
+    # Case-insensitive text in the image's metadata (its file name included); the web
+    # gallery's search.
+    text: str = ""
 
 
 def _in_list(name: str, values: list[str], params: dict[str, Any]) -> str:
@@ -72,6 +75,10 @@ def _image_filters(ws: str, query: ImageQuery) -> tuple[str, dict[str, Any]]:
         )
         params[f"vl{n}"] = label_id
         params[f"vv{n}"] = number
+    if query.text:
+        where.append("lower(i.meta_data) LIKE :q ESCAPE '!'")
+        escaped = query.text.lower().replace("!", "!!").replace("%", "!%").replace("_", "!_")
+        params["q"] = f"%{escaped}%"
     cond = " AND ".join(where)
     if query.test is not None:
         cond += " AND i.test_image = :test"
@@ -125,6 +132,41 @@ def image_page(
             label_rows = fetch_all(conn, labels_sql, window) if rows else []
             results = queries.image_dicts(conn, rows, media_base, label_rows)
     return count, results
+
+
+def gallery_page(
+    db: Database, ws: str, query: ImageQuery, pr: PageRequest, media_base: str
+) -> tuple[int, list[dict[str, Any]]]:
+    """``image_page`` as dicts (the web gallery renders them): the count and the page
+    ``pr`` of the workspace's images matching ``query``, newest first; an empty page
+    past the last."""
+    cond, params = _image_filters(ws, query)
+    window = {**params, "lim": pr.size, "off": pr.offset}
+    page_ids = (
+        f"SELECT i.id FROM images i WHERE {cond} ORDER BY i.created DESC, i.id DESC "
+        "LIMIT :lim OFFSET :off"
+    )
+    with db.read() as session:
+        conn = session.connection()
+        count = fetch_all(conn, f"SELECT count(*) FROM images i WHERE {cond}", params)[0][0]
+        rows = fetch_all(
+            conn,
+            f"SELECT {queries.IMAGE_COLUMNS} FROM ({page_ids}) p JOIN images i ON i.id = p.id "
+            "ORDER BY i.created DESC, i.id DESC",
+            window,
+        )
+        label_rows = (
+            fetch_all(
+                conn,
+                f"SELECT il.image_id, l.id, l.name, l.type, il.value FROM ({page_ids}) p "
+                "JOIN image_labels il ON il.image_id = p.id JOIN labels l ON l.id = il.label_id "
+                "ORDER BY il.created, il.label_id",
+                window,
+            )
+            if rows
+            else []
+        )
+        return count, queries.image_dicts(conn, rows, media_base, label_rows)
 
 
 # ---- one image -----------------------------------------------------------------------------
@@ -379,6 +421,36 @@ def try_insert_image(db: Database, row: dict[str, Any]) -> bool:
     """``insert_image`` if it need not wait for the write lock (see
     ``Database.try_write_one``): False, with nothing done, otherwise."""
     return db.try_write_one(_INSERT_IMAGE, row)
+
+
+def blob_of(db: Database, ws: str, image_id: str) -> Sequence[Any] | None:
+    """(blob sha256, content type) of the workspace's image ``image_id``, or None."""
+    with db.read() as session:
+        return (
+            session.connection()
+            .execute(
+                text(
+                    "SELECT blob_sha256, content_type FROM images WHERE id = :i AND workspace_id = :ws"
+                ),
+                {"i": image_id, "ws": ws},
+            )
+            .first()
+        )
+
+
+def label_times(db: Database, ws: str, image_id: str) -> list[tuple[str, str]]:
+    """(label name, when it was attached) of the workspace's image, oldest first: what
+    the image page shows as its history (removals leave no row)."""
+    with db.read() as session:
+        rows = session.connection().execute(
+            text(
+                "SELECT l.name, il.created FROM image_labels il JOIN labels l ON l.id = il.label_id "
+                "JOIN images i ON i.id = il.image_id WHERE il.image_id = :i AND i.workspace_id = :ws "
+                "ORDER BY il.created, l.name"
+            ),
+            {"i": image_id, "ws": ws},
+        )
+        return [(r[0], r[1]) for r in rows]
 
 
 def media_file(db: Database, media_key: str) -> Sequence[Any] | None:
