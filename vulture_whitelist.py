@@ -26,9 +26,12 @@ from localrepo.server.data import tables
 from localrepo.server.web import account as web_account
 from localrepo.server.web import assets as web_assets
 from localrepo.server.web import docs as web_docs
+from localrepo.server.web import evaluation as web_evaluation
+from localrepo.server.web import evalview, trainview
 from localrepo.server.web import images as web_images
 from localrepo.server.web import pages as web_pages
 from localrepo.server.web import tasks as web_tasks
+from localrepo.server.web import training as web_training
 from localrepo.sync import plan, report
 from localrepo.watch import observer
 
@@ -98,6 +101,17 @@ web_tasks.attach_label
 web_tasks.rename_label
 web_tasks.detach_form
 web_tasks.detach_label
+web_training.training_page
+web_training.training_status
+web_evaluation.evaluation_page
+web_evaluation.try_it
+# read by the templates (training_panel.html)
+trainview.JobStatus.active
+trainview.VersionRow.can_promote
+evalview.Cell.diagonal
+evalview.LabelRow.figures
+evalview.Guess.share
+evalview.EvalView.matrix_labels
 # exception handlers registered by @app.exception_handler in install_handlers
 errors._api_error
 errors._too_large

@@ -20,8 +20,10 @@ from .ml.classify import MLService
 from .ml.features import Backends
 from .web import account as web_account
 from .web import assets, docs, pages, render
+from .web import evaluation as web_evaluation
 from .web import images as web_images
 from .web import tasks as web_tasks
+from .web import training as web_training
 
 API_VERSION = "2"
 
@@ -75,7 +77,16 @@ def create_app(settings: Settings, ctx: ServerContext | None = None) -> FastAPI:
         app.include_router(module.router)
     app.include_router(media.router)
     app.state.assets = assets.Assets()
-    for web_module in (assets, docs, pages, web_account, web_tasks, web_images):
+    for web_module in (
+        assets,
+        docs,
+        pages,
+        web_account,
+        web_tasks,
+        web_images,
+        web_training,
+        web_evaluation,
+    ):
         app.include_router(web_module.router)
     app.add_middleware(
         ApiMiddleware,

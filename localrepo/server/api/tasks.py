@@ -173,7 +173,9 @@ async def task_remove_label(
     )
 
 
-def _queue_training(ctx: ServerContext, ws: str, task_id: str) -> dict[str, object]:
+def queue_task_training(ctx: ServerContext, ws: str, task_id: str) -> dict[str, object]:
+    """The checks of ``train/`` and the queueing: the web's Train button calls this too
+    (web/training.py), so both refuse the same things with the same words."""
     _task_or_404(ctx, ws, task_id)
     data = load_task_data(ctx.db, task_id)
     if data is None:
@@ -204,4 +206,4 @@ async def train_task(
     parse(WorkspaceRef, data)
     ws = await run_in_threadpool(ctx.resolve_workspace, principal, body_workspace(request, data))
     tid = path_id(task_id, "Task")
-    return ok(await run_in_threadpool(_queue_training, ctx, ws, tid))
+    return ok(await run_in_threadpool(queue_task_training, ctx, ws, tid))

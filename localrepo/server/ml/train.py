@@ -17,6 +17,8 @@ from ..data import training
 from ..data.db import Database
 from .features import Backend, decode_rgb
 from .heads import (
+    MULTI_CLASS,
+    REGRESSION,
     Head,
     Sample,
     TaskData,
@@ -157,3 +159,82 @@ def train_task(
         },
     )
     return TrainResult(head=head.to_bytes(), metrics=metrics)
+
+
+@dataclass(frozen=True)
+class SplitOutcome:
+    """What ``head`` makes of one of the task's test images (a multi_class task)."""
+
+    image_id: str
+    sha256: str
+    truth: str  # the label id it has
+    predicted: str  # the label id the head chose
+    confidence: float
+
+
+def outcomes_on_test_split(
+    db: Database, backend: Backend, blobs_dir: Path, task_id: str, head: Head
+) -> list[SplitOutcome]:
+    """The task's test images as they are now (the seeded split training uses), each
+    with its label and what ``head`` predicts for it: which images a version gets right
+    and wrong, which the stored metrics count but do not name. Images whose label the
+    head does not know (attached since) are left out."""
+    if head.task_type != MULTI_CLASS:
+        return []
+    known = set(head.label_ids)
+    test, outputs = _predict_test_split(
+        db, backend, blobs_dir, task_id, head, lambda s: s.labels[0] in known
+    )
+    out = []
+    for sample, row in zip(test, outputs, strict=True):
+        best = int(np.argmax(row))
+        out.append(
+            SplitOutcome(
+                image_id=sample.image_id,
+                sha256=sample.sha256,
+                truth=sample.labels[0],
+                predicted=head.label_ids[best],
+                confidence=float(row[best]),
+            )
+        )
+    return out
+
+
+def _predict_test_split(
+    db: Database,
+    backend: Backend,
+    blobs_dir: Path,
+    task_id: str,
+    head: Head,
+    keep: Callable[[Sample], bool],
+) -> tuple[list[Sample], np.ndarray]:
+    """The task's test samples now (those ``keep`` accepts) and ``head``'s outputs."""
+    data = load_task_data(db, task_id)
+    if data is None or data.type != head.task_type:
+        return [], np.zeros((0, len(head.label_ids)))
+    samples, _ = usable_samples(data.type, data.samples)
+    _, test_idx = split(data.type, samples, seed=task_id)
+    test = [samples[i] for i in test_idx if keep(samples[i])]
+    if not test:
+        return [], np.zeros((0, len(head.label_ids)))
+    x, _ = features_for(db, backend, blobs_dir, [s.sha256 for s in test])
+    with threadpool_limits(limits=1):
+        return test, head.predict(x)
+
+
+def values_on_test_split(
+    db: Database, backend: Backend, blobs_dir: Path, task_id: str, head: Head
+) -> list[tuple[str, float, float]]:
+    """A regression version on the task's test images now: (label id, actual value,
+    predicted value) for each test image and value label it has."""
+    if head.task_type != REGRESSION:
+        return []
+    test, outputs = _predict_test_split(
+        db, backend, blobs_dir, task_id, head, lambda s: bool(s.values)
+    )
+    return [
+        (lid, sample.values[lid], float(row[k]))
+        for sample, row in zip(test, outputs, strict=True)
+        for k, lid in enumerate(head.label_ids)
+        if lid in sample.values
+    ]
