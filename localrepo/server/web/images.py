@@ -25,20 +25,20 @@ from starlette.responses import FileResponse, JSONResponse, RedirectResponse, Re
 
 from ..api.media import ensure_thumbnail
 from ..context import ServerContext, get_ctx
-from ..data import accounts, images, labels, tasks
+from ..data import images, labels, tasks
 from ..data.websessions import SessionUser
 from ..errors import APIError
 from ..pagination import PageRequest
 from ..schemas import UploadFields
 from ..uploads import store_in_workspace
 from .render import WebError, page
+from .scope import workspace_of
 from .session import checked_form, require_user
 
 router = APIRouter(include_in_schema=False)
 
 PAGE_SIZE = 48
 META_NAME = "original_file_name"  # what `repo` records as an image's file name
-NO_WORKSPACE = "You have no such workspace."
 NO_TASK = "This workspace has no such task (it may have been deleted)."
 NO_IMAGE = "This workspace has no such image (it may have been deleted)."
 # The stored bytes of an image never change: a day in the browser's private cache, then
@@ -54,20 +54,6 @@ class FileReport:
     outcome: str
     message: str
     image_id: str = ""
-
-
-async def _workspace(request: Request, user: SessionUser, workspace_id: str) -> str:
-    """The workspace id of the URL when it is the user's; 404 otherwise."""
-    ctx = get_ctx(request)
-    ws = workspace_id.strip().lower()
-    if (user.user_id, ws) in ctx.workspace_cache:
-        return ws
-    if len(ws) > 64 or not await run_in_threadpool(
-        accounts.owns_workspace, ctx.db, user.user_id, ws
-    ):
-        raise WebError(404, NO_WORKSPACE)
-    ctx.workspace_cache.add((user.user_id, ws))
-    return ws
 
 
 def _task_and_labels(
@@ -123,7 +109,7 @@ async def _gallery(
     status: int = 200,
 ) -> Response:
     ctx = get_ctx(request)
-    ws = await _workspace(request, user, workspace_id)
+    ws = await workspace_of(request, user, workspace_id)
     task, task_labels = await run_in_threadpool(_task_and_labels, ctx, ws, task_id)
     q = request.query_params
     show = q.get("show", "")
@@ -211,7 +197,7 @@ async def upload(
     user: SessionUser = Depends(require_user),
 ) -> Response:
     ctx = get_ctx(request)
-    ws = await _workspace(request, user, workspace_id)
+    ws = await workspace_of(request, user, workspace_id)
     task, task_labels = await run_in_threadpool(_task_and_labels, ctx, ws, task_id)
     label_id = form.get("label")
     label_id = label_id if isinstance(label_id, str) else ""
@@ -267,7 +253,7 @@ async def bulk(
     user: SessionUser = Depends(require_user),
 ) -> Response:
     ctx = get_ctx(request)
-    ws = await _workspace(request, user, workspace_id)
+    ws = await workspace_of(request, user, workspace_id)
     task, task_labels = await run_in_threadpool(_task_and_labels, ctx, ws, task_id)
     ids = [i for i in form.getlist("image") if isinstance(i, str) and len(i) <= 64][:1000]
     action = _text(form, "action")
@@ -336,7 +322,7 @@ async def _image_blob(
     request: Request, user: SessionUser, workspace_id: str, image_id: str
 ) -> tuple[ServerContext, Any]:
     ctx = get_ctx(request)
-    ws = await _workspace(request, user, workspace_id)
+    ws = await workspace_of(request, user, workspace_id)
     row = (
         await run_in_threadpool(images.blob_of, ctx.db, ws, image_id)
         if len(image_id) <= 64
@@ -387,7 +373,7 @@ async def image_page(
     request: Request, workspace_id: str, image_id: str, user: SessionUser = Depends(require_user)
 ) -> Response:
     ctx = get_ctx(request)
-    ws = await _workspace(request, user, workspace_id)
+    ws = await workspace_of(request, user, workspace_id)
     image = (
         await run_in_threadpool(images.get_image, ctx.db, ws, image_id, "/media/")
         if len(image_id) <= 64

@@ -26,6 +26,7 @@ from ..data import tasks as task_data
 from ..data.taskviews import LabelRow, TaskRow
 from ..data.websessions import SessionUser
 from .render import WebError, page
+from .scope import NO_WORKSPACE, workspace_of
 from .session import checked_form, require_user
 from .taskforms import (
     TASK_TYPES,
@@ -40,7 +41,6 @@ router = APIRouter(include_in_schema=False)
 
 TASKS = "/web/w/{ws}/tasks"
 TASK = TASKS + "/{task_id}"
-NO_WORKSPACE = "You have no such workspace."
 NO_TASK = "This workspace has no such task (it may have been deleted)."
 _EMPTY_FORM = {"rename": "", "rename_label": "", "label_name": ""}
 NO_LABEL = "This task has no such label (it may have been detached)."
@@ -59,14 +59,8 @@ def _text(form: FormData, name: str) -> str:
     return value.strip() if isinstance(value, str) else ""
 
 
-async def _workspace(request: Request, user: SessionUser, ws: str) -> None:
-    owns = await run_in_threadpool(accounts.owns_workspace, get_ctx(request).db, user.user_id, ws)
-    if not owns:
-        raise WebError(404, NO_WORKSPACE)
-
-
 async def _task(request: Request, user: SessionUser, ws: str, task_id: str) -> TaskRow:
-    await _workspace(request, user, ws)
+    await workspace_of(request, user, ws)
     found = await run_in_threadpool(taskviews.task_row, get_ctx(request).db, ws, task_id)
     if found is None:
         raise WebError(404, NO_TASK)
@@ -122,7 +116,7 @@ async def _list_page(
 async def task_list(
     request: Request, ws: str, user: SessionUser = Depends(require_user)
 ) -> Response:
-    await _workspace(request, user, ws)
+    await workspace_of(request, user, ws)
     return await _list_page(request, user, ws)
 
 
@@ -133,7 +127,7 @@ async def create_task(
     form: FormData = Depends(checked_form),
     user: SessionUser = Depends(require_user),
 ) -> Response:
-    await _workspace(request, user, ws)
+    await workspace_of(request, user, ws)
     ctx = get_ctx(request)
     name, task_type = _text(form, "name"), _text(form, "type")
     description = _text(form, "description")

@@ -23,12 +23,13 @@ from starlette.responses import RedirectResponse, Response
 from ..api.tasks import queue_task_training
 from ..bodies import maybe_uuid
 from ..context import get_ctx
-from ..data import accounts, models, tasks
+from ..data import models, tasks
 from ..data.websessions import SessionUser
 from ..errors import APIError
 from ..pagination import PageRequest
 from . import trainview
 from .render import WebError, page
+from .scope import owned_workspace
 from .session import checked_form, require_user
 
 TRAINING = "/web/w/{workspace_id}/tasks/{task_id}/training"
@@ -48,11 +49,9 @@ def training_url(workspace_id: str, task_id: str) -> str:
 
 def task_of(request: Request, user: SessionUser, workspace_id: str, task_id: str) -> dict[str, Any]:
     """The task, when the workspace is the user's and the task in it; else 404."""
-    db = get_ctx(request).db
-    ws, tid = maybe_uuid(workspace_id), maybe_uuid(task_id)
-    if ws is None or tid is None or not accounts.owns_workspace(db, user.user_id, ws):
-        raise WebError(404, NO_TASK)
-    found = tasks.get_task(db, ws, tid)
+    ctx = get_ctx(request)
+    ws, tid = owned_workspace(ctx, user, workspace_id), maybe_uuid(task_id)
+    found = None if tid is None else tasks.get_task(ctx.db, ws, tid)
     if found is None:
         raise WebError(404, NO_TASK)
     return found
