@@ -124,6 +124,20 @@ def build_parser() -> argparse.ArgumentParser:
         help="largest request body, in MiB (default 32); more answers 413",
     )
     serve.add_argument(
+        "--decode-budget-mb",
+        type=_megabytes,
+        default=512 * 1024 * 1024,
+        metavar="MB",
+        help="decoded pixels held at once, in MiB (default 512); more decodes wait",
+    )
+    serve.add_argument(
+        "--decode-wait",
+        type=float,
+        default=30.0,
+        metavar="S",
+        help="how long a decode waits for the budget before answering 503 (default 30)",
+    )
+    serve.add_argument(
         "--max-image-pixels",
         type=int,
         default=None,
@@ -330,6 +344,8 @@ def _settings(args: argparse.Namespace) -> Settings:
     if args.command == "serve":
         kwargs.update(
             max_body_bytes=args.max_body_mb,
+            decode_budget_bytes=args.decode_budget_mb,
+            decode_wait_seconds=args.decode_wait,
             resize_to=args.resize_to,
             thumb_size=args.thumb_size,
             page_size_default=args.page_size,
