@@ -202,7 +202,7 @@ def get_image(
     workspace: str | None = Query(None),
 ) -> Response:
     ctx = get_ctx(request)
-    ws = ctx.resolve_workspace(principal, workspace)
+    ws = ctx.resolve_workspace_of(principal, workspace, "image", image_id)
     return ok(_image_or_404(ctx, ws, path_id(image_id, "Image"), media_base(request)))
 
 
@@ -212,7 +212,9 @@ async def _update_image_route(request: Request, image_id: str, principal: Princi
     if "meta_data" in data:
         data["meta_data"] = json_object_field("meta_data", data["meta_data"])
     body = parse(ImageUpdate, data)
-    ws = await run_in_threadpool(ctx.resolve_workspace, principal, body_workspace(request, data))
+    ws = await run_in_threadpool(
+        ctx.resolve_workspace_of, principal, body_workspace(request, data), "image", image_id
+    )
     iid = path_id(image_id, "Image")
     changes: dict[str, Any] = {}
     if "meta_data" in body.model_fields_set:
@@ -252,7 +254,7 @@ def delete_image(
     workspace: str | None = Query(None),
 ) -> Response:
     ctx = get_ctx(request)
-    ws = ctx.resolve_workspace(principal, workspace)
+    ws = ctx.resolve_workspace_of(principal, workspace, "image", image_id)
     images.delete_image(ctx.db, ctx.blobs, ws, path_id(image_id, "Image"))
     return no_content()
 
@@ -269,7 +271,9 @@ async def _label_route(
     label_id = check_uuid("label_id", body.label_id)
     if mode == "update" and "value" not in data:
         raise field_error("value", "This field is required.")
-    ws = await run_in_threadpool(ctx.resolve_workspace, principal, body_workspace(request, data))
+    ws = await run_in_threadpool(
+        ctx.resolve_workspace_of, principal, body_workspace(request, data), "image", image_id
+    )
     iid = path_id(image_id, "Image")
     base = media_base(request)
     if mode == "remove":

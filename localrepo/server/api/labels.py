@@ -62,7 +62,7 @@ def get_label(
     workspace: str | None = Query(None),
 ) -> Response:
     ctx = get_ctx(request)
-    ws = ctx.resolve_workspace(principal, workspace)
+    ws = ctx.resolve_workspace_of(principal, workspace, "label", label_id)
     found = labels.get_label(ctx.db, ws, path_id(label_id, "Label"))
     if found is None:
         raise not_found("Label not found.")
@@ -77,7 +77,9 @@ async def _update_label_route(
     body = parse(LabelUpdate, data)
     if not partial and body.name is None:
         raise field_error("name", "This field is required.")
-    ws = await run_in_threadpool(ctx.resolve_workspace, principal, body_workspace(request, data))
+    ws = await run_in_threadpool(
+        ctx.resolve_workspace_of, principal, body_workspace(request, data), "label", label_id
+    )
     lid = path_id(label_id, "Label")
     changes: dict[str, Any] = {}
     if body.name is not None:
@@ -111,6 +113,6 @@ def delete_label(
     workspace: str | None = Query(None),
 ) -> Response:
     ctx = get_ctx(request)
-    ws = ctx.resolve_workspace(principal, workspace)
+    ws = ctx.resolve_workspace_of(principal, workspace, "label", label_id)
     labels.delete_label(ctx.db, ws, path_id(label_id, "Label"))
     return no_content()

@@ -173,6 +173,19 @@ _TOKEN_SQL = text(
     "WHERE t.token_hash = :h"
 )
 _WORKSPACE_SQL = text("SELECT id FROM workspaces WHERE id = :id AND owner_id = :owner")
+# The workspace holding an object of the caller's, by the object's id (by-id routes
+# named without a workspace: ``workspace_holding``).
+_HOLDER_SQL = {
+    kind: text(
+        f"SELECT o.workspace_id FROM {table} o JOIN workspaces w ON w.id = o.workspace_id "
+        "WHERE o.id = :id AND w.owner_id = :owner"
+    )
+    for kind, table in (("image", "images"), ("task", "tasks"), ("label", "labels"))
+}
+_HOLDER_SQL["model"] = text(
+    "SELECT t.workspace_id FROM models m JOIN tasks t ON t.id = m.task_id "
+    "JOIN workspaces w ON w.id = t.workspace_id WHERE m.id = :id AND w.owner_id = :owner"
+)
 _WORKSPACES_SQL = text(
     "SELECT id, name, created, owner_id, meta_data, is_default FROM workspaces "
     "WHERE owner_id = :u ORDER BY is_default DESC, created, id"
@@ -193,6 +206,18 @@ def owns_workspace(db: Database, user_id: str, workspace_id: str) -> bool:
             .first()
         )
     return found is not None
+
+
+def workspace_holding(db: Database, user_id: str, kind: str, object_id: str) -> str | None:
+    """The id of the workspace of ``user_id`` that holds the ``kind`` ("image", "task",
+    "label" or "model") with id ``object_id``; None when no workspace of theirs does."""
+    with db.read() as session:
+        found = (
+            session.connection()
+            .execute(_HOLDER_SQL[kind], {"id": object_id, "owner": user_id})
+            .first()
+        )
+    return None if found is None else str(found[0])
 
 
 def workspace_dicts(db: Database, user_id: str) -> list[dict[str, Any]]:
