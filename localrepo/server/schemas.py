@@ -228,6 +228,20 @@ class WorkspaceOut(BaseModel):
     is_default: bool
 
 
+class UserOut(BaseModel):
+    """``account/v2/user/``: the caller (the hosted service's fields for people that
+    this server does not keep, e.g. e-mail and names, are empty strings)."""
+
+    id: str
+    username: str
+    email: str
+    first_name: str
+    last_name: str
+    date_joined: datetime
+    default_workspace: str
+    workspaces: list[WorkspaceOut]
+
+
 class Page(BaseModel, Generic[T]):
     count: int
     next: str | None

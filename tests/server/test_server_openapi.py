@@ -65,6 +65,7 @@ OPERATIONS = {
     "/recognition/v2/task/{task_id}/train/": {"post"},
     "/recognition/v2/label/": {"get", "post"},
     "/recognition/v2/label/{label_id}/": {"get", "put", "patch", "delete"},
+    "/recognition/v2/label/{label_id}/wipe/": {"delete"},
     "/recognition/v2/training-image/": {"get", "post"},
     "/recognition/v2/training-image/{image_id}/": {"get", "put", "patch", "delete"},
     "/recognition/v2/training-image/{image_id}/add-label/": {"post"},
@@ -76,6 +77,7 @@ OPERATIONS = {
     "/recognition/v2/model/{model_id}/": {"get", "delete"},
     "/recognition/v2/classify/": {"post"},
     "/account/v2/workspace/": {"get"},
+    "/account/v2/user/": {"get"},
     "/media/{sha256}/{filename}": {"get"},
 }
 CASES = [

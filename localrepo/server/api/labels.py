@@ -10,7 +10,7 @@ from starlette.responses import Response
 
 from ..bodies import body_doc, check_uuid, parse, read_body
 from ..context import Principal, get_ctx
-from ..data import labels
+from ..data import labels, wipe
 from ..errors import field_error, not_found
 from ..pagination import page_body, page_request
 from ..schemas import LabelCreate, LabelOut, LabelType, LabelUpdate, Page
@@ -26,7 +26,11 @@ def list_labels(
     principal: Principal = Depends(authenticate),
     workspace: str | None = Query(None),
     task: str | None = Query(None, description="Only labels attached to this task."),
-    search: str | None = Query(None, description="Case-insensitive substring of the name."),
+    search: str | None = Query(
+        None,
+        description="Terms, all in the name (case-insensitive); whitespace or commas "
+        'separate them, "a quoted phrase" is one.',
+    ),
     type: LabelType | None = Query(None),
     page: int = Query(1, ge=1),
     page_size: int | None = Query(None, ge=1),
@@ -115,4 +119,18 @@ def delete_label(
     ctx = get_ctx(request)
     ws = ctx.resolve_workspace_of(principal, workspace, "label", label_id)
     labels.delete_label(ctx.db, ws, path_id(label_id, "Label"))
+    return no_content()
+
+
+@router.delete("/label/{label_id}/wipe/", status_code=204, response_class=Response)
+def wipe_label(
+    request: Request,
+    label_id: str,
+    principal: Principal = Depends(authenticate),
+    workspace: str | None = Query(None),
+) -> Response:
+    """The label, every image carrying it and their bytes (the SDK's ``Label.wipe()``)."""
+    ctx = get_ctx(request)
+    ws = ctx.resolve_workspace_of(principal, workspace, "label", label_id)
+    wipe.wipe_label(ctx.db, ctx.blobs, ws, path_id(label_id, "Label"))
     return no_content()

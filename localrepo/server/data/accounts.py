@@ -237,6 +237,23 @@ def workspace_dicts(db: Database, user_id: str) -> list[dict[str, Any]]:
         ]
 
 
+def user_dict(db: Database, user_id: str, default_workspace: str) -> dict[str, Any]:
+    """The user as ``account/v2/user/`` answers it, with their workspaces."""
+    with db.read() as session:
+        user = session.get(User, user_id)
+    assert user is not None  # the caller's token was just checked
+    return {
+        "id": user.id,
+        "username": user.username,
+        "email": "",
+        "first_name": "",
+        "last_name": "",
+        "date_joined": user.created,
+        "default_workspace": default_workspace,
+        "workspaces": workspace_dicts(db, user_id),
+    }
+
+
 @dataclass(frozen=True)
 class WorkspaceSummary:
     id: str

@@ -10,6 +10,7 @@ from sqlmodel import Session
 
 from ..errors import field_error, not_found
 from ..pagination import PageRequest, check_page
+from ..searchterms import matches, search_terms
 from . import queries
 from .db import Database
 from .tables import Label
@@ -25,8 +26,8 @@ def label_page(
     label_type: str | None = None,
 ) -> tuple[int, list[dict[str, Any]]]:
     """The count of the workspace's labels matching the filters and the page ``pr`` of
-    them (404 past the last). ``task``: attached to it; ``search``: a case-insensitive
-    substring of the name; ``label_type``: of that type."""
+    them (404 past the last). ``task``: attached to it; ``search``: its terms
+    (``searchterms.py``) all in the name; ``label_type``: of that type."""
     where = ["l.workspace_id = :ws"]
     params: dict[str, Any] = {"ws": ws}
     if task:
@@ -40,10 +41,9 @@ def label_page(
     cond = " AND ".join(where)
     with db.read() as session:
         conn = session.connection()
-        if search:
-            # Unicode-aware case folding in Python (SQL lower() is ASCII-only in SQLite);
-            # a workspace's labels are few, so this is cheap.
-            needle = search.casefold()
+        terms = search_terms(search or "")
+        if terms:
+            # Matched in Python (Unicode case folding); a workspace's labels are few.
             ids = [
                 r[0]
                 for r in conn.execute(
@@ -52,7 +52,7 @@ def label_page(
                     ),
                     params,
                 )
-                if needle in r[1].casefold()
+                if matches(terms, r[1])
             ]
             count = len(ids)
             check_page(pr, count)
