@@ -13,7 +13,16 @@ from ..context import Principal, get_ctx
 from ..data import labels, wipe
 from ..errors import field_error, not_found
 from ..pagination import page_body, page_request
-from ..schemas import LabelCreate, LabelOut, LabelType, LabelUpdate, Page
+from ..schemas import (
+    Detail,
+    LabelCreate,
+    LabelDetailOut,
+    LabelOut,
+    LabelType,
+    LabelUpdate,
+    Page,
+    TaskRef,
+)
 from .auth import authenticate
 from .common import body_workspace, no_content, ok, path_id
 
@@ -58,7 +67,7 @@ async def create_label(request: Request, principal: Principal = Depends(authenti
     return ok(await run_in_threadpool(labels.create_label, *args), 201)
 
 
-@router.get("/label/{label_id}/", response_model=LabelOut)
+@router.get("/label/{label_id}/", response_model=LabelDetailOut)
 def get_label(
     request: Request,
     label_id: str,
@@ -67,7 +76,7 @@ def get_label(
 ) -> Response:
     ctx = get_ctx(request)
     ws = ctx.resolve_workspace_of(principal, workspace, "label", label_id)
-    found = labels.get_label(ctx.db, ws, path_id(label_id, "Label"))
+    found = labels.label_detail(ctx.db, ws, path_id(label_id, "Label"))
     if found is None:
         raise not_found("Label not found.")
     return ok(found)
@@ -134,3 +143,42 @@ def wipe_label(
     ws = ctx.resolve_workspace_of(principal, workspace, "label", label_id)
     wipe.wipe_label(ctx.db, ctx.blobs, ws, path_id(label_id, "Label"))
     return no_content()
+
+
+async def _link_subtask(
+    request: Request, label_id: str, principal: Principal, *, linked: bool
+) -> Response:
+    ctx = get_ctx(request)
+    data, _ = await read_body(request, TaskRef)
+    body = parse(TaskRef, data)
+    task_id = check_uuid("task_id", body.task_id)
+    ws = await run_in_threadpool(
+        ctx.resolve_workspace_of, principal, body_workspace(request, data), "label", label_id
+    )
+    lid = path_id(label_id, "Label")
+    await run_in_threadpool(labels.link_subtask, ctx.db, ws, lid, task_id, linked=linked)
+    return ok({"detail": "Task added to the label." if linked else "Task removed from the label."})
+
+
+@router.post(
+    "/label/{label_id}/add-task/",
+    response_model=Detail,
+    openapi_extra=body_doc(TaskRef, form=True),
+)
+async def label_add_task(
+    request: Request, label_id: str, principal: Principal = Depends(authenticate)
+) -> Response:
+    """The task refines the label (the hosted service's label -> task hierarchy; the
+    SDK's ``Label.add_annotate_task``)."""
+    return await _link_subtask(request, label_id, principal, linked=True)
+
+
+@router.post(
+    "/label/{label_id}/remove-task/",
+    response_model=Detail,
+    openapi_extra=body_doc(TaskRef, form=True),
+)
+async def label_remove_task(
+    request: Request, label_id: str, principal: Principal = Depends(authenticate)
+) -> Response:
+    return await _link_subtask(request, label_id, principal, linked=False)

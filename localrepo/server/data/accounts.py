@@ -182,6 +182,14 @@ _HOLDER_SQL = {
     )
     for kind, table in (("image", "images"), ("task", "tasks"), ("label", "labels"))
 }
+_HOLDER_SQL["point"] = text(
+    "SELECT o.workspace_id FROM points o JOIN workspaces w ON w.id = o.workspace_id "
+    "WHERE o.id = :id AND w.owner_id = :owner"
+)
+_HOLDER_SQL["verification"] = text(
+    "SELECT i.workspace_id FROM verifications v JOIN images i ON i.id = v.image_id "
+    "JOIN workspaces w ON w.id = i.workspace_id WHERE v.id = :id AND w.owner_id = :owner"
+)
 _HOLDER_SQL["model"] = text(
     "SELECT t.workspace_id FROM models m JOIN tasks t ON t.id = m.task_id "
     "JOIN workspaces w ON w.id = t.workspace_id WHERE m.id = :id AND w.owner_id = :owner"
@@ -210,7 +218,8 @@ def owns_workspace(db: Database, user_id: str, workspace_id: str) -> bool:
 
 def workspace_holding(db: Database, user_id: str, kind: str, object_id: str) -> str | None:
     """The id of the workspace of ``user_id`` that holds the ``kind`` ("image", "task",
-    "label" or "model") with id ``object_id``; None when no workspace of theirs does."""
+    "label", "model", "point" or "verification") with id ``object_id``; None when no
+    workspace of theirs does."""
     with db.read() as session:
         found = (
             session.connection()

@@ -13,7 +13,7 @@ from ..pagination import PageRequest, check_page
 from ..searchterms import matches, search_terms
 from . import queries
 from .db import Database
-from .tables import Label
+from .tables import Label, LabelSubtask, Task, now_iso
 
 
 def label_page(
@@ -86,6 +86,40 @@ def label_page(
 def get_label(db: Database, ws: str, label_id: str) -> dict[str, Any] | None:
     with db.read() as session:
         return queries.get_label(session.connection(), ws, label_id)
+
+
+_SUBTASKS_SQL = text(
+    "SELECT t.id, t.name, t.type FROM label_subtasks s JOIN tasks t ON t.id = s.task_id "
+    "WHERE s.label_id = :l ORDER BY s.created, t.id"
+)
+
+
+def label_detail(db: Database, ws: str, label_id: str) -> dict[str, Any] | None:
+    """``get_label`` with ``recognition_tasks``: the tasks that refine the label."""
+    with db.read() as session:
+        conn = session.connection()
+        found = queries.get_label(conn, ws, label_id)
+        if found is not None:
+            found["recognition_tasks"] = [
+                {"id": r[0], "name": r[1], "type": r[2]}
+                for r in conn.execute(_SUBTASKS_SQL, {"l": label_id})
+            ]
+    return found
+
+
+def link_subtask(db: Database, ws: str, label_id: str, task_id: str, *, linked: bool) -> None:
+    """Make the task refine the label (``linked``) or stop doing so; 404 for a label,
+    400 naming ``task_id`` for a task, not in the workspace. Idempotent."""
+    with db.write() as session:
+        _label_or_404(session, ws, label_id)
+        task = session.get(Task, task_id)
+        if task is None or task.workspace_id != ws:
+            raise field_error("task_id", f"Task '{task_id}' does not exist in this workspace.")
+        link = session.get(LabelSubtask, (label_id, task_id))
+        if linked and link is None:
+            session.add(LabelSubtask(label_id=label_id, task_id=task_id, created=now_iso()))
+        elif not linked and link is not None:
+            session.delete(link)
 
 
 def create_label(
