@@ -238,3 +238,27 @@ def test_the_replay_sends_header_names_and_paths_as_written() -> None:
         assert rp.fill({"version": "{version}"}) == {"version": 1}
     finally:
         rp.close()
+
+
+def test_account_details_is_the_caller_as_user_answers_it(live_server, account) -> None:
+    """The quickstart's `account/v2/details/` (added for the replay) names the caller
+    and their default workspace, exactly as `account/v2/user/` does; another token
+    sees its own user."""
+    headers = account.headers
+    details = httpx.get(account.url + "account/v2/details/", headers=headers).json()
+    user = httpx.get(account.url + "account/v2/user/", headers=headers).json()
+    assert details == user and details["username"] == account.username
+    assert details["default_workspace"] in [w["id"] for w in details["workspaces"]]
+    other = live_server.new_account()
+    theirs = httpx.get(other.url + "account/v2/details/", headers=other.headers).json()
+    assert theirs["id"] != details["id"] and theirs["username"] == other.username
+    assert httpx.get(account.url + "account/v2/details/").status_code == 401
+
+
+def test_a_shape_that_differs_is_reported() -> None:
+    """The checker itself: a missing key, a wrong type and a bool for an int are caught."""
+    shape = {"id": str, "count": int}
+    assert shape_problems({"id": "a", "count": 1}, shape, "body") == []
+    assert len(shape_problems({"id": "a"}, shape, "body")) == 1
+    assert len(shape_problems({"id": 1, "count": 1}, shape, "body")) == 1
+    assert len(shape_problems({"id": "a", "count": True}, shape, "body")) == 1
