@@ -44,7 +44,10 @@ class Replay:
         self.base_url = base_url
         self.held: dict[str, Any] = {"token": token, "label_name": "replayed circle"}
         self._seeds: Iterator[int] = itertools.count(1)
-        self.http = httpx.Client(timeout=60.0)
+        # What curl sends besides the example's own headers (httpx would say python-httpx).
+        self.http = httpx.Client(
+            headers={"User-Agent": "curl/8.5.0", "Accept": "*/*"}, timeout=60.0
+        )
         self.api = httpx.Client(
             base_url=base_url + "recognition/v2/",
             headers={"Authorization": f"Token {token}"},
@@ -77,7 +80,7 @@ class Replay:
 
     def send(self, ex: Example) -> httpx.Response:
         url = self.base_url + self.fill(ex.path)
-        if ex.query:
+        if ex.query:  # httpx percent-encodes the quotes and spaces, as curl must too
             url += "?" + self.fill(ex.query)
         # A list of pairs: httpx sends each name as written (a lower-case
         # `authorization` stays lower-case on the wire).
