@@ -58,6 +58,7 @@ daemon_cmds.daemon_logs
 
 # -- FastAPI: routes registered by their decorators (@router.get, .put, .patch, ...) -------
 api_account.user_details
+api_account.account_details
 api_annotate.list_verifications
 api_annotate.list_points
 api_labels.label_add_task

@@ -84,6 +84,7 @@ OPERATIONS = {
     "/recognition/v2/classify/": {"post"},
     "/account/v2/workspace/": {"get"},
     "/account/v2/user/": {"get"},
+    "/account/v2/details/": {"get"},
     "/media/{sha256}/{filename}": {"get"},
 }
 CASES = [

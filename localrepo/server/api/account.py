@@ -1,5 +1,6 @@
 """``account/v2/``: the caller's workspaces (``workspace/``, a plain list, no
-pagination) and the caller (``user/``)."""
+pagination) and the caller (``user/``, and ``details/``, the route the hosted service's
+quickstart calls first)."""
 
 from __future__ import annotations
 
@@ -25,3 +26,10 @@ def user_details(request: Request, principal: Principal = Depends(authenticate))
     """The SDK's ``get_user_details()``."""
     db = get_ctx(request).db
     return ok(accounts.user_dict(db, principal.user_id, principal.default_workspace_id))
+
+
+@router.get("/details/", response_model=UserOut)
+def account_details(request: Request, principal: Principal = Depends(authenticate)) -> Response:
+    """The hosted quickstart's first request: the caller, as ``user/`` answers it (this
+    server keeps no phone, organisation or credits, so those keys are absent)."""
+    return user_details(request, principal)
