@@ -9,7 +9,6 @@ import uuid
 from typing import Any, TypeVar
 
 from pydantic import BaseModel, ValidationError
-from starlette.concurrency import run_in_threadpool
 from starlette.datastructures import FormData, UploadFile
 from starlette.requests import Request
 
@@ -19,8 +18,6 @@ M = TypeVar("M", bound=BaseModel)
 
 # Starlette's multipart parser keeps non-file parts in memory up to this size.
 MAX_FORM_FIELD_BYTES = 64 * 1024 * 1024
-# Bodies bigger than this are parsed and checked in a worker thread, not on the loop.
-OFF_LOOP_BYTES = 1024 * 1024
 
 
 def _is_list_field(model: type[BaseModel], name: str) -> bool:
@@ -75,13 +72,8 @@ async def read_body(
     if ctype and ctype != "application/json" and not ctype.endswith("+json"):
         raise detail(415, f'Unsupported media type "{ctype}" in request.')
     try:
-        # The stdlib parser keeps big integers exact (meta_data is kept verbatim). A big
-        # body is parsed in a worker thread: on the event loop, a 30 MB one would hold
-        # every other request for a second (docs/reliability.md, "Memory").
-        if len(raw) > OFF_LOOP_BYTES:
-            data = await run_in_threadpool(_loads, raw)
-        else:
-            data = _loads(raw)
+        # The stdlib parser keeps big integers exact (meta_data is kept verbatim).
+        data = json.loads(raw, parse_constant=_reject_constant)
     except (ValueError, RecursionError) as exc:
         raise detail(400, f"JSON parse error - {exc}") from exc
     if not isinstance(data, dict):
@@ -94,10 +86,6 @@ async def read_body(
             },
         )
     return data, None
-
-
-def _loads(raw: bytes) -> Any:
-    return json.loads(raw, parse_constant=_reject_constant)
 
 
 def _reject_constant(name: str) -> Any:

@@ -314,6 +314,8 @@ def _serve_command(args: argparse.Namespace) -> int:
 def _serve_settings_problem(settings: Settings) -> str | None:
     if settings.resize_to < 16 or settings.thumb_size < 16:
         return "--resize-to and --thumb-size must be at least 16"
+    if not settings.decode_wait_seconds >= 0:
+        return "--decode-wait must be 0 or more seconds"
     if not (1 <= settings.page_size_default <= settings.page_size_max):
         return "need 1 <= --page-size <= --max-page-size"
     return _ml_settings_problem(settings)

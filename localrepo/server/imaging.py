@@ -103,7 +103,7 @@ def decoded_bytes(im: Image.Image, *, resampled: bool) -> int:
     return width * height * bands * (2 if resampled else 1)
 
 
-def _no_reservation(nbytes: int) -> contextlib.AbstractContextManager[None]:
+def no_reservation(nbytes: int) -> contextlib.AbstractContextManager[None]:
     return contextlib.nullcontext()
 
 
@@ -113,7 +113,7 @@ def prepare(
     noresize: bool,
     resize_to: int,
     max_pixels: int | None = None,
-    reserve: Callable[[int], contextlib.AbstractContextManager[None]] = _no_reservation,
+    reserve: Callable[[int], contextlib.AbstractContextManager[None]] = no_reservation,
 ) -> StoredImage:
     """Check that ``upload`` fully decodes, then return what to store.
 
@@ -190,17 +190,23 @@ def prepare(
         raise ImageRejected(f"the image does not decode ({exc})") from exc
 
 
-def make_thumbnail(data: bytes, size: int) -> bytes:
+def make_thumbnail(
+    data: bytes,
+    size: int,
+    reserve: Callable[[int], contextlib.AbstractContextManager[None]] = no_reservation,
+) -> bytes:
+    """A JPEG of at most ``size`` px a side; ``reserve`` as for ``prepare``."""
     with Image.open(io.BytesIO(data)) as source:
         if source.format == "JPEG":
             source.draft("RGB", (size, size))
-        im: Image.Image = ImageOps.exif_transpose(source)
-        im.thumbnail((size, size), Image.Resampling.LANCZOS)
-        if im.mode not in ("RGB", "L"):
-            background = Image.new("RGB", im.size, (255, 255, 255))
-            rgba = im.convert("RGBA")
-            background.paste(rgba, mask=rgba.getchannel("A"))
-            im = background
-        out = io.BytesIO()
-        im.save(out, "JPEG", quality=80)
-        return out.getvalue()
+        with reserve(decoded_bytes(source, resampled=True)):
+            im: Image.Image = ImageOps.exif_transpose(source)
+            im.thumbnail((size, size), Image.Resampling.LANCZOS)
+            if im.mode not in ("RGB", "L"):
+                background = Image.new("RGB", im.size, (255, 255, 255))
+                rgba = im.convert("RGBA")
+                background.paste(rgba, mask=rgba.getchannel("A"))
+                im = background
+            out = io.BytesIO()
+            im.save(out, "JPEG", quality=80)
+            return out.getvalue()

@@ -13,7 +13,6 @@ from starlette.responses import Response
 
 from .. import uploads
 from ..bodies import (
-    OFF_LOOP_BYTES,
     body_doc,
     check_uuid,
     json_object_field,
@@ -175,10 +174,8 @@ async def upload_image(request: Request, principal: Principal = Depends(authenti
         if not isinstance(b64, str):
             raise field_error("base64", "Must be a string of base64 (or a data URI).")
         payload, field = b64, "base64"
-    if int(request.headers.get("content-length") or 0) > OFF_LOOP_BYTES:
-        fields = await run_in_threadpool(_upload_fields, data)
-    else:
-        fields = _upload_fields(data)
+    data["meta_data"] = json_object_field("meta_data", data.get("meta_data"))
+    fields = parse(UploadFields, data)
     args = (
         ctx,
         principal,
@@ -189,11 +186,6 @@ async def upload_image(request: Request, principal: Principal = Depends(authenti
         media_base(request),
     )
     return ok(await uploads.store_upload_async(*args), 201)
-
-
-def _upload_fields(data: dict[str, Any]) -> UploadFields:
-    data["meta_data"] = json_object_field("meta_data", data.get("meta_data"))
-    return parse(UploadFields, data)
 
 
 async def upload_image_fast(request: Request) -> Response:
