@@ -5,8 +5,8 @@ Contract: ``reserve(n)`` is a context manager held while ``n`` bytes of pixels a
 decoded and used. While the reservations held add up to more than ``capacity``, a new
 one waits (in its worker thread, never on the event loop) for others to end; after
 ``wait_seconds`` it raises ``DecodeBusy``, which the API answers with 503 and a
-``Retry-After`` (docs/reliability.md). One reservation larger than the whole budget is
-cut to it, so it runs alone rather than never. The budget is per process because memory
+``Retry-After`` (docs/server.md, "Limits and throttling"). One reservation larger than
+the whole budget is cut to it, so it runs alone rather than never. The budget is per process because memory
 is: each server process has its own.
 """
 

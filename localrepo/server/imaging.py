@@ -145,7 +145,7 @@ def prepare(
             if not keep and fmt in ("JPEG", "MPO"):
                 # Decode straight at the smallest DCT scale (1/2, 1/4, 1/8) that still
                 # leaves the longer side at least ``resize_to``: an 81-megapixel photo
-                # then takes about 4 MB instead of 243 MB (docs/reliability.md).
+                # then takes about 4 MB instead of 243 MB (docs/server.md, "Limits").
                 longer = max(width, height)
                 im.draft(
                     im.mode,

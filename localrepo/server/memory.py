@@ -5,7 +5,7 @@ its mmap threshold up to 32 MiB the first time one is freed), and keeps what a b
 used in its per-thread arenas. Pillow holds decoded pixels in 16 MiB blocks, so after a
 burst of big uploads the process keeps gigabytes it no longer uses. A fixed threshold
 keeps every block of 1 MiB or more in its own mapping, returned when freed
-(docs/reliability.md, "Memory"). Elsewhere than glibc this does nothing.
+(docs/server.md, "Limits and throttling"). Elsewhere than glibc this does nothing.
 """
 
 from __future__ import annotations
