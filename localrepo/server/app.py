@@ -13,6 +13,7 @@ from .config import Settings
 from .context import ServerContext, TokenBucketLimiter
 from .data.db import Database
 from .data.storage import BlobStore
+from .decodebudget import DecodeBudget
 from .errors import install_handlers
 from .imaging import configure_pillow
 from .middleware import ApiMiddleware
@@ -49,6 +50,7 @@ def build_context(settings: Settings, db: Database | None = None) -> ServerConte
         limiter=limiter,
         ml=ml,
         login_limiter=TokenBucketLimiter(login.rate, login.burst),
+        decode_budget=DecodeBudget(settings.decode_budget_bytes, settings.decode_wait_seconds),
     )
 
 

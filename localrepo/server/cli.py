@@ -136,6 +136,20 @@ def build_parser() -> argparse.ArgumentParser:
         help="largest request body, in MiB (default 32); more answers 413",
     )
     serve.add_argument(
+        "--decode-budget-mb",
+        type=_megabytes,
+        default=512 * 1024 * 1024,
+        metavar="MB",
+        help="decoded pixels held at once, in MiB (default 512); more decodes wait",
+    )
+    serve.add_argument(
+        "--decode-wait",
+        type=float,
+        default=30.0,
+        metavar="S",
+        help="how long a decode waits for the budget before answering 503 (default 30)",
+    )
+    serve.add_argument(
         "--max-image-pixels",
         type=int,
         default=None,
@@ -255,6 +269,8 @@ def _settings(args: argparse.Namespace) -> Settings:
     if args.command == "serve":
         kwargs.update(
             max_body_bytes=args.max_body_mb,
+            decode_budget_bytes=args.decode_budget_mb,
+            decode_wait_seconds=args.decode_wait,
             resize_to=args.resize_to,
             thumb_size=args.thumb_size,
             page_size_default=args.page_size,
@@ -298,6 +314,8 @@ def _serve_command(args: argparse.Namespace) -> int:
 def _serve_settings_problem(settings: Settings) -> str | None:
     if settings.resize_to < 16 or settings.thumb_size < 16:
         return "--resize-to and --thumb-size must be at least 16"
+    if not settings.decode_wait_seconds >= 0:
+        return "--decode-wait must be 0 or more seconds"
     if not (1 <= settings.page_size_default <= settings.page_size_max):
         return "need 1 <= --page-size <= --max-page-size"
     return _ml_settings_problem(settings)

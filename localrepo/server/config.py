@@ -50,6 +50,9 @@ class Settings:
     database_url: str = ""
     max_body_bytes: int = 32 * 1024 * 1024
     max_image_pixels: int = DEFAULT_MAX_IMAGE_PIXELS
+    # Decoded pixels held at once, in bytes (server/decodebudget.py).
+    decode_budget_bytes: int = 512 * 1024 * 1024
+    decode_wait_seconds: float = 30.0  # then 503 with Retry-After
     resize_to: int = 1024
     thumb_size: int = 256
     page_size_default: int = 50

@@ -13,6 +13,7 @@ from .config import Settings
 from .data import accounts
 from .data.db import Database
 from .data.storage import BlobStore
+from .decodebudget import DecodeBudget
 from .errors import detail, not_found
 from .ml.classify import MLService
 from .ml.features import Backends
@@ -71,6 +72,7 @@ class ServerContext:
         default_factory=lambda: TokenBucketLimiter(1 / 60, 10)
     )
     ml: MLService = field(default_factory=lambda: MLService(Backends()))
+    decode_budget: DecodeBudget = field(default_factory=lambda: DecodeBudget(512 * 1024 * 1024))
     # sha256(token) -> (principal, expiry); bounded by the number of live tokens.
     auth_cache: dict[str, tuple[Principal, float]] = field(default_factory=dict)
     # (user id, workspace id) pairs known to exist; workspaces are never moved.

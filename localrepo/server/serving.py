@@ -51,7 +51,9 @@ def serve(args: argparse.Namespace, settings: Settings) -> int:
     import uvicorn
 
     from .app import build_context, create_app
+    from .memory import return_large_blocks
 
+    return_large_blocks()
     ctx = build_context(settings)
     token: str | None = None
     if args.dev:

@@ -34,6 +34,7 @@ from .data.db import INTEGRITY_ERRORS
 from .data.queries import json_fragment
 from .data.storage import PendingBlob
 from .data.tables import now_iso
+from .decodebudget import DecodeBusy, busy_error
 from .errors import APIError, field_error
 from .imaging import ImageRejected, OverBudget, StoredImage, decode_base64, prepare
 from .schemas import UploadFields
@@ -84,10 +85,16 @@ def _checked_upload(
         raise duplicate_error(existing)
     try:
         stored = prepare(
-            raw, noresize=fields.noresize, resize_to=ctx.settings.resize_to, max_pixels=max_pixels
+            raw,
+            noresize=fields.noresize,
+            resize_to=ctx.settings.resize_to,
+            max_pixels=max_pixels,
+            reserve=ctx.decode_budget.reserve,
         )
     except ImageRejected as exc:
         raise field_error(field, f"Upload a valid image: {exc}.") from exc
+    except DecodeBusy as exc:
+        raise busy_error(exc) from exc
     return upload_sha, stored
 
 
