@@ -8,6 +8,7 @@ from fastapi import FastAPI
 from fastapi.openapi.utils import get_openapi
 
 from .api import account, annotate, classify, images, labels, media, models, tasks
+from .api import auth as api_auth
 from .api.common import ERROR_RESPONSES
 from .config import Settings
 from .context import ServerContext, TokenBucketLimiter
@@ -16,6 +17,7 @@ from .data.storage import BlobStore
 from .decodebudget import DecodeBudget
 from .errors import install_handlers
 from .imaging import configure_pillow
+from .methods import MethodsMiddleware
 from .middleware import ApiMiddleware
 from .ml.classify import MLService
 from .ml.features import Backends
@@ -90,6 +92,10 @@ def create_app(settings: Settings, ctx: ServerContext | None = None) -> FastAPI:
         web_evaluation,
     ):
         app.include_router(web_module.router)
+    # Inside ApiMiddleware (added after it, so wrapped by it): paths have their slash.
+    app.add_middleware(
+        MethodsMiddleware, routes=lambda: app.routes, authenticate=api_auth.authenticate
+    )
     app.add_middleware(
         ApiMiddleware,
         max_body_bytes=settings.max_body_bytes,

@@ -15,10 +15,10 @@ from ..bodies import body_doc, check_uuid, parse, read_body
 from ..context import Principal, get_ctx
 from ..data import annotations
 from ..errors import field_error
-from ..pagination import page_body, page_request
+from ..pagination import PAGE_QUERY, PAGE_SIZE_QUERY, page_body, page_request
 from ..schemas import Page, PointCreate, PointOut, VerificationCreate, VerificationOut
 from .auth import authenticate
-from .common import body_workspace, no_content, ok, path_id
+from .common import body_workspace, delete_by_id, ok, path_id
 
 router = APIRouter(prefix="/annotate/v2", tags=["annotations"])
 
@@ -30,8 +30,8 @@ def list_verifications(
     workspace: str | None = Query(None),
     image: str | None = Query(None, description="Only this image's verifications."),
     user: str | None = Query(None, description="Only this user's."),
-    page: int = Query(1, ge=1),
-    page_size: int | None = Query(None, ge=1),
+    page: str | None = PAGE_QUERY,
+    page_size: str | None = PAGE_SIZE_QUERY,
 ) -> Response:
     ctx = get_ctx(request)
     image_id = check_uuid("image", image) if image else None
@@ -68,17 +68,21 @@ async def create_verification(
 
 
 @router.delete("/verification/{verification_id}/", status_code=204, response_class=Response)
-def delete_verification(
+async def delete_verification(
     request: Request,
     verification_id: str,
     principal: Principal = Depends(authenticate),
     workspace: str | None = Query(None),
 ) -> Response:
-    ctx = get_ctx(request)
-    vid = path_id(verification_id, "Verification")
-    ws = ctx.resolve_workspace_of(principal, workspace, "verification", vid)
-    annotations.delete_verification(ctx.db, ws, vid)
-    return no_content()
+    return await delete_by_id(
+        request,
+        principal,
+        workspace,
+        "verification",
+        verification_id,
+        "Verification",
+        lambda ctx, ws, oid: annotations.delete_verification(ctx.db, ws, oid),
+    )
 
 
 @router.get("/point/", response_model=Page[PointOut])
@@ -88,8 +92,8 @@ def list_points(
     workspace: str | None = Query(None),
     image: str | None = Query(None, description="Only points about this image."),
     name: str | None = Query(None, description="Only points of this name."),
-    page: int = Query(1, ge=1),
-    page_size: int | None = Query(None, ge=1),
+    page: str | None = PAGE_QUERY,
+    page_size: str | None = PAGE_SIZE_QUERY,
 ) -> Response:
     ctx = get_ctx(request)
     image_id = check_uuid("image", image) if image else None
@@ -137,14 +141,18 @@ def get_point(
 
 
 @router.delete("/point/{point_id}/", status_code=204, response_class=Response)
-def delete_point(
+async def delete_point(
     request: Request,
     point_id: str,
     principal: Principal = Depends(authenticate),
     workspace: str | None = Query(None),
 ) -> Response:
-    ctx = get_ctx(request)
-    pid = path_id(point_id, "Point")
-    ws = ctx.resolve_workspace_of(principal, workspace, "point", pid)
-    annotations.delete_point(ctx.db, ws, pid)
-    return no_content()
+    return await delete_by_id(
+        request,
+        principal,
+        workspace,
+        "point",
+        point_id,
+        "Point",
+        lambda ctx, ws, oid: annotations.delete_point(ctx.db, ws, oid),
+    )

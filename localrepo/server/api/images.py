@@ -24,7 +24,7 @@ from ..context import Principal, ServerContext, get_ctx
 from ..data import images
 from ..data.images import ImageQuery
 from ..errors import APIError, bad_request, field_error, not_found
-from ..pagination import page_body, page_request
+from ..pagination import PAGE_QUERY, PAGE_SIZE_QUERY, page_body, page_request
 from ..schemas import (
     BulkImageUpdate,
     Count,
@@ -38,7 +38,7 @@ from ..schemas import (
     UploadFields,
 )
 from .auth import authenticate
-from .common import body_workspace, media_base, no_content, ok, path_id
+from .common import body_workspace, delete_by_id, media_base, ok, path_id
 
 router = APIRouter(prefix="/recognition/v2", tags=["training images"])
 
@@ -108,8 +108,8 @@ def list_images(
     verified: int | None = Query(
         None, ge=0, le=999_999_999, description="Only images with exactly this many verifications."
     ),
-    page: int = Query(1, ge=1),
-    page_size: int | None = Query(None, ge=1),
+    page: str | None = PAGE_QUERY,
+    page_size: str | None = PAGE_SIZE_QUERY,
 ) -> Response:
     """Also ``label_value_<label id>__gte`` / ``__lte`` = number: images whose value for
     that label is within the bound."""
@@ -257,16 +257,21 @@ async def patch_image(
 
 
 @router.delete("/training-image/{image_id}/", status_code=204, response_class=Response)
-def delete_image(
+async def delete_image(
     request: Request,
     image_id: str,
     principal: Principal = Depends(authenticate),
     workspace: str | None = Query(None),
 ) -> Response:
-    ctx = get_ctx(request)
-    ws = ctx.resolve_workspace_of(principal, workspace, "image", image_id)
-    images.delete_image(ctx.db, ctx.blobs, ws, path_id(image_id, "Image"))
-    return no_content()
+    return await delete_by_id(
+        request,
+        principal,
+        workspace,
+        "image",
+        image_id,
+        "Image",
+        lambda ctx, ws, oid: images.delete_image(ctx.db, ctx.blobs, ws, oid),
+    )
 
 
 # ---- labels of one image --------------------------------------------------------------------

@@ -12,7 +12,7 @@ from ..bodies import body_doc, check_uuid, parse, read_body
 from ..context import Principal, get_ctx
 from ..data import labels, wipe
 from ..errors import field_error, not_found
-from ..pagination import page_body, page_request
+from ..pagination import PAGE_QUERY, PAGE_SIZE_QUERY, page_body, page_request
 from ..schemas import (
     Detail,
     LabelCreate,
@@ -24,7 +24,7 @@ from ..schemas import (
     TaskRef,
 )
 from .auth import authenticate
-from .common import body_workspace, no_content, ok, path_id
+from .common import body_workspace, delete_by_id, ok, path_id
 
 router = APIRouter(prefix="/recognition/v2", tags=["labels"])
 
@@ -41,8 +41,8 @@ def list_labels(
         'separate them, "a quoted phrase" is one.',
     ),
     type: LabelType | None = Query(None),
-    page: int = Query(1, ge=1),
-    page_size: int | None = Query(None, ge=1),
+    page: str | None = PAGE_QUERY,
+    page_size: str | None = PAGE_SIZE_QUERY,
 ) -> Response:
     ctx = get_ctx(request)
     ws = ctx.resolve_workspace(principal, workspace)
@@ -101,6 +101,8 @@ async def _update_label_route(
         changes["description"] = body.description or ""
     if "output_name" in body.model_fields_set:
         changes["output_name"] = body.output_name
+    if "type" in data:  # read-only: the same value is fine, another one a 400
+        changes["type"] = data["type"]
     return ok(await run_in_threadpool(labels.update_label, ctx.db, ws, lid, changes))
 
 
@@ -119,30 +121,40 @@ async def patch_label(
 
 
 @router.delete("/label/{label_id}/", status_code=204, response_class=Response)
-def delete_label(
+async def delete_label(
     request: Request,
     label_id: str,
     principal: Principal = Depends(authenticate),
     workspace: str | None = Query(None),
 ) -> Response:
-    ctx = get_ctx(request)
-    ws = ctx.resolve_workspace_of(principal, workspace, "label", label_id)
-    labels.delete_label(ctx.db, ws, path_id(label_id, "Label"))
-    return no_content()
+    return await delete_by_id(
+        request,
+        principal,
+        workspace,
+        "label",
+        label_id,
+        "Label",
+        lambda ctx, ws, oid: labels.delete_label(ctx.db, ws, oid),
+    )
 
 
 @router.delete("/label/{label_id}/wipe/", status_code=204, response_class=Response)
-def wipe_label(
+async def wipe_label(
     request: Request,
     label_id: str,
     principal: Principal = Depends(authenticate),
     workspace: str | None = Query(None),
 ) -> Response:
     """The label, every image carrying it and their bytes (the SDK's ``Label.wipe()``)."""
-    ctx = get_ctx(request)
-    ws = ctx.resolve_workspace_of(principal, workspace, "label", label_id)
-    wipe.wipe_label(ctx.db, ctx.blobs, ws, path_id(label_id, "Label"))
-    return no_content()
+    return await delete_by_id(
+        request,
+        principal,
+        workspace,
+        "label",
+        label_id,
+        "Label",
+        lambda ctx, ws, oid: wipe.wipe_label(ctx.db, ctx.blobs, ws, oid),
+    )
 
 
 async def _link_subtask(

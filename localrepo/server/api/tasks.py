@@ -15,7 +15,7 @@ from ..data import tasks, training
 from ..errors import bad_request, field_error, not_found
 from ..ml.heads import too_few_problems
 from ..ml.train import load_task_data
-from ..pagination import page_body, page_request
+from ..pagination import PAGE_QUERY, PAGE_SIZE_QUERY, page_body, page_request
 from ..schemas import (
     Detail,
     LabelRef,
@@ -27,7 +27,7 @@ from ..schemas import (
     WorkspaceRef,
 )
 from .auth import authenticate
-from .common import body_workspace, no_content, ok, path_id
+from .common import body_workspace, delete_by_id, ok, path_id
 
 router = APIRouter(prefix="/recognition/v2", tags=["tasks"])
 
@@ -44,8 +44,8 @@ def list_tasks(
     request: Request,
     principal: Principal = Depends(authenticate),
     workspace: str | None = Query(None),
-    page: int = Query(1, ge=1),
-    page_size: int | None = Query(None, ge=1),
+    page: str | None = PAGE_QUERY,
+    page_size: str | None = PAGE_SIZE_QUERY,
 ) -> Response:
     ctx = get_ctx(request)
     ws = ctx.resolve_workspace(principal, workspace)
@@ -101,6 +101,8 @@ async def _update_task_route(
         changes["description"] = body.description or ""
     if body.production_version is not None:
         changes["production_version"] = body.production_version
+    if "type" in data:  # read-only: the same value is fine, another one a 400
+        changes["type"] = data["type"]
     return ok(await run_in_threadpool(tasks.update_task, ctx.db, ws, tid, changes))
 
 
@@ -119,16 +121,21 @@ async def patch_task(
 
 
 @router.delete("/task/{task_id}/", status_code=204, response_class=Response)
-def delete_task(
+async def delete_task(
     request: Request,
     task_id: str,
     principal: Principal = Depends(authenticate),
     workspace: str | None = Query(None),
 ) -> Response:
-    ctx = get_ctx(request)
-    ws = ctx.resolve_workspace_of(principal, workspace, "task", task_id)
-    tasks.delete_task(ctx.db, ws, path_id(task_id, "Task"))
-    return no_content()
+    return await delete_by_id(
+        request,
+        principal,
+        workspace,
+        "task",
+        task_id,
+        "Task",
+        lambda ctx, ws, oid: tasks.delete_task(ctx.db, ws, oid),
+    )
 
 
 async def _link_label(

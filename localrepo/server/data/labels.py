@@ -164,6 +164,11 @@ def update_label(db: Database, ws: str, label_id: str, changes: dict[str, Any]) 
     """``changes``: the columns to set (``name``, ``description``, ``output_name``)."""
     with db.write() as session:
         label = _label_or_404(session, ws, label_id)
+        if "type" in changes and changes.pop("type") != label.type:
+            raise field_error(
+                "type",
+                f"A label's type cannot change (this one is {label.type}); create a new label.",
+            )
         for column, value in changes.items():
             setattr(label, column, value)
         session.add(label)
