@@ -139,6 +139,7 @@ schemas.ImageOut.verifyCount
 schemas.Page.previous
 schemas.UserOut.first_name
 schemas.LabelDetailOut.recognition_tasks
+schemas.LabelOut.objects_count
 schemas.UserOut.last_name
 schemas.UserOut.date_joined
 

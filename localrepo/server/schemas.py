@@ -196,6 +196,7 @@ class LabelOut(BaseModel):
     workspace: str
     images_count: int
     tasks_count: int
+    objects_count: int
     negative_for_task: str | None
     created: datetime
 

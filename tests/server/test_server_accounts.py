@@ -197,10 +197,12 @@ def test_label_create_update_and_shape(api: httpx.Client) -> None:
         "workspace",
         "images_count",
         "tasks_count",
+        "objects_count",
         "negative_for_task",
         "created",
     }
     assert (label["type"], label["output_name"], label["images_count"]) == ("category", "dog!", 0)
+    assert label["objects_count"] == 0  # no object detection here
     r = api.put(f"label/{label['id']}", json={"name": "Hound"})
     assert r.json()["name"] == "Hound" and r.json()["output_name"] == "dog!"
     r = api.patch(f"label/{label['id']}/", json={"output_name": None})

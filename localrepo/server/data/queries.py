@@ -148,6 +148,8 @@ def label_dict(r: Any) -> dict[str, Any]:
         "workspace": r[5],
         "images_count": r[6],
         "tasks_count": r[7],
+        # The hosted service counts a label's detection objects; this server has none.
+        "objects_count": 0,
         "negative_for_task": r[8],
         "created": r[9],
     }
