@@ -20,6 +20,7 @@ from localrepo.scan import walk
 from localrepo.server import app, cli_examples, errors, schemas
 from localrepo.server.api import account as api_account
 from localrepo.server.api import annotate as api_annotate
+from localrepo.server.api import health as api_health
 from localrepo.server.api import images as api_images
 from localrepo.server.api import labels as api_labels
 from localrepo.server.api import tasks as api_tasks
@@ -63,6 +64,8 @@ api_annotate.list_verifications
 api_annotate.list_points
 api_labels.label_add_task
 api_labels.label_remove_task
+api_health.healthz
+api_health.readyz
 api_images.list_images
 api_images.put_image
 api_images.patch_image

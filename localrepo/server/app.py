@@ -7,7 +7,7 @@ from typing import Any
 from fastapi import FastAPI
 from fastapi.openapi.utils import get_openapi
 
-from .api import account, annotate, classify, images, labels, media, models, tasks
+from .api import account, annotate, classify, health, images, labels, media, models, tasks
 from .api import auth as api_auth
 from .api.common import ERROR_RESPONSES
 from .config import Settings
@@ -80,6 +80,7 @@ def create_app(settings: Settings, ctx: ServerContext | None = None) -> FastAPI:
     for module in (tasks, labels, images, models, classify, account, annotate):
         app.include_router(module.router)
     app.include_router(media.router)
+    app.include_router(health.router)
     app.state.assets = assets.Assets()
     for web_module in (
         assets,

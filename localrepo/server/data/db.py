@@ -196,6 +196,18 @@ class Database:
         with self.autocommit_engine.connect() as conn:
             return conn.execute(stmt, params or {}).first()
 
+    def ping(self) -> str | None:
+        """None when the database answers a query; else its error's class name (the
+        message may quote the URL, and with it a password)."""
+        from sqlalchemy.exc import SQLAlchemyError
+
+        try:
+            with self.autocommit_engine.connect() as conn:
+                conn.execute(text("SELECT 1")).scalar()
+        except (SQLAlchemyError, OSError) as exc:
+            return type(exc).__name__
+        return None
+
     def write_one(self, stmt: TextClause, params: dict[str, Any]) -> None:
         """One statement in its own write transaction (the hot insert of uploads)."""
         if not self.is_sqlite:
