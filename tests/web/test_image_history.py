@@ -147,6 +147,31 @@ def test_another_users_image_history_is_404(live_server: Any, web_user: WebUser)
         db.dispose()
 
 
+def test_the_gallery_shows_its_own_notices_only(live_server: Any, web_user: WebUser) -> None:
+    task = make_task(live_server, web_user)
+    base = f"/web/w/{task['workspace']}/tasks/{task['id']}/images"
+    forged = "All your images were deleted"
+    with signed_in_client(web_user) as client:
+        assert forged not in client.get(base, params={"notice": forged}).text
+        assert forged not in client.get(base, params={"notice": forged, "sig": "0" * 32}).text
+        upload(client, base, [("n.jpg", image_bytes(45))])
+        csrf = hidden(client.get(base).text, "csrf_token", form_action=base + "/bulk")
+        [iid] = gallery_ids(client.get(base).text)
+        moved = client.post(
+            base + "/bulk",
+            data={
+                "csrf_token": csrf,
+                "image": iid,
+                "action": "relabel",
+                "label": task["labels"]["dog"],
+            },
+        )
+        assert "Labelled 1 image dog." in client.get(moved.headers["location"]).text
+    # Another session's link does not carry over.
+    with signed_in_client(web_user) as other:
+        assert "Labelled 1 image dog." not in other.get(moved.headers["location"]).text
+
+
 # ---- the phrasing (pure) ----------------------------------------------------------------------
 
 NOW = "2026-12-07T12:00:00.000000Z"

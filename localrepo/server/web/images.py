@@ -37,6 +37,7 @@ from . import imagehistory
 from .render import WebError, page
 from .scope import workspace_of
 from .session import checked_form, require_user
+from .taskforms import notice_query, notice_text
 
 router = APIRouter(include_in_schema=False)
 
@@ -144,7 +145,7 @@ async def _gallery(
         "file_name": file_name,
         "reports": [],
         "errors": {},
-        "notice": q.get("notice", "")[:200],
+        "notice": notice_text(user.csrf_token, q.get("notice", ""), q.get("sig", "")),
         "upload_label": "",
         **(extra or {}),
     }
@@ -285,7 +286,8 @@ async def bulk(
         n = await run_in_threadpool(_relabel, ctx, ws, task, ids, label_id, user.user_id)
         name = next(label["name"] for label in task_labels if label["id"] == label_id)
         notice = f"Labelled {n} image{'s' if n != 1 else ''} {name}."
-    return RedirectResponse(_gallery_url(ws, task["id"], notice=notice), status_code=303)
+    signed = notice_query(user.csrf_token, notice)  # a link cannot forge it
+    return RedirectResponse(_gallery_url(ws, task["id"], **signed), status_code=303)
 
 
 def _text(form: FormData, name: str) -> str:
