@@ -1,5 +1,6 @@
 """The training page of a task (``/web/w/{workspace}/tasks/{task}/training``): the Train
-button, the latest training's status (an htmx fragment polled every 2 s while it moves),
+button, the latest training's status (an htmx fragment polled every 2 s while it moves,
+with a progress bar of what the worker last reported: ``data/training.progress_of``),
 the versions, promoting one to production and rolling back. The shell of
 web/trainview.py's decisions.
 
