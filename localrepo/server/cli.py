@@ -93,6 +93,14 @@ def _backend_choice(parser: argparse.ArgumentParser) -> None:
         help="defaults: 'local' (small tasks train) or 'hosted' (20 images per label)",
     )
     parser.add_argument(
+        "--train-step-delay",
+        type=float,
+        default=0.0,
+        metavar="S",
+        help="fault injection: a training waits S seconds after each progress step "
+        "(each batch of image features, the fit, the scoring)",
+    )
+    parser.add_argument(
         "--min-images-per-label",
         type=int,
         default=None,
@@ -265,6 +273,7 @@ def _settings(args: argparse.Namespace) -> Settings:
                 else COMPAT_MIN_IMAGES[args.compat]
             ),
             train_delay=args.train_delay,
+            train_step_delay=args.train_step_delay,
         )
     if args.command == "serve":
         kwargs.update(
@@ -360,6 +369,7 @@ def _worker_command(args: argparse.Namespace) -> int:
         settings.min_images_per_label,
         args.parent_pid,
         settings.train_delay,
+        settings.train_step_delay,
     )
 
 

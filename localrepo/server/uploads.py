@@ -16,6 +16,7 @@ written by ``data/images.py``.
 from __future__ import annotations
 
 import asyncio
+import functools
 import hashlib
 import re
 import secrets
@@ -134,14 +135,19 @@ def _insert_failed(
 
 
 def _store_checked(
-    ctx: ServerContext, ws: str, upload_sha: str, stored: StoredImage, row: dict[str, Any]
+    ctx: ServerContext,
+    ws: str,
+    upload_sha: str,
+    stored: StoredImage,
+    row: dict[str, Any],
+    user_id: str | None,
 ) -> None:
     """Blob, then row, under the blob's lock (in a worker thread: it fsyncs and waits)."""
     blobs = ctx.blobs
     with blobs.locked(stored.sha256):
         created = blobs.put(stored.sha256, stored.data)
         try:
-            images.insert_image(ctx.db, row)
+            images.insert_image(ctx.db, row, user_id=user_id)
         except BaseException as exc:
             _insert_failed(ctx, exc, stored.sha256, created, ws, upload_sha)
             raise
@@ -160,17 +166,20 @@ def store_upload(
     ws = ctx.resolve_workspace(principal, workspace)
     upload_sha, stored = _checked_upload(ctx, ws, payload, field, fields)
     row = _image_row(ws, upload_sha, stored, fields)
-    _store_checked(ctx, ws, upload_sha, stored, row)
+    _store_checked(ctx, ws, upload_sha, stored, row, principal.user_id)
     return _image_out(row, base)
 
 
-def store_in_workspace(ctx: ServerContext, ws: str, payload: bytes, fields: UploadFields) -> str:
+def store_in_workspace(
+    ctx: ServerContext, ws: str, payload: bytes, fields: UploadFields, user_id: str
+) -> str:
     """An upload of raw bytes into the workspace ``ws`` (already checked to be the
-    caller's; the web interface's upload form), in the calling (worker) thread: the new
-    image's id. The API's errors: the duplicate error, or 400 for bytes not an image."""
+    caller's, ``user_id``: the web interface's upload form), in the calling (worker)
+    thread: the new image's id. The API's errors: the duplicate error, or 400 for bytes
+    not an image."""
     upload_sha, stored = _checked_upload(ctx, ws, payload, "file", fields)
     row = _image_row(ws, upload_sha, stored, fields)
-    _store_checked(ctx, ws, upload_sha, stored, row)
+    _store_checked(ctx, ws, upload_sha, stored, row, user_id)
     return str(row["id"])
 
 
@@ -204,11 +213,12 @@ async def store_upload_async(
             _checked_upload, ctx, ws, payload, field, fields
         )
     row = _image_row(ws, upload_sha, stored, fields)
-    rest = _commit_without_waiting(ctx, ws, upload_sha, stored, row)
+    user = principal.user_id
+    rest = _commit_without_waiting(ctx, ws, upload_sha, stored, row, user)
     if rest is not None:
         # Shielded: once the blob is being written, a cancelled request (server
         # shutdown) still ends with blob and row both stored, or neither.
-        await asyncio.shield(_commit_rest(ctx, ws, upload_sha, stored, row, rest))
+        await asyncio.shield(_commit_rest(ctx, ws, upload_sha, stored, row, rest, user))
     return _image_out(row, base)
 
 
@@ -222,7 +232,12 @@ class _Unfinished:
 
 
 def _commit_without_waiting(
-    ctx: ServerContext, ws: str, upload_sha: str, stored: StoredImage, row: dict[str, Any]
+    ctx: ServerContext,
+    ws: str,
+    upload_sha: str,
+    stored: StoredImage,
+    row: dict[str, Any],
+    user_id: str,
 ) -> _Unfinished | None:
     """Store the blob, then the row, if nothing has to wait (the common case); otherwise
     what is left for ``_commit_rest``."""
@@ -238,7 +253,7 @@ def _commit_without_waiting(
         if pending is not None:
             blobs.finish(pending)
         try:
-            if images.try_insert_image(ctx.db, row):
+            if images.try_insert_image(ctx.db, row, user_id=user_id):
                 return None
         except BaseException as exc:
             _insert_failed(ctx, exc, stored.sha256, pending is not None, ws, upload_sha)
@@ -257,16 +272,19 @@ async def _commit_rest(
     stored: StoredImage,
     row: dict[str, Any],
     rest: _Unfinished,
+    user_id: str,
 ) -> None:
     if rest.lock is None:
-        await run_in_threadpool(_store_checked, ctx, ws, upload_sha, stored, row)
+        await run_in_threadpool(_store_checked, ctx, ws, upload_sha, stored, row, user_id)
         return
     try:
         if rest.pending is not None:
             loop = asyncio.get_running_loop()
             await loop.run_in_executor(_FLUSHER, ctx.blobs.finish, rest.pending)
         try:
-            await run_in_threadpool(images.insert_image, ctx.db, row)
+            await run_in_threadpool(
+                functools.partial(images.insert_image, ctx.db, row, user_id=user_id)
+            )
         except BaseException as exc:
             _insert_failed(ctx, exc, stored.sha256, rest.created, ws, upload_sha)
             raise

@@ -209,7 +209,7 @@ def test_a_version_4_database_is_upgraded(
     user = accounts.create_user(db, "kept")
     ws = accounts.list_workspaces(db, user.username)[0].id
     for n in (1, 2):
-        images.insert_image(db, _image_row(ws, n))
+        images.insert_image(db, _image_row(ws, n), user_id=user.id)
     _downgrade_to_version_4(db)
     db.dispose()
     db = Database(url)
