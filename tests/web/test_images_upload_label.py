@@ -148,3 +148,25 @@ def test_without_a_label_the_upload_is_stored_unlabelled(
             "training-image/", headers={"Authorization": f"Token {web_user.token}"}
         ).json()
     assert [image["labels"] for image in found["results"]] == [[]]
+
+
+def test_images_uploaded_as_test_images_are_never_trained_on(
+    live_server: Any, web_user: WebUser
+) -> None:
+    task = make_task(live_server, web_user)
+    base = f"/web/w/{task['workspace']}/tasks/{task['id']}/images"
+    with signed_in_client(web_user) as client:
+        csrf = client.get(base).text.split('name="csrf_token" value="')[1].split('"')[0]
+        answer = client.post(
+            base + "/upload",
+            data={"csrf_token": csrf, "label": task["labels"]["dog"], "test_image": "1"},
+            files=[("files", ("held-out.jpg", image_bytes(35), "image/jpeg"))],
+        )
+        assert answer.status_code == 200 and answer.text.count('class="upload-added"') == 1
+        [image_id] = gallery_ids(client.get(base).text)
+        shown = client.get(f"/web/w/{task['workspace']}/images/{image_id}").text
+        assert "· test image" in shown
+    with live_server.client(web_user.token) as api:
+        image = api.get(f"training-image/{image_id}/").json()
+    assert image["test_image"] is True
+    assert [label["name"] for label in image["labels"]] == ["dog"]

@@ -164,14 +164,15 @@ async def gallery(
 
 
 def _store_files(
-    ctx: ServerContext, ws: str, files: list[UploadFile], label_id: str
+    ctx: ServerContext, ws: str, files: list[UploadFile], label_id: str, test_image: bool
 ) -> list[FileReport]:
-    """Each file through the API's upload pipeline, labelled ``label_id`` when new."""
+    """Each file through the API's upload pipeline, labelled ``label_id`` when new (a
+    test image, never trained on, when ``test_image``)."""
     reports = []
     for upload in files:
         name = (upload.filename or "unnamed").rsplit("/", 1)[-1][:255]
         data = upload.file.read()
-        fields = UploadFields(meta_data={META_NAME: name})
+        fields = UploadFields(meta_data={META_NAME: name}, test_image=test_image)
         try:
             # The label in the image's own transaction: both stored, or neither.
             image_id = store_in_workspace(ctx, ws, data, fields, label_id)
@@ -231,7 +232,8 @@ async def upload(
         return await _gallery(
             request, user, ws, task["id"], {"errors": errors, "upload_label": label_id}, 400
         )
-    reports = await run_in_threadpool(_store_files, ctx, ws, files, label_id)
+    test_image = form.get("test_image") == "1"
+    reports = await run_in_threadpool(_store_files, ctx, ws, files, label_id, test_image)
     if wants_json:
         return JSONResponse({"files": [r.__dict__ for r in reports]})
     return await _gallery(

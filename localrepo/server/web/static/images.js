@@ -30,6 +30,7 @@
       var data = new FormData();
       data.append("csrf_token", form.elements.csrf_token.value);
       data.append("label", form.elements.label.value);
+      if (form.elements.test_image && form.elements.test_image.checked) data.append("test_image", "1");
       data.append("files", file, file.name);
       var xhr = new XMLHttpRequest();
       xhr.open("POST", form.action);
