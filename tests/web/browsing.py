@@ -44,12 +44,18 @@ def signed_in_page(browser: Any, server: Any, user: WebUser) -> Iterator[Any]:
         context.close()
 
 
-def drop_files(page: Any, selector: str, files: list[tuple[str, bytes]]) -> None:
-    """Drag `files` (name, JPEG bytes) over the element `selector` and drop them."""
+def drop_files(
+    page: Any,
+    selector: str,
+    files: list[tuple[str, bytes]],
+    events: tuple[str, ...] = ("dragenter", "dragover", "drop"),
+) -> None:
+    """Drag `files` (name, JPEG bytes) over the element `selector` and drop them (or
+    send only `events`)."""
     encoded = [(name, base64.b64encode(data).decode(), "image/jpeg") for name, data in files]
     transfer = page.evaluate_handle(_FILES_JS, encoded)
     try:
-        for event in ("dragenter", "dragover", "drop"):
+        for event in events:
             page.dispatch_event(selector, event, {"dataTransfer": transfer})
     finally:
         transfer.dispose()
