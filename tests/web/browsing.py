@@ -26,6 +26,16 @@ _FILES_JS = """files => {
 }"""
 
 
+def sign_in(page: Any, user: WebUser) -> Any:
+    """Sign `page` in as `user` through the sign-in form; it lands on the home page."""
+    page.goto("/web/sign-in")
+    page.get_by_label("User name").fill(user.username)
+    page.get_by_label("Password").fill(user.password)
+    page.get_by_role("button", name="Sign in").click()
+    page.wait_for_url("**/web/")
+    return page
+
+
 @contextmanager
 def signed_in_page(browser: Any, server: Any, user: WebUser) -> Iterator[Any]:
     """A page of a new browser context on `server`, signed in as `user` (on the home
@@ -33,13 +43,7 @@ def signed_in_page(browser: Any, server: Any, user: WebUser) -> Iterator[Any]:
     context = browser.new_context(base_url=server.url, viewport={"width": 1280, "height": 800})
     context.set_default_timeout(30_000)
     try:
-        page = context.new_page()
-        page.goto("/web/sign-in")
-        page.get_by_label("User name").fill(user.username)
-        page.get_by_label("Password").fill(user.password)
-        page.get_by_role("button", name="Sign in").click()
-        page.wait_for_url("**/web/")
-        yield page
+        yield sign_in(context.new_page(), user)
     finally:
         context.close()
 

@@ -25,6 +25,10 @@ from .test_images import gallery_ids, upload
 from .webhelp import WebUser, make_task, new_web_user, signed_in_client
 
 
+def gallery_url(task: dict[str, Any]) -> str:
+    return f"/web/w/{task['workspace']}/tasks/{task['id']}/images"
+
+
 def api_images(server: Any, user: WebUser) -> int:
     with server.client(user.token) as api:
         return int(api.get("training-image/").json()["count"])
@@ -34,7 +38,7 @@ def test_a_label_deleted_after_the_form_was_shown_is_refused_and_nothing_stored(
     live_server: Any, web_user: WebUser
 ) -> None:
     task = make_task(live_server, web_user)
-    base = f"/web/w/{task['workspace']}/tasks/{task['id']}/images"
+    base = gallery_url(task)
     with signed_in_client(web_user) as client:
         csrf_page = client.get(base)  # the form, offering cat
         assert task["labels"]["cat"] in csrf_page.text
@@ -52,7 +56,7 @@ def test_a_label_detached_from_the_task_is_named_and_nothing_stored(
     live_server: Any, web_user: WebUser
 ) -> None:
     task = make_task(live_server, web_user)
-    base = f"/web/w/{task['workspace']}/tasks/{task['id']}/images"
+    base = gallery_url(task)
     with signed_in_client(web_user) as client:
         with live_server.client(web_user.token) as api:
             detached = api.post(
@@ -109,7 +113,7 @@ def test_a_fault_in_the_label_link_rolls_the_image_back(
     server = server_factory(database_url=f"sqlite:///{database}")
     user = new_web_user(server)
     task = make_task(server, user)
-    base = f"/web/w/{task['workspace']}/tasks/{task['id']}/images"
+    base = gallery_url(task)
     data = image_bytes(33, size=(80, 60))
     fault = sqlite3.connect(database, isolation_level=None, timeout=30)
     try:
@@ -139,7 +143,7 @@ def test_without_a_label_the_upload_is_stored_unlabelled(
     live_server: Any, web_user: WebUser
 ) -> None:
     task = make_task(live_server, web_user)
-    base = f"/web/w/{task['workspace']}/tasks/{task['id']}/images"
+    base = gallery_url(task)
     with signed_in_client(web_user) as client:
         answer = upload(client, base, [("plain.jpg", image_bytes(34))])
         assert answer.status_code == 200 and answer.text.count('class="upload-added"') == 1
@@ -154,7 +158,7 @@ def test_images_uploaded_as_test_images_are_never_trained_on(
     live_server: Any, web_user: WebUser
 ) -> None:
     task = make_task(live_server, web_user)
-    base = f"/web/w/{task['workspace']}/tasks/{task['id']}/images"
+    base = gallery_url(task)
     with signed_in_client(web_user) as client:
         csrf = client.get(base).text.split('name="csrf_token" value="')[1].split('"')[0]
         answer = client.post(

@@ -1,7 +1,9 @@
 // A form with data-drop-into="<id of its file field>" takes files dropped anywhere on
-// it: they go into that field, whose change event then sends the form (the Try it
-// form posts on change, through htmx). A file dropped on the bare field already works
-// in a browser; this makes the whole form the target, and shows it while dragging.
+// it: they go into that field, and its change event fires (the Try it form posts on
+// change, through htmx); with data-drop-submit the form is then submitted (the
+// gallery's upload, which images.js sends file by file). A file dropped on the bare
+// field already works in a browser; this makes the whole form the target, and shows
+// it while dragging.
 (function () {
   "use strict";
   document.querySelectorAll("form[data-drop-into]").forEach(function (form) {
@@ -17,6 +19,7 @@
       if (!e.dataTransfer || !e.dataTransfer.files.length) return;
       input.files = e.dataTransfer.files;
       input.dispatchEvent(new Event("change", { bubbles: true }));
+      if (form.hasAttribute("data-drop-submit")) form.requestSubmit();
     });
   });
 })();
