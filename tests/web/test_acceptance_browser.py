@@ -29,6 +29,7 @@ from .webhelp import new_web_user
 SHAPES = ("circle", "square")
 SERVER_ARGS = ("--min-images-per-label", "4", "--backend", "handcrafted")
 TRAIN_WAIT_MS = 90_000
+SIZE = 96  # pixels: small, and big enough to see on the screenshots
 
 
 def picked(tmp_path: Path, shape: str, seeds: range, prefix: str = "") -> list[str]:
@@ -36,7 +37,7 @@ def picked(tmp_path: Path, shape: str, seeds: range, prefix: str = "") -> list[s
     paths = []
     for seed in seeds:
         path = tmp_path / f"{prefix or shape}-{seed}.jpg"
-        path.write_bytes(class_image(shape, seed))
+        path.write_bytes(class_image(shape, seed, size=SIZE))
         paths.append(str(path))
     return paths
 
@@ -153,7 +154,7 @@ def test_the_whole_list_of_the_issue_in_one_browser(
         page.go_back()
 
         # Try it: an image dropped on the form gets the model's answer in place.
-        drop_files(page, "#try-form", [("dropped.jpg", class_image("circle", 321))])
+        drop_files(page, "#try-form", [("dropped.jpg", class_image("circle", 321, size=SIZE))])
         best = page.locator("#try-best")
         best.wait_for()
         assert best.inner_text() in SHAPES
