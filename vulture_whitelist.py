@@ -159,6 +159,8 @@ tables.TrainedModel
 tables.ModelHead
 tables.Embedding
 tables.TrainingJob
+tables.ImageEvent
+tables.ImageEvent.label_name
 # tests/test_catalog.py checks that schema.KNOWN_REVISIONS are the shipped scripts
 migrate.script_revisions
 

@@ -81,6 +81,14 @@ def _backend_choice(parser: argparse.ArgumentParser) -> None:
         help="fault injection: every training waits S seconds once it is IN_TRAINING",
     )
     parser.add_argument(
+        "--train-step-delay",
+        type=float,
+        default=0.0,
+        metavar="S",
+        help="fault injection: a training waits S seconds after each progress step "
+        "(each batch of image features, the fit, the scoring)",
+    )
+    parser.add_argument(
         "--min-images-per-label",
         type=int,
         default=5,
@@ -326,6 +334,7 @@ def _settings(args: argparse.Namespace) -> Settings:
             torch_threads=args.threads,
             min_images_per_label=args.min_images_per_label,
             train_delay=args.train_delay,
+            train_step_delay=args.train_step_delay,
         )
     if args.command == "serve":
         kwargs.update(
@@ -417,6 +426,7 @@ def _worker_command(args: argparse.Namespace) -> int:
         settings.min_images_per_label,
         args.parent_pid,
         settings.train_delay,
+        settings.train_step_delay,
     )
 
 

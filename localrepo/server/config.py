@@ -66,6 +66,7 @@ class Settings:
     torch_threads: int | None = None
     min_images_per_label: int = 5
     train_delay: float = 0.0  # fault injection: a training waits this long (tests)
+    train_step_delay: float = 0.0  # fault injection: ... and this long after each step
     classify_max_records: int = 10
     allow_private_urls: bool = False
     url_timeout: float = 10.0

@@ -128,6 +128,7 @@ def _start_worker(ctx: Any, settings: Settings) -> Any:
             settings.min_images_per_label,
             settings.torch_threads,
             settings.train_delay,
+            settings.train_step_delay,
         ),
     )
     ctx.ml.on_queued = supervisor.ensure_started

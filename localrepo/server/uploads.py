@@ -16,6 +16,7 @@ written by ``data/images.py``.
 from __future__ import annotations
 
 import asyncio
+import functools
 import hashlib
 import re
 import secrets
@@ -131,6 +132,7 @@ def _store_checked(
     upload_sha: str,
     stored: StoredImage,
     row: dict[str, Any],
+    user_id: str | None,
     label_id: str = "",
 ) -> None:
     """Blob, then row (with its label ``label_id``, if any, in the same transaction),
@@ -140,9 +142,9 @@ def _store_checked(
         created = blobs.put(stored.sha256, stored.data)
         try:
             if label_id:
-                images.insert_labelled_image(ctx.db, row, label_id)
+                images.insert_labelled_image(ctx.db, row, label_id, user_id=user_id)
             else:
-                images.insert_image(ctx.db, row)
+                images.insert_image(ctx.db, row, user_id=user_id)
         except BaseException as exc:
             _insert_failed(ctx, exc, stored.sha256, created, ws, upload_sha)
             raise
@@ -161,21 +163,26 @@ def store_upload(
     ws = ctx.resolve_workspace(principal, workspace)
     upload_sha, stored = _checked_upload(ctx, ws, payload, field, fields)
     row = _image_row(ws, upload_sha, stored, fields)
-    _store_checked(ctx, ws, upload_sha, stored, row)
+    _store_checked(ctx, ws, upload_sha, stored, row, principal.user_id)
     return _image_out(row, base)
 
 
 def store_in_workspace(
-    ctx: ServerContext, ws: str, payload: bytes, fields: UploadFields, label_id: str = ""
+    ctx: ServerContext,
+    ws: str,
+    payload: bytes,
+    fields: UploadFields,
+    user_id: str,
+    label_id: str = "",
 ) -> str:
     """An upload of raw bytes into the workspace ``ws`` (already checked to be the
-    caller's; the web interface's upload form), in the calling (worker) thread: the new
-    image's id. ``label_id``: attached in the image's own transaction (both or neither).
-    The API's errors: the duplicate error, 400 for bytes not an image, or 400 on
-    ``label`` for a label no longer in the workspace."""
+    caller's, ``user_id``: the web interface's upload form), in the calling (worker)
+    thread: the new image's id. ``label_id``: attached in the image's own transaction
+    (both or neither). The API's errors: the duplicate error, 400 for bytes not an
+    image, or 400 on ``label`` for a label no longer in the workspace."""
     upload_sha, stored = _checked_upload(ctx, ws, payload, "file", fields)
     row = _image_row(ws, upload_sha, stored, fields)
-    _store_checked(ctx, ws, upload_sha, stored, row, label_id)
+    _store_checked(ctx, ws, upload_sha, stored, row, user_id, label_id)
     return str(row["id"])
 
 
@@ -209,11 +216,12 @@ async def store_upload_async(
             _checked_upload, ctx, ws, payload, field, fields
         )
     row = _image_row(ws, upload_sha, stored, fields)
-    rest = _commit_without_waiting(ctx, ws, upload_sha, stored, row)
+    user = principal.user_id
+    rest = _commit_without_waiting(ctx, ws, upload_sha, stored, row, user)
     if rest is not None:
         # Shielded: once the blob is being written, a cancelled request (server
         # shutdown) still ends with blob and row both stored, or neither.
-        await asyncio.shield(_commit_rest(ctx, ws, upload_sha, stored, row, rest))
+        await asyncio.shield(_commit_rest(ctx, ws, upload_sha, stored, row, rest, user))
     return _image_out(row, base)
 
 
@@ -227,7 +235,12 @@ class _Unfinished:
 
 
 def _commit_without_waiting(
-    ctx: ServerContext, ws: str, upload_sha: str, stored: StoredImage, row: dict[str, Any]
+    ctx: ServerContext,
+    ws: str,
+    upload_sha: str,
+    stored: StoredImage,
+    row: dict[str, Any],
+    user_id: str,
 ) -> _Unfinished | None:
     """Store the blob, then the row, if nothing has to wait (the common case); otherwise
     what is left for ``_commit_rest``."""
@@ -243,7 +256,7 @@ def _commit_without_waiting(
         if pending is not None:
             blobs.finish(pending)
         try:
-            if images.try_insert_image(ctx.db, row):
+            if images.try_insert_image(ctx.db, row, user_id=user_id):
                 return None
         except BaseException as exc:
             _insert_failed(ctx, exc, stored.sha256, pending is not None, ws, upload_sha)
@@ -262,16 +275,19 @@ async def _commit_rest(
     stored: StoredImage,
     row: dict[str, Any],
     rest: _Unfinished,
+    user_id: str,
 ) -> None:
     if rest.lock is None:
-        await run_in_threadpool(_store_checked, ctx, ws, upload_sha, stored, row)
+        await run_in_threadpool(_store_checked, ctx, ws, upload_sha, stored, row, user_id)
         return
     try:
         if rest.pending is not None:
             loop = asyncio.get_running_loop()
             await loop.run_in_executor(_FLUSHER, ctx.blobs.finish, rest.pending)
         try:
-            await run_in_threadpool(images.insert_image, ctx.db, row)
+            await run_in_threadpool(
+                functools.partial(images.insert_image, ctx.db, row, user_id=user_id)
+            )
         except BaseException as exc:
             _insert_failed(ctx, exc, stored.sha256, rest.created, ws, upload_sha)
             raise

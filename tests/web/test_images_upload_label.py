@@ -94,13 +94,13 @@ def test_the_data_layer_refuses_an_image_whose_label_is_gone(
     db = Database(live_server.database_url)
     try:
         with pytest.raises(APIError) as refused:
-            images.insert_labelled_image(db, row, str(uuid.uuid4()))
+            images.insert_labelled_image(db, row, str(uuid.uuid4()), user_id=None)
         assert refused.value.status == 400 and "label" in refused.value.body
         assert images.get_image(db, task["workspace"], row["id"], "/media/") is None
         # Another workspace's label is as good as gone.
         other = make_task(live_server, new_web_user(live_server))
         with pytest.raises(APIError):
-            images.insert_labelled_image(db, row, other["labels"]["cat"])
+            images.insert_labelled_image(db, row, other["labels"]["cat"], user_id=None)
         assert images.get_image(db, task["workspace"], row["id"], "/media/") is None
     finally:
         db.dispose()

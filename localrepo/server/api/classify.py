@@ -50,7 +50,7 @@ def _store_classified(
     )
     if new:  # (already stored: its labels are kept as they are)
         labels = labels_to_store(model.head, answer, model.negative)
-        images.link_labels(ctx.db, ws, image_id, labels)
+        images.link_labels(ctx.db, ws, image_id, labels, user_id=principal.user_id)
     return image_id
 
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import math
 import re
+from functools import partial
 from typing import Any
 
 from fastapi import APIRouter, Depends, Query, Request
@@ -21,7 +22,7 @@ from ..bodies import (
     uuid_list,
 )
 from ..context import Principal, ServerContext, get_ctx
-from ..data import images
+from ..data import imagebulk, images
 from ..data.images import ImageQuery
 from ..errors import APIError, bad_request, field_error, not_found
 from ..pagination import page_body, page_request
@@ -221,8 +222,8 @@ async def _update_image_route(request: Request, image_id: str, principal: Princi
         changes["test_image"] = body.test_image
     if body.real is not None:
         changes["real"] = body.real
-    args = (ctx.db, ws, iid, changes, media_base(request))
-    return ok(await run_in_threadpool(images.update_image, *args))
+    update = partial(images.update_image, user_id=principal.user_id)
+    return ok(await run_in_threadpool(update, ctx.db, ws, iid, changes, media_base(request)))
 
 
 @router.put(
@@ -272,11 +273,13 @@ async def _label_route(
     ws = await run_in_threadpool(ctx.resolve_workspace, principal, body_workspace(request, data))
     iid = path_id(image_id, "Image")
     base = media_base(request)
+    by = principal.user_id
     if mode == "remove":
-        return ok(await run_in_threadpool(images.unset_label, ctx.db, ws, iid, label_id, base))
+        unset = partial(images.unset_label, user_id=by)
+        return ok(await run_in_threadpool(unset, ctx.db, ws, iid, label_id, base))
     value_given = "value" in data
     args = (ctx.db, ws, iid, label_id, body.value, value_given, base)
-    return ok(await run_in_threadpool(images.set_label, *args))
+    return ok(await run_in_threadpool(partial(images.set_label, user_id=by), *args))
 
 
 @router.post(
@@ -329,7 +332,9 @@ async def image_update_label(
 # ---- bulk update ------------------------------------------------------------------------------
 
 
-def _bulk_update(ctx: ServerContext, ws: str, body: BulkImageUpdate) -> dict[str, int]:
+def _bulk_update(
+    ctx: ServerContext, ws: str, body: BulkImageUpdate, user_id: str
+) -> dict[str, int]:
     ids = uuid_list("images", body.images)
     filter_labels = uuid_list("labels", body.labels)
     add = uuid_list("labels-add", body.labels_add)
@@ -345,8 +350,15 @@ def _bulk_update(ctx: ServerContext, ws: str, body: BulkImageUpdate) -> dict[str
         flags["test_image"] = body.mark_test
     if body.mark_real or body.unmark_real:
         flags["real"] = body.mark_real
-    count = images.bulk_update(
-        ctx.db, ws, images=ids, filter_labels=filter_labels, add=add, remove=remove, flags=flags
+    count = imagebulk.bulk_update(
+        ctx.db,
+        ws,
+        images=ids,
+        filter_labels=filter_labels,
+        add=add,
+        remove=remove,
+        flags=flags,
+        user_id=user_id,
     )
     return {"count": count}
 
@@ -363,4 +375,4 @@ async def bulk_update(request: Request, principal: Principal = Depends(authentic
     data, _ = await read_body(request, BulkImageUpdate)
     body = parse(BulkImageUpdate, data)
     ws = await run_in_threadpool(ctx.resolve_workspace, principal, body_workspace(request, data))
-    return ok(await run_in_threadpool(_bulk_update, ctx, ws, body))
+    return ok(await run_in_threadpool(_bulk_update, ctx, ws, body, principal.user_id))

@@ -11,10 +11,8 @@ from starlette.responses import Response
 
 from ..bodies import body_doc, check_uuid, parse, read_body
 from ..context import Principal, ServerContext, get_ctx
-from ..data import tasks, training
-from ..errors import bad_request, field_error, not_found
-from ..ml.heads import too_few_problems
-from ..ml.train import load_task_data
+from ..data import tasks
+from ..errors import field_error, not_found
 from ..pagination import page_body, page_request
 from ..schemas import (
     Detail,
@@ -26,6 +24,7 @@ from ..schemas import (
     TrainQueued,
     WorkspaceRef,
 )
+from ..trainqueue import queue_task_training
 from .auth import authenticate
 from .common import body_workspace, no_content, ok, path_id
 
@@ -171,23 +170,6 @@ async def task_remove_label(
     return await _link_label(
         request, task_id, principal, tasks.remove_label, "Label removed from the task."
     )
-
-
-def queue_task_training(ctx: ServerContext, ws: str, task_id: str) -> dict[str, object]:
-    """The checks of ``train/`` and the queueing: the web's Train button calls this too
-    (web/training.py), so both refuse the same things with the same words."""
-    _task_or_404(ctx, ws, task_id)
-    data = load_task_data(ctx.db, task_id)
-    if data is None:
-        raise not_found("Task not found.")
-    problem = too_few_problems(
-        data.type, data.labels, data.samples, ctx.settings.min_images_per_label
-    )
-    if problem:
-        raise bad_request(problem)
-    answer = training.queue_training(ctx.db, task_id)
-    ctx.ml.on_queued()
-    return answer
 
 
 @router.post(
