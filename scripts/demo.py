@@ -122,10 +122,14 @@ def main() -> None:
         server.wait(timeout=15)
     print(f"\nDone. The demo folders stay in {DEMO}/ (the server is stopped).")
     srv = DEMO / "srv"
+    # The venv's own script: `make demo` does not put .venv/bin on the PATH.
+    server_cli = Path(sys.executable).parent / "localrepo-server"
     print(
-        "To see the same data in a browser (docs/web.md): give the demo's user a password\n"
-        f"  localrepo-server user set-password dev --data {srv}\n"
-        f"then run  localrepo-server serve --data {srv}  and open http://127.0.0.1:8000/"
+        "\nThe web interface (docs/web.md) shows the same tasks, images, versions and\n"
+        "evaluation. Give the demo's user a password, start the server, then open the address:\n"
+        f"  {server_cli} user set-password dev --data {srv}\n"
+        f"  {server_cli} serve --data {srv}\n"
+        "  open http://127.0.0.1:8000/ and sign in as dev"
     )
 
 

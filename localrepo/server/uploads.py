@@ -141,13 +141,18 @@ def _store_checked(
     stored: StoredImage,
     row: dict[str, Any],
     user_id: str | None,
+    label_id: str = "",
 ) -> None:
-    """Blob, then row, under the blob's lock (in a worker thread: it fsyncs and waits)."""
+    """Blob, then row (with its label ``label_id``, if any, in the same transaction),
+    under the blob's lock (in a worker thread: it fsyncs and waits)."""
     blobs = ctx.blobs
     with blobs.locked(stored.sha256):
         created = blobs.put(stored.sha256, stored.data)
         try:
-            images.insert_image(ctx.db, row, user_id=user_id)
+            if label_id:
+                images.insert_labelled_image(ctx.db, row, label_id, user_id=user_id)
+            else:
+                images.insert_image(ctx.db, row, user_id=user_id)
         except BaseException as exc:
             _insert_failed(ctx, exc, stored.sha256, created, ws, upload_sha)
             raise
@@ -171,15 +176,21 @@ def store_upload(
 
 
 def store_in_workspace(
-    ctx: ServerContext, ws: str, payload: bytes, fields: UploadFields, user_id: str
+    ctx: ServerContext,
+    ws: str,
+    payload: bytes,
+    fields: UploadFields,
+    user_id: str,
+    label_id: str = "",
 ) -> str:
     """An upload of raw bytes into the workspace ``ws`` (already checked to be the
     caller's, ``user_id``: the web interface's upload form), in the calling (worker)
-    thread: the new image's id. The API's errors: the duplicate error, or 400 for bytes
-    not an image."""
+    thread: the new image's id. ``label_id``: attached in the image's own transaction
+    (both or neither). The API's errors: the duplicate error, 400 for bytes not an
+    image, or 400 on ``label`` for a label no longer in the workspace."""
     upload_sha, stored = _checked_upload(ctx, ws, payload, "file", fields)
     row = _image_row(ws, upload_sha, stored, fields)
-    _store_checked(ctx, ws, upload_sha, stored, row, user_id)
+    _store_checked(ctx, ws, upload_sha, stored, row, user_id, label_id)
     return str(row["id"])
 
 

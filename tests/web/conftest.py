@@ -21,6 +21,7 @@ from typing import Any
 
 import pytest
 
+from .browsing import sign_in
 from .webhelp import WebUser, new_web_user
 
 os.environ.setdefault("PLAYWRIGHT_SKIP_BROWSER_DOWNLOAD", "1")
@@ -61,9 +62,4 @@ def page(browser: Any, live_server: Any) -> Iterator[Any]:
 
 @pytest.fixture
 def signed_in(page: Any, web_user: WebUser) -> Any:
-    page.goto("/web/sign-in")
-    page.get_by_label("User name").fill(web_user.username)
-    page.get_by_label("Password").fill(web_user.password)
-    page.get_by_role("button", name="Sign in").click()
-    page.wait_for_url("**/web/")
-    return page
+    return sign_in(page, web_user)

@@ -95,6 +95,7 @@ def test_a_task_made_by_repo_init_and_sync_appears_with_its_images(
     row = page.get_by_role("row").filter(has_text="Garden")
     assert row.get_by_role("cell").nth(2).inner_text() == "3"
     row.get_by_role("link", name="Garden", exact=True).click()
+    page.wait_for_url(re.compile(r"/tasks/[0-9a-f-]+$"))  # .all() below does not wait
     counts = {
         r.locator("summary").inner_text(): r.locator(".label-images").inner_text()
         for r in page.locator("#labels tbody tr").all()

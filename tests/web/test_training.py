@@ -16,6 +16,7 @@ import pytest
 from support.imagegen import brightness_image, class_image
 from support.waiting import until
 
+from .browsing import signed_in_page
 from .webhelp import (
     SCREENSHOTS,
     WebUser,
@@ -185,18 +186,8 @@ def test_another_users_task_is_not_found(user: WebUser, train_server: Any) -> No
 @pytest.fixture
 def train_page(browser: Any, train_server: Any, user: WebUser) -> Iterator[Any]:
     """A Chromium page on the training server, signed in as `user`."""
-    context = browser.new_context(
-        base_url=train_server.url, viewport={"width": 1280, "height": 800}
-    )
-    context.set_default_timeout(30_000)
-    page = context.new_page()
-    page.goto("/web/sign-in")
-    page.get_by_label("User name").fill(user.username)
-    page.get_by_label("Password").fill(user.password)
-    page.get_by_role("button", name="Sign in").click()
-    page.wait_for_url("**/web/")
-    yield page
-    context.close()
+    with signed_in_page(browser, train_server, user) as page:
+        yield page
 
 
 def production_row(page: Any) -> str:

@@ -376,6 +376,36 @@ def insert_image(db: Database, row: dict[str, Any], *, user_id: str | None) -> N
     db.write_all(_image_inserts(row, user_id))
 
 
+NO_SUCH_LABEL = "The label chosen for the upload no longer exists (it was deleted meanwhile)."
+
+
+def insert_labelled_image(
+    db: Database, row: dict[str, Any], label_id: str, *, user_id: str | None
+) -> None:
+    """A new image row with the label ``label_id`` attached (and their events), in one
+    write transaction: a label gone from the workspace refuses the image too (400 on
+    ``label``), and a failure of the label's link rolls the image back, so an upload
+    never leaves an image without the label it was sent with."""
+    with db.write_conn() as conn:
+        found = conn.execute(
+            text("SELECT name FROM labels WHERE id = :l AND workspace_id = :ws"),
+            {"l": label_id, "ws": row["workspace_id"]},
+        ).first()
+        if found is None:
+            raise field_error("label", NO_SUCH_LABEL)
+        for statement, params in _image_inserts(row, user_id):
+            conn.execute(statement, params)
+        conn.execute(
+            text(
+                "INSERT INTO image_labels (image_id, label_id, value, created) "
+                "VALUES (:i, :l, NULL, :c)"
+            ),
+            {"i": row["id"], "l": label_id, "c": row["created"]},
+        )
+        labelled = event(row["id"], LABELLED, user_id, row["created"], label=found[0])
+        imageevents.record(conn, [labelled])
+
+
 def try_insert_image(db: Database, row: dict[str, Any], *, user_id: str | None) -> bool:
     """``insert_image`` if it need not wait for the write lock (see
     ``Database.try_write_all``): False, with nothing done, otherwise."""

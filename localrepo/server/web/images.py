@@ -168,30 +168,51 @@ async def gallery(
 
 
 def _store_files(
-    ctx: ServerContext, ws: str, files: list[UploadFile], label_id: str, user_id: str
+    ctx: ServerContext,
+    ws: str,
+    files: list[UploadFile],
+    label_id: str,
+    test_image: bool,
+    user_id: str,
 ) -> list[FileReport]:
-    """Each file through the API's upload pipeline, labelled ``label_id`` when new."""
+    """Each file through the API's upload pipeline, labelled ``label_id`` when new (a
+    test image, never trained on, when ``test_image``)."""
     reports = []
     for upload in files:
         name = (upload.filename or "unnamed").rsplit("/", 1)[-1][:255]
         data = upload.file.read()
-        fields = UploadFields(meta_data={META_NAME: name})
+        fields = UploadFields(meta_data={META_NAME: name}, test_image=test_image)
         try:
-            image_id = store_in_workspace(ctx, ws, data, fields, user_id)
+            # The label in the image's own transaction: both stored, or neither.
+            image_id = store_in_workspace(ctx, ws, data, fields, user_id, label_id)
         except APIError as exc:
-            detail = str(exc.body.get("detail", ""))
-            if "already exists" in detail:
-                found = detail.rsplit("'", 2)[-2] if detail.count("'") >= 2 else ""
-                reports.append(FileReport(name, "duplicate", "already in this workspace", found))
-            else:
-                reports.append(FileReport(name, "rejected", "not an image this server can read"))
+            reports.append(_refused(name, exc))
             continue
-        if label_id:
-            images.set_label(
-                ctx.db, ws, image_id, label_id, None, False, "/media/", user_id=user_id
-            )
         reports.append(FileReport(name, "added", "added", image_id))
     return reports
+
+
+def _refused(name: str, exc: APIError) -> FileReport:
+    """The report of a file the upload pipeline refused with the API's error."""
+    detail = str(exc.body.get("detail", ""))
+    if "already exists" in detail:
+        found = detail.rsplit("'", 2)[-2] if detail.count("'") >= 2 else ""
+        return FileReport(name, "duplicate", "already in this workspace", found)
+    if "label" in exc.body:
+        return FileReport(name, "rejected", f"not stored: {images.NO_SUCH_LABEL}")
+    return FileReport(name, "rejected", "not an image this server can read")
+
+
+def _label_problem(ctx: ServerContext, ws: str, label_id: str) -> str:
+    """Why the label chosen for an upload is not one to use: detached from the task
+    (named) or gone (deleted since the form was shown)."""
+    label = labels.get_label(ctx.db, ws, label_id) if len(label_id) <= 64 else None
+    if label is None:
+        return f"{images.NO_SUCH_LABEL} Choose another label, or no label."
+    return (
+        f"“{label['name']}” is no longer one of this task's labels. "
+        "Choose another label, or no label."
+    )
 
 
 @router.post("/web/w/{workspace_id}/tasks/{task_id}/images/upload")
@@ -210,7 +231,7 @@ async def upload(
     files = [f for f in form.getlist("files") if isinstance(f, UploadFile) and f.filename]
     errors = {}
     if label_id and label_id not in {label["id"] for label in task_labels}:
-        errors["label"] = "Choose one of the task's labels (or no label)."
+        errors["label"] = await run_in_threadpool(_label_problem, ctx, ws, label_id)
     if not files:
         errors["files"] = "Choose one or more image files to upload."
     wants_json = "application/json" in request.headers.get("accept", "")
@@ -220,7 +241,10 @@ async def upload(
         return await _gallery(
             request, user, ws, task["id"], {"errors": errors, "upload_label": label_id}, 400
         )
-    reports = await run_in_threadpool(_store_files, ctx, ws, files, label_id, user.user_id)
+    test_image = form.get("test_image") == "1"
+    reports = await run_in_threadpool(
+        _store_files, ctx, ws, files, label_id, test_image, user.user_id
+    )
     if wants_json:
         return JSONResponse({"files": [r.__dict__ for r in reports]})
     return await _gallery(

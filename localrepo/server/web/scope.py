@@ -6,7 +6,9 @@ same cache); anything else is a 404, as the API answers for another workspace's 
 
 from __future__ import annotations
 
-from fastapi import Request
+from dataclasses import dataclass
+
+from fastapi import Depends, Request
 from starlette.concurrency import run_in_threadpool
 
 from ..bodies import maybe_uuid
@@ -14,6 +16,7 @@ from ..context import ServerContext, get_ctx
 from ..data import accounts
 from ..data.websessions import SessionUser
 from .render import WebError
+from .session import require_user
 
 NO_WORKSPACE = "You have no such workspace."
 
@@ -34,3 +37,20 @@ def owned_workspace(ctx: ServerContext, user: SessionUser, workspace_id: str) ->
 async def workspace_of(request: Request, user: SessionUser, workspace_id: str) -> str:
     """`owned_workspace` off the event loop (it may read the database)."""
     return await run_in_threadpool(owned_workspace, get_ctx(request), user, workspace_id)
+
+
+@dataclass(frozen=True)
+class InWorkspace:
+    """A page's signed-in user and the workspace of its URL, known to be theirs."""
+
+    user: SessionUser
+    ws: str  # normalised
+
+
+async def in_workspace(
+    request: Request, workspace_id: str, user: SessionUser = Depends(require_user)
+) -> InWorkspace:
+    """A page's dependency for a URL with ``{workspace_id}``: the signed-in user (else
+    off to sign in) and their workspace (else 404). Declared after ``checked_form`` in
+    a POST, so a form without its token is refused before anything is looked up."""
+    return InWorkspace(user, await workspace_of(request, user, workspace_id))

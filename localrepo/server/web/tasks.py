@@ -12,6 +12,7 @@ only makes the same forms swap the page in place (``hx-boost`` in the templates)
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Any
 from urllib.parse import urlencode
 
@@ -26,7 +27,7 @@ from ..data import tasks as task_data
 from ..data.taskviews import LabelRow, TaskRow
 from ..data.websessions import SessionUser
 from .render import WebError, page
-from .scope import NO_WORKSPACE, workspace_of
+from .scope import NO_WORKSPACE, InWorkspace, in_workspace
 from .session import checked_form, require_user
 from .taskforms import (
     TASK_TYPES,
@@ -39,7 +40,7 @@ from .taskforms import (
 
 router = APIRouter(include_in_schema=False)
 
-TASKS = "/web/w/{ws}/tasks"
+TASKS = "/web/w/{workspace_id}/tasks"
 TASK = TASKS + "/{task_id}"
 NO_TASK = "This workspace has no such task (it may have been deleted)."
 _EMPTY_FORM = {"rename": "", "rename_label": "", "label_name": ""}
@@ -59,12 +60,23 @@ def _text(form: FormData, name: str) -> str:
     return value.strip() if isinstance(value, str) else ""
 
 
-async def _task(request: Request, user: SessionUser, ws: str, task_id: str) -> TaskRow:
-    await workspace_of(request, user, ws)
-    found = await run_in_threadpool(taskviews.task_row, get_ctx(request).db, ws, task_id)
+@dataclass(frozen=True)
+class AtTask:
+    """A task page's user, workspace (theirs) and task (in it)."""
+
+    user: SessionUser
+    ws: str
+    task: TaskRow
+
+
+async def at_task(
+    request: Request, task_id: str, where: InWorkspace = Depends(in_workspace)
+) -> AtTask:
+    """The dependency of the pages under ``TASK``: 404 for a task not in the workspace."""
+    found = await run_in_threadpool(taskviews.task_row, get_ctx(request).db, where.ws, task_id)
     if found is None:
         raise WebError(404, NO_TASK)
-    return found
+    return AtTask(where.user, where.ws, found)
 
 
 async def _label(request: Request, ws: str, task_id: str, label_id: str) -> LabelRow:
@@ -113,21 +125,17 @@ async def _list_page(
 
 
 @router.get(TASKS)
-async def task_list(
-    request: Request, ws: str, user: SessionUser = Depends(require_user)
-) -> Response:
-    await workspace_of(request, user, ws)
-    return await _list_page(request, user, ws)
+async def task_list(request: Request, where: InWorkspace = Depends(in_workspace)) -> Response:
+    return await _list_page(request, where.user, where.ws)
 
 
 @router.post(TASKS)
 async def create_task(
     request: Request,
-    ws: str,
     form: FormData = Depends(checked_form),
-    user: SessionUser = Depends(require_user),
+    where: InWorkspace = Depends(in_workspace),
 ) -> Response:
-    await workspace_of(request, user, ws)
+    user, ws = where.user, where.ws
     ctx = get_ctx(request)
     name, task_type = _text(form, "name"), _text(form, "type")
     description = _text(form, "description")
@@ -171,11 +179,8 @@ async def _task_page(
 
 
 @router.get(TASK)
-async def task_page(
-    request: Request, ws: str, task_id: str, user: SessionUser = Depends(require_user)
-) -> Response:
-    task = await _task(request, user, ws, task_id)
-    return await _task_page(request, user, ws, task)
+async def task_page(request: Request, at: AtTask = Depends(at_task)) -> Response:
+    return await _task_page(request, at.user, at.ws, at.task)
 
 
 def _notice(request: Request, user: SessionUser) -> str:
@@ -191,12 +196,10 @@ def done(user: SessionUser, url: str, notice: str) -> RedirectResponse:
 @router.post(TASK + "/rename")
 async def rename_task(
     request: Request,
-    ws: str,
-    task_id: str,
     form: FormData = Depends(checked_form),
-    user: SessionUser = Depends(require_user),
+    at: AtTask = Depends(at_task),
 ) -> Response:
-    task = await _task(request, user, ws, task_id)
+    user, ws, task, task_id = at.user, at.ws, at.task, at.task.id
     ctx = get_ctx(request)
     name = _text(form, "name")
     rows = await run_in_threadpool(taskviews.task_rows, ctx.db, ws)
@@ -209,10 +212,8 @@ async def rename_task(
 
 
 @router.get(TASK + "/delete")
-async def delete_form(
-    request: Request, ws: str, task_id: str, user: SessionUser = Depends(require_user)
-) -> Response:
-    task = await _task(request, user, ws, task_id)
+async def delete_form(request: Request, at: AtTask = Depends(at_task)) -> Response:
+    ws, task = at.ws, at.task
     values = {"active": "tasks", "ws_id": ws, "task": task, "errors": {}}
     return page(request, "tasks_delete.html", values)
 
@@ -220,12 +221,10 @@ async def delete_form(
 @router.post(TASK + "/delete")
 async def delete_task(
     request: Request,
-    ws: str,
-    task_id: str,
     form: FormData = Depends(checked_form),
-    user: SessionUser = Depends(require_user),
+    at: AtTask = Depends(at_task),
 ) -> Response:
-    task = await _task(request, user, ws, task_id)
+    user, ws, task, task_id = at.user, at.ws, at.task, at.task.id
     problem = delete_problem(_text(form, "confirm_name"), task.name)
     if problem:
         values = {"active": "tasks", "ws_id": ws, "task": task, "errors": {"confirm_name": problem}}
@@ -237,14 +236,12 @@ async def delete_task(
 @router.post(TASK + "/labels")
 async def create_label(
     request: Request,
-    ws: str,
-    task_id: str,
     form: FormData = Depends(checked_form),
-    user: SessionUser = Depends(require_user),
+    at: AtTask = Depends(at_task),
 ) -> Response:
     """A new label, attached to the task. A label of the workspace with that name and
     the task's label type (not attached yet) is attached instead of making a twin."""
-    task = await _task(request, user, ws, task_id)
+    user, ws, task, task_id = at.user, at.ws, at.task, at.task.id
     ctx = get_ctx(request)
     name = _text(form, "name")
     attached = await run_in_threadpool(taskviews.task_labels, ctx.db, ws, task_id)
@@ -267,12 +264,10 @@ async def create_label(
 @router.post(TASK + "/labels/attach")
 async def attach_label(
     request: Request,
-    ws: str,
-    task_id: str,
     form: FormData = Depends(checked_form),
-    user: SessionUser = Depends(require_user),
+    at: AtTask = Depends(at_task),
 ) -> Response:
-    task = await _task(request, user, ws, task_id)
+    user, ws, task, task_id = at.user, at.ws, at.task, at.task.id
     ctx = get_ctx(request)
     label_type = task_data.LABEL_TYPE_FOR_TASK[task.type]
     free = await run_in_threadpool(taskviews.attachable_labels, ctx.db, ws, task_id, label_type)
@@ -289,13 +284,11 @@ async def attach_label(
 @router.post(TASK + "/labels/{label_id}/rename")
 async def rename_label(
     request: Request,
-    ws: str,
-    task_id: str,
     label_id: str,
     form: FormData = Depends(checked_form),
-    user: SessionUser = Depends(require_user),
+    at: AtTask = Depends(at_task),
 ) -> Response:
-    task = await _task(request, user, ws, task_id)
+    user, ws, task, task_id = at.user, at.ws, at.task, at.task.id
     label = await _label(request, ws, task_id, label_id)
     ctx = get_ctx(request)
     name = _text(form, "name")
@@ -314,12 +307,10 @@ async def rename_label(
 @router.get(TASK + "/labels/{label_id}/detach")
 async def detach_form(
     request: Request,
-    ws: str,
-    task_id: str,
     label_id: str,
-    user: SessionUser = Depends(require_user),
+    at: AtTask = Depends(at_task),
 ) -> Response:
-    task = await _task(request, user, ws, task_id)
+    ws, task, task_id = at.ws, at.task, at.task.id
     label = await _label(request, ws, task_id, label_id)
     values = {"active": "tasks", "ws_id": ws, "task": task, "label": label}
     return page(request, "tasks_detach.html", values)
@@ -328,15 +319,13 @@ async def detach_form(
 @router.post(TASK + "/labels/{label_id}/detach")
 async def detach_label(
     request: Request,
-    ws: str,
-    task_id: str,
     label_id: str,
     form: FormData = Depends(checked_form),
-    user: SessionUser = Depends(require_user),
+    at: AtTask = Depends(at_task),
 ) -> Response:
     """Detach the label from the task. A label with images asks first (the confirmation
     page posts ``confirm=yes``): its images leave the task's training set."""
-    task = await _task(request, user, ws, task_id)
+    user, ws, task, task_id = at.user, at.ws, at.task, at.task.id
     label = await _label(request, ws, task_id, label_id)
     if label.images and _text(form, "confirm") != "yes":
         values = {"active": "tasks", "ws_id": ws, "task": task, "label": label}

@@ -1,5 +1,5 @@
-// The gallery's upload form, enhanced: files dropped on the form or chosen in it are
-// sent one by one, each with its own progress bar and outcome (added, duplicate, not an
+// The gallery's upload form, enhanced: files chosen in it (or dropped on it: drop.js
+// puts them in the field and submits) are sent one by one, each with its own progress bar and outcome (added, duplicate, not an
 // image). Without this script the form posts all files at once and the page reports.
 (function () {
   "use strict";
@@ -8,7 +8,6 @@
   if (!form || !window.XMLHttpRequest || !window.FormData) return;
   var input = document.getElementById("upload-files");
   var report = document.getElementById("upload-report");
-  var dropped = null;
 
   function line(name) {
     var li = document.createElement("li");
@@ -30,6 +29,7 @@
       var data = new FormData();
       data.append("csrf_token", form.elements.csrf_token.value);
       data.append("label", form.elements.label.value);
+      if (form.elements.test_image && form.elements.test_image.checked) data.append("test_image", "1");
       data.append("files", file, file.name);
       var xhr = new XMLHttpRequest();
       xhr.open("POST", form.action);
@@ -68,19 +68,9 @@
   }
 
   form.addEventListener("submit", function (e) {
-    var files = dropped || input.files;
+    var files = input.files;
     if (!files || !files.length) return; // the server names the missing files
     e.preventDefault();
-    dropped = null;
     upload(files);
-  });
-  ["dragenter", "dragover"].forEach(function (type) {
-    form.addEventListener(type, function (e) { e.preventDefault(); form.classList.add("dropping"); });
-  });
-  form.addEventListener("dragleave", function () { form.classList.remove("dropping"); });
-  form.addEventListener("drop", function (e) {
-    e.preventDefault();
-    form.classList.remove("dropping");
-    if (e.dataTransfer && e.dataTransfer.files.length) upload(e.dataTransfer.files);
   });
 })();
