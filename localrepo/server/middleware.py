@@ -82,7 +82,9 @@ class ApiMiddleware:
         if is_api:
             nul = _nul_parameter(scope.get("query_string", b""))
             if nul is not None:
-                await _send_json(send, 400, {nul: ["Null characters are not allowed."]}, [])
+                message = "Null characters are not allowed."
+                body = {nul: [message], "detail": f"{nul}: {message}"}
+                await _send_json(send, 400, body, [])
                 return
             if (self.latency or self.fail_every) and await self._inject_fault(send):
                 return
