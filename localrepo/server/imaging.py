@@ -1,4 +1,10 @@
-"""Decoding, checking, resizing and thumbnailing uploaded images (Pillow)."""
+"""Decoding, checking, resizing and thumbnailing uploaded images (Pillow).
+
+Every mode Pillow opens is shown as itself: ``to_8bit`` scales images of more than 8
+bits a channel (16-bit PNGs, 32-bit integer and float TIFFs) to 8 bits before they are
+resized, thumbnailed or given to the model (ml/features.py); Pillow's own conversion
+clips them (a 16-bit image came out white) and its resampling refuses some of them.
+"""
 
 from __future__ import annotations
 
@@ -47,6 +53,26 @@ def configure_pillow(max_image_pixels: int) -> None:
     """Process-wide: the decompression-bomb limit, and its warning made an error."""
     Image.MAX_IMAGE_PIXELS = max_image_pixels
     warnings.simplefilter("error", Image.DecompressionBombWarning)
+
+
+def to_8bit(im: Image.Image) -> Image.Image:
+    """``im`` as 8-bit greyscale ("L") when its mode has more bits than that: 16-bit
+    ("I;16*") values scaled by 255/65535; 32-bit integers ("I") likewise when any is over
+    255 (as from a 16-bit file), else kept; floats ("F") in 0..1 scaled by 255, else as
+    the integers are. Other modes are returned as they are."""
+    mode = im.mode
+    if mode not in ("I", "F") and not mode.startswith("I;16"):
+        return im
+    if mode != "F":
+        im = im.convert("I")  # lossless for 16 bits; point() works on "I" and "F"
+    high = im.getextrema()[1]
+    if mode.startswith("I;16") or high > 255:
+        scale = 255 / 65535
+    elif mode == "F" and high <= 1.0:
+        scale = 255.0
+    else:
+        scale = 1.0
+    return im.point(lambda v: v * scale + 0.5).convert("L")  # (+0.5: rounded, not cut)
 
 
 def decode_base64(payload: str | bytes) -> bytes:
@@ -136,7 +162,7 @@ def prepare(
                     content_type=_CONTENT_TYPES[fmt],
                     extension=_EXTENSIONS[fmt],
                 )
-            oriented = ImageOps.exif_transpose(im)
+            oriented = to_8bit(ImageOps.exif_transpose(im))
             oriented.thumbnail((resize_to, resize_to), Image.Resampling.LANCZOS)
             data, out_fmt = _encode(oriented, fmt)
             return StoredImage(
@@ -161,7 +187,7 @@ def make_thumbnail(data: bytes, size: int) -> bytes:
     with Image.open(io.BytesIO(data)) as source:
         if source.format == "JPEG":
             source.draft("RGB", (size, size))
-        im: Image.Image = ImageOps.exif_transpose(source)
+        im: Image.Image = to_8bit(ImageOps.exif_transpose(source))
         im.thumbnail((size, size), Image.Resampling.LANCZOS)
         if im.mode not in ("RGB", "L"):
             background = Image.new("RGB", im.size, (255, 255, 255))
