@@ -98,14 +98,21 @@ def request_id_of(request: Request) -> str:
     return str(getattr(request.state, "request_id", "") or "")
 
 
+def error_body(path: str, status: int, body: dict[str, Any], rid: str) -> dict[str, Any]:
+    """``body`` as answered at ``path``: with a ``detail``, and on classify/ with the
+    seed's ``status`` envelope."""
+    body = with_detail(body)
+    if path == CLASSIFY_PATH and "status" not in body:
+        envelope = {"code": status, "text": body["detail"], "request_id": rid}
+        body = {**body, "status": envelope}
+    return body
+
+
 def error_response(
     request: Request, status: int, body: dict[str, Any], headers: dict[str, str] | None = None
 ) -> Response:
-    """An error answer; on classify/ with the seed's ``status`` envelope."""
-    body = with_detail(body)
-    if request.url.path == CLASSIFY_PATH and "status" not in body:
-        envelope = {"code": status, "text": body["detail"], "request_id": request_id_of(request)}
-        body = {**body, "status": envelope}
+    """An error answer (``error_body``)."""
+    body = error_body(request.url.path, status, body, request_id_of(request))
     return json_response(status, body, headers)
 
 

@@ -119,3 +119,26 @@ def test_a_non_ascii_token_is_a_clear_401(live_server) -> None:
         )
         assert r.status_code == 401, r.text
     assert "UnicodeEncodeError" not in live_server.log_text()
+
+
+def test_answers_of_the_middleware_have_detail_id_and_the_classify_envelope(
+    server_factory,
+) -> None:
+    """413 (body limit) and 400 (NUL in a query) are answered before the routes; they are
+    shaped like every other error."""
+    server = server_factory("--max-body-mb", "0.01")
+    account = server.new_account()
+    with account.client() as api:
+        r = api.post("classify/", json={"task_id": "x", "records": [{"_base64": "A" * 20_000}]})
+        assert r.status_code == 413
+        body = r.json()
+        assert "too large" in body["detail"] and body["status"]["code"] == 413
+        assert body["status"]["request_id"] == r.headers["x-request-id"]
+        r = api.post("task/", json={"name": "A" * 20_000})
+        assert r.status_code == 413 and "status" not in r.json()
+        assert RID.fullmatch(r.headers["x-request-id"])
+    with account.client() as api:
+        r = api.get("label/", params={"search": "\x00"})
+        assert r.status_code == 400
+        assert r.json()["detail"] == "search: Null characters are not allowed."
+        assert RID.fullmatch(r.headers["x-request-id"])
