@@ -59,8 +59,11 @@ def to_8bit(im: Image.Image) -> Image.Image:
     """``im`` as 8-bit greyscale ("L") when its mode has more bits than that: 16-bit
     ("I;16*") values scaled by 255/65535; 32-bit integers ("I") likewise when any is over
     255 (as from a 16-bit file), else kept; floats ("F") in 0..1 scaled by 255, else as
-    the integers are. Other modes are returned as they are."""
+    the integers are. A palette with alpha ("PA") becomes RGBA: resampling it loses its
+    palette (it came out black). Other modes are returned as they are."""
     mode = im.mode
+    if mode == "PA":
+        return im.convert("RGBA")
     if mode not in ("I", "F") and not mode.startswith("I;16"):
         return im
     if mode != "F":
@@ -104,11 +107,17 @@ class StoredImage:
     extension: str
 
 
+# The modes each format of a resized copy writes as they are.
+_WRITES = {"PNG": {"1", "L", "LA", "P", "RGB", "RGBA", "I;16"}, "WEBP": {"RGB", "RGBA"}}
+
+
 def _encode(im: Image.Image, fmt: str) -> tuple[bytes, str]:
     out = io.BytesIO()
     has_alpha = im.mode in ("RGBA", "LA", "PA") or (im.mode == "P" and "transparency" in im.info)
     if fmt in ("PNG", "WEBP") or (has_alpha and fmt != "JPEG"):
         target = "WEBP" if fmt == "WEBP" else "PNG"
+        if im.mode not in _WRITES[target]:  # e.g. a TIFF's "PA", "CMYK" with alpha
+            im = im.convert("RGBA" if has_alpha else "RGB")
         im.save(out, target, **({"quality": 90} if target == "WEBP" else {"optimize": False}))
         return out.getvalue(), target
     if im.mode not in ("RGB", "L"):

@@ -190,7 +190,7 @@ def _array(mode: str, size: tuple[int, int], seed: int) -> Image.Image:
         return Image.fromarray(rng.integers(-(2**31), 2**31 - 1, (h, w), dtype=np.int32))
     if mode == "F":
         return Image.fromarray(rng.normal(0, 100, (h, w)).astype(np.float32))
-    bands = {"1": 1, "L": 1, "P": 1, "LA": 2, "RGB": 3, "RGBA": 4, "CMYK": 4}[mode]
+    bands = {"1": 1, "L": 1, "P": 1, "PA": 2, "LA": 2, "RGB": 3, "RGBA": 4, "CMYK": 4}[mode]
     data = rng.integers(0, 256, w * h * bands, dtype=np.uint8).tobytes()
     return Image.frombytes(mode, size, data)
 
@@ -198,7 +198,7 @@ def _array(mode: str, size: tuple[int, int], seed: int) -> Image.Image:
 _FORMATS = {  # the modes each format writes
     "PNG": ["1", "L", "P", "LA", "RGB", "RGBA", "I;16"],
     "JPEG": ["L", "RGB", "CMYK"],
-    "TIFF": ["1", "L", "P", "RGB", "RGBA", "CMYK", "I;16", "I", "F"],
+    "TIFF": ["1", "L", "P", "PA", "RGB", "RGBA", "CMYK", "I;16", "I", "F"],
     "GIF": ["L", "P"],
     "BMP": ["1", "L", "P", "RGB"],
     "WEBP": ["RGB", "RGBA"],

@@ -143,6 +143,17 @@ def test_every_mode_is_stored_thumbnailed_and_seen_by_the_model_as_itself(api, m
         assert got_right == pytest.approx(right, abs=12), (mode, got_right)
 
 
+def test_a_large_palette_with_alpha_tiff_is_resized_not_refused(api) -> None:
+    """A "PA" image over --resize-to: its resized copy is written as RGBA (PNG has no PA)."""
+    im = Image.new("PA", (1400, 700), (1, 255))
+    im.putpalette([255, 255, 255] + [255, 0, 0] * 255)
+    im.paste((0, 0), (700, 0, 1400, 700))  # right half: white, transparent
+    image, thumb = _upload_and_thumb(api, _save(im, "TIFF"))
+    assert (image["img_width"], image["img_height"]) == (1024, 512)
+    left, right = _thirds(thumb)
+    assert left == pytest.approx((255, 0, 0), abs=12) and right == pytest.approx((255,) * 3, abs=12)
+
+
 def test_exif_rotation_is_applied_to_thumbnails_resizes_and_the_model(api) -> None:
     im = Image.new("RGB", (1200, 600), (255, 0, 0))
     im.paste((0, 0, 255), (600, 0, 1200, 600))  # left red, right blue
