@@ -7,7 +7,7 @@ from typing import Any
 from fastapi import FastAPI
 from fastapi.openapi.utils import get_openapi
 
-from .api import account, classify, images, labels, media, models, tasks
+from .api import account, annotate, classify, images, labels, media, models, tasks
 from .api.common import ERROR_RESPONSES
 from .config import Settings
 from .context import ServerContext, TokenBucketLimiter
@@ -74,7 +74,7 @@ def create_app(settings: Settings, ctx: ServerContext | None = None) -> FastAPI:
     app.state.ctx = context
     install_handlers(app, html_error=render.html_error)
     render.install_handlers(app)
-    for module in (tasks, labels, images, models, classify, account):
+    for module in (tasks, labels, images, models, classify, account, annotate):
         app.include_router(module.router)
     app.include_router(media.router)
     app.state.assets = assets.Assets()

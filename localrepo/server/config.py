@@ -15,6 +15,12 @@ ENV_DATABASE_URL = "LOCALREPO_SERVER_DATABASE_URL"
 DEFAULT_MAX_IMAGE_PIXELS = 89_478_485
 
 
+# `--compat`: the fewest images per label a training takes. The hosted service asks
+# for 20; this server's own default is small so that demos and tests train in seconds
+# (docs/api.md, "Differences from the hosted service").
+COMPAT_MIN_IMAGES = {"local": 5, "hosted": 20}
+
+
 @dataclass(frozen=True)
 class RateLimit:
     """A token bucket: ``rate`` requests per second, bursts of up to ``burst``."""

@@ -109,6 +109,7 @@ def _image_row(
         meta_data=dump_json_object(fields.meta_data),
         test_image=fields.test_image,
         real=fields.real,
+        verify_count=0,
     )
 
 

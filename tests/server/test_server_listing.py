@@ -128,7 +128,10 @@ def _page(api: httpx.Client, path: str, params: list[tuple[str, str]]) -> dict[s
 
 def test_fast_and_fastapi_routes_answer_the_same(api: httpx.Client) -> None:
     label = make_label(api, "a")
-    ids = [upload(api, image_bytes(9300 + k), test_image=k % 2 == 0)["id"] for k in range(5)]
+    ids = [
+        upload(api, image_bytes(9300 + k), test_image=k % 2 == 0, real=k == 4)["id"]
+        for k in range(5)
+    ]
     for image_id in ids[:3]:
         attach(api, image_id, label["id"])
     # Same question, one in the fast path's forms, one that only FastAPI reads.

@@ -14,6 +14,8 @@ from pathlib import Path
 import httpx
 from support.imagegen import brightness_image, class_image, tagged_image
 
+from localrepo.server.data.tables import SCHEMA_VERSION
+
 from .helpers import attach, make_label, make_task, upload
 from .trainhelp import (
     SHAPES,
@@ -279,7 +281,7 @@ def test_a_version_1_database_is_upgraded_on_start(tmp_path) -> None:
     assert "ix_image_labels_image_created" in tables  # (sqlite_master lists indexes too)
     assert {"image_docs", "image_doc_insert"} <= tables  # (and triggers)
     assert "password_hash" in user_columns and "web_sessions" in tables  # version 4
-    assert version == "4"
+    assert version == str(SCHEMA_VERSION)
 
 
 def test_a_version_that_has_not_trained_cannot_be_production(server_factory) -> None:

@@ -12,6 +12,7 @@ import pytest
 from sqlalchemy import inspect, text
 from support.waiting import limit
 
+from localrepo.server.data import tables
 from localrepo.server.data.db import Database
 from localrepo.server.passwords import hash_password, password_problem, verify_password
 
@@ -121,7 +122,7 @@ def test_a_version_3_database_gains_passwords_and_sessions(
             version = session.execute(
                 text("SELECT value FROM schema_info WHERE key = 'schema_version'")
             ).scalar_one()
-        assert version == "4"
+        assert version == str(tables.SCHEMA_VERSION)
         assert accounts.sign_in_record(db, "kept") is not None  # the rows stayed
         accounts.set_password(db, "kept", hash_password("after the upgrade"))
         record = accounts.sign_in_record(db, "kept")

@@ -66,7 +66,14 @@ def _image_query(request: Request, test: bool | None, real: bool | None) -> Imag
         if not math.isfinite(number):
             raise field_error(key, f"A valid number is required, got {raw!r}.")
         values.append((label_id, ">=" if match.group(2) == "gte" else "<=", number))
-    return ImageQuery(labels, not_labels, values, test, real)
+    verified = q.get("verified")
+    if verified is not None and not (
+        verified.isascii() and verified.isdigit() and len(verified) <= 9
+    ):
+        raise field_error("verified", "A valid integer is required.")
+    return ImageQuery(
+        labels, not_labels, values, test, real, verified=None if verified is None else int(verified)
+    )
 
 
 def _listing(
@@ -98,6 +105,9 @@ def list_images(
     not_labels: list[str] | None = Query(None, description="Images with none of these labels."),
     test: bool | None = Query(None, description="Only test (true) or training (false) images."),
     real: bool | None = Query(None),
+    verified: int | None = Query(
+        None, ge=0, le=999_999_999, description="Only images with exactly this many verifications."
+    ),
     page: int = Query(1, ge=1),
     page_size: int | None = Query(None, ge=1),
 ) -> Response:
@@ -114,7 +124,7 @@ _PLAIN_BOOLS = {"true": True, "1": True, "false": False, "0": False}
 def _plain_listing_flags(q: QueryParams) -> tuple[bool | None, bool | None] | None:
     """``test`` and ``real`` if every validated parameter is in a plain form, else None."""
     for key, value in q.multi_items():
-        if key in ("page", "page_size"):
+        if key in ("page", "page_size", "verified"):
             if not (value.isascii() and value.isdigit() and len(value) <= 9 and int(value) > 0):
                 return None
         elif key in ("test", "real") and value.lower() not in _PLAIN_BOOLS:
@@ -202,7 +212,7 @@ def get_image(
     workspace: str | None = Query(None),
 ) -> Response:
     ctx = get_ctx(request)
-    ws = ctx.resolve_workspace(principal, workspace)
+    ws = ctx.resolve_workspace_of(principal, workspace, "image", image_id)
     return ok(_image_or_404(ctx, ws, path_id(image_id, "Image"), media_base(request)))
 
 
@@ -212,7 +222,9 @@ async def _update_image_route(request: Request, image_id: str, principal: Princi
     if "meta_data" in data:
         data["meta_data"] = json_object_field("meta_data", data["meta_data"])
     body = parse(ImageUpdate, data)
-    ws = await run_in_threadpool(ctx.resolve_workspace, principal, body_workspace(request, data))
+    ws = await run_in_threadpool(
+        ctx.resolve_workspace_of, principal, body_workspace(request, data), "image", image_id
+    )
     iid = path_id(image_id, "Image")
     changes: dict[str, Any] = {}
     if "meta_data" in body.model_fields_set:
@@ -252,7 +264,7 @@ def delete_image(
     workspace: str | None = Query(None),
 ) -> Response:
     ctx = get_ctx(request)
-    ws = ctx.resolve_workspace(principal, workspace)
+    ws = ctx.resolve_workspace_of(principal, workspace, "image", image_id)
     images.delete_image(ctx.db, ctx.blobs, ws, path_id(image_id, "Image"))
     return no_content()
 
@@ -269,7 +281,9 @@ async def _label_route(
     label_id = check_uuid("label_id", body.label_id)
     if mode == "update" and "value" not in data:
         raise field_error("value", "This field is required.")
-    ws = await run_in_threadpool(ctx.resolve_workspace, principal, body_workspace(request, data))
+    ws = await run_in_threadpool(
+        ctx.resolve_workspace_of, principal, body_workspace(request, data), "image", image_id
+    )
     iid = path_id(image_id, "Image")
     base = media_base(request)
     if mode == "remove":

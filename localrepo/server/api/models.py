@@ -43,7 +43,7 @@ def get_model(
     workspace: str | None = Query(None),
 ) -> Response:
     ctx = get_ctx(request)
-    ws = ctx.resolve_workspace(principal, workspace)
+    ws = ctx.resolve_workspace_of(principal, workspace, "model", model_id)
     found = models.get_model(ctx.db, ws, path_id(model_id, "Model"))
     if found is None:
         raise not_found("Model not found.")
@@ -58,6 +58,6 @@ def delete_model(
     workspace: str | None = Query(None),
 ) -> Response:
     ctx = get_ctx(request)
-    ws = ctx.resolve_workspace(principal, workspace)
+    ws = ctx.resolve_workspace_of(principal, workspace, "model", model_id)
     models.delete_model(ctx.db, ws, path_id(model_id, "Model"))
     return no_content()

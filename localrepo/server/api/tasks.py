@@ -78,7 +78,7 @@ def get_task(
     workspace: str | None = Query(None),
 ) -> Response:
     ctx = get_ctx(request)
-    ws = ctx.resolve_workspace(principal, workspace)
+    ws = ctx.resolve_workspace_of(principal, workspace, "task", task_id)
     return ok(_task_or_404(ctx, ws, path_id(task_id, "Task")))
 
 
@@ -90,7 +90,9 @@ async def _update_task_route(
     body = parse(TaskUpdate, data)
     if not partial and body.name is None:
         raise field_error("name", "This field is required.")
-    ws = await run_in_threadpool(ctx.resolve_workspace, principal, body_workspace(request, data))
+    ws = await run_in_threadpool(
+        ctx.resolve_workspace_of, principal, body_workspace(request, data), "task", task_id
+    )
     tid = path_id(task_id, "Task")
     changes: dict[str, Any] = {}
     if body.name is not None:
@@ -124,7 +126,7 @@ def delete_task(
     workspace: str | None = Query(None),
 ) -> Response:
     ctx = get_ctx(request)
-    ws = ctx.resolve_workspace(principal, workspace)
+    ws = ctx.resolve_workspace_of(principal, workspace, "task", task_id)
     tasks.delete_task(ctx.db, ws, path_id(task_id, "Task"))
     return no_content()
 
@@ -141,7 +143,9 @@ async def _link_label(
     data, _ = await read_body(request, LabelRef)
     body = parse(LabelRef, data)
     label_id = check_uuid("label_id", body.label_id)
-    ws = await run_in_threadpool(ctx.resolve_workspace, principal, body_workspace(request, data))
+    ws = await run_in_threadpool(
+        ctx.resolve_workspace_of, principal, body_workspace(request, data), "task", task_id
+    )
     tid = path_id(task_id, "Task")
     await run_in_threadpool(change, ctx.db, ws, tid, label_id)
     return ok({"detail": said})
@@ -204,6 +208,8 @@ async def train_task(
     ctx = get_ctx(request)
     data, _ = await read_body(request, WorkspaceRef)
     parse(WorkspaceRef, data)
-    ws = await run_in_threadpool(ctx.resolve_workspace, principal, body_workspace(request, data))
+    ws = await run_in_threadpool(
+        ctx.resolve_workspace_of, principal, body_workspace(request, data), "task", task_id
+    )
     tid = path_id(task_id, "Task")
     return ok(await run_in_threadpool(queue_task_training, ctx, ws, tid))

@@ -151,6 +151,11 @@ class Database:
                     )
                 if int(row.value) < 4:
                     session.execute(text("ALTER TABLE users ADD COLUMN password_hash VARCHAR(255)"))
+                if int(row.value) < 6:
+                    _add_column(session, "images", "verify_count INTEGER NOT NULL DEFAULT 0")
+                    # Stored without `real`, they took a default of false the hosted
+                    # service does not have (docs/api.md, "Training images").
+                    session.execute(text("UPDATE images SET real = TRUE"))
                 row.value = str(tables.SCHEMA_VERSION)
                 session.add(row)
             if self.is_sqlite:
@@ -307,3 +312,13 @@ def fetch_all(conn: Connection, sql: str, params: dict[str, Any]) -> list[Sequen
         finally:
             cur.close()
     return list(conn.execute(text(sql), params).all())
+
+
+def _add_column(session: Session, table: str, definition: str) -> None:
+    """``ALTER TABLE table ADD COLUMN definition`` unless the column is there already
+    (a database an older server half-upgraded, or a test's downgrade)."""
+    from sqlalchemy import inspect
+
+    name = definition.split()[0]
+    if name not in {c["name"] for c in inspect(session.connection()).get_columns(table)}:
+        session.execute(text(f"ALTER TABLE {table} ADD COLUMN {definition}"))

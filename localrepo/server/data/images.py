@@ -43,6 +43,8 @@ class ImageQuery:
     # Case-insensitive text in the image's metadata (its file name included); the web
     # gallery's search.
     text: str = ""
+    # With exactly this many verifications (the API's ``verified``).
+    verified: int | None = None
 
 
 def _in_list(name: str, values: list[str], params: dict[str, Any]) -> str:
@@ -86,6 +88,9 @@ def _image_filters(ws: str, query: ImageQuery) -> tuple[str, dict[str, Any]]:
     if query.real is not None:
         cond += " AND i.real = :real"
         params["real"] = query.real
+    if query.verified is not None:
+        cond += " AND i.verify_count = :verified"
+        params["verified"] = query.verified
     return cond, params
 
 
