@@ -6,7 +6,7 @@ PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 PYTEST_ARGS ?=
 
-.PHONY: demo test lint bench soak clean venv compile
+.PHONY: demo test lint bench soak fuzz clean venv compile
 
 venv: $(STAMP)
 
@@ -48,6 +48,16 @@ SEEDS ?= 1000
 soak: $(STAMP)
 	LOCALREPO_SOAK=1 $(PY) -m pytest -n 2 -q -p no:cacheprovider tests/sync/test_plan_properties.py
 	LOCALREPO_SIM_SEEDS=$(SEEDS) $(PY) -m pytest -n 2 -q -p no:cacheprovider tests/sim/test_simulation.py
+
+# The server fuzz suite (docs/reliability.md, "Server limits"), longer than in CI (25
+# examples a test, 10 per OpenAPI operation): FUZZ_EXAMPLES each, OPENAPI_EXAMPLES per
+# operation. Prints "fuzz: N examples, M requests, 0 answers 5xx".
+FUZZ_EXAMPLES ?= 1000
+OPENAPI_EXAMPLES ?= 100
+fuzz: $(STAMP)
+	LOCALREPO_FUZZ_EXAMPLES=$(FUZZ_EXAMPLES) LOCALREPO_OPENAPI_EXAMPLES=$(OPENAPI_EXAMPLES) \
+		$(PY) -m pytest -n 2 -q -p no:cacheprovider tests/server/test_server_fuzz.py \
+		tests/server/test_server_openapi.py tests/server/test_server_json_rules.py
 
 clean:
 	rm -rf $(VENV) demo .bench

@@ -358,6 +358,14 @@ def pytest_terminal_summary(terminalreporter: Any, config: pytest.Config) -> Non
     if hasattr(config, "workerinput") or not path or not os.path.getsize(path):
         return
     totals = sim_totals(path)
+    fuzz = {key: totals.pop(key) for key in list(totals) if key.startswith("fuzz_")}
+    if fuzz:  # tests/server/test_server_fuzz.py
+        terminalreporter.write_line(
+            "fuzz: {fuzz_examples} examples, {fuzz_requests} requests, {fuzz_5xx} answers "
+            "5xx".format(**fuzz)
+        )
+    if "seeds" not in totals:
+        return
     terminalreporter.write_line(
         "simulation: {seeds} seeds, {steps} steps ({edits} clone edits, {server_edits} "
         "server edits, {syncs} syncs), {crashes} crashes, {faults} HTTP faults".format(**totals)

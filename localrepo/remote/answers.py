@@ -84,7 +84,8 @@ def detail_text(body: Any, limit: int = 500) -> str:
     if isinstance(body, str):
         text = body
     elif isinstance(body, Mapping):
-        if isinstance(body.get("detail"), str) and len(body) == 1:
+        if isinstance(body.get("detail"), str):
+            # (The server sums every error up in "detail", field errors included.)
             text = body["detail"]
         else:
             parts = []

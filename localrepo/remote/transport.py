@@ -137,6 +137,15 @@ class Transport:
         self.retry_after_max = retry_after_max
         self.max_download_bytes = max_download_bytes
         self._token = token.strip()
+        if not (self._token.isascii() and self._token.isprintable()):
+            # A header can carry only these; the HTTP library would raise while writing
+            # it (a traceback). The token itself is never shown.
+            raise LocalrepoError(
+                "The API token holds a character no token has (only ASCII letters, digits "
+                "and punctuation): check the token you gave (--token, LOCALREPO_TOKEN or "
+                "the credentials file).",
+                exit_code=4,
+            )
         self._auth = {"Authorization": f"Token {self._token}"}
         if transport is None:
             transport = httpx.HTTPTransport(

@@ -15,12 +15,13 @@ from .context import ServerContext, TokenBucketLimiter
 from .data.db import Database
 from .data.storage import BlobStore
 from .decodebudget import DecodeBudget
-from .errors import install_handlers
+from .errors import crash_answer, install_handlers
 from .imaging import configure_pillow
 from .methods import MethodsMiddleware
 from .middleware import ApiMiddleware
 from .ml.classify import MLService
 from .ml.features import Backends
+from .requestids import RequestIds
 from .web import account as web_account
 from .web import assets, docs, pages, render
 from .web import evaluation as web_evaluation
@@ -107,6 +108,9 @@ def create_app(settings: Settings, ctx: ServerContext | None = None) -> FastAPI:
             ("GET", "/recognition/v2/training-image/"): images.list_images_fast,
         },
     )
+
+    # Outermost (added last): every answer, the middleware's own included, has its id.
+    app.add_middleware(RequestIds, on_crash=crash_answer(render.html_error))
 
     def openapi() -> dict[str, Any]:
         if app.openapi_schema is None:

@@ -12,6 +12,7 @@ from pydantic import BaseModel, ValidationError
 from starlette.datastructures import FormData, UploadFile
 from starlette.requests import Request
 
+from . import jsonrules
 from .drfmessages import drf_message
 from .errors import APIError, BodyTooLarge, detail, field_error
 
@@ -75,7 +76,12 @@ async def read_body(
     try:
         # The stdlib parser keeps big integers exact (meta_data is kept verbatim).
         data = json.loads(raw, parse_constant=_reject_constant)
-    except (ValueError, RecursionError) as exc:
+    except RecursionError as exc:
+        deep = jsonrules.too_deep(raw)
+        if deep is not None and deep.path:
+            raise field_error(deep.field, deep.text) from exc
+        raise detail(400, f"JSON parse error - {jsonrules.DEPTH_MESSAGE}") from exc
+    except ValueError as exc:
         raise detail(400, f"JSON parse error - {exc}") from exc
     if not isinstance(data, dict):
         raise APIError(
@@ -110,29 +116,20 @@ def validation_errors(exc: ValidationError) -> dict[str, list[str]]:
     return out
 
 
-def _has_null(value: Any) -> bool:
-    if isinstance(value, str):
-        return "\x00" in value
-    if isinstance(value, dict):
-        return any("\x00" in str(k) or _has_null(v) for k, v in value.items())
-    if isinstance(value, list):
-        return any(_has_null(v) for v in value)
-    return False
-
-
-def refuse_nulls(data: dict[str, Any]) -> None:
-    """A 400 naming the fields of a parsed body that hold a NUL character anywhere:
-    PostgreSQL text and JSON cannot store one (it would fail as a 500), so every
-    database refuses it, with DRF's message."""
-    nulls = [str(k) for k, v in data.items() if "\x00" in str(k) or _has_null(v)]
-    if nulls:
-        raise APIError(
-            400, {k.replace("\x00", "\\x00"): ["Null characters are not allowed."] for k in nulls}
-        )
+def refuse_broken(data: dict[str, Any]) -> None:
+    """A 400 naming the field of a parsed body that breaks one of the JSON rules
+    (jsonrules.py: NUL characters, lone surrogates, numbers that are not finite or do
+    not fit 64 bits, nesting too deep, ``meta_data`` too large), and the rule."""
+    found = jsonrules.first_violation(data)
+    meta = data.get("meta_data")
+    if found is None and isinstance(meta, dict):
+        found = jsonrules.meta_size_violation("meta_data", dump_json_object(meta))
+    if found is not None:
+        raise field_error(found.field, found.text)
 
 
 def parse(model: type[M], data: dict[str, Any]) -> M:
-    refuse_nulls(data)
+    refuse_broken(data)
     try:
         return model.model_validate(data)
     except ValidationError as exc:
@@ -174,7 +171,9 @@ def json_object_field(name: str, value: Any) -> dict[str, Any] | None:
             return None
         try:
             parsed = json.loads(value, parse_constant=_reject_constant)
-        except (ValueError, RecursionError) as exc:
+        except RecursionError as exc:
+            raise field_error(name, jsonrules.DEPTH_MESSAGE) from exc
+        except ValueError as exc:
             raise field_error(name, f"Must be a JSON object ({exc}).") from exc
         if parsed is None or isinstance(parsed, dict):
             return parsed

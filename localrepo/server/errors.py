@@ -1,6 +1,8 @@
 """Errors: exceptions raised by the routes and the handlers that turn every failure
 (including unknown routes, wrong methods and crashes) into JSON in the contract's shape:
-``{"detail": "..."}`` or the DRF validation shape ``{"field": ["message"]}``."""
+``{"detail": "..."}`` or the DRF validation shape ``{"field": ["message"]}``, which also
+carries a ``detail`` that sums it up (every error body has one: docs/reliability.md).
+classify/ answers add the seed's ``status`` envelope with the request id."""
 
 from __future__ import annotations
 
@@ -19,13 +21,32 @@ from .drfmessages import drf_message
 log = logging.getLogger("localrepo.server")
 
 
+# The web interface's error page for a request it served (server/web/render.py), or None
+# for the API's JSON answer: (request, status, message) -> response.
+HtmlError = Callable[[Request, int, str], Response | None]
+
+CLASSIFY_PATH = "/recognition/v2/classify/"
+
+
+def with_detail(body: dict[str, Any]) -> dict[str, Any]:
+    """``body`` with a ``detail`` string: a DRF validation body ``{"field": ["message"]}``
+    gets ``"field: message"`` (fields joined by "; ")."""
+    if isinstance(body.get("detail"), str):
+        return body
+    parts = []
+    for key, value in body.items():
+        text = " ".join(str(v) for v in value) if isinstance(value, list) else str(value)
+        parts.append(f"{key}: {text}")
+    return {**body, "detail": "; ".join(parts) or "Error."}
+
+
 class APIError(Exception):
-    """An answer other than success. ``body`` is the JSON body."""
+    """An answer other than success. ``body`` is the JSON body (given a ``detail``)."""
 
     def __init__(self, status: int, body: dict[str, Any], headers: dict[str, str] | None = None):
         super().__init__(status, body)
         self.status = status
-        self.body = body
+        self.body = with_detail(body)
         self.headers = headers or {}
 
 
@@ -65,18 +86,51 @@ def too_large_body(limit: int) -> dict[str, str]:
     return {"detail": f"Request body is too large (limit {limit} bytes)."}
 
 
-def _validation_body(exc: RequestValidationError) -> dict[str, list[str]]:
-    out: dict[str, list[str]] = {}
+def _validation_body(exc: RequestValidationError) -> dict[str, Any]:
+    out: dict[str, Any] = {}
     for err in exc.errors():
         loc = [str(p) for p in err.get("loc", ()) if p not in ("body", "query", "path", "header")]
         key = loc[0] if loc else "non_field_errors"
         out.setdefault(key, []).append(drf_message(dict(err)))
-    return out or {"non_field_errors": ["Invalid request."]}
+    return with_detail(out or {"non_field_errors": ["Invalid request."]})
 
 
-# The web interface's error page for a request it served (server/web/render.py), or None
-# for the API's JSON answer: (request, status, message) -> response.
-HtmlError = Callable[[Request, int, str], Response | None]
+def request_id_of(request: Request) -> str:
+    """The id server/requestids.py gave this request."""
+    return str(getattr(request.state, "request_id", "") or "")
+
+
+def error_body(path: str, status: int, body: dict[str, Any], rid: str) -> dict[str, Any]:
+    """``body`` as answered at ``path``: with a ``detail``, and on classify/ with the
+    seed's ``status`` envelope."""
+    body = with_detail(body)
+    if path == CLASSIFY_PATH and "status" not in body:
+        envelope = {"code": status, "text": body["detail"], "request_id": rid}
+        body = {**body, "status": envelope}
+    return body
+
+
+def error_response(
+    request: Request, status: int, body: dict[str, Any], headers: dict[str, str] | None = None
+) -> Response:
+    """An error answer (``error_body``)."""
+    body = error_body(request.url.path, status, body, request_id_of(request))
+    return json_response(status, body, headers)
+
+
+def crash_answer(html_error: HtmlError | None = None) -> Callable[[Request, str], Response]:
+    """The 500 answer to an exception no handler took: the web interface's error page,
+    else JSON naming the request id (the server log has the traceback under it)."""
+
+    def answer(request: Request, rid: str) -> Response:
+        message = f"Something went wrong on the server; it has been logged as request {rid}."
+        page = html_error(request, 500, message) if html_error else None
+        if page is not None:
+            return page
+        body = {"detail": f"Internal server error (request {rid}).", "request_id": rid}
+        return error_response(request, 500, body)
+
+    return answer
 
 
 def install_handlers(app: FastAPI, html_error: HtmlError | None = None) -> None:
@@ -84,12 +138,12 @@ def install_handlers(app: FastAPI, html_error: HtmlError | None = None) -> None:
         return html_error(request, status, message) if html_error else None
 
     @app.exception_handler(APIError)
-    async def _api_error(_request: Request, exc: APIError) -> Response:
-        return json_response(exc.status, exc.body, exc.headers)
+    async def _api_error(request: Request, exc: APIError) -> Response:
+        return error_response(request, exc.status, exc.body, exc.headers)
 
     @app.exception_handler(BodyTooLarge)
-    async def _too_large(_request: Request, exc: BodyTooLarge) -> Response:
-        return json_response(413, too_large_body(exc.limit), {"Connection": "close"})
+    async def _too_large(request: Request, exc: BodyTooLarge) -> Response:
+        return error_response(request, 413, too_large_body(exc.limit), {"Connection": "close"})
 
     @app.exception_handler(StarletteHTTPException)
     async def _http_error(request: Request, exc: StarletteHTTPException) -> Response:
@@ -102,15 +156,20 @@ def install_handlers(app: FastAPI, html_error: HtmlError | None = None) -> None:
         page = as_html(request, exc.status_code, message)
         if page is not None:
             return page
-        return json_response(exc.status_code, {"detail": message}, dict(exc.headers or {}))
+        return error_response(
+            request, exc.status_code, {"detail": message}, dict(exc.headers or {})
+        )
 
     @app.exception_handler(RequestValidationError)
     async def _validation(request: Request, exc: RequestValidationError) -> Response:
         page = as_html(request, 400, "The request was not understood.")
-        return page or json_response(400, _validation_body(exc))
+        return page or error_response(request, 400, _validation_body(exc))
 
+    crash = crash_answer(html_error)
+
+    # (Crashes are answered by server/requestids.py, which keeps the connection open;
+    # this is for one in that middleware itself.)
     @app.exception_handler(Exception)
     async def _crash(request: Request, exc: Exception) -> Response:
         log.error("unhandled error on %s %s", request.method, request.url.path, exc_info=exc)
-        page = as_html(request, 500, "Something went wrong on the server; it has been logged.")
-        return page or json_response(500, {"detail": "Internal server error."})
+        return crash(request, request_id_of(request) or "unknown")

@@ -1,4 +1,10 @@
-"""Decoding, checking, resizing and thumbnailing uploaded images (Pillow)."""
+"""Decoding, checking, resizing and thumbnailing uploaded images (Pillow).
+
+Every mode Pillow opens is shown as itself: ``to_8bit`` scales images of more than 8
+bits a channel (16-bit PNGs, 32-bit integer and float TIFFs) to 8 bits before they are
+resized, thumbnailed or given to the model (ml/features.py); Pillow's own conversion
+clips them (a 16-bit image came out white) and its resampling refuses some of them.
+"""
 
 from __future__ import annotations
 
@@ -51,6 +57,29 @@ def configure_pillow(max_image_pixels: int) -> None:
     warnings.simplefilter("error", Image.DecompressionBombWarning)
 
 
+def to_8bit(im: Image.Image) -> Image.Image:
+    """``im`` as 8-bit greyscale ("L") when its mode has more bits than that: 16-bit
+    ("I;16*") values scaled by 255/65535; 32-bit integers ("I") likewise when any is over
+    255 (as from a 16-bit file), else kept; floats ("F") in 0..1 scaled by 255, else as
+    the integers are. A palette with alpha ("PA") becomes RGBA: resampling it loses its
+    palette (it came out black). Other modes are returned as they are."""
+    mode = im.mode
+    if mode == "PA":
+        return im.convert("RGBA")
+    if mode not in ("I", "F") and not mode.startswith("I;16"):
+        return im
+    if mode != "F":
+        im = im.convert("I")  # lossless for 16 bits; point() works on "I" and "F"
+    high = im.getextrema()[1]
+    if mode.startswith("I;16") or high > 255:
+        scale = 255 / 65535
+    elif mode == "F" and high <= 1.0:
+        scale = 255.0
+    else:
+        scale = 1.0
+    return im.point(lambda v: v * scale + 0.5).convert("L")  # (+0.5: rounded, not cut)
+
+
 def decode_base64(payload: str | bytes) -> bytes:
     """Bare base64 or a data URI (``data:image/jpeg;base64,...``)."""
     raw = payload.encode("ascii", "ignore") if isinstance(payload, str) else payload
@@ -80,11 +109,17 @@ class StoredImage:
     extension: str
 
 
+# The modes each format of a resized copy writes as they are.
+_WRITES = {"PNG": {"1", "L", "LA", "P", "RGB", "RGBA", "I;16"}, "WEBP": {"RGB", "RGBA"}}
+
+
 def _encode(im: Image.Image, fmt: str) -> tuple[bytes, str]:
     out = io.BytesIO()
     has_alpha = im.mode in ("RGBA", "LA", "PA") or (im.mode == "P" and "transparency" in im.info)
     if fmt in ("PNG", "WEBP") or (has_alpha and fmt != "JPEG"):
         target = "WEBP" if fmt == "WEBP" else "PNG"
+        if im.mode not in _WRITES[target]:  # e.g. a TIFF's "PA", "CMYK" with alpha
+            im = im.convert("RGBA" if has_alpha else "RGB")
         im.save(out, target, **({"quality": 90} if target == "WEBP" else {"optimize": False}))
         return out.getvalue(), target
     if im.mode not in ("RGB", "L"):
@@ -169,7 +204,7 @@ def prepare(
                         content_type=_CONTENT_TYPES[fmt],
                         extension=_EXTENSIONS[fmt],
                     )
-                oriented = ImageOps.exif_transpose(im)
+                oriented = to_8bit(ImageOps.exif_transpose(im))
                 oriented.thumbnail((resize_to, resize_to), Image.Resampling.LANCZOS)
                 data, out_fmt = _encode(oriented, fmt)
             return StoredImage(
@@ -200,7 +235,7 @@ def make_thumbnail(
         if source.format == "JPEG":
             source.draft("RGB", (size, size))
         with reserve(decoded_bytes(source, resampled=True)):
-            im: Image.Image = ImageOps.exif_transpose(source)
+            im: Image.Image = to_8bit(ImageOps.exif_transpose(source))
             im.thumbnail((size, size), Image.Resampling.LANCZOS)
             if im.mode not in ("RGB", "L"):
                 background = Image.new("RGB", im.size, (255, 255, 255))

@@ -21,7 +21,7 @@ import orjson
 from starlette.requests import Request
 from starlette.responses import Response
 
-from .errors import APIError, BodyTooLarge, json_response, too_large_body
+from .errors import APIError, BodyTooLarge, error_body, json_response, too_large_body
 
 Scope = MutableMapping[str, Any]
 Message = MutableMapping[str, Any]
@@ -34,9 +34,14 @@ API_PREFIXES = ("/recognition/", "/account/", "/annotate/")
 
 
 async def _send_json(
-    send: Send, status: int, body: dict[str, Any], headers: list[tuple[bytes, bytes]]
+    scope: Scope,
+    send: Send,
+    status: int,
+    body: dict[str, Any],
+    headers: list[tuple[bytes, bytes]],
 ) -> None:
-    data = orjson.dumps(body)
+    rid = str(scope.get("state", {}).get("request_id", ""))
+    data = orjson.dumps(error_body(scope["path"], status, body, rid))
     await send(
         {
             "type": "http.response.start",
@@ -77,14 +82,15 @@ class ApiMiddleware:
             scope = _with_slash(scope)
         limit = self.max_body_bytes
         if _declared_length(scope) > limit:
-            await _send_json(send, 413, too_large_body(limit), [(b"connection", b"close")])
+            await _send_json(scope, send, 413, too_large_body(limit), [(b"connection", b"close")])
             return
         if is_api:
             nul = _nul_parameter(scope.get("query_string", b""))
             if nul is not None:
-                await _send_json(send, 400, {nul: ["Null characters are not allowed."]}, [])
+                body = {nul: ["Null characters are not allowed."]}
+                await _send_json(scope, send, 400, body, [])
                 return
-            if (self.latency or self.fail_every) and await self._inject_fault(send):
+            if (self.latency or self.fail_every) and await self._inject_fault(scope, send):
                 return
         limited = _limited_receive(receive, limit)
         fast = self.fast_routes.get((scope["method"], scope["path"])) if is_api else None
@@ -92,7 +98,7 @@ class ApiMiddleware:
             return
         await self.app(scope, limited, send)
 
-    async def _inject_fault(self, send: Send) -> bool:
+    async def _inject_fault(self, scope: Scope, send: Send) -> bool:
         """The test knobs: wait the fixed latency; answer 503 to every Nth API request.
         True when the request was answered."""
         if self.latency:
@@ -101,6 +107,7 @@ class ApiMiddleware:
             self._count += 1
             if self._count % self.fail_every == 0:
                 await _send_json(
+                    scope,
                     send,
                     503,
                     {"detail": "Service temporarily unavailable (injected fault)."},

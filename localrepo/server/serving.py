@@ -66,10 +66,22 @@ def _bind(host: str, port: int) -> socket.socket:
     return sock
 
 
+def _log_to_stderr(level: str) -> None:
+    """The server's own lines (one per failed request: server/requestids.py) beside
+    uvicorn's, in its format."""
+    if not log.handlers:
+        handler = logging.StreamHandler()
+        handler.setFormatter(logging.Formatter("%(levelname)s:     %(message)s"))
+        log.addHandler(handler)
+    log.setLevel(level.upper())
+    log.propagate = False
+
+
 def serve(args: argparse.Namespace, settings: Settings) -> int:
     """Run until stopped; `settings` are `args` read and checked (server/cli.py)."""
     import uvicorn
 
+    _log_to_stderr(args.log_level)
     from .app import build_context, create_app
     from .memory import return_large_blocks
 

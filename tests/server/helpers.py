@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import base64
 import io
+import json
+import os
 import random
 from typing import Any
 
@@ -35,6 +37,13 @@ def smooth_jpeg(seed: int, size: tuple[int, int]) -> bytes:
 
 def b64(data: bytes) -> str:
     return base64.b64encode(data).decode("ascii")
+
+
+def error_fields(body: dict[str, Any]) -> list[str]:
+    """The fields a DRF-style error body names; every error body also sums itself up in
+    a ``detail`` string (issue 20 item 5), checked here."""
+    assert isinstance(body.get("detail"), str) and body["detail"], body
+    return [key for key in body if key != "detail"]
 
 
 def upload(api: httpx.Client, data: bytes, **fields: Any) -> dict[str, Any]:
@@ -85,3 +94,13 @@ def all_pages(
 def account_url(api: httpx.Client, path: str = "workspace/") -> str:
     """An absolute ``account/v2/...`` URL on the same server as ``api``."""
     return str(api.base_url).replace("/recognition/v2/", "/account/v2/") + path
+
+
+def record_fuzz(examples: int, requests: int, server_errors: int) -> None:
+    """Add a fuzz test's counts to the run's stats file; tests/conftest.py prints the
+    totals at the end ("fuzz: N examples, ...")."""
+    path = os.environ.get("LOCALREPO_SIM_STATS")
+    if path:
+        line = {"fuzz_examples": examples, "fuzz_requests": requests, "fuzz_5xx": server_errors}
+        with open(path, "a", encoding="utf-8") as f:
+            f.write(json.dumps(line) + "\n")

@@ -18,7 +18,7 @@ from ximilar.client.recognition import Image as SdkImage
 from localrepo.server.data import accounts, imagedocs, images, tables
 from localrepo.server.data.db import Database
 
-from .helpers import image_bytes, make_label, make_task, upload
+from .helpers import error_fields, image_bytes, make_label, make_task, upload
 
 
 def _sdk(account, **kwargs: object) -> RecognitionClient:
@@ -92,9 +92,9 @@ def test_verification_checks(live_server, account) -> None:
         r = api.post(base, json={"image_id": their_image["id"]})
         assert r.status_code == 400 and "image_id" in r.json()
         r = api.post(base, json={})
-        assert r.status_code == 400 and list(r.json()) == ["image_id"]
+        assert r.status_code == 400 and error_fields(r.json()) == ["image_id"]
         r = api.post(base, json={"image_id": mine["id"], "user": their_verification["user"]})
-        assert r.status_code == 400 and list(r.json()) == ["user"]
+        assert r.status_code == 400 and error_fields(r.json()) == ["user"]
         assert api.delete(base + their_verification["id"]).status_code == 404
         assert api.get(base, params={"image": their_image["id"]}).json()["count"] == 0
         r = api.get("training-image/", params={"verified": "-1"})
@@ -128,7 +128,7 @@ def test_sdk_points_are_stored(live_server, account) -> None:
         assert theirs.get(base).json()["count"] == 0
         assert theirs.get(base + point["id"]).status_code == 404
         r = theirs.post(base, json={"image": image["id"], "name": "x"})
-        assert r.status_code == 400 and list(r.json()) == ["image"]
+        assert r.status_code == 400 and error_fields(r.json()) == ["image"]
     with account.client() as api:
         assert api.delete(account.url + "annotate/v2/point/" + point["id"]).status_code == 204
         assert [p.name for p in client.get_points()[0]] == ["loose"]
@@ -156,7 +156,7 @@ def test_sdk_label_annotate_tasks(account) -> None:
             f"label/{label_json['id']}/add-task/",
             json={"task_id": "00000000-0000-4000-8000-000000000000"},
         )
-        assert r.status_code == 400 and list(r.json()) == ["task_id"]
+        assert r.status_code == 400 and error_fields(r.json()) == ["task_id"]
         assert api.delete(f"task/{cars['id']}/").status_code == 204
         assert api.get(f"label/{label_json['id']}/").json()["recognition_tasks"] == []
 

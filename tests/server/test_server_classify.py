@@ -91,6 +91,37 @@ def test_request_errors(trained, api: httpx.Client) -> None:
     assert r.status_code == 400 and "no trained model" in r.json()["detail"]
 
 
+@pytest.mark.parametrize(
+    ("extra", "word"),
+    [
+        ('"n": ' + str(2**70), "64-bit"),
+        ('"n": -1e999', "finite"),
+        ('"n": "a\\ud800b"', "surrogate"),
+        ('"\\udfff": 1', "surrogate"),
+        ('"n": ' + "[" * 300 + "]" * 300, "deep"),
+        ('"n": ' + "[" * 3000 + "]" * 3000, "deep"),
+    ],
+)
+def test_records_breaking_a_json_rule_are_a_400_with_the_status_envelope(
+    trained, extra: str, word: str
+) -> None:
+    """Issue 20: such records reached the answer's encoder (a 500); now the body is
+    refused up front, naming the field and the rule, in the seed's envelope."""
+    api, task = trained
+    good = b64(class_image("circle", 720))
+    raw = f'{{"task_id": "{task["id"]}", "records": [{{"_base64": "{good}", {extra}}}]}}'
+    r = api.post("classify/", content=raw, headers={"content-type": "application/json"})
+    assert r.status_code == 400, r.text[:500]
+    body = r.json()
+    assert word in body["records"][0] and word in body["detail"], body
+    assert body["status"]["code"] == 400 and word in body["status"]["text"]
+    assert body["status"]["request_id"] == r.headers["x-request-id"]
+    # The same connection classifies the good record next.
+    ok = post(api, {"task_id": task["id"], "records": [{"_base64": good}]})
+    assert ok.status_code == 200 and ok.json()["records"][0]["_status"]["code"] == 200
+    assert ok.json()["status"]["request_id"] == ok.headers["x-request-id"]
+
+
 def test_handcrafted_backend_url_records_and_store_images(server_factory) -> None:
     server = server_factory(
         "--backend",

@@ -112,6 +112,18 @@ def test_bad_token_exits_4_without_printing_it(world: World) -> None:
     a.verify()
 
 
+def test_non_ascii_token_exits_4_with_a_message_not_a_traceback(world: World) -> None:
+    """Issue 20: a token with a character outside ASCII (a typo, a pasted quote) made
+    the HTTP library raise while writing the header: a raw traceback."""
+    a = seeded(world, 1)
+    for bad in ("caf\u00e9-token-\u00e9t\u00e9", "token\u201cquoted\u201d", "tab\there"):
+        proc = a.run("sync", expect=4, env={"LOCALREPO_TOKEN": bad})
+        assert "Traceback" not in proc.stderr, proc.stderr
+        assert "token" in proc.stderr.lower() and "character" in proc.stderr, proc.stderr
+        assert bad not in proc.stdout + proc.stderr
+    assert world.remote.images() == []
+
+
 def test_server_gone_exits_5_then_converges(server_factory, tmp_path) -> None:
     server = server_factory("--latency-ms", "60")
     acct = server.new_account()

@@ -6,7 +6,6 @@ upload pipeline."""
 from __future__ import annotations
 
 import time
-import uuid
 from typing import Any
 
 from fastapi import APIRouter, Depends, Request
@@ -18,7 +17,7 @@ from ..bodies import body_doc, check_uuid, parse, read_body
 from ..context import Principal, ServerContext, get_ctx
 from ..data import images
 from ..decodebudget import DecodeBusy, busy_error
-from ..errors import field_error
+from ..errors import field_error, request_id_of
 from ..ml.classify import (
     ClassifyModel,
     RecordError,
@@ -107,7 +106,7 @@ async def classify(request: Request, principal: Principal = Depends(authenticate
             "task_id": task_id,
             "version": model.version,
             "model_format": f"localrepo/{model.backend}/{model.head.task_type}",
-            "status": {"code": 200, "text": "OK", "request_id": str(uuid.uuid4())},
+            "status": {"code": 200, "text": "OK", "request_id": request_id_of(request)},
             "statistics": {"processing time": round(time.perf_counter() - started, 4)},
             "records": records,
         }

@@ -15,7 +15,24 @@ from ..errors import json_response, not_found
 
 _ERROR_SCHEMA: dict[str, Any] = {
     "type": "object",
-    "description": '{"detail": "message"} or, for validation errors, {"field": ["message"]}',
+    "description": (
+        '{"detail": "message"}; validation errors add {"field": ["message"]}; a 500 adds '
+        '"request_id"; classify/ adds the "status" envelope. The X-Request-ID header '
+        "names the request in the server log."
+    ),
+    "required": ["detail"],
+    "properties": {
+        "detail": {"type": "string"},
+        "request_id": {"type": "string"},
+        "status": {
+            "type": "object",
+            "properties": {
+                "code": {"type": "integer"},
+                "text": {"type": "string"},
+                "request_id": {"type": "string"},
+            },
+        },
+    },
     "additionalProperties": {
         "anyOf": [{"type": "string"}, {"type": "array", "items": {"type": "string"}}]
     },

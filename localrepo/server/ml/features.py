@@ -26,6 +26,8 @@ from typing import Protocol
 import numpy as np
 from PIL import Image, ImageOps
 
+from ..imaging import to_8bit
+
 PRETRAINED = "efficientnet-lite0"
 HANDCRAFTED = "handcrafted"
 BACKENDS = (PRETRAINED, HANDCRAFTED)
@@ -45,7 +47,8 @@ class Backend(Protocol):
 
 
 def decode_rgb(data: bytes, draft: int | None = None) -> Image.Image:
-    """Fully decoded RGB image: EXIF orientation applied, transparency on white.
+    """Fully decoded RGB image: EXIF orientation applied, transparency on white, more
+    than 8 bits a channel scaled to 8 (imaging.to_8bit).
 
     ``draft``: a JPEG may be decoded at a reduced scale no smaller than this (fast).
     Raises ``OSError``/``ValueError`` (and Pillow's errors) when the bytes do not decode.
@@ -55,6 +58,7 @@ def decode_rgb(data: bytes, draft: int | None = None) -> Image.Image:
             source.draft("RGB", (draft, draft))
         im = ImageOps.exif_transpose(source)
         im.load()
+    im = to_8bit(im)  # (16-bit and float images scaled, not clipped to white)
     if im.mode in ("RGBA", "LA", "PA") or (im.mode == "P" and "transparency" in im.info):
         rgba = im.convert("RGBA")
         background = Image.new("RGB", rgba.size, (255, 255, 255))
