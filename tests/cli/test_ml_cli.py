@@ -333,12 +333,14 @@ def test_two_labels_train_again_makes_version_2_and_version_1_stays_usable(
     clone.sync()
     second = clone.run("train", "--wait")
     assert "Trained 'colours': version 2 (features: handcrafted)." in second.stderr
-    # As good as version 1 on version 2's test images: version 2 goes into production.
-    assert re.search(
-        r"Version 2 scored (\d\.\d{3}) accuracy against version 1's \1 on the same \d+ test "
-        r"images: version 2 is now the production version\.",
+    # At least as good as version 1 on version 2's test images (how much better depends
+    # on the split, seeded by the task's id): version 2 goes into production.
+    scored = re.search(
+        r"Version 2 scored (\d\.\d{3}) accuracy against version 1's (\d\.\d{3}) on the same "
+        r"\d+ test images: version 2 is now the production version\.",
         second.stderr,
-    ), second.stderr
+    )
+    assert scored and float(scored.group(1)) >= float(scored.group(2)), second.stderr
     assert "confusion matrix" in second.stdout
     # Not a terminal: status lines, never an animation.
     assert "training 'colours': " in second.stderr and "\x1b[" not in second.stderr
