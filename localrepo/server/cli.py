@@ -9,6 +9,7 @@ command line, reads and checks the settings, and runs the account and worker com
     localrepo-server workspace create NAME --user USER
     localrepo-server worker                    (the training worker; serve starts one)
     localrepo-server init                      (make the data folder and database)
+    localrepo-server fsck | backup DIR | restore DIR   (server/cli_data.py)
 
 Every command takes ``--data DIR`` and ``--database-url URL`` (environment:
 ``LOCALREPO_SERVER_DATA``, ``LOCALREPO_SERVER_DATABASE_URL``). The data folder is
@@ -24,7 +25,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from . import datadir
+from . import cli_data, datadir
 from .cli_examples import add_examples
 from .config import ENV_DATA, RateLimit, Settings, default_data_dir, default_database_url
 from .data import accounts
@@ -260,6 +261,7 @@ def build_parser() -> argparse.ArgumentParser:
     _backend_choice(worker)
     worker.add_argument("--parent-pid", type=int, default=None, help=argparse.SUPPRESS)
     worker.add_argument("--log-level", default="info", choices=["debug", "info", "warning"])
+    cli_data.add_parsers(sub, _common)
     add_examples(parser)
     return parser
 
@@ -353,6 +355,7 @@ def _settings(args: argparse.Namespace) -> Settings:
 def _init_command(args: argparse.Namespace) -> int:
     settings = _settings(args)
     existed = datadir.exists(settings)
+    datadir.make_private(settings)
     datadir.database(settings, create=True).dispose()
     where = "the database of --database-url" if settings.database_url else settings.data_dir
     print(f"localrepo-server data {'already in' if existed else 'created in'} {where}")
@@ -475,6 +478,8 @@ def main(argv: list[str] | None = None) -> int:
             return _init_command(args)
         if args.command == "worker":
             return _worker_command(args)
+        if args.command in cli_data.COMMANDS:
+            return cli_data.run(args, _settings(args))
         return _accounts_command(args)
     except datadir.NoDatabase as exc:
         print(f"error: {exc}", file=sys.stderr)
