@@ -20,7 +20,6 @@ import contextlib
 import hashlib
 import re
 import secrets
-import sqlite3
 import threading
 import uuid
 from collections.abc import Iterator
@@ -33,7 +32,7 @@ from starlette.concurrency import run_in_threadpool
 from .bodies import dump_json_object
 from .context import Principal, ServerContext
 from .data import images
-from .data.db import INTEGRITY_ERRORS
+from .data.db import INTEGRITY_ERRORS, database_full
 from .data.queries import json_fragment
 from .data.storage import PendingBlob, StorageFull
 from .data.tables import now_iso
@@ -55,8 +54,8 @@ def disk_full_is_507() -> Iterator[None]:
     file, a failed insert its blob): 507, which the client may retry later."""
     try:
         yield
-    except (StorageFull, sqlite3.OperationalError) as exc:
-        if isinstance(exc, sqlite3.OperationalError) and "full" not in str(exc):
+    except Exception as exc:
+        if not isinstance(exc, StorageFull) and not database_full(exc):
             raise
         raise APIError(
             507,
