@@ -52,9 +52,11 @@ def sweep(
             pass  # finished (renamed) or removed meanwhile
     orphans = orphan_bytes = 0
     for f in plan.orphans:
-        removed = blobs.remove_orphan(
-            f.sha256, lambda s=f.sha256: not images.blob_referenced(db, s)
-        )
+
+        def may_remove(mtime: float, sha: str = f.sha256) -> bool:
+            return time.time() - mtime >= grace_seconds and not images.blob_referenced(db, sha)
+
+        removed = blobs.remove_orphan(f.sha256, may_remove)
         if removed is not None:
             orphans += 1
             orphan_bytes += removed

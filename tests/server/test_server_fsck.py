@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any
 
 import httpx
+from support.waiting import limit
 
 from .helpers import b64, image_bytes, upload
 
@@ -134,9 +135,15 @@ def test_kill_9_during_concurrent_uploads_leaves_no_orphan_and_loses_no_acknowle
             seeds = list(range(seed, seed + 200))
             seed += 200
             threads.append(threading.Thread(target=_uploader, args=(server, seeds, acked, stop)))
+        had = len(acked)
         for t in threads:
             t.start()
-        time.sleep(rng.uniform(0.3, 1.0))
+        # Some uploads acknowledged (however busy the machine), then the kill lands
+        # at a random moment among those under way.
+        deadline = time.monotonic() + limit(60)
+        while len(acked) < had + 6 and time.monotonic() < deadline:
+            time.sleep(0.02)
+        time.sleep(rng.uniform(0.0, 0.3))
         server.stop(kill=True)
         stop.set()
         for t in threads:
@@ -155,3 +162,24 @@ def test_kill_9_during_concurrent_uploads_leaves_no_orphan_and_loses_no_acknowle
     out = server.run_cli("fsck", "--grace-seconds", "0")
     assert "removed 0 temporary files, 0 orphan blobs" in out.stdout, out.stdout
     assert "every image has its file" in out.stdout, out.stdout
+
+
+def test_an_orphan_whose_bytes_are_being_uploaded_again_is_kept(tmp_path: Path) -> None:
+    """The race fsck must lose: an upload of an orphan's bytes finds the blob there
+    (and refreshes its time) just before fsck moves it aside; fsck puts it back."""
+    from localrepo.server.data.storage import BlobStore
+
+    blobs = BlobStore(tmp_path / "blobs", tmp_path / "thumbs")
+    data = image_bytes(51)
+    sha = hashlib.sha256(data).hexdigest()
+    path = _plant_blob(tmp_path, data, age=3600)
+    assert blobs.put(sha, data) is False  # already there: the upload only refreshes it
+    grace = 900.0
+    assert blobs.remove_orphan(sha, lambda mtime: time.time() - mtime >= grace) is None
+    assert path.read_bytes() == data
+    # Referenced meanwhile (the re-check asks the database): kept too.
+    assert blobs.remove_orphan(sha, lambda _mtime: False) is None
+    assert path.read_bytes() == data
+    assert [p for p in path.parent.iterdir() if p.name.endswith(".part")] == []
+    assert blobs.remove_orphan(sha, lambda _mtime: True) == len(data)
+    assert not path.exists()

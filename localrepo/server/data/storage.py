@@ -98,28 +98,29 @@ class BlobStore:
                         _chmod(entry.path, FILE_MODE)
                     yield entry.path, in_thumbs, st
 
-    def remove_orphan(self, sha256: str, still_unreferenced: Callable[[], bool]) -> int | None:
-        """Remove the blob ``sha256`` and its thumbnail if ``still_unreferenced()`` says
-        so once the blob is out of sight: the blob is first renamed to a temp name, so
-        an upload of the same bytes committing meanwhile (in a running server) either
-        writes the blob anew or is seen by the re-check, and then the blob is put back.
-        The bytes removed; None when kept (or already gone)."""
+    def remove_orphan(self, sha256: str, may_remove: Callable[[float], bool]) -> int | None:
+        """Remove the blob ``sha256`` and its thumbnail if ``may_remove(mtime)`` still
+        says so once the blob is out of sight. The blob is first renamed to a temp name;
+        an upload of the same bytes in a running server then either finds no blob and
+        writes it anew, or had already refreshed its time (``put``) or committed its row
+        before the rename, which ``may_remove`` sees (the time, the database), and the
+        blob is put back. The bytes removed; None when kept (or already gone)."""
         dest = self._blob_str(sha256)
         parent, name = os.path.split(dest)
         aside = f"{parent}/.{name}.{uuid.uuid4().hex}.part"
         try:
-            size = os.lstat(dest).st_size
             os.rename(dest, aside)
+            st = os.lstat(aside)
         except FileNotFoundError:
             return None
-        if not still_unreferenced():
+        if not may_remove(st.st_mtime):
             os.replace(aside, dest)
             return None
         with contextlib.suppress(FileNotFoundError):
             os.unlink(aside)
         with contextlib.suppress(FileNotFoundError):
             os.unlink(self.thumb_path(sha256))
-        return size
+        return st.st_size
 
     @contextlib.contextmanager
     def locked(self, sha256: str) -> Iterator[None]:
