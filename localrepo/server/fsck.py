@@ -68,7 +68,10 @@ def sweep(
                 thumbs += 1
             except FileNotFoundError:
                 pass
-    missing = tuple(images.images_of_blobs(db, plan.missing)) if plan.missing else ()
+    # A blob listed as missing may have been renamed into place (with its row
+    # committed) after the listing: only those still absent now are missing.
+    absent = [sha for sha in plan.missing if not os.path.exists(blobs.blob_path(sha))]
+    missing = tuple(images.images_of_blobs(db, absent)) if absent else ()
     return SweepResult(temps, orphans, orphan_bytes, thumbs, plan.kept_recent, missing)
 
 

@@ -32,7 +32,7 @@ def sqlite_path(url: str) -> Path | None:
 
 def sqlite_snapshot(source: Path, dest: Path) -> None:
     """Copy the live database ``source`` to the new file ``dest`` (fsynced)."""
-    src = sqlite3.connect(f"file:{source}?mode=ro", uri=True, timeout=30)
+    src = sqlite3.connect(f"{source.resolve().as_uri()}?mode=ro", uri=True, timeout=30)
     try:
         dst = sqlite3.connect(dest)
         try:
