@@ -18,6 +18,9 @@ from localrepo.remote import models as remote_models
 from localrepo.remote.client import RecognitionClient
 from localrepo.scan import walk
 from localrepo.server import app, cli_examples, errors, schemas
+from localrepo.server.api import account as api_account
+from localrepo.server.api import annotate as api_annotate
+from localrepo.server.api import health as api_health
 from localrepo.server.api import images as api_images
 from localrepo.server.api import labels as api_labels
 from localrepo.server.api import tasks as api_tasks
@@ -55,6 +58,14 @@ daemon_cmds.daemon_status
 daemon_cmds.daemon_logs
 
 # -- FastAPI: routes registered by their decorators (@router.get, .put, .patch, ...) -------
+api_account.user_details
+api_account.account_details
+api_annotate.list_verifications
+api_annotate.list_points
+api_labels.label_add_task
+api_labels.label_remove_task
+api_health.healthz
+api_health.readyz
 api_images.list_images
 api_images.put_image
 api_images.patch_image
@@ -129,6 +140,11 @@ schemas.ImageOut.img_width
 schemas.ImageOut.img_height
 schemas.ImageOut.verifyCount
 schemas.Page.previous
+schemas.UserOut.first_name
+schemas.LabelDetailOut.recognition_tasks
+schemas.LabelOut.objects_count
+schemas.UserOut.last_name
+schemas.UserOut.date_joined
 
 # -- SQLAlchemy / SQLModel ----------------------------------------------------------------
 # event listeners registered by @event.listens_for (catalog and server connections)
@@ -159,6 +175,8 @@ tables.TrainedModel
 tables.ModelHead
 tables.Embedding
 tables.TrainingJob
+tables.ImageEvent
+tables.ImageEvent.label_name
 # tests/test_catalog.py checks that schema.KNOWN_REVISIONS are the shipped scripts
 migrate.script_revisions
 

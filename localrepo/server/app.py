@@ -7,14 +7,17 @@ from typing import Any
 from fastapi import FastAPI
 from fastapi.openapi.utils import get_openapi
 
-from .api import account, classify, images, labels, media, models, tasks
+from .api import account, annotate, classify, health, images, labels, media, models, tasks
+from .api import auth as api_auth
 from .api.common import ERROR_RESPONSES
 from .config import Settings
 from .context import ServerContext, TokenBucketLimiter
 from .data.db import Database
 from .data.storage import BlobStore
+from .decodebudget import DecodeBudget
 from .errors import install_handlers
 from .imaging import configure_pillow
+from .methods import MethodsMiddleware
 from .middleware import ApiMiddleware
 from .ml.classify import MLService
 from .ml.features import Backends
@@ -49,6 +52,7 @@ def build_context(settings: Settings, db: Database | None = None) -> ServerConte
         limiter=limiter,
         ml=ml,
         login_limiter=TokenBucketLimiter(login.rate, login.burst),
+        decode_budget=DecodeBudget(settings.decode_budget_bytes, settings.decode_wait_seconds),
     )
 
 
@@ -73,9 +77,10 @@ def create_app(settings: Settings, ctx: ServerContext | None = None) -> FastAPI:
     app.state.ctx = context
     install_handlers(app, html_error=render.html_error)
     render.install_handlers(app)
-    for module in (tasks, labels, images, models, classify, account):
+    for module in (tasks, labels, images, models, classify, account, annotate):
         app.include_router(module.router)
     app.include_router(media.router)
+    app.include_router(health.router)
     app.state.assets = assets.Assets()
     for web_module in (
         assets,
@@ -88,6 +93,10 @@ def create_app(settings: Settings, ctx: ServerContext | None = None) -> FastAPI:
         web_evaluation,
     ):
         app.include_router(web_module.router)
+    # Inside ApiMiddleware (added after it, so wrapped by it): paths have their slash.
+    app.add_middleware(
+        MethodsMiddleware, routes=lambda: app.routes, authenticate=api_auth.authenticate
+    )
     app.add_middleware(
         ApiMiddleware,
         max_body_bytes=settings.max_body_bytes,

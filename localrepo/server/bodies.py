@@ -12,6 +12,7 @@ from pydantic import BaseModel, ValidationError
 from starlette.datastructures import FormData, UploadFile
 from starlette.requests import Request
 
+from .drfmessages import drf_message
 from .errors import APIError, BodyTooLarge, detail, field_error
 
 M = TypeVar("M", bound=BaseModel)
@@ -102,7 +103,7 @@ def validation_errors(exc: ValidationError) -> dict[str, list[str]]:
     for err in exc.errors():
         loc = err.get("loc") or ()
         key = str(loc[0]) if loc else "non_field_errors"
-        msg = "This field is required." if err.get("type") == "missing" else str(err.get("msg"))
+        msg = drf_message(dict(err))
         if len(loc) > 1:
             msg = f"{msg} (at {'.'.join(str(p) for p in loc[1:])})"
         out.setdefault(key, []).append(msg)

@@ -25,11 +25,17 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from . import cli_data, datadir
+from . import cli_accounts, cli_data, datadir
 from .cli_examples import add_examples
-from .config import ENV_DATA, RateLimit, Settings, default_data_dir, default_database_url
+from .config import (
+    COMPAT_MIN_IMAGES,
+    ENV_DATA,
+    RateLimit,
+    Settings,
+    default_data_dir,
+    default_database_url,
+)
 from .data import accounts
-from .data.db import Database
 
 
 def _common(parser: argparse.ArgumentParser) -> None:
@@ -82,11 +88,25 @@ def _backend_choice(parser: argparse.ArgumentParser) -> None:
         help="fault injection: every training waits S seconds once it is IN_TRAINING",
     )
     parser.add_argument(
+        "--compat",
+        choices=sorted(COMPAT_MIN_IMAGES),
+        default="local",
+        help="defaults: 'local' (small tasks train) or 'hosted' (20 images per label)",
+    )
+    parser.add_argument(
+        "--train-step-delay",
+        type=float,
+        default=0.0,
+        metavar="S",
+        help="fault injection: a training waits S seconds after each progress step "
+        "(each batch of image features, the fit, the scoring)",
+    )
+    parser.add_argument(
         "--min-images-per-label",
         type=int,
-        default=5,
+        default=None,
         metavar="N",
-        help="train/ answers 400 when a label of the task has fewer images (default 5)",
+        help="train/ refuses a label with fewer images (default 5; 20 with --compat hosted)",
     )
 
 
@@ -123,6 +143,20 @@ def build_parser() -> argparse.ArgumentParser:
         default=32 * 1024 * 1024,
         metavar="MB",
         help="largest request body, in MiB (default 32); more answers 413",
+    )
+    serve.add_argument(
+        "--decode-budget-mb",
+        type=_megabytes,
+        default=512 * 1024 * 1024,
+        metavar="MB",
+        help="decoded pixels held at once, in MiB (default 512); more decodes wait",
+    )
+    serve.add_argument(
+        "--decode-wait",
+        type=float,
+        default=30.0,
+        metavar="S",
+        help="how long a decode waits for the budget before answering 503 (default 30)",
     )
     serve.add_argument(
         "--max-image-pixels",
@@ -215,46 +249,7 @@ def build_parser() -> argparse.ArgumentParser:
         help="largest image a _url record may fetch, in MiB (default 20)",
     )
 
-    user = sub.add_parser("user", help="manage users").add_subparsers(dest="action", required=True)
-    p = user.add_parser(
-        "create", aliases=["add"], help="create a user (with its Default workspace)"
-    )
-    _common(p)
-    p.add_argument("name")
-    _password_options(p, optional=True)
-    p = user.add_parser(
-        "set-password", help="set a user's password for the web interface (asked twice)"
-    )
-    _common(p)
-    p.add_argument("name")
-    _password_options(p, optional=False)
-    p = user.add_parser("list", help="list users")
-    _common(p)
-
-    token = sub.add_parser("token", help="manage API tokens").add_subparsers(
-        dest="action", required=True
-    )
-    p = token.add_parser("create", help="create a token for a user and print it (once)")
-    _common(p)
-    p.add_argument("user")
-    p.add_argument("--name", default="", help="a note to recognise the token by")
-    p = token.add_parser("list", help="list a user's tokens (ids and names, never the tokens)")
-    _common(p)
-    p.add_argument("user")
-    p = token.add_parser("revoke", help="revoke a token by its id")
-    _common(p)
-    p.add_argument("token_id")
-
-    ws = sub.add_parser("workspace", help="manage workspaces").add_subparsers(
-        dest="action", required=True
-    )
-    p = ws.add_parser("create", help="create a workspace for a user")
-    _common(p)
-    p.add_argument("name")
-    p.add_argument("--user", required=True)
-    p = ws.add_parser("list", help="list a user's workspaces")
-    _common(p)
-    p.add_argument("--user", required=True)
+    cli_accounts.add_parsers(sub, _common)
 
     worker = sub.add_parser("worker", help="run the training worker (serve starts one itself)")
     _common(worker)
@@ -266,58 +261,6 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def _password_options(parser: argparse.ArgumentParser, *, optional: bool) -> None:
-    # Never the password itself on the command line: other users see it in `ps`.
-    if optional:
-        parser.add_argument(
-            "--ask-password",
-            action="store_true",
-            help="ask for a password for the web interface (twice, not echoed)",
-        )
-    parser.add_argument(
-        "--password-stdin",
-        action="store_true",
-        help="read the password from the first line of standard input instead",
-    )
-
-
-def _read_password(args: argparse.Namespace) -> str | None:
-    """The new password the options ask for (None: none asked for). Raises
-    AccountError when it will not do; never shows it."""
-    import getpass
-
-    from .passwords import password_problem
-
-    if args.password_stdin:
-        password = sys.stdin.readline().rstrip("\r\n")
-    elif getattr(args, "ask_password", True):
-        password = getpass.getpass("Password: ")
-        if getpass.getpass("Password again: ") != password:
-            raise accounts.AccountError("the two passwords differ; nothing was changed")
-    else:
-        return None
-    problem = password_problem(password)
-    if problem:
-        raise accounts.AccountError(f"{problem}; nothing was changed")
-    return password
-
-
-def _set_password_command(db: Database, args: argparse.Namespace) -> None:
-    if accounts.sign_in_record(db, args.name) is None:  # before asking for a password
-        raise accounts.AccountError(f"no user named {args.name!r}")
-    password = _read_password(args)
-    if password is None:  # pragma: no cover - set-password always reads one
-        raise AssertionError(args)
-    _set_password(db, args.name, password)
-    print(f"set the web interface password of {args.name!r}; their web sessions ended")
-
-
-def _set_password(db: Database, username: str, password: str) -> None:
-    from .passwords import hash_password
-
-    accounts.set_password(db, username, hash_password(password))
-
-
 def _settings(args: argparse.Namespace) -> Settings:
     data = args.data if args.data is not None else default_data_dir()
     url = args.database_url if args.database_url is not None else default_database_url()
@@ -326,12 +269,19 @@ def _settings(args: argparse.Namespace) -> Settings:
         kwargs.update(
             feature_backend=args.backend,
             torch_threads=args.threads,
-            min_images_per_label=args.min_images_per_label,
+            min_images_per_label=(
+                args.min_images_per_label
+                if args.min_images_per_label is not None
+                else COMPAT_MIN_IMAGES[args.compat]
+            ),
             train_delay=args.train_delay,
+            train_step_delay=args.train_step_delay,
         )
     if args.command == "serve":
         kwargs.update(
             max_body_bytes=args.max_body_mb,
+            decode_budget_bytes=args.decode_budget_mb,
+            decode_wait_seconds=args.decode_wait,
             resize_to=args.resize_to,
             thumb_size=args.thumb_size,
             page_size_default=args.page_size,
@@ -376,6 +326,8 @@ def _serve_command(args: argparse.Namespace) -> int:
 def _serve_settings_problem(settings: Settings) -> str | None:
     if settings.resize_to < 16 or settings.thumb_size < 16:
         return "--resize-to and --thumb-size must be at least 16"
+    if not settings.decode_wait_seconds >= 0:
+        return "--decode-wait must be 0 or more seconds"
     if not (1 <= settings.page_size_default <= settings.page_size_max):
         return "need 1 <= --page-size <= --max-page-size"
     return _ml_settings_problem(settings)
@@ -420,47 +372,14 @@ def _worker_command(args: argparse.Namespace) -> int:
         settings.min_images_per_label,
         args.parent_pid,
         settings.train_delay,
+        settings.train_step_delay,
     )
 
 
 def _accounts_command(args: argparse.Namespace) -> int:
-    settings = _settings(args)
-    db = datadir.database(settings)
+    db = datadir.database(_settings(args))
     try:
-        if args.command == "user" and args.action in ("create", "add"):
-            password = _read_password(args)
-            user = accounts.create_user(db, args.name)
-            print(f"created user {user.username!r} (id {user.id}) with workspace 'Default'")
-            if password is not None:
-                _set_password(db, args.name, password)
-                print(f"set the web interface password of {args.name!r}")
-        elif args.command == "user" and args.action == "set-password":
-            _set_password_command(db, args)
-        elif args.command == "user" and args.action == "list":
-            for user in accounts.list_users(db):
-                print(f"{user.id}  {user.username}  {user.created}")
-        elif args.command == "token" and args.action == "create":
-            new = accounts.create_token(db, args.user, args.name)
-            print(
-                f"token for {new.username!r} (id {new.id}); it is shown only this once:",
-                file=sys.stderr,
-            )
-            print(new.token)
-        elif args.command == "token" and args.action == "list":
-            for tok in accounts.list_tokens(db, args.user):
-                print(f"{tok.id}  {tok.created}  {tok.name}")
-        elif args.command == "token" and args.action == "revoke":
-            accounts.revoke_token(db, args.token_id)
-            print(f"revoked token {args.token_id}")
-        elif args.command == "workspace" and args.action == "create":
-            ws = accounts.create_workspace(db, args.name, args.user)
-            print(f"created workspace {ws.name!r} for {args.user!r}: {ws.id}")
-        elif args.command == "workspace" and args.action == "list":
-            for w in accounts.list_workspaces(db, args.user):
-                flag = "  (default)" if w.is_default else ""
-                print(f"{w.id}  {w.name}{flag}")
-        else:  # pragma: no cover - argparse only lets known actions through
-            raise AssertionError(args)
+        cli_accounts.run(db, args)
     except accounts.AccountError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 1

@@ -15,6 +15,12 @@ ENV_DATABASE_URL = "LOCALREPO_SERVER_DATABASE_URL"
 DEFAULT_MAX_IMAGE_PIXELS = 89_478_485
 
 
+# `--compat`: the fewest images per label a training takes. The hosted service asks
+# for 20; this server's own default is small so that demos and tests train in seconds
+# (docs/api.md, "Differences from the hosted service").
+COMPAT_MIN_IMAGES = {"local": 5, "hosted": 20}
+
+
 @dataclass(frozen=True)
 class RateLimit:
     """A token bucket: ``rate`` requests per second, bursts of up to ``burst``."""
@@ -44,6 +50,9 @@ class Settings:
     database_url: str = ""
     max_body_bytes: int = 32 * 1024 * 1024
     max_image_pixels: int = DEFAULT_MAX_IMAGE_PIXELS
+    # Decoded pixels held at once, in bytes (server/decodebudget.py).
+    decode_budget_bytes: int = 512 * 1024 * 1024
+    decode_wait_seconds: float = 30.0  # then 503 with Retry-After
     resize_to: int = 1024
     thumb_size: int = 256
     page_size_default: int = 50
@@ -66,6 +75,7 @@ class Settings:
     torch_threads: int | None = None
     min_images_per_label: int = 5
     train_delay: float = 0.0  # fault injection: a training waits this long (tests)
+    train_step_delay: float = 0.0  # fault injection: ... and this long after each step
     classify_max_records: int = 10
     allow_private_urls: bool = False
     url_timeout: float = 10.0

@@ -8,10 +8,12 @@ from dataclasses import dataclass, field
 
 from starlette.requests import Request
 
+from .bodies import maybe_uuid
 from .config import Settings
 from .data import accounts
 from .data.db import Database
 from .data.storage import BlobStore
+from .decodebudget import DecodeBudget
 from .errors import detail, not_found
 from .ml.classify import MLService
 from .ml.features import Backends
@@ -70,6 +72,7 @@ class ServerContext:
         default_factory=lambda: TokenBucketLimiter(1 / 60, 10)
     )
     ml: MLService = field(default_factory=lambda: MLService(Backends()))
+    decode_budget: DecodeBudget = field(default_factory=lambda: DecodeBudget(512 * 1024 * 1024))
     # sha256(token) -> (principal, expiry); bounded by the number of live tokens.
     auth_cache: dict[str, tuple[Principal, float]] = field(default_factory=dict)
     # (user id, workspace id) pairs known to exist; workspaces are never moved.
@@ -104,6 +107,21 @@ class ServerContext:
             raise not_found("Workspace not found.")
         self.workspace_cache.add((principal.user_id, ws))
         return ws
+
+    def resolve_workspace_of(
+        self, principal: Principal, value: object, kind: str, object_id: str
+    ) -> str:
+        """A by-id route's workspace: the one named, checked as ``resolve_workspace``
+        does; with none named, whichever of the caller's workspaces holds the object
+        (the hosted service asks no workspace there: docs/api.md, "Workspaces"). An id
+        none of them holds falls back to the default workspace, where the route's own
+        look-up answers 404."""
+        canonical = maybe_uuid(object_id) if value is None or value == "" else None
+        if canonical is not None:
+            found = accounts.workspace_holding(self.db, principal.user_id, kind, canonical)
+            if found is not None:
+                return found
+        return self.resolve_workspace(principal, value)
 
 
 def get_ctx(request: Request) -> ServerContext:

@@ -14,6 +14,8 @@ from fastapi.exceptions import RequestValidationError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.responses import Response
 
+from .drfmessages import drf_message
+
 log = logging.getLogger("localrepo.server")
 
 
@@ -68,7 +70,7 @@ def _validation_body(exc: RequestValidationError) -> dict[str, list[str]]:
     for err in exc.errors():
         loc = [str(p) for p in err.get("loc", ()) if p not in ("body", "query", "path", "header")]
         key = loc[0] if loc else "non_field_errors"
-        out.setdefault(key, []).append(str(err.get("msg", "Invalid value.")))
+        out.setdefault(key, []).append(drf_message(dict(err)))
     return out or {"non_field_errors": ["Invalid request."]}
 
 

@@ -4,10 +4,12 @@ from __future__ import annotations
 
 import base64
 import binascii
+import contextlib
 import hashlib
 import io
 import re
 import warnings
+from collections.abc import Callable
 from dataclasses import dataclass
 
 from PIL import Image, ImageOps
@@ -91,8 +93,27 @@ def _encode(im: Image.Image, fmt: str) -> tuple[bytes, str]:
     return out.getvalue(), "JPEG"
 
 
+def decoded_bytes(im: Image.Image, *, resampled: bool) -> int:
+    """What decoding ``im`` (at its draft size, if one was set) holds in memory: its
+    pixels, twice when a resized copy is made from them (the budget's unit)."""
+    width, height = im.size
+    bands = max(1, len(im.getbands())) * (2 if im.mode.startswith("I;16") else 1)
+    if im.mode in ("I", "F"):
+        bands = 4
+    return width * height * bands * (2 if resampled else 1)
+
+
+def no_reservation(nbytes: int) -> contextlib.AbstractContextManager[None]:
+    return contextlib.nullcontext()
+
+
 def prepare(
-    upload: bytes, *, noresize: bool, resize_to: int, max_pixels: int | None = None
+    upload: bytes,
+    *,
+    noresize: bool,
+    resize_to: int,
+    max_pixels: int | None = None,
+    reserve: Callable[[int], contextlib.AbstractContextManager[None]] = no_reservation,
 ) -> StoredImage:
     """Check that ``upload`` fully decodes, then return what to store.
 
@@ -102,6 +123,8 @@ def prepare(
 
     ``max_pixels``: raise ``OverBudget`` (after reading only the header) when the image
     has more pixels than that or needs resizing; the caller then does it elsewhere.
+    ``reserve(n)``: held while the pixels are decoded, ``n`` the bytes they take
+    (``decoded_bytes``); the server's ``DecodeBudget`` makes excess decodes wait.
     """
     if not upload:
         raise ImageRejected("the image is empty")
@@ -119,6 +142,15 @@ def prepare(
             ):
                 raise OverBudget
             keep = noresize or max(width, height) <= resize_to
+            if not keep and fmt in ("JPEG", "MPO"):
+                # Decode straight at the smallest DCT scale (1/2, 1/4, 1/8) that still
+                # leaves the longer side at least ``resize_to``: an 81-megapixel photo
+                # then takes about 4 MB instead of 243 MB (docs/server.md, "Limits").
+                longer = max(width, height)
+                im.draft(
+                    im.mode,
+                    (-(-width * resize_to // longer), -(-height * resize_to // longer)),
+                )
             if keep and fmt in ("JPEG", "MPO"):
                 # Only the check is needed, not the pixels: libjpeg's 1/8 DCT scaling
                 # still reads and entropy-decodes every block (where a broken JPEG
@@ -126,19 +158,20 @@ def prepare(
                 # colour conversion; about half the cost. Same verdicts as a full
                 # decode (tests/server/test_server_upload_paths.py).
                 im.draft(im.mode, (max(1, width // 8), max(1, height // 8)))
-            im.load()
-            if keep:
-                return StoredImage(
-                    data=upload,
-                    sha256=hashlib.sha256(upload).hexdigest(),
-                    width=width,
-                    height=height,
-                    content_type=_CONTENT_TYPES[fmt],
-                    extension=_EXTENSIONS[fmt],
-                )
-            oriented = ImageOps.exif_transpose(im)
-            oriented.thumbnail((resize_to, resize_to), Image.Resampling.LANCZOS)
-            data, out_fmt = _encode(oriented, fmt)
+            with reserve(decoded_bytes(im, resampled=not keep)):
+                im.load()
+                if keep:
+                    return StoredImage(
+                        data=upload,
+                        sha256=hashlib.sha256(upload).hexdigest(),
+                        width=width,
+                        height=height,
+                        content_type=_CONTENT_TYPES[fmt],
+                        extension=_EXTENSIONS[fmt],
+                    )
+                oriented = ImageOps.exif_transpose(im)
+                oriented.thumbnail((resize_to, resize_to), Image.Resampling.LANCZOS)
+                data, out_fmt = _encode(oriented, fmt)
             return StoredImage(
                 data=data,
                 sha256=hashlib.sha256(data).hexdigest(),
@@ -157,17 +190,23 @@ def prepare(
         raise ImageRejected(f"the image does not decode ({exc})") from exc
 
 
-def make_thumbnail(data: bytes, size: int) -> bytes:
+def make_thumbnail(
+    data: bytes,
+    size: int,
+    reserve: Callable[[int], contextlib.AbstractContextManager[None]] = no_reservation,
+) -> bytes:
+    """A JPEG of at most ``size`` px a side; ``reserve`` as for ``prepare``."""
     with Image.open(io.BytesIO(data)) as source:
         if source.format == "JPEG":
             source.draft("RGB", (size, size))
-        im: Image.Image = ImageOps.exif_transpose(source)
-        im.thumbnail((size, size), Image.Resampling.LANCZOS)
-        if im.mode not in ("RGB", "L"):
-            background = Image.new("RGB", im.size, (255, 255, 255))
-            rgba = im.convert("RGBA")
-            background.paste(rgba, mask=rgba.getchannel("A"))
-            im = background
-        out = io.BytesIO()
-        im.save(out, "JPEG", quality=80)
-        return out.getvalue()
+        with reserve(decoded_bytes(source, resampled=True)):
+            im: Image.Image = ImageOps.exif_transpose(source)
+            im.thumbnail((size, size), Image.Resampling.LANCZOS)
+            if im.mode not in ("RGB", "L"):
+                background = Image.new("RGB", im.size, (255, 255, 255))
+                rgba = im.convert("RGBA")
+                background.paste(rgba, mask=rgba.getchannel("A"))
+                im = background
+            out = io.BytesIO()
+            im.save(out, "JPEG", quality=80)
+            return out.getvalue()

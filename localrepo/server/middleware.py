@@ -1,6 +1,6 @@
 """ASGI middleware (plain ASGI, no BaseHTTPMiddleware overhead).
 
-- trailing slashes: ``/recognition/...`` and ``/account/...`` paths without the final
+- trailing slashes: ``/recognition/``, ``/account/`` and ``/annotate/`` paths without the final
   slash are routed as if they had it (never redirected: a redirect drops a POST body);
 - the body size limit (413), by Content-Length up front and by counting otherwise;
 - a query parameter holding a NUL character refused (400, naming the parameter);
@@ -30,7 +30,7 @@ Send = Callable[[Message], Awaitable[None]]
 ASGIApp = Callable[[Scope, Receive, Send], Awaitable[None]]
 FastHandler = Callable[[Request], Awaitable[Response | None]]
 
-API_PREFIXES = ("/recognition/", "/account/")
+API_PREFIXES = ("/recognition/", "/account/", "/annotate/")
 
 
 async def _send_json(

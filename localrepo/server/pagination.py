@@ -6,10 +6,21 @@ from dataclasses import dataclass
 from typing import Any
 from urllib.parse import parse_qsl, urlencode
 
+from fastapi import Query
 from starlette.requests import Request
 
 from .config import Settings
 from .errors import not_found
+
+# The query parameters as documented; ``page_request`` reads them as DRF does (a page
+# that is not a positive integer is 404 "Invalid page.", a bad page size is ignored),
+# so FastAPI must not refuse them first with a 400.
+PAGE_QUERY: Any = Query(
+    None, description='Page number, from 1; any other value answers 404 "Invalid page.".'
+)
+PAGE_SIZE_QUERY: Any = Query(
+    None, description="Items per page (default 50, at most 1000); an invalid one is ignored."
+)
 
 
 @dataclass(frozen=True)

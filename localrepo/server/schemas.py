@@ -64,6 +64,10 @@ class LabelRef(WorkspaceRef):
     label_id: str = Field(description="Label id (UUID).")
 
 
+class TaskRef(WorkspaceRef):
+    task_id: str = Field(description="Task id (UUID).")
+
+
 class ImageLabelRef(WorkspaceRef):
     label_id: str = Field(description="Label id (UUID).")
     value: float | None = Field(
@@ -76,7 +80,7 @@ class ImageUpload(WorkspaceRef):
     meta_data: dict[str, Any] | None = None
     noresize: bool = False
     test_image: bool = False
-    real: bool = False
+    real: bool = True
 
 
 class ImageUploadForm(BaseModel):
@@ -86,7 +90,7 @@ class ImageUploadForm(BaseModel):
     meta_data: str | None = Field(default=None, description="A JSON object, as a string.")
     noresize: bool = False
     test_image: bool = False
-    real: bool = False
+    real: bool = True
     workspace: str | None = None
 
 
@@ -96,7 +100,21 @@ class UploadFields(WorkspaceRef):
     meta_data: dict[str, Any] | None = None
     noresize: bool = False
     test_image: bool = False
-    real: bool = False
+    real: bool = True
+
+
+class VerificationCreate(WorkspaceRef):
+    image_id: str | None = Field(default=None, description="The image verified.")
+    image: str | None = Field(default=None, description="Same as image_id.")
+    user: str | None = Field(
+        default=None, description="Who verified it: your own user id, or left out."
+    )
+
+
+class PointCreate(WorkspaceRef):
+    image: str | None = Field(default=None, description="The image it is about, if any.")
+    name: str = Field(default="", max_length=255)
+    data: Any = Field(default=None, description="Any JSON value, kept as sent.")
 
 
 class ImageUpdate(WorkspaceRef):
@@ -178,8 +196,21 @@ class LabelOut(BaseModel):
     workspace: str
     images_count: int
     tasks_count: int
+    objects_count: int
     negative_for_task: str | None
     created: datetime
+
+
+class SubtaskOut(BaseModel):
+    id: str
+    name: str
+    type: TaskType
+
+
+class LabelDetailOut(LabelOut):
+    """One label: also the tasks that refine it (``add-task/``)."""
+
+    recognition_tasks: list[SubtaskOut]
 
 
 class ImageLabelOut(BaseModel):
@@ -226,6 +257,36 @@ class WorkspaceOut(BaseModel):
     owner: str
     meta_data: dict[str, Any]
     is_default: bool
+
+
+class VerificationOut(BaseModel):
+    id: str
+    image: str
+    user: str
+    created: datetime
+
+
+class PointOut(BaseModel):
+    id: str
+    image: str | None
+    name: str
+    data: Any
+    created: datetime
+    workspace: str
+
+
+class UserOut(BaseModel):
+    """``account/v2/user/``: the caller (the hosted service's fields for people that
+    this server does not keep, e.g. e-mail and names, are empty strings)."""
+
+    id: str
+    username: str
+    email: str
+    first_name: str
+    last_name: str
+    date_joined: datetime
+    default_workspace: str
+    workspaces: list[WorkspaceOut]
 
 
 class Page(BaseModel, Generic[T]):

@@ -25,6 +25,26 @@ from .data import accounts
 log = logging.getLogger("localrepo.server")
 
 
+GRACEFUL_SECONDS = 30
+
+
+def _graceful_server_class() -> Any:
+    import uvicorn
+
+    class GracefulServer(uvicorn.Server):  # type: ignore[misc]
+        """uvicorn, minus one step: after a graceful shutdown on SIGTERM or SIGINT it
+        raises the signal again, which ends the process before ``serve`` stops the
+        training worker and closes the database; here ``serve`` returns 0 instead."""
+
+        def handle_exit(self, sig: int, frame: Any) -> None:
+            super().handle_exit(sig, frame)
+            captured = getattr(self, "_captured_signals", None)
+            if isinstance(captured, list):
+                captured.clear()
+
+    return GracefulServer
+
+
 def _write_ready_file(path: Path, payload: dict[str, Any]) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(path.name + ".tmp")
@@ -54,7 +74,9 @@ def serve(args: argparse.Namespace, settings: Settings) -> int:
     from .app import build_context, create_app
     from .datadir import make_private
     from .fsck import sweep_at_start
+    from .memory import return_large_blocks
 
+    return_large_blocks()
     make_private(settings)
     ctx = build_context(settings)
     sweep_at_start(ctx.db, ctx.blobs)
@@ -73,6 +95,8 @@ def serve(args: argparse.Namespace, settings: Settings) -> int:
         "log_level": args.log_level,
         "access_log": not args.no_access_log,
         "timeout_keep_alive": 30,
+        # SIGTERM: stop accepting, let requests in flight finish (docs/server.md).
+        "timeout_graceful_shutdown": GRACEFUL_SECONDS,
         "server_header": False,
     }
     if args.forwarded_allow_ips:
@@ -81,7 +105,7 @@ def serve(args: argparse.Namespace, settings: Settings) -> int:
     else:
         config_kwargs["proxy_headers"] = False
     config = uvicorn.Config(app, **config_kwargs)
-    server = uvicorn.Server(config)
+    server = _graceful_server_class()(config)
     supervisor = None if args.no_worker else _start_worker(ctx, settings)
 
     async def announce() -> None:
@@ -133,6 +157,7 @@ def _start_worker(ctx: Any, settings: Settings) -> Any:
             settings.min_images_per_label,
             settings.torch_threads,
             settings.train_delay,
+            settings.train_step_delay,
         ),
     )
     ctx.ml.on_queued = supervisor.ensure_started

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import hashlib
 import re
 import secrets
@@ -36,6 +37,7 @@ from .data.db import INTEGRITY_ERRORS, database_full
 from .data.queries import json_fragment
 from .data.storage import PendingBlob, StorageFull
 from .data.tables import now_iso
+from .decodebudget import DecodeBusy, busy_error
 from .errors import APIError, field_error
 from .imaging import ImageRejected, OverBudget, StoredImage, decode_base64, prepare
 from .schemas import UploadFields
@@ -104,10 +106,16 @@ def _checked_upload(
         raise duplicate_error(existing)
     try:
         stored = prepare(
-            raw, noresize=fields.noresize, resize_to=ctx.settings.resize_to, max_pixels=max_pixels
+            raw,
+            noresize=fields.noresize,
+            resize_to=ctx.settings.resize_to,
+            max_pixels=max_pixels,
+            reserve=ctx.decode_budget.reserve,
         )
     except ImageRejected as exc:
         raise field_error(field, f"Upload a valid image: {exc}.") from exc
+    except DecodeBusy as exc:
+        raise busy_error(exc) from exc
     return upload_sha, stored
 
 
@@ -129,6 +137,7 @@ def _image_row(
         meta_data=dump_json_object(fields.meta_data),
         test_image=fields.test_image,
         real=fields.real,
+        verify_count=0,
     )
 
 
@@ -146,14 +155,19 @@ def _insert_failed(
 
 
 def _store_checked(
-    ctx: ServerContext, ws: str, upload_sha: str, stored: StoredImage, row: dict[str, Any]
+    ctx: ServerContext,
+    ws: str,
+    upload_sha: str,
+    stored: StoredImage,
+    row: dict[str, Any],
+    user_id: str | None,
 ) -> None:
     """Blob, then row, under the blob's lock (in a worker thread: it fsyncs and waits)."""
     blobs = ctx.blobs
     with disk_full_is_507(), blobs.locked(stored.sha256):
         created = blobs.put(stored.sha256, stored.data)
         try:
-            images.insert_image(ctx.db, row)
+            images.insert_image(ctx.db, row, user_id=user_id)
         except BaseException as exc:
             _insert_failed(ctx, exc, stored.sha256, created, ws, upload_sha)
             raise
@@ -172,17 +186,20 @@ def store_upload(
     ws = ctx.resolve_workspace(principal, workspace)
     upload_sha, stored = _checked_upload(ctx, ws, payload, field, fields)
     row = _image_row(ws, upload_sha, stored, fields)
-    _store_checked(ctx, ws, upload_sha, stored, row)
+    _store_checked(ctx, ws, upload_sha, stored, row, principal.user_id)
     return _image_out(row, base)
 
 
-def store_in_workspace(ctx: ServerContext, ws: str, payload: bytes, fields: UploadFields) -> str:
+def store_in_workspace(
+    ctx: ServerContext, ws: str, payload: bytes, fields: UploadFields, user_id: str
+) -> str:
     """An upload of raw bytes into the workspace ``ws`` (already checked to be the
-    caller's; the web interface's upload form), in the calling (worker) thread: the new
-    image's id. The API's errors: the duplicate error, or 400 for bytes not an image."""
+    caller's, ``user_id``: the web interface's upload form), in the calling (worker)
+    thread: the new image's id. The API's errors: the duplicate error, or 400 for bytes
+    not an image."""
     upload_sha, stored = _checked_upload(ctx, ws, payload, "file", fields)
     row = _image_row(ws, upload_sha, stored, fields)
-    _store_checked(ctx, ws, upload_sha, stored, row)
+    _store_checked(ctx, ws, upload_sha, stored, row, user_id)
     return str(row["id"])
 
 
@@ -216,12 +233,13 @@ async def store_upload_async(
             _checked_upload, ctx, ws, payload, field, fields
         )
     row = _image_row(ws, upload_sha, stored, fields)
+    user = principal.user_id
     with disk_full_is_507():
-        rest = _commit_without_waiting(ctx, ws, upload_sha, stored, row)
+        rest = _commit_without_waiting(ctx, ws, upload_sha, stored, row, user)
         if rest is not None:
             # Shielded: once the blob is being written, a cancelled request (server
             # shutdown) still ends with blob and row both stored, or neither.
-            await asyncio.shield(_commit_rest(ctx, ws, upload_sha, stored, row, rest))
+            await asyncio.shield(_commit_rest(ctx, ws, upload_sha, stored, row, rest, user))
     return _image_out(row, base)
 
 
@@ -235,7 +253,12 @@ class _Unfinished:
 
 
 def _commit_without_waiting(
-    ctx: ServerContext, ws: str, upload_sha: str, stored: StoredImage, row: dict[str, Any]
+    ctx: ServerContext,
+    ws: str,
+    upload_sha: str,
+    stored: StoredImage,
+    row: dict[str, Any],
+    user_id: str,
 ) -> _Unfinished | None:
     """Store the blob, then the row, if nothing has to wait (the common case); otherwise
     what is left for ``_commit_rest``."""
@@ -251,7 +274,7 @@ def _commit_without_waiting(
         if pending is not None:
             blobs.finish(pending)
         try:
-            if images.try_insert_image(ctx.db, row):
+            if images.try_insert_image(ctx.db, row, user_id=user_id):
                 return None
         except BaseException as exc:
             _insert_failed(ctx, exc, stored.sha256, pending is not None, ws, upload_sha)
@@ -270,16 +293,19 @@ async def _commit_rest(
     stored: StoredImage,
     row: dict[str, Any],
     rest: _Unfinished,
+    user_id: str,
 ) -> None:
     if rest.lock is None:
-        await run_in_threadpool(_store_checked, ctx, ws, upload_sha, stored, row)
+        await run_in_threadpool(_store_checked, ctx, ws, upload_sha, stored, row, user_id)
         return
     try:
         if rest.pending is not None:
             loop = asyncio.get_running_loop()
             await loop.run_in_executor(_FLUSHER, ctx.blobs.finish, rest.pending)
         try:
-            await run_in_threadpool(images.insert_image, ctx.db, row)
+            await run_in_threadpool(
+                functools.partial(images.insert_image, ctx.db, row, user_id=user_id)
+            )
         except BaseException as exc:
             _insert_failed(ctx, exc, stored.sha256, rest.created, ws, upload_sha)
             raise

@@ -52,7 +52,7 @@ def test_upload_bare_base64_and_serve_the_exact_bytes_without_auth(api: httpx.Cl
     assert set(image) == IMAGE_KEYS
     assert (image["img_width"], image["img_height"]) == (64, 48)
     assert image["labels"] == [] and image["meta_data"] == {"k": "v"}
-    assert image["test_image"] is False and image["real"] is False
+    assert image["test_image"] is False and image["real"] is True  # the hosted default
     media = httpx.get(image["img_path"])  # no Authorization header
     assert media.status_code == 200
     assert media.headers["content-type"] == "image/jpeg"
@@ -318,7 +318,7 @@ def labelled(api: httpx.Client) -> dict[str, object]:
     v = make_label(api, "v", "value")
     ids = []
     for i in range(6):
-        image = upload(api, image_bytes(100 + i), test_image=(i % 2 == 1))
+        image = upload(api, image_bytes(100 + i), test_image=(i % 2 == 1), real=False)
         ids.append(image["id"])
     attach(api, ids[0], a["id"])
     attach(api, ids[1], a["id"])

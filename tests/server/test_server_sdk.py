@@ -97,7 +97,12 @@ def test_sdk_pagination_over_many_labels_and_workspaces(live_server, account) ->
     assert status["status"] == "OK"
     assert len(labels) == 55
     assert sorted(label.name for label in labels) == [f"label {i:02d}" for i in range(55)]
+    # Search terms are ANDed, as on the hosted service ("label" and "5"): 05, 15, ... 54.
     found, _ = client.get_labels_by_substring("label 5")
+    assert sorted(label.name for label in found) == [
+        f"label {i:02d}" for i in range(55) if "5" in f"{i:02d}"
+    ]
+    found, _ = client.get_labels_by_substring('"label 5"')
     assert sorted(label.name for label in found) == [f"label {i}" for i in range(50, 55)]
     task, _ = client.create_task("tags", task_type="multi_label")
     negative, _ = task.get_negative_label()

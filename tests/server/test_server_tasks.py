@@ -98,10 +98,13 @@ def test_get_update_delete_task(api: httpx.Client) -> None:
     r = api.put(f"task/{tid}/", json={"description": "no name"})
     assert r.status_code == 400
     assert "name" in r.json()
+    # The type is fixed at creation: another one is refused, nothing changes.
     r = api.put(f"task/{tid}/", json={"name": "after", "type": "regression"})
+    assert r.status_code == 400 and list(r.json()) == ["type"]
+    r = api.put(f"task/{tid}/", json={"name": "after"})
     assert r.status_code == 200
     assert r.json()["name"] == "after"
-    assert r.json()["type"] == "multi_class"  # the type is fixed at creation
+    assert r.json()["type"] == "multi_class"
     r = api.delete(f"task/{tid}/")
     assert r.status_code == 204
     assert r.content == b""

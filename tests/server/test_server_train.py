@@ -14,6 +14,8 @@ from pathlib import Path
 import httpx
 from support.imagegen import brightness_image, class_image, tagged_image
 
+from localrepo.server.data.tables import SCHEMA_VERSION
+
 from .helpers import attach, make_label, make_task, upload
 from .trainhelp import (
     SHAPES,
@@ -262,6 +264,9 @@ def test_a_version_1_database_is_upgraded_on_start(tmp_path) -> None:
         session.execute(text("DROP INDEX ix_image_labels_image_created"))
         session.execute(text("DROP TABLE web_sessions"))
         session.execute(text("ALTER TABLE users DROP COLUMN password_hash"))
+        session.execute(text("DROP TABLE image_events"))
+        session.execute(text("ALTER TABLE training_jobs DROP COLUMN progress"))
+        session.execute(text("ALTER TABLE training_jobs DROP COLUMN stage"))
         session.execute(text("UPDATE schema_info SET value = '1' WHERE key = 'schema_version'"))
     db.dispose()
     db = Database(url)
@@ -270,6 +275,7 @@ def test_a_version_1_database_is_upgraded_on_start(tmp_path) -> None:
         conn = session.connection()
         columns = {r[1] for r in conn.execute(text("PRAGMA table_info(models)"))}
         user_columns = {r[1] for r in conn.execute(text("PRAGMA table_info(users)"))}
+        job_columns = {r[1] for r in conn.execute(text("PRAGMA table_info(training_jobs)"))}
         tables = {r[0] for r in conn.execute(text("SELECT name FROM sqlite_master"))}
         version = conn.execute(
             text("SELECT value FROM schema_info WHERE key = 'schema_version'")
@@ -279,7 +285,8 @@ def test_a_version_1_database_is_upgraded_on_start(tmp_path) -> None:
     assert "ix_image_labels_image_created" in tables  # (sqlite_master lists indexes too)
     assert {"image_docs", "image_doc_insert"} <= tables  # (and triggers)
     assert "password_hash" in user_columns and "web_sessions" in tables  # version 4
-    assert version == "4"
+    assert {"progress", "stage"} <= job_columns and "image_events" in tables  # version 5
+    assert version == str(SCHEMA_VERSION)
 
 
 def test_a_version_that_has_not_trained_cannot_be_production(server_factory) -> None:

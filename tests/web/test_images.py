@@ -111,7 +111,8 @@ def test_thumbnails_carry_an_etag_and_answer_304(live_server: Any, web_user: Web
             page.status_code == 200 and "a.jpg" in page.text and "original_file_name" in page.text
         )
         history = page.text[page.text.index('id="image-history"') :]
-        assert history.index(": uploaded") < history.index(": labelled cat")
+        by = f"by {web_user.username}"
+        assert history.index(f"labelled cat {by}") < history.index(f"uploaded {by}")
     # Signed out: no thumbnail.
     with httpx.Client(base_url=web_user.url, follow_redirects=False) as anonymous:
         answer = anonymous.get(f"/web/w/{task['workspace']}/images/{image_id}/thumb")

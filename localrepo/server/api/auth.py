@@ -30,11 +30,23 @@ async def authenticate(
 ) -> Principal:
     if not header:
         raise detail(401, "Authentication credentials were not provided.", _UNAUTHORIZED_HEADERS)
+    # DRF's TokenAuthentication, word for word: another scheme is no credentials at
+    # all; then the header's shape; then the token.
     parts = header.split()
-    if len(parts) != 2 or parts[0].lower() not in _SCHEMES:
+    if not parts or parts[0].lower() not in _SCHEMES:
+        raise detail(401, "Authentication credentials were not provided.", _UNAUTHORIZED_HEADERS)
+    if len(parts) == 1:
+        raise detail(401, "Invalid token header. No credentials provided.", _UNAUTHORIZED_HEADERS)
+    if len(parts) > 2:
         raise detail(
             401,
-            'Invalid Authorization header: expected "Token <token>" or "JWT <token>".',
+            "Invalid token header. Token string should not contain spaces.",
+            _UNAUTHORIZED_HEADERS,
+        )
+    if not (parts[1].isascii() and parts[1].isprintable()):
+        raise detail(
+            401,
+            "Invalid token header. Token string should not contain invalid characters.",
             _UNAUTHORIZED_HEADERS,
         )
     ctx = get_ctx(request)

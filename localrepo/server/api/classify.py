@@ -17,6 +17,7 @@ from .. import uploads
 from ..bodies import body_doc, check_uuid, parse, read_body
 from ..context import Principal, ServerContext, get_ctx
 from ..data import images
+from ..decodebudget import DecodeBusy, busy_error
 from ..errors import field_error
 from ..ml.classify import (
     ClassifyModel,
@@ -50,7 +51,7 @@ def _store_classified(
     )
     if new:  # (already stored: its labels are kept as they are)
         labels = labels_to_store(model.head, answer, model.negative)
-        images.link_labels(ctx.db, ws, image_id, labels)
+        images.link_labels(ctx.db, ws, image_id, labels, user_id=principal.user_id)
     return image_id
 
 
@@ -81,7 +82,11 @@ async def classify(request: Request, principal: Principal = Depends(authenticate
     settings = ctx.settings
     policy = UrlPolicy(settings.allow_private_urls, settings.url_timeout, settings.url_max_bytes)
     raw = await gather_bytes(body.records, policy)
-    results = await run_in_threadpool(predict, ctx.ml.backends, model, raw)
+    try:
+        reserve = ctx.decode_budget.reserve
+        results = await run_in_threadpool(predict, ctx.ml.backends, model, raw, reserve)
+    except DecodeBusy as exc:
+        raise busy_error(exc) from exc
     base = media_base(request)
     records = []
     for record, item, result in zip(body.records, raw, results, strict=True):

@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
+from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
 from starlette.responses import Response
 
-from ..bodies import maybe_uuid
+from ..bodies import maybe_uuid, read_body
+from ..context import Principal, ServerContext, get_ctx
 from ..errors import json_response, not_found
 
 _ERROR_SCHEMA: dict[str, Any] = {
@@ -69,3 +72,26 @@ def body_workspace(request: Request, data: dict[str, Any]) -> Any:
     if value is None or value == "":
         return request.query_params.get("workspace")
     return value
+
+
+async def delete_by_id(
+    request: Request,
+    principal: Principal,
+    workspace: str | None,
+    kind: str,
+    raw_id: str,
+    what: str,
+    delete: Callable[[ServerContext, str, str], object],
+) -> Response:
+    """A DELETE of one object (``kind``, called ``what`` in a 404): its workspace from
+    the query, else from a JSON or form body (the hosted service reads either), else
+    the one holding the id; then ``delete(ctx, workspace, id)`` in a worker thread."""
+    ctx = get_ctx(request)
+    named: Any = workspace
+    if not named:
+        data, _ = await read_body(request)
+        named = data.get("workspace")
+    object_id = path_id(raw_id, what)
+    ws = await run_in_threadpool(ctx.resolve_workspace_of, principal, named, kind, object_id)
+    await run_in_threadpool(delete, ctx, ws, object_id)
+    return no_content()

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import math
 import re
+from functools import partial
 from typing import Any
 
 from fastapi import APIRouter, Depends, Query, Request
@@ -21,10 +22,10 @@ from ..bodies import (
     uuid_list,
 )
 from ..context import Principal, ServerContext, get_ctx
-from ..data import images
+from ..data import imagebulk, images
 from ..data.images import ImageQuery
 from ..errors import APIError, bad_request, field_error, not_found
-from ..pagination import page_body, page_request
+from ..pagination import PAGE_QUERY, PAGE_SIZE_QUERY, page_body, page_request
 from ..schemas import (
     BulkImageUpdate,
     Count,
@@ -38,7 +39,7 @@ from ..schemas import (
     UploadFields,
 )
 from .auth import authenticate
-from .common import body_workspace, media_base, no_content, ok, path_id
+from .common import body_workspace, delete_by_id, media_base, ok, path_id
 
 router = APIRouter(prefix="/recognition/v2", tags=["training images"])
 
@@ -66,7 +67,14 @@ def _image_query(request: Request, test: bool | None, real: bool | None) -> Imag
         if not math.isfinite(number):
             raise field_error(key, f"A valid number is required, got {raw!r}.")
         values.append((label_id, ">=" if match.group(2) == "gte" else "<=", number))
-    return ImageQuery(labels, not_labels, values, test, real)
+    verified = q.get("verified")
+    if verified is not None and not (
+        verified.isascii() and verified.isdigit() and len(verified) <= 9
+    ):
+        raise field_error("verified", "A valid integer is required.")
+    return ImageQuery(
+        labels, not_labels, values, test, real, verified=None if verified is None else int(verified)
+    )
 
 
 def _listing(
@@ -98,8 +106,11 @@ def list_images(
     not_labels: list[str] | None = Query(None, description="Images with none of these labels."),
     test: bool | None = Query(None, description="Only test (true) or training (false) images."),
     real: bool | None = Query(None),
-    page: int = Query(1, ge=1),
-    page_size: int | None = Query(None, ge=1),
+    verified: int | None = Query(
+        None, ge=0, le=999_999_999, description="Only images with exactly this many verifications."
+    ),
+    page: str | None = PAGE_QUERY,
+    page_size: str | None = PAGE_SIZE_QUERY,
 ) -> Response:
     """Also ``label_value_<label id>__gte`` / ``__lte`` = number: images whose value for
     that label is within the bound."""
@@ -114,7 +125,7 @@ _PLAIN_BOOLS = {"true": True, "1": True, "false": False, "0": False}
 def _plain_listing_flags(q: QueryParams) -> tuple[bool | None, bool | None] | None:
     """``test`` and ``real`` if every validated parameter is in a plain form, else None."""
     for key, value in q.multi_items():
-        if key in ("page", "page_size"):
+        if key in ("page", "page_size", "verified"):
             if not (value.isascii() and value.isdigit() and len(value) <= 9 and int(value) > 0):
                 return None
         elif key in ("test", "real") and value.lower() not in _PLAIN_BOOLS:
@@ -202,7 +213,7 @@ def get_image(
     workspace: str | None = Query(None),
 ) -> Response:
     ctx = get_ctx(request)
-    ws = ctx.resolve_workspace(principal, workspace)
+    ws = ctx.resolve_workspace_of(principal, workspace, "image", image_id)
     return ok(_image_or_404(ctx, ws, path_id(image_id, "Image"), media_base(request)))
 
 
@@ -212,7 +223,9 @@ async def _update_image_route(request: Request, image_id: str, principal: Princi
     if "meta_data" in data:
         data["meta_data"] = json_object_field("meta_data", data["meta_data"])
     body = parse(ImageUpdate, data)
-    ws = await run_in_threadpool(ctx.resolve_workspace, principal, body_workspace(request, data))
+    ws = await run_in_threadpool(
+        ctx.resolve_workspace_of, principal, body_workspace(request, data), "image", image_id
+    )
     iid = path_id(image_id, "Image")
     changes: dict[str, Any] = {}
     if "meta_data" in body.model_fields_set:
@@ -221,8 +234,8 @@ async def _update_image_route(request: Request, image_id: str, principal: Princi
         changes["test_image"] = body.test_image
     if body.real is not None:
         changes["real"] = body.real
-    args = (ctx.db, ws, iid, changes, media_base(request))
-    return ok(await run_in_threadpool(images.update_image, *args))
+    update = partial(images.update_image, user_id=principal.user_id)
+    return ok(await run_in_threadpool(update, ctx.db, ws, iid, changes, media_base(request)))
 
 
 @router.put(
@@ -245,16 +258,21 @@ async def patch_image(
 
 
 @router.delete("/training-image/{image_id}/", status_code=204, response_class=Response)
-def delete_image(
+async def delete_image(
     request: Request,
     image_id: str,
     principal: Principal = Depends(authenticate),
     workspace: str | None = Query(None),
 ) -> Response:
-    ctx = get_ctx(request)
-    ws = ctx.resolve_workspace(principal, workspace)
-    images.delete_image(ctx.db, ctx.blobs, ws, path_id(image_id, "Image"))
-    return no_content()
+    return await delete_by_id(
+        request,
+        principal,
+        workspace,
+        "image",
+        image_id,
+        "Image",
+        lambda ctx, ws, oid: images.delete_image(ctx.db, ctx.blobs, ws, oid),
+    )
 
 
 # ---- labels of one image --------------------------------------------------------------------
@@ -269,14 +287,18 @@ async def _label_route(
     label_id = check_uuid("label_id", body.label_id)
     if mode == "update" and "value" not in data:
         raise field_error("value", "This field is required.")
-    ws = await run_in_threadpool(ctx.resolve_workspace, principal, body_workspace(request, data))
+    ws = await run_in_threadpool(
+        ctx.resolve_workspace_of, principal, body_workspace(request, data), "image", image_id
+    )
     iid = path_id(image_id, "Image")
     base = media_base(request)
+    by = principal.user_id
     if mode == "remove":
-        return ok(await run_in_threadpool(images.unset_label, ctx.db, ws, iid, label_id, base))
+        unset = partial(images.unset_label, user_id=by)
+        return ok(await run_in_threadpool(unset, ctx.db, ws, iid, label_id, base))
     value_given = "value" in data
     args = (ctx.db, ws, iid, label_id, body.value, value_given, base)
-    return ok(await run_in_threadpool(images.set_label, *args))
+    return ok(await run_in_threadpool(partial(images.set_label, user_id=by), *args))
 
 
 @router.post(
@@ -329,7 +351,9 @@ async def image_update_label(
 # ---- bulk update ------------------------------------------------------------------------------
 
 
-def _bulk_update(ctx: ServerContext, ws: str, body: BulkImageUpdate) -> dict[str, int]:
+def _bulk_update(
+    ctx: ServerContext, ws: str, body: BulkImageUpdate, user_id: str
+) -> dict[str, int]:
     ids = uuid_list("images", body.images)
     filter_labels = uuid_list("labels", body.labels)
     add = uuid_list("labels-add", body.labels_add)
@@ -345,8 +369,15 @@ def _bulk_update(ctx: ServerContext, ws: str, body: BulkImageUpdate) -> dict[str
         flags["test_image"] = body.mark_test
     if body.mark_real or body.unmark_real:
         flags["real"] = body.mark_real
-    count = images.bulk_update(
-        ctx.db, ws, images=ids, filter_labels=filter_labels, add=add, remove=remove, flags=flags
+    count = imagebulk.bulk_update(
+        ctx.db,
+        ws,
+        images=ids,
+        filter_labels=filter_labels,
+        add=add,
+        remove=remove,
+        flags=flags,
+        user_id=user_id,
     )
     return {"count": count}
 
@@ -363,4 +394,4 @@ async def bulk_update(request: Request, principal: Principal = Depends(authentic
     data, _ = await read_body(request, BulkImageUpdate)
     body = parse(BulkImageUpdate, data)
     ws = await run_in_threadpool(ctx.resolve_workspace, principal, body_workspace(request, data))
-    return ok(await run_in_threadpool(_bulk_update, ctx, ws, body))
+    return ok(await run_in_threadpool(_bulk_update, ctx, ws, body, principal.user_id))

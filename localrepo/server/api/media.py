@@ -14,6 +14,7 @@ from starlette.responses import FileResponse, Response
 
 from ..context import ServerContext, get_ctx
 from ..data import images
+from ..decodebudget import DecodeBusy, busy_error
 from ..errors import not_found
 from ..imaging import make_thumbnail
 
@@ -68,7 +69,11 @@ def ensure_thumbnail(ctx: ServerContext, sha256: str) -> FilePath | None:
                 source = blobs.blob_path(sha256)
                 if not source.is_file():
                     return None
-                blobs.put_thumb(
-                    sha256, make_thumbnail(source.read_bytes(), ctx.settings.thumb_size)
-                )
+                try:
+                    thumbnail = make_thumbnail(
+                        source.read_bytes(), ctx.settings.thumb_size, ctx.decode_budget.reserve
+                    )
+                except DecodeBusy as exc:
+                    raise busy_error(exc) from exc
+                blobs.put_thumb(sha256, thumbnail)
     return thumb

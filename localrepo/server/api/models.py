@@ -10,10 +10,10 @@ from ..bodies import check_uuid
 from ..context import Principal, get_ctx
 from ..data import models
 from ..errors import not_found
-from ..pagination import page_body, page_request
+from ..pagination import PAGE_QUERY, PAGE_SIZE_QUERY, page_body, page_request
 from ..schemas import ModelOut, Page
 from .auth import authenticate
-from .common import no_content, ok, path_id
+from .common import delete_by_id, ok, path_id
 
 router = APIRouter(prefix="/recognition/v2", tags=["models"])
 
@@ -24,8 +24,8 @@ def list_models(
     principal: Principal = Depends(authenticate),
     workspace: str | None = Query(None),
     task: str | None = Query(None, description="Only the models of this task."),
-    page: int = Query(1, ge=1),
-    page_size: int | None = Query(None, ge=1),
+    page: str | None = PAGE_QUERY,
+    page_size: str | None = PAGE_SIZE_QUERY,
 ) -> Response:
     ctx = get_ctx(request)
     ws = ctx.resolve_workspace(principal, workspace)
@@ -43,7 +43,7 @@ def get_model(
     workspace: str | None = Query(None),
 ) -> Response:
     ctx = get_ctx(request)
-    ws = ctx.resolve_workspace(principal, workspace)
+    ws = ctx.resolve_workspace_of(principal, workspace, "model", model_id)
     found = models.get_model(ctx.db, ws, path_id(model_id, "Model"))
     if found is None:
         raise not_found("Model not found.")
@@ -51,13 +51,18 @@ def get_model(
 
 
 @router.delete("/model/{model_id}/", status_code=204, response_class=Response)
-def delete_model(
+async def delete_model(
     request: Request,
     model_id: str,
     principal: Principal = Depends(authenticate),
     workspace: str | None = Query(None),
 ) -> Response:
-    ctx = get_ctx(request)
-    ws = ctx.resolve_workspace(principal, workspace)
-    models.delete_model(ctx.db, ws, path_id(model_id, "Model"))
-    return no_content()
+    return await delete_by_id(
+        request,
+        principal,
+        workspace,
+        "model",
+        model_id,
+        "Model",
+        lambda ctx, ws, oid: models.delete_model(ctx.db, ws, oid),
+    )

@@ -11,11 +11,9 @@ from starlette.responses import Response
 
 from ..bodies import body_doc, check_uuid, parse, read_body
 from ..context import Principal, ServerContext, get_ctx
-from ..data import tasks, training
-from ..errors import bad_request, field_error, not_found
-from ..ml.heads import too_few_problems
-from ..ml.train import load_task_data
-from ..pagination import page_body, page_request
+from ..data import tasks
+from ..errors import field_error, not_found
+from ..pagination import PAGE_QUERY, PAGE_SIZE_QUERY, page_body, page_request
 from ..schemas import (
     Detail,
     LabelRef,
@@ -26,8 +24,9 @@ from ..schemas import (
     TrainQueued,
     WorkspaceRef,
 )
+from ..trainqueue import queue_task_training
 from .auth import authenticate
-from .common import body_workspace, no_content, ok, path_id
+from .common import body_workspace, delete_by_id, ok, path_id
 
 router = APIRouter(prefix="/recognition/v2", tags=["tasks"])
 
@@ -44,8 +43,8 @@ def list_tasks(
     request: Request,
     principal: Principal = Depends(authenticate),
     workspace: str | None = Query(None),
-    page: int = Query(1, ge=1),
-    page_size: int | None = Query(None, ge=1),
+    page: str | None = PAGE_QUERY,
+    page_size: str | None = PAGE_SIZE_QUERY,
 ) -> Response:
     ctx = get_ctx(request)
     ws = ctx.resolve_workspace(principal, workspace)
@@ -78,7 +77,7 @@ def get_task(
     workspace: str | None = Query(None),
 ) -> Response:
     ctx = get_ctx(request)
-    ws = ctx.resolve_workspace(principal, workspace)
+    ws = ctx.resolve_workspace_of(principal, workspace, "task", task_id)
     return ok(_task_or_404(ctx, ws, path_id(task_id, "Task")))
 
 
@@ -90,7 +89,9 @@ async def _update_task_route(
     body = parse(TaskUpdate, data)
     if not partial and body.name is None:
         raise field_error("name", "This field is required.")
-    ws = await run_in_threadpool(ctx.resolve_workspace, principal, body_workspace(request, data))
+    ws = await run_in_threadpool(
+        ctx.resolve_workspace_of, principal, body_workspace(request, data), "task", task_id
+    )
     tid = path_id(task_id, "Task")
     changes: dict[str, Any] = {}
     if body.name is not None:
@@ -99,6 +100,8 @@ async def _update_task_route(
         changes["description"] = body.description or ""
     if body.production_version is not None:
         changes["production_version"] = body.production_version
+    if "type" in data:  # read-only: the same value is fine, another one a 400
+        changes["type"] = data["type"]
     return ok(await run_in_threadpool(tasks.update_task, ctx.db, ws, tid, changes))
 
 
@@ -117,16 +120,21 @@ async def patch_task(
 
 
 @router.delete("/task/{task_id}/", status_code=204, response_class=Response)
-def delete_task(
+async def delete_task(
     request: Request,
     task_id: str,
     principal: Principal = Depends(authenticate),
     workspace: str | None = Query(None),
 ) -> Response:
-    ctx = get_ctx(request)
-    ws = ctx.resolve_workspace(principal, workspace)
-    tasks.delete_task(ctx.db, ws, path_id(task_id, "Task"))
-    return no_content()
+    return await delete_by_id(
+        request,
+        principal,
+        workspace,
+        "task",
+        task_id,
+        "Task",
+        lambda ctx, ws, oid: tasks.delete_task(ctx.db, ws, oid),
+    )
 
 
 async def _link_label(
@@ -141,7 +149,9 @@ async def _link_label(
     data, _ = await read_body(request, LabelRef)
     body = parse(LabelRef, data)
     label_id = check_uuid("label_id", body.label_id)
-    ws = await run_in_threadpool(ctx.resolve_workspace, principal, body_workspace(request, data))
+    ws = await run_in_threadpool(
+        ctx.resolve_workspace_of, principal, body_workspace(request, data), "task", task_id
+    )
     tid = path_id(task_id, "Task")
     await run_in_threadpool(change, ctx.db, ws, tid, label_id)
     return ok({"detail": said})
@@ -173,23 +183,6 @@ async def task_remove_label(
     )
 
 
-def queue_task_training(ctx: ServerContext, ws: str, task_id: str) -> dict[str, object]:
-    """The checks of ``train/`` and the queueing: the web's Train button calls this too
-    (web/training.py), so both refuse the same things with the same words."""
-    _task_or_404(ctx, ws, task_id)
-    data = load_task_data(ctx.db, task_id)
-    if data is None:
-        raise not_found("Task not found.")
-    problem = too_few_problems(
-        data.type, data.labels, data.samples, ctx.settings.min_images_per_label
-    )
-    if problem:
-        raise bad_request(problem)
-    answer = training.queue_training(ctx.db, task_id)
-    ctx.ml.on_queued()
-    return answer
-
-
 @router.post(
     "/task/{task_id}/train/",
     response_model=TrainQueued,
@@ -204,6 +197,8 @@ async def train_task(
     ctx = get_ctx(request)
     data, _ = await read_body(request, WorkspaceRef)
     parse(WorkspaceRef, data)
-    ws = await run_in_threadpool(ctx.resolve_workspace, principal, body_workspace(request, data))
+    ws = await run_in_threadpool(
+        ctx.resolve_workspace_of, principal, body_workspace(request, data), "task", task_id
+    )
     tid = path_id(task_id, "Task")
     return ok(await run_in_threadpool(queue_task_training, ctx, ws, tid))

@@ -173,6 +173,27 @@ _TOKEN_SQL = text(
     "WHERE t.token_hash = :h"
 )
 _WORKSPACE_SQL = text("SELECT id FROM workspaces WHERE id = :id AND owner_id = :owner")
+# The workspace holding an object of the caller's, by the object's id (by-id routes
+# named without a workspace: ``workspace_holding``).
+_HOLDER_SQL = {
+    kind: text(
+        f"SELECT o.workspace_id FROM {table} o JOIN workspaces w ON w.id = o.workspace_id "
+        "WHERE o.id = :id AND w.owner_id = :owner"
+    )
+    for kind, table in (("image", "images"), ("task", "tasks"), ("label", "labels"))
+}
+_HOLDER_SQL["point"] = text(
+    "SELECT o.workspace_id FROM points o JOIN workspaces w ON w.id = o.workspace_id "
+    "WHERE o.id = :id AND w.owner_id = :owner"
+)
+_HOLDER_SQL["verification"] = text(
+    "SELECT i.workspace_id FROM verifications v JOIN images i ON i.id = v.image_id "
+    "JOIN workspaces w ON w.id = i.workspace_id WHERE v.id = :id AND w.owner_id = :owner"
+)
+_HOLDER_SQL["model"] = text(
+    "SELECT t.workspace_id FROM models m JOIN tasks t ON t.id = m.task_id "
+    "JOIN workspaces w ON w.id = t.workspace_id WHERE m.id = :id AND w.owner_id = :owner"
+)
 _WORKSPACES_SQL = text(
     "SELECT id, name, created, owner_id, meta_data, is_default FROM workspaces "
     "WHERE owner_id = :u ORDER BY is_default DESC, created, id"
@@ -195,6 +216,19 @@ def owns_workspace(db: Database, user_id: str, workspace_id: str) -> bool:
     return found is not None
 
 
+def workspace_holding(db: Database, user_id: str, kind: str, object_id: str) -> str | None:
+    """The id of the workspace of ``user_id`` that holds the ``kind`` ("image", "task",
+    "label", "model", "point" or "verification") with id ``object_id``; None when no
+    workspace of theirs does."""
+    with db.read() as session:
+        found = (
+            session.connection()
+            .execute(_HOLDER_SQL[kind], {"id": object_id, "owner": user_id})
+            .first()
+        )
+    return None if found is None else str(found[0])
+
+
 def workspace_dicts(db: Database, user_id: str) -> list[dict[str, Any]]:
     """The user's workspaces as ``account/v2/workspace/`` answers them, default first."""
     with db.read() as session:
@@ -210,6 +244,23 @@ def workspace_dicts(db: Database, user_id: str) -> list[dict[str, Any]]:
             }
             for r in rows
         ]
+
+
+def user_dict(db: Database, user_id: str, default_workspace: str) -> dict[str, Any]:
+    """The user as ``account/v2/user/`` answers it, with their workspaces."""
+    with db.read() as session:
+        user = session.get(User, user_id)
+    assert user is not None  # the caller's token was just checked
+    return {
+        "id": user.id,
+        "username": user.username,
+        "email": "",
+        "first_name": "",
+        "last_name": "",
+        "date_joined": user.created,
+        "default_workspace": default_workspace,
+        "workspaces": workspace_dicts(db, user_id),
+    }
 
 
 @dataclass(frozen=True)

@@ -158,6 +158,15 @@ class Database:
                     )
                 if int(row.value) < 4:
                     session.execute(text("ALTER TABLE users ADD COLUMN password_hash VARCHAR(255)"))
+                if int(row.value) < 5:
+                    # (image_events is a new table: create_all made it.)
+                    _add_column(session, "training_jobs", "progress FLOAT")
+                    _add_column(session, "training_jobs", "stage VARCHAR(200)")
+                if int(row.value) < 6:
+                    _add_column(session, "images", "verify_count INTEGER NOT NULL DEFAULT 0")
+                    # Stored without `real`, they took a default of false the hosted
+                    # service does not have (docs/api.md, "Training images").
+                    session.execute(text("UPDATE images SET real = TRUE"))
                 row.value = str(tables.SCHEMA_VERSION)
                 session.add(row)
             if self.is_sqlite:
@@ -198,21 +207,39 @@ class Database:
         with self.autocommit_engine.connect() as conn:
             return conn.execute(stmt, params or {}).first()
 
+    def ping(self) -> str | None:
+        """None when the database answers a query; else its error's class name (the
+        message may quote the URL, and with it a password)."""
+        from sqlalchemy.exc import SQLAlchemyError
+
+        try:
+            with self.autocommit_engine.connect() as conn:
+                conn.execute(text("SELECT 1")).scalar()
+        except (SQLAlchemyError, OSError) as exc:
+            return type(exc).__name__
+        return None
+
     def write_one(self, stmt: TextClause, params: dict[str, Any]) -> None:
-        """One statement in its own write transaction (the hot insert of uploads)."""
+        """One statement in its own write transaction."""
+        self.write_all([(stmt, params)])
+
+    def write_all(self, statements: Sequence[tuple[TextClause, dict[str, Any]]]) -> None:
+        """A few statements in one write transaction, without the ORM (the hot insert of
+        uploads: the image's row and its event)."""
         if not self.is_sqlite:
             with self.write_conn() as conn:
-                conn.execute(stmt, params)
+                for stmt, params in statements:
+                    conn.execute(stmt, params)
             return
         raw = self._thread_connection()
         with self._write_lock:
             raw.execute("BEGIN IMMEDIATE")
-            _finish_one(raw, stmt, params)
+            _finish(raw, statements)
 
-    def try_write_one(self, stmt: TextClause, params: dict[str, Any]) -> bool:
-        """``write_one`` only if it need not wait (SQLite): False, with nothing done, when
+    def try_write_all(self, statements: Sequence[tuple[TextClause, dict[str, Any]]]) -> bool:
+        """``write_all`` only if it need not wait (SQLite): False, with nothing done, when
         this process or another holds the write lock. For the event loop, which must not
-        block on a busy database; the caller then uses ``write_one`` in a thread."""
+        block on a busy database; the caller then uses ``write_all`` in a thread."""
         if (
             not self.is_sqlite or self.commit_syncs or not self._write_lock.acquire(blocking=False)  # type: ignore[union-attr]
         ):
@@ -225,7 +252,7 @@ class Database:
                 if "locked" in str(exc) or "busy" in str(exc):
                     return False  # another process writes
                 raise
-            _finish_one(raw, stmt, params)
+            _finish(raw, statements)
             return True
         finally:
             self._write_lock.release()  # type: ignore[union-attr]
@@ -290,10 +317,13 @@ class Database:
         self._raw_connections.clear()
 
 
-def _finish_one(raw: sqlite3.Connection, stmt: TextClause, params: dict[str, Any]) -> None:
-    """The statement, then COMMIT, in the transaction just begun (rolled back on error)."""
+def _finish(
+    raw: sqlite3.Connection, statements: Sequence[tuple[TextClause, dict[str, Any]]]
+) -> None:
+    """The statements, then COMMIT, in the transaction just begun (rolled back on error)."""
     try:
-        raw.execute(stmt.text, params)
+        for stmt, params in statements:
+            raw.execute(stmt.text, params)
         raw.execute("COMMIT")
     except BaseException:
         raw.execute("ROLLBACK")
@@ -314,3 +344,13 @@ def fetch_all(conn: Connection, sql: str, params: dict[str, Any]) -> list[Sequen
         finally:
             cur.close()
     return list(conn.execute(text(sql), params).all())
+
+
+def _add_column(session: Session, table: str, definition: str) -> None:
+    """``ALTER TABLE table ADD COLUMN definition`` unless the column is there already
+    (a database an older server half-upgraded, or a test's downgrade)."""
+    from sqlalchemy import inspect
+
+    name = definition.split()[0]
+    if name not in {c["name"] for c in inspect(session.connection()).get_columns(table)}:
+        session.execute(text(f"ALTER TABLE {table} ADD COLUMN {definition}"))

@@ -41,7 +41,7 @@ DOC_SQL = """'{"id":' || json_quote(i.id) || ',"created":' || json_quote(i.creat
   'meta_data', json(i.meta_data),
   'test_image', json(CASE WHEN i.test_image THEN 'true' ELSE 'false' END),
   'real', json(CASE WHEN i.real THEN 'true' ELSE 'false' END),
-  'verifyCount', 0, 'workspace', i.workspace_id,
+  'verifyCount', i.verify_count, 'workspace', i.workspace_id,
   'labels', (SELECT json_group_array(json(x.j)) FROM (
       SELECT CASE WHEN l.type = 'value'
         THEN json_object('id', l.id, 'name', l.name, 'type', l.type, 'value', il.value)
@@ -74,7 +74,7 @@ def _drop(row: str) -> str:
 # Every column a doc shows or is filed under.
 _SHOWN = (
     "id, created, blob_sha256, media_key, extension, img_width, img_height, meta_data, "
-    "test_image, real, workspace_id"
+    "test_image, real, verify_count, workspace_id"
 )
 _WITH_LABEL = "i.id IN (SELECT image_id FROM image_labels WHERE label_id = {}.id)"
 TRIGGERS = {

@@ -1,9 +1,10 @@
 """Training images in the database: the listing (its filters as SQL), one image, its
-labels, the bulk update, deleting one (and its bytes when they were the last), and the
+labels, deleting one (and its bytes when they were the last), and the
 rows the upload pipeline (``uploads.py``) reads and writes.
 
 Writes raise the API's errors (404, 400) inside their transaction, so a refused request
-leaves nothing behind.
+leaves nothing behind. Every change is recorded, in its own transaction, as events of
+the image's history (``imageevents``), with the user who made it (``user_id``).
 """
 
 from __future__ import annotations
@@ -12,20 +13,20 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from sqlalchemy import bindparam, text
-from sqlalchemy.sql.elements import BindParameter
+import orjson
+import sqlalchemy
+from sqlalchemy import text
 from sqlmodel import Session
 
 from ..bodies import dump_json_object
 from ..errors import field_error, log, not_found
 from ..pagination import PageRequest, check_page
-from . import imagedocs, queries
+from . import imagedocs, imageevents, queries
 from .db import Database, fetch_all
+from .imageevents import LABELLED, UNLABELLED, UPLOADED, VALUE, event
 from .labels import label_in_ws
 from .storage import BlobStore
 from .tables import Image, ImageLabel, now_iso
-
-_CHUNK = 500
 
 # ---- listing -----------------------------------------------------------------------------
 
@@ -43,6 +44,8 @@ class ImageQuery:
     # Case-insensitive text in the image's metadata (its file name included); the web
     # gallery's search.
     text: str = ""
+    # With exactly this many verifications (the API's ``verified``).
+    verified: int | None = None
 
 
 def _in_list(name: str, values: list[str], params: dict[str, Any]) -> str:
@@ -86,6 +89,9 @@ def _image_filters(ws: str, query: ImageQuery) -> tuple[str, dict[str, Any]]:
     if query.real is not None:
         cond += " AND i.real = :real"
         params["real"] = query.real
+    if query.verified is not None:
+        cond += " AND i.verify_count = :verified"
+        params["verified"] = query.verified
     return cond, params
 
 
@@ -185,19 +191,44 @@ def _locked_image(session: Session, ws: str, image_id: str) -> Image:
 
 
 def update_image(
-    db: Database, ws: str, image_id: str, changes: dict[str, Any], media_base: str
+    db: Database,
+    ws: str,
+    image_id: str,
+    changes: dict[str, Any],
+    media_base: str,
+    *,
+    user_id: str | None,
 ) -> dict[str, Any]:
     """``changes``: the columns to set (``meta_data`` as an object, ``test_image``,
     ``real``); answers the image."""
     with db.write() as session:
         image = _locked_image(session, ws, image_id)
+        events, now = [], now_iso()
         for column, value in changes.items():
-            setattr(image, column, dump_json_object(value) if column == "meta_data" else value)
+            if column == "meta_data":
+                keys = imageevents.changed_keys(_stored_object(image.meta_data), value or {})
+                if keys:
+                    events.append(event(image_id, imageevents.METADATA, user_id, now, new=keys))
+                image.meta_data = dump_json_object(value)
+                continue
+            if bool(getattr(image, column)) != bool(value):
+                old = getattr(image, column)
+                events.append(event(image_id, column, user_id, now, old=old, new=value))
+            setattr(image, column, value)
         session.add(image)
         session.flush()
+        imageevents.record(session.connection(), events)
         found = queries.get_image(session.connection(), ws, image_id, media_base)
     assert found is not None
     return found
+
+
+def _stored_object(stored: str) -> dict[str, Any]:
+    try:
+        found = orjson.loads(stored or "{}")
+    except orjson.JSONDecodeError:
+        return {}
+    return found if isinstance(found, dict) else {}
 
 
 def delete_image(db: Database, blobs: BlobStore, ws: str, image_id: str) -> None:
@@ -226,6 +257,8 @@ def set_label(
     value: float | None,
     value_given: bool,
     media_base: str,
+    *,
+    user_id: str | None,
 ) -> dict[str, Any]:
     """Attach the label (and set its value when ``value_given``); answers the image."""
     with db.write() as session:
@@ -236,36 +269,52 @@ def set_label(
                 "value", f"Only value labels take a value; '{label.name}' is a {label.type} label."
             )
         link = session.get(ImageLabel, (image_id, label_id))
+        now, events = now_iso(), []
         if link is None:
-            session.add(
-                ImageLabel(image_id=image_id, label_id=label_id, value=value, created=now_iso())
+            session.add(ImageLabel(image_id=image_id, label_id=label_id, value=value, created=now))
+            events.append(event(image_id, LABELLED, user_id, now, label=label.name, new=value))
+        elif value_given and link.value != value:
+            events.append(
+                event(image_id, VALUE, user_id, now, label=label.name, old=link.value, new=value)
             )
-        elif value_given:
             link.value = value
             session.add(link)
         session.flush()
+        imageevents.record(session.connection(), events)
         found = queries.get_image(session.connection(), ws, image_id, media_base)
     assert found is not None
     return found
 
 
 def unset_label(
-    db: Database, ws: str, image_id: str, label_id: str, media_base: str
+    db: Database, ws: str, image_id: str, label_id: str, media_base: str, *, user_id: str | None
 ) -> dict[str, Any]:
     with db.write() as session:
         _locked_image(session, ws, image_id)
-        label_in_ws(session, ws, label_id)
-        session.execute(
-            text("DELETE FROM image_labels WHERE image_id = :i AND label_id = :l"),
-            {"i": image_id, "l": label_id},
-        )
+        label = label_in_ws(session, ws, label_id)
+        link = session.get(ImageLabel, (image_id, label_id))
+        if link is not None:
+            old = link.value
+            session.execute(
+                text("DELETE FROM image_labels WHERE image_id = :i AND label_id = :l"),
+                {"i": image_id, "l": label_id},
+            )
+            imageevents.record(
+                session.connection(),
+                [event(image_id, UNLABELLED, user_id, now_iso(), label=label.name, old=old)],
+            )
         found = queries.get_image(session.connection(), ws, image_id, media_base)
     assert found is not None
     return found
 
 
 def link_labels(
-    db: Database, ws: str, image_id: str, labels: Iterable[tuple[str, float | None]]
+    db: Database,
+    ws: str,
+    image_id: str,
+    labels: Iterable[tuple[str, float | None]],
+    *,
+    user_id: str | None,
 ) -> None:
     """Attach (label id, value) pairs to a new image, skipping labels no longer in the
     workspace (a classified image stored with its predicted labels)."""
@@ -273,11 +322,14 @@ def link_labels(
     with db.write_conn() as conn:
         for label_id, value in labels:
             exists = conn.execute(
-                text("SELECT 1 FROM labels WHERE id = :l AND workspace_id = :ws"),
+                text("SELECT name FROM labels WHERE id = :l AND workspace_id = :ws"),
                 {"l": label_id, "ws": ws},
             ).first()
             if exists is None:
                 continue  # deleted since the training
+            imageevents.record(
+                conn, [event(image_id, LABELLED, user_id, now, label=exists[0], new=value)]
+            )
             conn.execute(
                 text(
                     "INSERT INTO image_labels (image_id, label_id, value, created) "
@@ -285,107 +337,6 @@ def link_labels(
                 ),
                 {"i": image_id, "l": label_id, "v": value, "c": now},
             )
-
-
-# ---- bulk update ------------------------------------------------------------------------------
-
-
-def _chunks(items: list[str]) -> list[list[str]]:
-    return [items[i : i + _CHUNK] for i in range(0, len(items), _CHUNK)]
-
-
-def bulk_update(
-    db: Database,
-    ws: str,
-    *,
-    images: list[str],
-    filter_labels: list[str],
-    add: list[str],
-    remove: list[str],
-    flags: dict[str, bool],
-) -> int:
-    """In one transaction: the images ``images`` of the workspace (or else those with
-    any of ``filter_labels``) get the labels ``add``, lose ``remove`` and have the
-    columns ``flags`` set. A label not in the workspace (400) changes nothing. Answers
-    how many images matched."""
-    with db.write() as session:
-        conn = session.connection()
-        for name, ids in (("labels-add", add), ("labels-remove", remove)):
-            if ids:
-                known = {
-                    r[0]
-                    for r in conn.execute(
-                        text(
-                            "SELECT id FROM labels WHERE workspace_id = :ws AND id IN :ids"
-                        ).bindparams(bindparam("ids", expanding=True)),
-                        {"ws": ws, "ids": ids},
-                    )
-                }
-                missing = [i for i in ids if i not in known]
-                if missing:
-                    raise field_error(
-                        name, f"Label '{missing[0]}' does not exist in this workspace."
-                    )
-        if images:
-            targets: list[str] = []
-            for chunk in _chunks(list(dict.fromkeys(images))):
-                targets.extend(
-                    r[0]
-                    for r in conn.execute(
-                        text(
-                            "SELECT id FROM images WHERE workspace_id = :ws AND id IN :ids"
-                        ).bindparams(bindparam("ids", expanding=True)),
-                        {"ws": ws, "ids": chunk},
-                    )
-                )
-        else:
-            targets = [
-                r[0]
-                for r in conn.execute(
-                    text(
-                        "SELECT i.id FROM images i WHERE i.workspace_id = :ws AND EXISTS "
-                        "(SELECT 1 FROM image_labels f WHERE f.image_id = i.id "
-                        "AND f.label_id IN :labels)"
-                    ).bindparams(bindparam("labels", expanding=True)),
-                    {"ws": ws, "labels": filter_labels},
-                )
-            ]
-        now = now_iso()
-        for chunk in _chunks(targets):
-            ids_bind: BindParameter[Any] = bindparam("ids", expanding=True)
-            for label_id in remove:
-                conn.execute(
-                    text(
-                        "DELETE FROM image_labels WHERE label_id = :l AND image_id IN :ids"
-                    ).bindparams(ids_bind),
-                    {"l": label_id, "ids": chunk},
-                )
-            for label_id in add:
-                present = {
-                    r[0]
-                    for r in conn.execute(
-                        text(
-                            "SELECT image_id FROM image_labels WHERE label_id = :l "
-                            "AND image_id IN :ids"
-                        ).bindparams(ids_bind),
-                        {"l": label_id, "ids": chunk},
-                    )
-                }
-                rows = [{"i": i, "l": label_id, "c": now} for i in chunk if i not in present]
-                if rows:
-                    conn.execute(
-                        text(
-                            "INSERT INTO image_labels (image_id, label_id, value, created) "
-                            "VALUES (:i, :l, NULL, :c)"
-                        ),
-                        rows,
-                    )
-            for column, flag in flags.items():
-                conn.execute(
-                    text(f"UPDATE images SET {column} = :v WHERE id IN :ids").bindparams(ids_bind),
-                    {"v": flag, "ids": chunk},
-                )
-    return len(targets)
 
 
 # ---- for the upload pipeline and the media ----------------------------------------------------
@@ -411,16 +362,25 @@ def blob_referenced(db: Database, sha: str) -> bool:
     return db.first(_BLOB_USED_SQL, {"h": sha}) is not None
 
 
-def insert_image(db: Database, row: dict[str, Any]) -> None:
-    """A new image row (every column of ``images``), in its own write transaction: a
-    plain insert (the ORM unit of work costs more than the row itself)."""
-    db.write_one(_INSERT_IMAGE, row)
+_INSERT_EVENT = text(imageevents.INSERT_SQL)
 
 
-def try_insert_image(db: Database, row: dict[str, Any]) -> bool:
+def _image_inserts(row: dict[str, Any], user_id: str | None) -> list[tuple[Any, dict[str, Any]]]:
+    """The new image's row and its upload event."""
+    uploaded = event(row["id"], UPLOADED, user_id, row["created"])
+    return [(_INSERT_IMAGE, row), (_INSERT_EVENT, uploaded)]
+
+
+def insert_image(db: Database, row: dict[str, Any], *, user_id: str | None) -> None:
+    """A new image row (every column of ``images``) and its upload event, in their own
+    write transaction: plain inserts (the ORM unit of work costs more than the rows)."""
+    db.write_all(_image_inserts(row, user_id))
+
+
+def try_insert_image(db: Database, row: dict[str, Any], *, user_id: str | None) -> bool:
     """``insert_image`` if it need not wait for the write lock (see
-    ``Database.try_write_one``): False, with nothing done, otherwise."""
-    return db.try_write_one(_INSERT_IMAGE, row)
+    ``Database.try_write_all``): False, with nothing done, otherwise."""
+    return db.try_write_all(_image_inserts(row, user_id))
 
 
 def blob_of(db: Database, ws: str, image_id: str) -> Sequence[Any] | None:
@@ -436,21 +396,6 @@ def blob_of(db: Database, ws: str, image_id: str) -> Sequence[Any] | None:
             )
             .first()
         )
-
-
-def label_times(db: Database, ws: str, image_id: str) -> list[tuple[str, str]]:
-    """(label name, when it was attached) of the workspace's image, oldest first: what
-    the image page shows as its history (removals leave no row)."""
-    with db.read() as session:
-        rows = session.connection().execute(
-            text(
-                "SELECT l.name, il.created FROM image_labels il JOIN labels l ON l.id = il.label_id "
-                "JOIN images i ON i.id = il.image_id WHERE il.image_id = :i AND i.workspace_id = :ws "
-                "ORDER BY il.created, l.name"
-            ),
-            {"i": image_id, "ws": ws},
-        )
-        return [(r[0], r[1]) for r in rows]
 
 
 def media_file(db: Database, media_key: str) -> Sequence[Any] | None:
@@ -474,11 +419,11 @@ def images_of_blobs(db: Database, shas: Iterable[str]) -> list[str]:
     wanted = list(shas)
     found: list[str] = []
     stmt = text("SELECT id FROM images WHERE blob_sha256 IN :h").bindparams(
-        bindparam("h", expanding=True)
+        sqlalchemy.bindparam("h", expanding=True)
     )
     with db.read() as session:
         conn = session.connection()
-        for start in range(0, len(wanted), _CHUNK):
-            rows = conn.execute(stmt, {"h": wanted[start : start + _CHUNK]})
+        for start in range(0, len(wanted), 500):
+            rows = conn.execute(stmt, {"h": wanted[start : start + 500]})
             found.extend(str(r[0]) for r in rows)
     return sorted(found)

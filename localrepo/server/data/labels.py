@@ -10,9 +10,10 @@ from sqlmodel import Session
 
 from ..errors import field_error, not_found
 from ..pagination import PageRequest, check_page
+from ..searchterms import matches, search_terms
 from . import queries
 from .db import Database
-from .tables import Label
+from .tables import Label, LabelSubtask, Task, now_iso
 
 
 def label_page(
@@ -25,8 +26,8 @@ def label_page(
     label_type: str | None = None,
 ) -> tuple[int, list[dict[str, Any]]]:
     """The count of the workspace's labels matching the filters and the page ``pr`` of
-    them (404 past the last). ``task``: attached to it; ``search``: a case-insensitive
-    substring of the name; ``label_type``: of that type."""
+    them (404 past the last). ``task``: attached to it; ``search``: its terms
+    (``searchterms.py``) all in the name; ``label_type``: of that type."""
     where = ["l.workspace_id = :ws"]
     params: dict[str, Any] = {"ws": ws}
     if task:
@@ -40,10 +41,9 @@ def label_page(
     cond = " AND ".join(where)
     with db.read() as session:
         conn = session.connection()
-        if search:
-            # Unicode-aware case folding in Python (SQL lower() is ASCII-only in SQLite);
-            # a workspace's labels are few, so this is cheap.
-            needle = search.casefold()
+        terms = search_terms(search or "")
+        if terms:
+            # Matched in Python (Unicode case folding); a workspace's labels are few.
             ids = [
                 r[0]
                 for r in conn.execute(
@@ -52,7 +52,7 @@ def label_page(
                     ),
                     params,
                 )
-                if needle in r[1].casefold()
+                if matches(terms, r[1])
             ]
             count = len(ids)
             check_page(pr, count)
@@ -86,6 +86,40 @@ def label_page(
 def get_label(db: Database, ws: str, label_id: str) -> dict[str, Any] | None:
     with db.read() as session:
         return queries.get_label(session.connection(), ws, label_id)
+
+
+_SUBTASKS_SQL = text(
+    "SELECT t.id, t.name, t.type FROM label_subtasks s JOIN tasks t ON t.id = s.task_id "
+    "WHERE s.label_id = :l ORDER BY s.created, t.id"
+)
+
+
+def label_detail(db: Database, ws: str, label_id: str) -> dict[str, Any] | None:
+    """``get_label`` with ``recognition_tasks``: the tasks that refine the label."""
+    with db.read() as session:
+        conn = session.connection()
+        found = queries.get_label(conn, ws, label_id)
+        if found is not None:
+            found["recognition_tasks"] = [
+                {"id": r[0], "name": r[1], "type": r[2]}
+                for r in conn.execute(_SUBTASKS_SQL, {"l": label_id})
+            ]
+    return found
+
+
+def link_subtask(db: Database, ws: str, label_id: str, task_id: str, *, linked: bool) -> None:
+    """Make the task refine the label (``linked``) or stop doing so; 404 for a label,
+    400 naming ``task_id`` for a task, not in the workspace. Idempotent."""
+    with db.write() as session:
+        _label_or_404(session, ws, label_id)
+        task = session.get(Task, task_id)
+        if task is None or task.workspace_id != ws:
+            raise field_error("task_id", f"Task '{task_id}' does not exist in this workspace.")
+        link = session.get(LabelSubtask, (label_id, task_id))
+        if linked and link is None:
+            session.add(LabelSubtask(label_id=label_id, task_id=task_id, created=now_iso()))
+        elif not linked and link is not None:
+            session.delete(link)
 
 
 def create_label(
@@ -130,6 +164,11 @@ def update_label(db: Database, ws: str, label_id: str, changes: dict[str, Any]) 
     """``changes``: the columns to set (``name``, ``description``, ``output_name``)."""
     with db.write() as session:
         label = _label_or_404(session, ws, label_id)
+        if "type" in changes and changes.pop("type") != label.type:
+            raise field_error(
+                "type",
+                f"A label's type cannot change (this one is {label.type}); create a new label.",
+            )
         for column, value in changes.items():
             setattr(label, column, value)
         session.add(label)

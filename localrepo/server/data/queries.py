@@ -21,7 +21,7 @@ def json_fragment(stored: str | None) -> orjson.Fragment:
 
 IMAGE_COLUMNS = (
     "i.id, i.created, i.blob_sha256, i.media_key, i.extension, i.img_width, i.img_height, "
-    "i.meta_data, i.test_image, i.real, i.workspace_id"
+    "i.meta_data, i.test_image, i.real, i.workspace_id, i.verify_count"
 )
 
 
@@ -70,7 +70,7 @@ def image_dicts(
                 "meta_data": fragment(r[7]),
                 "test_image": bool(r[8]),
                 "real": bool(r[9]),
-                "verifyCount": 0,
+                "verifyCount": r[11],
                 "workspace": r[10],
                 "labels": labels_by_image[r[0]],
             }
@@ -148,6 +148,8 @@ def label_dict(r: Any) -> dict[str, Any]:
         "workspace": r[5],
         "images_count": r[6],
         "tasks_count": r[7],
+        # The hosted service counts a label's detection objects; this server has none.
+        "objects_count": 0,
         "negative_for_task": r[8],
         "created": r[9],
     }

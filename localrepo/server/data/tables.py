@@ -16,7 +16,11 @@ from sqlmodel import Field, SQLModel
 # 2: models.backend, embeddings, model_heads (a version-1 database is upgraded on start).
 # 3: the index ix_image_labels_image_created (created on start if missing).
 # 4: users.password_hash, web_sessions (the web interface's sign-in).
-SCHEMA_VERSION = 4
+# 5: training_jobs.progress and .stage (the training's live progress), image_events (each
+#    image's history).
+# 6: images.verify_count, verifications, points, label_subtasks; images.real set true on
+#    every stored image (the hosted service's default, which this server lacked).
+SCHEMA_VERSION = 6
 
 
 def new_id() -> str:
@@ -152,7 +156,10 @@ class Image(SQLModel, table=True):
     img_height: int
     meta_data: str = Field(default="{}")
     test_image: bool = False
-    real: bool = False
+    real: bool = True
+    # How many verifications the image has (kept by data/verifications.py, in the
+    # transaction that adds or removes one): the API's ``verifyCount``.
+    verify_count: int = 0
     created: str = Field(default_factory=now_iso, max_length=32)
 
 
@@ -238,3 +245,69 @@ class TrainingJob(SQLModel, table=True):
     started: str | None = Field(default=None, max_length=32)
     heartbeat: str | None = Field(default=None, max_length=32)
     finished: str | None = Field(default=None, max_length=32)
+    # How far a running job is (0..1) and what it does, in the user's words; written
+    # with the heartbeat (per batch of images, not per image).
+    progress: float | None = None
+    stage: str | None = Field(default=None, max_length=200)
+
+
+class Verification(SQLModel, table=True):
+    """A person's check of an image's labels (``annotate/v2/verification/``)."""
+
+    __tablename__ = "verifications"
+    id: str = Field(default_factory=new_id, primary_key=True, max_length=36)
+    image_id: str = Field(foreign_key="images.id", ondelete="CASCADE", index=True, max_length=36)
+    user_id: str = Field(foreign_key="users.id", ondelete="CASCADE", max_length=36)
+    created: str = Field(default_factory=now_iso, max_length=32)
+
+
+class Point(SQLModel, table=True):
+    """A named piece of JSON, optionally about an image (``annotate/v2/point/``)."""
+
+    __tablename__ = "points"
+    __table_args__ = (Index("ix_points_ws_created", "workspace_id", "created", "id"),)
+    id: str = Field(default_factory=new_id, primary_key=True, max_length=36)
+    workspace_id: str = Field(foreign_key="workspaces.id", ondelete="CASCADE", max_length=36)
+    image_id: str | None = Field(
+        default=None, foreign_key="images.id", ondelete="CASCADE", index=True, max_length=36
+    )
+    name: str = Field(default="", max_length=255)
+    data: str = Field(default="null")
+    created: str = Field(default_factory=now_iso, max_length=32)
+
+
+class LabelSubtask(SQLModel, table=True):
+    """A task that refines a label (``label/<id>/add-task/``: the hosted service's
+    label -> task hierarchy, listed as the label's ``recognition_tasks``)."""
+
+    __tablename__ = "label_subtasks"
+    label_id: str = Field(
+        foreign_key="labels.id", ondelete="CASCADE", primary_key=True, max_length=36
+    )
+    task_id: str = Field(
+        foreign_key="tasks.id", ondelete="CASCADE", primary_key=True, index=True, max_length=36
+    )
+    created: str = Field(default_factory=now_iso, max_length=32)
+
+
+class ImageEvent(SQLModel, table=True):
+    """One change of an image, for its history page: written in the transaction of the
+    change itself (data/images.py), one row per change.
+
+    ``kind``: ``uploaded``, ``labelled``, ``unlabelled``, ``value`` (a value label's value
+    changed), ``metadata``, ``test_image``, ``real``. ``label_name`` is the label's name
+    when it happened (kept when the label is renamed or deleted); ``old``/``new`` the
+    values shown (text). ``user_id`` is who did it (no foreign key: the history outlives
+    nothing but its image). The integer id orders events of the same instant.
+    """
+
+    __tablename__ = "image_events"
+    __table_args__ = (Index("ix_image_events_image", "image_id", "id"),)
+    id: int | None = Field(default=None, primary_key=True)
+    image_id: str = Field(foreign_key="images.id", ondelete="CASCADE", max_length=36)
+    kind: str = Field(max_length=32)
+    user_id: str | None = Field(default=None, max_length=36)
+    label_name: str | None = Field(default=None, max_length=255)
+    old: str | None = Field(default=None, max_length=255)
+    new: str | None = Field(default=None, max_length=255)
+    created: str = Field(default_factory=now_iso, max_length=32)

@@ -83,6 +83,10 @@ def update_task(db: Database, ws: str, task_id: str, changes: dict[str, Any]) ->
     ``production_version`` otherwise): classify/ then answers with it."""
     with db.write() as session:
         task = _task_in_ws(session, ws, task_id)
+        if "type" in changes and changes.pop("type") != task.type:
+            raise field_error(
+                "type", f"A task's type cannot change (this one is {task.type}); create a new task."
+            )
         if "production_version" in changes:
             _check_trained(session, task_id, changes["production_version"])
         for column, value in changes.items():

@@ -172,9 +172,10 @@ def claim_next(db: Database, worker: str) -> Job | None:
         conn.execute(
             text(
                 "UPDATE training_jobs SET status = 'running', worker = :w, started = :n, "
-                "heartbeat = :n, attempts = attempts + 1 WHERE id = :id AND status = 'queued'"
+                "heartbeat = :n, attempts = attempts + 1, progress = 0, stage = :st "
+                "WHERE id = :id AND status = 'queued'"
             ),
-            {"w": worker, "n": now, "id": row[0]},
+            {"w": worker, "n": now, "id": row[0], "st": "reading the task's images"},
         )
         conn.execute(
             text("UPDATE models SET train_status = :s WHERE id = :m"),
@@ -187,12 +188,38 @@ def claim_next(db: Database, worker: str) -> Job | None:
     return Job(id=row[0], task_id=row[1], model_id=row[2], version=row[3], attempts=row[4] + 1)
 
 
-def heartbeat(db: Database, job: Job) -> None:
+def heartbeat(db: Database, job: Job, progress: float | None = None, stage: str = "") -> None:
+    """The job is alive; with ``progress`` (0..1, clamped) and ``stage`` (the user's
+    words, e.g. "computing image features 64 of 400"), how far it is."""
+    params: dict[str, Any] = {"n": now_iso(), "id": job.id}
+    sets = "heartbeat = :n"
+    if progress is not None:
+        sets += ", progress = :p, stage = :s"
+        params.update(p=min(1.0, max(0.0, float(progress))), s=stage[:200])
     with db.write_conn() as conn:
-        conn.execute(
-            text("UPDATE training_jobs SET heartbeat = :n WHERE id = :id"),
-            {"n": now_iso(), "id": job.id},
-        )
+        conn.execute(text(f"UPDATE training_jobs SET {sets} WHERE id = :id"), params)
+
+
+@dataclass(frozen=True)
+class Progress:
+    """How far a version's training is, as its job last said."""
+
+    progress: float | None  # 0..1; None: not started, or no figure yet
+    stage: str
+
+
+def progress_of(db: Database, model_id: str) -> Progress | None:
+    """The progress of the newest job training ``model_id``; None when it has none."""
+    row = db.first(
+        text(
+            "SELECT progress, stage FROM training_jobs WHERE model_id = :m "
+            "ORDER BY created DESC, id DESC LIMIT 1"
+        ),
+        {"m": model_id},
+    )
+    if row is None:
+        return None
+    return Progress(None if row[0] is None else float(row[0]), row[1] or "")
 
 
 def _task_status_after(conn: Any, task_id: str, status: str) -> str:
@@ -253,7 +280,10 @@ def finish_trained(
             },
         )
         conn.execute(
-            text("UPDATE training_jobs SET status = 'done', finished = :n WHERE id = :id"),
+            text(
+                "UPDATE training_jobs SET status = 'done', finished = :n, progress = 1, "
+                "stage = 'trained' WHERE id = :id"
+            ),
             {"n": now, "id": job.id},
         )
         conn.execute(

@@ -10,6 +10,8 @@ record's answer from a model's outputs (pure).
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import io
 import socket
 import threading
 from collections import OrderedDict
@@ -26,7 +28,7 @@ from ..addresses import host_literal, refusal
 from ..data import models, training
 from ..data.db import Database
 from ..errors import bad_request
-from ..imaging import ImageRejected, decode_base64
+from ..imaging import ImageRejected, decode_base64, decoded_bytes, no_reservation
 from .features import Backends, BackendUnavailable, decode_rgb
 from .heads import MULTI_CLASS, MULTI_LABEL, Head, LabelInfo
 
@@ -136,9 +138,12 @@ async def gather_bytes(
     return out
 
 
+_DRAFT = 448  # a JPEG is decoded at a reduced scale no smaller than this
+
+
 def _decode(data: bytes) -> Image.Image:
     try:
-        return decode_rgb(data, draft=448)
+        return decode_rgb(data, draft=_DRAFT)
     except (Image.DecompressionBombError, Image.DecompressionBombWarning) as exc:
         raise RecordError(400, f"the image is too large to decode safely ({exc})") from exc
     except Image.UnidentifiedImageError as exc:
@@ -147,10 +152,35 @@ def _decode(data: bytes) -> Image.Image:
         raise RecordError(400, f"the image does not decode ({exc})") from exc
 
 
+def decode_cost(data: bytes) -> int:
+    """What decoding ``data`` as ``_decode`` does holds (from its header alone); 0 for
+    bytes that do not open (they fail in ``_decode``, holding nothing)."""
+    try:
+        with Image.open(io.BytesIO(data)) as im:
+            if im.format == "JPEG":
+                im.draft("RGB", (_DRAFT, _DRAFT))
+            return decoded_bytes(im, resampled=True)
+    except Exception:
+        return 0
+
+
 def predict(
+    backends: Backends,
+    model: ClassifyModel,
+    raw: list[bytes | RecordError],
+    reserve: Callable[[int], contextlib.AbstractContextManager[None]] = no_reservation,
+) -> list[dict[str, Any] | RecordError]:
+    """Per record: its answer (labels, size) or its error. ``reserve`` is held for the
+    request's decoded images at once (one reservation: waiting for more while holding
+    some could deadlock against another request)."""
+    cost = sum(decode_cost(item) for item in raw if isinstance(item, bytes))
+    with reserve(cost):
+        return _predict(backends, model, raw)
+
+
+def _predict(
     backends: Backends, model: ClassifyModel, raw: list[bytes | RecordError]
 ) -> list[dict[str, Any] | RecordError]:
-    """Per record: its answer (labels, size) or its error."""
     results: list[dict[str, Any] | RecordError] = []
     images: list[Image.Image] = []
     slots: list[int] = []

@@ -35,6 +35,16 @@ from .heads import (
 log = logging.getLogger("localrepo.server.training")
 
 EMBED_BATCH = 32
+# The share of a training's progress its features take (the rest: fitting, scoring):
+# computing features is most of a first training's time.
+FEATURES_SHARE = 0.85
+
+# (fraction done 0..1, what it does now in the user's words); per batch, not per image.
+Progress = Callable[[float, str], None]
+
+
+def _no_progress(_fraction: float, _stage: str) -> None:
+    return None
 
 
 @dataclass(frozen=True)
@@ -48,10 +58,11 @@ def features_for(
     backend: Backend,
     blobs_dir: Path,
     shas: list[str],
-    on_progress: Callable[[], None] = lambda: None,
+    on_progress: Progress = _no_progress,
 ) -> tuple[np.ndarray, int]:
     """Features of the stored blobs ``shas`` (cached ones read, the rest computed and
-    cached batch by batch); also how many were computed."""
+    cached batch by batch); also how many were computed. ``on_progress`` hears after
+    each batch how much of the computing is done."""
     vectors = training.cached_embeddings(db, backend.name, shas)
     missing = [sha for sha in dict.fromkeys(shas) if sha not in vectors]
     for start in range(0, len(missing), EMBED_BATCH):
@@ -66,7 +77,8 @@ def features_for(
         fresh = dict(zip(batch, backend.embed(images), strict=True))
         training.store_embeddings(db, backend.name, fresh)
         vectors.update(fresh)
-        on_progress()
+        done = start + len(batch)
+        on_progress(done / len(missing), f"computing image features: {done} of {len(missing)}")
     if not shas:
         return np.zeros((0, backend.dim), dtype=np.float32), 0
     return np.stack([vectors[sha] for sha in shas]), len(missing)
@@ -116,8 +128,10 @@ def train_task(
     blobs_dir: Path,
     task_id: str,
     min_images: int,
-    on_progress: Callable[[], None] = lambda: None,
+    on_progress: Progress = _no_progress,
 ) -> TrainResult:
+    """Train a head on the task's images as they are now; ``on_progress`` hears how far
+    it is (features, then fitting, then scoring on the test images)."""
     started = time.perf_counter()
     data = load_task_data(db, task_id)
     if data is None:
@@ -128,14 +142,22 @@ def train_task(
     production = training.production_head(db, task_id)
     samples, skipped = usable_samples(data.type, data.samples)
     train_idx, test_idx = split(data.type, samples, seed=task_id)
-    x, computed = features_for(db, backend, blobs_dir, [s.sha256 for s in samples], on_progress)
+    x, computed = features_for(
+        db,
+        backend,
+        blobs_dir,
+        [s.sha256 for s in samples],
+        lambda done, stage: on_progress(done * FEATURES_SHARE, stage),
+    )
     embedded = time.perf_counter()
+    on_progress(FEATURES_SHARE, f"fitting the model on {len(train_idx)} images")
     train_samples = [samples[i] for i in train_idx]
     test_samples = [samples[i] for i in test_idx]
     # One BLAS thread: on a small shared machine more threads spin-wait for cores.
     with threadpool_limits(limits=1):
         head = fit_head(data.type, backend.name, data.labels, x[train_idx], train_samples)
     fitted = time.perf_counter()
+    on_progress(0.95, f"scoring it on {len(test_idx)} test images")
     metrics = evaluate(head, data.labels, x[test_idx], test_samples)
     baseline = score_baseline(production, data, backend.name, x[test_idx], test_samples)
     if baseline is not None:

@@ -45,8 +45,11 @@ def run_one(
     worker: str,
     min_images: int,
     delay: float = 0.0,
+    step_delay: float = 0.0,
 ) -> bool:
-    """Claim and run one job; False when the queue is empty."""
+    """Claim and run one job; False when the queue is empty. ``delay`` and
+    ``step_delay`` are fault injection (tests): a wait before the training, and after
+    each progress report (each batch of image features, the fit, the scoring)."""
     job = training.claim_next(db, worker)
     if job is None:
         return False
@@ -61,7 +64,7 @@ def run_one(
             blobs_dir,
             job.task_id,
             min_images,
-            on_progress=lambda: training.heartbeat(db, job),
+            on_progress=lambda fraction, stage: _report(db, job, fraction, stage, step_delay),
         )
     except (TrainingError, BackendUnavailable) as exc:
         log.info("training of task %s version %d failed: %s", job.task_id, job.version, exc)
@@ -86,6 +89,13 @@ def run_one(
     return True
 
 
+def _report(db: Database, job: training.Job, fraction: float, stage: str, wait: float) -> None:
+    """The job's progress into its row (with the heartbeat): the web page polls it."""
+    training.heartbeat(db, job, fraction, stage)
+    if wait:
+        time.sleep(wait)
+
+
 def _import_heads() -> None:
     with contextlib.suppress(ImportError):
         import sklearn.linear_model  # noqa: F401
@@ -100,6 +110,7 @@ def run_worker(
     parent_pid: int | None = None,
     stop: threading.Event | None = None,
     delay: float = 0.0,
+    step_delay: float = 0.0,
 ) -> None:
     stop = stop or threading.Event()
     worker = f"{socket.gethostname()}:{os.getpid()}"
@@ -112,7 +123,7 @@ def run_worker(
         if parent_pid is not None and os.getppid() != parent_pid:
             return
         try:
-            busy = run_one(db, backends, blobs_dir, worker, min_images, delay)
+            busy = run_one(db, backends, blobs_dir, worker, min_images, delay, step_delay)
         except Exception:
             log.exception("training worker: database error; retrying")
             busy = False
@@ -191,6 +202,7 @@ def worker_argv(
     min_images: int,
     threads: int | None,
     delay: float = 0.0,
+    step_delay: float = 0.0,
 ) -> list[str]:
     argv = [
         sys.executable,
@@ -212,6 +224,8 @@ def worker_argv(
         argv += ["--threads", str(threads)]
     if delay:
         argv += ["--train-delay", str(delay)]
+    if step_delay:
+        argv += ["--train-step-delay", str(step_delay)]
     return argv
 
 
@@ -234,13 +248,21 @@ def main_loop(
     min_images: int,
     parent_pid: int | None,
     delay: float = 0.0,
+    step_delay: float = 0.0,
 ) -> int:
     stop = threading.Event()
     wait_for_exit_signal(stop)
     log.info("training worker started (pid %d): %s", os.getpid(), backends.describe())
     try:
         run_worker(
-            db, blobs_dir, backends, min_images, parent_pid=parent_pid, stop=stop, delay=delay
+            db,
+            blobs_dir,
+            backends,
+            min_images,
+            parent_pid=parent_pid,
+            stop=stop,
+            delay=delay,
+            step_delay=step_delay,
         )
     finally:
         db.dispose()

@@ -18,6 +18,7 @@ from starlette.responses import Response
 from ..context import get_ctx
 from ..data import images
 from ..data.websessions import SessionUser
+from ..decodebudget import DecodeBusy, busy_error
 from ..errors import APIError
 from ..ml.classify import RecordError, predict
 from ..ml.features import BackendUnavailable
@@ -151,7 +152,10 @@ def _classify(request: Request, task: dict[str, Any], version: int, data: bytes)
     """What classify/ answers for one image (its dict), or the RecordError."""
     ctx = get_ctx(request)
     model = ctx.ml.classify_model(ctx.db, task["workspace"], task["id"], version)
-    return predict(ctx.ml.backends, model, [data])[0]
+    try:
+        return predict(ctx.ml.backends, model, [data], ctx.decode_budget.reserve)[0]
+    except DecodeBusy as exc:
+        raise busy_error(exc) from exc
 
 
 @router.post(EVALUATION + "/try")

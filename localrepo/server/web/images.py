@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from typing import Any
 from urllib.parse import urlencode
 
@@ -25,15 +26,18 @@ from starlette.responses import FileResponse, JSONResponse, RedirectResponse, Re
 
 from ..api.media import ensure_thumbnail
 from ..context import ServerContext, get_ctx
-from ..data import images, labels, tasks
+from ..data import imagebulk, imageevents, images, labels, tasks
+from ..data.tables import iso_at
 from ..data.websessions import SessionUser
 from ..errors import APIError
 from ..pagination import PageRequest
 from ..schemas import UploadFields
 from ..uploads import store_in_workspace
+from . import imagehistory
 from .render import WebError, page
 from .scope import workspace_of
 from .session import checked_form, require_user
+from .taskforms import notice_query, notice_text
 
 router = APIRouter(include_in_schema=False)
 
@@ -141,7 +145,7 @@ async def _gallery(
         "file_name": file_name,
         "reports": [],
         "errors": {},
-        "notice": q.get("notice", "")[:200],
+        "notice": notice_text(user.csrf_token, q.get("notice", ""), q.get("sig", "")),
         "upload_label": "",
         **(extra or {}),
     }
@@ -164,7 +168,7 @@ async def gallery(
 
 
 def _store_files(
-    ctx: ServerContext, ws: str, files: list[UploadFile], label_id: str
+    ctx: ServerContext, ws: str, files: list[UploadFile], label_id: str, user_id: str
 ) -> list[FileReport]:
     """Each file through the API's upload pipeline, labelled ``label_id`` when new."""
     reports = []
@@ -173,7 +177,7 @@ def _store_files(
         data = upload.file.read()
         fields = UploadFields(meta_data={META_NAME: name})
         try:
-            image_id = store_in_workspace(ctx, ws, data, fields)
+            image_id = store_in_workspace(ctx, ws, data, fields, user_id)
         except APIError as exc:
             detail = str(exc.body.get("detail", ""))
             if "already exists" in detail:
@@ -183,7 +187,9 @@ def _store_files(
                 reports.append(FileReport(name, "rejected", "not an image this server can read"))
             continue
         if label_id:
-            images.set_label(ctx.db, ws, image_id, label_id, None, False, "/media/")
+            images.set_label(
+                ctx.db, ws, image_id, label_id, None, False, "/media/", user_id=user_id
+            )
         reports.append(FileReport(name, "added", "added", image_id))
     return reports
 
@@ -214,7 +220,7 @@ async def upload(
         return await _gallery(
             request, user, ws, task["id"], {"errors": errors, "upload_label": label_id}, 400
         )
-    reports = await run_in_threadpool(_store_files, ctx, ws, files, label_id)
+    reports = await run_in_threadpool(_store_files, ctx, ws, files, label_id, user.user_id)
     if wants_json:
         return JSONResponse({"files": [r.__dict__ for r in reports]})
     return await _gallery(
@@ -223,13 +229,20 @@ async def upload(
 
 
 def _relabel(
-    ctx: ServerContext, ws: str, task: dict[str, Any], ids: list[str], label_id: str
+    ctx: ServerContext, ws: str, task: dict[str, Any], ids: list[str], label_id: str, by: str
 ) -> int:
     """A category task: the images lose the task's other labels; a tag task: they gain
     the tag."""
     remove = [i for i in task["labels"] if i != label_id] if task["type"] == "multi_class" else []
-    return images.bulk_update(
-        ctx.db, ws, images=ids, filter_labels=[], add=[label_id], remove=remove, flags={}
+    return imagebulk.bulk_update(
+        ctx.db,
+        ws,
+        images=ids,
+        filter_labels=[],
+        add=[label_id],
+        remove=remove,
+        flags={},
+        user_id=by,
     )
 
 
@@ -266,14 +279,15 @@ async def bulk(
         notice = f"Deleted {n} image{'s' if n != 1 else ''}."
     elif action == "value":
         assert value is not None
-        n = await run_in_threadpool(_set_value, ctx, ws, ids, label_id, value)
+        n = await run_in_threadpool(_set_value, ctx, ws, ids, label_id, value, user.user_id)
         name = next(label["name"] for label in task_labels if label["id"] == label_id)
         notice = f"Set {name} = {value:g} on {n} image{'s' if n != 1 else ''}."
     else:
-        n = await run_in_threadpool(_relabel, ctx, ws, task, ids, label_id)
+        n = await run_in_threadpool(_relabel, ctx, ws, task, ids, label_id, user.user_id)
         name = next(label["name"] for label in task_labels if label["id"] == label_id)
         notice = f"Labelled {n} image{'s' if n != 1 else ''} {name}."
-    return RedirectResponse(_gallery_url(ws, task["id"], notice=notice), status_code=303)
+    signed = notice_query(user.csrf_token, notice)  # a link cannot forge it
+    return RedirectResponse(_gallery_url(ws, task["id"], **signed), status_code=303)
 
 
 def _text(form: FormData, name: str) -> str:
@@ -307,11 +321,13 @@ def _bulk_problems(
     return {}, value
 
 
-def _set_value(ctx: ServerContext, ws: str, ids: list[str], label_id: str, value: float) -> int:
+def _set_value(
+    ctx: ServerContext, ws: str, ids: list[str], label_id: str, value: float, by: str
+) -> int:
     done = 0
     for image_id in ids:
         try:
-            images.set_label(ctx.db, ws, image_id, label_id, value, True, "/media/")
+            images.set_label(ctx.db, ws, image_id, label_id, value, True, "/media/", user_id=by)
         except APIError:
             continue  # not this workspace's, or deleted meanwhile
         done += 1
@@ -382,6 +398,7 @@ async def image_page(
     if image is None:
         raise WebError(404, NO_IMAGE)
     image["meta_data"] = _meta(image)
-    history = await run_in_threadpool(images.label_times, ctx.db, ws, image["id"])
+    events = await run_in_threadpool(imageevents.history, ctx.db, ws, image["id"])
+    history = imagehistory.history_lines(events, image["created"], iso_at(datetime.now(UTC)))
     values = {"ws": ws, "image": image, "name": file_name(image), "history": history}
     return page(request, "images_image.html", values)

@@ -1,10 +1,11 @@
 """The training page of a task (``/web/w/{workspace}/tasks/{task}/training``): the Train
-button, the latest training's status (an htmx fragment polled every 2 s while it moves),
+button, the latest training's status (an htmx fragment polled every 2 s while it moves,
+with a progress bar of what the worker last reported: ``data/training.progress_of``),
 the versions, promoting one to production and rolling back. The shell of
 web/trainview.py's decisions.
 
 The same rules as the API: the Train button queues through ``queue_task_training``
-(api/tasks.py, what ``POST task/{id}/train/`` runs: the same checks and messages), and
+(trainqueue.py, what ``POST task/{id}/train/`` runs: the same checks and messages), and
 promote and roll back set the production version through ``data/tasks.update_task``
 (what ``PATCH task/{id}/`` runs: only a trained version). The workspace must be the
 signed-in user's and the task in it, else 404 as the API answers.
@@ -20,13 +21,13 @@ from starlette.concurrency import run_in_threadpool
 from starlette.datastructures import FormData
 from starlette.responses import RedirectResponse, Response
 
-from ..api.tasks import queue_task_training
 from ..bodies import maybe_uuid
 from ..context import get_ctx
-from ..data import models, tasks
+from ..data import models, tasks, training
 from ..data.websessions import SessionUser
 from ..errors import APIError
 from ..pagination import PageRequest
+from ..trainqueue import queue_task_training
 from . import trainview
 from .render import WebError, page
 from .scope import owned_workspace
@@ -68,10 +69,17 @@ def _panel_values(request: Request, user: SessionUser, ws: str, tid: str) -> dic
     task = task_of(request, user, ws, tid)
     versions = versions_of(request, task)
     production = task["production_version"]
+    latest = max(versions, key=lambda m: m["version"], default=None)
+    moving = latest is not None and latest["train_status"] == trainview.IN_TRAINING
+    progress = training.progress_of(get_ctx(request).db, latest["id"]) if moving else None
     return {
         "task": task,
         "url": training_url(task["workspace"], task["id"]),
-        "status": trainview.job_status(versions),
+        "status": trainview.job_status(
+            versions,
+            progress.progress if progress is not None else None,
+            progress.stage if progress is not None else "",
+        ),
         "versions": trainview.version_rows(versions, production),
         "rollback_to": trainview.rollback_target(versions, production),
     }

@@ -1,8 +1,9 @@
 """What the training page shows, decided from rows (no I/O): the state of the task's
 latest training, the versions table and which version a roll back returns to.
 
-In: the task's dict (``data/tasks.get_task``) and its models (``data/models.model_page``,
-the API's ``model/`` rows). Out: frozen dataclasses the templates read
+In: the task's dict (``data/tasks.get_task``), its models (``data/models.model_page``,
+the API's ``model/`` rows) and the newest version's progress (``data/training.progress_of``:
+a fraction 0..1 and a stage, what the worker last reported). Out: frozen dataclasses the templates read
 (templates/training_panel.html).
 """
 
@@ -30,6 +31,10 @@ class JobStatus:
     state: str  # "none", "waiting", "training", "trained", "failed"
     text: str
     active: bool  # still moving: the page polls until it is not
+    # While training: how far (0..1, the <progress> bar's value; None: not known yet)
+    # and what it does now.
+    progress: float | None = None
+    stage: str = ""
 
 
 @dataclass(frozen=True)
@@ -48,8 +53,11 @@ def _shown(value: Any) -> str:
     return f"{value:.3f}" if isinstance(value, int | float) else "–"
 
 
-def job_status(models: Sequence[dict[str, Any]]) -> JobStatus:
-    """The state of the newest version's training (the one a Train press made)."""
+def job_status(
+    models: Sequence[dict[str, Any]], progress: float | None = None, stage: str = ""
+) -> JobStatus:
+    """The state of the newest version's training (the one a Train press made);
+    ``progress`` and ``stage``: what its job last reported (used while it trains)."""
     if not models:
         return JobStatus("none", "Not trained yet: press Train to train a first version.", False)
     latest = max(models, key=lambda m: m["version"])
@@ -59,10 +67,11 @@ def job_status(models: Sequence[dict[str, Any]]) -> JobStatus:
             "waiting", f"Waiting: version {version} is queued and starts shortly.", True
         )
     if status == IN_TRAINING:
+        shown = None if progress is None else min(1.0, max(0.0, progress))
+        figure = "" if shown is None else f" ({shown:.0%})"
+        doing = stage or "reading the images and fitting the model"
         return JobStatus(
-            "training",
-            f"Training version {version}: reading the images and fitting the model…",
-            True,
+            "training", f"Training version {version}{figure}: {doing}…", True, shown, doing
         )
     if status == ERROR:
         reason = latest.get("detail") or "no reason was recorded"
