@@ -48,7 +48,25 @@ def typed_url(obj: Any, url: str) -> str:
     text, added = with_scheme(url)
     if added:
         obj.info(f"No scheme in '{safe_url(text).split('://', 1)[1]}': using {safe_url(text)}")
-    return text
+    return _password_moved(obj, text)
+
+
+def _password_moved(obj: Any, url: str) -> str:
+    """`url` without user-info; a password it held is stored as the remote's token in
+    the credentials file (0600), the only file a secret may be in (issue 20)."""
+    from localrepo.credentials import save_token
+    from localrepo.remote.urls import split_password
+
+    plain, password = split_password(url)
+    if password is not None:
+        path = save_token(plain, password)
+        obj.info(
+            f"The password in the URL is stored as the API token for {plain} in {path} "
+            "(readable only by you); the URL is kept without it."
+        )
+    elif plain != url:
+        obj.info(f"The user name in the URL is not used: using {plain}")
+    return plain
 
 
 def make_client(

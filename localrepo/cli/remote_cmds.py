@@ -40,10 +40,13 @@ def login(obj: Any, url: str | None, url_option: str | None, token: str | None) 
     """
     from localrepo.cli.connect import lookup_remote
     from localrepo.credentials import save_token
+    from localrepo.remote.urls import split_password
     from localrepo.userconfig import save_default_remote
 
     if url and url_option and url != url_option:
         raise click.UsageError("give the URL once (as URL or --url)")
+    if not token and (url or url_option):
+        token = split_password(url or url_option or "")[1]  # the password is the token
     target = lookup_remote(obj, url or url_option).url
     if not token:
         token = click.prompt("API token", hide_input=True)
@@ -88,8 +91,11 @@ def remote_set(obj: Any, url: str, workspace: str | None) -> None:
 @remote.command("show", epilog=examples("repo remote show"))
 @click.pass_obj
 def remote_show(obj: Any) -> None:
+    from localrepo.remote.urls import masked
+
     cfg = obj.repo().config()
-    click.echo(f"url\t{cfg.remote.url or '(none)'}\nworkspace\t{cfg.remote.workspace or 'Default'}")
+    url = masked(cfg.remote.url) if cfg.remote.url else "(none)"
+    click.echo(f"url\t{url}\nworkspace\t{cfg.remote.workspace or 'Default'}")
 
 
 @click.command(epilog=examples("repo tasks", "repo tasks --url http://localhost:8000/ --json"))

@@ -21,6 +21,7 @@ Retry policy (see docs/remote.md):
 from __future__ import annotations
 
 import logging
+import re
 import threading
 from collections.abc import Callable, Mapping
 from typing import Any, Self
@@ -79,6 +80,10 @@ class Transient(Exception):
         self.throttled = throttled
 
 
+# What an API token is made of: visible ASCII, as an HTTP header can carry it.
+_TOKEN_CHARS = re.compile(r"[\x21-\x7e]+")
+
+
 def transport_failure(exc: httpx.HTTPError) -> Transient | None:
     """Classify an httpx exception; None for ones that are not worth a retry."""
     name = type(exc).__name__
@@ -121,6 +126,14 @@ class Transport:
     ) -> None:
         if not token or not token.strip():
             raise LocalrepoError("No API token given.", exit_code=4)
+        if not _TOKEN_CHARS.fullmatch(token.strip()):
+            # Never the token itself: httpx would quote it in its header error.
+            raise LocalrepoError(
+                "The API token (from --token, LOCALREPO_TOKEN or the credentials file of "
+                "'repo login') contains a character no token has (a space, a line break, "
+                "a control character or a non-ASCII letter); copy it again.",
+                exit_code=4,
+            )
         self.base_url = self._normalise_base(base_url)
         parts = urlsplit(self.base_url)
         self._origin = f"{parts.scheme}://{parts.netloc}"
@@ -400,7 +413,9 @@ class Transport:
         if status >= 500:
             return ServerError(f"{op}: server error {status} ({detail}).", **kw)
         if 300 <= status < 400:
-            where = safe_url(response.headers.get("Location", ""))
+            # Only where it leads (no query, no fragment), and never the token: a
+            # redirect may carry it back (issue 20).
+            where = self._scrub(safe_url(response.headers.get("Location", "")).split("?")[0])
             return RemoteError(f"{op}: unexpected redirect ({status}) to {where}.", **kw)
         return RemoteError(f"{op}: {status} {detail}".rstrip() + ".", **kw)
 

@@ -4,13 +4,17 @@
 ``127.x.y.z``, ``::1``) means ``http://`` (a local server rarely speaks TLS) and any other
 host ``https://``. The caller says once that a scheme was added. No network, no imports
 of httpx: the CLI and the credentials file use it too.
+
+A password in a URL (``https://user:secret@host/``) is a token typed in the wrong
+place: ``split_password`` takes it out (the CLI stores it in the credentials file and
+keeps the URL without user-info), ``masked`` shows a URL with it as ``user:***@``.
 """
 
 from __future__ import annotations
 
 import ipaddress
 import re
-from urllib.parse import urlsplit
+from urllib.parse import unquote, urlsplit, urlunsplit
 
 from localrepo.errors import EXIT_USAGE, LocalrepoError
 
@@ -62,3 +66,26 @@ def with_scheme(url: str) -> tuple[str, bool]:
         raise _refuse(typed, "it names no host")
     del port  # only checked
     return text, added
+
+
+def split_password(url: str) -> tuple[str, str | None]:
+    """`url` without its user-info, and the password it held (None: none)."""
+    parts = urlsplit(url)
+    if "@" not in parts.netloc:
+        return url, None
+    userinfo, host = parts.netloc.rsplit("@", 1)
+    password = unquote(userinfo.split(":", 1)[1]) if ":" in userinfo else None
+    return urlunsplit((parts.scheme, host, parts.path, parts.query, parts.fragment)), (
+        password or None
+    )
+
+
+def masked(url: str) -> str:
+    """`url` with the password of its user-info (if any) shown as ``***``."""
+    parts = urlsplit(url)
+    if "@" not in parts.netloc:
+        return url
+    userinfo, host = parts.netloc.rsplit("@", 1)
+    user = userinfo.split(":", 1)[0]
+    shown = f"{user}:***@{host}" if ":" in userinfo else f"{user}@{host}"
+    return urlunsplit((parts.scheme, shown, parts.path, parts.query, parts.fragment))

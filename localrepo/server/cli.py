@@ -9,6 +9,7 @@ command line, reads and checks the settings, and runs the account and worker com
     localrepo-server workspace create NAME --user USER
     localrepo-server worker                    (the training worker; serve starts one)
     localrepo-server init                      (make the data folder and database)
+    localrepo-server fsck | backup DIR | restore DIR   (server/cli_data.py)
 
 Every command takes ``--data DIR`` and ``--database-url URL`` (environment:
 ``LOCALREPO_SERVER_DATA``, ``LOCALREPO_SERVER_DATABASE_URL``). The data folder is
@@ -24,7 +25,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from . import cli_accounts, datadir
+from . import cli_accounts, cli_data, datadir
 from .cli_examples import add_examples
 from .config import (
     COMPAT_MIN_IMAGES,
@@ -255,6 +256,7 @@ def build_parser() -> argparse.ArgumentParser:
     _backend_choice(worker)
     worker.add_argument("--parent-pid", type=int, default=None, help=argparse.SUPPRESS)
     worker.add_argument("--log-level", default="info", choices=["debug", "info", "warning"])
+    cli_data.add_parsers(sub, _common)
     add_examples(parser)
     return parser
 
@@ -303,6 +305,7 @@ def _settings(args: argparse.Namespace) -> Settings:
 def _init_command(args: argparse.Namespace) -> int:
     settings = _settings(args)
     existed = datadir.exists(settings)
+    datadir.make_private(settings)
     datadir.database(settings, create=True).dispose()
     where = "the database of --database-url" if settings.database_url else settings.data_dir
     print(f"localrepo-server data {'already in' if existed else 'created in'} {where}")
@@ -394,6 +397,8 @@ def main(argv: list[str] | None = None) -> int:
             return _init_command(args)
         if args.command == "worker":
             return _worker_command(args)
+        if args.command in cli_data.COMMANDS:
+            return cli_data.run(args, _settings(args))
         return _accounts_command(args)
     except datadir.NoDatabase as exc:
         print(f"error: {exc}", file=sys.stderr)

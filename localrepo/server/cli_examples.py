@@ -35,6 +35,12 @@ EXAMPLES: dict[str, tuple[str, ...]] = {
     "workspace create": ("localrepo-server workspace create team --user alice",),
     "workspace list": ("localrepo-server workspace list --user alice",),
     "worker": ("localrepo-server worker --data ~/localrepo-data    # one more training worker",),
+    "fsck": (
+        "localrepo-server fsck --data ~/localrepo-data",
+        "localrepo-server fsck --data ~/localrepo-data --grace-seconds 0    # no server runs",
+    ),
+    "backup": ("localrepo-server backup --data ~/localrepo-data /mnt/backups/localrepo-monday",),
+    "restore": ("localrepo-server restore --data ~/localrepo-data /mnt/backups/localrepo-monday",),
 }
 
 

@@ -6,9 +6,16 @@ The folder is ``--data``, else ``$LOCALREPO_SERVER_DATA``, else the per-user dat
 (`database(..., create=True)`); every other command gets `NoDatabase` (exit 2, saying
 how to start one) where there is none, so a forgotten or mistyped ``--data`` never
 leaves an empty database behind.
+
+``make_private`` (serve, init) keeps the folder to its owner: 0700, and every file this
+process creates 0600 (a umask of 077), the SQLite files of an older folder included
+(the blob store fixes its own files: server/fsck.py).
 """
 
 from __future__ import annotations
+
+import contextlib
+import os
 
 from .config import ENV_DATA, Settings, default_data_dir
 from .data.db import Database, DatabaseUnavailable
@@ -62,3 +69,20 @@ def database(settings: Settings, *, create: bool = False) -> Database:
     db = Database.from_settings(settings)
     db.create_all()
     return db
+
+
+# SQLite's database and the files it keeps next to it (WAL mode).
+_SQLITE_FILES = ("server.db", "server.db-wal", "server.db-shm")
+
+
+def make_private(settings: Settings) -> None:
+    """The data folder 0700, its SQLite files 0600, and files made from now on by this
+    process (and the worker it starts) readable by their owner only."""
+    os.umask(0o077)
+    data = settings.data_dir
+    data.mkdir(mode=0o700, parents=True, exist_ok=True)
+    with contextlib.suppress(OSError):
+        data.chmod(0o700)
+    for name in _SQLITE_FILES:
+        with contextlib.suppress(OSError):
+            (data / name).chmod(0o600)

@@ -4,7 +4,8 @@
 It binds the socket itself (TCP_NODELAY; port 0 picks a free one) and hands it to
 uvicorn with the app (server/app.py); once listening it prints the URL (with ``--dev``,
 a new token for the dev user) and writes the ``--ready-file``; unless ``--no-worker`` it
-starts and supervises the training worker (server/ml/worker.py).
+starts and supervises the training worker (server/ml/worker.py). Before it listens,
+it makes the data folder private (datadir.make_private) and sweeps it (server/fsck.py).
 """
 
 from __future__ import annotations
@@ -83,10 +84,14 @@ def serve(args: argparse.Namespace, settings: Settings) -> int:
 
     _log_to_stderr(args.log_level)
     from .app import build_context, create_app
+    from .datadir import make_private
+    from .fsck import sweep_at_start
     from .memory import return_large_blocks
 
     return_large_blocks()
+    make_private(settings)
     ctx = build_context(settings)
+    sweep_at_start(ctx.db, ctx.blobs)
     token: str | None = None
     if args.dev:
         accounts.ensure_user(ctx.db, args.dev_user)

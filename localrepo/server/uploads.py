@@ -6,7 +6,7 @@ duplicate error the official SDK parses), the full decode check within the pixel
 limit, the resize (``imaging.prepare``), then the blob stored (fsynced, renamed into
 place) before its row is committed, so that a crash never leaves a row without its
 bytes; a failed insert leaves no blob behind, and a lost race with the same bytes is a
-duplicate.
+duplicate. A full disk answers 507 (``disk_full_is_507``), with nothing left behind.
 
 A small upload is checked and committed on the event loop when nothing has to wait (see
 ``INLINE_MAX_PIXELS``); everything else runs in a worker thread. The rows are read and
@@ -16,12 +16,14 @@ written by ``data/images.py``.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import functools
 import hashlib
 import re
 import secrets
 import threading
 import uuid
+from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any
@@ -31,9 +33,9 @@ from starlette.concurrency import run_in_threadpool
 from .bodies import dump_json_object
 from .context import Principal, ServerContext
 from .data import images
-from .data.db import INTEGRITY_ERRORS
+from .data.db import INTEGRITY_ERRORS, database_full
 from .data.queries import json_fragment
-from .data.storage import PendingBlob
+from .data.storage import PendingBlob, StorageFull
 from .data.tables import now_iso
 from .decodebudget import DecodeBusy, busy_error
 from .errors import APIError, field_error
@@ -46,6 +48,24 @@ def duplicate_error(image_id: str) -> APIError:
     return APIError(
         400, {"detail": f"Image already exists in workspace with image ID '{image_id}'."}
     )
+
+
+@contextlib.contextmanager
+def disk_full_is_507() -> Iterator[None]:
+    """A blob or a row that did not fit on the disk (the blob store has removed its temp
+    file, a failed insert its blob): 507, which the client may retry later."""
+    try:
+        yield
+    except Exception as exc:
+        if not isinstance(exc, StorageFull) and not database_full(exc):
+            raise
+        raise APIError(
+            507,
+            {
+                "detail": "The server's disk is full: the image was not stored. Send it "
+                "again once the server's operator has freed space."
+            },
+        ) from None
 
 
 def _image_out(row: dict[str, Any], base: str) -> dict[str, Any]:
@@ -146,7 +166,7 @@ def _store_checked(
     """Blob, then row (with its label ``label_id``, if any, in the same transaction),
     under the blob's lock (in a worker thread: it fsyncs and waits)."""
     blobs = ctx.blobs
-    with blobs.locked(stored.sha256):
+    with disk_full_is_507(), blobs.locked(stored.sha256):
         created = blobs.put(stored.sha256, stored.data)
         try:
             if label_id:
@@ -225,11 +245,12 @@ async def store_upload_async(
         )
     row = _image_row(ws, upload_sha, stored, fields)
     user = principal.user_id
-    rest = _commit_without_waiting(ctx, ws, upload_sha, stored, row, user)
-    if rest is not None:
-        # Shielded: once the blob is being written, a cancelled request (server
-        # shutdown) still ends with blob and row both stored, or neither.
-        await asyncio.shield(_commit_rest(ctx, ws, upload_sha, stored, row, rest, user))
+    with disk_full_is_507():
+        rest = _commit_without_waiting(ctx, ws, upload_sha, stored, row, user)
+        if rest is not None:
+            # Shielded: once the blob is being written, a cancelled request (server
+            # shutdown) still ends with blob and row both stored, or neither.
+            await asyncio.shield(_commit_rest(ctx, ws, upload_sha, stored, row, rest, user))
     return _image_out(row, base)
 
 

@@ -152,7 +152,8 @@ def test_a_blob_write_that_fails_leaves_no_temp_file(tmp_path: Path) -> None:
     pending = blobs.begin_put(sha, data)
     assert pending is not None and Path(pending.tmp).exists()
     blobs.abort(pending)
-    assert not Path(pending.tmp).exists() and blobs.partial_files() == []
+    assert not Path(pending.tmp).exists()
+    assert [p for p, _, _ in blobs.stored_files()] == []
     assert blobs.begin_put(sha, data) is not None  # nothing was stored
 
 

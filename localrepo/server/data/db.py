@@ -30,6 +30,13 @@ from . import imagedocs, tables
 INTEGRITY_ERRORS: tuple[type[Exception], ...] = (IntegrityError, sqlite3.IntegrityError)
 
 
+def database_full(exc: BaseException) -> bool:
+    """Whether ``exc`` is SQLite's "database or disk is full" (SQLITE_FULL), raw or
+    through SQLAlchemy."""
+    inner = getattr(exc, "orig", exc)
+    return isinstance(inner, sqlite3.OperationalError) and "full" in str(inner)
+
+
 class DatabaseUnavailable(Exception):
     """`Database.exists` could not ask the database (its error's class is the message)."""
 

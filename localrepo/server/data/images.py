@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import orjson
+import sqlalchemy
 from sqlalchemy import text
 from sqlmodel import Session
 
@@ -431,3 +432,28 @@ def media_file(db: Database, media_key: str) -> Sequence[Any] | None:
     """(blob sha256, extension, content type) of the image with this media key."""
     with db.read() as session:
         return session.connection().execute(_MEDIA_SQL, {"k": media_key}).first()
+
+
+# ---- the blob store's check (fsck.py) -------------------------------------------------------
+
+
+def referenced_blobs(db: Database) -> frozenset[str]:
+    """Every blob hash an image refers to."""
+    with db.read() as session:
+        rows = session.connection().execute(text("SELECT DISTINCT blob_sha256 FROM images"))
+        return frozenset(str(r[0]) for r in rows)
+
+
+def images_of_blobs(db: Database, shas: Iterable[str]) -> list[str]:
+    """The ids of the images stored as any of these blob hashes, sorted."""
+    wanted = list(shas)
+    found: list[str] = []
+    stmt = text("SELECT id FROM images WHERE blob_sha256 IN :h").bindparams(
+        sqlalchemy.bindparam("h", expanding=True)
+    )
+    with db.read() as session:
+        conn = session.connection()
+        for start in range(0, len(wanted), 500):
+            rows = conn.execute(stmt, {"h": wanted[start : start + 500]})
+            found.extend(str(r[0]) for r in rows)
+    return sorted(found)

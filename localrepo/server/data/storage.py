@@ -7,8 +7,13 @@ Layout under the data folder::
 
 Files are written to a hidden temp file in their own folder (``.<name>.<random>.part``),
 fsynced (blobs) and renamed into place with ``os.replace``. A rename within one folder
-is much cheaper than one across folders; ``.part`` leftovers of a crash are removed at
-start.
+is much cheaper than one across folders. The blob is renamed into place before its row
+is committed (a row never lacks its bytes); a crash in between leaves an orphan blob,
+which the sweep (server/fsck.py, at start and in ``localrepo-server fsck``) removes,
+with ``.part`` leftovers. Files are 0600 and folders 0700 (they hold users' images).
+
+A disk that is full (``ENOSPC``, ``EDQUOT``) raises `StorageFull`, with the temp file
+removed: nothing partial is left (uploads.py answers 507).
 
 One blob can back several images (same bytes in two workspaces). Blob creation and
 removal for one hash are serialised by a striped lock, held across the database commit
@@ -19,13 +24,26 @@ being committed (within one server process).
 from __future__ import annotations
 
 import contextlib
+import errno
 import os
 import threading
 import time
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
+
+FILE_MODE = 0o600
+DIR_MODE = 0o700
+_FULL_ERRNOS = (errno.ENOSPC, errno.EDQUOT)
+
+
+class StorageFull(Exception):
+    """The disk (or the quota) is full; nothing was left behind."""
+
+
+def is_disk_full(exc: BaseException) -> bool:
+    return isinstance(exc, OSError) and exc.errno in _FULL_ERRNOS
 
 
 @dataclass
@@ -55,26 +73,54 @@ class BlobStore:
         self.fsync_seconds = 0.0
         self.fast_fsync_seconds = fast_fsync_seconds
         for d in (blobs_dir, thumbs_dir):
-            d.mkdir(parents=True, exist_ok=True)
-        self.remove_partial_files()
+            d.mkdir(mode=DIR_MODE, parents=True, exist_ok=True)
 
-    def partial_files(self) -> list[str]:
-        """Temp files of unfinished writes (only a crash leaves any behind)."""
-        found: list[str] = []
-        for top in (self.blobs_dir, self.thumbs_dir):
+    def stored_files(
+        self, *, fix_modes: bool = False
+    ) -> Iterator[tuple[str, bool, os.stat_result]]:
+        """(path, under thumbs/, lstat) of every file in the store's hash folders;
+        ``fix_modes``: make each folder 0700 and each file 0600 on the way (stores
+        written before the modes were set)."""
+        for top, in_thumbs in ((self.blobs_dir, False), (self.thumbs_dir, True)):
+            if fix_modes:
+                _chmod(str(top), DIR_MODE)
             for sub in os.scandir(top):
-                if sub.is_dir(follow_symlinks=False):
-                    found.extend(
-                        e.path
-                        for e in os.scandir(sub.path)
-                        if e.name.startswith(".") and e.name.endswith(".part")
-                    )
-        return found
+                if not sub.is_dir(follow_symlinks=False):
+                    continue
+                if fix_modes:
+                    _chmod(sub.path, DIR_MODE)
+                for entry in os.scandir(sub.path):
+                    try:
+                        st = entry.stat(follow_symlinks=False)
+                    except FileNotFoundError:  # removed meanwhile
+                        continue
+                    if fix_modes and st.st_mode & 0o777 != FILE_MODE:
+                        _chmod(entry.path, FILE_MODE)
+                    yield entry.path, in_thumbs, st
 
-    def remove_partial_files(self) -> None:
-        for path in self.partial_files():
-            with contextlib.suppress(OSError):
-                os.unlink(path)
+    def remove_orphan(self, sha256: str, may_remove: Callable[[float], bool]) -> int | None:
+        """Remove the blob ``sha256`` and its thumbnail if ``may_remove(mtime)`` still
+        says so once the blob is out of sight. The blob is first renamed to a temp name;
+        an upload of the same bytes in a running server then either finds no blob and
+        writes it anew, or had already refreshed its time (``put``) or committed its row
+        before the rename, which ``may_remove`` sees (the time, the database), and the
+        blob is put back. The bytes removed; None when kept (or already gone)."""
+        dest = self._blob_str(sha256)
+        parent, name = os.path.split(dest)
+        aside = f"{parent}/.{name}.{uuid.uuid4().hex}.part"
+        try:
+            os.rename(dest, aside)
+            st = os.lstat(aside)
+        except FileNotFoundError:
+            return None
+        if not may_remove(st.st_mtime):
+            os.replace(aside, dest)
+            return None
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(aside)
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(self.thumb_path(sha256))
+        return st.st_size
 
     @contextlib.contextmanager
     def locked(self, sha256: str) -> Iterator[None]:
@@ -105,18 +151,25 @@ class BlobStore:
     def _write_temp(self, dest: str, data: bytes) -> PendingBlob:
         parent, name = os.path.split(dest)
         if parent not in self._made_dirs:
-            os.makedirs(parent, exist_ok=True)
+            os.makedirs(parent, mode=DIR_MODE, exist_ok=True)
             self._made_dirs.add(parent)
         tmp = f"{parent}/.{name}.{uuid.uuid4().hex}.part"
-        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644)
+        try:
+            fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, FILE_MODE)
+        except OSError as exc:
+            if is_disk_full(exc):
+                raise StorageFull(str(exc)) from exc
+            raise
         pending = PendingBlob(fd, tmp, dest)
         try:
             view = memoryview(data)
             while view:
                 written = os.write(fd, view)
                 view = view[written:]
-        except BaseException:
+        except BaseException as exc:
             self.abort(pending)
+            if is_disk_full(exc):
+                raise StorageFull(str(exc)) from exc
             raise
         return pending
 
@@ -141,8 +194,10 @@ class BlobStore:
                 os.close(pending.fd)
                 pending.fd = -1
             os.replace(pending.tmp, pending.dest)
-        except BaseException:
+        except BaseException as exc:
             self.abort(pending)
+            if is_disk_full(exc):
+                raise StorageFull(str(exc)) from exc
             raise
 
     def abort(self, pending: PendingBlob) -> None:
@@ -160,7 +215,7 @@ class BlobStore:
         """The first half of ``put``: None when the blob exists, else its written temp
         file, which ``finish`` (in a worker thread: it fsyncs) puts in place."""
         path = self._blob_str(sha256)
-        if os.path.isfile(path):
+        if _refreshed(path):
             return None
         return self._write_temp(path, data)
 
@@ -170,17 +225,37 @@ class BlobStore:
         Returns True when this call created the blob, False when it already existed.
         """
         path = self._blob_str(sha256)
-        if os.path.isfile(path):
+        if _refreshed(path):
             return False
         self._atomic_write(path, data, durable=True)
         return True
 
     def put_thumb(self, sha256: str, data: bytes) -> None:
-        # A thumbnail is derived data: no fsync; a torn or lost one is rebuilt.
-        self._atomic_write(str(self.thumb_path(sha256)), data, durable=False)
+        # A thumbnail is derived data: no fsync; a torn or lost one is rebuilt, and
+        # one that does not fit on a full disk is served without being kept.
+        with contextlib.suppress(StorageFull):
+            self._atomic_write(str(self.thumb_path(sha256)), data, durable=False)
 
     def remove(self, sha256: str) -> None:
         """Remove a blob and its thumbnail (caller holds ``locked(sha256)``)."""
         for path in (self.blob_path(sha256), self.thumb_path(sha256)):
             with contextlib.suppress(FileNotFoundError):
                 os.unlink(path)
+
+
+def _refreshed(path: str) -> bool:
+    """Whether the blob at ``path`` exists; if so its time is set to now, so that a
+    sweep in another process (``fsck``, which spares files younger than its grace
+    period) does not take it for an orphan while a new row is about to refer to it."""
+    try:
+        os.utime(path)
+    except FileNotFoundError:
+        return False
+    except OSError:  # not ours to touch (read-only store): it is there all the same
+        return os.path.isfile(path)
+    return True
+
+
+def _chmod(path: str, mode: int) -> None:
+    with contextlib.suppress(OSError):
+        os.chmod(path, mode)

@@ -12,7 +12,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import io
-import ipaddress
 import socket
 import threading
 from collections import OrderedDict
@@ -25,6 +24,7 @@ import httpx
 import numpy as np
 from PIL import Image
 
+from ..addresses import host_literal, refusal
 from ..data import models, training
 from ..data.db import Database
 from ..errors import bad_request
@@ -258,16 +258,25 @@ class UrlPolicy:
     max_bytes: int
 
 
-def _address_allowed(address: str, allow_private: bool) -> bool:
-    ip = ipaddress.ip_address(address.split("%", 1)[0])
-    if isinstance(ip, ipaddress.IPv6Address) and ip.ipv4_mapped is not None:
-        ip = ip.ipv4_mapped
-    if ip.is_multicast or ip.is_unspecified:
-        return False
-    return allow_private or ip.is_global
+def _refused(host: str, address: str, why: str) -> RecordError:
+    shown = host if host == address else f"{host!r} ({address})"
+    return RecordError(
+        403,
+        f"_url: {shown} is {why}; the server fetches only public addresses unless "
+        "started with --allow-private-urls",
+    )
 
 
 async def _resolve(host: str, port: int, policy: UrlPolicy) -> str:
+    """The one address the fetch connects to: every address the host has is checked
+    (server/addresses.py), and the connection goes to the checked one, so a second
+    answer of the resolver (DNS rebinding) is never asked for."""
+    literal = host_literal(host)
+    if literal is not None:
+        why = refusal(literal, policy.allow_private)
+        if why:
+            raise _refused(host, str(literal), why)
+        return str(literal)
     try:
         infos = await asyncio.get_running_loop().getaddrinfo(host, port, type=socket.SOCK_STREAM)
     except OSError as exc:
@@ -275,15 +284,23 @@ async def _resolve(host: str, port: int, policy: UrlPolicy) -> str:
     addresses = list(dict.fromkeys(str(info[4][0]) for info in infos))
     if not addresses:
         raise RecordError(400, f"_url: cannot resolve host {host!r}")
-    refused = [a for a in addresses if not _address_allowed(a, policy.allow_private)]
-    if refused:
-        raise RecordError(
-            403,
-            f"_url: {host!r} is a private, loopback or reserved address ({refused[0]}); "
-            "the server fetches only public addresses unless started with "
-            "--allow-private-urls",
-        )
+    for address in addresses:
+        why = refusal(address, policy.allow_private)
+        if why:
+            raise _refused(host, address, why)
     return addresses[0]
+
+
+def _check_peer(response: httpx.Response, host: str, policy: UrlPolicy) -> None:
+    """The address the connection really went to, checked again (a proxy or a
+    resolver in between must not lead it elsewhere)."""
+    stream = response.extensions.get("network_stream")
+    peer = stream.get_extra_info("server_addr") if stream is not None else None
+    if not peer:
+        return
+    why = refusal(str(peer[0]), policy.allow_private)
+    if why:
+        raise _refused(host, str(peer[0]), why)
 
 
 async def fetch_url(client: httpx.AsyncClient, url: str, policy: UrlPolicy) -> bytes:
@@ -322,6 +339,7 @@ async def _fetch(client: httpx.AsyncClient, url: str, policy: UrlPolicy) -> byte
         except httpx.HTTPError as exc:
             raise RecordError(502, f"_url: cannot fetch ({type(exc).__name__}: {exc})") from exc
         try:
+            _check_peer(response, host, policy)
             if response.is_redirect:
                 location = response.headers.get("location", "")
                 url = str(httpx.URL(url).join(location))
