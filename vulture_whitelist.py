@@ -123,6 +123,7 @@ evalview.Cell.diagonal
 evalview.LabelRow.figures
 evalview.Guess.share
 evalview.EvalView.matrix_labels
+evalview.Shot.deciding  # evaluation.html: the multi_label tag whose score is shown
 # exception handlers registered by @app.exception_handler in install_handlers
 errors._api_error
 errors._too_large

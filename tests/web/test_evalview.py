@@ -3,6 +3,8 @@ and a classify answer's labels."""
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 from localrepo.server.web.evalview import (
     Shot,
     evaluation,
@@ -11,6 +13,7 @@ from localrepo.server.web.evalview import (
     picked,
     plot,
     shots,
+    tag_mistakes,
     trained_choices,
 )
 
@@ -102,3 +105,29 @@ def test_the_plot_puts_both_axes_on_one_scale() -> None:
     assert (drawn.low, drawn.high) == ("0", "1")
     assert plot([(2.0, 2.0)]) is not None  # one value: no division by zero
     assert plot([]) is None
+
+
+@dataclass(frozen=True)
+class Tagged:
+    image_id: str
+    truth: tuple[str, ...]
+    scores: tuple[float, ...]  # red, blue
+
+
+def test_a_multi_label_mistake_is_a_set_of_tags_that_differs_from_the_truth() -> None:
+    names = {"r": "red", "b": "blue"}
+    outcomes = [
+        Tagged("right", ("r",), (0.9, 0.1)),
+        Tagged("right-none", (), (0.2, 0.4)),  # the negative label's image, no tag predicted
+        Tagged("right-both", ("b", "r"), (0.5, 0.7)),  # 0.5 is a tag: classify/'s >= 0.5
+        Tagged("swapped", ("b",), (0.97, 0.2)),  # red is 0.47 wrong, blue 0.3
+        Tagged("missed", ("r", "b"), (0.8, 0.45)),  # blue 0.05 under the threshold
+        Tagged("extra", (), (0.1, 0.6)),
+    ]
+    shots = tag_mistakes(outcomes, ["r", "b"], names)
+    assert shots == [
+        Shot("missed", "blue, red", "red", "45.0%", "blue"),
+        Shot("extra", "none", "blue", "60.0%", "blue"),
+        Shot("swapped", "blue", "red", "97.0%", "red"),
+    ]
+    assert tag_mistakes([], ["r", "b"], names) == []

@@ -13,7 +13,9 @@ from typing import Any
 
 import httpx
 import pytest
-from support.imagegen import brightness_image, class_image
+from server.helpers import attach, upload
+from server.trainhelp import multi_label_task
+from support.imagegen import brightness_image, class_image, tagged_image
 from support.waiting import until
 
 from .browsing import signed_in_page
@@ -413,3 +415,30 @@ def test_a_regression_version_shows_mae_rmse_and_predicted_against_actual(user: 
     points = re.findall(r'<circle class="point" cx="([\d.]+)" cy="([\d.]+)"', shown)
     assert tested and len(points) == int(tested.group(1)) > 0
     assert all(0 <= float(x) <= 100 and 0 <= float(y) <= 100 for x, y in points)
+
+
+def test_a_multi_label_version_shows_the_images_whose_tags_it_gets_wrong(user: WebUser) -> None:
+    """A clearly red test image tagged only "blue" (``test_image``: always in the test
+    part) is a mistake whatever the split: the version sees red and no blue bar."""
+    with api_client(user) as api:
+        task, labels = multi_label_task(api)
+        wrong = upload(api, tagged_image({"red"}, 900), test_image=True)
+        attach(api, wrong["id"], labels["blue"]["id"])
+    url = f"/web/w/{task['workspace']}/tasks/{task['id']}/training"
+    with signed_in_client(user) as client:
+        post(client, url + "/train")
+        wait_trained(client, url, 1)
+        shown = client.get(evaluation_url(url)).text
+    assert re.search(r"<strong>Exact match</strong> \d\.\d{3}", shown)
+    assert 'id="confusion"' not in shown and "Confusion matrix" not in shown
+    gallery = shown.split('id="gallery"')[1].split("<h2>")[0]
+    assert "Misclassified test images" in gallery
+    figure = re.search(
+        rf'<figure class="shot" data-image="{wrong["id"]}".*?</figure>', gallery, re.S
+    )
+    assert figure, gallery
+    assert re.search(
+        r"true <strong>blue</strong><br>predicted <strong>red</strong> \((red|blue) \d+\.\d%\)",
+        figure.group(0),
+    ), figure.group(0)
+    assert 'alt="Test image tagged blue"' in figure.group(0)

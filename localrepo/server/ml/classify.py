@@ -30,7 +30,7 @@ from ..data.db import Database
 from ..errors import bad_request
 from ..imaging import ImageRejected, decode_base64, decoded_bytes, no_reservation
 from .features import Backends, BackendUnavailable, decode_rgb
-from .heads import MULTI_CLASS, MULTI_LABEL, Head, LabelInfo
+from .heads import MULTI_CLASS, MULTI_LABEL, TAG_THRESHOLD, Head, LabelInfo
 
 HEAD_CACHE = 32
 MAX_REDIRECTS = 3
@@ -228,7 +228,7 @@ def answer_record(head: Head, labels: dict[str, LabelInfo], outputs: np.ndarray)
         entries = [{**ref(k), "prob": round(float(outputs[k]), 6)} for k in order]
         out: dict[str, Any] = {"best_label": entries[0] if entries else None, "labels": entries}
         if head.task_type == MULTI_LABEL:
-            out["best_labels"] = [e for e in entries if e["prob"] >= 0.5]
+            out["best_labels"] = [e for e in entries if e["prob"] >= TAG_THRESHOLD]
         return out
     entries = [{**ref(k), "value": round(float(outputs[k]), 6)} for k in range(len(head.label_ids))]
     return {"best_label": entries[0] if entries else None, "labels": entries}
@@ -236,7 +236,7 @@ def answer_record(head: Head, labels: dict[str, LabelInfo], outputs: np.ndarray)
 
 def labels_to_store(head: Head, answer: dict[str, Any], negative: str | None) -> list[tuple]:
     """(label id, value) pairs a stored classified image gets: its best label (the
-    value labels with their predictions for regression; the tags at >= 0.5, else the
+    value labels with their predictions for regression; the tags at >= TAG_THRESHOLD, else the
     task's negative label, for multi_label)."""
     if head.task_type == MULTI_CLASS:
         best = answer.get("best_label")

@@ -18,6 +18,7 @@ from ..data.db import Database
 from .features import Backend, decode_rgb
 from .heads import (
     MULTI_CLASS,
+    MULTI_LABEL,
     REGRESSION,
     Head,
     Sample,
@@ -220,6 +221,34 @@ def outcomes_on_test_split(
             )
         )
     return out
+
+
+@dataclass(frozen=True)
+class TagScores:
+    """What ``head`` makes of one of a multi_label task's test images."""
+
+    image_id: str
+    truth: tuple[str, ...]  # the tag ids it has (none: the negative label's image)
+    scores: tuple[float, ...]  # each tag's probability, in the order of head.label_ids
+
+
+def tag_scores_on_test_split(
+    db: Database, backend: Backend, blobs_dir: Path, task_id: str, head: Head
+) -> list[TagScores]:
+    """A multi_label version on the task's test images as they are now (the seeded split
+    training uses): each image's tags and the version's score for every tag it knows.
+    Images with a tag the version does not know (attached since) are left out, as
+    ``outcomes_on_test_split`` leaves out such multi_class images."""
+    if head.task_type != MULTI_LABEL:
+        return []
+    known = set(head.label_ids)
+    test, outputs = _predict_test_split(
+        db, backend, blobs_dir, task_id, head, lambda s: set(s.labels) <= known
+    )
+    return [
+        TagScores(sample.image_id, sample.labels, tuple(float(p) for p in row))
+        for sample, row in zip(test, outputs, strict=True)
+    ]
 
 
 def _predict_test_split(

@@ -1,8 +1,10 @@
 """The evaluation page of a task (``/web/w/{workspace}/tasks/{task}/evaluation``): a
 trained version's figures on its test images, as the worker stored them (per-label
 precision, recall and F1, or MAE/RMSE/R² for regression; the confusion matrix as a heat
-map), and "Try it": an image classified by that version through the code of the API's
-``classify/`` (``MLService.classify_model`` and ``ml.classify.predict``). The shell of
+map); the test images it gets wrong now (a multi_class image's label, a multi_label
+image's set of tags) or predicted against actual values; and "Try it": an image
+classified by that version through the code of the API's ``classify/``
+(``MLService.classify_model`` and ``ml.classify.predict``). The shell of
 web/evalview.py's decisions; the workspace and task checks are web/training.py's.
 """
 
@@ -22,7 +24,8 @@ from ..decodebudget import DecodeBusy, busy_error
 from ..errors import APIError
 from ..ml.classify import RecordError, predict
 from ..ml.features import BackendUnavailable
-from ..ml.train import outcomes_on_test_split, values_on_test_split
+from ..ml.heads import MULTI_LABEL
+from ..ml.train import outcomes_on_test_split, tag_scores_on_test_split, values_on_test_split
 from . import evalview
 from .render import WebError, page
 from .session import checked_form, require_user
@@ -60,8 +63,9 @@ def _cell(request: Request, ids: tuple[str, ...]) -> tuple[str, str] | None:
 def _gallery(
     request: Request, task: dict[str, Any], version: int, view: evalview.EvalView
 ) -> dict[str, Any]:
-    """The test images of the chosen cell, or the misclassified ones, as this version
-    predicts them now (ml/train.py ``outcomes_on_test_split``), with their thumbnails."""
+    """The test images of the chosen cell, or the misclassified ones (multi_label: those
+    whose tags the version gets wrong), as this version predicts them now (ml/train.py
+    ``outcomes_on_test_split``, ``tag_scores_on_test_split``), with their thumbnails."""
     ctx = get_ctx(request)
     try:
         model = ctx.ml.classify_model(ctx.db, task["workspace"], task["id"], version)
@@ -73,20 +77,25 @@ def _gallery(
             "cell": None,
             "gallery_note": f"The test images cannot be shown: {note}",
         }
-    outcomes = outcomes_on_test_split(ctx.db, backend, ctx.blobs.blobs_dir, task["id"], model.head)
-    cell = _cell(request, view.matrix_ids)
-    chosen = evalview.picked(outcomes, cell)
     names = {lid: info.shown for lid, info in model.labels.items()}
-    shown = evalview.shots(chosen, names)[:GALLERY_MAX]
+    head, where = model.head, (ctx.db, backend, ctx.blobs.blobs_dir, task["id"])
+    cell = None
+    if head.task_type == MULTI_LABEL:
+        scored = tag_scores_on_test_split(*where, head)
+        found = evalview.tag_mistakes(scored, head.label_ids, names)
+    else:
+        cell = _cell(request, view.matrix_ids)
+        found = evalview.shots(evalview.picked(outcomes_on_test_split(*where, head), cell), names)
+    shown = found[:GALLERY_MAX]
     thumbs = {}
     for shot in shown:
-        found = images.get_image(ctx.db, task["workspace"], shot.image_id, MEDIA)
-        thumbs[shot.image_id] = found["thumb_img_path"] if found else ""
+        image = images.get_image(ctx.db, task["workspace"], shot.image_id, MEDIA)
+        thumbs[shot.image_id] = image["thumb_img_path"] if image else ""
     return {
         "shots": shown,
         "thumbs": thumbs,
         "cell": (names.get(cell[0], cell[0]), names.get(cell[1], cell[1])) if cell else None,
-        "gallery_total": len(chosen),
+        "gallery_total": len(found),
         "gallery_note": "",
     }
 
@@ -120,7 +129,7 @@ def _values(
     metrics = next((m["metrics"] for m in versions if m["version"] == version), {})
     view = evalview.evaluation(metrics, task["type"]) if version is not None else None
     gallery: dict[str, Any] = {"shots": [], "cell": None, "gallery_note": "", "thumbs": {}}
-    if view is not None and task["type"] == "multi_class":
+    if view is not None and task["type"] in ("multi_class", "multi_label"):
         gallery = _gallery(request, task, version, view)  # type: ignore[arg-type]
     if view is not None and task["type"] == "regression":
         gallery = {**gallery, **_plots(request, task, version)}  # type: ignore[arg-type]

@@ -1,10 +1,12 @@
 """What the evaluation page shows of a version's stored metrics (no I/O): per-label
 precision, recall and F1 (MAE, RMSE and R² for regression), the confusion matrix as a
-heat map, and the labels and probabilities of a "Try it" answer.
+heat map, the test images a version gets wrong (a multi_class image's label, a
+multi_label image's set of tags), and the labels and probabilities of a "Try it" answer.
 
 In: the ``metrics`` dict the worker stored for a version (ml/heads.py ``evaluate``, on
-the version's test images) and a ``classify/`` record's answer (ml/classify.py). Out:
-frozen dataclasses the templates read (templates/evaluation.html).
+the version's test images), what a version predicts for the test images now
+(ml/train.py), and a ``classify/`` record's answer (ml/classify.py). Out: frozen
+dataclasses the templates read (templates/evaluation.html).
 """
 
 from __future__ import annotations
@@ -12,6 +14,8 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any, Protocol
+
+from ..ml.heads import TAG_THRESHOLD
 
 
 @dataclass(frozen=True)
@@ -131,12 +135,14 @@ class Outcome(Protocol):
 
 @dataclass(frozen=True)
 class Shot:
-    """A test image in a gallery: true and predicted label, the model's confidence."""
+    """A test image in a gallery: true and predicted label (tags, comma-separated, for
+    multi_label), the model's confidence; for multi_label the tag whose score that is."""
 
     image_id: str
     truth: str
     predicted: str
     confidence: str
+    deciding: str = ""
 
 
 def picked(outcomes: Sequence[Outcome], cell: tuple[str, str] | None) -> list[Outcome]:
@@ -158,6 +164,53 @@ def shots(outcomes: Sequence[Outcome], names: dict[str, str]) -> list[Shot]:
         )
         for o in sorted(outcomes, key=lambda o: (o.confidence, o.image_id))
     ]
+
+
+class TagOutcome(Protocol):
+    """One multi_label test image and the version's scores (ml/train.py TagScores)."""
+
+    @property
+    def image_id(self) -> str: ...
+    @property
+    def truth(self) -> tuple[str, ...]: ...
+    @property
+    def scores(self) -> tuple[float, ...]: ...
+
+
+def _tag_names(ids: Sequence[str], names: dict[str, str]) -> str:
+    return ", ".join(sorted(names.get(i, i) for i in ids)) or "none"
+
+
+def tag_mistakes(
+    outcomes: Sequence[TagOutcome], label_ids: Sequence[str], names: dict[str, str]
+) -> list[Shot]:
+    """The multi_label test images whose predicted tags (a score of at least
+    ``TAG_THRESHOLD``, as classify/ decides; none of them: the negative label) are not
+    their tags, least confident first. ``scores`` are in the order of ``label_ids`` (the
+    version's tags; the shell leaves out images with other tags). The confidence shown
+    is the score of the tag farthest on the wrong side of the threshold, the error the
+    version is surest of; the images are ordered by that distance."""
+    found: list[tuple[float, str, Shot]] = []
+    for o in outcomes:
+        truth = set(o.truth)
+        predicted = [lid for lid, p in zip(label_ids, o.scores, strict=True) if p >= TAG_THRESHOLD]
+        wrong = [
+            (abs(p - TAG_THRESHOLD), lid, p)
+            for lid, p in zip(label_ids, o.scores, strict=True)
+            if (p >= TAG_THRESHOLD) != (lid in truth)
+        ]
+        if not wrong:
+            continue
+        margin, lid, score = max(wrong, key=lambda w: (w[0], w[1]))
+        shot = Shot(
+            image_id=o.image_id,
+            truth=_tag_names(o.truth, names),
+            predicted=_tag_names(predicted, names),
+            confidence=f"{score:.1%}",
+            deciding=names.get(lid, lid),
+        )
+        found.append((margin, o.image_id, shot))
+    return [shot for _, _, shot in sorted(found, key=lambda f: (f[0], f[1]))]
 
 
 @dataclass(frozen=True)
