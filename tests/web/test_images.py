@@ -232,3 +232,30 @@ def test_tag_and_set_a_value_on_selected_images(live_server: Any, web_user: WebU
         labels = api.get(f"training-image/{image_id}/").json()["labels"]
         assert {label["name"] for label in labels} == {"indoor", "night", "score"}
         assert [label["value"] for label in labels if label["name"] == "score"] == [2.5]
+
+
+def test_a_full_disk_is_reported_per_file_not_as_a_bad_image(
+    server_factory: Any, tmp_path: Any, monkeypatch: Any
+) -> None:
+    """The upload form names the real reason (the API's 507, issue 20) and stores
+    nothing; the fault is injected into the server process (tests/support/diskfull)."""
+    import os
+    from pathlib import Path
+
+    faults = Path(__file__).resolve().parents[1] / "support" / "diskfull"
+    flag = tmp_path / "disk-is-full"
+    monkeypatch.setenv("LOCALREPO_TEST_DISK_FULL", str(flag))
+    monkeypatch.setenv("PYTHONPATH", f"{faults}{os.pathsep}{os.environ.get('PYTHONPATH', '')}")
+    server = server_factory()
+    user = new_web_user(server)
+    task = make_task(server, user)
+    base = f"/web/w/{task['workspace']}/tasks/{task['id']}/images"
+    flag.touch()
+    with signed_in_client(user) as client:
+        answer = upload(client, base, [("full.jpg", image_bytes(41))])
+        assert "<strong>full.jpg</strong>: not stored:" in answer.text
+        assert "disk is full" in answer.text
+        assert "not an image this server can read" not in answer.text
+        flag.unlink()
+        again = upload(client, base, [("full.jpg", image_bytes(41))])
+        assert "<strong>full.jpg</strong>: added" in again.text

@@ -200,6 +200,8 @@ def _refused(name: str, exc: APIError) -> FileReport:
         return FileReport(name, "duplicate", "already in this workspace", found)
     if "label" in exc.body:
         return FileReport(name, "rejected", f"not stored: {images.NO_SUCH_LABEL}")
+    if exc.status in (503, 507):  # busy decoding others, or the disk is full: say so
+        return FileReport(name, "rejected", f"not stored: {detail}")
     return FileReport(name, "rejected", "not an image this server can read")
 
 
