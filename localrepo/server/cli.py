@@ -349,9 +349,8 @@ def _ml_settings_problem(settings: Settings) -> str | None:
 
 
 def _worker_command(args: argparse.Namespace) -> int:
-    from .data import training
     from .ml.features import Backends
-    from .ml.worker import main_loop
+    from .ml.worker import main_loop, requeue_abandoned
 
     logging.basicConfig(
         level=args.log_level.upper(), format="%(levelname)s:     worker: %(message)s"
@@ -363,7 +362,7 @@ def _worker_command(args: argparse.Namespace) -> int:
         return 2
     db = datadir.database(settings)  # serve made it before starting this worker
     if args.parent_pid is None:
-        training.requeue_running(db)
+        requeue_abandoned(db)
     backends = Backends(settings.feature_backend, settings.torch_threads)
     return main_loop(
         db,

@@ -155,9 +155,9 @@ def serve(args: argparse.Namespace, settings: Settings) -> int:
 
 def _start_worker(ctx: Any, settings: Settings) -> Any:
     from .data import training
-    from .ml.worker import WorkerSupervisor, worker_argv
+    from .ml.worker import WorkerSupervisor, requeue_abandoned, worker_argv
 
-    requeued = training.requeue_running(ctx.db)
+    requeued = requeue_abandoned(ctx.db)
     if requeued:
         log.warning("requeued %d interrupted training job(s)", requeued)
     supervisor = WorkerSupervisor(

@@ -5,15 +5,15 @@ States, on the model and mirrored on its task's ``last_train_status``::
     WAITING (queued) -> IN_TRAINING (claimed by the worker) -> TRAINED | ERROR
 
 A job row (``training_jobs``) carries the queue state: ``queued`` -> ``running`` ->
-``done`` | ``failed``. ``requeue_running`` (at every server start, and when the worker
-process died) puts ``running`` jobs back to ``queued``; after ``MAX_ATTEMPTS`` starts a
-job fails instead of looping.
+``done`` | ``failed``. ``requeue_running`` puts the ``running`` jobs of dead workers
+back to ``queued`` (a worker whose process is gone, or whose heartbeat stopped); after
+``MAX_ATTEMPTS`` starts a job fails instead of looping.
 """
 
 from __future__ import annotations
 
 import json
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any, NamedTuple
 
@@ -150,12 +150,15 @@ def claim_next(db: Database, worker: str) -> Job | None:
     """Take the oldest queued job whose task has no running job (one per task)."""
     with db.write() as session:
         conn = session.connection()
+        # PostgreSQL: a job another worker is claiming right now is skipped, not waited
+        # for (SQLite's write transactions run one at a time anyway).
+        lock = "" if db.is_sqlite else " FOR UPDATE OF j SKIP LOCKED"
         row = conn.execute(
             text(
                 "SELECT j.id, j.task_id, j.model_id, m.version, j.attempts FROM training_jobs j "
                 "JOIN models m ON m.id = j.model_id WHERE j.status = 'queued' "
                 "AND NOT EXISTS (SELECT 1 FROM training_jobs r WHERE r.task_id = j.task_id "
-                "AND r.status = 'running') ORDER BY j.created, j.id LIMIT 1"
+                f"AND r.status = 'running') ORDER BY j.created, j.id LIMIT 1{lock}"
             )
         ).first()
         if row is None:
@@ -169,7 +172,7 @@ def claim_next(db: Database, worker: str) -> Job | None:
             )
             return None
         now = now_iso()
-        conn.execute(
+        claimed = conn.execute(
             text(
                 "UPDATE training_jobs SET status = 'running', worker = :w, started = :n, "
                 "heartbeat = :n, attempts = attempts + 1, progress = 0, stage = :st "
@@ -177,6 +180,10 @@ def claim_next(db: Database, worker: str) -> Job | None:
             ),
             {"w": worker, "n": now, "id": row[0], "st": "reading the task's images"},
         )
+        if claimed.rowcount != 1:
+            # Another worker took it between the read and this write (PostgreSQL's
+            # read committed): it is theirs; never two workers on one version.
+            return None
         conn.execute(
             text("UPDATE models SET train_status = :s WHERE id = :m"),
             {"s": IN_TRAINING, "m": row[2]},
@@ -324,20 +331,31 @@ def _fail(conn: Any, job_id: str, task_id: str, model_id: str | None, reason: st
     )
 
 
-def requeue_running(db: Database) -> int:
-    """Put the jobs of a stopped or dead worker back in the queue (their models back to
-    WAITING); a job that was started MAX_ATTEMPTS times fails instead. Returns how many
-    jobs were requeued."""
+def requeue_running(
+    db: Database,
+    gone: Callable[[str | None], bool] = lambda worker: True,
+    *,
+    stale_before: str | None = None,
+) -> int:
+    """Put the running jobs of stopped or dead workers back in the queue (their models
+    back to WAITING); a job that was started MAX_ATTEMPTS times fails instead. A job is
+    its worker's while ``gone(worker)`` is false and its heartbeat is not older than
+    ``stale_before`` (a timestamp; None: heartbeats are not looked at), so a worker
+    starting, or a supervisor whose worker died, never takes a live worker's job
+    (ml/worker.py). Returns how many jobs were requeued."""
     with db.write() as session:
         conn = session.connection()
         rows = conn.execute(
             text(
-                "SELECT id, task_id, model_id, attempts FROM training_jobs "
+                "SELECT id, task_id, model_id, attempts, worker, heartbeat FROM training_jobs "
                 "WHERE status = 'running' ORDER BY created"
             )
         ).all()
         requeued = 0
-        for job_id, task_id, model_id, attempts in rows:
+        for job_id, task_id, model_id, attempts, worker, heartbeat in rows:
+            stale = stale_before is not None and (heartbeat or "") < stale_before
+            if not (stale or gone(worker)):
+                continue
             if attempts >= MAX_ATTEMPTS:
                 _fail(
                     conn,

@@ -16,6 +16,7 @@ import subprocess
 import sys
 import threading
 import time
+from datetime import UTC, datetime
 from pathlib import Path
 
 from ..data import training
@@ -23,6 +24,7 @@ from ..data.db import Database
 from .features import Backends, BackendUnavailable
 from .heads import TrainingError
 from .train import train_task
+from .workerids import gone_here, stale_before, worker_id
 
 log = logging.getLogger("localrepo.server.training")
 
@@ -101,6 +103,32 @@ def _import_heads() -> None:
         import sklearn.linear_model  # noqa: F401
 
 
+def pid_alive(pid: int) -> bool:
+    """Whether a process of this host has this pid (a zombie counts as alive)."""
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def requeue_abandoned(db: Database) -> int:
+    """The jobs of dead workers back in the queue: workers of this host whose process is
+    gone, and any whose heartbeat stopped (ml/workerids.py). A live worker's job, on this
+    host or another, is never taken."""
+    host = socket.gethostname()
+    return training.requeue_running(
+        db,
+        lambda worker: gone_here(worker, host, pid_alive),
+        stale_before=stale_before(datetime.now(UTC)),
+    )
+
+
+REQUEUE_EVERY_SECONDS = 60.0
+
+
 def run_worker(
     db: Database,
     blobs_dir: Path,
@@ -113,7 +141,8 @@ def run_worker(
     step_delay: float = 0.0,
 ) -> None:
     stop = stop or threading.Event()
-    worker = f"{socket.gethostname()}:{os.getpid()}"
+    worker = worker_id(socket.gethostname(), os.getpid())
+    next_requeue = 0.0
     # scikit-learn takes seconds to import on a busy machine: do it while the first job
     # loads its backbone and computes features (torch releases the GIL).
     threading.Thread(target=_import_heads, name="import-sklearn", daemon=True).start()
@@ -123,6 +152,10 @@ def run_worker(
         if parent_pid is not None and os.getppid() != parent_pid:
             return
         try:
+            if time.monotonic() >= next_requeue:  # a worker elsewhere may have died
+                next_requeue = time.monotonic() + REQUEUE_EVERY_SECONDS
+                if requeue_abandoned(db):
+                    log.warning("requeued the job(s) of a worker that stopped")
             busy = run_one(db, backends, blobs_dir, worker, min_images, delay, step_delay)
         except Exception:
             log.exception("training worker: database error; retrying")
@@ -170,8 +203,9 @@ class WorkerSupervisor:
             if self._stop.is_set():
                 return
             log.error("training worker exited with %s; restarting it", code)
-            try:
-                training.requeue_running(self.db)
+            try:  # its job only: other workers (other hosts, `worker`) keep theirs
+                mine = worker_id(socket.gethostname(), proc.pid)
+                training.requeue_running(self.db, lambda worker, mine=mine: worker == mine)
             except Exception:
                 log.exception("could not requeue the worker's job")
             if self._stop.wait(backoff):
