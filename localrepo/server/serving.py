@@ -173,6 +173,6 @@ def _start_worker(ctx: Any, settings: Settings) -> Any:
         ),
     )
     ctx.ml.on_queued = supervisor.ensure_started
-    if training.has_queued(ctx.db):
+    if training.has_pending(ctx.db):
         supervisor.ensure_started()
     return supervisor

@@ -7,7 +7,9 @@ from __future__ import annotations
 
 import os
 import socket
+import subprocess
 import threading
+import time
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -33,6 +35,22 @@ def test_which_workers_are_gone() -> None:
     now = datetime(2026, 12, 7, 12, 0, tzinfo=UTC)
     assert stale_before(now, 600) == iso_at(now - timedelta(minutes=10))
     assert pid_alive(os.getpid()) and worker_id("h", 7) == "h:7"
+
+
+def test_a_zombie_worker_is_gone() -> None:
+    # A worker that died with its server is a zombie until someone reaps it, and in a
+    # container whose first process never reaps, that is forever: its job must come back.
+    child = subprocess.Popen(["true"])
+    try:
+        stat = Path(f"/proc/{child.pid}/stat")
+        deadline = time.monotonic() + 30
+        while stat.read_text().rpartition(")")[2].split()[0] != "Z":
+            assert time.monotonic() < deadline, "the child never exited"
+            time.sleep(0.01)
+        assert not pid_alive(child.pid)
+    finally:
+        child.wait()
+    assert not pid_alive(child.pid)
 
 
 @pytest.fixture(params=["sqlite", "postgresql"])

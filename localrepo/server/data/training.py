@@ -133,8 +133,13 @@ def queue_training(db: Database, task_id: str) -> dict[str, Any]:
     }
 
 
-def has_queued(db: Database) -> bool:
-    return db.first(text("SELECT 1 FROM training_jobs WHERE status = 'queued' LIMIT 1")) is not None
+def has_pending(db: Database) -> bool:
+    """Whether a job waits, or runs: a running one may belong to a worker that is still
+    dying, whose job a worker started now takes back (ml/worker.py)."""
+    return (
+        db.first(text("SELECT 1 FROM training_jobs WHERE status IN ('queued', 'running') LIMIT 1"))
+        is not None
+    )
 
 
 @dataclass(frozen=True)

@@ -104,14 +104,20 @@ def _import_heads() -> None:
 
 
 def pid_alive(pid: int) -> bool:
-    """Whether a process of this host has this pid (a zombie counts as alive)."""
+    """Whether a process of this host runs with this pid. A zombie has exited: a worker
+    that died with its server is re-parented, and in a container whose first process
+    never reaps, it stays a zombie for good, and must not hold its job forever."""
     try:
         os.kill(pid, 0)
     except ProcessLookupError:
         return False
     except PermissionError:
         return True
-    return True
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:  # no /proc (not Linux), or it just went
+        return True
+    return stat.rpartition(")")[2].split()[:1] != ["Z"]
 
 
 def requeue_abandoned(db: Database) -> int:
@@ -167,7 +173,7 @@ def run_worker(
 
 class WorkerSupervisor:
     """``serve``'s handle on the worker process: starts it when there is work (at start
-    when jobs are queued, else on the first ``train/``), restarts it when it dies
+    when jobs are queued or running, else on the first ``train/``), restarts it when it dies
     (requeueing its job first), stops it with the server. A server that never trains
     never pays for the process."""
 
