@@ -59,7 +59,9 @@ class PostgresCluster:
             full = ["runuser", "-u", self.user, "--", *full]
         return subprocess.run(full, check=check, capture_output=True, text=True, timeout=120)
 
-    def start(self) -> PostgresCluster:
+    def start(self, preload: tuple[str, ...] = ()) -> PostgresCluster:
+        """``preload``: libraries for shared_preload_libraries (benchmarks/costs.py counts
+        statements with pg_stat_statements)."""
         if os.geteuid() == 0:
             self.user = "postgres"
             entry = pwd.getpwnam(self.user)
@@ -79,6 +81,8 @@ class PostgresCluster:
             "-c fsync=off -c synchronous_commit=off -c full_page_writes=off "
             "-c max_connections=200"
         )
+        if preload:
+            options += f" -c shared_preload_libraries={','.join(preload)}"
         self._run(
             pg_tool("pg_ctl"),
             "-D",
