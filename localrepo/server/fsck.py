@@ -73,6 +73,7 @@ def sweep_at_start(db: Database, blobs: Storage) -> SweepResult | None:
     (None): other servers may share it, and listing a large one would hold up the start;
     ``localrepo-server fsck --storage`` sweeps it (docs/server.md, "Object storage")."""
     if blobs.local_path("0" * 64) is None:
+        log.info("image files in %s: `localrepo-server fsck --storage` sweeps it", blobs.shown)
         return None
     result = sweep(db, blobs, 0.0, fix_modes=True)
     if result.temps_removed or result.orphans_removed or result.thumbs_removed:

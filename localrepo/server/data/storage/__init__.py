@@ -42,9 +42,9 @@ def blob_locks(settings: Settings, db: Database) -> BlobLocks:
     return BlobLocks(across)
 
 
-def open_storage(settings: Settings, db: Database, *, check: bool = True) -> Storage:
+def open_storage(settings: Settings, db: Database) -> Storage:
     """The blob store of ``settings.storage_url`` (already checked by the CLI). An S3
-    bucket is asked once (``check``): `StorageUnavailable` when it does not answer."""
+    bucket is asked once: `StorageUnavailable` when it does not answer."""
     where = parse_storage_url(settings.storage_url)
     locks = blob_locks(settings, db)
     if where.is_local:
@@ -57,6 +57,5 @@ def open_storage(settings: Settings, db: Database, *, check: bool = True) -> Sto
     from .s3 import S3Storage
 
     store = S3Storage(where, locks)
-    if check:
-        store.require()
+    store.require()
     return store
