@@ -111,6 +111,8 @@ class FileRangeLocks:
         with self._open:
             if self._fd < 0:
                 self._fd = os.open(self._path, os.O_RDWR | os.O_CREAT, 0o600)
+                with contextlib.suppress(OSError):  # one an older umask left readable
+                    os.fchmod(self._fd, 0o600)
             return self._fd
 
     def acquire(self, sha256: str, stripe: int, *, blocking: bool) -> bool:
