@@ -103,7 +103,13 @@ class BlobStore:
         an upload of the same bytes in a running server then either finds no blob and
         writes it anew, or had already refreshed its time (``put``) or committed its row
         before the rename, which ``may_remove`` sees (the time, the database), and the
-        blob is put back. The bytes removed; None when kept (or already gone)."""
+        blob is put back. Under the blob's lock besides, which an upload holds from its
+        blob to its commit, so that another server process's upload is waited for too.
+        The bytes removed; None when kept (or already gone)."""
+        with self.locked(sha256):
+            return self._remove_orphan(sha256, may_remove)
+
+    def _remove_orphan(self, sha256: str, may_remove: Callable[[float], bool]) -> int | None:
         dest = self._blob_str(sha256)
         parent, name = os.path.split(dest)
         aside = f"{parent}/.{name}.{uuid.uuid4().hex}.part"
