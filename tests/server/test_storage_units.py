@@ -113,3 +113,24 @@ def test_advisory_locks_exclude_another_process(postgres: Any) -> None:
         _check_excludes_across_processes(BlobLocks(AdvisoryLocks(engine)), holder)
     finally:
         engine.dispose()
+
+
+def test_a_bucket_that_does_not_answer_is_named_with_a_reason(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    import socket
+
+    from localrepo.server.data.storage import StorageUnavailable
+    from localrepo.server.data.storage.s3 import S3Storage
+
+    with socket.socket() as s:  # a port nothing listens on
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    monkeypatch.setenv("AWS_ACCESS_KEY_ID", "AKIAUNIT")
+    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "unit-secret-value")
+    store = S3Storage(parse_storage_url(f"s3://bucket/x?endpoint=http://127.0.0.1:{port}"))
+    with pytest.raises(StorageUnavailable) as caught:
+        store.require()
+    message = str(caught.value)
+    assert message.startswith(f"--storage s3://bucket/x?endpoint=http://127.0.0.1:{port}: ")
+    assert "(the endpoint does not answer)" in message and "unit-secret-value" not in message

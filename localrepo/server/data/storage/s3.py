@@ -39,6 +39,13 @@ def _reason(exc: BaseException) -> str:
     code = re.search(r"<Code>([^<]+)</Code>", text)
     if code:
         return code.group(1)
+    if "169.254.169.254" in text:  # no keys in the environment: it tried instance metadata
+        return "no credentials in the environment"
+    if "error sending request" in text:
+        return "the endpoint does not answer"
+    status = re.search(r"status code: (\d{3}[A-Za-z ]*)", text)
+    if status:
+        return status.group(1).strip()
     first = text.strip().splitlines()[0] if text.strip() else type(exc).__name__
     return first[:200]
 
