@@ -15,9 +15,10 @@ Two layers, taken in this order: a striped ``threading.Lock`` (threads of one pr
 then a lock other processes see, chosen by the database (which every process shares):
 
 - PostgreSQL: a session-level advisory lock keyed by (a constant, 32 bits of the hash),
-  on one dedicated connection per process; waiting polls ``pg_try_advisory_lock``, so
-  one thread's wait never holds the connection from another's. If that connection is
-  lost, the server drops the locks it held; it reconnects for the next one.
+  on a few dedicated connections per process (a stripe always on the same one); waiting
+  polls ``pg_try_advisory_lock``, so one thread's wait never holds a connection from
+  another's. If a connection is lost, the server drops the locks it held; it reconnects
+  for the next one.
 - SQLite (every process on one machine): an ``fcntl`` byte-range lock, one byte per
   stripe, in ``<data folder>/blobs.lock``. POSIX record locks belong to the process,
   hence the thread layer first.
@@ -128,40 +129,43 @@ class FileRangeLocks:
 
 
 class AdvisoryLocks:
-    """PostgreSQL advisory locks on one dedicated autocommit connection."""
+    """PostgreSQL advisory locks on a few dedicated autocommit connections: a stripe's
+    locks always on the same one (a session lock is released by its own session), and
+    several, so that lock traffic of busy threads does not queue on one connection."""
 
-    def __init__(self, engine: Any, poll_seconds: float = 0.002):
+    def __init__(self, engine: Any, connections: int = 4, poll_seconds: float = 0.002):
         self._engine = engine
-        self._conn: Any = None
-        self._mutex = threading.Lock()
+        self._conns: list[Any] = [None] * connections
+        self._mutexes = [threading.Lock() for _ in range(connections)]
         self._poll = poll_seconds
 
     @staticmethod
     def _key(sha256: str) -> int:
         return int(sha256[:8], 16) - 2**31  # PostgreSQL's int4
 
-    def _run(self, sql: str, key: int) -> bool:
+    def _run(self, sql: str, sha256: str, stripe: int) -> bool:
         from sqlalchemy import text
 
-        with self._mutex:
+        slot = stripe % len(self._conns)
+        with self._mutexes[slot]:
             for attempt in (1, 2):
                 try:
-                    if self._conn is None:
-                        self._conn = self._engine.connect()
-                    row = self._conn.execute(text(sql), {"c": _PG_CLASS, "k": key}).first()
+                    if self._conns[slot] is None:
+                        self._conns[slot] = self._engine.connect()
+                    params = {"c": _PG_CLASS, "k": self._key(sha256)}
+                    row = self._conns[slot].execute(text(sql), params).first()
                     return bool(row[0])
                 except Exception:
                     with contextlib.suppress(Exception):
-                        self._conn.close()
-                    self._conn = None
+                        self._conns[slot].close()
+                    self._conns[slot] = None
                     if attempt == 2:
                         raise
         return False  # pragma: no cover - the loop returns or raises
 
     def acquire(self, sha256: str, stripe: int, *, blocking: bool) -> bool:
-        key = self._key(sha256)
         wait = self._poll
-        while not self._run("SELECT pg_try_advisory_lock(:c, :k)", key):
+        while not self._run("SELECT pg_try_advisory_lock(:c, :k)", sha256, stripe):
             if not blocking:
                 return False
             time.sleep(wait)
@@ -169,4 +173,4 @@ class AdvisoryLocks:
         return True
 
     def release(self, sha256: str, stripe: int) -> None:
-        self._run("SELECT pg_advisory_unlock(:c, :k)", self._key(sha256))
+        self._run("SELECT pg_advisory_unlock(:c, :k)", sha256, stripe)
