@@ -20,6 +20,7 @@ from localrepo.scan import walk
 from localrepo.server import app, cli_examples, errors, schemas
 from localrepo.server.api import account as api_account
 from localrepo.server.api import annotate as api_annotate
+from localrepo.server.api import changes as api_changes
 from localrepo.server.api import health as api_health
 from localrepo.server.api import images as api_images
 from localrepo.server.api import labels as api_labels
@@ -67,6 +68,7 @@ api_labels.label_remove_task
 api_health.healthz
 api_health.readyz
 api_images.list_images
+api_changes.image_changes
 api_images.put_image
 api_images.patch_image
 api_images.image_add_label
@@ -178,6 +180,10 @@ tables.Embedding
 tables.TrainingJob
 tables.ImageEvent
 tables.ImageEvent.label_name
+tables.ImageChange
+tables.ImageChange.seq
+tables.ChangeCounter
+tables.ChangeCounter.seq
 # tests/test_catalog.py checks that schema.KNOWN_REVISIONS are the shipped scripts
 migrate.script_revisions
 
