@@ -169,6 +169,8 @@ models.JournalEntry
 models.JournalEntry.finished_ns
 models.Conflict.resolved_ns
 models.ScanProblem
+models.RemoteListing
+models.RemoteFeed
 # Server tables and columns: created from this metadata, read and written with SQL text
 tables.Image.upload_sha256
 tables.Image.size_bytes
@@ -201,5 +203,6 @@ cli_examples.argparse.ArgumentParser.formatter_class  # argparse reads it when i
 walk.CTIME  # names the fifth field of a Stat tuple, with DEV, INODE, SIZE, MTIME
 
 # -- read by the tests as their oracle ------------------------------------------------------
+report.TaskReport.from_feed  # the change-feed tests' "the feed told the remote"
 report.SyncReport.in_sync  # the simulation's and the sync tests' "in sync" (reliability.md)
 plan.Plan.is_empty  # the planner tests' "nothing to do"
