@@ -25,6 +25,7 @@ from typing import Any
 
 from localrepo.catalog import remote_listing
 from localrepo.catalog.db import transaction
+from localrepo.remote.answers import decode_json
 from localrepo.remote.api import RemoteAPI
 from localrepo.remote.changes import ImageChanges
 from localrepo.remote.models import RemoteImage
@@ -49,14 +50,21 @@ def listing_order(doc: Mapping[str, Any]) -> tuple[str, str]:
 
 def merge(copy: Mapping[str, str], changes: ImageChanges) -> dict[str, str]:
     """The copy ({id: JSON text}) with the feed's changes applied (pure)."""
-    out = {k: v for k, v in copy.items() if k not in set(changes.removed)}
+    gone = set(changes.removed)
+    out = {k: v for k, v in copy.items() if k not in gone}
     for doc in changes.changed:
-        out[doc["id"]] = json.dumps(doc)
+        out[doc["id"]] = _text(doc)
     return out
 
 
+def _text(doc: Mapping[str, Any]) -> str:
+    """A doc as the copy keeps it: the stdlib's JSON, which keeps NaN and Infinity as
+    the server sent them (orjson would write null); read back with orjson when it can."""
+    return json.dumps(doc)
+
+
 def _images(docs: Mapping[str, str]) -> list[RemoteImage]:
-    parsed = sorted((json.loads(d) for d in docs.values()), key=listing_order)
+    parsed = sorted((decode_json(d) for d in docs.values()), key=listing_order)
     return [RemoteImage.from_api(d) for d in parsed]
 
 
@@ -99,6 +107,6 @@ def task_images(
             if cursor is None:
                 remote_listing.forget(conn, task_id)
             else:
-                docs = {img.id: json.dumps(img.raw) for img in images}
+                docs = {img.id: _text(img.raw) for img in images}
                 remote_listing.replace_listing(conn, task_id, source, cursor, docs)
     return images, False
