@@ -7,7 +7,18 @@ from typing import Any
 from fastapi import FastAPI
 from fastapi.openapi.utils import get_openapi
 
-from .api import account, annotate, classify, health, images, labels, media, models, tasks
+from .api import (
+    account,
+    annotate,
+    changes,
+    classify,
+    health,
+    images,
+    labels,
+    media,
+    models,
+    tasks,
+)
 from .api import auth as api_auth
 from .api.common import ERROR_RESPONSES
 from .config import Settings
@@ -76,7 +87,8 @@ def create_app(settings: Settings, ctx: ServerContext | None = None) -> FastAPI:
     app.state.ctx = context
     install_handlers(app, html_error=render.html_error)
     render.install_handlers(app)
-    for module in (tasks, labels, images, models, classify, account, annotate):
+    # The change feed before images: its path would match training-image/<id>/.
+    for module in (tasks, labels, changes, images, models, classify, account, annotate):
         app.include_router(module.router)
     app.include_router(media.router)
     app.include_router(health.router)

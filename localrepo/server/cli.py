@@ -133,7 +133,8 @@ def _backend_choice(parser: argparse.ArgumentParser) -> None:
         "--compat",
         choices=sorted(COMPAT_MIN_IMAGES),
         default="local",
-        help="defaults: 'local' (small tasks train) or 'hosted' (20 images per label)",
+        help="defaults: 'local' (small tasks train) or 'hosted' (20 images per label, "
+        "no change feed)",
     )
     parser.add_argument(
         "--train-step-delay",
@@ -319,6 +320,7 @@ def _settings(args: argparse.Namespace) -> Settings:
             ),
             train_delay=args.train_delay,
             train_step_delay=args.train_step_delay,
+            change_feed=args.compat != "hosted",
         )
     if args.command == "serve":
         kwargs.update(

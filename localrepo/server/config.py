@@ -74,6 +74,8 @@ class Settings:
     feature_backend: str = "auto"  # auto | efficientnet-lite0 | handcrafted
     torch_threads: int | None = None
     min_images_per_label: int = 5
+    # The change feed (training-image/changes/, an extension): off with --compat hosted.
+    change_feed: bool = True
     train_delay: float = 0.0  # fault injection: a training waits this long (tests)
     train_step_delay: float = 0.0  # fault injection: ... and this long after each step
     classify_max_records: int = 10
