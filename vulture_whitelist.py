@@ -20,6 +20,7 @@ from localrepo.scan import walk
 from localrepo.server import app, cli_examples, errors, schemas
 from localrepo.server.api import account as api_account
 from localrepo.server.api import annotate as api_annotate
+from localrepo.server.api import changes as api_changes
 from localrepo.server.api import health as api_health
 from localrepo.server.api import images as api_images
 from localrepo.server.api import labels as api_labels
@@ -67,6 +68,7 @@ api_labels.label_remove_task
 api_health.healthz
 api_health.readyz
 api_images.list_images
+api_changes.image_changes
 api_images.put_image
 api_images.patch_image
 api_images.image_add_label
@@ -167,6 +169,8 @@ models.JournalEntry
 models.JournalEntry.finished_ns
 models.Conflict.resolved_ns
 models.ScanProblem
+models.RemoteListing
+models.RemoteFeed
 # Server tables and columns: created from this metadata, read and written with SQL text
 tables.Image.upload_sha256
 tables.Image.size_bytes
@@ -178,6 +182,10 @@ tables.Embedding
 tables.TrainingJob
 tables.ImageEvent
 tables.ImageEvent.label_name
+tables.ImageChange
+tables.ImageChange.seq
+tables.ChangeCounter
+tables.ChangeCounter.seq
 # tests/test_catalog.py checks that schema.KNOWN_REVISIONS are the shipped scripts
 migrate.script_revisions
 
@@ -195,5 +203,6 @@ cli_examples.argparse.ArgumentParser.formatter_class  # argparse reads it when i
 walk.CTIME  # names the fifth field of a Stat tuple, with DEV, INODE, SIZE, MTIME
 
 # -- read by the tests as their oracle ------------------------------------------------------
+report.TaskReport.from_feed  # the change-feed tests' "the feed told the remote"
 report.SyncReport.in_sync  # the simulation's and the sync tests' "in sync" (reliability.md)
 plan.Plan.is_empty  # the planner tests' "nothing to do"

@@ -12,7 +12,8 @@ images and the same server configuration:
 - a no-change `repo sync` of M images (default 10,000) against the listing requests alone
   (the task, its labels and every page of its images, sent with httpx; target: under 2x)
   and against a no-change `rclone bisync` of the same tree with a local copy (target: no
-  slower).
+  slower); and that sync (which learns the remote's state from the server's change
+  feed, one request) against the same sync listing in full (the copy dropped first).
 
 Each side gets its own server account, so that the server's duplicate detection (per
 workspace) never turns one side's uploads into the other's no-ops.
@@ -24,6 +25,7 @@ import argparse
 import json
 import os
 import shutil
+import sqlite3
 import subprocess
 import sys
 import tempfile
@@ -37,6 +39,8 @@ sys.path.insert(0, str(HERE.parent / "tests"))
 
 REPO = [sys.executable, "-m", "localrepo"]
 from benchcommon import SERVER, compile_package, start  # noqa: E402
+
+from localrepo.catalog import remote_listing  # noqa: E402
 
 
 def build_tree(root: Path, files: int, labels: int, offset: int) -> list[tuple[Path, int]]:
@@ -116,6 +120,18 @@ def repo(*args: str, env: dict) -> float:
     return elapsed
 
 
+def forget(root: Path) -> bool:
+    """Drop the repository's copies of the remote listing: the next sync lists in full."""
+    conn = sqlite3.connect(root / ".localrepo" / "catalog.db")
+    try:
+        with conn:
+            for (task_id,) in conn.execute("SELECT id FROM task").fetchall():
+                remote_listing.forget(conn, task_id)
+    finally:
+        conn.close()
+    return True
+
+
 def listing_alone(url: str, token: str, task_id: str) -> float:
     """The requests a no-change sync cannot skip, sent with httpx: task, labels, images."""
     headers = {"Authorization": f"Token {token}"}
@@ -188,6 +204,18 @@ def main() -> None:
         print(f"  listing requests alone (httpx)   {listing:8.3f} s")
         print(f"  repo sync, nothing changed       {nochange:8.3f} s")
         print(f"  ratio repo/listing {nochange / listing:.2f}  (target < 2)")
+        # The same sync without the kept copy: a full listing (as against a server with
+        # no change feed, or before one), against the feed's one request. Interleaved,
+        # so that both meet the same machine.
+        fed_runs, full_runs = [], []
+        for _ in range(3):
+            fed_runs.append(repo("-q", "-C", str(big), "sync", env=env))
+            forget(big)
+            full_runs.append(repo("-q", "-C", str(big), "sync", env=env))
+        fed, full = min(fed_runs), min(full_runs)
+        print(f"  repo sync, change feed           {fed:8.3f} s")
+        print(f"  repo sync, full listing instead  {full:8.3f} s")
+        print(f"  ratio feed/full listing {fed / full:.2f}")
         if not args.no_rclone and shutil.which("rclone"):
             copy = work / "big-copy"
             shutil.copytree(big, copy, ignore=shutil.ignore_patterns(".localrepo"))

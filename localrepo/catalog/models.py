@@ -193,3 +193,27 @@ class ScanProblem(SQLModel, table=True):
     path: str | None = None
     kind: str
     message: str
+
+
+class RemoteListing(SQLModel, table=True):
+    """A task's copy of the remote listing, kept for the change feed (revision 0006,
+    catalog/remote_listing.py): each remote image the last sync learned of, as the
+    server answered it (JSON text)."""
+
+    __tablename__ = "remote_listing"
+    __table_args__ = {"sqlite_with_rowid": False}
+
+    task_id: int = Field(primary_key=True, foreign_key="task.id", ondelete="CASCADE")
+    image_id: str = Field(primary_key=True)
+    doc: str
+
+
+class RemoteFeed(SQLModel, table=True):
+    """Where a task's `remote_listing` stands in the server's change feed: the cursor,
+    and what it was taken for (remote URL, workspace, remote task, label ids)."""
+
+    __tablename__ = "remote_feed"
+
+    task_id: int = Field(primary_key=True, foreign_key="task.id", ondelete="CASCADE")
+    source: str  # JSON: url, workspace, remote task id, label ids
+    cursor: str

@@ -19,6 +19,7 @@ from typing import IO, Any, Protocol, overload
 
 from localrepo.vocabulary import CATEGORY, MULTI_CLASS
 
+from .changes import ImageChanges
 from .models import RemoteImage, RemoteLabel, RemoteTask, Workspace
 
 
@@ -103,6 +104,14 @@ class RemoteAPI(Protocol):
         page_size: int | None = None,
     ) -> Iterator[RemoteImage]:
         """snapshot (the task's listing), twins (a value twin's images)."""
+        ...
+
+    def change_cursor(self) -> str | None:
+        """snapshot: the change feed's cursor of now (None: the server has none)."""
+        ...
+
+    def image_changes(self, since: str, labels: Sequence[str]) -> ImageChanges | None:
+        """snapshot: what changed since the cursor (None: list in full)."""
         ...
 
     def count_images(self, *, labels: Sequence[str]) -> int:

@@ -22,6 +22,7 @@ from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from typing import TypeVar
 
 from .answers import decode_json, duplicate_image_id, nfc, parse_retry_after
+from .changes import ChangeFeedEndpoints
 from .classify import ClassifyEndpoints
 from .images import ImageEndpoints
 from .labels import LabelEndpoints
@@ -51,6 +52,7 @@ class RecognitionClient(
     TaskEndpoints,
     LabelEndpoints,
     ImageEndpoints,
+    ChangeFeedEndpoints,
     TrainingEndpoints,
     ClassifyEndpoints,
     MediaEndpoints,

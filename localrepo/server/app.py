@@ -7,13 +7,24 @@ from typing import Any
 from fastapi import FastAPI
 from fastapi.openapi.utils import get_openapi
 
-from .api import account, annotate, classify, health, images, labels, media, models, tasks
+from .api import (
+    account,
+    annotate,
+    changes,
+    classify,
+    health,
+    images,
+    labels,
+    media,
+    models,
+    tasks,
+)
 from .api import auth as api_auth
 from .api.common import ERROR_RESPONSES
 from .config import Settings
 from .context import ServerContext, TokenBucketLimiter
 from .data.db import Database
-from .data.storage import BlobStore
+from .data.storage import open_storage
 from .decodebudget import DecodeBudget
 from .errors import crash_answer, install_handlers
 from .imaging import configure_pillow
@@ -36,9 +47,7 @@ def build_context(settings: Settings, db: Database | None = None) -> ServerConte
     settings.data_dir.mkdir(parents=True, exist_ok=True)
     database = db or Database.from_settings(settings)
     database.create_all()
-    blobs = BlobStore(
-        settings.blobs_dir, settings.thumbs_dir, fast_fsync_seconds=settings.inline_fsync_ms / 1000
-    )
+    blobs = open_storage(settings, database)
     limiter = (
         TokenBucketLimiter(settings.rate_limit.rate, settings.rate_limit.burst)
         if settings.rate_limit
@@ -78,7 +87,8 @@ def create_app(settings: Settings, ctx: ServerContext | None = None) -> FastAPI:
     app.state.ctx = context
     install_handlers(app, html_error=render.html_error)
     render.install_handlers(app)
-    for module in (tasks, labels, images, models, classify, account, annotate):
+    # The change feed before images: its path would match training-image/<id>/.
+    for module in (tasks, labels, changes, images, models, classify, account, annotate):
         app.include_router(module.router)
     app.include_router(media.router)
     app.include_router(health.router)

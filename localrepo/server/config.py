@@ -74,12 +74,18 @@ class Settings:
     feature_backend: str = "auto"  # auto | efficientnet-lite0 | handcrafted
     torch_threads: int | None = None
     min_images_per_label: int = 5
+    # The change feed (training-image/changes/, an extension): off with --compat hosted.
+    change_feed: bool = True
     train_delay: float = 0.0  # fault injection: a training waits this long (tests)
     train_step_delay: float = 0.0  # fault injection: ... and this long after each step
     classify_max_records: int = 10
     allow_private_urls: bool = False
     url_timeout: float = 10.0
     url_max_bytes: int = 20 * 1024 * 1024
+    # Where the image bytes live (data/storage/url.py): "" the data folder, or s3://...;
+    # media answers with the bytes ("proxy") or a presigned URL ("redirect", S3 only).
+    storage_url: str = ""
+    media_mode: str = "proxy"
     extra: dict[str, str] = field(default_factory=dict)
 
     @property

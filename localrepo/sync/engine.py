@@ -35,8 +35,8 @@ from localrepo.remote.api import RemoteAPI
 from localrepo.remote.errors import NotFoundError
 from localrepo.repository import Repository
 from localrepo.scan.scanner import Scanner, ScanReport
+from localrepo.sync import changefeed, plan_context
 from localrepo.sync import plan as P
-from localrepo.sync import plan_context
 from localrepo.sync.binding import TakeoverRefused, refusal, task_content
 from localrepo.sync.execute import Executor
 from localrepo.sync.guards import parse_max_delete, stop_paths
@@ -53,7 +53,6 @@ from localrepo.sync.snapshot import (
     catalog_view_blocker,
     changed_keys,
     list_remote_labels,
-    list_task_images,
     load_task_state,
 )
 from localrepo.sync.stopping import StopRequest
@@ -277,7 +276,20 @@ class Engine:
             gone = {t.id for g in twins for t in g.others if g.name in (settled.detached or [])}
             attached = [lab for lab in attached if lab.id not in gone]
         attached = self._visible(binding, attached, rep)
-        images = list_task_images(self.client, attached)
+        remote = self.repo.config().remote
+        # The URL the client really talks to (a command's --url, a proxy), else the
+        # configured one: a copy is only read back from where it was listed.
+        url = str(getattr(self.client, "base_url", "") or remote.url or "")
+        images, rep.from_feed = changefeed.task_images(
+            conn,
+            self.client,
+            binding.task_id,
+            changefeed.source_key(
+                url, remote.workspace, remote_task_id, [lab.id for lab in attached]
+            ),
+            [lab.id for lab in attached],
+            record=not self.options.dry_run,
+        )
         snap = build_snapshot(remote_task_id, binding.type, attached, images, hash_by_remote_id)
         return snap, None
 

@@ -56,6 +56,7 @@ class TaskReport:
     # `push` / `pull`: images with work left for the other direction (a full sync's).
     left_for_other_side: int = 0
     listed: bool = True  # the remote task was listed (not the watcher's catalog view)
+    from_feed: bool = False  # ... and its images came from the change feed (changefeed.py)
     # {image key: its files} for the images the plan changes (engine `_plan_paths`).
     paths: dict[str, list[str]] = field(default_factory=dict)
     # {image key: side} of conflicts `repo resolve` decided that this direction leaves

@@ -15,7 +15,7 @@ from sqlalchemy import inspect, text
 from ximilar.client import RecognitionClient
 from ximilar.client.recognition import Image as SdkImage
 
-from localrepo.server.data import accounts, imagedocs, images, tables
+from localrepo.server.data import accounts, changes, imagedocs, images, tables
 from localrepo.server.data.db import Database
 
 from .helpers import error_fields, image_bytes, make_label, make_task, upload
@@ -171,6 +171,10 @@ def _downgrade_to_version_4(db: Database) -> None:
         if db.is_sqlite:  # the docs' triggers name the column; a start makes them again
             for name in imagedocs.TRIGGERS:
                 session.execute(text(f"DROP TRIGGER IF EXISTS {name}"))
+        for name, table in changes._TABLE_OF.items():  # (the feed's, likewise)
+            on = "" if db.is_sqlite else f" ON {table}"
+            for trigger in changes._SQLITE_TRIGGERS if db.is_sqlite else [name]:
+                session.execute(text(f"DROP TRIGGER IF EXISTS {trigger}{on}"))
         session.execute(text("ALTER TABLE images DROP COLUMN verify_count"))
         session.execute(text("UPDATE images SET real = FALSE"))
         session.execute(text("UPDATE schema_info SET value = '4' WHERE key = 'schema_version'"))

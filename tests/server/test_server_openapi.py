@@ -81,6 +81,7 @@ OPERATIONS = {
     "/recognition/v2/training-image/{image_id}/update-value/": {"post"},
     "/recognition/v2/training-image/{image_id}/update-label/": {"post"},
     "/recognition/v2/training-image/update/": {"post"},
+    "/recognition/v2/training-image/changes/": {"get"},
     "/recognition/v2/model/": {"get"},
     "/recognition/v2/model/{model_id}/": {"get", "delete"},
     "/recognition/v2/classify/": {"post"},

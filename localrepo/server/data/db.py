@@ -167,11 +167,16 @@ class Database:
                     # Stored without `real`, they took a default of false the hosted
                     # service does not have (docs/api.md, "Training images").
                     session.execute(text("UPDATE images SET real = TRUE"))
+                # (7: image_changes and change_counters are new tables; the feed's
+                # triggers are installed below, on every start.)
                 row.value = str(tables.SCHEMA_VERSION)
                 session.add(row)
+            session.flush()
             if self.is_sqlite:
-                session.flush()
                 imagedocs.install(session.connection())
+            from . import changes  # (it reads through this module)
+
+            changes.install(session.connection())
 
     @contextmanager
     def read(self) -> Iterator[Session]:

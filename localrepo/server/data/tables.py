@@ -10,7 +10,7 @@ from __future__ import annotations
 import uuid
 from datetime import UTC, datetime
 
-from sqlalchemy import Index, UniqueConstraint
+from sqlalchemy import BigInteger, Column, Index, UniqueConstraint
 from sqlmodel import Field, SQLModel
 
 # 2: models.backend, embeddings, model_heads (a version-1 database is upgraded on start).
@@ -20,7 +20,9 @@ from sqlmodel import Field, SQLModel
 #    image's history).
 # 6: images.verify_count, verifications, points, label_subtasks; images.real set true on
 #    every stored image (the hosted service's default, which this server lacked).
-SCHEMA_VERSION = 6
+# 7: image_changes, change_counters (the change feed, data/changes.py; its triggers are
+#    installed on start).
+SCHEMA_VERSION = 7
 
 
 def new_id() -> str:
@@ -311,3 +313,26 @@ class ImageEvent(SQLModel, table=True):
     old: str | None = Field(default=None, max_length=255)
     new: str | None = Field(default=None, max_length=255)
     created: str = Field(default_factory=now_iso, max_length=32)
+
+
+class ImageChange(SQLModel, table=True):
+    """The change feed (data/changes.py): per image, its workspace's sequence number of
+    the last change to what the listing shows of it; ``deleted``: a tombstone. Written
+    only by the triggers of data/changes.py. No foreign key: a tombstone outlives its
+    image."""
+
+    __tablename__ = "image_changes"
+    __table_args__ = (Index("ix_image_changes_ws_seq", "workspace_id", "seq"),)
+    image_id: str = Field(primary_key=True, max_length=36)
+    workspace_id: str = Field(max_length=36)
+    # NULL only inside the writing transaction, on PostgreSQL (stamped at commit).
+    seq: int | None = Field(default=None, sa_column=Column(BigInteger, nullable=True))
+    deleted: bool = False
+
+
+class ChangeCounter(SQLModel, table=True):
+    """The last change number handed out in each workspace (data/changes.py)."""
+
+    __tablename__ = "change_counters"
+    workspace_id: str = Field(primary_key=True, max_length=36)
+    seq: int = Field(sa_column=Column(BigInteger, nullable=False))
