@@ -164,9 +164,14 @@ def main() -> int:
     try:
         headers = {"Authorization": f"Token {info['token']}"}
         api = info["url"] + "recognition/v2/"
-        task_id = setup(api, headers)
         meter = Meter(proc.pid, cluster, database)
+        empty = meter.conn.execute("SELECT pg_database_size(%s)", (database,)).fetchone()
+        task_id = setup(api, headers)
         costs = run(api, headers, task_id, meter, args)
+        size = meter.conn.execute("SELECT pg_database_size(%s)", (database,)).fetchone()
+        images = httpx.get(
+            api + "training-image/", params={"page_size": 1}, headers=headers
+        ).json()["count"]
     finally:
         proc.terminate()
         proc.wait(30)
@@ -180,6 +185,8 @@ def main() -> int:
             f"{c.name:<34} {c.server_ms:>13.2f} {c.db_ms:>9.2f} {c.round_trips:>11.1f} "
             f"{c.bytes_in:>9.0f} {c.bytes_out:>10.0f} {c.wall_ms:>8.1f}"
         )
+    grown = int(size[0]) - int(empty[0]) if size and empty else 0
+    print(f"database growth: {grown // 1024} KiB for {images} images, {grown / images:,.0f} B each")
     return 0
 
 
