@@ -11,7 +11,7 @@ from .api import account, annotate, classify, health, images, labels, media, mod
 from .api import auth as api_auth
 from .api.common import ERROR_RESPONSES
 from .config import Settings
-from .context import ServerContext, TokenBucketLimiter
+from .context import ServerContext
 from .data.db import Database
 from .data.storage import BlobStore
 from .decodebudget import DecodeBudget
@@ -21,6 +21,7 @@ from .methods import MethodsMiddleware
 from .middleware import ApiMiddleware
 from .ml.classify import MLService
 from .ml.features import Backends
+from .ratelimit import limiter_for
 from .requestids import RequestIds
 from .web import account as web_account
 from .web import assets, docs, pages, render
@@ -39,11 +40,8 @@ def build_context(settings: Settings, db: Database | None = None) -> ServerConte
     blobs = BlobStore(
         settings.blobs_dir, settings.thumbs_dir, fast_fsync_seconds=settings.inline_fsync_ms / 1000
     )
-    limiter = (
-        TokenBucketLimiter(settings.rate_limit.rate, settings.rate_limit.burst)
-        if settings.rate_limit
-        else None
-    )
+    limit = settings.rate_limit
+    limiter = limiter_for(database, "api", limit.rate, limit.burst) if limit else None
     ml = MLService(Backends(settings.feature_backend, settings.torch_threads))
     login = settings.login_rate_limit
     return ServerContext(
@@ -52,7 +50,7 @@ def build_context(settings: Settings, db: Database | None = None) -> ServerConte
         blobs=blobs,
         limiter=limiter,
         ml=ml,
-        login_limiter=TokenBucketLimiter(login.rate, login.burst),
+        login_limiter=limiter_for(database, "sign-in", login.rate, login.burst),
         decode_budget=DecodeBudget(settings.decode_budget_bytes, settings.decode_wait_seconds),
     )
 

@@ -210,9 +210,20 @@ def build_parser() -> argparse.ArgumentParser:
     serve.add_argument(
         "--auth-cache-seconds",
         type=float,
-        default=2.0,
-        help="how long a checked token is trusted without a database look-up",
+        default=None,
+        help="how long a checked token is trusted without a database look-up (default: 2 "
+        "on SQLite; 0 on a database server, where other processes may revoke it)",
     )
+    serve.add_argument(
+        "--workers",
+        type=int,
+        default=1,
+        metavar="N",
+        help="API processes sharing the port (default 1); more than 1 needs a database "
+        "server (--database-url), as SQLite serves one process",
+    )
+    # Set by `serve --workers N` on the API processes it starts (server/prefork.py).
+    serve.add_argument("--api-process", default=None, help=argparse.SUPPRESS)
     serve.add_argument("--log-level", default="info", choices=["debug", "info", "warning", "error"])
     serve.add_argument("--no-access-log", action="store_true")
     serve.add_argument(
@@ -291,7 +302,7 @@ def _settings(args: argparse.Namespace) -> Settings:
             latency_ms=args.latency_ms,
             sqlite_synchronous=args.sqlite_synchronous,
             inline_fsync_ms=args.inline_fsync_ms,
-            auth_cache_seconds=args.auth_cache_seconds,
+            auth_cache_seconds=_auth_cache_seconds(args.auth_cache_seconds, url),
             classify_max_records=args.classify_max_records,
             allow_private_urls=args.allow_private_urls,
             url_timeout=args.url_timeout,
@@ -300,6 +311,15 @@ def _settings(args: argparse.Namespace) -> Settings:
         if args.max_image_pixels is not None:
             kwargs["max_image_pixels"] = args.max_image_pixels
     return Settings(**kwargs)
+
+
+def _auth_cache_seconds(given: float | None, database_url: str) -> float:
+    """A token checked is trusted this long. On SQLite (one process) a revocation from the
+    web pops it at once; on a database server another process or host may revoke it, so
+    by default every request looks the token up (docs/server.md, "Several processes")."""
+    if given is not None:
+        return given
+    return 0.0 if database_url and not database_url.startswith("sqlite") else 2.0
 
 
 def _init_command(args: argparse.Namespace) -> int:
@@ -314,7 +334,7 @@ def _init_command(args: argparse.Namespace) -> int:
 
 def _serve_command(args: argparse.Namespace) -> int:
     settings = _settings(args)
-    problem = _serve_settings_problem(settings)
+    problem = _serve_settings_problem(settings) or _workers_problem(args.workers, settings)
     if problem:
         print(f"error: {problem}", file=sys.stderr)
         return 2
@@ -331,6 +351,18 @@ def _serve_settings_problem(settings: Settings) -> str | None:
     if not (1 <= settings.page_size_default <= settings.page_size_max):
         return "need 1 <= --page-size <= --max-page-size"
     return _ml_settings_problem(settings)
+
+
+def _workers_problem(workers: int, settings: Settings) -> str | None:
+    if workers < 1:
+        return "--workers must be at least 1"
+    if workers > 1 and settings.effective_database_url.startswith("sqlite"):
+        return (
+            f"--workers {workers} needs a database server: give --database-url "
+            "postgresql+psycopg://USER:PASSWORD@HOST/DB (SQLite, the default, serves from "
+            'one process; see docs/server.md, "Several processes")'
+        )
+    return None
 
 
 def _ml_settings_problem(settings: Settings) -> str | None:
@@ -389,6 +421,8 @@ def _accounts_command(args: argparse.Namespace) -> int:
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
+    # `serve --workers N` starts its API processes with the same arguments.
+    args.argv = list(sys.argv[1:] if argv is None else argv)
     try:
         if args.command == "serve":
             return _serve_command(args)

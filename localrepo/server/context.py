@@ -1,4 +1,12 @@
-"""Per-server state shared by the routes: settings, database, blob store, caches."""
+"""Per-process state shared by the routes: settings, database, blob store, caches.
+
+Everything here that must agree across processes lives in the database (the rate limits:
+server/ratelimit.py). What stays in this process's memory is either a memory budget,
+which is per process by nature (the decode budget, the password checks at once), or a
+cache of facts that no other process can make false: a workspace is never moved or
+removed, and a token is trusted from the cache only for ``--auth-cache-seconds`` (0 by
+default on a database server, where another process may revoke it). docs/server.md,
+"Several processes"."""
 
 from __future__ import annotations
 
@@ -17,6 +25,7 @@ from .decodebudget import DecodeBudget
 from .errors import detail, not_found
 from .ml.classify import MLService
 from .ml.features import Backends
+from .ratelimit import Limiter, TokenBucketLimiter
 
 DEFAULT_WORKSPACE = "Default"
 
@@ -28,49 +37,17 @@ class Principal:
     default_workspace_id: str
 
 
-class TokenBucketLimiter:
-    """Per-key rate limit (API tokens; sign-in attempts). Runs on the event loop thread
-    only (no lock needed). Past ``max_keys`` keys, the buckets that have filled up again
-    are forgotten (a full bucket is what a new key gets): sign-in keys come from the
-    client, and must not grow the table without end."""
-
-    def __init__(self, rate: float, burst: float, max_keys: int = 10_000):
-        self.rate = rate
-        self.burst = burst
-        self.max_keys = max_keys
-        self._buckets: dict[str, tuple[float, float]] = {}
-
-    def check(self, key: str) -> float:
-        """0 when the request may proceed, else the seconds to wait."""
-        now = time.monotonic()
-        if len(self._buckets) >= self.max_keys and key not in self._buckets:
-            self._buckets = {
-                k: (t, last)
-                for k, (t, last) in self._buckets.items()
-                if t + (now - last) * self.rate < self.burst
-            }
-        tokens, last = self._buckets.get(key, (self.burst, now))
-        tokens = min(self.burst, tokens + (now - last) * self.rate)
-        if tokens >= 1.0:
-            self._buckets[key] = (tokens - 1.0, now)
-            return 0.0
-        self._buckets[key] = (tokens, now)
-        return (1.0 - tokens) / self.rate
-
-
 @dataclass
 class ServerContext:
     settings: Settings
     db: Database
     blobs: BlobStore
-    limiter: TokenBucketLimiter | None = None
+    limiter: Limiter | None = None
     # Sign-in attempts to the web interface, per (client address, user name); and at
-    # most 4 password checks at once (argon2 takes 64 MiB each: a flood of sign-ins
-    # waits in line instead of taking the memory).
+    # most 4 password checks at once in this process (argon2 takes 64 MiB each: a flood
+    # of sign-ins waits in line instead of taking the memory; memory is per process).
     password_checks: asyncio.Semaphore = field(default_factory=lambda: asyncio.Semaphore(4))
-    login_limiter: TokenBucketLimiter = field(
-        default_factory=lambda: TokenBucketLimiter(1 / 60, 10)
-    )
+    login_limiter: Limiter = field(default_factory=lambda: TokenBucketLimiter(1 / 60, 10))
     ml: MLService = field(default_factory=lambda: MLService(Backends()))
     decode_budget: DecodeBudget = field(default_factory=lambda: DecodeBudget(512 * 1024 * 1024))
     # sha256(token) -> (principal, expiry); bounded by the number of live tokens.

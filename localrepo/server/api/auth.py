@@ -59,7 +59,7 @@ async def authenticate(
     if principal is None:
         raise detail(401, "Invalid token.", _UNAUTHORIZED_HEADERS)
     if ctx.limiter is not None:
-        wait = ctx.limiter.check(principal.token_id)
+        wait = await ctx.limiter.wait(principal.token_id)
         if wait > 0:
             retry_after = max(1, math.ceil(wait))
             raise detail(
