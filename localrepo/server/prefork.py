@@ -49,6 +49,11 @@ MIN_DELAY = 0.1
 MAX_DELAY = 30.0
 POLL_SECONDS = 0.2
 PENDING_POLL_SECONDS = 10.0  # the parent also looks for queued trainings this often
+# Connections an API process accepts at one wake-up. asyncio's own count (uvicorn's
+# backlog) lets the first process that wakes take every connection waiting, so that
+# clients connecting at once all land on one process; one at a time, an idle process
+# takes the next while a busy one is still answering.
+ACCEPT_BATCH = 1
 
 
 def restart_delay(uptime: float, previous: float) -> float:
@@ -211,8 +216,8 @@ def run_api_process(args: argparse.Namespace, settings: Settings) -> int:
     if not args.no_worker:
         # The parent owns the training worker: tell it a training was queued.
         ctx.ml.on_queued = lambda: _signal_parent(parent)
-    server = uvicorn_server(create_app_for(settings, ctx), args)
-    sock = socket.socket(fileno=sock_fd)
+    server = uvicorn_server(create_app_for(settings, ctx), args, ACCEPT_BATCH)
+    sock = _Inherited(fileno=sock_fd)
 
     async def beside() -> None:
         while not server.started and not server.should_exit:
@@ -232,6 +237,15 @@ def run_api_process(args: argparse.Namespace, settings: Settings) -> int:
         sock.close()
         ctx.db.dispose()
     return 0
+
+
+class _Inherited(socket.socket):
+    """The parent's listening socket, already listening (serving._bind). asyncio calls
+    ``listen`` again with the count of connections it accepts at one wake-up, which on
+    this shared socket would shrink the queue every process shares: not here."""
+
+    def listen(self, _backlog: int = 0, /) -> None:
+        return None
 
 
 def _signal_parent(parent: int) -> None:

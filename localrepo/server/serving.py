@@ -165,11 +165,13 @@ def create_app_for(settings: Settings, ctx: Any) -> Any:
     return create_app(settings, ctx)
 
 
-def uvicorn_server(app: Any, args: argparse.Namespace) -> Any:
-    """uvicorn's server for `app`, on the command line's settings (not yet serving)."""
+def uvicorn_server(app: Any, args: argparse.Namespace, accept_batch: int = 2048) -> Any:
+    """uvicorn's server for `app`, on the command line's settings (not yet serving);
+    `accept_batch`: the most connections it accepts at one wake-up."""
     import uvicorn
 
     config_kwargs: dict[str, Any] = {
+        "backlog": accept_batch,
         "log_level": args.log_level,
         "access_log": not args.no_access_log,
         "timeout_keep_alive": 30,
