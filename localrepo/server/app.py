@@ -40,6 +40,8 @@ def build_context(settings: Settings, db: Database | None = None) -> ServerConte
     blobs = BlobStore(
         settings.blobs_dir, settings.thumbs_dir, fast_fsync_seconds=settings.inline_fsync_ms / 1000
     )
+    if not database.is_sqlite:  # other processes may share the blobs: lock across them
+        blobs.shared_lock = database.blob_lock
     limit = settings.rate_limit
     limiter = limiter_for(database, "api", limit.rate, limit.burst) if limit else None
     ml = MLService(Backends(settings.feature_backend, settings.torch_threads))

@@ -66,6 +66,7 @@ class Database:
         if self.is_sqlite:
             self._setup_sqlite(sqlite_synchronous.upper(), busy_timeout_ms)
         self._writer = self.engine.execution_options(begin_mode="IMMEDIATE")
+        self._lock_engine: Engine | None = None  # see blob_lock
         # SQLite has one writer at a time. Writers of this process queue on this lock
         # (woken at once) instead of polling SQLite's busy handler (which sleeps 1-100 ms
         # between tries); other processes still meet the busy timeout.
@@ -308,9 +309,35 @@ class Database:
             self._raw_connections.append(conn)
         return conn
 
+    @contextmanager
+    def blob_lock(self, sha256: str) -> Iterator[None]:
+        """Hold the lock of the stored bytes ``sha256`` against every other process on
+        this database (PostgreSQL: a session advisory lock; SQLite's one process has its
+        thread locks only: data/storage.py). The check that no image has the bytes and
+        their removal, and the bytes' write and their image's insert, each run under it,
+        so that no image is left without its file (docs/server.md, "Several processes").
+        The lock's connection comes from a pool of its own: the work under the lock
+        takes connections from the others, and must not wait for its own pool."""
+        if self.is_sqlite:
+            yield
+            return
+        if self._lock_engine is None:
+            self._lock_engine = create_engine(
+                self.url, isolation_level="AUTOCOMMIT", pool_pre_ping=True
+            )
+        key = {"k": int(sha256[:15], 16)}  # 60 bits: a bigint
+        with self._lock_engine.connect() as conn:
+            conn.execute(text("SELECT pg_advisory_lock(:k)"), key)
+            try:
+                yield
+            finally:
+                conn.execute(text("SELECT pg_advisory_unlock(:k)"), key)
+
     def dispose(self) -> None:
         self.engine.dispose()
         self.autocommit_engine.dispose()
+        if self._lock_engine is not None:
+            self._lock_engine.dispose()
         for conn in self._raw_connections:
             with contextlib.suppress(sqlite3.Error):
                 conn.close()

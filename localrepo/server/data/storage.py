@@ -67,6 +67,10 @@ class BlobStore:
         self.blobs_dir = blobs_dir
         self.thumbs_dir = thumbs_dir
         self._locks = [threading.Lock() for _ in range(stripes)]
+        # The same bytes' lock in every other process, when there are others (a
+        # database server: Database.blob_lock); this process's threads queue on the
+        # stripe locks first.
+        self.shared_lock: Callable[[str], contextlib.AbstractContextManager[None]] | None = None
         self._made_dirs: set[str] = set()
         self._blobs = str(blobs_dir)
         # How long an fsync takes here (moving average, seconds); see fsync_is_fast.
@@ -125,13 +129,20 @@ class BlobStore:
     @contextlib.contextmanager
     def locked(self, sha256: str) -> Iterator[None]:
         with self._locks[int(sha256[:8], 16) % len(self._locks)]:
-            yield
+            if self.shared_lock is None:
+                yield
+            else:
+                with self.shared_lock(sha256):
+                    yield
 
     def try_lock(self, sha256: str) -> threading.Lock | None:
         """``locked`` without waiting: the acquired lock (release it), or None if busy.
 
         For code on the event loop, which must never block on a lock held across a
-        thread's database commit."""
+        thread's database commit. Always None (busy) when there is a ``shared_lock``:
+        that one waits on the database, which the event loop must not."""
+        if self.shared_lock is not None:
+            return None
         lock = self._locks[int(sha256[:8], 16) % len(self._locks)]
         return lock if lock.acquire(blocking=False) else None
 

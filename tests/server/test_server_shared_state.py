@@ -1,5 +1,6 @@
-"""The shared token buckets (server/ratelimit.py, data/ratelimits.py) on a real
-PostgreSQL database: two limiters on one database stand for two processes."""
+"""What several API processes share through a real PostgreSQL database: the token
+buckets of the rate limits (server/ratelimit.py, data/ratelimits.py) and the lock of
+stored bytes (Database.blob_lock). Two objects on one database stand for two processes."""
 
 from __future__ import annotations
 
@@ -56,3 +57,22 @@ def test_sqlite_keeps_its_buckets_in_memory(tmp_path: Any, db: Database) -> None
     finally:
         sqlite.dispose()
     assert isinstance(limiter_for(db, "api", 1, 1), SharedLimiter)
+
+
+def test_the_lock_of_stored_bytes_holds_across_processes(db: Database, tmp_path: Any) -> None:
+    from localrepo.server.data.storage import BlobStore
+
+    other = Database(db.url)  # another process's
+    sha, another_sha = "ab" * 32, "cd" * 32
+    try:
+        blobs = BlobStore(tmp_path / "blobs", tmp_path / "thumbs")
+        blobs.shared_lock = db.blob_lock
+        probe = text("SELECT pg_try_advisory_lock(:k)")
+        with blobs.locked(sha), other.engine.connect() as conn:
+            assert blobs.try_lock(sha) is None  # the event loop never waits on it
+            assert conn.execute(probe, {"k": int(sha[:15], 16)}).scalar() is False
+            assert conn.execute(probe, {"k": int(another_sha[:15], 16)}).scalar() is True
+        with other.blob_lock(sha):  # free again once released
+            pass
+    finally:
+        other.dispose()
