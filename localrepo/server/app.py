@@ -33,10 +33,15 @@ from .web import training as web_training
 API_VERSION = "2"
 
 
-def build_context(settings: Settings, db: Database | None = None) -> ServerContext:
+def build_context(
+    settings: Settings, db: Database | None = None, *, create: bool = True
+) -> ServerContext:
+    """The context of one server process; ``create``: make or upgrade the database first
+    (not in the API processes of ``serve --workers N``, whose parent did)."""
     settings.data_dir.mkdir(parents=True, exist_ok=True)
     database = db or Database.from_settings(settings)
-    database.create_all()
+    if create:
+        database.create_all()
     blobs = BlobStore(
         settings.blobs_dir, settings.thumbs_dir, fast_fsync_seconds=settings.inline_fsync_ms / 1000
     )

@@ -212,7 +212,7 @@ def run_api_process(args: argparse.Namespace, settings: Settings) -> int:
 
     parent, sock_fd, ready_fd = (int(part) for part in args.api_process.split(":"))
     return_large_blocks()
-    ctx = build_context(settings)  # the parent made the database: nothing to create
+    ctx = build_context(settings, create=False)  # the parent made the database
     if not args.no_worker:
         # The parent owns the training worker: tell it a training was queued.
         ctx.ml.on_queued = lambda: _signal_parent(parent)
