@@ -2,11 +2,15 @@
 standalone script, not a test).
 
     .venv/bin/python benchmarks/procs.py [--uploads 1500] [--listings 1500] [--clients 8]
-                                         [--rounds 2]
+                                         [--per-connection 50] [--rounds 2]
 
 A throwaway PostgreSQL cluster (tests/support/pgcluster.py); per round and per process
 count, a server on a new database (a subprocess on 127.0.0.1, access log off, no
-training worker) and two phases, each `--clients` keep-alive connections at once:
+training worker) and two phases, each from `--clients` clients at once on keep-alive
+connections, each opened again after `--per-connection` requests (50), as clients and
+load balancers recycle theirs. Which process takes a connection is the kernel's choice
+of whichever accepts first: a client that keeps one connection for the whole run stays
+with the process that happened to take it.
 
 1. uploads: `--uploads` distinct 320x240 JPEGs (base64 JSON), made before the clock starts;
 2. listings: `--listings` pages of 50 of those images.
@@ -74,19 +78,25 @@ async def _one(reader: asyncio.StreamReader, writer: asyncio.StreamWriter, data:
     return status
 
 
-async def _blast(host: str, port: int, requests: list[bytes], clients: int, ok: int) -> float:
-    """Send `requests` over `clients` keep-alive connections; requests a second."""
+async def _blast(
+    host: str, port: int, requests: list[bytes], clients: int, per_connection: int, ok: int
+) -> float:
+    """Send `requests` from `clients` at once, each on a keep-alive connection that it
+    opens again after `per_connection` requests; requests a second."""
     queue = list(reversed(requests))
 
     async def client() -> None:
-        reader, writer = await asyncio.open_connection(host, port)
-        try:
-            while queue:
-                status = await _one(reader, writer, queue.pop())
-                if status != ok:
-                    raise SystemExit(f"answered {status}, not {ok}")
-        finally:
-            writer.close()
+        while queue:
+            reader, writer = await asyncio.open_connection(host, port)
+            try:
+                for _ in range(per_connection):
+                    if not queue:
+                        break
+                    status = await _one(reader, writer, queue.pop())
+                    if status != ok:
+                        raise SystemExit(f"answered {status}, not {ok}")
+            finally:
+                writer.close()
 
     started = time.perf_counter()
     await asyncio.gather(*(client() for _ in range(clients)))
@@ -144,7 +154,8 @@ def run(workers: int, url: str, work: Path, args: argparse.Namespace, images: li
             ("listings", [listing] * args.listings, 200),
         ):
             before = [cpu_seconds(p) for p in pids]
-            out[name] = asyncio.run(_blast(host, port, batch, args.clients, ok))
+            blast = _blast(host, port, batch, args.clients, args.per_connection, ok)
+            out[name] = asyncio.run(blast)
             out[name + " cpu"] = [cpu_seconds(p) - b for p, b in zip(pids, before, strict=True)]
         return out
     finally:
@@ -157,6 +168,9 @@ def main() -> int:
     parser.add_argument("--uploads", type=int, default=1500)
     parser.add_argument("--listings", type=int, default=1500)
     parser.add_argument("--clients", type=int, default=8)
+    parser.add_argument(
+        "--per-connection", type=int, default=50, help="requests on one connection, then another"
+    )
     parser.add_argument("--rounds", type=int, default=2)
     args = parser.parse_args()
     compile_package()
