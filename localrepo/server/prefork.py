@@ -211,6 +211,7 @@ def run_api_process(args: argparse.Namespace, settings: Settings) -> int:
     from .memory import return_large_blocks
 
     parent, sock_fd, ready_fd = (int(part) for part in args.api_process.split(":"))
+    _term_when_orphaned()
     return_large_blocks()
     ctx = build_context(settings, create=False)  # the parent made the database
     if not args.no_worker:
@@ -237,6 +238,18 @@ def run_api_process(args: argparse.Namespace, settings: Settings) -> int:
         sock.close()
         ctx.db.dispose()
     return 0
+
+
+def _term_when_orphaned() -> None:
+    """Linux: SIGTERM this process as soon as its parent dies (prctl PR_SET_PDEATHSIG),
+    so that it stops accepting on the port at once; elsewhere, the once-a-second look
+    at the parent's pid in ``run_api_process`` does it."""
+    if not sys.platform.startswith("linux"):
+        return
+    import ctypes
+
+    with contextlib.suppress(OSError, AttributeError):
+        ctypes.CDLL("libc.so.6", use_errno=True).prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG
 
 
 class _Inherited(socket.socket):

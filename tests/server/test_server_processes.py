@@ -39,6 +39,14 @@ def cmdline(pid: int) -> list[str]:
         return []
 
 
+def gone(pid: int) -> bool:
+    try:
+        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+    except FileNotFoundError:
+        return True
+    return state in ("Z", "X")
+
+
 def api_processes(server: Any) -> list[int]:
     return sorted(p for p in child_pids(server.pid) if "--api-process" in cmdline(p))
 
@@ -140,7 +148,9 @@ def test_the_parent_runs_the_one_training_worker(two_processes: Any) -> None:
         assert child_pids(pid) == []
 
 
-def test_a_rate_limit_holds_in_total_across_processes(server_factory: Any, postgres: Any) -> None:
+def test_a_rate_limit_holds_in_total_across_processes_and_they_end_with_their_parent(
+    server_factory: Any, postgres: Any
+) -> None:
     # One request an hour per token: each process alone would let one through.
     server = server_factory(
         "--workers", "2", "--rate-limit", "1/h", database_url=postgres.new_database()
@@ -156,6 +166,11 @@ def test_a_rate_limit_holds_in_total_across_processes(server_factory: Any, postg
         assert status(server, other.token) == 200  # per token
     with only(server, first):
         assert status(server, other.token) == 429
+    # The parent killed: its API processes stop by themselves, and the port is free.
+    os.kill(server.pid, signal.SIGKILL)
+    until(lambda: all(gone(p) for p in (first, second)), what="the orphaned API processes to end")
+    with pytest.raises(httpx.ConnectError):
+        httpx.get(server.url + "healthz", timeout=limit(10))
 
 
 def test_sigterm_lets_an_upload_in_flight_finish_and_the_parent_exits_0(
