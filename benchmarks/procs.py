@@ -134,6 +134,7 @@ def run(workers: int, url: str, work: Path, args: argparse.Namespace, images: li
         "--no-worker",
         "--ready-file",
         str(ready),
+        *args.serve_arg,
     ]
     proc, info = start(cmd, ready, work / f"server-{workers}.log")
     try:
@@ -180,6 +181,9 @@ def main() -> int:
         "--per-connection", type=int, default=50, help="requests on one connection, then another"
     )
     parser.add_argument("--rounds", type=int, default=2)
+    parser.add_argument(
+        "--serve-arg", action="append", default=[], help="one more argument for serve"
+    )
     parser.add_argument("--warm-up", type=int, default=100, help="untimed uploads and listings")
     args = parser.parse_args()
     compile_package()

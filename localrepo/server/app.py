@@ -13,6 +13,7 @@ from .api.common import ERROR_RESPONSES
 from .config import Settings
 from .context import ServerContext
 from .data.db import Database
+from .data.revocations import RevocationListener
 from .data.storage import BlobStore
 from .decodebudget import DecodeBudget
 from .errors import crash_answer, install_handlers
@@ -81,6 +82,10 @@ def create_app(settings: Settings, ctx: ServerContext | None = None) -> FastAPI:
     )
     app.router.redirect_slashes = False
     app.state.ctx = context
+    if context.revocations is None and not context.db.is_sqlite:
+        # Serving on a database server: hear the revocations of every other process.
+        context.revocations = RevocationListener(context.db)
+        app.router.on_shutdown.append(context.revocations.close)
     install_handlers(app, html_error=render.html_error)
     render.install_handlers(app)
     for module in (tasks, labels, images, models, classify, account, annotate):

@@ -210,9 +210,9 @@ def build_parser() -> argparse.ArgumentParser:
     serve.add_argument(
         "--auth-cache-seconds",
         type=float,
-        default=None,
-        help="how long a checked token is trusted without a database look-up (default: 2 "
-        "on SQLite; 0 on a database server, where other processes may revoke it)",
+        default=2.0,
+        help="how long a checked token is trusted without a database look-up (a token "
+        "revoked by another process: at once on PostgreSQL, else after this long)",
     )
     serve.add_argument(
         "--workers",
@@ -302,7 +302,7 @@ def _settings(args: argparse.Namespace) -> Settings:
             latency_ms=args.latency_ms,
             sqlite_synchronous=args.sqlite_synchronous,
             inline_fsync_ms=args.inline_fsync_ms,
-            auth_cache_seconds=_auth_cache_seconds(args.auth_cache_seconds, url),
+            auth_cache_seconds=args.auth_cache_seconds,
             classify_max_records=args.classify_max_records,
             allow_private_urls=args.allow_private_urls,
             url_timeout=args.url_timeout,
@@ -311,15 +311,6 @@ def _settings(args: argparse.Namespace) -> Settings:
         if args.max_image_pixels is not None:
             kwargs["max_image_pixels"] = args.max_image_pixels
     return Settings(**kwargs)
-
-
-def _auth_cache_seconds(given: float | None, database_url: str) -> float:
-    """A token checked is trusted this long. On SQLite (one process) a revocation from the
-    web pops it at once; on a database server another process or host may revoke it, so
-    by default every request looks the token up (docs/server.md, "Several processes")."""
-    if given is not None:
-        return given
-    return 0.0 if database_url and not database_url.startswith("sqlite") else 2.0
 
 
 def _init_command(args: argparse.Namespace) -> int:

@@ -20,6 +20,7 @@ from .bodies import maybe_uuid
 from .config import Settings
 from .data import accounts
 from .data.db import Database
+from .data.revocations import RevocationListener
 from .data.storage import BlobStore
 from .decodebudget import DecodeBudget
 from .errors import detail, not_found
@@ -52,20 +53,41 @@ class ServerContext:
     decode_budget: DecodeBudget = field(default_factory=lambda: DecodeBudget(512 * 1024 * 1024))
     # sha256(token) -> (principal, expiry); bounded by the number of live tokens.
     auth_cache: dict[str, tuple[Principal, float]] = field(default_factory=dict)
+    # On a database server: revocations anywhere, heard at once (data/revocations.py).
+    revocations: RevocationListener | None = None
+    auth_generation: int = 0  # one more each time the cache is forgotten
     # (user id, workspace id) pairs known to exist; workspaces are never moved.
     workspace_cache: set[tuple[str, str]] = field(default_factory=set)
 
-    def lookup_token(self, token_hash: str) -> Principal | None:
-        now = time.monotonic()
+    def cached_principal(self, token_hash: str) -> Principal | None:
+        """The token's owner if the cache may still vouch for it (on the event loop:
+        never waits). Any revocation heard forgets the whole cache: they are rare."""
+        if self.revocations is not None and self.revocations.changed():
+            self.auth_cache.clear()
+            self.auth_generation += 1
         hit = self.auth_cache.get(token_hash)
-        if hit is not None and hit[1] > now:
+        if hit is not None and hit[1] > time.monotonic():
             return hit[0]
+        return None
+
+    def lookup_token(self, token_hash: str) -> Principal | None:
+        """The token's owner from the database (in a worker thread), then cached unless
+        a revocation was heard meanwhile or revocations cannot be heard."""
+        generation = self.auth_generation
+        listening = self.revocations is None or self.revocations.connected
+        if self.revocations is not None:
+            self.revocations.reconnect()
         row = accounts.token_owner(self.db, token_hash)
         if row is None:
             self.auth_cache.pop(token_hash, None)
             return None
         principal = Principal(token_id=row[0], user_id=row[1], default_workspace_id=row[2])
-        if self.settings.auth_cache_seconds > 0:
+        now = time.monotonic()
+        if (
+            self.settings.auth_cache_seconds > 0
+            and listening
+            and generation == self.auth_generation
+        ):
             if len(self.auth_cache) > 10_000:
                 self.auth_cache.clear()
             self.auth_cache[token_hash] = (principal, now + self.settings.auth_cache_seconds)

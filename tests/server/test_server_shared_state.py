@@ -76,3 +76,34 @@ def test_the_lock_of_stored_bytes_holds_across_processes(db: Database, tmp_path:
             pass
     finally:
         other.dispose()
+
+
+def test_a_revocation_is_heard_by_every_listener(db: Database, postgres: Any) -> None:
+    import psycopg
+    from support.waiting import until
+
+    from localrepo.server.data import accounts, revocations
+
+    listener = revocations.RevocationListener(Database(db.url))
+    try:
+        assert listener.connected and listener.changed() is False  # nothing yet
+        accounts.create_user(db, "ann")
+        made = accounts.create_token(db, "ann")
+        assert listener.changed() is False  # making a token is no revocation
+        [token] = accounts.list_tokens(db, "ann")
+        accounts.revoke_token(db, token.id)  # another process's revocation
+        until(listener.changed, what="the revocation to be heard")
+        assert listener.changed() is False  # heard once
+        assert made.token
+        # The connection lost: every look is "changed" (notifications may be missed)
+        # until it listens again.
+        with psycopg.connect(postgres.admin_dsn, autocommit=True) as admin:
+            admin.execute("SELECT pg_terminate_backend(%s)", (listener._conn.info.backend_pid,))
+        until(lambda: listener.changed() and not listener.connected, what="the loss")
+        assert listener.changed() is True
+        listener._last_try = 0.0  # as after RECONNECT_SECONDS
+        listener.reconnect()
+        assert listener.connected and listener.changed() is False
+    finally:
+        listener.close()
+        listener.db.dispose()

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import math
-import time
 
 from fastapi import Depends, Request
 from fastapi.security import APIKeyHeader
@@ -51,10 +50,8 @@ async def authenticate(
         )
     ctx = get_ctx(request)
     token_hash = hash_token(parts[1])
-    hit = ctx.auth_cache.get(token_hash)
-    if hit is not None and hit[1] > time.monotonic():
-        principal: Principal | None = hit[0]
-    else:
+    principal = ctx.cached_principal(token_hash)
+    if principal is None:
         principal = await run_in_threadpool(ctx.lookup_token, token_hash)
     if principal is None:
         raise detail(401, "Invalid token.", _UNAUTHORIZED_HEADERS)
