@@ -46,7 +46,7 @@ def build_context(
     blobs = BlobStore(
         settings.blobs_dir, settings.thumbs_dir, fast_fsync_seconds=settings.inline_fsync_ms / 1000
     )
-    if not database.is_sqlite:  # other processes may share the blobs: lock across them
+    if database.is_postgres:  # other processes may share the blobs: lock across them
         blobs.shared_lock = database.blob_lock
     limit = settings.rate_limit
     limiter = limiter_for(database, "api", limit.rate, limit.burst) if limit else None
@@ -82,7 +82,7 @@ def create_app(settings: Settings, ctx: ServerContext | None = None) -> FastAPI:
     )
     app.router.redirect_slashes = False
     app.state.ctx = context
-    if context.revocations is None and not context.db.is_sqlite:
+    if context.revocations is None and context.db.is_postgres:
         # Serving on a database server: hear the revocations of every other process.
         context.revocations = RevocationListener(context.db)
         app.router.on_shutdown.append(context.revocations.close)

@@ -219,8 +219,8 @@ def build_parser() -> argparse.ArgumentParser:
         type=int,
         default=1,
         metavar="N",
-        help="API processes sharing the port (default 1); more than 1 needs a database "
-        "server (--database-url), as SQLite serves one process",
+        help="API processes sharing the port (default 1); more than 1 needs PostgreSQL "
+        "(--database-url), as SQLite serves one process",
     )
     # Set by `serve --workers N` on the API processes it starts (server/prefork.py).
     serve.add_argument("--api-process", default=None, help=argparse.SUPPRESS)
@@ -347,9 +347,9 @@ def _serve_settings_problem(settings: Settings) -> str | None:
 def _workers_problem(workers: int, settings: Settings) -> str | None:
     if workers < 1:
         return "--workers must be at least 1"
-    if workers > 1 and settings.effective_database_url.startswith("sqlite"):
+    if workers > 1 and not settings.effective_database_url.startswith("postgresql"):
         return (
-            f"--workers {workers} needs a database server: give --database-url "
+            f"--workers {workers} needs PostgreSQL: give --database-url "
             "postgresql+psycopg://USER:PASSWORD@HOST/DB (SQLite, the default, serves from "
             'one process; see docs/server.md, "Several processes")'
         )

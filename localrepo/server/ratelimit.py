@@ -87,7 +87,7 @@ class SharedLimiter:
 
 
 def limiter_for(db: Database, name: str, rate: float, burst: float) -> Limiter:
-    """In memory on SQLite (one process); in the database otherwise."""
-    if db.is_sqlite:
-        return TokenBucketLimiter(rate, burst)
-    return SharedLimiter(db, name, rate, burst)
+    """In the database on PostgreSQL; in memory elsewhere (SQLite: one process)."""
+    if db.is_postgres:
+        return SharedLimiter(db, name, rate, burst)
+    return TokenBucketLimiter(rate, burst)

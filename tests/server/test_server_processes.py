@@ -85,13 +85,11 @@ def two_processes(tmp_path_factory: pytest.TempPathFactory, postgres: Any) -> It
     server.stop()
 
 
-def test_several_processes_need_a_database_server(
-    tmp_path: Path, capsys: Any, monkeypatch: Any
-) -> None:
+def test_several_processes_need_postgresql(tmp_path: Path, capsys: Any, monkeypatch: Any) -> None:
     monkeypatch.delenv("LOCALREPO_SERVER_DATABASE_URL", raising=False)
     assert main(["serve", "--workers", "2", "--data", str(tmp_path / "data")]) == 2
     err = capsys.readouterr().err
-    assert "--workers 2 needs a database server" in err and "--database-url" in err
+    assert "--workers 2 needs PostgreSQL" in err and "--database-url" in err
     assert not (tmp_path / "data").exists()  # refused before anything was made
     assert main(["serve", "--workers", "0", "--data", str(tmp_path / "data")]) == 2
     assert "--workers must be at least 1" in capsys.readouterr().err

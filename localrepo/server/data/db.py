@@ -67,6 +67,9 @@ class Database:
             self._setup_sqlite(sqlite_synchronous.upper(), busy_timeout_ms)
         self._writer = self.engine.execution_options(begin_mode="IMMEDIATE")
         self._lock_engine: Engine | None = None  # see blob_lock
+        # What several processes share beyond rows is PostgreSQL's (advisory locks,
+        # NOTIFY, the rate limits' upsert): server/prefork.py.
+        self.is_postgres = self.engine.dialect.name == "postgresql"
         # SQLite has one writer at a time. Writers of this process queue on this lock
         # (woken at once) instead of polling SQLite's busy handler (which sleeps 1-100 ms
         # between tries); other processes still meet the busy timeout.
@@ -312,13 +315,13 @@ class Database:
     @contextmanager
     def blob_lock(self, sha256: str) -> Iterator[None]:
         """Hold the lock of the stored bytes ``sha256`` against every other process on
-        this database (PostgreSQL: a session advisory lock; SQLite's one process has its
-        thread locks only: data/storage.py). The check that no image has the bytes and
+        this database (PostgreSQL: a session advisory lock; elsewhere the thread locks of
+        data/storage.py only). The check that no image has the bytes and
         their removal, and the bytes' write and their image's insert, each run under it,
         so that no image is left without its file (docs/server.md, "Several processes").
         The lock's connection comes from a pool of its own: the work under the lock
         takes connections from the others, and must not wait for its own pool."""
-        if self.is_sqlite:
+        if not self.is_postgres:
             yield
             return
         if self._lock_engine is None:

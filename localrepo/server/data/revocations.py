@@ -35,7 +35,7 @@ IDLE_SECONDS = 30.0
 
 def announce(db: Database, session: Session) -> None:
     """In a revocation's transaction: tell every process once it commits."""
-    if not db.is_sqlite:
+    if db.is_postgres:
         session.execute(text(f"NOTIFY {CHANNEL}"))
 
 
