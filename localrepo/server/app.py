@@ -82,8 +82,8 @@ def create_app(settings: Settings, ctx: ServerContext | None = None) -> FastAPI:
     )
     app.router.redirect_slashes = False
     app.state.ctx = context
-    if context.revocations is None and context.db.is_postgres:
-        # Serving on a database server: hear the revocations of every other process.
+    if context.revocations is None and context.db.is_postgres and settings.auth_cache_seconds > 0:
+        # Serving on PostgreSQL with a token cache: hear every process's revocations.
         context.revocations = RevocationListener(context.db)
         app.router.on_shutdown.append(context.revocations.close)
     install_handlers(app, html_error=render.html_error)
