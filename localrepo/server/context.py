@@ -1,9 +1,10 @@
 """Per-process state shared by the routes: settings, database, blob store, caches.
 
 Everything here that must agree across processes lives in the database (the rate limits:
-server/ratelimit.py; the locks of stored bytes: Database.blob_lock). What stays in this process's memory is either a memory budget,
-which is per process by nature (the decode budget, the password checks at once), or a
-cache of facts that no other process can make false: a workspace is never moved or
+server/ratelimit.py; the locks of stored bytes: Database.blob_lock). What stays in this
+process's memory is either a memory budget, which is per process by nature (the decode
+budget, the password checks at once), or a cache of facts that no other process can
+make false: a workspace is never moved or
 removed, and a token is trusted from the cache for ``--auth-cache-seconds`` at most,
 and not once a revocation is heard (on PostgreSQL every process hears every revocation
 at once: data/revocations.py). docs/server.md, "Several processes"."""
