@@ -173,6 +173,8 @@ models.RemoteListing
 models.RemoteFeed
 # Server tables and columns: created from this metadata, read and written with SQL text
 tables.Image.upload_sha256
+tables.RateBucket
+tables.RateBucket.full_at
 tables.Image.size_bytes
 tables.Image.img_width
 tables.Image.img_height

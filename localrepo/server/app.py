@@ -22,8 +22,9 @@ from .api import (
 from .api import auth as api_auth
 from .api.common import ERROR_RESPONSES
 from .config import Settings
-from .context import ServerContext, TokenBucketLimiter
+from .context import ServerContext
 from .data.db import Database
+from .data.revocations import RevocationListener
 from .data.storage import open_storage
 from .decodebudget import DecodeBudget
 from .errors import crash_answer, install_handlers
@@ -32,6 +33,7 @@ from .methods import MethodsMiddleware
 from .middleware import ApiMiddleware
 from .ml.classify import MLService
 from .ml.features import Backends
+from .ratelimit import limiter_for
 from .requestids import RequestIds
 from .web import account as web_account
 from .web import assets, docs, pages, render
@@ -43,16 +45,18 @@ from .web import training as web_training
 API_VERSION = "2"
 
 
-def build_context(settings: Settings, db: Database | None = None) -> ServerContext:
+def build_context(
+    settings: Settings, db: Database | None = None, *, create: bool = True
+) -> ServerContext:
+    """The context of one server process; ``create``: make or upgrade the database first
+    (not in the API processes of ``serve --workers N``, whose parent did)."""
     settings.data_dir.mkdir(parents=True, exist_ok=True)
     database = db or Database.from_settings(settings)
-    database.create_all()
+    if create:
+        database.create_all()
     blobs = open_storage(settings, database)
-    limiter = (
-        TokenBucketLimiter(settings.rate_limit.rate, settings.rate_limit.burst)
-        if settings.rate_limit
-        else None
-    )
+    limit = settings.rate_limit
+    limiter = limiter_for(database, "api", limit.rate, limit.burst) if limit else None
     ml = MLService(Backends(settings.feature_backend, settings.torch_threads))
     login = settings.login_rate_limit
     return ServerContext(
@@ -61,7 +65,7 @@ def build_context(settings: Settings, db: Database | None = None) -> ServerConte
         blobs=blobs,
         limiter=limiter,
         ml=ml,
-        login_limiter=TokenBucketLimiter(login.rate, login.burst),
+        login_limiter=limiter_for(database, "sign-in", login.rate, login.burst),
         decode_budget=DecodeBudget(settings.decode_budget_bytes, settings.decode_wait_seconds),
     )
 
@@ -85,6 +89,10 @@ def create_app(settings: Settings, ctx: ServerContext | None = None) -> FastAPI:
     )
     app.router.redirect_slashes = False
     app.state.ctx = context
+    if context.revocations is None and context.db.is_postgres and settings.auth_cache_seconds > 0:
+        # Serving on PostgreSQL with a token cache: hear every process's revocations.
+        context.revocations = RevocationListener(context.db)
+        app.router.on_shutdown.append(context.revocations.close)
     install_handlers(app, html_error=render.html_error)
     render.install_handlers(app)
     # The change feed before images: its path would match training-image/<id>/.

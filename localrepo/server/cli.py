@@ -254,8 +254,19 @@ def build_parser() -> argparse.ArgumentParser:
         "--auth-cache-seconds",
         type=float,
         default=2.0,
-        help="how long a checked token is trusted without a database look-up",
+        help="how long a checked token is trusted without a database look-up (a token "
+        "revoked by another process: at once on PostgreSQL, else after this long)",
     )
+    serve.add_argument(
+        "--workers",
+        type=int,
+        default=1,
+        metavar="N",
+        help="API processes sharing the port (default 1); more than 1 needs PostgreSQL "
+        "(--database-url), as SQLite serves one process",
+    )
+    # Set by `serve --workers N` on the API processes it starts (server/prefork.py).
+    serve.add_argument("--api-process", default=None, help=argparse.SUPPRESS)
     serve.add_argument("--log-level", default="info", choices=["debug", "info", "warning", "error"])
     serve.add_argument("--no-access-log", action="store_true")
     serve.add_argument(
@@ -359,7 +370,7 @@ def _init_command(args: argparse.Namespace) -> int:
 
 def _serve_command(args: argparse.Namespace) -> int:
     settings = _settings(args)
-    problem = _serve_settings_problem(settings)
+    problem = _serve_settings_problem(settings) or _workers_problem(args.workers, settings)
     if problem:
         print(f"error: {problem}", file=sys.stderr)
         return 2
@@ -381,6 +392,18 @@ def _serve_settings_problem(settings: Settings) -> str | None:
             "by the server itself); drop --media or use --media proxy"
         )
     return _ml_settings_problem(settings)
+
+
+def _workers_problem(workers: int, settings: Settings) -> str | None:
+    if workers < 1:
+        return "--workers must be at least 1"
+    if workers > 1 and not settings.effective_database_url.startswith("postgresql"):
+        return (
+            f"--workers {workers} needs PostgreSQL: give --database-url "
+            "postgresql+psycopg://USER:PASSWORD@HOST/DB (SQLite, the default, serves from "
+            'one process; see docs/server.md, "Several processes")'
+        )
+    return None
 
 
 def _ml_settings_problem(settings: Settings) -> str | None:
@@ -442,6 +465,8 @@ def _accounts_command(args: argparse.Namespace) -> int:
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
+    # `serve --workers N` starts its API processes with the same arguments.
+    args.argv = list(sys.argv[1:] if argv is None else argv)
     try:
         if args.command == "serve":
             return _serve_command(args)

@@ -16,6 +16,7 @@ EXAMPLES: dict[str, tuple[str, ...]] = {
     "serve": (
         "localrepo-server serve --data ~/localrepo-data --port 8000",
         "localrepo-server serve --dev --port 8000    # a user 'dev' and a token, for a try",
+        "localrepo-server serve --workers 4 --database-url postgresql+psycopg://u:pw@db/repo",
     ),
     "user": ("localrepo-server user create alice --ask-password", "localrepo-server user list"),
     "user create": (

@@ -1,4 +1,13 @@
-"""Per-server state shared by the routes: settings, database, blob store, caches."""
+"""Per-process state shared by the routes: settings, database, blob store, caches.
+
+Everything here that must agree across processes lives in the database (the rate limits:
+server/ratelimit.py; the locks of stored bytes: data/storage/locks.py). What stays in this
+process's memory is either a memory budget, which is per process by nature (the decode
+budget, the password checks at once), or a cache of facts that no other process can
+make false: a workspace is never moved or
+removed, and a token is trusted from the cache for ``--auth-cache-seconds`` at most,
+and not once a revocation is heard (on PostgreSQL every process hears every revocation
+at once: data/revocations.py). docs/server.md, "Several processes"."""
 
 from __future__ import annotations
 
@@ -12,11 +21,13 @@ from .bodies import maybe_uuid
 from .config import Settings
 from .data import accounts
 from .data.db import Database
+from .data.revocations import RevocationListener
 from .data.storage import Storage
 from .decodebudget import DecodeBudget
 from .errors import detail, not_found
 from .ml.classify import MLService
 from .ml.features import Backends
+from .ratelimit import Limiter, TokenBucketLimiter
 
 DEFAULT_WORKSPACE = "Default"
 
@@ -28,67 +39,56 @@ class Principal:
     default_workspace_id: str
 
 
-class TokenBucketLimiter:
-    """Per-key rate limit (API tokens; sign-in attempts). Runs on the event loop thread
-    only (no lock needed). Past ``max_keys`` keys, the buckets that have filled up again
-    are forgotten (a full bucket is what a new key gets): sign-in keys come from the
-    client, and must not grow the table without end."""
-
-    def __init__(self, rate: float, burst: float, max_keys: int = 10_000):
-        self.rate = rate
-        self.burst = burst
-        self.max_keys = max_keys
-        self._buckets: dict[str, tuple[float, float]] = {}
-
-    def check(self, key: str) -> float:
-        """0 when the request may proceed, else the seconds to wait."""
-        now = time.monotonic()
-        if len(self._buckets) >= self.max_keys and key not in self._buckets:
-            self._buckets = {
-                k: (t, last)
-                for k, (t, last) in self._buckets.items()
-                if t + (now - last) * self.rate < self.burst
-            }
-        tokens, last = self._buckets.get(key, (self.burst, now))
-        tokens = min(self.burst, tokens + (now - last) * self.rate)
-        if tokens >= 1.0:
-            self._buckets[key] = (tokens - 1.0, now)
-            return 0.0
-        self._buckets[key] = (tokens, now)
-        return (1.0 - tokens) / self.rate
-
-
 @dataclass
 class ServerContext:
     settings: Settings
     db: Database
     blobs: Storage
-    limiter: TokenBucketLimiter | None = None
+    limiter: Limiter | None = None
     # Sign-in attempts to the web interface, per (client address, user name); and at
-    # most 4 password checks at once (argon2 takes 64 MiB each: a flood of sign-ins
-    # waits in line instead of taking the memory).
+    # most 4 password checks at once in this process (argon2 takes 64 MiB each: a flood
+    # of sign-ins waits in line instead of taking the memory; memory is per process).
     password_checks: asyncio.Semaphore = field(default_factory=lambda: asyncio.Semaphore(4))
-    login_limiter: TokenBucketLimiter = field(
-        default_factory=lambda: TokenBucketLimiter(1 / 60, 10)
-    )
+    login_limiter: Limiter = field(default_factory=lambda: TokenBucketLimiter(1 / 60, 10))
     ml: MLService = field(default_factory=lambda: MLService(Backends()))
     decode_budget: DecodeBudget = field(default_factory=lambda: DecodeBudget(512 * 1024 * 1024))
     # sha256(token) -> (principal, expiry); bounded by the number of live tokens.
     auth_cache: dict[str, tuple[Principal, float]] = field(default_factory=dict)
+    # On a database server: revocations anywhere, heard at once (data/revocations.py).
+    revocations: RevocationListener | None = None
+    auth_generation: int = 0  # one more each time the cache is forgotten
     # (user id, workspace id) pairs known to exist; workspaces are never moved.
     workspace_cache: set[tuple[str, str]] = field(default_factory=set)
 
-    def lookup_token(self, token_hash: str) -> Principal | None:
-        now = time.monotonic()
+    def cached_principal(self, token_hash: str) -> Principal | None:
+        """The token's owner if the cache may still vouch for it (on the event loop:
+        never waits). Any revocation heard forgets the whole cache: they are rare."""
+        if self.revocations is not None and self.revocations.changed():
+            self.auth_cache.clear()
+            self.auth_generation += 1
         hit = self.auth_cache.get(token_hash)
-        if hit is not None and hit[1] > now:
+        if hit is not None and hit[1] > time.monotonic():
             return hit[0]
+        return None
+
+    def lookup_token(self, token_hash: str) -> Principal | None:
+        """The token's owner from the database (in a worker thread), then cached unless
+        a revocation was heard meanwhile or revocations cannot be heard."""
+        generation = self.auth_generation
+        listening = self.revocations is None or self.revocations.connected
+        if self.revocations is not None:
+            self.revocations.reconnect()
         row = accounts.token_owner(self.db, token_hash)
         if row is None:
             self.auth_cache.pop(token_hash, None)
             return None
         principal = Principal(token_id=row[0], user_id=row[1], default_workspace_id=row[2])
-        if self.settings.auth_cache_seconds > 0:
+        now = time.monotonic()
+        if (
+            self.settings.auth_cache_seconds > 0
+            and listening
+            and generation == self.auth_generation
+        ):
             if len(self.auth_cache) > 10_000:
                 self.auth_cache.clear()
             self.auth_cache[token_hash] = (principal, now + self.settings.auth_cache_seconds)

@@ -17,7 +17,7 @@ import time
 from .data import images
 from .data.db import Database
 from .data.storage import Storage
-from .fsckplan import StoredFile, SweepResult, kind_of, plan_sweep
+from .fsckplan import DEFAULT_GRACE_SECONDS, StoredFile, SweepResult, kind_of, plan_sweep
 
 log = logging.getLogger("localrepo.server")
 
@@ -68,14 +68,17 @@ def sweep(
 
 
 def sweep_at_start(db: Database, blobs: Storage) -> SweepResult | None:
-    """The sweep before the server listens: no upload is under way (one server process
-    per data folder), so no grace period; modes are fixed on the way. Not for a bucket
+    """The sweep before the server listens. On SQLite no upload is under way (one server
+    process per data folder), so no grace period; on PostgreSQL other servers may share
+    the data folder and be writing, so only leftovers older than the grace period go.
+    Modes are fixed on the way. Not for a bucket
     (None): other servers may share it, and listing a large one would hold up the start;
     ``localrepo-server fsck --storage`` sweeps it (docs/server.md, "Object storage")."""
     if blobs.local_path("0" * 64) is None:
         log.info("image files in %s: `localrepo-server fsck --storage` sweeps it", blobs.shown)
         return None
-    result = sweep(db, blobs, 0.0, fix_modes=True)
+    grace = 0.0 if db.is_sqlite else DEFAULT_GRACE_SECONDS
+    result = sweep(db, blobs, grace, fix_modes=True)
     if result.temps_removed or result.orphans_removed or result.thumbs_removed:
         log.warning(
             "removed %d temporary file(s) and %d orphan blob(s) (%d bytes) left by an "

@@ -6,6 +6,8 @@ uvicorn with the app (server/app.py); once listening it prints the URL (with ``-
 a new token for the dev user) and writes the ``--ready-file``; unless ``--no-worker`` it
 starts and supervises the training worker (server/ml/worker.py). Before it listens,
 it makes the data folder private (datadir.make_private) and sweeps it (server/fsck.py).
+With ``--workers N`` it does the same, but N API processes serve the socket it bound
+(server/prefork.py).
 """
 
 from __future__ import annotations
@@ -16,6 +18,7 @@ import json
 import logging
 import os
 import socket
+from collections.abc import Coroutine
 from pathlib import Path
 from typing import Any
 
@@ -79,11 +82,68 @@ def _log_to_stderr(level: str) -> None:
 
 
 def serve(args: argparse.Namespace, settings: Settings) -> int:
-    """Run until stopped; `settings` are `args` read and checked (server/cli.py)."""
-    import uvicorn
-
+    """Run until stopped; `settings` are `args` read and checked (server/cli.py). With
+    ``--workers N`` (N > 1) this process prepares, then supervises N API processes
+    (server/prefork.py); each of those comes back here with ``--api-process``."""
     _log_to_stderr(args.log_level)
-    from .app import build_context, create_app
+    if args.api_process:
+        from .prefork import run_api_process
+
+        return run_api_process(args, settings)
+    ctx, token = _prepare(args, settings)
+    sock = _bind(args.host, args.port)
+    port = sock.getsockname()[1]
+    host_for_url = f"[{args.host}]" if ":" in args.host else args.host
+    if host_for_url in ("0.0.0.0", "[::]"):
+        host_for_url = "127.0.0.1"
+    url = f"http://{host_for_url}:{port}/"
+
+    def announce(extra: dict[str, Any]) -> None:
+        if token is not None:
+            print(f"localrepo-server: dev user {args.dev_user!r}, token: {token}", flush=True)
+        print(f"localrepo-server: training backend: {ctx.ml.backends.describe()}", flush=True)
+        print(f"localrepo-server: listening on {url}", flush=True)
+        if args.ready_file is not None:
+            payload: dict[str, Any] = {"url": url, "port": port, "pid": os.getpid(), **extra}
+            if token is not None:
+                payload["token"] = token
+                payload["user"] = args.dev_user
+            _write_ready_file(args.ready_file, payload)
+
+    if args.workers > 1:
+        from .prefork import run_parent
+
+        try:
+            return run_parent(args, settings, ctx, sock, announce)
+        finally:
+            sock.close()
+            ctx.db.dispose()
+    app = create_app_for(settings, ctx)
+    server = uvicorn_server(app, args)
+    supervisor = None if args.no_worker else start_worker(ctx, settings)
+
+    async def when_started() -> None:
+        while not server.started:
+            if server.should_exit:
+                return
+            await asyncio.sleep(0.01)
+        announce({})
+
+    try:
+        asyncio.run(run_server(server, sock, when_started()))
+    finally:
+        if supervisor is not None:
+            supervisor.stop()
+        sock.close()
+        ctx.db.dispose()
+    return 0
+
+
+def _prepare(args: argparse.Namespace, settings: Settings) -> tuple[Any, str | None]:
+    """What happens once before serving, in the one process that starts: the data
+    folder made private and swept, the database made or upgraded; with ``--dev``, the
+    dev user and a new token for it. The context, and that token."""
+    from .app import build_context
     from .datadir import make_private
     from .fsck import sweep_at_start
     from .memory import return_large_blocks
@@ -96,14 +156,22 @@ def serve(args: argparse.Namespace, settings: Settings) -> int:
     if args.dev:
         accounts.ensure_user(ctx.db, args.dev_user)
         token = accounts.create_token(ctx.db, args.dev_user, name="serve --dev").token
-    app = create_app(settings, ctx)
-    sock = _bind(args.host, args.port)
-    port = sock.getsockname()[1]
-    host_for_url = f"[{args.host}]" if ":" in args.host else args.host
-    if host_for_url in ("0.0.0.0", "[::]"):
-        host_for_url = "127.0.0.1"
-    url = f"http://{host_for_url}:{port}/"
+    return ctx, token
+
+
+def create_app_for(settings: Settings, ctx: Any) -> Any:
+    from .app import create_app
+
+    return create_app(settings, ctx)
+
+
+def uvicorn_server(app: Any, args: argparse.Namespace, accept_batch: int = 2048) -> Any:
+    """uvicorn's server for `app`, on the command line's settings (not yet serving);
+    `accept_batch`: the most connections it accepts at one wake-up."""
+    import uvicorn
+
     config_kwargs: dict[str, Any] = {
+        "backlog": accept_batch,
         "log_level": args.log_level,
         "access_log": not args.no_access_log,
         "timeout_keep_alive": 30,
@@ -116,44 +184,19 @@ def serve(args: argparse.Namespace, settings: Settings) -> int:
         config_kwargs["proxy_headers"] = True
     else:
         config_kwargs["proxy_headers"] = False
-    config = uvicorn.Config(app, **config_kwargs)
-    server = _graceful_server_class()(config)
-    supervisor = None if args.no_worker else _start_worker(ctx, settings)
+    return _graceful_server_class()(uvicorn.Config(app, **config_kwargs))
 
-    async def announce() -> None:
-        while not server.started:
-            if server.should_exit:
-                return
-            await asyncio.sleep(0.01)
-        if token is not None:
-            print(f"localrepo-server: dev user {args.dev_user!r}, token: {token}", flush=True)
-        print(f"localrepo-server: training backend: {ctx.ml.backends.describe()}", flush=True)
-        print(f"localrepo-server: listening on {url}", flush=True)
-        if args.ready_file is not None:
-            payload: dict[str, Any] = {"url": url, "port": port, "pid": os.getpid()}
-            if token is not None:
-                payload["token"] = token
-                payload["user"] = args.dev_user
-            _write_ready_file(args.ready_file, payload)
 
-    async def main() -> None:
-        waiter = asyncio.create_task(announce())
-        try:
-            await server.serve(sockets=[sock])
-        finally:
-            waiter.cancel()
-
+async def run_server(server: Any, sock: socket.socket, beside: Coroutine[Any, Any, None]) -> None:
+    """Serve on `sock` until stopped, running `beside` meanwhile (cancelled at the end)."""
+    waiter = asyncio.create_task(beside)
     try:
-        asyncio.run(main())
+        await server.serve(sockets=[sock])
     finally:
-        if supervisor is not None:
-            supervisor.stop()
-        sock.close()
-        ctx.db.dispose()
-    return 0
+        waiter.cancel()
 
 
-def _start_worker(ctx: Any, settings: Settings) -> Any:
+def start_worker(ctx: Any, settings: Settings) -> Any:
     from .data import training
     from .ml.worker import WorkerSupervisor, requeue_abandoned, worker_argv
 

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import math
-import time
 
 from fastapi import Depends, Request
 from fastapi.security import APIKeyHeader
@@ -51,15 +50,13 @@ async def authenticate(
         )
     ctx = get_ctx(request)
     token_hash = hash_token(parts[1])
-    hit = ctx.auth_cache.get(token_hash)
-    if hit is not None and hit[1] > time.monotonic():
-        principal: Principal | None = hit[0]
-    else:
+    principal = ctx.cached_principal(token_hash)
+    if principal is None:
         principal = await run_in_threadpool(ctx.lookup_token, token_hash)
     if principal is None:
         raise detail(401, "Invalid token.", _UNAUTHORIZED_HEADERS)
     if ctx.limiter is not None:
-        wait = ctx.limiter.check(principal.token_id)
+        wait = await ctx.limiter.wait(principal.token_id)
         if wait > 0:
             retry_after = max(1, math.ceil(wait))
             raise detail(

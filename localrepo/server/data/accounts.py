@@ -14,6 +14,7 @@ from sqlalchemy import text
 from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session, select
 
+from . import revocations
 from .db import Database
 from .queries import json_fragment
 from .tables import ApiToken, User, WebSession, Workspace
@@ -128,6 +129,7 @@ def revoke_token(db: Database, token_id: str) -> None:
         if row is None:
             raise AccountError(f"no token with id {token_id!r}")
         session.delete(row)
+        revocations.announce(db, session)
 
 
 def create_workspace(db: Database, name: str, username: str) -> Workspace:
@@ -293,4 +295,5 @@ def revoke_user_token(db: Database, user_id: str, token_id: str) -> str | None:
         if row is None or row.user_id != user_id:
             return None
         session.delete(row)
+        revocations.announce(db, session)
         return row.token_hash

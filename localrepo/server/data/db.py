@@ -66,6 +66,9 @@ class Database:
         if self.is_sqlite:
             self._setup_sqlite(sqlite_synchronous.upper(), busy_timeout_ms)
         self._writer = self.engine.execution_options(begin_mode="IMMEDIATE")
+        # What several processes share beyond rows is PostgreSQL's (advisory locks,
+        # NOTIFY, the rate limits' upsert): server/prefork.py.
+        self.is_postgres = self.engine.dialect.name == "postgresql"
         # SQLite has one writer at a time. Writers of this process queue on this lock
         # (woken at once) instead of polling SQLite's busy handler (which sleeps 1-100 ms
         # between tries); other processes still meet the busy timeout.

@@ -336,3 +336,20 @@ class ChangeCounter(SQLModel, table=True):
     __tablename__ = "change_counters"
     workspace_id: str = Field(primary_key=True, max_length=36)
     seq: int = Field(sa_column=Column(BigInteger, nullable=False))
+
+
+class RateBucket(SQLModel, table=True):
+    """A rate limit's token bucket, shared by every process on the database (server/
+    ratelimit.py; SQLite's one process keeps its buckets in memory). ``key``: the sha256
+    of the limit's name and its key (a token id; an address and a user name); ``stamp``:
+    the database clock, epoch seconds, when ``tokens`` was last computed; ``allowed``:
+    whether that last request was let through; ``full_at``: when the bucket is full
+    again, and its row as good as none (then removed). Made by create_all: nothing to
+    migrate."""
+
+    __tablename__ = "rate_buckets"
+    key: str = Field(primary_key=True, max_length=64)
+    tokens: float
+    stamp: float
+    allowed: bool = True
+    full_at: float = Field(index=True)

@@ -129,7 +129,7 @@ async def sign_in(request: Request) -> Response:
     if errors:
         return again(errors, 400)
     client = request.client.host if request.client else ""
-    wait = ctx.login_limiter.check(f"{client}\0{username.casefold()}")
+    wait = await ctx.login_limiter.wait(f"{client}\0{username.casefold()}")
     if wait > 0:
         seconds = max(1, math.ceil(wait))
         message = f"Too many sign-in attempts for this user: try again in {seconds} s."
