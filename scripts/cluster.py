@@ -111,6 +111,7 @@ class Cluster:
     proxy: RoundRobin | None = None
     s3: services.ObjectStore | None = None
     token: str = ""
+    own_pg: bool = True  # started here (else the caller's, left running)
 
     @property
     def url(self) -> str:
@@ -125,18 +126,21 @@ class Cluster:
                 proc.stop()
         if self.s3 is not None:
             self.s3.stop()
-        self.pg.stop()
+        if self.own_pg:
+            self.pg.stop()
 
 
-def start(root: Path, scale: Scale, s3: bool) -> Cluster:
-    say("starting PostgreSQL")
-    pg = PostgresCluster().start()
+def start(root: Path, scale: Scale, s3: bool, pg: PostgresCluster | None = None) -> Cluster:
+    own_pg = pg is None
+    if pg is None:
+        say("starting PostgreSQL")
+        pg = PostgresCluster().start()
     url = pg.new_database()
     dsn = f"host=127.0.0.1 port={pg.port} user=postgres dbname={url.rsplit('/', 1)[1]}"
     env = services.base_environment()
     env["LOCALREPO_SERVER_DATA"] = str(root / "data")
     env["LOCALREPO_SERVER_DATABASE_URL"] = url
-    cluster = Cluster(root, pg, env, dsn, storage="a data folder shared by every process")
+    cluster = Cluster(root, pg, env, dsn, "a data folder shared by every process", own_pg=own_pg)
     try:
         if s3:
             cluster.s3 = services.ObjectStore(root, free_port()).start()
@@ -281,9 +285,11 @@ def load(cluster: Cluster, scale: Scale, ledger: workload.Ledger, kills: list[st
     return clones
 
 
-def run_cluster(scale: Scale, root: Path, s3: bool) -> Report:
+def run_cluster(scale: Scale, root: Path, s3: bool, pg: PostgresCluster | None = None) -> Report:
+    """The whole run in `root`; `pg`: a running PostgreSQL to make its database in (the
+    tests'), else one is started and stopped here."""
     started = time.monotonic()
-    cluster = start(root, scale, s3)
+    cluster = start(root, scale, s3, pg)
     ledger = workload.Ledger()
     kills: list[str] = []
     try:

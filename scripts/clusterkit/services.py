@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import contextlib
 import importlib.util
+import io
 import os
 import signal
 import subprocess
@@ -105,11 +106,13 @@ def wait_ready(port: int, proc: Process, timeout: float = 120.0) -> None:
 
 
 def server_takes_storage() -> bool:
-    """Whether this server has `--storage` (object storage: docs/server.md)."""
-    out = subprocess.run(
-        [*SERVER, "serve", "--help"], capture_output=True, text=True, timeout=120, check=False
-    ).stdout
-    return "--storage" in out
+    """Whether this server's `serve --help` lists `--storage` (object storage)."""
+    from localrepo.server.cli import build_parser
+
+    out = io.StringIO()
+    with contextlib.redirect_stdout(out), contextlib.suppress(SystemExit):
+        build_parser().parse_args(["serve", "--help"])
+    return "--storage" in out.getvalue()
 
 
 def s3_available() -> bool:

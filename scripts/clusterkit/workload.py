@@ -18,6 +18,7 @@ import sys
 import threading
 import time
 from collections import Counter
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -144,15 +145,14 @@ def clone_loop(
 
 
 def settle(clones: list[Clone], ledger: Ledger, max_rounds: int = 6) -> int:
-    """Sync every clone in turn until a whole round changes nothing; the rounds run."""
+    """Sync every clone (all at once) until a whole round changes nothing anywhere: then
+    nothing is left to move. Returns the rounds it took."""
     quiet = ("uploaded", "downloaded", "relabelled", "deleted")
-    for n in range(1, max_rounds + 1):
-        changed = False
-        for clone in clones:
-            summary = clone.sync(ledger)
-            changed |= summary is None or any(summary.get(k) for k in quiet)
-        if not changed:
-            return n
+    with ThreadPoolExecutor(len(clones)) as pool:
+        for n in range(1, max_rounds + 1):
+            summaries = list(pool.map(lambda c: c.sync(ledger), clones))
+            if all(s is not None and not any(s.get(k) for k in quiet) for s in summaries):
+                return n
     return max_rounds
 
 

@@ -30,12 +30,12 @@ def load_script() -> ModuleType:
 
 
 @pytest.mark.slow
-def test_a_small_cluster_loses_nothing_when_processes_die(tmp_path: Path) -> None:
+def test_a_small_cluster_loses_nothing_when_processes_die(tmp_path: Path, postgres) -> None:
     script = load_script()
     from clusterkit import services
 
     scale = script.SMALL
-    report = script.run_cluster(scale, tmp_path, s3=services.s3_available())
+    report = script.run_cluster(scale, tmp_path, s3=services.s3_available(), pg=postgres)
     print("\n".join(report.lines()))
 
     assert report.violations == []
