@@ -10,7 +10,7 @@ workers, all with the command lines of scripts/clusterkit/commands.py (the ones
 deploy/compose.yaml and deploy/systemd run). Without S3 the processes share one data
 folder. Then, all at once: clones syncing through `repo` in loops (adding images,
 relabelling), the official SDK uploading, trainings queued over HTTP; once 40% of the
-SDK's uploads are acknowledged, one API process is SIGKILLed, and so is a training worker
+SDK's uploads are sent, one API process is SIGKILLed, and so is a training worker
 (the one holding a running training, when it can be caught at it).
 
 At the end, after a last round of syncs: every acknowledged image is on the server with
@@ -57,7 +57,8 @@ class Scale:
     rounds: int = 12  # each clone: add images, relabel one, sync; this many times
     per_round: int = 40
     seed_images: int = 30  # the first clone's images before the others clone it
-    sdk_images: int = 1500
+    sdk_images: int = 1200
+    sdk_clients: int = 2  # threads, each uploading its share through its own SDK client
     trainings: int = 6
     train_every: float = 2.0
     apis: int = 3
@@ -66,7 +67,14 @@ class Scale:
 
 FULL = Scale()
 SMALL = Scale(
-    clones=3, rounds=2, per_round=4, seed_images=18, sdk_images=30, trainings=3, train_every=0.3
+    clones=3,
+    rounds=2,
+    per_round=4,
+    seed_images=18,
+    sdk_images=30,
+    sdk_clients=1,
+    trainings=3,
+    train_every=0.3,
 )
 
 
@@ -253,20 +261,22 @@ def load(cluster: Cluster, scale: Scale, ledger: workload.Ledger, kills: list[st
         )
         for k, c in enumerate(clones)
     ]
-    seeds = range(100_000_000, 100_000_000 + scale.sdk_images)
-    threads.append(
-        threading.Thread(target=workload.sdk_loop, args=(client, label_ids, seeds, ledger, go))
-    )
+    for k in range(scale.sdk_clients):
+        seeds = range(100_000_000 + k, 100_000_000 + scale.sdk_images, scale.sdk_clients)
+        client = workload.sdk_client(cluster.url, cluster.token) if k else client
+        threads.append(
+            threading.Thread(target=workload.sdk_loop, args=(client, label_ids, seeds, ledger, go))
+        )
     api = httpx.Client(
         base_url=cluster.url + "recognition/v2/",
         headers={"Authorization": f"Token {cluster.token}"},
         timeout=60.0,
     )
     tasks = [clones[0].remote_task_id(), sdk_task]
-    deadline = time.monotonic() + 600
 
     def trainings() -> None:
         go.wait()  # the trainings overlap the kills
+        deadline = time.monotonic() + 600
         workload.train_loop(api, tasks, scale.trainings, scale.train_every, ledger, deadline)
 
     trainer = threading.Thread(target=trainings)

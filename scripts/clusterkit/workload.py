@@ -159,12 +159,16 @@ def settle(clones: list[Clone], ledger: Ledger, max_rounds: int = 6) -> int:
 # -- the official SDK -----------------------------------------------------------------------
 
 
-def sdk_setup(url: str, token: str) -> tuple[Any, str, list[str]]:
+def sdk_client(url: str, token: str) -> Any:
     from ximilar.client import RecognitionClient
 
     # `localhost` in the endpoint keeps the SDK's token away from the hosted service's
     # licence check (docs/server.md, "Running it").
-    client = RecognitionClient(token=token, endpoint=url, resource_name=None)
+    return RecognitionClient(token=token, endpoint=url, resource_name=None)
+
+
+def sdk_setup(url: str, token: str) -> tuple[Any, str, list[str]]:
+    client = sdk_client(url, token)
     task, _ = client.create_task("sdk")
     label_ids = []
     for name in SDK_LABELS:
@@ -178,7 +182,7 @@ def sdk_loop(
     client: Any, label_ids: list[str], seeds: range, ledger: Ledger, progress: threading.Event
 ) -> None:
     """Upload one image per call (so each acknowledgement names its image); set
-    `progress` once 40% are acknowledged (the moment the kills start)."""
+    `progress` once 40% were sent (the moment the kills start)."""
     for n, seed in enumerate(seeds):
         data = picture(seed)
         record = {
