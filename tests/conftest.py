@@ -274,6 +274,27 @@ def postgres() -> Iterator[Any]:
     cluster.stop()
 
 
+@pytest.fixture(scope="session")
+def s3_server() -> Iterator[Any]:
+    """A real S3-compatible server on 127.0.0.1 (moto's server mode; one per xdist
+    worker): tests/support/s3server.py."""
+    from support.s3server import MotoServer
+
+    server = MotoServer().start()
+    yield server
+    server.stop()
+
+
+@pytest.fixture
+def s3_bucket(s3_server: Any, monkeypatch: pytest.MonkeyPatch) -> Any:
+    """A fresh bucket; the fake credentials in the environment (servers inherit it)."""
+    from support.s3server import credentials_env
+
+    for name, value in credentials_env().items():
+        monkeypatch.setenv(name, value)
+    return s3_server.new_bucket()
+
+
 def _default_database_url(request: pytest.FixtureRequest) -> str:
     if SERVER_DB == "postgres":
         return str(request.getfixturevalue("postgres").new_database())

@@ -13,7 +13,7 @@ from .api.common import ERROR_RESPONSES
 from .config import Settings
 from .context import ServerContext, TokenBucketLimiter
 from .data.db import Database
-from .data.storage import BlobStore
+from .data.storage import open_storage
 from .decodebudget import DecodeBudget
 from .errors import crash_answer, install_handlers
 from .imaging import configure_pillow
@@ -36,9 +36,7 @@ def build_context(settings: Settings, db: Database | None = None) -> ServerConte
     settings.data_dir.mkdir(parents=True, exist_ok=True)
     database = db or Database.from_settings(settings)
     database.create_all()
-    blobs = BlobStore(
-        settings.blobs_dir, settings.thumbs_dir, fast_fsync_seconds=settings.inline_fsync_ms / 1000
-    )
+    blobs = open_storage(settings, database)
     limiter = (
         TokenBucketLimiter(settings.rate_limit.rate, settings.rate_limit.burst)
         if settings.rate_limit

@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import argparse
 import logging
+import os
 import sys
 from pathlib import Path
 from typing import Any
@@ -36,6 +37,12 @@ from .config import (
     default_database_url,
 )
 from .data import accounts
+from .data.storage import (
+    ENV_STORAGE,
+    StorageUnavailable,
+    StorageURLError,
+    parse_storage_url,
+)
 from .ml.workerids import REQUEUE_EVERY_SECONDS
 
 
@@ -53,6 +60,41 @@ def _common(parser: argparse.ArgumentParser) -> None:
         help="any SQLAlchemy database URL, e.g. postgresql+psycopg://user:pw@host/db "
         "(default: $LOCALREPO_SERVER_DATABASE_URL or SQLite in the data folder)",
     )
+
+
+# -- object storage (docs/server.md, "Object storage"): the commands that open the blobs --
+
+
+def _storage_option(parser: argparse.ArgumentParser, media: bool = False) -> None:
+    parser.add_argument(
+        "--storage",
+        default=None,
+        metavar="URL",
+        help="where the image files live: 'local' (the data folder) or s3://BUCKET/PREFIX"
+        "?endpoint=URL&region=NAME, credentials from AWS_ACCESS_KEY_ID and "
+        "AWS_SECRET_ACCESS_KEY (default: $LOCALREPO_STORAGE, else local)",
+    )
+    if media:
+        parser.add_argument(
+            "--media",
+            choices=["proxy", "redirect"],
+            default="proxy",
+            help="serve image files through the server (proxy) or answer with a "
+            "short-lived presigned URL of the bucket (redirect: s3 storage only)",
+        )
+
+
+def _common_with_storage(parser: argparse.ArgumentParser) -> None:
+    _common(parser)
+    _storage_option(parser)
+
+
+def _storage_settings(args: argparse.Namespace) -> dict[str, Any]:
+    if not hasattr(args, "storage"):
+        return {}
+    url = args.storage if args.storage is not None else os.environ.get(ENV_STORAGE, "")
+    parse_storage_url(url)  # StorageURLError: main() prints it
+    return {"storage_url": url, "media_mode": getattr(args, "media", "proxy")}
 
 
 def _megabytes(text: str) -> int:
@@ -229,6 +271,7 @@ def build_parser() -> argparse.ArgumentParser:
         help="trust X-Forwarded-* from these proxy IPs (for links behind a reverse proxy)",
     )
     _backend_choice(serve)
+    _storage_option(serve, media=True)
     serve.add_argument(
         "--no-worker",
         action="store_true",
@@ -260,7 +303,7 @@ def build_parser() -> argparse.ArgumentParser:
     cli_accounts.add_parsers(sub, _common)
 
     worker = sub.add_parser("worker", help="run the training worker (serve starts one itself)")
-    _common(worker)
+    _common_with_storage(worker)
     _backend_choice(worker)
     worker.add_argument("--parent-pid", type=int, default=None, help=argparse.SUPPRESS)
     worker.add_argument("--log-level", default="info", choices=["debug", "info", "warning"])
@@ -272,7 +315,7 @@ def build_parser() -> argparse.ArgumentParser:
         help="look for the jobs of workers that died every S seconds "
         f"(default {REQUEUE_EVERY_SECONDS:g})",
     )
-    cli_data.add_parsers(sub, _common)
+    cli_data.add_parsers(sub, _common_with_storage)
     add_examples(parser)
     return parser
 
@@ -280,7 +323,7 @@ def build_parser() -> argparse.ArgumentParser:
 def _settings(args: argparse.Namespace) -> Settings:
     data = args.data if args.data is not None else default_data_dir()
     url = args.database_url if args.database_url is not None else default_database_url()
-    kwargs: dict[str, Any] = {"data_dir": data, "database_url": url}
+    kwargs: dict[str, Any] = {"data_dir": data, "database_url": url, **_storage_settings(args)}
     if args.command in ("serve", "worker"):
         kwargs.update(
             feature_backend=args.backend,
@@ -346,6 +389,11 @@ def _serve_settings_problem(settings: Settings) -> str | None:
         return "--decode-wait must be 0 or more seconds"
     if not (1 <= settings.page_size_default <= settings.page_size_max):
         return "need 1 <= --page-size <= --max-page-size"
+    if settings.media_mode == "redirect" and parse_storage_url(settings.storage_url).is_local:
+        return (
+            "--media redirect needs --storage s3://... (the data folder's files are served "
+            "by the server itself); drop --media or use --media proxy"
+        )
     return _ml_settings_problem(settings)
 
 
@@ -376,13 +424,16 @@ def _worker_command(args: argparse.Namespace) -> int:
     if problem:
         print(f"error: {problem}", file=sys.stderr)
         return 2
+    from .data.storage import open_storage
+
     db = datadir.database(settings)  # serve made it before starting this worker
+    blobs = open_storage(settings, db)
     if args.parent_pid is None:
         requeue_abandoned(db)
     backends = Backends(settings.feature_backend, settings.torch_threads)
     return main_loop(
         db,
-        settings.blobs_dir,
+        blobs,
         backends,
         settings.min_images_per_label,
         args.parent_pid,
@@ -416,7 +467,7 @@ def main(argv: list[str] | None = None) -> int:
         if args.command in cli_data.COMMANDS:
             return cli_data.run(args, _settings(args))
         return _accounts_command(args)
-    except datadir.NoDatabase as exc:
+    except (datadir.NoDatabase, StorageURLError, StorageUnavailable) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
 

@@ -62,14 +62,14 @@ def add_parsers(sub: Any, common: Callable[[argparse.ArgumentParser], None]) -> 
 
 
 def _fsck(settings: Settings, grace: float) -> int:
-    from .data.storage import BlobStore
+    from .data.storage import open_storage
     from .fsck import sweep
     from .fsckplan import report_lines
 
     db = datadir.database(settings)
     try:
         datadir.make_private(settings)
-        blobs = BlobStore(settings.blobs_dir, settings.thumbs_dir)
+        blobs = open_storage(settings, db)
         result = sweep(db, blobs, grace)
     finally:
         db.dispose()
@@ -118,14 +118,23 @@ def _restore(settings: Settings, source: Path, force: bool) -> int:
 def run(args: argparse.Namespace, settings: Settings) -> int:
     from .backup import BackupRefused
     from .data.dumps import DumpError
+    from .data.storage import StorageUnavailable, parse_storage_url
 
+    if args.command != "fsck" and not parse_storage_url(settings.storage_url).is_local:
+        print(
+            f"error: {args.command} copies the data folder's image files; with --storage "
+            "s3://... back up the bucket with the object store's own tools (versioning, "
+            'replication) and the database with its own (docs/server.md, "Object storage")',
+            file=sys.stderr,
+        )
+        return 2
     try:
         if args.command == "fsck":
             return _fsck(settings, args.grace_seconds)
         if args.command == "backup":
             return _backup(settings, args.dir, args.force)
         return _restore(settings, args.dir, args.force)
-    except BackupRefused as exc:
+    except (BackupRefused, StorageUnavailable) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
     except (DumpError, OSError) as exc:

@@ -80,6 +80,10 @@ class Settings:
     allow_private_urls: bool = False
     url_timeout: float = 10.0
     url_max_bytes: int = 20 * 1024 * 1024
+    # Where the image bytes live (data/storage/url.py): "" the data folder, or s3://...;
+    # media answers with the bytes ("proxy") or a presigned URL ("redirect", S3 only).
+    storage_url: str = ""
+    media_mode: str = "proxy"
     extra: dict[str, str] = field(default_factory=dict)
 
     @property

@@ -12,7 +12,7 @@ from .bodies import maybe_uuid
 from .config import Settings
 from .data import accounts
 from .data.db import Database
-from .data.storage import BlobStore
+from .data.storage import Storage
 from .decodebudget import DecodeBudget
 from .errors import detail, not_found
 from .ml.classify import MLService
@@ -62,7 +62,7 @@ class TokenBucketLimiter:
 class ServerContext:
     settings: Settings
     db: Database
-    blobs: BlobStore
+    blobs: Storage
     limiter: TokenBucketLimiter | None = None
     # Sign-in attempts to the web interface, per (client address, user name); and at
     # most 4 password checks at once (argon2 takes 64 MiB each: a flood of sign-ins

@@ -73,6 +73,7 @@ def database(settings: Settings, *, create: bool = False) -> Database:
 
 # SQLite's database and the files it keeps next to it (WAL mode).
 _SQLITE_FILES = ("server.db", "server.db-wal", "server.db-shm")
+_LOCK_FILE = "blobs.lock"  # data/storage/locks.py
 
 
 def make_private(settings: Settings) -> None:
@@ -83,6 +84,6 @@ def make_private(settings: Settings) -> None:
     data.mkdir(mode=0o700, parents=True, exist_ok=True)
     with contextlib.suppress(OSError):
         data.chmod(0o700)
-    for name in _SQLITE_FILES:
+    for name in (*_SQLITE_FILES, _LOCK_FILE):
         with contextlib.suppress(OSError):
             (data / name).chmod(0o600)

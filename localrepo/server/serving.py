@@ -170,6 +170,7 @@ def _start_worker(ctx: Any, settings: Settings) -> Any:
             settings.torch_threads,
             settings.train_delay,
             settings.train_step_delay,
+            storage=settings.storage_url,
         ),
     )
     ctx.ml.on_queued = supervisor.ensure_started

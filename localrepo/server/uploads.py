@@ -9,7 +9,8 @@ bytes; a failed insert leaves no blob behind, and a lost race with the same byte
 duplicate. A full disk answers 507 (``disk_full_is_507``), with nothing left behind.
 
 A small upload is checked and committed on the event loop when nothing has to wait (see
-``INLINE_MAX_PIXELS``); everything else runs in a worker thread. The rows are read and
+``INLINE_MAX_PIXELS``; the data folder's blobs only); everything else runs in a worker
+thread (a bucket's PUT always: it is a network round trip). The rows are read and
 written by ``data/images.py``.
 """
 
@@ -21,7 +22,6 @@ import functools
 import hashlib
 import re
 import secrets
-import threading
 import uuid
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
@@ -35,7 +35,8 @@ from .context import Principal, ServerContext
 from .data import images
 from .data.db import INTEGRITY_ERRORS, database_full
 from .data.queries import json_fragment
-from .data.storage import PendingBlob, StorageFull
+from .data.storage import BlobStore, PendingBlob, StorageFull
+from .data.storage.locks import Held
 from .data.tables import now_iso
 from .decodebudget import DecodeBusy, busy_error
 from .errors import APIError, field_error
@@ -233,7 +234,7 @@ async def store_upload_async(
     fields: UploadFields,
     base: str,
 ) -> dict[str, Any]:
-    if not ctx.db.is_sqlite or len(payload) > INLINE_MAX_BYTES:
+    if not ctx.db.is_sqlite or len(payload) > INLINE_MAX_BYTES or not _local(ctx):
         args = (ctx, principal, workspace, payload, field, fields, base)
         return await run_in_threadpool(store_upload, *args)
     ws = ctx.resolve_workspace(principal, workspace)
@@ -254,11 +255,15 @@ async def store_upload_async(
     return _image_out(row, base)
 
 
+def _local(ctx: ServerContext) -> BlobStore | None:
+    return ctx.blobs if isinstance(ctx.blobs, BlobStore) else None
+
+
 @dataclass
 class _Unfinished:
     """What is left of an upload's commit that would have made the event loop wait."""
 
-    lock: threading.Lock | None  # the blob's stripe lock, still held; None: do it all
+    lock: Held | None  # the blob's lock, still held; None: do it all
     pending: PendingBlob | None = None  # a blob still to fsync and rename
     created: bool = False  # this upload wrote the blob (to remove if the row fails)
 
@@ -273,7 +278,8 @@ def _commit_without_waiting(
 ) -> _Unfinished | None:
     """Store the blob, then the row, if nothing has to wait (the common case); otherwise
     what is left for ``_commit_rest``."""
-    blobs = ctx.blobs
+    blobs = _local(ctx)
+    assert blobs is not None  # store_upload_async checked
     lock = blobs.try_lock(stored.sha256)
     if lock is None:  # a thread is storing or removing the same bytes: wait there
         return _Unfinished(None)
@@ -312,7 +318,9 @@ async def _commit_rest(
     try:
         if rest.pending is not None:
             loop = asyncio.get_running_loop()
-            await loop.run_in_executor(_FLUSHER, ctx.blobs.finish, rest.pending)
+            blobs = _local(ctx)
+            assert blobs is not None  # store_upload_async checked
+            await loop.run_in_executor(_FLUSHER, blobs.finish, rest.pending)
         try:
             await run_in_threadpool(
                 functools.partial(images.insert_image, ctx.db, row, user_id=user_id)

@@ -25,7 +25,7 @@ from . import imagedocs, imageevents, queries
 from .db import Database, fetch_all
 from .imageevents import LABELLED, UNLABELLED, UPLOADED, VALUE, event
 from .labels import label_in_ws
-from .storage import BlobStore
+from .storage import Storage
 from .tables import Image, ImageLabel, now_iso
 
 # ---- listing -----------------------------------------------------------------------------
@@ -231,7 +231,7 @@ def _stored_object(stored: str) -> dict[str, Any]:
     return found if isinstance(found, dict) else {}
 
 
-def delete_image(db: Database, blobs: BlobStore, ws: str, image_id: str) -> None:
+def delete_image(db: Database, blobs: Storage, ws: str, image_id: str) -> None:
     """The image and its label links; its bytes (and their cached features) too when no
     other image has them."""
     with db.write() as session:

@@ -13,7 +13,7 @@ from sqlalchemy import bindparam, text
 from ..errors import not_found
 from .db import Database
 from .images import blob_referenced
-from .storage import BlobStore
+from .storage import Storage
 from .tables import Label
 
 _CHUNK = 500
@@ -23,7 +23,7 @@ _CARRIERS_SQL = text(
 )
 
 
-def wipe_label(db: Database, blobs: BlobStore, ws: str, label_id: str) -> int:
+def wipe_label(db: Database, blobs: Storage, ws: str, label_id: str) -> int:
     """Delete the label and the images carrying it; answers how many images went."""
     with db.write() as session:
         label = session.get(Label, label_id)

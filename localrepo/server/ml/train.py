@@ -7,7 +7,6 @@ import time
 import zipfile
 from collections.abc import Callable
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -15,6 +14,7 @@ from threadpoolctl import threadpool_limits
 
 from ..data import training
 from ..data.db import Database
+from ..data.storage import Storage
 from .features import Backend, decode_rgb
 from .heads import (
     MULTI_CLASS,
@@ -57,7 +57,7 @@ class TrainResult:
 def features_for(
     db: Database,
     backend: Backend,
-    blobs_dir: Path,
+    blobs: Storage,
     shas: list[str],
     on_progress: Progress = _no_progress,
 ) -> tuple[np.ndarray, int]:
@@ -70,9 +70,11 @@ def features_for(
         batch = missing[start : start + EMBED_BATCH]
         images = []
         for sha in batch:
-            path = blobs_dir / sha[:2] / sha
             try:
-                images.append(decode_rgb(path.read_bytes(), draft=448))
+                data = blobs.read(sha)
+                if data is None:
+                    raise FileNotFoundError("its file is missing (see localrepo-server fsck)")
+                images.append(decode_rgb(data, draft=448))
             except (OSError, ValueError, SyntaxError) as exc:
                 raise TrainingError(f"a stored image ({sha[:12]}) cannot be read: {exc}") from exc
         fresh = dict(zip(batch, backend.embed(images), strict=True))
@@ -126,7 +128,7 @@ def score_baseline(
 def train_task(
     db: Database,
     backend: Backend,
-    blobs_dir: Path,
+    blobs: Storage,
     task_id: str,
     min_images: int,
     on_progress: Progress = _no_progress,
@@ -146,7 +148,7 @@ def train_task(
     x, computed = features_for(
         db,
         backend,
-        blobs_dir,
+        blobs,
         [s.sha256 for s in samples],
         lambda done, stage: on_progress(done * FEATURES_SHARE, stage),
     )
@@ -196,7 +198,7 @@ class SplitOutcome:
 
 
 def outcomes_on_test_split(
-    db: Database, backend: Backend, blobs_dir: Path, task_id: str, head: Head
+    db: Database, backend: Backend, blobs: Storage, task_id: str, head: Head
 ) -> list[SplitOutcome]:
     """The task's test images as they are now (the seeded split training uses), each
     with its label and what ``head`` predicts for it: which images a version gets right
@@ -206,7 +208,7 @@ def outcomes_on_test_split(
         return []
     known = set(head.label_ids)
     test, outputs = _predict_test_split(
-        db, backend, blobs_dir, task_id, head, lambda s: s.labels[0] in known
+        db, backend, blobs, task_id, head, lambda s: s.labels[0] in known
     )
     out = []
     for sample, row in zip(test, outputs, strict=True):
@@ -233,7 +235,7 @@ class TagScores:
 
 
 def tag_scores_on_test_split(
-    db: Database, backend: Backend, blobs_dir: Path, task_id: str, head: Head
+    db: Database, backend: Backend, blobs: Storage, task_id: str, head: Head
 ) -> list[TagScores]:
     """A multi_label version on the task's test images as they are now (the seeded split
     training uses): each image's tags and the version's score for every tag it knows.
@@ -243,7 +245,7 @@ def tag_scores_on_test_split(
         return []
     known = set(head.label_ids)
     test, outputs = _predict_test_split(
-        db, backend, blobs_dir, task_id, head, lambda s: set(s.labels) <= known
+        db, backend, blobs, task_id, head, lambda s: set(s.labels) <= known
     )
     return [
         TagScores(sample.image_id, sample.labels, tuple(float(p) for p in row))
@@ -254,7 +256,7 @@ def tag_scores_on_test_split(
 def _predict_test_split(
     db: Database,
     backend: Backend,
-    blobs_dir: Path,
+    blobs: Storage,
     task_id: str,
     head: Head,
     keep: Callable[[Sample], bool],
@@ -268,21 +270,19 @@ def _predict_test_split(
     test = [samples[i] for i in test_idx if keep(samples[i])]
     if not test:
         return [], np.zeros((0, len(head.label_ids)))
-    x, _ = features_for(db, backend, blobs_dir, [s.sha256 for s in test])
+    x, _ = features_for(db, backend, blobs, [s.sha256 for s in test])
     with threadpool_limits(limits=1):
         return test, head.predict(x)
 
 
 def values_on_test_split(
-    db: Database, backend: Backend, blobs_dir: Path, task_id: str, head: Head
+    db: Database, backend: Backend, blobs: Storage, task_id: str, head: Head
 ) -> list[tuple[str, float, float]]:
     """A regression version on the task's test images now: (label id, actual value,
     predicted value) for each test image and value label it has."""
     if head.task_type != REGRESSION:
         return []
-    test, outputs = _predict_test_split(
-        db, backend, blobs_dir, task_id, head, lambda s: bool(s.values)
-    )
+    test, outputs = _predict_test_split(db, backend, blobs, task_id, head, lambda s: bool(s.values))
     return [
         (lid, sample.values[lid], float(row[k]))
         for sample, row in zip(test, outputs, strict=True)

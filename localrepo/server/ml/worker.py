@@ -21,6 +21,7 @@ from pathlib import Path
 
 from ..data import training
 from ..data.db import Database
+from ..data.storage import Storage
 from .features import Backends, BackendUnavailable
 from .heads import TrainingError
 from .train import train_task
@@ -43,7 +44,7 @@ def _die_with_parent() -> None:
 def run_one(
     db: Database,
     backends: Backends,
-    blobs_dir: Path,
+    blobs: Storage,
     worker: str,
     min_images: int,
     delay: float = 0.0,
@@ -63,7 +64,7 @@ def run_one(
         result = train_task(
             db,
             backend,
-            blobs_dir,
+            blobs,
             job.task_id,
             min_images,
             on_progress=lambda fraction, stage: _report(db, job, fraction, stage, step_delay),
@@ -136,7 +137,7 @@ def requeue_abandoned(db: Database, me: str | None = None) -> int:
 
 def run_worker(
     db: Database,
-    blobs_dir: Path,
+    blobs: Storage,
     backends: Backends,
     min_images: int,
     *,
@@ -164,7 +165,7 @@ def run_worker(
                 next_requeue = time.monotonic() + requeue_every
                 if requeue_abandoned(db, me=worker):
                     log.warning("requeued the job(s) of a worker that stopped")
-            busy = run_one(db, backends, blobs_dir, worker, min_images, delay, step_delay)
+            busy = run_one(db, backends, blobs, worker, min_images, delay, step_delay)
         except Exception:
             log.exception("training worker: database error; retrying")
             busy = False
@@ -245,6 +246,8 @@ def worker_argv(
     threads: int | None,
     delay: float = 0.0,
     step_delay: float = 0.0,
+    *,
+    storage: str = "",
 ) -> list[str]:
     argv = [
         sys.executable,
@@ -268,6 +271,8 @@ def worker_argv(
         argv += ["--train-delay", str(delay)]
     if step_delay:
         argv += ["--train-step-delay", str(step_delay)]
+    if storage:  # never a secret: data/storage/url.py refuses one
+        argv += ["--storage", storage]
     return argv
 
 
@@ -285,7 +290,7 @@ def wait_for_exit_signal(stop: threading.Event) -> None:
 
 def main_loop(
     db: Database,
-    blobs_dir: Path,
+    blobs: Storage,
     backends: Backends,
     min_images: int,
     parent_pid: int | None,
@@ -299,7 +304,7 @@ def main_loop(
     try:
         run_worker(
             db,
-            blobs_dir,
+            blobs,
             backends,
             min_images,
             parent_pid=parent_pid,

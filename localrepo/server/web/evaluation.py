@@ -78,7 +78,7 @@ def _gallery(
             "gallery_note": f"The test images cannot be shown: {note}",
         }
     names = {lid: info.shown for lid, info in model.labels.items()}
-    head, where = model.head, (ctx.db, backend, ctx.blobs.blobs_dir, task["id"])
+    head, where = model.head, (ctx.db, backend, ctx.blobs, task["id"])
     cell = None
     if head.task_type == MULTI_LABEL:
         scored = tag_scores_on_test_split(*where, head)
@@ -109,7 +109,7 @@ def _plots(request: Request, task: dict[str, Any], version: int) -> dict[str, An
     except (APIError, BackendUnavailable) as exc:
         note = api_message(exc) if isinstance(exc, APIError) else str(exc)
         return {"gallery_note": f"The test images cannot be shown: {note}"}
-    found = values_on_test_split(ctx.db, backend, ctx.blobs.blobs_dir, task["id"], model.head)
+    found = values_on_test_split(ctx.db, backend, ctx.blobs, task["id"], model.head)
     plots = []
     for lid in model.head.label_ids:
         drawn = evalview.plot([(a, p) for label, a, p in found if label == lid])

@@ -12,6 +12,7 @@ clones' folders.
 
 from __future__ import annotations
 
+import functools
 import math
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -22,9 +23,9 @@ import orjson
 from fastapi import APIRouter, Depends, Request
 from starlette.concurrency import run_in_threadpool
 from starlette.datastructures import FormData, UploadFile
-from starlette.responses import FileResponse, JSONResponse, RedirectResponse, Response
+from starlette.responses import JSONResponse, RedirectResponse, Response
 
-from ..api.media import ensure_thumbnail
+from ..api.media import ensure_thumbnail, stored_response
 from ..context import ServerContext, get_ctx
 from ..data import imagebulk, imageevents, images, labels, tasks
 from ..data.tables import iso_at
@@ -389,10 +390,14 @@ async def thumbnail(
     headers = {"ETag": etag, "Cache-Control": THUMB_CACHE}
     if _not_modified(request, etag):
         return Response(status_code=304, headers=headers)
-    path = await run_in_threadpool(ensure_thumbnail, ctx, row[0])
-    if path is None:
+    made = await run_in_threadpool(ensure_thumbnail, ctx, row[0])
+    found = None
+    if made is not None:
+        serve = functools.partial(stored_response, thumb=made)
+        found = await run_in_threadpool(serve, ctx, row[0], "image/jpeg", headers)
+    if found is None:
         raise WebError(404, NO_IMAGE)
-    return FileResponse(path, media_type="image/jpeg", headers=headers)
+    return found
 
 
 @router.get("/web/w/{workspace_id}/images/{image_id}/file")
@@ -404,10 +409,10 @@ async def full_image(
     headers = {"ETag": etag, "Cache-Control": THUMB_CACHE}
     if _not_modified(request, etag):
         return Response(status_code=304, headers=headers)
-    path = ctx.blobs.blob_path(row[0])
-    if not path.is_file():
+    found = await run_in_threadpool(stored_response, ctx, row[0], row[1], headers)
+    if found is None:
         raise WebError(404, NO_IMAGE)
-    return FileResponse(path, media_type=row[1], headers=headers)
+    return found
 
 
 @router.get("/web/w/{workspace_id}/images/{image_id}")

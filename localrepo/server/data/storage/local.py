@@ -1,4 +1,4 @@
-"""Content-addressed image bytes on disk.
+"""Content-addressed image bytes in the data folder: the default ``Storage`` (base.py).
 
 Layout under the data folder::
 
@@ -16,9 +16,9 @@ A disk that is full (``ENOSPC``, ``EDQUOT``) raises `StorageFull`, with the temp
 removed: nothing partial is left (uploads.py answers 507).
 
 One blob can back several images (same bytes in two workspaces). Blob creation and
-removal for one hash are serialised by a striped lock, held across the database commit
-that adds or removes a reference, so a blob is never removed under an image that is
-being committed (within one server process).
+removal for one hash are serialised by its lock (locks.py: threads and processes), held
+across the database commit that adds or removes a reference, so a blob is never removed
+under an image that is being committed.
 """
 
 from __future__ import annotations
@@ -26,20 +26,18 @@ from __future__ import annotations
 import contextlib
 import errno
 import os
-import threading
 import time
 import uuid
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
+from .base import Listed, StorageFull
+from .locks import BlobLocks, Held
+
 FILE_MODE = 0o600
 DIR_MODE = 0o700
 _FULL_ERRNOS = (errno.ENOSPC, errno.EDQUOT)
-
-
-class StorageFull(Exception):
-    """The disk (or the quota) is full; nothing was left behind."""
 
 
 def is_disk_full(exc: BaseException) -> bool:
@@ -61,12 +59,13 @@ class BlobStore:
         blobs_dir: Path,
         thumbs_dir: Path,
         *,
-        stripes: int = 256,
+        locks: BlobLocks | None = None,
         fast_fsync_seconds: float = 0.001,
     ):
         self.blobs_dir = blobs_dir
         self.thumbs_dir = thumbs_dir
-        self._locks = [threading.Lock() for _ in range(stripes)]
+        self.shown = str(blobs_dir.parent)
+        self._locks = locks or BlobLocks()
         self._made_dirs: set[str] = set()
         self._blobs = str(blobs_dir)
         # How long an fsync takes here (moving average, seconds); see fsync_is_fast.
@@ -104,7 +103,13 @@ class BlobStore:
         an upload of the same bytes in a running server then either finds no blob and
         writes it anew, or had already refreshed its time (``put``) or committed its row
         before the rename, which ``may_remove`` sees (the time, the database), and the
-        blob is put back. The bytes removed; None when kept (or already gone)."""
+        blob is put back. Under the blob's lock besides, which an upload holds from its
+        blob to its commit, so that another server process's upload is waited for too.
+        The bytes removed; None when kept (or already gone)."""
+        with self.locked(sha256):
+            return self._remove_orphan(sha256, may_remove)
+
+    def _remove_orphan(self, sha256: str, may_remove: Callable[[float], bool]) -> int | None:
         dest = self._blob_str(sha256)
         parent, name = os.path.split(dest)
         aside = f"{parent}/.{name}.{uuid.uuid4().hex}.part"
@@ -122,18 +127,43 @@ class BlobStore:
             os.unlink(self.thumb_path(sha256))
         return st.st_size
 
-    @contextlib.contextmanager
-    def locked(self, sha256: str) -> Iterator[None]:
-        with self._locks[int(sha256[:8], 16) % len(self._locks)]:
-            yield
+    def locked(self, sha256: str) -> contextlib.AbstractContextManager[None]:
+        return self._locks.locked(sha256)
 
-    def try_lock(self, sha256: str) -> threading.Lock | None:
+    def try_lock(self, sha256: str) -> Held | None:
         """``locked`` without waiting: the acquired lock (release it), or None if busy.
 
         For code on the event loop, which must never block on a lock held across a
         thread's database commit."""
-        lock = self._locks[int(sha256[:8], 16) % len(self._locks)]
-        return lock if lock.acquire(blocking=False) else None
+        return self._locks.try_lock(sha256)
+
+    def check(self) -> str | None:
+        ok = self.blobs_dir.is_dir() and os.access(self.blobs_dir, os.W_OK | os.X_OK)
+        return None if ok else "not writable"
+
+    def listing(self, *, fix_modes: bool = False) -> Iterator[Listed]:
+        for path, in_thumbs, st in self.stored_files(fix_modes=fix_modes):
+            yield Listed(path, in_thumbs, st.st_mtime, st.st_size)
+
+    def remove_listed(self, path: str) -> bool:
+        try:
+            os.unlink(path)
+        except FileNotFoundError:
+            return False  # finished (renamed) or removed meanwhile
+        return True
+
+    def local_path(self, sha256: str, *, thumb: bool = False) -> Path:
+        return self.thumb_path(sha256) if thumb else self.blob_path(sha256)
+
+    def presign(self, sha256: str, content_type: str, *, thumb: bool = False) -> None:
+        return None  # served from the disk by the server itself
+
+    def read(self, sha256: str, *, thumb: bool = False) -> bytes | None:
+        try:
+            with open(self.local_path(sha256, thumb=thumb), "rb") as f:
+                return f.read()
+        except FileNotFoundError:
+            return None
 
     def blob_path(self, sha256: str) -> Path:
         return Path(self._blob_str(sha256))
@@ -145,8 +175,8 @@ class BlobStore:
         # Plain strings on the upload path: pathlib costs more than the syscalls here.
         return f"{self._blobs}/{sha256[:2]}/{sha256}"
 
-    def exists(self, sha256: str) -> bool:
-        return os.path.isfile(self._blob_str(sha256))
+    def exists(self, sha256: str, *, thumb: bool = False) -> bool:
+        return os.path.isfile(self.thumb_path(sha256) if thumb else self._blob_str(sha256))
 
     def _write_temp(self, dest: str, data: bytes) -> PendingBlob:
         parent, name = os.path.split(dest)
