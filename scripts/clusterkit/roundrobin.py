@@ -5,9 +5,11 @@ to the next backend in turn that is up, the way a load balancer in front of seve
 `localrepo-server serve` processes does (docs/server.md, "Running several processes"):
 
 - a thread asks every backend's `/readyz` every `probe_every` seconds; a backend that
-  does not answer 200 is down until it does again;
+  fails `FALL` probes in a row (no 200 within `PROBE_TIMEOUT`) is down until one
+  passes: a busy backend answers its probe late without being gone;
 - a backend that refuses the connection is marked down at once and the request goes to
-  the next one (nothing was sent, so any method may be tried again);
+  the next one (nothing was sent, so any method may be tried again); when none is up,
+  every backend is tried (they may all be merely slow to answer their probes);
 - a failure after the request was sent answers 502 `{"detail": ...}`: the backend may
   have acted, so only the client may decide to try again;
 - bodies stream both ways, in chunks (a request's `Content-Length` or chunked body, an
@@ -28,6 +30,8 @@ from collections.abc import Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 CHUNK = 64 * 1024
+FALL = 3  # failed probes in a row that make a backend down (HAProxy's `fall`)
+PROBE_TIMEOUT = 5.0
 # Headers of one hop only (RFC 9110, 7.6.1), never forwarded.
 HOP_HEADERS = frozenset(
     {
@@ -49,6 +53,7 @@ class RoundRobin:
     ) -> None:
         self.backends = list(backends)
         self.up = [True] * len(backends)
+        self.failed_probes = [0] * len(backends)
         self.probe_every = probe_every
         self.timeout = timeout
         self.stats: Counter[str] = Counter()
@@ -62,7 +67,10 @@ class RoundRobin:
 
     def start(self) -> RoundRobin:
         threading.Thread(target=self._server.serve_forever, name="rr-serve", daemon=True).start()
-        threading.Thread(target=self._probe_loop, name="rr-probe", daemon=True).start()
+        for index in range(len(self.backends)):  # one each: a slow probe delays no other
+            threading.Thread(
+                target=self._probe_loop, args=(index,), name=f"rr-probe-{index}", daemon=True
+            ).start()
         return self
 
     def stop(self) -> None:
@@ -79,7 +87,9 @@ class RoundRobin:
             self._next = (self._next + 1) % len(self.backends)
             order = [(start + k) % len(self.backends) for k in range(len(self.backends))]
             alive = [i for i in order if self.up[i]]
-        yield from alive
+        if not alive:
+            self.stats["no backend up: tried them all"] += 1
+        yield from alive or order
 
     def mark(self, index: int, up: bool) -> None:
         with self._lock:
@@ -87,17 +97,20 @@ class RoundRobin:
                 self.stats["marked up" if up else "marked down"] += 1
             self.up[index] = up
 
-    def _probe_loop(self) -> None:
+    def _probe_loop(self, index: int) -> None:
+        host, port = self.backends[index]
         while not self._stop.wait(self.probe_every):
-            for index, (host, port) in enumerate(self.backends):
-                try:
-                    self.mark(index, _ready(host, port))
-                except Exception:  # never let the probes stop: a backend would stay down
-                    self.mark(index, False)
+            try:
+                ready = _ready(host, port)
+            except Exception:  # never let the probes stop: a backend would stay down
+                ready = False
+            self.failed_probes[index] = 0 if ready else self.failed_probes[index] + 1
+            if ready or self.failed_probes[index] >= FALL:
+                self.mark(index, ready)
 
 
 def _ready(host: str, port: int) -> bool:
-    conn = http.client.HTTPConnection(host, port, timeout=2.0)
+    conn = http.client.HTTPConnection(host, port, timeout=PROBE_TIMEOUT)
     try:
         conn.request("GET", "/readyz")
         return conn.getresponse().status == 200
@@ -132,8 +145,8 @@ class _Handler(BaseHTTPRequestHandler):
             conn = candidate
             break
         if conn is None:
-            self.balancer.stats["503 no backend up"] += 1
-            self._fail(503, "No API process is up.")
+            self.balancer.stats["503 no backend answered"] += 1
+            self._fail(503, "No API process answered.")
             return
         self.answering = False
         try:

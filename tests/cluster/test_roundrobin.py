@@ -1,6 +1,7 @@
 """The cluster's round-robin proxy (scripts/clusterkit/roundrobin.py) against two real
 HTTP backends: requests alternate; a dead backend is skipped; bodies pass both ways,
-chunked or not; a backend dying mid-request is a 502 the client sees."""
+chunked or not; a backend dying mid-request is a 502 the client sees; with every backend
+marked down, each is tried anyway."""
 
 from __future__ import annotations
 
@@ -85,7 +86,12 @@ def test_round_robin_skips_a_dead_backend_and_streams_bodies(
             backends[0].server_close()
             answers = [client.get("/x").text.split()[0] for _ in range(4)]
             assert answers == [str(ports[1])] * 4
-        assert proxy.up == [False, True]
+            assert proxy.up == [False, True]
+
+            # Every backend down by its probes (busy, not gone): each is tried anyway.
+            proxy.mark(1, False)
+            assert client.get("/x").text.split()[0] == str(ports[1])
+            assert proxy.stats["no backend up: tried them all"] == 1
         assert proxy.stats["connect refused, tried the next"] == 1
         assert proxy.stats["502 backend failed mid-request"] == 1
     finally:
