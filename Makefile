@@ -6,7 +6,7 @@ PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 PYTEST_ARGS ?=
 
-.PHONY: demo test lint bench soak fuzz clean venv compile
+.PHONY: demo test lint bench soak fuzz cluster clean venv compile
 
 venv: $(STAMP)
 
@@ -58,6 +58,15 @@ fuzz: $(STAMP)
 	LOCALREPO_FUZZ_EXAMPLES=$(FUZZ_EXAMPLES) LOCALREPO_OPENAPI_EXAMPLES=$(OPENAPI_EXAMPLES) \
 		$(PY) -m pytest -n 2 -q -p no:cacheprovider tests/server/test_server_fuzz.py \
 		tests/server/test_server_openapi.py tests/server/test_server_json_rules.py
+
+# Several server processes on this machine (docs/server.md, "Running several processes"):
+# PostgreSQL, 3 API processes behind a round-robin proxy, 2 training workers, 5 clones,
+# the official SDK and trainings at once, an API process and a worker killed mid-run.
+# Prints its counts; exits 1 if anything acknowledged was lost. CLUSTER_ARGS: e.g.
+# --small (the CI test's scale), --s3 off, --keep DIR (keep the logs).
+CLUSTER_ARGS ?=
+cluster: compile
+	$(PY) scripts/cluster.py $(CLUSTER_ARGS)
 
 clean:
 	rm -rf $(VENV) demo .bench

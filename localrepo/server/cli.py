@@ -43,6 +43,7 @@ from .data.storage import (
     StorageURLError,
     parse_storage_url,
 )
+from .ml.workerids import REQUEUE_EVERY_SECONDS
 
 
 def _common(parser: argparse.ArgumentParser) -> None:
@@ -101,6 +102,13 @@ def _megabytes(text: str) -> int:
     if value <= 0:
         raise argparse.ArgumentTypeError("must be positive")
     return int(value * 1024 * 1024)
+
+
+def _positive_seconds(text: str) -> float:
+    value = float(text)
+    if not value > 0:
+        raise argparse.ArgumentTypeError("must be a positive number of seconds")
+    return value
 
 
 def _rate(text: str) -> RateLimit:
@@ -311,6 +319,14 @@ def build_parser() -> argparse.ArgumentParser:
     _backend_choice(worker)
     worker.add_argument("--parent-pid", type=int, default=None, help=argparse.SUPPRESS)
     worker.add_argument("--log-level", default="info", choices=["debug", "info", "warning"])
+    worker.add_argument(
+        "--requeue-every",
+        type=_positive_seconds,
+        default=REQUEUE_EVERY_SECONDS,
+        metavar="S",
+        help="look for the jobs of workers that died every S seconds "
+        f"(default {REQUEUE_EVERY_SECONDS:g})",
+    )
     cli_data.add_parsers(sub, _common_with_storage)
     add_examples(parser)
     return parser
@@ -448,6 +464,7 @@ def _worker_command(args: argparse.Namespace) -> int:
         args.parent_pid,
         settings.train_delay,
         settings.train_step_delay,
+        args.requeue_every,
     )
 
 

@@ -152,3 +152,18 @@ def test_only_the_jobs_of_gone_workers_go_back_to_the_queue(db: Database) -> Non
             text("SELECT task_id FROM training_jobs WHERE status = 'running'")
         ).all()
     assert [r[0] for r in left] == [live_here]
+
+
+def test_a_worker_takes_back_the_job_left_under_its_own_id(db: Database) -> None:
+    # A restarted container: the same host name, and often the same pid, as the worker
+    # that died holding a job. Asking with its own id, it takes that job back; anyone
+    # else sees a live process of this host and leaves it.
+    (left,) = _queued_tasks(db, 1)
+    me = worker_id(socket.gethostname(), os.getpid())
+    _set_running(db, left, me, iso_at(datetime.now(UTC)))
+    assert requeue_abandoned(db) == 0
+    assert requeue_abandoned(db, me=me) == 1
+    with db.read() as session:
+        assert session.execute(text("SELECT status, worker FROM training_jobs")).all() == [
+            ("queued", None)
+        ]

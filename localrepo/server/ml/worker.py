@@ -25,7 +25,7 @@ from ..data.storage import Storage
 from .features import Backends, BackendUnavailable
 from .heads import TrainingError
 from .train import train_task
-from .workerids import gone_here, stale_before, worker_id
+from .workerids import REQUEUE_EVERY_SECONDS, gone_here, stale_before, worker_id
 
 log = logging.getLogger("localrepo.server.training")
 
@@ -121,19 +121,18 @@ def pid_alive(pid: int) -> bool:
     return stat.rpartition(")")[2].split()[:1] != ["Z"]
 
 
-def requeue_abandoned(db: Database) -> int:
+def requeue_abandoned(db: Database, me: str | None = None) -> int:
     """The jobs of dead workers back in the queue: workers of this host whose process is
     gone, and any whose heartbeat stopped (ml/workerids.py). A live worker's job, on this
-    host or another, is never taken."""
+    host or another, is never taken. ``me``: the id of the worker asking, which holds no
+    job while it asks; a job under its id was its predecessor's (a restarted container
+    has the same host name and, often, the same pid)."""
     host = socket.gethostname()
     return training.requeue_running(
         db,
-        lambda worker: gone_here(worker, host, pid_alive),
+        lambda worker: worker == me or gone_here(worker, host, pid_alive),
         stale_before=stale_before(datetime.now(UTC)),
     )
-
-
-REQUEUE_EVERY_SECONDS = 60.0
 
 
 def run_worker(
@@ -146,7 +145,10 @@ def run_worker(
     stop: threading.Event | None = None,
     delay: float = 0.0,
     step_delay: float = 0.0,
+    requeue_every: float = REQUEUE_EVERY_SECONDS,
 ) -> None:
+    """Take jobs until ``stop``; every ``requeue_every`` seconds, first put the jobs of
+    workers that died (here or elsewhere) back in the queue."""
     stop = stop or threading.Event()
     worker = worker_id(socket.gethostname(), os.getpid())
     next_requeue = 0.0
@@ -160,8 +162,8 @@ def run_worker(
             return
         try:
             if time.monotonic() >= next_requeue:  # a worker elsewhere may have died
-                next_requeue = time.monotonic() + REQUEUE_EVERY_SECONDS
-                if requeue_abandoned(db):
+                next_requeue = time.monotonic() + requeue_every
+                if requeue_abandoned(db, me=worker):
                     log.warning("requeued the job(s) of a worker that stopped")
             busy = run_one(db, backends, blobs, worker, min_images, delay, step_delay)
         except Exception:
@@ -294,6 +296,7 @@ def main_loop(
     parent_pid: int | None,
     delay: float = 0.0,
     step_delay: float = 0.0,
+    requeue_every: float = REQUEUE_EVERY_SECONDS,
 ) -> int:
     stop = threading.Event()
     wait_for_exit_signal(stop)
@@ -308,6 +311,7 @@ def main_loop(
             stop=stop,
             delay=delay,
             step_delay=step_delay,
+            requeue_every=requeue_every,
         )
     finally:
         db.dispose()

@@ -17,6 +17,8 @@ from ..data.tables import iso_at
 # A worker heartbeats with each batch of image features and each step of a training; one
 # silent for this long has died (or its host has), and its job goes back to the queue.
 STALE_SECONDS = 600
+# How often a worker looks for the jobs of workers that died (`worker --requeue-every`).
+REQUEUE_EVERY_SECONDS = 60.0
 
 
 def worker_id(host: str, pid: int) -> str:
