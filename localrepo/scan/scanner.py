@@ -15,7 +15,8 @@ this order:
     diff.py        what their results change (pure)
     layoutpass.py  re-derive the LOCAL labels when anything that feeds them changed
                    (a first scan's, mostly written while the pool hashes:
-                   layoutstream.py)
+                   layoutstream.py; only the touched images' when only files
+                   changed: layoutpatch.py)
     writes.py      the one write transaction: file and image rows as results arrive,
                    then the journal
     report.py      what the scan found (ScanReport), filled in stage by stage
@@ -38,7 +39,7 @@ from localrepo.catalog import labels as catalog_labels
 from localrepo.catalog import meta as catalog_meta
 from localrepo.catalog import tasks as catalog_tasks
 from localrepo.layout import TaskBinding
-from localrepo.scan import diff, layoutpass, layoutstream, splitwalk, statpass
+from localrepo.scan import diff, layoutpass, layoutpatch, layoutstream, splitwalk, statpass
 from localrepo.scan.pool import HashPool, Progress, process_pool
 from localrepo.scan.report import ScanReport
 from localrepo.scan.walk import WalkResult
@@ -250,10 +251,16 @@ class Scanner:
         if layout.needed:
             # A first scan's labels were streamed when its additions are its diff.
             stream = writes.layout if (files.streamed or not changes) else None
-            layout_changes, report.problems = layoutpass.relayout(
-                conn, self.root, walked, bindings, new_map, layout, changes, stream, writes.hash_ids
-            )
-            changes.extend(layout_changes)
+            if stream is None and layoutpatch.patch(
+                conn, walked, bindings, todo.old_map, new_map, layout, changes
+            ):
+                report.problems = list(layout.refused)  # only files changed: see layoutpatch
+            else:
+                layout_changes, report.problems = layoutpass.relayout(
+                    conn, self.root, walked, bindings, new_map, layout, changes, stream,
+                    writes.hash_ids,
+                )  # fmt: skip
+                changes.extend(layout_changes)
             layoutpass.record(conn, layout, report.problems, writes.now)
         writes.journal(changes, files.streamed)
         catalog_meta.set_meta(conn, "last_scan_ns", str(writes.now))
