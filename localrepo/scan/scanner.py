@@ -49,6 +49,11 @@ if TYPE_CHECKING:
     from concurrent.futures import Executor
 
 
+# Up to this many files to read, the scan looks up the ids of their images instead of
+# loading every image's (writes.py).
+FEW_FILES = 5000
+
+
 class Scanner:
     def __init__(
         self,
@@ -200,6 +205,7 @@ class Scanner:
         let go here: a full result per file is ~500 bytes at 100,000."""
         if todo.to_examine:
             writes.begin()  # file rows are written batch by batch while the pool hashes
+            writes.few_files = len(todo.to_examine) <= FEW_FILES
         examined = pool.examine(
             todo.to_examine, self.conn, todo.old_map, tree.walked, writes.file_rows
         )

@@ -7,14 +7,13 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-from support.treebuilder import new_repo, run_repo, write, write_image
+from support.treebuilder import db, new_repo, run_repo, write, write_image
 
 from localrepo.scan import layoutpatch
 from localrepo.scan.scanner import Scanner
 
 from .test_layout_stream import first_scan
 from .test_split_walk import recorded
-from support.treebuilder import db
 
 
 def build(root: Path) -> None:
@@ -23,7 +22,9 @@ def build(root: Path) -> None:
     write_image(root, "top.jpg", 50)  # the task root: no label
     write_image(root, "tags/red/t.jpg", 60)
     write_image(root, "tags/round/r.jpg", 61)
-    proc = run_repo("-C", str(root), "task", "add", "tags", "--task", "tags", "--type", "multi_label")
+    proc = run_repo(
+        "-C", str(root), "task", "add", "tags", "--task", "tags", "--type", "multi_label"
+    )
     assert proc.returncode == 0, proc.stderr
 
 
