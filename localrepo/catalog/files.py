@@ -192,6 +192,38 @@ def load_file_hashes(conn: sqlite3.Connection) -> dict[str, str]:
     )
 
 
+def file_hashes_of(conn: sqlite3.Connection, paths: Collection[str]) -> dict[str, str]:
+    """load_file_hashes() of these paths only."""
+    wanted = sorted(paths)
+    out: dict[str, str] = {}
+    for start in range(0, len(wanted), 500):
+        chunk = wanted[start : start + 500]
+        marks = ",".join("?" * len(chunk))
+        out.update(
+            conn.execute(
+                "SELECT f.path, i.hash FROM file f JOIN image i ON i.id = f.image_id"
+                f" WHERE f.reason IS NULL AND f.path IN ({marks})",
+                chunk,
+            )
+        )
+    return out
+
+
+def files_holding(conn: sqlite3.Connection, hashes: Collection[str]) -> list[tuple[str, str]]:
+    """[(path, hash)] of the valid files that hold these images (by the image_id index)."""
+    wanted = sorted(hashes)
+    out: list[tuple[str, str]] = []
+    for start in range(0, len(wanted), 500):
+        chunk = wanted[start : start + 500]
+        marks = ",".join("?" * len(chunk))
+        out += conn.execute(
+            "SELECT f.path, i.hash FROM image i JOIN file f ON f.image_id = i.id"
+            f" WHERE i.hash IN ({marks}) AND f.reason IS NULL",
+            chunk,
+        )
+    return out
+
+
 def delete_files(conn: sqlite3.Connection, paths: Iterable[str]) -> None:
     """Delete the rows of these paths (files gone, or moved away by the sync engine)."""
     conn.executemany("DELETE FROM file WHERE path = ?", [(p,) for p in paths])

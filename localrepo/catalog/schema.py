@@ -14,5 +14,6 @@ KNOWN_REVISIONS: tuple[str, ...] = (
     "0003_fewer_indexes",
     "0004_image_label_without_rowid",
     "0005_damaged_files",
+    "0006_file_image_index",
 )
 HEAD_REVISION = KNOWN_REVISIONS[-1]

@@ -23,6 +23,7 @@ from collections import defaultdict
 from collections.abc import Iterable, Mapping
 from dataclasses import replace
 
+from localrepo.catalog import files as catalog_files
 from localrepo.catalog import images as catalog_images
 from localrepo.catalog import labels as catalog_labels
 from localrepo.catalog import meta as catalog_meta
@@ -32,6 +33,7 @@ from localrepo.layout import Placement, TaskBinding, merge_image_labels, place
 from localrepo.scan import changes as ch
 from localrepo.scan.diff import TaskLookup
 from localrepo.scan.layoutpass import LabelMap, LayoutCheck
+from localrepo.scan.statpass import FEW_FILES, StatPass
 from localrepo.scan.walk import WalkResult
 from localrepo.vocabulary import LABEL_TYPE
 
@@ -48,11 +50,6 @@ def touched_hashes(changes: Iterable[ch.Change]) -> set[str]:
             out.add(c.old_hash)
         out.update(c.hashes)
     return out
-
-
-def holders(file_map: Mapping[str, str], hashes: set[str]) -> list[tuple[str, str]]:
-    """(path, hash) of the files in `file_map` ({path: hash}) that hold one of `hashes`."""
-    return [(p, h) for p, h in file_map.items() if h in hashes]
 
 
 def placed_labels(
@@ -122,21 +119,26 @@ def patch(
     conn: sqlite3.Connection,
     walked: WalkResult,
     bindings: list[TaskBinding],
-    old_map: Mapping[str, str],
-    new_map: Mapping[str, str],
+    todo: StatPass,
     layout: LayoutCheck,
     file_changes: list[ch.Change],
 ) -> bool:
-    """Re-derive the touched images' labels in place (see the module's contract);
-    False, having written nothing, when the whole layout pass must run."""
-    if not layout.files_only or walked.sidecars or not old_map:
+    """Re-derive the touched images' labels in place (see the module's contract), once
+    the scan's file rows are written; False, having written nothing, when the whole
+    layout pass must run."""
+    touched = {*todo.to_examine, *todo.gone, *todo.skipped_changed}
+    if not layout.files_only or walked.sidecars or len(touched) > FEW_FILES:
         return False
     if catalog_problems.any_besides(conn, FOLDER_NAME_PROBLEM):
         return False
     hashes = touched_hashes(file_changes)
+    now = catalog_files.files_holding(conn, hashes)
+    old_map = todo.old_map
+    was = [(p, h) for p, h in now if p not in touched]
+    was += [(p, h) for p in touched if (h := old_map.get(p)) is not None and h in hashes]
     tasks = TaskLookup(bindings)
-    after = placed_labels(holders(new_map, hashes), tasks, layout.folder_labels)
-    before = placed_labels(holders(old_map, hashes), tasks, layout.folder_labels)
+    after = placed_labels(now, tasks, layout.folder_labels)
+    before = placed_labels(was, tasks, layout.folder_labels)
     if after is None or before is None:
         return False
     by_task = {b.task_id: b for b in bindings}

@@ -49,11 +49,6 @@ if TYPE_CHECKING:
     from concurrent.futures import Executor
 
 
-# Up to this many files to read, the scan looks up the ids of their images instead of
-# loading every image's (writes.py).
-FEW_FILES = 5000
-
-
 class Scanner:
     def __init__(
         self,
@@ -205,7 +200,7 @@ class Scanner:
         let go here: a full result per file is ~500 bytes at 100,000."""
         if todo.to_examine:
             writes.begin()  # file rows are written batch by batch while the pool hashes
-            writes.few_files = len(todo.to_examine) <= FEW_FILES
+            writes.few_files = len(todo.to_examine) <= statpass.FEW_FILES
         examined = pool.examine(
             todo.to_examine, self.conn, todo.old_map, tree.walked, writes.file_rows
         )
@@ -219,10 +214,21 @@ class Scanner:
             return diff.FileDiff(todo.old_map, [], streamed=False, recorded=False)
         new_map = diff.new_hash_map(todo.old_map, results.updates, tree.walked.images)
         # A first scan's diff was built as its results came, in the parallel part.
-        streamed = None if todo.old_map else writes.streamed_changes(new_map)
+        streamed = None if todo.old_map or todo.partial else writes.streamed_changes(new_map)
         if streamed is not None:
             return diff.FileDiff(new_map, streamed, streamed=True, recorded=recorded)
-        changes = diff.file_changes(todo.old_map, new_map, results.invalid, bindings)
+        whole = None
+        if todo.partial:  # the maps hold the changed files; a label rename needs all
+
+            def whole() -> tuple[dict[str, str], dict[str, str]]:
+                old = catalog_files.load_file_hashes(self.conn)
+                old.update(todo.old_map)  # rows written by this scan: their old hashes
+                for p in todo.to_examine:
+                    if p not in todo.old_map:
+                        old.pop(p, None)
+                return old, diff.new_hash_map(old, results.updates, tree.walked.images)
+
+        changes = diff.file_changes(todo.old_map, new_map, results.invalid, bindings, whole)
         return diff.FileDiff(new_map, changes, streamed=False, recorded=recorded)
 
     def _record(
@@ -248,8 +254,8 @@ class Scanner:
         walked.images.clear()
 
         new_map = files.new_map
-        if layout.needed and not (todo.to_examine or todo.gone):
-            new_map = catalog_files.load_file_hashes(conn)
+        if layout.needed and (todo.partial or not (todo.to_examine or todo.gone)):
+            new_map = None  # every file's is loaded if the whole layout pass runs
         writes.begin()
         catalog_meta.set_meta(conn, "files_per_folder", json.dumps(weights))
         writes.record_gone(todo.gone, todo.skipped_changed)
@@ -257,11 +263,11 @@ class Scanner:
         if layout.needed:
             # A first scan's labels were streamed when its additions are its diff.
             stream = writes.layout if (files.streamed or not changes) else None
-            if stream is None and layoutpatch.patch(
-                conn, walked, bindings, todo.old_map, new_map, layout, changes
-            ):
+            if stream is None and layoutpatch.patch(conn, walked, bindings, todo, layout, changes):
                 report.problems = list(layout.refused)  # only files changed: see layoutpatch
             else:
+                if new_map is None:
+                    new_map = catalog_files.load_file_hashes(conn)  # as written by now
                 layout_changes, report.problems = layoutpass.relayout(
                     conn, self.root, walked, bindings, new_map, layout, changes, stream,
                     writes.hash_ids,

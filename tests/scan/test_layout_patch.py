@@ -1,6 +1,8 @@
-"""When only files changed, the scan re-derives the labels of the touched images alone
-(scan/layoutpatch.py). The catalog must end exactly as the whole layout pass leaves it,
-whether the patch applies or falls back to the whole pass."""
+"""When a few files changed, the scan reads the catalogued hashes of those files alone
+(statpass.FEW_FILES) and, when only files changed, re-derives the labels of the touched
+images alone (scan/layoutpatch.py). The catalog must end exactly as a scan that reads
+every file's hash and runs the whole layout pass leaves it, whether the patch applies
+or falls back to the whole pass."""
 
 from __future__ import annotations
 
@@ -9,7 +11,7 @@ from pathlib import Path
 
 from support.treebuilder import db, new_repo, run_repo, write, write_image
 
-from localrepo.scan import layoutpatch
+from localrepo.scan import layoutpatch, statpass
 from localrepo.scan.scanner import Scanner
 
 from .test_layout_stream import first_scan
@@ -55,16 +57,36 @@ def copy_gone(root: Path) -> None:
     os.unlink(root / "cat/copy.jpg")  # the problem the last scan recorded goes
 
 
+def broken_file(root: Path) -> None:
+    write(root, "cat/2024/04/4.jpg", b"not an image any more")  # a valid file turns invalid
+
+
+def label_renamed(root: Path) -> None:
+    os.rename(root / "bird", root / "parrot")  # a label folder: the whole pass
+
+
+def moved_within(root: Path) -> None:
+    os.rename(root / "dog/2024/06/6.jpg", root / "dog/six.jpg")  # a move, same label
+
+
 def another_change(root: Path) -> None:
-    write_image(root, "bird/late.jpg", 103)
+    write_image(root, "parrot/late.jpg", 103)
     os.unlink(root / "dog/new.jpg") if (root / "dog/new.jpg").exists() else None
     os.unlink(root / "cat/moved-3.jpg")
 
 
-STEPS = [(small_changes, True), (ambiguous_copy, False), (copy_gone, False), (another_change, True)]
+STEPS = [
+    (small_changes, True),
+    (ambiguous_copy, False),
+    (copy_gone, False),
+    (broken_file, True),
+    (label_renamed, False),
+    (moved_within, True),
+    (another_change, True),
+]
 
 
-def test_a_patched_layout_is_the_whole_pass_s(tmp_path: Path, monkeypatch) -> None:
+def test_a_few_changed_files_record_what_the_whole_scan_does(tmp_path: Path, monkeypatch) -> None:
     patched, whole = new_repo(tmp_path / "patched"), new_repo(tmp_path / "whole")
     for root in (patched, whole):
         build(root)
@@ -85,8 +107,9 @@ def test_a_patched_layout_is_the_whole_pass_s(tmp_path: Path, monkeypatch) -> No
             m.setattr(layoutpatch, "patch", spy)
             rescan(patched)
         assert applied == [applies], step.__name__
-        with monkeypatch.context() as m:
+        with monkeypatch.context() as m:  # every file's hash, and the whole layout pass
             m.setattr(layoutpatch, "patch", lambda *a, **kw: False)
+            m.setattr(statpass, "FEW_FILES", 0)
             rescan(whole)
         a, b = recorded(patched), recorded(whole)
         assert a == b, step.__name__
