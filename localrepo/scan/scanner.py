@@ -250,14 +250,17 @@ class Scanner:
         writes.known_paths = {p for p in todo.skipped_changed if p in tree.cached}
         tree.cached = {}
         walked = tree.walked
-        weights = splitwalk.folder_weights(walked.images)  # for the next split walk
+        # For the next split walk. A few files changed barely move them: counting every
+        # path again would be most of such a scan's own cost in a large tree.
+        weights = None if todo.partial else splitwalk.folder_weights(walked.images)
         walked.images.clear()
 
         new_map = files.new_map
         if layout.needed and (todo.partial or not (todo.to_examine or todo.gone)):
             new_map = None  # every file's is loaded if the whole layout pass runs
         writes.begin()
-        catalog_meta.set_meta(conn, "files_per_folder", json.dumps(weights))
+        if weights is not None:
+            catalog_meta.set_meta(conn, "files_per_folder", json.dumps(weights))
         writes.record_gone(todo.gone, todo.skipped_changed)
         changes = files.changes  # report.changes: the layout's are added to it
         if layout.needed:

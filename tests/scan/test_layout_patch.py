@@ -38,6 +38,13 @@ def rescan(root: Path) -> None:
         conn.close()
 
 
+def without_weights(catalog: dict[str, list[tuple]]) -> dict[str, list[tuple]]:
+    """The catalog but the split walk's folder weights, which a scan of a few changed
+    files leaves as they were (a hint for balancing, not a record of the tree)."""
+    catalog["meta"] = [r for r in catalog["meta"] if r[0] != "files_per_folder"]
+    return catalog
+
+
 # Each step: what it does to a tree, and whether the patch applies.
 def small_changes(root: Path) -> None:
     write_image(root, "dog/2024/00/new.jpg", 100)  # added
@@ -111,7 +118,7 @@ def test_a_few_changed_files_record_what_the_whole_scan_does(tmp_path: Path, mon
             m.setattr(layoutpatch, "patch", lambda *a, **kw: False)
             m.setattr(statpass, "FEW_FILES", 0)
             rescan(whole)
-        a, b = recorded(patched), recorded(whole)
+        a, b = without_weights(recorded(patched)), without_weights(recorded(whole))
         assert a == b, step.__name__
         assert a["image_label"], "nothing was labelled"
     problems = recorded(patched)["scan_problem"]
