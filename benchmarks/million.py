@@ -318,11 +318,13 @@ def sync_no_change(tree: Path, size: int, server: str) -> dict[str, float]:
     take hours, so the server's task must be seeded in bulk, straight into its data
     layer. Not written yet: this needs (1) the change feed merged (branch `feed`), so
     that a no-change sync asks "what changed since my cursor" instead of listing N
-    images, and (2) a bulk seeding entry point of the server's data layer taking (hash,
-    path, label) rows (localrepo/server/data/), run against `server`'s database, then
-    the repository bound to that task with its SYNCED state filled from one listing.
-    Then: time `repo -C tree sync` twice (the second is the no-change one) against the
-    feed's cursor request alone, and its peak RSS."""
+    images, and (2) a bulk seeding entry point of the server's data layer that inserts
+    N new images (rows, blobs in its storage, the listing's ready answers, their
+    labels) in one transaction; `server/data/imagebulk.py` only changes images that
+    exist. With both: seed the task, bind the repository to it (`repo init --remote
+    URL --join`), run
+    one `repo sync` to record the merge base, then time a second, no-change sync
+    against the feed's "anything since my cursor?" request alone, and its peak RSS."""
     raise SystemExit(
         f"--sync {server}: not available yet at {size:,} files ({tree}); see"
         " sync_no_change's docstring for what it needs"
