@@ -58,6 +58,35 @@ def load_stats(conn: sqlite3.Connection) -> dict[str, Stat]:
     }
 
 
+Node = tuple[int, int, int]  # (dev, inode, size)
+
+
+def known_nodes(conn: sqlite3.Connection, nodes: set[Node]) -> set[Node]:
+    """Those of `nodes` that a valid file's row has (a move or a touch keeps them). A
+    few are looked for by inode, in one pass over the table per 500 and no Python
+    object per row; many, by loading every valid row's."""
+    if len(nodes) > 2000:
+        rows = conn.execute(
+            "SELECT dev, inode, size FROM file WHERE reason IS NULL AND image_id IS NOT NULL"
+        )
+        return nodes & set(rows)
+    out: set[Node] = set()
+    inodes = sorted({n[1] for n in nodes})
+    for start in range(0, len(inodes), 500):
+        chunk = inodes[start : start + 500]
+        marks = ",".join("?" * len(chunk))
+        out.update(
+            n
+            for n in conn.execute(
+                "SELECT dev, inode, size FROM file WHERE reason IS NULL"
+                f" AND image_id IS NOT NULL AND inode IN ({marks})",
+                chunk,
+            )
+            if n in nodes
+        )
+    return out
+
+
 FileRow = tuple[str, int | None, int, int, int, int, int, int, str | None]
 """(path, image_id, dev, inode, size, mtime_ns, ctime_ns, cached_ns, reason)"""
 SignedFileRow = tuple[str, int | None, int, int, int, int, int, int, str | None, int]
@@ -161,6 +190,38 @@ def load_file_hashes(conn: sqlite3.Connection) -> dict[str, str]:
             " WHERE f.reason IS NULL"
         )
     )
+
+
+def file_hashes_of(conn: sqlite3.Connection, paths: Collection[str]) -> dict[str, str]:
+    """load_file_hashes() of these paths only."""
+    wanted = sorted(paths)
+    out: dict[str, str] = {}
+    for start in range(0, len(wanted), 500):
+        chunk = wanted[start : start + 500]
+        marks = ",".join("?" * len(chunk))
+        out.update(
+            conn.execute(
+                "SELECT f.path, i.hash FROM file f JOIN image i ON i.id = f.image_id"
+                f" WHERE f.reason IS NULL AND f.path IN ({marks})",
+                chunk,
+            )
+        )
+    return out
+
+
+def files_holding(conn: sqlite3.Connection, hashes: Collection[str]) -> list[tuple[str, str]]:
+    """[(path, hash)] of the valid files that hold these images (by the image_id index)."""
+    wanted = sorted(hashes)
+    out: list[tuple[str, str]] = []
+    for start in range(0, len(wanted), 500):
+        chunk = wanted[start : start + 500]
+        marks = ",".join("?" * len(chunk))
+        out += conn.execute(
+            "SELECT f.path, i.hash FROM image i JOIN file f ON f.image_id = i.id"
+            f" WHERE i.hash IN ({marks}) AND f.reason IS NULL",
+            chunk,
+        )
+    return out
 
 
 def delete_files(conn: sqlite3.Connection, paths: Iterable[str]) -> None:

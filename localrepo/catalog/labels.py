@@ -119,6 +119,25 @@ def local_image_labels(
     return out
 
 
+def local_image_labels_of(
+    conn: sqlite3.Connection, task_ids: list[int], image_ids: list[int]
+) -> dict[tuple[int, int], dict[int, float | None]]:
+    """local_image_labels() of these images in these tasks only (a lookup by the
+    primary key, which starts with the state and the task)."""
+    out: dict[tuple[int, int], dict[int, float | None]] = {}
+    for task_id in task_ids:
+        for start in range(0, len(image_ids), 500):
+            chunk = image_ids[start : start + 500]
+            marks = ",".join("?" * len(chunk))
+            for image_id, label_id, value in conn.execute(
+                "SELECT image_id, label_id, value FROM image_label"
+                f" WHERE state = ? AND task_id = ? AND image_id IN ({marks})",
+                (LOCAL, task_id, *chunk),
+            ):
+                out.setdefault((task_id, image_id), {})[label_id] = value
+    return out
+
+
 def insert_image_labels(
     conn: sqlite3.Connection, rows: list[tuple[str, int, int, int, float | None]]
 ) -> None:

@@ -95,8 +95,11 @@ class File(SQLModel, table=True):
 
     id: int | None = Field(default=None, primary_key=True)
     path: str = Field(unique=True)
-    # Not indexed: files are looked up by path; an index here would only slow scans.
-    image_id: int | None = Field(default=None, foreign_key="image.id", ondelete="SET NULL")
+    # Indexed (revision 0006): a change of a few files re-derives the labels of their
+    # images, and status names the files of changed images; both look files up by image.
+    image_id: int | None = Field(
+        default=None, foreign_key="image.id", ondelete="SET NULL", index=True
+    )
     dev: int
     inode: int
     size: int

@@ -21,6 +21,12 @@ def replace_problems(conn: sqlite3.Connection, rows: list[ProblemRow]) -> None:
     )
 
 
+def any_besides(conn: sqlite3.Connection, kind: str) -> bool:
+    """Whether the last scan found a problem of another kind than `kind`."""
+    row = conn.execute("SELECT 1 FROM scan_problem WHERE kind != ? LIMIT 1", (kind,)).fetchone()
+    return row is not None
+
+
 def all_problems(conn: sqlite3.Connection) -> list[ProblemRow]:
     """Every problem of the last scan, in the order it found them."""
     return conn.execute(

@@ -167,13 +167,17 @@ def file_changes(
         out += D.pending_changes(base, local, paths, last_seen, moves, damaged_keys)
     # Added with no label (a file beside the label folders): no label differs, so the
     # maps above do not have it. Listed while a file of it is still where it was added.
-    bare = sorted(k for k in added if k not in listed | damaged_keys)
+    # (The set of keys to leave out is built once: inside the generator it would be
+    # built again for every key, quadratic in a first status's additions.)
+    skip = listed | damaged_keys
+    bare = sorted(k for k in added if k not in skip)
     for key, nodes_of in file_nodes(conn, bare).items():
         if added[key] in {p for p, _dev, _ino in nodes_of}:
             out.append(D.FileChange(D.NEW, added[key], new=D.NO_LABEL, side=D.LOCAL))
             listed.add(key)
     # Moves that kept the labels (another subfolder, another name).
-    still = file_nodes(conn, sorted(k for k in moves if k not in listed | damaged_keys))
+    skip = listed | damaged_keys
+    still = file_nodes(conn, sorted(k for k in moves if k not in skip))
     for key, nodes_of in still.items():
         old_path, path = moves[key]
         if path in {p for p, _dev, _ino in nodes_of} and path != old_path:

@@ -12,7 +12,7 @@ modification, never a delete. `TaskLookup` tells which task a path belongs to.
 
 from __future__ import annotations
 
-from collections.abc import Collection, Mapping, Sequence
+from collections.abc import Callable, Collection, Mapping, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
@@ -87,7 +87,11 @@ def file_changes(
     new_map: dict[str, str],
     invalid: Invalid,
     bindings: list[TaskBinding],
+    whole: Callable[[], tuple[dict[str, str], dict[str, str]]] | None = None,
 ) -> list[ch.Change]:
+    """The journal's file-level changes. `whole`: the maps hold only the files that
+    changed (a few in a large tree), and this gives every file's, which telling a
+    label folder's rename from moves out of it needs (asked only when something moved)."""
     tasks = TaskLookup(bindings)
 
     def label_of(path: str) -> tuple[int, str, str] | None:
@@ -104,6 +108,8 @@ def file_changes(
         return None if b is None else b.task_id
 
     changes = ch.diff_files(old_map, new_map, task_of)
+    if whole is not None and any(c.kind == ch.MOVED for c in changes):
+        old_map, new_map = whole()
     changes = ch.fold_label_renames(changes, old_map, new_map, label_of)
     # A valid image whose file turned invalid (corrupted, or a copy still in progress) is
     # journalled as such, not as a delete: the sync engine must not take a broken copy

@@ -81,6 +81,7 @@ class LayoutCheck:
     folders_fp: str
     folder_labels: dict[int, set[str]]
     refused: list[Problem]  # refused label folders
+    files_only: bool = False  # nothing but files changed (scan/layoutpatch.py may do)
 
 
 def check(
@@ -105,13 +106,14 @@ def check(
             ]
         )
     )
-    needed = bool(
-        file_changes
-        or aux_changed
+    same_rest = not (
+        aux_changed
         or fp != catalog_meta.get_meta(conn, "bindings_fp")
         or folders_fp != catalog_meta.get_meta(conn, "folders_fp")
     )
-    return LayoutCheck(needed, aux_now, fp, folders_fp, labels, refused)
+    needed = bool(file_changes) or not same_rest
+    files_only = bool(file_changes) and same_rest
+    return LayoutCheck(needed, aux_now, fp, folders_fp, labels, refused, files_only)
 
 
 def aux_differs(

@@ -78,9 +78,14 @@ class HashPool:
         if not paths:
             return {}
         known_valid = set(hashes.values())
-        stats = catalog_files.load_stats(conn)
-        by_inode = {(stats[p][DEV], stats[p][INODE], stats[p][SIZE]) for p in hashes if p in stats}
-        del stats
+        images = walked.images
+        by_inode = (
+            catalog_files.known_nodes(
+                conn, {(images[p][DEV], images[p][INODE], images[p][SIZE]) for p in paths}
+            )
+            if hashes
+            else set()
+        )
         early = self.early
         # Hard links: one inode is read once per scan; its other names copy its result.
         if early is not None:
@@ -92,7 +97,6 @@ class HashPool:
             del links
         # A known inode (a move, a touch) probably holds known bytes: hash first, and
         # decode only if the hash turns out to be new.
-        images = walked.images
         decode = {
             p: (images[p][DEV], images[p][INODE], images[p][SIZE]) not in by_inode for p in unique
         }

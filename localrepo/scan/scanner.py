@@ -15,7 +15,8 @@ this order:
     diff.py        what their results change (pure)
     layoutpass.py  re-derive the LOCAL labels when anything that feeds them changed
                    (a first scan's, mostly written while the pool hashes:
-                   layoutstream.py)
+                   layoutstream.py; only the touched images' when only files
+                   changed: layoutpatch.py)
     writes.py      the one write transaction: file and image rows as results arrive,
                    then the journal
     report.py      what the scan found (ScanReport), filled in stage by stage
@@ -38,7 +39,7 @@ from localrepo.catalog import labels as catalog_labels
 from localrepo.catalog import meta as catalog_meta
 from localrepo.catalog import tasks as catalog_tasks
 from localrepo.layout import TaskBinding
-from localrepo.scan import diff, layoutpass, layoutstream, splitwalk, statpass
+from localrepo.scan import diff, layoutpass, layoutpatch, layoutstream, splitwalk, statpass
 from localrepo.scan.pool import HashPool, Progress, process_pool
 from localrepo.scan.report import ScanReport
 from localrepo.scan.walk import WalkResult
@@ -199,6 +200,7 @@ class Scanner:
         let go here: a full result per file is ~500 bytes at 100,000."""
         if todo.to_examine:
             writes.begin()  # file rows are written batch by batch while the pool hashes
+            writes.few_files = len(todo.to_examine) <= statpass.FEW_FILES
         examined = pool.examine(
             todo.to_examine, self.conn, todo.old_map, tree.walked, writes.file_rows
         )
@@ -212,10 +214,21 @@ class Scanner:
             return diff.FileDiff(todo.old_map, [], streamed=False, recorded=False)
         new_map = diff.new_hash_map(todo.old_map, results.updates, tree.walked.images)
         # A first scan's diff was built as its results came, in the parallel part.
-        streamed = None if todo.old_map else writes.streamed_changes(new_map)
+        streamed = None if todo.old_map or todo.partial else writes.streamed_changes(new_map)
         if streamed is not None:
             return diff.FileDiff(new_map, streamed, streamed=True, recorded=recorded)
-        changes = diff.file_changes(todo.old_map, new_map, results.invalid, bindings)
+        whole = None
+        if todo.partial:  # the maps hold the changed files; a label rename needs all
+
+            def whole() -> tuple[dict[str, str], dict[str, str]]:
+                old = catalog_files.load_file_hashes(self.conn)
+                old.update(todo.old_map)  # rows written by this scan: their old hashes
+                for p in todo.to_examine:
+                    if p not in todo.old_map:
+                        old.pop(p, None)
+                return old, diff.new_hash_map(old, results.updates, tree.walked.images)
+
+        changes = diff.file_changes(todo.old_map, new_map, results.invalid, bindings, whole)
         return diff.FileDiff(new_map, changes, streamed=False, recorded=recorded)
 
     def _record(
@@ -237,23 +250,32 @@ class Scanner:
         writes.known_paths = {p for p in todo.skipped_changed if p in tree.cached}
         tree.cached = {}
         walked = tree.walked
-        weights = splitwalk.folder_weights(walked.images)  # for the next split walk
+        # For the next split walk. A few files changed barely move them: counting every
+        # path again would be most of such a scan's own cost in a large tree.
+        weights = None if todo.partial else splitwalk.folder_weights(walked.images)
         walked.images.clear()
 
         new_map = files.new_map
-        if layout.needed and not (todo.to_examine or todo.gone):
-            new_map = catalog_files.load_file_hashes(conn)
+        if layout.needed and (todo.partial or not (todo.to_examine or todo.gone)):
+            new_map = None  # every file's is loaded if the whole layout pass runs
         writes.begin()
-        catalog_meta.set_meta(conn, "files_per_folder", json.dumps(weights))
+        if weights is not None:
+            catalog_meta.set_meta(conn, "files_per_folder", json.dumps(weights))
         writes.record_gone(todo.gone, todo.skipped_changed)
         changes = files.changes  # report.changes: the layout's are added to it
         if layout.needed:
             # A first scan's labels were streamed when its additions are its diff.
             stream = writes.layout if (files.streamed or not changes) else None
-            layout_changes, report.problems = layoutpass.relayout(
-                conn, self.root, walked, bindings, new_map, layout, changes, stream, writes.hash_ids
-            )
-            changes.extend(layout_changes)
+            if stream is None and layoutpatch.patch(conn, walked, bindings, todo, layout, changes):
+                report.problems = list(layout.refused)  # only files changed: see layoutpatch
+            else:
+                if new_map is None:
+                    new_map = catalog_files.load_file_hashes(conn)  # as written by now
+                layout_changes, report.problems = layoutpass.relayout(
+                    conn, self.root, walked, bindings, new_map, layout, changes, stream,
+                    writes.hash_ids,
+                )  # fmt: skip
+                changes.extend(layout_changes)
             layoutpass.record(conn, layout, report.problems, writes.now)
         writes.journal(changes, files.streamed)
         catalog_meta.set_meta(conn, "last_scan_ns", str(writes.now))

@@ -31,6 +31,10 @@ from localrepo.vocabulary import IGNORE_FILE
 # the same size within the same timestamp tick: re-hash it next time (git's racy rule).
 RACY_NS = 2_000_000_000
 
+# Up to this many files changed, the scan reads the catalogued hashes of those files
+# alone, and what follows costs what they cost, not what the tree does.
+FEW_FILES = 5000
+
 OnFolder = Callable[[WalkResult, list[str]], None]
 
 
@@ -51,6 +55,9 @@ class StatPass:
     gone: list[str]  # catalogued, and neither seen nor skipped now
     skipped_changed: dict[str, tuple[str, str | None]]  # skipped, with a reason not on record
     old_map: dict[str, str]  # {path: hash} of the catalogued valid files, when needed
+    # `old_map` holds only the files to examine, gone or skipped anew (a few files
+    # changed: see FEW_FILES); whoever needs every file's hash loads it.
+    partial: bool = False
 
 
 def start_split_walk(conn: sqlite3.Connection, root: str) -> splitwalk.SplitWalk | None:
@@ -97,6 +104,10 @@ def stat_pass(conn: sqlite3.Connection, tree: Tree, hold: frozenset[str]) -> Sta
     racy = catalog_files.load_racy(conn, RACY_NS) if tree.cached else set()
     found = compare_with_cache(tree, racy, hold)
     if found.to_examine or found.gone:
+        touched = [*found.to_examine, *found.gone, *found.skipped_changed]
+        if tree.cached and len(touched) <= FEW_FILES:
+            old_map = catalog_files.file_hashes_of(conn, touched)
+            return StatPass(found.to_examine, found.gone, found.skipped_changed, old_map, True)
         return StatPass(
             found.to_examine,
             found.gone,

@@ -43,7 +43,11 @@ class Writes:
         self.now = now
         self.dry_run = dry_run
         self.open = False
-        self.hash_ids: dict[str, int] | None = None
+        self.hash_ids: dict[str, int] | None = None  # every image's, once loaded
+        # Few files to examine: their images' ids are looked up, not all loaded (a change
+        # of a few files in a large tree should cost what a few files cost).
+        self.few_files = False
+        self._some_ids: dict[str, int] | None = None
         self.next_image_id = 0
         self.known_paths: Collection[str] = ()  # paths that have a file row already
         # A first scan's additions, journalled as results arrive (stream_additions).
@@ -89,10 +93,8 @@ class Writes:
         if self.dry_run:
             return
         conn = self.conn
-        if self.hash_ids is None:
-            self.hash_ids = catalog_images.image_ids_by_hash(conn)
-            self.next_image_id = catalog_images.max_id(conn)
-        hash_ids, now, next_id = self.hash_ids, self.now, self.next_image_id
+        hash_ids = self._image_ids(batch)
+        now, next_id = self.now, self.next_image_id
         task_of = self._tasks.of if self._tasks is not None else None
         image_rows: list[tuple] = []
         file_rows: list[catalog_files.SignedFileRow] = []
@@ -122,6 +124,24 @@ class Writes:
         if self.layout is not None:
             self.layout.add(valid)
         catalog_files.write_file_rows(conn, file_rows, self.known_paths)
+
+    def _image_ids(self, batch: list[Examined]) -> dict[str, int]:
+        """The ids of the images the catalog has, by hash: every one, or with
+        `few_files` at least those of this batch."""
+        conn = self.conn
+        if not self.few_files:
+            if self.hash_ids is None:
+                self.hash_ids = catalog_images.image_ids_by_hash(conn)
+                self.next_image_id = catalog_images.max_id(conn)
+            return self.hash_ids
+        if self._some_ids is None:
+            self._some_ids = {}
+            self.next_image_id = catalog_images.max_id(conn)
+        some = self._some_ids
+        wanted = {ex.hash for ex in batch if ex.hash and ex.hash not in some}
+        if wanted:
+            some.update(catalog_images.ids_of(conn, wanted))
+        return some
 
     def _journal_additions(self, valid: list[Valid]) -> None:
         paths, slots = self._stream_paths, self._stream_changes
