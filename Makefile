@@ -6,11 +6,7 @@ PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 PYTEST_ARGS ?=
 
-<<<<<<< HEAD
-.PHONY: demo test lint bench soak fuzz cluster clean venv compile
-=======
-.PHONY: demo test lint bench million soak fuzz clean venv compile
->>>>>>> million
+.PHONY: demo test lint bench million soak fuzz cluster clean venv compile
 
 venv: $(STAMP)
 
