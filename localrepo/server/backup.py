@@ -31,7 +31,7 @@ from .backupplan import (
     read_manifest,
 )
 from .config import Settings
-from .data import dumps, images
+from .data import changes, dumps, images
 from .data.db import Database
 
 _CHUNK = 1024 * 1024
@@ -138,6 +138,16 @@ def backup(settings: Settings, dest: Path, *, force: bool = False) -> Manifest:
     return manifest
 
 
+def _forget_cursors(url: str) -> None:
+    """Clients' change-feed cursors are of the database as it went on after the backup:
+    a new feed id makes each of them list in full (data/changes.py)."""
+    db = Database(url)
+    try:
+        changes.renew_feed_id(db)
+    finally:
+        db.dispose()
+
+
 def restore(settings: Settings, source: Path, *, force: bool = False) -> Restored:
     os.umask(0o077)
     try:
@@ -167,6 +177,7 @@ def restore(settings: Settings, source: Path, *, force: bool = False) -> Restore
             raise BackupRefused(f"{source} has no {SQLITE_COPY}")
     else:
         dumps.pg_restore(url, source / PG_COPY)
+    _forget_cursors(url)
     shas = frozenset(
         p.name for p in (source / "blobs").glob("??/*") if p.is_file() and len(p.name) == 64
     )

@@ -76,6 +76,7 @@ def test_backup_while_uploading_then_restore_after_a_kill_finds_every_acknowledg
     assert out.returncode == 0, out.stdout + out.stderr
     assert "backed up the sqlite database" in out.stdout
     assert during, "the uploads went on during the backup"
+    cursor = api.get("training-image/changes/").json()["cursor"]
     assert (backup_dir / "localrepo-backup.json").exists()
     for path in backup_dir.rglob("*"):
         assert stat.S_IMODE(path.stat().st_mode) == (0o700 if path.is_dir() else 0o600), path
@@ -93,6 +94,12 @@ def test_backup_while_uploading_then_restore_after_a_kill_finds_every_acknowledg
                 assert r.status_code == 200, (image_id, r.text)
                 got = httpx.get(r.json()["img_path"], timeout=30)
                 assert got.status_code == 200 and got.content == data
+            # A clone's cursor of before the restore would skip what changed between
+            # the backup and it, once new uploads take the counter past it: refused,
+            # and the clone lists in full.
+            for seed in range(len(during) + 5):
+                upload(c, image_bytes(10_000 + seed, size=(80, 60)))
+            assert c.get("training-image/changes/", params={"since": cursor}).status_code == 410
         out = restored.run_cli("fsck", "--grace-seconds", "0")
         assert "removed 0 temporary files, 0 orphan blobs" in out.stdout, out.stdout
         assert "every image has its file" in out.stdout, out.stdout

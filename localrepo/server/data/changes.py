@@ -30,7 +30,8 @@ takes a snapshot per statement: the second sees all that the first's number cove
 **Cursors** are ``<tag>.<number>``: the tag is a hash of this database's feed id (made
 once, kept in ``schema_info``) and the workspace, so a cursor of another workspace or
 server is refused (410) instead of read against the wrong numbers, as is one past the
-workspace's counter (a database restored from an older backup). The caller then lists
+workspace's counter; ``restore`` gives the database a new feed id (renew_feed_id), so
+no cursor of before a restore is read against the restored numbers. The caller then lists
 in full. Tombstones are kept (one small row per deleted image), so no cursor of this
 database expires.
 """
@@ -225,6 +226,15 @@ def install(conn: Connection) -> None:
             conn.exec_driver_sql(f"CREATE TRIGGER {name} {body}")
         conn.exec_driver_sql(_PG_NUMBERING)
     _set_meta(conn, _VERSION_KEY, VERSION)
+
+
+def renew_feed_id(db: Database) -> None:
+    """A new feed id: every cursor handed out before is refused (410), and its client
+    lists in full. For a restored database: its counters went back to the backup's, and
+    a client's newer cursor would soon be "valid" again and skip what changed in
+    between."""
+    with db.write() as session:
+        _set_meta(session.connection(), _ID_KEY, uuid.uuid4().hex)
 
 
 def _present(conn: Connection) -> bool:
