@@ -28,10 +28,10 @@ from typing import Any
 
 from . import cli_accounts, cli_data, datadir
 from .cli_examples import add_examples
+from .cliargs import megabytes, positive_seconds, rate
 from .config import (
     COMPAT_MIN_IMAGES,
     ENV_DATA,
-    RateLimit,
     Settings,
     default_data_dir,
     default_database_url,
@@ -95,27 +95,6 @@ def _storage_settings(args: argparse.Namespace) -> dict[str, Any]:
     url = args.storage if args.storage is not None else os.environ.get(ENV_STORAGE, "")
     parse_storage_url(url)  # StorageURLError: main() prints it
     return {"storage_url": url, "media_mode": getattr(args, "media", "proxy")}
-
-
-def _megabytes(text: str) -> int:
-    value = float(text)
-    if value <= 0:
-        raise argparse.ArgumentTypeError("must be positive")
-    return int(value * 1024 * 1024)
-
-
-def _positive_seconds(text: str) -> float:
-    value = float(text)
-    if not value > 0:
-        raise argparse.ArgumentTypeError("must be a positive number of seconds")
-    return value
-
-
-def _rate(text: str) -> RateLimit:
-    try:
-        return RateLimit.parse(text)
-    except ValueError as exc:
-        raise argparse.ArgumentTypeError(str(exc)) from exc
 
 
 def _backend_choice(parser: argparse.ArgumentParser) -> None:
@@ -190,14 +169,14 @@ def build_parser() -> argparse.ArgumentParser:
     )
     serve.add_argument(
         "--max-body-mb",
-        type=_megabytes,
+        type=megabytes,
         default=32 * 1024 * 1024,
         metavar="MB",
         help="largest request body, in MiB (default 32); more answers 413",
     )
     serve.add_argument(
         "--decode-budget-mb",
-        type=_megabytes,
+        type=megabytes,
         default=512 * 1024 * 1024,
         metavar="MB",
         help="decoded pixels held at once, in MiB (default 512); more decodes wait",
@@ -226,7 +205,7 @@ def build_parser() -> argparse.ArgumentParser:
     serve.add_argument("--max-page-size", type=int, default=1000)
     serve.add_argument(
         "--rate-limit",
-        type=_rate,
+        type=rate,
         default=None,
         metavar="N/s",
         help="per-token request rate (N/s, N/m or N/h); more answers 429 with Retry-After",
@@ -306,7 +285,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     serve.add_argument(
         "--url-max-mb",
-        type=_megabytes,
+        type=megabytes,
         default=20 * 1024 * 1024,
         metavar="MB",
         help="largest image a _url record may fetch, in MiB (default 20)",
@@ -321,7 +300,7 @@ def build_parser() -> argparse.ArgumentParser:
     worker.add_argument("--log-level", default="info", choices=["debug", "info", "warning"])
     worker.add_argument(
         "--requeue-every",
-        type=_positive_seconds,
+        type=positive_seconds,
         default=REQUEUE_EVERY_SECONDS,
         metavar="S",
         help="look for the jobs of workers that died every S seconds "
