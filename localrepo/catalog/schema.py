@@ -15,5 +15,6 @@ KNOWN_REVISIONS: tuple[str, ...] = (
     "0004_image_label_without_rowid",
     "0005_damaged_files",
     "0006_remote_listing",
+    "0007_quiet_mark",
 )
 HEAD_REVISION = KNOWN_REVISIONS[-1]
