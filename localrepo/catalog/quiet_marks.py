@@ -38,23 +38,26 @@ def record(
     *,
     remote_labels: str,
     options: str,
+    epoch: int,
     cursor: str | None = None,
 ) -> bool:
-    """Mark the task quiet as of now: the copy's source and cursor (moved to `cursor`
-    first, when given: a feed answer with nothing for the task), the write epoch as it
-    stands. False (and no mark) when the task has no copy of the listing."""
+    """Mark the task quiet at write epoch `epoch`, the one the run read before it read
+    anything else: the copy's source and cursor (moved to `cursor` first, when given: a
+    feed answer with nothing for the task). False (and no mark) when the epoch moved
+    since (something was written meanwhile, by this run or another process: the next
+    run looks again), or the task has no copy of the listing."""
     with transaction(conn, counts=False):
         if cursor is not None:
             set_cursor(conn, task_id, cursor)
         stored = feed_state(conn, task_id)
-        if stored is None:
+        if stored is None or write_epoch(conn) != epoch:
             conn.execute("DELETE FROM quiet_mark WHERE task_id = ?", (task_id,))
             return False
         conn.execute(
             "INSERT OR REPLACE INTO quiet_mark"
             " (task_id, source, cursor, epoch, remote_labels, options)"
             " VALUES (?, ?, ?, ?, ?, ?)",
-            (task_id, stored[0], stored[1], write_epoch(conn), remote_labels, options),
+            (task_id, stored[0], stored[1], epoch, remote_labels, options),
         )
     return True
 

@@ -23,7 +23,7 @@ from typing import Any
 from localrepo.catalog import conflicts as catalog_conflicts
 from localrepo.catalog import files as catalog_files
 from localrepo.catalog import images as catalog_images
-from localrepo.catalog import journal
+from localrepo.catalog import journal, quiet_marks
 from localrepo.catalog import meta as catalog_meta
 from localrepo.catalog import tasks as catalog_tasks
 from localrepo.catalog.db import transaction
@@ -85,8 +85,8 @@ class Engine:
         self.options = options
         self.progress = progress
         self.clock = clock
-        # The task's remote labels the running task's listing saw (for its quiet mark).
-        self._labels_seen: list[tuple[str, str, str]] = []
+        self._seen: list[tuple[str, str, str]] = []  # the running task's remote labels
+        self._epoch = -1  # the catalog's write epoch as the running task's sync began
 
     def run(self) -> SyncReport:
         started = time.perf_counter()
@@ -228,8 +228,7 @@ class Engine:
         """The REMOTE view of the task: a listing of all its images, or (the watcher's
         push, `view` "catalog") the synced state plus a fresh look at each image whose
         local state changed; that falls back to a listing when it would not be exact.
-        Also the synced and local states, when it read them. `tried`: what a try at the
-        quiet shortcut read (the labels, the feed's answer), used rather than asked again."""
+        Also the synced and local states, when read. `tried`: what a quiet try read."""
         hash_by_remote_id = catalog_images.hashes_by_remote_id(conn)
         if not remote_task_id:
             return build_snapshot(remote_task_id, binding.type, [], [], hash_by_remote_id), None
@@ -282,7 +281,7 @@ class Engine:
             )
             gone = {t.id for g in twins for t in g.others if g.name in (settled.detached or [])}
             attached = [lab for lab in attached if lab.id not in gone]
-        self._labels_seen = [(lab.id, lab.name, lab.type) for lab in attached]
+        self._seen = [(lab.id, lab.name, lab.type) for lab in attached]
         attached = self._visible(binding, attached, rep)
         label_ids = [lab.id for lab in attached]
         known = None
@@ -333,8 +332,8 @@ class Engine:
         rep: TaskReport, full_plan_empty: bool,
     ) -> None:  # fmt: skip
         shape = quiet_check.shape(self.options, scan, view, self.stop.requested)
-        result = quiet_check.result_of(rep, full_plan_empty)
-        quiet_check.settle(conn, binding.task_id, shape, result, self._labels_seen, self.options)
+        result, opts = quiet_check.result_of(rep, full_plan_empty), self.options
+        quiet_check.settle(conn, binding.task_id, shape, result, self._seen, opts, self._epoch)
 
     def _visible(self, binding: TaskBinding, attached: list[Any], rep: TaskReport) -> list[Any]:
         """The task's labels whose folders the scanner can see. A label whose folder the
@@ -377,9 +376,10 @@ class Engine:
                 f"the folder of task '{binding.name}' ({binding.root or '.'}/) is missing; "
                 "nothing was synced. Restore it, or unbind the task."
             )
+        self._epoch = quiet_marks.epoch(conn)  # before reading anything of the task
         remote_task_id = self._remote_task(conn, binding, rep)
         rep.remote_id = remote_task_id or None
-        self._labels_seen = []
+        self._seen = []
         tried = None
         if remote_task_id and view == "listing":
             tried = self._try_quiet(conn, binding, remote_task_id, scan)

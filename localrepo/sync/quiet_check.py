@@ -113,6 +113,7 @@ def attempt(
             binding.task_id,
             remote_labels=out.labels_key,
             options=out.options_key,
+            epoch=mark.epoch,
             cursor=answer.cursor,
         )
     out.in_sync = True
@@ -145,14 +146,20 @@ def settle(
     result: quiet.RunResult,
     labels: Sequence[tuple[str, str, str]],
     options: SyncOptions,
+    epoch: int,
 ) -> None:
-    """After a full run of the task: record a mark when it ended fully clean, else drop
-    the one it had (a dry run writes nothing)."""
+    """After a full run of the task: record a mark when it ended fully clean and nothing
+    was written since `epoch` (read before the run read the task), else drop the one it
+    had (a dry run writes nothing)."""
     if shape.dry_run:
         return
     if quiet.ran_clean(shape, result):
         quiet_marks.record(
-            conn, task_id, remote_labels=quiet.labels_key(labels), options=options_key(options)
+            conn,
+            task_id,
+            remote_labels=quiet.labels_key(labels),
+            options=options_key(options),
+            epoch=epoch,
         )
     else:
         quiet_marks.forget(conn, task_id)
