@@ -10,6 +10,8 @@ import base64
 import os
 import random
 import shutil
+import subprocess
+import sys
 import time
 from pathlib import Path
 from typing import Any
@@ -223,6 +225,20 @@ def test_a_conflict_or_a_refused_name_is_shown_again(account: Any, tmp_path: Pat
     for _ in range(2):
         report = sync(root, url, token)
         assert report.conflicts == 1 and not report.tasks[0].quiet
+    # `repo resolve` records a decision (a catalog write, no file change): the next
+    # sync carries it out rather than finding the task quiet
+    proc = subprocess.run(
+        [sys.executable, "-m", "localrepo", "-C", str(root), "resolve", "--all", "--take", "local"],
+        capture_output=True,
+        text=True,
+        env={**os.environ, "LOCALREPO_CONFIG_DIR": str(tmp_path / "cfg")},
+    )
+    assert proc.returncode == 0, proc.stderr
+    report = sync(root, url, token)
+    assert not report.tasks[0].quiet and report.conflicts == 0
+    assert report.outcome.relabelled_remote == 1
+    _settle(root, url, token)
+    _full_path_agrees(root, url, token)
 
 
 def test_another_remote_url_takes_the_full_path(account: Any, tmp_path: Path) -> None:
