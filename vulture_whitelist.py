@@ -171,6 +171,8 @@ models.Conflict.resolved_ns
 models.ScanProblem
 models.RemoteListing
 models.RemoteFeed
+models.WriteEpoch
+models.QuietMark
 # Server tables and columns: created from this metadata, read and written with SQL text
 tables.Image.upload_sha256
 tables.RateBucket

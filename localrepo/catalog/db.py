@@ -60,11 +60,19 @@ def connect(path: Path, *, check_schema: bool = True) -> sqlite3.Connection:
 
 
 @contextmanager
-def transaction(conn: sqlite3.Connection) -> Iterator[sqlite3.Connection]:
-    """BEGIN IMMEDIATE ... COMMIT: takes the write lock up front (waiting on busy_timeout)."""
+def transaction(conn: sqlite3.Connection, *, counts: bool = True) -> Iterator[sqlite3.Connection]:
+    """BEGIN IMMEDIATE ... COMMIT: takes the write lock up front (waiting on busy_timeout).
+
+    A transaction that changed a row moves the write epoch, which a quiet mark compares
+    (catalog/quiet_marks.py). `counts=False` only for writes no plan reads: the copy of
+    the remote listing and its cursor (a quiet mark compares the cursor itself), and
+    the quiet marks."""
     conn.execute("BEGIN IMMEDIATE")
+    start = conn.total_changes
     try:
         yield conn
+        if counts and conn.total_changes != start:
+            bump_epoch(conn)
     except BaseException:
         conn.execute("ROLLBACK")
         raise
@@ -72,18 +80,37 @@ def transaction(conn: sqlite3.Connection) -> Iterator[sqlite3.Connection]:
         conn.execute("COMMIT")
 
 
+# The row changes at the start of each connection's open `begin()` transaction.
+_begun: dict[int, int] = {}
+
+
 # A transaction whose extent no `with` block fits (the scanner's: opened on its first
 # write, which may come from a callback while the pool hashes).
 def begin(conn: sqlite3.Connection) -> None:
     """BEGIN IMMEDIATE, as `transaction()` opens it."""
     conn.execute("BEGIN IMMEDIATE")
+    _begun[id(conn)] = conn.total_changes
 
 
 def commit(conn: sqlite3.Connection) -> None:
+    start = _begun.pop(id(conn), None)
+    if start is None or conn.total_changes != start:
+        bump_epoch(conn)
     conn.execute("COMMIT")
 
 
+def bump_epoch(conn: sqlite3.Connection) -> None:
+    """Move the write epoch: whatever a quiet mark recorded before is stale."""
+    conn.execute("UPDATE write_epoch SET n = n + 1 WHERE id = 1")
+
+
+def write_epoch(conn: sqlite3.Connection) -> int:
+    row = conn.execute("SELECT n FROM write_epoch WHERE id = 1").fetchone()
+    return int(row[0]) if row else -1
+
+
 def rollback(conn: sqlite3.Connection) -> None:
+    _begun.pop(id(conn), None)
     conn.execute("ROLLBACK")
 
 

@@ -29,10 +29,12 @@ def ensure_labels(
 
 def label_row(conn: sqlite3.Connection, name: str, label_type: str, remote_id: str | None) -> int:
     """The id of the label (`name`, `label_type`), added if new; its remote id recorded
-    when given (a known one is kept when not)."""
+    when given (a known one is kept when not). A row already as asked is not written:
+    a no-change sync writes nothing (the quiet mark's write epoch, catalog/db.py)."""
     conn.execute(
         "INSERT INTO label(name, type, remote_id) VALUES (?, ?, ?) ON CONFLICT(name, type)"
-        " DO UPDATE SET remote_id = COALESCE(excluded.remote_id, label.remote_id)",
+        " DO UPDATE SET remote_id = COALESCE(excluded.remote_id, label.remote_id)"
+        " WHERE label.remote_id IS NOT COALESCE(excluded.remote_id, label.remote_id)",
         (name, label_type, remote_id),
     )
     row = conn.execute(

@@ -220,3 +220,28 @@ class RemoteFeed(SQLModel, table=True):
     task_id: int = Field(primary_key=True, foreign_key="task.id", ondelete="CASCADE")
     source: str  # JSON: url, workspace, remote task id, label ids
     cursor: str
+
+
+class WriteEpoch(SQLModel, table=True):
+    """One row: a number that moves with every catalog write that can change a plan
+    (revision 0007; catalog/db.py moves it, and triggers on the small tables)."""
+
+    __tablename__ = "write_epoch"
+
+    id: int = Field(primary_key=True)
+    n: int
+
+
+class QuietMark(SQLModel, table=True):
+    """Where a task's last fully clean sync ended (revision 0007, catalog/quiet_marks.py):
+    the feed source and cursor, the write epoch, the remote labels and the options it
+    ran with. docs/sync.md, "The quiet shortcut"."""
+
+    __tablename__ = "quiet_mark"
+
+    task_id: int = Field(primary_key=True, foreign_key="task.id", ondelete="CASCADE")
+    source: str
+    cursor: str
+    epoch: int
+    remote_labels: str
+    options: str

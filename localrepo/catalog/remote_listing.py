@@ -59,6 +59,11 @@ def apply_changes(
     conn.execute("UPDATE remote_feed SET cursor = ? WHERE task_id = ?", (cursor, task_id))
 
 
+def set_cursor(conn: sqlite3.Connection, task_id: int, cursor: str) -> None:
+    """The copy is as of `cursor` (a feed answer that changed nothing in it)."""
+    conn.execute("UPDATE remote_feed SET cursor = ? WHERE task_id = ?", (cursor, task_id))
+
+
 def forget(conn: sqlite3.Connection, task_id: int) -> None:
     """No copy for the task (the next sync lists in full)."""
     conn.execute("DELETE FROM remote_listing WHERE task_id = ?", (task_id,))

@@ -16,5 +16,6 @@ KNOWN_REVISIONS: tuple[str, ...] = (
     "0005_damaged_files",
     "0006_remote_listing",
     "0007_file_image_index",
+    "0008_quiet_mark",
 )
 HEAD_REVISION = KNOWN_REVISIONS[-1]

@@ -76,21 +76,27 @@ def task_images(
     label_ids: Sequence[str],
     *,
     record: bool,
+    known: tuple[str, ImageChanges] | None = None,
 ) -> tuple[list[RemoteImage], bool]:
     """(the images carrying any of `label_ids`, whether the feed told them). `record`:
-    save the copy and cursor (not in a dry run)."""
+    save the copy and cursor (not in a dry run). `known`: (cursor, the feed's answer
+    from it for `label_ids`) asked already (sync/quiet_check.py), used when the copy is
+    still as of that cursor."""
     if not label_ids:
         if record:
-            with transaction(conn):
+            with transaction(conn, counts=False):  # the copy: no plan epoch (db.py)
                 remote_listing.forget(conn, task_id)
         return [], False
     stored = remote_listing.feed_state(conn, task_id)
     if stored is not None and stored[0] == source:
-        changes = client.image_changes(stored[1], label_ids)
+        if known is not None and known[0] == stored[1]:
+            changes: ImageChanges | None = known[1]
+        else:
+            changes = client.image_changes(stored[1], label_ids)
         if changes is not None:
             docs = merge(remote_listing.listing(conn, task_id), changes)
             if record:
-                with transaction(conn):
+                with transaction(conn, counts=False):  # the copy: no plan epoch (db.py)
                     remote_listing.apply_changes(
                         conn,
                         task_id,
@@ -103,7 +109,7 @@ def task_images(
     cursor = client.change_cursor()  # before the listing: nothing made meanwhile is lost
     images = list(client.iter_images(labels=list(label_ids), page_size=LISTING_PAGE))
     if record:
-        with transaction(conn):
+        with transaction(conn, counts=False):  # the copy: no plan epoch (db.py)
             if cursor is None:
                 remote_listing.forget(conn, task_id)
             else:

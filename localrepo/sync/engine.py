@@ -23,7 +23,7 @@ from typing import Any
 from localrepo.catalog import conflicts as catalog_conflicts
 from localrepo.catalog import files as catalog_files
 from localrepo.catalog import images as catalog_images
-from localrepo.catalog import journal
+from localrepo.catalog import journal, quiet_marks
 from localrepo.catalog import meta as catalog_meta
 from localrepo.catalog import tasks as catalog_tasks
 from localrepo.catalog.db import transaction
@@ -35,7 +35,7 @@ from localrepo.remote.api import RemoteAPI
 from localrepo.remote.errors import NotFoundError
 from localrepo.repository import Repository
 from localrepo.scan.scanner import Scanner, ScanReport
-from localrepo.sync import changefeed, plan_context
+from localrepo.sync import changefeed, plan_context, quiet, quiet_check
 from localrepo.sync import plan as P
 from localrepo.sync.binding import TakeoverRefused, refusal, task_content
 from localrepo.sync.execute import Executor
@@ -85,6 +85,8 @@ class Engine:
         self.options = options
         self.progress = progress
         self.clock = clock
+        self._seen: list[tuple[str, str, str]] = []  # the running task's remote labels
+        self._epoch = -1  # the catalog's write epoch as the running task's sync began
 
     def run(self) -> SyncReport:
         started = time.perf_counter()
@@ -221,11 +223,12 @@ class Engine:
         remote_task_id: str,
         rep: TaskReport,
         view: str,
+        tried: quiet_check.Attempt | None = None,
     ) -> tuple[RemoteSnapshot, CatalogStates | None]:
         """The REMOTE view of the task: a listing of all its images, or (the watcher's
         push, `view` "catalog") the synced state plus a fresh look at each image whose
         local state changed; that falls back to a listing when it would not be exact.
-        Also the synced and local states, when it read them."""
+        Also the synced and local states, when read. `tried`: what a quiet try read."""
         hash_by_remote_id = catalog_images.hashes_by_remote_id(conn)
         if not remote_task_id:
             return build_snapshot(remote_task_id, binding.type, [], [], hash_by_remote_id), None
@@ -261,7 +264,10 @@ class Engine:
                 )
                 return snap, states
             log.debug("%s: listing the remote task: %s", binding.name, blocker)
-        attached = list_remote_labels(self.client, remote_task_id)
+        if tried is not None and tried.attached is not None:
+            attached = tried.attached
+        else:
+            attached = list_remote_labels(self.client, remote_task_id)
         twins = label_twins(lab for lab in attached if lab.type == LABEL_TYPE[binding.type])
         if twins and not self.options.dry_run and self.options.mode != "pull":
             settled = settle_twins(
@@ -275,23 +281,59 @@ class Engine:
             )
             gone = {t.id for g in twins for t in g.others if g.name in (settled.detached or [])}
             attached = [lab for lab in attached if lab.id not in gone]
+        self._seen = [(lab.id, lab.name, lab.type) for lab in attached]
         attached = self._visible(binding, attached, rep)
-        remote = self.repo.config().remote
-        # The URL the client really talks to (a command's --url, a proxy), else the
-        # configured one: a copy is only read back from where it was listed.
-        url = str(getattr(self.client, "base_url", "") or remote.url or "")
+        label_ids = [lab.id for lab in attached]
+        known = None
+        if tried is not None and tried.changes is not None and tried.changes[1] == tuple(label_ids):
+            known = (tried.changes[0], tried.changes[2])
         images, rep.from_feed = changefeed.task_images(
             conn,
             self.client,
             binding.task_id,
-            changefeed.source_key(
-                url, remote.workspace, remote_task_id, [lab.id for lab in attached]
-            ),
-            [lab.id for lab in attached],
+            self._source(remote_task_id, label_ids),
+            label_ids,
             record=not self.options.dry_run,
+            known=known,
         )
         snap = build_snapshot(remote_task_id, binding.type, attached, images, hash_by_remote_id)
         return snap, None
+
+    def _source(self, remote_task_id: str, label_ids: list[str] | Any) -> str:
+        """The feed source key of a task's copy (sync/changefeed.py)."""
+        remote = self.repo.config().remote
+        # The URL the client really talks to (a command's --url, a proxy), else the
+        # configured one: a copy is only read back from where it was listed.
+        url = str(getattr(self.client, "base_url", "") or remote.url or "")
+        return changefeed.source_key(url, remote.workspace, remote_task_id, list(label_ids))
+
+    def _try_quiet(
+        self, conn: sqlite3.Connection, binding: TaskBinding, remote_id: str, scan: ScanReport
+    ) -> quiet_check.Attempt:
+        def visible(labels: list[Any]) -> list[Any] | None:
+            probe = TaskReport(binding.name, remote_id)
+            shown = self._visible(binding, labels, probe)
+            return None if probe.problems else shown
+
+        shape = quiet_check.shape(self.options, scan, "listing", self.stop.requested)
+        return quiet_check.attempt(
+            conn,
+            self.client,
+            binding,
+            remote_id,
+            self.options,
+            eligible=quiet.run_eligible(shape),
+            visible=visible,
+            source=lambda ids: self._source(remote_id, ids),
+        )
+
+    def _settle_mark(
+        self, conn: sqlite3.Connection, binding: TaskBinding, scan: ScanReport, view: str,
+        rep: TaskReport, full_plan_empty: bool,
+    ) -> None:  # fmt: skip
+        shape = quiet_check.shape(self.options, scan, view, self.stop.requested)
+        result, opts = quiet_check.result_of(rep, full_plan_empty), self.options
+        quiet_check.settle(conn, binding.task_id, shape, result, self._seen, opts, self._epoch)
 
     def _visible(self, binding: TaskBinding, attached: list[Any], rep: TaskReport) -> list[Any]:
         """The task's labels whose folders the scanner can see. A label whose folder the
@@ -334,9 +376,19 @@ class Engine:
                 f"the folder of task '{binding.name}' ({binding.root or '.'}/) is missing; "
                 "nothing was synced. Restore it, or unbind the task."
             )
+        self._epoch = quiet_marks.epoch(conn)  # before reading anything of the task
         remote_task_id = self._remote_task(conn, binding, rep)
         rep.remote_id = remote_task_id or None
-        snapshot, states = self._snapshot(conn, binding, remote_task_id, rep, view)
+        self._seen = []
+        tried = None
+        if remote_task_id and view == "listing":
+            tried = self._try_quiet(conn, binding, remote_task_id, scan)
+            if tried.in_sync:  # in sync: nothing to load, plan or do (sync/quiet.py)
+                log.debug("%s: quiet: nothing changed since the last sync", binding.name)
+                rep.plan, rep.quiet, rep.from_feed = P.Plan(), True, True
+                return rep
+            log.debug("%s: the full path: %s", binding.name, tried.why)
+        snapshot, states = self._snapshot(conn, binding, remote_task_id, rep, view, tried)
         rep.problems += snapshot.problems
         rep.twins_left = snapshot.twins
         if not opts.dry_run:
@@ -363,10 +415,13 @@ class Engine:
             rep.stop_paths = stop_paths(plan.stop, files, journal.last_paths(conn, gone))
         if not opts.dry_run:
             self._record_conflicts(conn, binding, plan, files)
+        empty = full_plan.is_empty
         if plan.stop is not None or opts.dry_run:
+            self._settle_mark(conn, binding, scan, view, rep, empty)
             return rep
         if self.stop.requested:  # stopped while listing or planning: nothing started
             rep.outcome.stopped = True
+            self._settle_mark(conn, binding, scan, view, rep, empty)
             return rep
         progress = None
         if self.progress is not None:
@@ -411,6 +466,7 @@ class Engine:
             with transaction(conn):  # the scanner's observations are now on both sides
                 journal.observations_synced(conn, binding.task_id, self.clock())
                 journal.supersede_in_flight(conn, binding.task_id, self.clock())
+        self._settle_mark(conn, binding, scan, view, rep, empty)
         return rep
 
     def _record_conflicts(

@@ -35,6 +35,8 @@ class SyncOptions:
     # Bind a task never synced to a server task of its name that holds labels or images
     # (sync/binding.py); without it such a run stops.
     join: bool = False
+    # The quiet shortcut (sync/quiet.py); off only to compare with it (tests).
+    quiet: bool = True
 
 
 @dataclass
@@ -57,6 +59,7 @@ class TaskReport:
     left_for_other_side: int = 0
     listed: bool = True  # the remote task was listed (not the watcher's catalog view)
     from_feed: bool = False  # ... and its images came from the change feed (changefeed.py)
+    quiet: bool = False  # ... which said nothing changed since a clean sync (sync/quiet.py)
     # {image key: its files} for the images the plan changes (engine `_plan_paths`).
     paths: dict[str, list[str]] = field(default_factory=dict)
     # {image key: side} of conflicts `repo resolve` decided that this direction leaves
