@@ -25,6 +25,8 @@ PACKAGE = Path(localrepo.__file__).parent
 CALLERS = [
     "sync/engine.py",
     "sync/snapshot.py",
+    "sync/changefeed.py",  # the change feed, against the copy of the last listing
+    "sync/quiet_check.py",
     "sync/binding.py",
     "sync/twins.py",
     "sync/verify.py",

@@ -12,6 +12,7 @@ from __future__ import annotations
 from collections.abc import Iterator, Mapping, Sequence
 from typing import IO, Any, NoReturn, overload
 
+from localrepo.remote.changes import ImageChanges
 from localrepo.remote.errors import RemoteUnavailableError
 from localrepo.remote.models import RemoteImage, RemoteLabel, RemoteTask, Workspace
 
@@ -47,6 +48,12 @@ class UnreachableRemote:
 
     def remove_task_label(self, task_id: str, label_id: str) -> None:
         self._down("remove_task_label")
+
+    def change_cursor(self) -> str | None:
+        self._down("change_cursor")
+
+    def image_changes(self, since: str, labels: Sequence[str]) -> ImageChanges | None:
+        self._down("image_changes")
 
     def iter_labels(
         self,

@@ -28,6 +28,9 @@ from localrepo.watch.daemon import Watcher, WatchOptions
 from .watchhelp import until
 
 LISTING = re.compile(r"/training-image/?(\?|$)")  # GET of the image list (not one image)
+# What a sync reads the task's images with: the list, or (from localrepo-server) the
+# change feed against the copy of the last listing (docs/sync.md).
+TASK_READ = re.compile(r"/training-image/(changes/)?(\?|$)")
 
 
 @dataclass
@@ -181,9 +184,10 @@ def test_a_new_file_already_labelled_on_the_server_is_planned_from_a_listing(run
     [conflict] = r.clone.conflicts()
     assert conflict["path"] == "dogs/z.jpg", conflict
     assert labels_of(r.remote, 60) == {"cats": None}  # the blind upload linked nothing
-    # The push uploaded first (no listing), met the labelled duplicate, then listed.
+    # The push uploaded first (no listing), met the labelled duplicate, then read the
+    # task's images (the feed, here: the copy of the last listing is kept).
     calls = [(m, p) for m, p, _a in r.proxy.seen]
     upload = calls.index(("POST", "/recognition/v2/training-image/"))
-    first_listing = next(i for i, (m, p) in enumerate(calls) if m == "GET" and LISTING.search(p))
-    assert upload < first_listing, calls
+    first_read = next(i for i, (m, p) in enumerate(calls) if m == "GET" and TASK_READ.search(p))
+    assert upload < first_read, calls
     assert len([row for row in r.remote.images() if row.hash == image_hash(60)]) == 1
