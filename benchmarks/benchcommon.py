@@ -39,3 +39,13 @@ def start(cmd: list[str], ready: Path, log: Path) -> tuple[subprocess.Popen[byte
         time.sleep(0.02)
     time.sleep(0.05)
     return proc, json.loads(ready.read_text())
+
+
+def start_dev_server(work: Path, *extra: str) -> tuple[subprocess.Popen[bytes], dict[str, Any]]:
+    """A quiet `serve --dev` (handcrafted features) on a free port, its data in
+    ``work/data``; ``extra``: more flags. Returns the process and its ready file."""
+    ready = work / "server.json"
+    cmd = [*SERVER, "serve", "--port", "0", "--data", str(work / "data"), "--dev"]
+    cmd += ["--no-access-log", "--log-level", "warning", "--backend", "handcrafted"]
+    cmd += ["--ready-file", str(ready), *extra]
+    return start(cmd, ready, work / "server.log")

@@ -33,7 +33,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import httpx
-from benchcommon import SERVER, compile_package, start
+from benchcommon import compile_package, start_dev_server
 from load import machine, setup, small_jpeg
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "tests"))
@@ -139,28 +139,7 @@ def main() -> int:
     url = cluster.new_database()
     database = url.rsplit("/", 1)[1]
     print(f"localrepo-server cost per request, {time.strftime('%Y-%m-%d')}, {machine()}")
-    proc, info = start(
-        [
-            *SERVER,
-            "serve",
-            "--port",
-            "0",
-            "--data",
-            str(work / "data"),
-            "--database-url",
-            url,
-            "--dev",
-            "--no-access-log",
-            "--log-level",
-            "warning",
-            "--backend",
-            "handcrafted",
-            "--ready-file",
-            str(work / "server.json"),
-        ],
-        work / "server.json",
-        work / "server.log",
-    )
+    proc, info = start_dev_server(work, "--database-url", url)
     try:
         headers = {"Authorization": f"Token {info['token']}"}
         api = info["url"] + "recognition/v2/"

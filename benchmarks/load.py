@@ -33,7 +33,7 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import httpx
-from benchcommon import SERVER, compile_package, start
+from benchcommon import compile_package, start_dev_server
 from PIL import Image
 
 RSS_BUDGET_MB = 1536
@@ -138,26 +138,7 @@ def main() -> int:
     compile_package()
     work = Path(tempfile.mkdtemp(prefix="localrepo-load-"))
     print(f"localrepo-server load benchmark, {time.strftime('%Y-%m-%d')}, {machine()}")
-    proc, info = start(
-        [
-            *SERVER,
-            "serve",
-            "--port",
-            "0",
-            "--data",
-            str(work / "data"),
-            "--dev",
-            "--no-access-log",
-            "--log-level",
-            "warning",
-            "--backend",
-            "handcrafted",
-            "--ready-file",
-            str(work / "server.json"),
-        ],
-        work / "server.json",
-        work / "server.log",
-    )
+    proc, info = start_dev_server(work)
     try:
         headers = {"Authorization": f"Token {info['token']}"}
         api = info["url"] + "recognition/v2/"
