@@ -9,7 +9,7 @@ SQLAlchemy import), `make_engine()` a SQLAlchemy engine for sqlmodel sessions.
 from __future__ import annotations
 
 import sqlite3
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -112,6 +112,22 @@ def write_epoch(conn: sqlite3.Connection) -> int:
 def rollback(conn: sqlite3.Connection) -> None:
     _begun.pop(id(conn), None)
     conn.execute("ROLLBACK")
+
+
+# Values bound in one statement at most: SQLite's limit is 999 in old builds.
+IN_CHUNK = 500
+
+
+def rows_in(
+    conn: sqlite3.Connection, sql: str, values: Sequence[Any], before: Sequence[Any] = ()
+) -> Iterator[tuple[Any, ...]]:
+    """The rows of ``sql``, whose ``{marks}`` is an ``IN`` list, over ``values`` in
+    chunks of IN_CHUNK, chunk after chunk (each chunk's rows in the statement's order);
+    ``before``: the values of the placeholders ahead of the list."""
+    for start in range(0, len(values), IN_CHUNK):
+        chunk = values[start : start + IN_CHUNK]
+        marks = ",".join("?" * len(chunk))
+        yield from conn.execute(sql.replace("{marks}", marks), (*before, *chunk))
 
 
 def current_revision(conn: sqlite3.Connection) -> str | None:

@@ -12,6 +12,8 @@ from __future__ import annotations
 import sqlite3
 from collections.abc import Collection, Iterable, Iterator
 
+from localrepo.catalog.db import rows_in
+
 
 def like_prefix(prefix: str) -> str:
     """`prefix` escaped for `LIKE ? ESCAPE '\\'`."""
@@ -71,19 +73,16 @@ def known_nodes(conn: sqlite3.Connection, nodes: set[Node]) -> set[Node]:
         )
         return nodes & set(rows)
     out: set[Node] = set()
-    inodes = sorted({n[1] for n in nodes})
-    for start in range(0, len(inodes), 500):
-        chunk = inodes[start : start + 500]
-        marks = ",".join("?" * len(chunk))
-        out.update(
-            n
-            for n in conn.execute(
-                "SELECT dev, inode, size FROM file WHERE reason IS NULL"
-                f" AND image_id IS NOT NULL AND inode IN ({marks})",
-                chunk,
-            )
-            if n in nodes
+    out.update(
+        n
+        for n in rows_in(
+            conn,
+            "SELECT dev, inode, size FROM file WHERE reason IS NULL"
+            " AND image_id IS NOT NULL AND inode IN ({marks})",
+            sorted({n[1] for n in nodes}),
         )
+        if n in nodes
+    )
     return out
 
 
@@ -135,16 +134,14 @@ GoneFile = tuple[str, int, int, str | None, int]
 
 def held_images_of(conn: sqlite3.Connection, gone: list[str]) -> list[GoneFile]:
     """What `carry_damage` needs of the rows of `gone` paths, read before they go."""
-    out: list[GoneFile] = []
-    for start in range(0, len(gone), 500):
-        chunk = gone[start : start + 500]
-        marks = ",".join("?" * len(chunk))
-        out += conn.execute(
+    return list(
+        rows_in(
+            conn,
             "SELECT path, dev, inode, reason, COALESCE(damaged_image_id, image_id) FROM file"
-            f" WHERE path IN ({marks}) AND COALESCE(damaged_image_id, image_id) IS NOT NULL",
-            chunk,
-        ).fetchall()
-    return out
+            " WHERE path IN ({marks}) AND COALESCE(damaged_image_id, image_id) IS NOT NULL",
+            gone,
+        )
+    )
 
 
 def carry_damage(conn: sqlite3.Connection, gone: list[GoneFile]) -> None:
@@ -194,34 +191,26 @@ def load_file_hashes(conn: sqlite3.Connection) -> dict[str, str]:
 
 def file_hashes_of(conn: sqlite3.Connection, paths: Collection[str]) -> dict[str, str]:
     """load_file_hashes() of these paths only."""
-    wanted = sorted(paths)
-    out: dict[str, str] = {}
-    for start in range(0, len(wanted), 500):
-        chunk = wanted[start : start + 500]
-        marks = ",".join("?" * len(chunk))
-        out.update(
-            conn.execute(
-                "SELECT f.path, i.hash FROM file f JOIN image i ON i.id = f.image_id"
-                f" WHERE f.reason IS NULL AND f.path IN ({marks})",
-                chunk,
-            )
+    return dict(
+        rows_in(
+            conn,
+            "SELECT f.path, i.hash FROM file f JOIN image i ON i.id = f.image_id"
+            " WHERE f.reason IS NULL AND f.path IN ({marks})",
+            sorted(paths),
         )
-    return out
+    )
 
 
 def files_holding(conn: sqlite3.Connection, hashes: Collection[str]) -> list[tuple[str, str]]:
     """[(path, hash)] of the valid files that hold these images (by the image_id index)."""
-    wanted = sorted(hashes)
-    out: list[tuple[str, str]] = []
-    for start in range(0, len(wanted), 500):
-        chunk = wanted[start : start + 500]
-        marks = ",".join("?" * len(chunk))
-        out += conn.execute(
+    return list(
+        rows_in(
+            conn,
             "SELECT f.path, i.hash FROM image i JOIN file f ON f.image_id = i.id"
-            f" WHERE i.hash IN ({marks}) AND f.reason IS NULL",
-            chunk,
+            " WHERE i.hash IN ({marks}) AND f.reason IS NULL",
+            sorted(hashes),
         )
-    return out
+    )
 
 
 def delete_files(conn: sqlite3.Connection, paths: Iterable[str]) -> None:
@@ -248,14 +237,12 @@ def stats_of(conn: sqlite3.Connection, paths: list[str]) -> dict[str, Stat]:
             if st is not None:
                 out[p] = st
         return out
-    for start in range(0, len(paths), 500):
-        chunk = paths[start : start + 500]
-        marks = ",".join("?" * len(chunk))
-        for row in conn.execute(
-            f"SELECT path, dev, inode, size, mtime_ns, ctime_ns FROM file WHERE path IN ({marks})",
-            chunk,
-        ):
-            out[row[0]] = row[1:]
+    for row in rows_in(
+        conn,
+        "SELECT path, dev, inode, size, mtime_ns, ctime_ns FROM file WHERE path IN ({marks})",
+        paths,
+    ):
+        out[row[0]] = row[1:]
     return out
 
 
@@ -303,15 +290,13 @@ def file_nodes(
 ) -> dict[str, list[tuple[str, int, int]]]:
     """{hash: [(path, dev, inode)]} of the valid files holding these images."""
     out: dict[str, list[tuple[str, int, int]]] = {}
-    for start in range(0, len(hashes), 500):
-        chunk = hashes[start : start + 500]
-        marks = ",".join("?" * len(chunk))
-        for digest, path, dev, inode in conn.execute(
-            "SELECT i.hash, f.path, f.dev, f.inode FROM file f JOIN image i ON i.id = f.image_id"
-            f" WHERE f.reason IS NULL AND i.hash IN ({marks}) ORDER BY f.path",
-            chunk,
-        ):
-            out.setdefault(digest, []).append((path, dev, inode))
+    for digest, path, dev, inode in rows_in(
+        conn,
+        "SELECT i.hash, f.path, f.dev, f.inode FROM file f JOIN image i ON i.id = f.image_id"
+        " WHERE f.reason IS NULL AND i.hash IN ({marks}) ORDER BY f.path",
+        hashes,
+    ):
+        out.setdefault(digest, []).append((path, dev, inode))
     return out
 
 
@@ -340,13 +325,11 @@ def recorded_stats(
     sidecars / ignore files)."""
     wanted = list(paths)
     out: dict[str, tuple[int, int, int]] = {}
-    for start in range(0, len(wanted), 500):
-        chunk = wanted[start : start + 500]
-        marks = ",".join("?" * len(chunk))
-        for table in ("file", "aux_file"):
-            for path, size, mtime, inode in conn.execute(
-                f"SELECT path, size, mtime_ns, inode FROM {table} WHERE path IN ({marks})",
-                chunk,
-            ):
-                out[path] = (size, mtime, inode)
+    for table in ("file", "aux_file"):
+        for path, size, mtime, inode in rows_in(
+            conn,
+            f"SELECT path, size, mtime_ns, inode FROM {table} WHERE path IN ({{marks}})",
+            wanted,
+        ):
+            out[path] = (size, mtime, inode)
     return out

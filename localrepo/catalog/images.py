@@ -8,6 +8,8 @@ from __future__ import annotations
 import sqlite3
 from collections.abc import Collection
 
+from localrepo.catalog.db import rows_in
+
 
 def image_ids_by_hash(conn: sqlite3.Connection) -> dict[str, int]:
     return dict(conn.execute("SELECT hash, id FROM image"))
@@ -15,13 +17,7 @@ def image_ids_by_hash(conn: sqlite3.Connection) -> dict[str, int]:
 
 def ids_of(conn: sqlite3.Connection, hashes: Collection[str]) -> dict[str, int]:
     """{hash: id} of these hashes' images (those the catalog has)."""
-    wanted = sorted(hashes)
-    out: dict[str, int] = {}
-    for start in range(0, len(wanted), 500):
-        chunk = wanted[start : start + 500]
-        marks = ",".join("?" * len(chunk))
-        out.update(conn.execute(f"SELECT hash, id FROM image WHERE hash IN ({marks})", chunk))
-    return out
+    return dict(rows_in(conn, "SELECT hash, id FROM image WHERE hash IN ({marks})", sorted(hashes)))
 
 
 def max_id(conn: sqlite3.Connection) -> int:

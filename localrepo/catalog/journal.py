@@ -18,6 +18,8 @@ import sqlite3
 import time
 from collections.abc import Callable, Iterable
 
+from localrepo.catalog.db import rows_in
+
 PENDING = "pending"  # an observation not synced yet (the column's default)
 IN_FLIGHT = "in_flight"  # an op written before its side effect, not finished
 DONE = "done"
@@ -109,16 +111,14 @@ def take_back(conn: sqlite3.Connection, first_id: int, last_id: int) -> None:
 def last_paths(conn: sqlite3.Connection, hashes: list[str]) -> dict[str, str]:
     """{hash: the last path the journal saw the image at} (a deleted file's old path)."""
     out: dict[str, str] = {}
-    for start in range(0, len(hashes), 500):
-        chunk = hashes[start : start + 500]
-        marks = ",".join("?" * len(chunk))
-        for digest, path in conn.execute(
-            "SELECT image_hash, COALESCE(old_path, path) FROM journal"
-            f" WHERE image_hash IN ({marks}) AND COALESCE(old_path, path) IS NOT NULL"
-            f" AND kind NOT LIKE '{OP_PREFIX}%' ORDER BY id",
-            chunk,
-        ):
-            out[digest] = path
+    for digest, path in rows_in(
+        conn,
+        "SELECT image_hash, COALESCE(old_path, path) FROM journal"
+        " WHERE image_hash IN ({marks}) AND COALESCE(old_path, path) IS NOT NULL"
+        f" AND kind NOT LIKE '{OP_PREFIX}%' ORDER BY id",
+        hashes,
+    ):
+        out[digest] = path
     return out
 
 

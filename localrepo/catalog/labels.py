@@ -9,6 +9,7 @@ from __future__ import annotations
 import sqlite3
 from collections.abc import Iterable
 
+from localrepo.catalog.db import rows_in
 from localrepo.catalog.sides import LOCAL
 
 # -- the label table ----------------------------------------------------------------------
@@ -128,15 +129,14 @@ def local_image_labels_of(
     primary key, which starts with the state and the task)."""
     out: dict[tuple[int, int], dict[int, float | None]] = {}
     for task_id in task_ids:
-        for start in range(0, len(image_ids), 500):
-            chunk = image_ids[start : start + 500]
-            marks = ",".join("?" * len(chunk))
-            for image_id, label_id, value in conn.execute(
-                "SELECT image_id, label_id, value FROM image_label"
-                f" WHERE state = ? AND task_id = ? AND image_id IN ({marks})",
-                (LOCAL, task_id, *chunk),
-            ):
-                out.setdefault((task_id, image_id), {})[label_id] = value
+        for image_id, label_id, value in rows_in(
+            conn,
+            "SELECT image_id, label_id, value FROM image_label"
+            " WHERE state = ? AND task_id = ? AND image_id IN ({marks})",
+            image_ids,
+            before=(LOCAL, task_id),
+        ):
+            out.setdefault((task_id, image_id), {})[label_id] = value
     return out
 
 
