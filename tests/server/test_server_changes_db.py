@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import contextlib
 import threading
-from collections.abc import Iterator
 from typing import Any
 
 import pytest
@@ -29,18 +28,6 @@ class _Blobs:
 
     def remove(self, _sha: str) -> None:
         pass
-
-
-@pytest.fixture(params=["sqlite", "postgresql"])
-def db(request: pytest.FixtureRequest, tmp_path: Any) -> Iterator[Database]:
-    if request.param == "sqlite":
-        url = f"sqlite:///{tmp_path / 'feed.db'}"
-    else:
-        url = str(request.getfixturevalue("postgres").new_database())
-    database = Database(url)
-    database.create_all()
-    yield database
-    database.dispose()
 
 
 def _workspace(db: Database, name: str = "u") -> tuple[str, str]:

@@ -12,9 +12,7 @@ import threading
 import time
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import Any
 
-import pytest
 from sqlalchemy import text
 
 from localrepo.server.data import accounts, tasks, training
@@ -51,18 +49,6 @@ def test_a_zombie_worker_is_gone() -> None:
     finally:
         child.wait()
     assert not pid_alive(child.pid)
-
-
-@pytest.fixture(params=["sqlite", "postgresql"])
-def db(request: pytest.FixtureRequest, tmp_path: Path) -> Any:
-    if request.param == "sqlite":
-        url = f"sqlite:///{tmp_path / 'jobs.db'}"
-    else:
-        url = str(request.getfixturevalue("postgres").new_database())
-    database = Database(url)
-    database.create_all()
-    yield database
-    database.dispose()
 
 
 def _queued_tasks(db: Database, count: int) -> list[str]:
