@@ -292,6 +292,7 @@ def mark_synced(tree: Path) -> None:
     try:
         conn.execute("BEGIN IMMEDIATE")
         conn.execute("UPDATE journal SET status = 'done' WHERE status = 'pending'")
+        conn.execute("UPDATE write_epoch SET n = n + 1 WHERE id = 1")  # as a sync's writes do
         for table, cols in [
             ("image_label", "task_id, image_id, label_id, value"),
             ("task_label", "task_id, label_id"),

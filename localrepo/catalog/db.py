@@ -29,6 +29,11 @@ def catalog_path(root: Path) -> Path:
     return root / STATE_DIR / CATALOG_NAME
 
 
+def file_of(conn: sqlite3.Connection) -> Path:
+    """The file of the connection's main database."""
+    return Path(conn.execute("PRAGMA database_list").fetchone()[2])
+
+
 def _apply_pragmas(conn: Any) -> None:
     cur = conn.cursor()
     cur.execute(f"PRAGMA busy_timeout = {BUSY_TIMEOUT_MS}")

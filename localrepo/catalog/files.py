@@ -35,6 +35,37 @@ def load_files(conn: sqlite3.Connection) -> dict[str, CachedFile]:
     return dict(conn.execute("SELECT path, stat_sig FROM file"))
 
 
+def _between(lo: str, hi: str | None) -> tuple[str, tuple[str, ...]]:
+    """A path range's condition and its parameters (hi None: no upper end)."""
+    return ("path >= ?", (lo,)) if hi is None else ("path >= ? AND path < ?", (lo, hi))
+
+
+def stat_sigs_between(conn: sqlite3.Connection, lo: str, hi: str | None) -> dict[str, int]:
+    """load_files() of the paths in [lo, hi) (by the path index)."""
+    where, args = _between(lo, hi)
+    return dict(conn.execute(f"SELECT path, stat_sig FROM file WHERE {where}", args))
+
+
+def unsettled_between(
+    conn: sqlite3.Connection, lo: str, hi: str | None, window_ns: int
+) -> list[tuple[str, bool, str | None]]:
+    """[(path, racy, reason)] of the rows in [lo, hi) that are racy (see load_racy) or
+    invalid (a reason)."""
+    where, args = _between(lo, hi)
+    return [
+        (p, bool(racy), reason)
+        for p, racy, reason in conn.execute(
+            f"SELECT path, mtime_ns >= cached_ns - ?, reason FROM file WHERE {where}"
+            " AND (reason IS NOT NULL OR mtime_ns >= cached_ns - ?)",
+            (window_ns, *args, window_ns),
+        )
+    ]
+
+
+def has_files(conn: sqlite3.Connection) -> bool:
+    return conn.execute("SELECT 1 FROM file LIMIT 1").fetchone() is not None
+
+
 def load_racy(conn: sqlite3.Connection, window_ns: int) -> set[str]:
     """Paths whose row was written within `window_ns` of the file's mtime: a write in the
     same clock tick may have left the stat unchanged, so the row proves nothing. (A file

@@ -39,7 +39,15 @@ from localrepo.catalog import labels as catalog_labels
 from localrepo.catalog import meta as catalog_meta
 from localrepo.catalog import tasks as catalog_tasks
 from localrepo.layout import TaskBinding
-from localrepo.scan import diff, layoutpass, layoutpatch, layoutstream, splitwalk, statpass
+from localrepo.scan import (
+    diff,
+    layoutpass,
+    layoutpatch,
+    layoutstream,
+    splitwalk,
+    statmerge,
+    statpass,
+)
 from localrepo.scan.pool import HashPool, Progress, process_pool
 from localrepo.scan.report import ScanReport
 from localrepo.scan.walk import WalkResult
@@ -121,7 +129,7 @@ class Scanner:
         bindings = catalog_tasks.load_bindings(conn)
         tree = self._walk(report, writes, pool, hold, scope, bindings)
         hold = statpass.complete(tree, conn, hold)
-        report.files = len(tree.walked.images)
+        report.files = len(tree.walked.images) + tree.walked.settled
         report.leftovers = tree.walked.leftovers
         todo = statpass.stat_pass(conn, tree, hold)
         files = self._hash_and_diff(report, writes, pool, tree, todo, bindings)
@@ -148,9 +156,14 @@ class Scanner:
         scope: list[str] | None,
         bindings: list[TaskBinding],
     ) -> statpass.Tree:
-        """The walk and the stat cache (statpass.py). A large tree's walk is split with a
-        forked helper, which starts walking while the stat cache loads here."""
+        """The walk and the stat cache (statpass.py). A full walk of a catalogued tree
+        compares as it goes and keeps what changed (statmerge.py); a first scan's is
+        split with a forked helper, which starts walking while the stat cache loads."""
         conn, root = self.conn, str(self.root)
+        if scope is None and catalog_files.has_files(conn):
+            tree = statmerge.walk_against_catalog(conn, root, fork=self._may_fork())
+            writes.known_paths = tree.cached
+            return tree
         split = None
         if scope is None and self._may_fork():
             split = statpass.start_split_walk(conn, root)
@@ -221,6 +234,7 @@ class Scanner:
         if todo.partial:  # the maps hold the changed files; a label rename needs all
 
             def whole() -> tuple[dict[str, str], dict[str, str]]:
+                statpass.fill_settled(self.conn, tree)
                 old = catalog_files.load_file_hashes(self.conn)
                 old.update(todo.old_map)  # rows written by this scan: their old hashes
                 for p in todo.to_examine:
@@ -252,7 +266,9 @@ class Scanner:
         walked = tree.walked
         # For the next split walk. A few files changed barely move them: counting every
         # path again would be most of such a scan's own cost in a large tree.
-        weights = None if todo.partial else splitwalk.folder_weights(walked.images)
+        weights = (
+            None if todo.partial or walked.settled else splitwalk.folder_weights(walked.images)
+        )
         walked.images.clear()
 
         new_map = files.new_map

@@ -19,7 +19,8 @@ from __future__ import annotations
 import os
 import threading
 from collections import Counter, defaultdict
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from typing import Any
 
 from localrepo.scan.walk import WalkResult, walk
 
@@ -55,12 +56,25 @@ class SplitWalk:
     """Forks the helper on construction; result() walks this process's share and
     merges; close() (always call it) reaps a helper whose result was never asked for."""
 
-    def __init__(self, root: str, weights: Mapping[str, int]) -> None:
+    def __init__(
+        self,
+        root: str,
+        weights: Mapping[str, int],
+        walk_share: Callable[[Sequence[str]], Any] | None = None,
+        *,
+        head_start: float = HEAD_START,
+        helper_cost: float = HELPER_COST,
+    ) -> None:
         """`weights`: how many files each folder held at the last scan (see
-        folder_weights())."""
+        folder_weights()). `walk_share(folders)`: what each side does with its folders
+        (walked recursively), picklable; by default their merged WalkResult. Only the
+        top is listed here (`top`: the root, and with few top-level folders each of
+        them, unrecursed); `units` are the folders the two sides share. `head_start`
+        and `helper_cost` weigh the sides (see _shares)."""
         self.root = root
+        self._walk_share = walk_share or (lambda folders: _walk_all(root, folders))
         self._pid = 0
-        self._top = top = walk(root, recursive=False)
+        self.top = top = walk(root, recursive=False)
         subfolders = sorted(f for f in top.folders if f)
         if len(subfolders) < FEW:
             # A few top-level folders (a task per folder, say): share one level deeper.
@@ -71,10 +85,11 @@ class SplitWalk:
                 top.merge(part)
                 deeper += [f for f in part.folders if f != folder]
             subfolders = sorted(deeper)
+        self.units: list[str] = subfolders
         self._ours: list[str] = subfolders
         if len(subfolders) < 2:
             return
-        theirs, self._ours = _shares(subfolders, weights)
+        theirs, self._ours = _shares(subfolders, weights, head_start, helper_cost)
         read_end, write_end = os.pipe()
         pid = os.fork()
         if pid == 0:  # the helper
@@ -83,7 +98,7 @@ class SplitWalk:
                 import pickle
 
                 os.close(read_end)
-                data = pickle.dumps(_walk_all(root, theirs), pickle.HIGHEST_PROTOCOL)
+                data = pickle.dumps(self._walk_share(theirs), pickle.HIGHEST_PROTOCOL)
                 with os.fdopen(write_end, "wb") as out:
                     out.write(data)
                 code = 0
@@ -93,8 +108,15 @@ class SplitWalk:
         self._pid, self._read_end, self._theirs = pid, read_end, theirs
 
     def result(self) -> WalkResult:
-        top = self._top
-        top.merge(_walk_all(self.root, self._ours))
+        """The whole walk (with the default `walk_share`)."""
+        top = self.top
+        for part in self.shares():
+            top.merge(part)
+        return top
+
+    def shares(self) -> list[Any]:
+        """What `walk_share` gave for this process's folders, then the helper's."""
+        parts = [self._walk_share(self._ours)]
         if self._pid:
             import pickle
 
@@ -102,11 +124,10 @@ class SplitWalk:
                 data = inp.read()
             if self._reap() != 0 or not data:
                 # The helper failed (out of memory, say): walk its share here.
-                part = _walk_all(self.root, self._theirs)
+                parts.append(self._walk_share(self._theirs))
             else:
-                part = pickle.loads(data)
-            top.merge(part)
-        return top
+                parts.append(pickle.loads(data))
+        return parts
 
     def close(self) -> None:
         if self._pid:
@@ -119,17 +140,22 @@ class SplitWalk:
         return os.waitstatus_to_exitcode(status)
 
 
-def _shares(folders: Sequence[str], weights: Mapping[str, int]) -> tuple[list[str], list[str]]:
+def _shares(
+    folders: Sequence[str],
+    weights: Mapping[str, int],
+    head_start: float = HEAD_START,
+    helper_cost: float = HELPER_COST,
+) -> tuple[list[str], list[str]]:
     """(the helper's folders, ours): heaviest first, each to the side that would end
     sooner. A folder the last scan did not see weighs one file."""
     total = sum(weights.get(f, 1) for f in folders)
-    helper, ours = 0.0, HEAD_START * total
+    helper, ours = 0.0, head_start * total
     sides: tuple[list[str], list[str]] = ([], [])
     for folder in sorted(folders, key=lambda f: (-weights.get(f, 1), f)):
         w = weights.get(folder, 1)
-        if helper + w * HELPER_COST <= ours + w:
+        if helper + w * helper_cost <= ours + w:
             sides[0].append(folder)
-            helper += w * HELPER_COST
+            helper += w * helper_cost
         else:
             sides[1].append(folder)
             ours += w

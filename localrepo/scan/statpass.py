@@ -42,11 +42,16 @@ OnFolder = Callable[[WalkResult, list[str]], None]
 class Tree:
     """What the walk saw (`walked`) and the catalog's record of it: {path: stat
     signature} of every catalogued file (`cached`, let go once the scan has compared
-    against it) and {path: reason} of the invalid ones (`reasons`)."""
+    against it) and {path: reason} of the invalid ones (`reasons`).
+
+    A walk against the catalog (statmerge.py) leaves its settled files out of both:
+    `walked.settled` counts them, `racy` holds the racy rows' paths (None: not known,
+    load them), and fill_settled() puts the settled files back."""
 
     walked: WalkResult
     cached: dict[str, catalog_files.CachedFile]
     reasons: dict[str, str]
+    racy: set[str] | None = None
 
 
 @dataclass(frozen=True)
@@ -101,13 +106,16 @@ def complete(tree: Tree, conn: sqlite3.Connection, hold: frozenset[str]) -> froz
 def stat_pass(conn: sqlite3.Connection, tree: Tree, hold: frozenset[str]) -> StatPass:
     """The stat-only pass (compare_with_cache), with the racy rows and, when any file
     changed, the catalogued hashes it is diffed against."""
-    racy = catalog_files.load_racy(conn, RACY_NS) if tree.cached else set()
+    racy = tree.racy
+    if racy is None:
+        racy = catalog_files.load_racy(conn, RACY_NS) if tree.cached else set()
     found = compare_with_cache(tree, racy, hold)
     if found.to_examine or found.gone:
         touched = [*found.to_examine, *found.gone, *found.skipped_changed]
-        if tree.cached and len(touched) <= FEW_FILES:
+        if (tree.cached or tree.walked.settled) and len(touched) <= FEW_FILES:
             old_map = catalog_files.file_hashes_of(conn, touched)
             return StatPass(found.to_examine, found.gone, found.skipped_changed, old_map, True)
+        fill_settled(conn, tree)  # what follows goes over every file
         return StatPass(
             found.to_examine,
             found.gone,
@@ -115,6 +123,18 @@ def stat_pass(conn: sqlite3.Connection, tree: Tree, hold: frozenset[str]) -> Sta
             catalog_files.load_file_hashes(conn),
         )
     return found
+
+
+def fill_settled(conn: sqlite3.Connection, tree: Tree) -> None:
+    """The whole walk back from a reduced one (statmerge.py): every catalogued row that
+    is not in `cached` was settled, so its stat is the file's."""
+    if not tree.walked.settled:
+        return
+    images, cached = tree.walked.images, tree.cached
+    for path, st in catalog_files.load_stats(conn).items():
+        if path not in cached:
+            images[path] = st
+    tree.walked.settled = 0
 
 
 def compare_with_cache(tree: Tree, racy: Collection[str], hold: frozenset[str]) -> StatPass:

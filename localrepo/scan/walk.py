@@ -35,9 +35,13 @@ class WalkResult:
     skipped: dict[str, tuple[str, str | None]] = field(default_factory=dict)  # path -> reason
     folders: set[str] = field(default_factory=set)
     leftovers: list[str] = field(default_factory=list)  # temp files of an interrupted sync
+    # Image files a walk against the stat cache (Settle) found equal to their row and
+    # left out of `images` (scan/statmerge.py).
+    settled: int = 0
 
     def merge(self, part: WalkResult) -> None:
         """Add what a walk of other folders found."""
+        self.settled += part.settled
         self.images.update(part.images)
         self.sidecars.update(part.sidecars)
         self.ignore_files.update(part.ignore_files)
@@ -45,6 +49,19 @@ class WalkResult:
         self.skipped.update(part.skipped)
         self.folders |= part.folders
         self.leftovers += part.leftovers
+
+
+@dataclass
+class Settle:
+    """A walk against the stat cache (scan/statmerge.py): `cache` holds {path: stat
+    signature} of the catalogued files under the walk (-1, which hash() never returns,
+    for a row that must not settle). A file whose signature equals its row's is settled:
+    counted in WalkResult.settled and kept nowhere. The walk pops the row of every
+    image file it meets from `cache`; those of the files it keeps go to `rows`.
+    statmerge.py sorts out the rows left (files gone, skipped, unseen)."""
+
+    cache: dict[str, int]
+    rows: dict[str, int] = field(default_factory=dict)
 
 
 def _stat(st: os.stat_result) -> Stat:
@@ -72,12 +89,14 @@ def walk(
     on_folder: Callable[[WalkResult, list[str]], None] | None = None,
     *,
     recursive: bool = True,
+    settle: Settle | None = None,
 ) -> WalkResult:
     """Walk root (or the subfolder `start` of it) and collect what the scanner needs.
     `on_folder(result so far, image paths the folder added)` is called after each
     folder (so that hashing can start before the walk ends). A `start` that a full
     walk would never enter (ignored, the state folder, a bad name) yields nothing. Not
-    `recursive`: only `start` itself is listed; its subfolders go to `folders` unlisted."""
+    `recursive`: only `start` itself is listed; its subfolders go to `folders` unlisted.
+    `settle`: leave out the files equal to their cached row (see Settle)."""
     result = WalkResult()
     texts: dict[str, str] = {}
     if rules is None:
@@ -100,7 +119,7 @@ def walk(
                 texts[folder] = text
                 rules = IgnoreRules.from_texts(texts)
         images_before = len(images)
-        subfolders = _entries(result, folder, entries, rules)
+        subfolders = _entries(result, folder, entries, rules, settle)
         if recursive:
             stack += subfolders
         else:
@@ -137,12 +156,20 @@ def _list_folder(root: str, folder: str, result: WalkResult) -> list[os.DirEntry
 
 
 def _entries(
-    result: WalkResult, folder: str, entries: list[os.DirEntry[str]], rules: IgnoreRules
+    result: WalkResult,
+    folder: str,
+    entries: list[os.DirEntry[str]],
+    rules: IgnoreRules,
+    settle: Settle | None,
 ) -> list[str]:
     """Sort one folder's entries into `result`; returns its subfolders to walk, in the
     order listed. An image file under the built-in defaults alone (the common case) is
-    decided here without a call; every other entry by the helpers below."""
+    decided here without a call; every other entry by the helpers below. Image files
+    are settled here (see Settle)."""
     images = result.images
+    pop = settle.cache.pop if settle is not None else None
+    rows = settle.rows if settle is not None else {}
+    settled = 0
     is_ignored = rules.is_ignored
     user_rules = rules.has_files
     fast = not user_rules  # only the built-in defaults apply here
@@ -166,14 +193,25 @@ def _entries(
                 and name[dot + 1 :].lower() in IMAGE_EXTENSIONS
                 and name.isascii()
             ):  # the common case, decided without a call
-                images[rel] = (st.st_dev, st.st_ino, st.st_size, st.st_mtime_ns, st.st_ctime_ns)
-                continue
-            _file(result, rel, name, dot, st, is_ignored, user_rules)
+                stat = (st.st_dev, st.st_ino, st.st_size, st.st_mtime_ns, st.st_ctime_ns)
+            else:
+                stat = _file(result, rel, name, dot, st, is_ignored, user_rules)
+                if stat is None:
+                    continue
+            if pop is not None:
+                row = pop(rel, None)
+                if row is not None:
+                    if row == hash(stat):
+                        settled += 1
+                        continue
+                    rows[rel] = row
+            images[rel] = stat
         elif S_ISDIR(mode):
             if _subfolder(result, folder, rel, name, is_ignored):
                 subfolders.append(rel)
         else:
             _other(result, entry, rel, name, mode, is_ignored)
+    result.settled += settled
     return subfolders
 
 
@@ -185,9 +223,10 @@ def _file(
     st: os.stat_result,
     is_ignored: Callable[[str, bool], bool],
     user_rules: bool,
-) -> None:
+) -> Stat | None:
     """A regular file the common case did not decide: an image (exact rule for odd
-    names), an ignore file, a sidecar, a sync's temp file, or nothing of ours."""
+    names: its stat is returned), an ignore file, a sidecar, a sync's temp file, or
+    nothing of ours."""
     if not (
         dot > 0
         and name[dot + 1 :].lower() in IMAGE_EXTENSIONS
@@ -199,13 +238,13 @@ def _file(
             result.sidecars[rel] = _stat(st)
         elif name.endswith(TMP_SUFFIX) and name[0] == ".":
             result.leftovers.append(rel)  # a crashed sync's temp file
-        return
+        return None
     if (
         is_ignored(rel, False) if user_rules else default_ignores_image_file(name)
     ) or not _valid_name(name):
         _skip_bad_name(result, rel, name)
-        return
-    result.images[rel] = (st.st_dev, st.st_ino, st.st_size, st.st_mtime_ns, st.st_ctime_ns)
+        return None
+    return (st.st_dev, st.st_ino, st.st_size, st.st_mtime_ns, st.st_ctime_ns)
 
 
 def _subfolder(

@@ -179,8 +179,8 @@ def record_forks(monkeypatch) -> list[int]:  # type: ignore[no-untyped-def]
     forks: list[int] = []
 
     class Recorded(splitwalk.SplitWalk):
-        def __init__(self, root: str, weights) -> None:  # type: ignore[no-untyped-def]
-            super().__init__(root, weights)
+        def __init__(self, root: str, weights, *args, **kwargs) -> None:  # type: ignore[no-untyped-def]
+            super().__init__(root, weights, *args, **kwargs)
             forks.append(self._pid)
 
     monkeypatch.setattr(splitwalk, "MIN_FILES", 1)

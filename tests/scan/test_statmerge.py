@@ -1,0 +1,197 @@
+"""The walk against the catalog (scan/statmerge.py): a full scan of a catalogued tree
+keeps only what changed, yet records what a scan that holds the whole walk and the
+whole stat cache records.
+
+Each scenario is played on two copies of one tree: one scanned with the walk against
+the catalog (split with a forked helper, or in one process), one with the whole walk
+(the path a first scan takes); their catalogs and reports must agree."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import sqlite3
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+from support.treebuilder import db, write, write_image
+
+from localrepo.catalog import files as catalog_files
+from localrepo.scan import splitwalk, statmerge, statpass
+from localrepo.scan.scanner import Scanner
+from localrepo.scan.walk import Settle, WalkResult, walk
+
+from .test_split_walk import make_repo, recorded
+
+
+def test_units_and_gaps_share_out_every_path_once_as_sqlite_orders_them() -> None:
+    """Whatever the names (a space or a dash sorts before "/", a non-ASCII letter after
+    "0"), every path falls in the range of the unit that holds it, or in a gap when no
+    unit does, by SQLite's own comparison."""
+    units = ["a", "a b", "a-b", "a.b", "ab", "é", "z/y", "z/y z"]
+    paths = [
+        "a.jpg", "a/x.jpg", "a/deep/x.jpg", "a b/x.jpg", "a-b/x.jpg", "a.b/x.jpg",
+        "ab/x.jpg", "a0/x.jpg", "é/x.jpg", "éa/x.jpg", "z/y/x.jpg", "z/y z/x.jpg",
+        "z/x.jpg", "z/y0.jpg", "gone/x.jpg", "", "~/x.jpg", "\U0001f600/x.jpg",
+    ]  # fmt: skip
+    conn = sqlite3.connect(":memory:")
+    conn.execute("CREATE TABLE t (path TEXT PRIMARY KEY)")
+    conn.executemany("INSERT INTO t VALUES (?)", [(p,) for p in paths])
+
+    def rows(lo: str, hi: str | None) -> set[str]:
+        if hi is None:
+            return {p for (p,) in conn.execute("SELECT path FROM t WHERE path >= ?", (lo,))}
+        q = "SELECT path FROM t WHERE path >= ? AND path < ?"
+        return {p for (p,) in conn.execute(q, (lo, hi))}
+
+    owner: dict[str, str] = {}
+    for unit in units:
+        for p in rows(*statmerge.unit_range(unit)):
+            assert p not in owner, (p, unit, owner.get(p))
+            owner[p] = unit
+    for lo, hi in statmerge.gaps(units):
+        for p in rows(lo, hi):
+            assert p not in owner, (p, "gap", owner.get(p))
+            owner[p] = "gap"
+    assert set(owner) == set(paths)
+    for p in paths:
+        holder = [u for u in units if p.startswith(u + "/")]
+        assert owner[p] == (holder[0] if holder else "gap"), p
+    assert statmerge.gaps([]) == [("", None)]
+    assert statmerge.unit_range("") == ("", None)
+
+
+def test_a_settled_file_is_counted_and_every_other_row_is_kept(tmp_path: Path) -> None:
+    write_image(tmp_path, "a/same.jpg", 1)
+    write_image(tmp_path, "a/changed.jpg", 2)
+    write_image(tmp_path, "a/new.jpg", 3)
+    write_image(tmp_path, "a/racy.jpg", 4)
+    stats = walk(str(tmp_path)).images
+    cache = {
+        "a/same.jpg": hash(stats["a/same.jpg"]),
+        "a/changed.jpg": hash(stats["a/changed.jpg"]) + 1,
+        "a/racy.jpg": -1,  # marked never to settle
+        "a/gone.jpg": 7,
+    }
+    settle = Settle(dict(cache))
+    part = walk(str(tmp_path), settle=settle)
+    assert part.settled == 1
+    assert set(part.images) == {"a/changed.jpg", "a/new.jpg", "a/racy.jpg"}
+    rows = statmerge.finish(part, settle, {"a/racy.jpg": 99})
+    assert rows == {"a/changed.jpg": cache["a/changed.jpg"], "a/racy.jpg": 99, "a/gone.jpg": 7}
+    # The same, for files listed without settling (a split walk's top).
+    listed = WalkResult(images=dict(stats))
+    settle = Settle(dict(cache))
+    statmerge.settle_listed(listed, settle)
+    assert listed.settled == 1 and "a/same.jpg" not in listed.images
+    assert statmerge.finish(listed, settle, {"a/racy.jpg": 99}) == rows
+
+
+Change = Callable[[Path], None]
+
+
+def _unchanged(root: Path) -> None:
+    pass
+
+
+def _files(root: Path) -> None:
+    os.rename(root / "dog/0.jpg", root / "cat/0.jpg")  # a move
+    (root / "fish/1.jpg").unlink()  # a delete
+    write_image(root, "fish/new.jpg", 999)  # an addition
+    write_image(root, "bird/0.jpg", 998)  # new bytes at a known path
+    write_image(root, "top.jpg", 997)  # a new file at the root (a split walk's top)
+
+
+def _folders(root: Path) -> None:
+    shutil.move(root / "ant", root / "wasp")  # a renamed label folder
+    shutil.rmtree(root / "bird")  # a label folder gone (its rows are in no unit)
+    (root / "root.jpg").unlink()  # a root file gone
+    write(root, "reg/metadata.jsonl", '{"file_name": "a/r.jpg", "value": 4}\n')
+
+
+def _invalid(root: Path) -> None:
+    (root / "cat/1.jpg").write_bytes(b"not a jpeg")  # a valid file turns invalid
+    write(root, "dog/broken.jpg", b"\xff\xd8 broken")  # a new invalid file
+    os.symlink(root / "cat/0.jpg", root / "dog/link.jpg")  # skipped
+
+
+def _ignored(root: Path) -> None:
+    write(root, ".localrepoignore", "*.tmp.jpg\nskipme/\nfish/\n")  # a folder ignored now
+
+
+def _age(root: Path, fresh: str) -> None:
+    """Every file written long ago, so that its row is not racy, except `fresh`: its
+    row stays racy and a scan reads it again although nothing changed."""
+    old = time.time() - 3600
+    for folder, _dirs, names in os.walk(root):
+        for name in names:
+            path = Path(folder, name)
+            if ".localrepo" not in path.parts and path != root / fresh:
+                os.utime(path, (old, old), follow_symlinks=False)
+
+
+@pytest.mark.parametrize("fork", [True, False], ids=["split", "one-process"])
+@pytest.mark.parametrize(
+    "change",
+    [_unchanged, _files, _folders, _invalid, _ignored],
+    ids=["unchanged", "files", "folders", "invalid", "ignored"],
+)
+@pytest.mark.parametrize("few", [statpass.FEW_FILES, 1], ids=["few", "many"])
+def test_a_walk_against_the_catalog_records_what_the_whole_walk_records(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, fork: bool, change: Change, few: int
+) -> None:
+    """`many`: with FEW_FILES at 1, every change takes the path that puts the settled
+    files back (statpass.fill_settled) and goes over every file."""
+    monkeypatch.setattr(splitwalk, "MIN_FILES", 1)
+    monkeypatch.setattr(splitwalk, "can_split", lambda: fork)
+    roots = [make_repo(tmp_path / "whole"), make_repo(tmp_path / "merged")]
+    for root in roots:
+        _age(root, "dog/1.jpg")
+    reports = [_scan(root) for root in roots]  # first scans: the whole walk, both
+    for root in roots:
+        change(root)
+    monkeypatch.setattr(statpass, "FEW_FILES", few)
+    real_has_files = catalog_files.has_files
+    for attempt in range(2):  # the change, then a no-change scan after it
+        monkeypatch.setattr(catalog_files, "has_files", lambda conn: False)
+        whole = _scan(roots[0])
+        monkeypatch.setattr(catalog_files, "has_files", real_has_files)
+        merged = _scan(roots[1], expect_settled=True)
+        assert recorded(roots[0]) == recorded(roots[1]), attempt
+        assert _facts(whole) == _facts(merged), attempt
+        reports.append(merged)
+    assert reports[-1].changes == []  # the second pass found nothing new
+
+
+def _scan(root: Path, *, expect_settled: bool = False):  # type: ignore[no-untyped-def]
+    conn = db(root)
+    settled: list[int] = []
+    real = statmerge.walk_against_catalog
+
+    def spy(*args, **kwargs):  # type: ignore[no-untyped-def]
+        tree = real(*args, **kwargs)
+        settled.append(tree.walked.settled)
+        return tree
+
+    try:
+        statmerge.walk_against_catalog = spy  # type: ignore[assignment]
+        rep = Scanner(root, conn, workers=2).scan()
+    finally:
+        statmerge.walk_against_catalog = real  # type: ignore[assignment]
+        conn.close()
+    if expect_settled:
+        assert settled and settled[0] > 0, "the walk against the catalog did not run"
+    return rep
+
+
+def _facts(rep) -> tuple:  # type: ignore[no-untyped-def]
+    return (
+        rep.files,
+        rep.hashed,
+        sorted(rep.invalid.items()),
+        sorted(rep.retry_later),
+        sorted(map(repr, rep.changes)),
+        sorted(rep.leftovers),
+    )
