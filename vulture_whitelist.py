@@ -173,6 +173,8 @@ models.RemoteListing
 models.RemoteFeed
 models.WriteEpoch
 models.QuietMark
+models.LabelWatch
+models.LabelDirty
 # Server tables and columns: created from this metadata, read and written with SQL text
 tables.Image.upload_sha256
 tables.RateBucket

@@ -7,7 +7,7 @@ Owns every read and write of `label`, `task_label` and `image_label`."""
 from __future__ import annotations
 
 import sqlite3
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 
 from localrepo.catalog.db import rows_in
 from localrepo.catalog.sides import LOCAL
@@ -216,23 +216,65 @@ def image_label_names(
     ).fetchall()
 
 
+def differing_image_ids(only_dirty: bool) -> str:
+    """The query of the ids of a task's images whose labels differ between two states,
+    its parameters differ_args's; each side narrowed to the task's `label_dirty` images
+    (catalog/label_watch.py) when `only_dirty`."""
+    sides = "SELECT image_id, label_id, value FROM image_label WHERE task_id = ? AND state = ?"
+    if only_dirty:
+        sides += " AND image_id IN (SELECT image_id FROM label_dirty WHERE task_id = ?)"
+    return (
+        f"SELECT image_id FROM ({sides} EXCEPT {sides})"
+        f" UNION SELECT image_id FROM ({sides} EXCEPT {sides})"
+    )
+
+
+def differ_args(task_id: int, first: str, second: str, only_dirty: bool) -> tuple:
+    one, other = (task_id, first), (task_id, second)
+    if only_dirty:
+        one, other = (*one, task_id), (*other, task_id)
+    return (*one, *other, *other, *one)
+
+
 def differing_image_labels(
     conn: sqlite3.Connection, task_id: int, first: str, second: str
 ) -> tuple[dict[str, dict[str, float | None]], dict[str, dict[str, float | None]]]:
     """({image hash: {label name: value}} in `first`, the same in `second`) of the task's
     images whose labels differ between the two states (`repo status`: SYNCED vs LOCAL);
     an image with no label in a state is absent from that map."""
-    sides = "SELECT image_id, label_id, value FROM image_label WHERE task_id = ? AND state = ?"
-    differ = (
-        f"SELECT image_id FROM ({sides} EXCEPT {sides})"
-        f" UNION SELECT image_id FROM ({sides} EXCEPT {sides})"
+    differ = differing_image_ids(False)
+    return _label_maps(
+        conn.execute(
+            "SELECT il.state, i.hash, l.name, il.value FROM image_label il"
+            " JOIN image i ON i.id = il.image_id JOIN label l ON l.id = il.label_id"
+            f" WHERE il.task_id = ? AND il.state IN (?, ?) AND il.image_id IN ({differ})",
+            (task_id, first, second, *differ_args(task_id, first, second, False)),
+        ),
+        first,
     )
+
+
+def image_labels_in(
+    conn: sqlite3.Connection, task_id: int, first: str, second: str, image_ids: Sequence[int]
+) -> tuple[dict[str, dict[str, float | None]], dict[str, dict[str, float | None]]]:
+    """differing_image_labels's maps of these images."""
+    return _label_maps(
+        rows_in(
+            conn,
+            "SELECT il.state, i.hash, l.name, il.value FROM image_label il"
+            " JOIN image i ON i.id = il.image_id JOIN label l ON l.id = il.label_id"
+            " WHERE il.task_id = ? AND il.state IN (?, ?) AND il.image_id IN ({marks})",
+            sorted(image_ids),
+            (task_id, first, second),
+        ),
+        first,
+    )
+
+
+def _label_maps(
+    rows: Iterable[tuple[str, str, str, float | None]], first: str
+) -> tuple[dict[str, dict[str, float | None]], dict[str, dict[str, float | None]]]:
     out: tuple[dict[str, dict[str, float | None]], ...] = ({}, {})
-    for state, h, name, value in conn.execute(
-        "SELECT il.state, i.hash, l.name, il.value FROM image_label il"
-        " JOIN image i ON i.id = il.image_id JOIN label l ON l.id = il.label_id"
-        f" WHERE il.task_id = ? AND il.state IN (?, ?) AND il.image_id IN ({differ})",
-        (task_id, first, second, task_id, first, task_id, second, task_id, second, task_id, first),
-    ):
+    for state, h, name, value in rows:
         out[0 if state == first else 1].setdefault(h, {})[name] = value
     return out[0], out[1]

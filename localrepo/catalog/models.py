@@ -92,6 +92,21 @@ class File(SQLModel, table=True):
     """
 
     __tablename__ = "file"
+    # Revision 0009: a full scan reads each folder's signatures by path range, and the
+    # rows that must not settle (racy or invalid: few) by a partial index.
+    __table_args__ = (
+        Index(
+            "ix_file_damaged_image_id",
+            "damaged_image_id",
+            sqlite_where=text("damaged_image_id IS NOT NULL"),
+        ),
+        Index("ix_file_path_stat_sig", "path", "stat_sig"),
+        Index(
+            "ix_file_unsettled",
+            "path",
+            sqlite_where=text("reason IS NOT NULL OR mtime_ns >= cached_ns - 2000000000"),
+        ),
+    )
 
     id: int | None = Field(default=None, primary_key=True)
     path: str = Field(unique=True)
@@ -101,7 +116,9 @@ class File(SQLModel, table=True):
         default=None, foreign_key="image.id", ondelete="SET NULL", index=True
     )
     dev: int
-    inode: int
+    # Indexed (revision 0009): a scan looks up whether a changed file's inode is a
+    # catalogued file's (a move or a touch keeps it: hash it before decoding).
+    inode: int = Field(index=True)
     size: int
     mtime_ns: int
     ctime_ns: int
@@ -110,6 +127,7 @@ class File(SQLModel, table=True):
     # A damaged file: the image it held while it was valid, kept while it is invalid, so
     # that sync holds that image back instead of deleting it (revision 0005). No foreign
     # key: image rows are never deleted, and SQLite would rebuild the table for one.
+    # A partial index (revision 0009): status lists the damaged files, which are few.
     damaged_image_id: int | None = None
     # hash() of (dev, inode, size, mtime_ns, ctime_ns): what a no-change scan compares, so
     # it loads two numbers a file instead of five. A Python whose tuple hash differs only
@@ -152,7 +170,11 @@ class JournalEntry(SQLModel, table=True):
     """
 
     __tablename__ = "journal"
-    __table_args__ = (Index("ix_journal_status", "status", "id"),)
+    # By image (revision 0009): where a deleted file was last seen, for `repo status`.
+    __table_args__ = (
+        Index("ix_journal_status", "status", "id"),
+        Index("ix_journal_image_hash", "image_hash"),
+    )
 
     id: int | None = Field(default=None, primary_key=True)
     created_ns: int
@@ -245,3 +267,24 @@ class QuietMark(SQLModel, table=True):
     epoch: int
     remote_labels: str
     options: str
+
+
+class LabelWatch(SQLModel, table=True):
+    """A task whose images with differing SYNCED and LOCAL labels are all in
+    `label_dirty` (revision 0009, catalog/label_watch.py)."""
+
+    __tablename__ = "label_watch"
+
+    task_id: int = Field(primary_key=True, foreign_key="task.id", ondelete="CASCADE")
+
+
+class LabelDirty(SQLModel, table=True):
+    """An image of a watched task whose labels may differ between SYNCED and LOCAL:
+    they did when the watch began, or its label rows were written since (triggers on
+    image_label, revision 0009)."""
+
+    __tablename__ = "label_dirty"
+    __table_args__ = {"sqlite_with_rowid": False}
+
+    task_id: int = Field(primary_key=True)
+    image_id: int = Field(primary_key=True)

@@ -17,5 +17,6 @@ KNOWN_REVISIONS: tuple[str, ...] = (
     "0006_remote_listing",
     "0007_file_image_index",
     "0008_quiet_mark",
+    "0009_label_watch",
 )
 HEAD_REVISION = KNOWN_REVISIONS[-1]

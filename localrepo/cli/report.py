@@ -10,14 +10,13 @@ from collections import Counter, defaultdict
 from pathlib import Path
 from typing import Any
 
-from localrepo.catalog import journal, label_agreement
+from localrepo.catalog import journal, label_watch
 from localrepo.catalog.conflicts import decided, open_by_task, open_details
-from localrepo.catalog.db import write_epoch
 from localrepo.catalog.files import damaged_files, file_nodes, valid_files
-from localrepo.catalog.labels import differing_image_labels, task_label_names_by_task
+from localrepo.catalog.labels import task_label_names_by_task
 from localrepo.catalog.meta import get_meta
 from localrepo.catalog.problems import all_problems
-from localrepo.catalog.sides import LOCAL, SYNCED
+from localrepo.catalog.sides import LOCAL
 from localrepo.catalog.tasks import load_bindings, task_rows
 from localrepo.cli import describe as D
 from localrepo.cli.context import echo
@@ -154,16 +153,10 @@ def file_changes(
     damaged_keys = {digest for digest, _reason in damaged.values()}
     out: list[D.FileChange] = []
     listed: set[str] = set()
-    epoch, agreed, agree_now = write_epoch(conn), label_agreement.agreed(conn), []
     for binding in bindings:
-        # Only the images whose labels differ are read: a no-change status of a large
-        # tree reads no label map, and compares none while nothing has been written
-        # since the states were last equal (docs/benchmarks.md).
-        base, local = {}, {}
-        if agreed.get(binding.task_id) != epoch:
-            base, local = differing_image_labels(conn, binding.task_id, SYNCED, LOCAL)
-            if not (base or local):
-                agree_now.append(binding.task_id)
+        # Only the images whose labels differ are read, and only those whose label rows
+        # were written since the last status are compared (catalog/label_watch.py).
+        base, local = label_watch.differing(conn, binding.task_id)
         keys = set(base) | set(local)
         listed |= keys
         paths = {
@@ -172,7 +165,6 @@ def file_changes(
         }
         last_seen = journal.last_paths(conn, sorted(k for k in keys if not paths[k]))
         out += D.pending_changes(base, local, paths, last_seen, moves, damaged_keys)
-    label_agreement.record(conn, agree_now, epoch)
     # Added with no label (a file beside the label folders): no label differs, so the
     # maps above do not have it. Listed while a file of it is still where it was added.
     # (The set of keys to leave out is built once: inside the generator it would be

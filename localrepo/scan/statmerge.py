@@ -38,7 +38,7 @@ from localrepo.catalog import db as catalog_db
 from localrepo.catalog import files as catalog_files
 from localrepo.catalog import meta as catalog_meta
 from localrepo.scan import splitwalk
-from localrepo.scan.statpass import RACY_NS, Tree
+from localrepo.scan.statpass import Tree
 from localrepo.scan.walk import Settle, WalkResult, walk
 
 # Each side loads its own rows as it walks, so the parent has no stat cache to load
@@ -181,7 +181,7 @@ def _load_rows(
     settle (-1; their signatures into `true_rows`, their paths and reasons into
     `part`)."""
     cache.update(catalog_files.stat_sigs_between(conn, lo, hi))
-    for path, racy, reason in catalog_files.unsettled_between(conn, lo, hi, RACY_NS):
+    for path, racy, reason in catalog_files.unsettled_between(conn, lo, hi):
         if path in cache:
             true_rows[path] = cache[path]
             cache[path] = -1

@@ -29,7 +29,7 @@ from localrepo.vocabulary import IGNORE_FILE
 
 # An mtime this close to the moment its cache row was written may hide a later edit of
 # the same size within the same timestamp tick: re-hash it next time (git's racy rule).
-RACY_NS = 2_000_000_000
+RACY_NS = catalog_files.RACY_NS
 
 # Up to this many files changed, the scan reads the catalogued hashes of those files
 # alone, and what follows costs what they cost, not what the tree does.

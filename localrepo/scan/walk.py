@@ -113,7 +113,9 @@ def walk(
         entries = _list_folder(root, folder, result)
         if entries is None:
             continue
-        if folder not in texts and any(e.name == IGNORE_FILE for e in entries):
+        if folder not in texts:
+            # One open() that fails costs less than looking for the name among the
+            # folder's entries (a thousand, in an image folder).
             text = _read_ignore(root, folder, result)
             if text is not None:
                 texts[folder] = text

@@ -195,3 +195,36 @@ def _facts(rep) -> tuple:  # type: ignore[no-untyped-def]
         sorted(map(repr, rep.changes)),
         sorted(rep.leftovers),
     )
+
+
+def test_a_units_rows_are_read_from_indexes_not_the_table(tmp_path: Path) -> None:
+    """What keeps a no-change status near a bare stat walk at a million files: each
+    unit's signatures come from the covering index, and the rows that must not settle
+    from their partial index (its condition as written in the migration)."""
+    root = make_repo(tmp_path / "r")
+    write(root, "dog/broken.jpg", b"\xff\xd8 broken")
+    write_image(root, "dog/fresh.jpg", 77, old=False)  # its row is racy
+    _scan(root)
+    conn = db(root)
+    try:
+        for sql, args in [
+            ("SELECT path, stat_sig FROM file WHERE path >= ? AND path < ?", ("a/", "a0")),
+            (
+                f"SELECT path FROM file WHERE path >= ? AND {catalog_files.UNSETTLED}",
+                ("a/",),
+            ),
+        ]:
+            plan = " ".join(r[-1] for r in conn.execute(f"EXPLAIN QUERY PLAN {sql}", args))
+            assert "ix_file_path_stat_sig" in plan or "ix_file_unsettled" in plan, plan
+            assert "COVERING INDEX" in plan or "ix_file_unsettled" in plan, plan
+        sigs = catalog_files.stat_sigs_between(conn, "cat/", "cat0")
+        assert sigs and all(p.startswith("cat/") for p in sigs)
+        unsettled = catalog_files.unsettled_between(conn, "", None)
+        reasons = catalog_files.load_reasons(conn)
+        assert "dog/broken.jpg" in reasons
+        assert {p: why for p, _r, why in unsettled if why} == reasons
+        racy = {p for p, r, _why in unsettled if r}
+        assert "dog/fresh.jpg" in racy
+        assert racy == catalog_files.load_racy(conn, catalog_files.RACY_NS)
+    finally:
+        conn.close()
