@@ -88,11 +88,13 @@ def seed_images(
     noresize: bool = True,
     resize_to: int = 1024,
     chunk: int = 5000,
-    workers: int = 4,
+    workers: int = 2,
 ) -> Seeded:
     """Add ``images`` to the workspace ``ws``, labelled in its task ``task_id`` (see the
     module's docstring), ``chunk`` at a time; ``workers`` threads check and store the
-    bytes. ``user_id``: who the images' events name."""
+    bytes (2: on this machine's disk concurrent fsyncs queue, and more threads were
+    slower, docs/benchmarks.md "A million images"). ``user_id``: who the images' events
+    name."""
     labels = _TaskLabels(db, ws, task_id)
     added = duplicates = 0
     source = iter(images)
