@@ -406,6 +406,13 @@ def sync_no_change(tree: Path, args: argparse.Namespace, status_s: float) -> dic
         now = sum(len(fs) for d, _, fs in os.walk(tree) if ".localrepo" not in d)
         if (count, now) != (files, files):
             raise SystemExit(f"the syncs moved images: server {count:,}, tree {now:,} of {files:,}")
+    except BaseException:
+        print(
+            "  the server's log, last lines:",
+            *(work / "server.log").read_text().splitlines()[-20:],
+            sep="\n    ",
+        )
+        raise
     finally:
         proc.terminate()
         proc.wait(timeout=60)
@@ -440,7 +447,7 @@ def main() -> None:
     )
     args = ap.parse_args()
     sizes = [int(s) for s in args.files.split(",")]
-    need = max(sizes) * 4096 * 1.3
+    need = max(sizes) * 4096 * (2.8 if args.sync else 1.3)  # --sync: the server's copy too
     free = shutil.disk_usage(args.workdir if args.workdir.exists() else HERE).free
     if free < need:
         raise SystemExit(
