@@ -26,7 +26,7 @@ from localrepo.server.api import images as api_images
 from localrepo.server.api import labels as api_labels
 from localrepo.server.api import tasks as api_tasks
 from localrepo.server.data import db as server_db
-from localrepo.server.data import tables
+from localrepo.server.data import imageseed, tables
 from localrepo.server.web import account as web_account
 from localrepo.server.web import assets as web_assets
 from localrepo.server.web import docs as web_docs
@@ -201,6 +201,9 @@ RecognitionClient.list_images
 remote_models.RemoteImageLabel.value_invalid
 remote_models.RemoteImage.thumb_img_path
 remote_models.ClassifiedRecord.stored_image_id
+
+# -- the server's bulk seeding: called by benchmarks/million.py --sync and its test ---------
+imageseed.seed_images
 
 # -- Python and libraries calling by name ---------------------------------------------------
 remote.__getattr__  # a module __getattr__ (PEP 562): the package's lazy imports

@@ -1,7 +1,7 @@
 """A million images in a repository: scan, status and a small change, at two sizes.
 
     python benchmarks/million.py [--files 100000,1000000] [--labels 50] [--change 100]
-                                 [--rounds 3] [--workdir DIR] [--keep] [--sync URL]
+                                 [--rounds 3] [--workdir DIR] [--keep] [--reuse] [--sync]
 
 For each size N it builds a tree of N distinct small real JPEGs (issue 22, item 5) and
 measures, in this one run:
@@ -28,9 +28,8 @@ camera files (`IMG_0123456.jpg`).
 
 Generated trees are deleted at the end unless `--keep`.
 
-The no-change `repo sync` at N against a server with the change feed is measured by
-`--sync` (see sync_no_change): it needs the server to hold the same N images, seeded in
-bulk; see its docstring for what that takes.
+With `--sync`, also a no-change `repo sync` of the tree against a localrepo-server
+(its own `serve --dev`) holding the same N images, seeded in bulk (sync_no_change).
 """
 
 from __future__ import annotations
@@ -42,12 +41,15 @@ import shutil
 import subprocess
 import sys
 import time
+from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE.parent / "tests"))
 
-from benchcommon import compile_package  # noqa: E402
+import httpx  # noqa: E402
+from benchcommon import compile_package, start_dev_server  # noqa: E402
 
 REPO = [sys.executable, "-m", "localrepo"]
 BASES = 300  # distinct base JPEGs; each file is one of them with its own comment
@@ -144,10 +146,14 @@ def build_tree(root: Path, files: int, labels: int) -> float:
 # -- measuring ----------------------------------------------------------------------------
 
 
-def run(cmd: list[str], *, cwd: Path | None = None) -> tuple[float, int]:
+def run(
+    cmd: list[str], *, cwd: Path | None = None, env: dict[str, str] | None = None
+) -> tuple[float, int]:
     """Wall seconds and peak RSS (MB) of the command (and its reaped descendants)."""
     t0 = time.perf_counter()
-    proc = subprocess.Popen(cmd, cwd=cwd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    proc = subprocess.Popen(
+        cmd, cwd=cwd, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE
+    )
     _, status, usage = os.wait4(proc.pid, 0)
     elapsed = time.perf_counter() - t0
     code = os.waitstatus_to_exitcode(status)
@@ -272,7 +278,7 @@ def measure(size: int, args: argparse.Namespace, images: list[bytes]) -> dict[st
             "extra_s": extra,
         }
         if args.sync:
-            out.update(sync_no_change(tree, size, args.sync))
+            out.update(sync_no_change(tree, args, st_s))
     finally:
         if not args.keep:
             t0 = time.perf_counter()
@@ -311,25 +317,116 @@ def verdict(ratio: float, target: float = 1.5) -> str:
     return "met" if ratio <= target else "NOT met"
 
 
-def sync_no_change(tree: Path, size: int, server: str) -> dict[str, float]:
-    """A no-change `repo sync` of the N-image tree against a server that holds the same
-    N images, labelled as the folders say, with the change feed (issue 22, item 3).
+def seed_images_of(tree: Path) -> Iterator[Any]:
+    """Every file of the tree as `repo sync` would upload it: its bytes, its label (the
+    top folder) and the metadata the sync writes (content hash, file name)."""
+    from localrepo.scan.hashing import hash_bytes
+    from localrepo.server.data.imageseed import SeedImage
 
-    Honest only when the server holds all N images: a million uploads through the API
-    take hours, so the server's task must be seeded in bulk, straight into its data
-    layer. Not written yet: this needs (1) the change feed merged (branch `feed`), so
-    that a no-change sync asks "what changed since my cursor" instead of listing N
-    images, and (2) a bulk seeding entry point of the server's data layer that inserts
-    N new images (rows, blobs in its storage, the listing's ready answers, their
-    labels) in one transaction; `server/data/imagebulk.py` only changes images that
-    exist. With both: seed the task, bind the repository to it (`repo init --remote
-    URL --join`), run
-    one `repo sync` to record the merge base, then time a second, no-change sync
-    against the feed's "anything since my cursor?" request alone, and its peak RSS."""
-    raise SystemExit(
-        f"--sync {server}: not available yet at {size:,} files ({tree}); see"
-        " sync_no_change's docstring for what it needs"
-    )
+    for folder, dirs, files in os.walk(tree):
+        dirs[:] = sorted(d for d in dirs if d != ".localrepo")
+        label = os.path.relpath(folder, tree).split(os.sep)[0]
+        for name in sorted(files):
+            data = Path(folder, name).read_bytes()
+            meta = {"content_hash": "xxh3_128:" + hash_bytes(data), "original_file_name": name}
+            yield SeedImage(name, data, ((label, None),), meta)
+
+
+def seed_server(data_dir: Path, token: str, tree: Path) -> int:
+    """The server's task `bench` made and seeded with the tree's images, straight into
+    its data layer (server/data/imageseed.py) while it runs; the images added."""
+    from localrepo.server.config import Settings
+    from localrepo.server.data import accounts, tasks
+    from localrepo.server.data.db import Database
+    from localrepo.server.data.imageseed import seed_images
+    from localrepo.server.data.storage import open_storage
+
+    settings = Settings(data_dir=data_dir)
+    db = Database.from_settings(settings)
+    try:
+        owner = accounts.token_owner(db, accounts.hash_token(token))
+        assert owner is not None
+        user, ws = str(owner[1]), str(owner[2])
+        task = tasks.create_task(db, ws, "bench", "multi_class", "")
+        done = seed_images(
+            db, open_storage(settings, db), ws, task["id"], seed_images_of(tree), user_id=user
+        )
+    finally:
+        db.dispose()
+    return done.added
+
+
+def sync_no_change(tree: Path, args: argparse.Namespace, status_s: float) -> dict[str, float]:
+    """A no-change `repo sync` of the tree against a localrepo-server (with the change
+    feed) that holds the same images, labelled as the folders say.
+
+    The server's task is seeded in bulk (a million uploads through the API take hours).
+    The repository is bound to it afresh (its catalog made again: `repo init --remote
+    --join`, as joining a task that exists). Then, each with its time and peak RSS: the
+    first sync (scans the tree, lists the task in full, plans over every image and
+    records the merge base: nothing to send or fetch), the second (the change feed has
+    nothing new, the planner runs over every image and finds nothing: it records the
+    quiet mark), and the no-change sync after that (the quiet shortcut: one feed
+    request, no planning), best of --rounds. Afterwards the server must still hold N
+    images and the tree its N files: nothing was uploaded or downloaded."""
+    work = args.workdir / f"server-{tree.name}"
+    shutil.rmtree(work, ignore_errors=True)
+    work.mkdir(parents=True)
+    proc, info = start_dev_server(work)
+    try:
+        env = dict(os.environ, LOCALREPO_TOKEN=info["token"])
+        env["LOCALREPO_CONFIG_DIR"] = str(work / "config")
+        files = sum(len(fs) for d, _, fs in os.walk(tree) if ".localrepo" not in d)
+        t0 = time.perf_counter()
+        added = seed_server(work / "data", info["token"], tree)
+        print(f"  seeded the server with {added:,} images in {time.perf_counter() - t0:.1f} s")
+        if added != files:
+            raise SystemExit(f"seeded {added:,} images for {files:,} files")
+        shutil.rmtree(tree / ".localrepo")
+        init = [*REPO, "-q", "init", str(tree), "--task", "bench", "--remote", info["url"]]
+        subprocess.run([*init, "--join"], check=True, env=env)
+        sync_cmd = [*REPO, "-q", "-C", str(tree), "sync"]
+        first_s, first_mb = run(sync_cmd, env=env)
+        print(
+            f"  first repo sync (lists, records the merge base) {first_s:8.2f} s  peak {first_mb:4d} MB"
+        )
+        feed_s, feed_mb = run(sync_cmd, env=env)
+        print(
+            f"  second repo sync (feed, plans over all)         {feed_s:8.2f} s  peak {feed_mb:4d} MB"
+        )
+        quiet_s, quiet_mb = best([run(sync_cmd, env=env) for _ in range(args.rounds)])
+        print(
+            f"  no-change repo sync (quiet, best of {args.rounds})           {quiet_s:8.3f} s  peak {quiet_mb:4d} MB"
+        )
+        print(f"    beside the no-change repo status                {status_s:8.3f} s")
+        count = httpx.get(
+            info["url"] + "recognition/v2/training-image/",
+            params={"page_size": 1},
+            headers={"Authorization": f"Token {info['token']}"},
+        ).json()["count"]
+        now = sum(len(fs) for d, _, fs in os.walk(tree) if ".localrepo" not in d)
+        if (count, now) != (files, files):
+            raise SystemExit(f"the syncs moved images: server {count:,}, tree {now:,} of {files:,}")
+    except BaseException:
+        print(
+            "  the server's log, last lines:",
+            *(work / "server.log").read_text().splitlines()[-20:],
+            sep="\n    ",
+        )
+        raise
+    finally:
+        proc.terminate()
+        proc.wait(timeout=60)
+        if not args.keep:
+            shutil.rmtree(work, ignore_errors=True)
+    return {
+        "sync_first_s": first_s,
+        "sync_first_mb": first_mb,
+        "sync_feed_s": feed_s,
+        "sync_feed_mb": feed_mb,
+        "sync_quiet_s": quiet_s,
+        "sync_quiet_mb": quiet_mb,
+    }
 
 
 def main() -> None:
@@ -343,10 +440,15 @@ def main() -> None:
     ap.add_argument(
         "--reuse", action="store_true", help="measure a tree kept by --keep again (no scan)"
     )
-    ap.add_argument("--sync", metavar="URL", help="also a no-change sync (see sync_no_change)")
+    ap.add_argument(
+        "--sync",
+        action="store_true",
+        help="also a no-change repo sync against a seeded server (see sync_no_change; it "
+        "binds the tree's repository afresh, so a later --reuse builds the tree again)",
+    )
     args = ap.parse_args()
     sizes = [int(s) for s in args.files.split(",")]
-    need = max(sizes) * 4096 * 1.3
+    need = max(sizes) * 4096 * (2.8 if args.sync else 1.3)  # --sync: the server's copy too
     free = shutil.disk_usage(args.workdir if args.workdir.exists() else HERE).free
     if free < need:
         raise SystemExit(
@@ -369,8 +471,12 @@ def main() -> None:
             ("first_mb", "first status peak memory"),
             ("status_mb", "no-change status peak memory"),
             ("change_mb", "status after the change, peak memory"),
+            ("sync_first_s", "first sync time"),
+            ("sync_quiet_s", "no-change (quiet) sync time"),
+            ("sync_first_mb", "first sync peak memory"),
+            ("sync_quiet_mb", "no-change (quiet) sync peak memory"),
         ]:
-            if a[key] > 0 and b[key] > 0:
+            if a.get(key, 0) > 0 and b.get(key, 0) > 0:
                 print(f"  {what:40s} x{b[key] / a[key]:.2f}")
 
 

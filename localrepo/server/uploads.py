@@ -21,8 +21,6 @@ import contextlib
 import functools
 import hashlib
 import re
-import secrets
-import uuid
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
@@ -37,7 +35,6 @@ from .data.db import INTEGRITY_ERRORS, database_full
 from .data.queries import json_fragment
 from .data.storage import BlobStore, PendingBlob, StorageFull
 from .data.storage.locks import Held
-from .data.tables import now_iso
 from .decodebudget import DecodeBusy, busy_error
 from .errors import APIError, field_error
 from .imaging import ImageRejected, OverBudget, StoredImage, decode_base64, prepare
@@ -123,22 +120,9 @@ def _checked_upload(
 def _image_row(
     ws: str, upload_sha: str, stored: StoredImage, fields: UploadFields
 ) -> dict[str, Any]:
-    return dict(
-        id=str(uuid.uuid4()),
-        created=now_iso(),
-        workspace_id=ws,
-        upload_sha256=upload_sha,
-        blob_sha256=stored.sha256,
-        media_key=secrets.token_hex(16),
-        extension=stored.extension,
-        content_type=stored.content_type,
-        size_bytes=len(stored.data),
-        img_width=stored.width,
-        img_height=stored.height,
-        meta_data=dump_json_object(fields.meta_data),
-        test_image=fields.test_image,
-        real=fields.real,
-        verify_count=0,
+    meta = dump_json_object(fields.meta_data)
+    return images.new_row(
+        ws, upload_sha, stored, meta, test_image=fields.test_image, real=fields.real
     )
 
 

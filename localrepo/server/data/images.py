@@ -9,6 +9,8 @@ the image's history (``imageevents``), with the user who made it (``user_id``).
 
 from __future__ import annotations
 
+import secrets
+import uuid
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -20,6 +22,7 @@ from sqlmodel import Session
 
 from ..bodies import dump_json_object
 from ..errors import field_error, log, not_found
+from ..imaging import StoredImage
 from ..pagination import PageRequest, check_page
 from . import imagedocs, imageevents, queries
 from .db import Database, fetch_all
@@ -344,11 +347,35 @@ def link_labels(
 _EXISTING_SQL = text("SELECT id FROM images WHERE workspace_id = :ws AND upload_sha256 = :h")
 _BLOB_USED_SQL = text("SELECT 1 FROM images WHERE blob_sha256 = :h LIMIT 1")
 _IMAGE_COLUMNS = [c.name for c in Image.__table__.columns]  # type: ignore[attr-defined]
-_INSERT_IMAGE = text(
+INSERT_IMAGE = text(
     f"INSERT INTO images ({', '.join(_IMAGE_COLUMNS)}) "
     f"VALUES ({', '.join(':' + c for c in _IMAGE_COLUMNS)})"
 )
 _MEDIA_SQL = text("SELECT blob_sha256, extension, content_type FROM images WHERE media_key = :k")
+
+
+def new_row(
+    ws: str, upload_sha: str, stored: StoredImage, meta_data: str, *, test_image: bool, real: bool
+) -> dict[str, Any]:
+    """A new image's row (every column of ``images``): ``upload_sha`` the sha256 of the
+    bytes as uploaded, ``stored`` what ``imaging.prepare`` kept, ``meta_data`` JSON text."""
+    return dict(
+        id=str(uuid.uuid4()),
+        created=now_iso(),
+        workspace_id=ws,
+        upload_sha256=upload_sha,
+        blob_sha256=stored.sha256,
+        media_key=secrets.token_hex(16),
+        extension=stored.extension,
+        content_type=stored.content_type,
+        size_bytes=len(stored.data),
+        img_width=stored.width,
+        img_height=stored.height,
+        meta_data=meta_data,
+        test_image=test_image,
+        real=real,
+        verify_count=0,
+    )
 
 
 def existing_image(db: Database, ws: str, upload_sha: str) -> str | None:
@@ -368,7 +395,7 @@ _INSERT_EVENT = text(imageevents.INSERT_SQL)
 def _image_inserts(row: dict[str, Any], user_id: str | None) -> list[tuple[Any, dict[str, Any]]]:
     """The new image's row and its upload event."""
     uploaded = event(row["id"], UPLOADED, user_id, row["created"])
-    return [(_INSERT_IMAGE, row), (_INSERT_EVENT, uploaded)]
+    return [(INSERT_IMAGE, row), (_INSERT_EVENT, uploaded)]
 
 
 def insert_image(db: Database, row: dict[str, Any], *, user_id: str | None) -> None:
