@@ -132,13 +132,31 @@ def _age(root: Path, fresh: str) -> None:
                 os.utime(path, (old, old), follow_symlinks=False)
 
 
-@pytest.mark.parametrize("fork", [True, False], ids=["split", "one-process"])
+# Each change split and in one process, once with a few files (only what changed is
+# read back) and once with FEW_FILES at 1 (the settled files put back), crossed so
+# that every change meets both ways and both paths.
+FEW = statpass.FEW_FILES
+CASES = [
+    (_unchanged, True, FEW),
+    (_files, True, FEW),
+    (_files, False, 1),
+    (_folders, True, 1),
+    (_folders, False, FEW),
+    (_invalid, True, FEW),
+    (_invalid, False, 1),
+    (_ignored, True, 1),
+    (_ignored, False, FEW),
+]
+
+
 @pytest.mark.parametrize(
-    "change",
-    [_unchanged, _files, _folders, _invalid, _ignored],
-    ids=["unchanged", "files", "folders", "invalid", "ignored"],
+    ("change", "fork", "few"),
+    CASES,
+    ids=[
+        f"{c.__name__.strip('_')}-{'split' if f else 'one-process'}-{'few' if n > 1 else 'many'}"
+        for c, f, n in CASES
+    ],
 )
-@pytest.mark.parametrize("few", [statpass.FEW_FILES, 1], ids=["few", "many"])
 def test_a_walk_against_the_catalog_records_what_the_whole_walk_records(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, fork: bool, change: Change, few: int
 ) -> None:
