@@ -135,7 +135,9 @@ def walk_against_catalog(conn: sqlite3.Connection, root: str, *, fork: bool) -> 
     def share(units: Sequence[str]) -> Part:
         if os.getpid() == parent:
             return _walk_units(conn, root, units)
-        # The forked helper: its own connection (never the parent's), left to os._exit.
+        # The forked helper: its own connection, never the parent's (SQLite forbids a
+        # connection crossing a fork; the parent holds no lock then: no transaction is
+        # open during the walk). Left to the helper's os._exit.
         return _walk_units(catalog_db.connect(db_file, check_schema=False), root, units)
 
     split = splitwalk.SplitWalk(root, last, share, head_start=HEAD_START, helper_cost=HELPER_COST)
