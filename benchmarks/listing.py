@@ -14,7 +14,8 @@ as a sync's first listing asks, at each depth of `--pages`:
 - by keyset: the `next` link of page N-1 (its cursor `after`), i.e. what a client that
   follows `next` asks for page N;
 
-best of `--rounds` each, and the whole listing read through `next` from page 1.
+best of `--rounds` each (after the first request, which counts the images: timed
+too), and the whole listing read through `next` from page 1.
 Prints the seconds and the ratio number/keyset per depth (docs/benchmarks.md).
 """
 
@@ -37,14 +38,14 @@ from benchcommon import compile_package, start_dev_server  # noqa: E402
 CHUNK = 20_000
 
 
-def seed_rows(url: str, token: str, images: int, labels: int) -> list[str]:
-    """N image rows and one label link each, straight into the database (the triggers of
-    image_docs and the change feed run as for any write); the label ids."""
+def seed_rows(url: str, ws: str, images: int, labels: int) -> list[str]:
+    """N image rows of the workspace ``ws`` and one label link each, straight into the
+    database (the triggers of image_docs and the change feed run as for any write); the
+    label ids."""
     from datetime import UTC, datetime, timedelta
 
     from sqlalchemy import text
 
-    from localrepo.server.data import accounts
     from localrepo.server.data import labels as label_rows
     from localrepo.server.data.db import Database
     from localrepo.server.data.images import INSERT_IMAGE
@@ -52,9 +53,6 @@ def seed_rows(url: str, token: str, images: int, labels: int) -> list[str]:
 
     db = Database(url)
     try:
-        owner = accounts.token_owner(db, accounts.hash_token(token))
-        assert owner is not None
-        ws = str(owner[2])
         ids = [
             label_rows.create_label(db, ws, f"label_{k}", "category", "", None)["id"]
             for k in range(labels)
@@ -76,6 +74,20 @@ def seed_rows(url: str, token: str, images: int, labels: int) -> list[str]:
     finally:
         db.dispose()
     return ids
+
+
+def workspace_of(url: str, token: str) -> str:
+    """The workspace a token's requests default to."""
+    from localrepo.server.data import accounts
+    from localrepo.server.data.db import Database
+
+    db = Database(url)
+    try:
+        owner = accounts.token_owner(db, accounts.hash_token(token))
+        assert owner is not None
+        return str(owner[2])
+    finally:
+        db.dispose()
 
 
 def _row(ws: str, image_id: str, n: int, created: str) -> dict[str, Any]:
@@ -128,13 +140,15 @@ def main() -> int:
     try:
         url = extra[1] if extra else f"sqlite:///{work / 'data' / 'server.db'}"
         t0 = time.perf_counter()
-        label_ids = seed_rows(url, info["token"], args.images, args.labels)
+        label_ids = seed_rows(url, workspace_of(url, info["token"]), args.images, args.labels)
         db_name = "PostgreSQL" if args.postgres else "SQLite"
         print(f"{db_name}: seeded {args.images:,} images in {time.perf_counter() - t0:.1f} s")
         base = info["url"] + "recognition/v2/training-image/"
         headers = {"Authorization": f"Token {info['token']}"}
         params = {"labels": ",".join(label_ids), "page_size": args.page_size}
         with httpx.Client(headers=headers, timeout=600) as client:
+            took, _ = timed_get(client, base, params)
+            print(f"page 1, the first request (it counts the {args.images:,}): {took:.3f} s")
             print(f"{'page':>5} {'by number':>10} {'by keyset':>10} {'ratio':>7}")
             for page in (int(p) for p in args.pages.split(",")):
                 by_number = min(

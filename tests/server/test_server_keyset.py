@@ -140,7 +140,8 @@ def test_a_cursor_never_shows_another_workspace(live_server: Any, account: Any) 
         params = {"test": "false", "page_size": 1}
         nxt = api.get("training-image/", params=params).json()["next"]
         # The default workspace's cursor asked of the second workspace: refused.
-        r = api.get(nxt, params={"workspace": second})
+        assert "workspace" not in _query(nxt)
+        r = api.get(f"{nxt}&workspace={second}")
         assert r.status_code == 400 and error_fields(r.json()) == ["after"]
         # A cursor forged for the second workspace from a position of the first: the
         # second workspace's images only.
@@ -193,9 +194,10 @@ def test_keyset_pages_break_ties_of_created_by_id(db: Database) -> None:
         ids, counts = _read_by_keyset(db, ws, query, size)
         assert ids == expected, size
         assert counts == [10] * len(counts)
-        offset = imagelist.image_page(db, ws, query, PageRequest(2, size), "http://x/")
-        second = orjson.loads(orjson.dumps(offset.results))
-        assert [row["id"] for row in second] == expected[size : 2 * size]
+        if size < len(expected):  # the second page by number (OFFSET) agrees
+            offset = imagelist.image_page(db, ws, query, PageRequest(2, size), "http://x/")
+            second = orjson.loads(orjson.dumps(offset.results))
+            assert [row["id"] for row in second] == expected[size : 2 * size]
     if db.is_sqlite:
         # The page is found in the index of (workspace, created, id), in order: no
         # sort, no scan of the table.

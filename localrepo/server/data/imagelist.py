@@ -41,21 +41,35 @@ def _in_list(name: str, values: list[str], params: dict[str, Any]) -> str:
     return "(" + ", ".join(":" + k for k in keys) + ")"
 
 
-def _image_filters(ws: str, query: ImageQuery) -> tuple[str, dict[str, Any]]:
+def _with_labels(ids: str, *, counting: bool, negated: bool) -> str:
+    """The images with (``negated``: without) any of the labels ``ids`` (an SQL list).
+
+    A page reads images in listing order and stops when it is full: each image is
+    checked on its own (EXISTS). A count reads them all: the set of images with the
+    labels is read once from the index of image_labels (label_id, image_id) instead,
+    about 5 times faster on SQLite (docs/benchmarks.md)."""
+    if counting:
+        among = "NOT IN" if negated else "IN"
+        return f"i.id {among} (SELECT f.image_id FROM image_labels f WHERE f.label_id IN {ids})"
+    exists = "NOT EXISTS" if negated else "EXISTS"
+    return (
+        f"{exists} (SELECT 1 FROM image_labels f WHERE f.image_id = i.id AND f.label_id IN {ids})"
+    )
+
+
+def _image_filters(
+    ws: str, query: ImageQuery, *, counting: bool = False
+) -> tuple[str, dict[str, Any]]:
+    """The SQL condition on the images ``i`` matching ``query`` and its parameters;
+    ``counting``: in the form that counts them fastest (not for a page)."""
     where = ["i.workspace_id = :ws"]
     params: dict[str, Any] = {"ws": ws}
     if query.labels:
-        where.append(
-            "EXISTS (SELECT 1 FROM image_labels f WHERE f.image_id = i.id AND f.label_id IN "
-            + _in_list("fl", list(dict.fromkeys(query.labels))[:1000], params)
-            + ")"
-        )
+        ids = _in_list("fl", list(dict.fromkeys(query.labels))[:1000], params)
+        where.append(_with_labels(ids, counting=counting, negated=False))
     if query.not_labels:
-        where.append(
-            "NOT EXISTS (SELECT 1 FROM image_labels f WHERE f.image_id = i.id AND f.label_id IN "
-            + _in_list("nl", list(dict.fromkeys(query.not_labels))[:1000], params)
-            + ")"
-        )
+        ids = _in_list("nl", list(dict.fromkeys(query.not_labels))[:1000], params)
+        where.append(_with_labels(ids, counting=counting, negated=True))
     for n, (label_id, op, number) in enumerate(query.values):
         where.append(
             f"EXISTS (SELECT 1 FROM image_labels f WHERE f.image_id = i.id "
@@ -78,6 +92,11 @@ def _image_filters(ws: str, query: ImageQuery) -> tuple[str, dict[str, Any]]:
         cond += " AND i.verify_count = :verified"
         params["verified"] = query.verified
     return cond, params
+
+
+def _count_sql(ws: str, query: ImageQuery) -> str:
+    """How many images match ``query`` (bound: the parameters of ``_image_filters``)."""
+    return f"SELECT count(*) FROM images i WHERE {_image_filters(ws, query, counting=True)[0]}"
 
 
 def filters_key(ws: str, query: ImageQuery) -> str:
@@ -123,7 +142,7 @@ def image_page(
     cond, params = _image_filters(ws, query)
     if after is None and cond == imagedocs.UNFILTERED:
         return _whole_workspace_page(db, cond, params, pr, media_base)
-    count_sql = f"SELECT count(*) FROM images i WHERE {cond}"
+    count_sql = _count_sql(ws, query)
     window = {**params, "lim": pr.size + 1, "off": pr.offset}
     if after is not None:
         cond += AFTER_CURSOR
@@ -216,7 +235,7 @@ def gallery_page(
     )
     with db.read() as session:
         conn = session.connection()
-        count = fetch_all(conn, f"SELECT count(*) FROM images i WHERE {cond}", params)[0][0]
+        count = fetch_all(conn, _count_sql(ws, query), params)[0][0]
         rows = fetch_all(
             conn,
             f"SELECT {queries.IMAGE_COLUMNS} FROM ({page_ids}) p JOIN images i ON i.id = p.id "
