@@ -71,6 +71,11 @@ def seed_rows(url: str, ws: str, images: int, labels: int) -> list[str]:
             with db.write_conn() as conn:
                 conn.execute(INSERT_IMAGE, rows)
                 conn.execute(link, links)
+        if not db.is_sqlite:
+            # The statistics autovacuum would gather soon after (plans made before it
+            # would measure the bulk load, not the listing).
+            with db.engine.connect() as conn:
+                conn.execution_options(isolation_level="AUTOCOMMIT").exec_driver_sql("ANALYZE")
     finally:
         db.dispose()
     return ids
