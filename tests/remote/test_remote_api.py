@@ -198,6 +198,21 @@ def test_list_images_filters(client: RecognitionClient) -> None:
     assert listed[a.id].label_ids() == (dog.id,)
 
 
+def test_a_filtered_listing_read_while_images_go_misses_none(client: RecognitionClient) -> None:
+    # The server pages a filtered listing by keyset (its next carries a cursor, which
+    # the client follows as is): deleting an image already read does not shift the
+    # pages still to come, as it would by page number (docs/remote.md, "Pagination").
+    dog = client.create_label("dog")
+    ids = [client.upload_image(jpeg(40 + i))[0].id for i in range(4)]
+    for image_id in ids:
+        client.add_image_label(image_id, dog.id)
+    listing = client.iter_images(labels=[dog.id], page_size=1)
+    seen = [next(listing).id, next(listing).id]
+    client.delete_image(ids[0])
+    seen += [image.id for image in listing]
+    assert seen == ids
+
+
 def test_bulk_update(client: RecognitionClient) -> None:
     dog = client.create_label("dog")
     cat = client.create_label("cat")

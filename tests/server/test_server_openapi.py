@@ -168,8 +168,10 @@ def test_openapi_documents_the_listing_as_before_its_fast_path(live_server) -> N
         "real",
         "page",
         "page_size",
+        "after",
     }
     assert all(p["in"] == "query" for p in params.values())
+    assert "next" in params["after"]["description"]
     assert "Invalid page." in params["page"]["description"]
     assert "ignored" in params["page_size"]["description"]
     assert params["labels"]["schema"]["anyOf"][0]["type"] == "array"

@@ -28,6 +28,12 @@ from .test_server_images import (  # noqa: F401  (collected again, on PostgreSQL
     test_listing_pages_follow_next_and_keep_every_filter,
     test_upload_multipart_with_meta_data_json_string,
 )
+from .test_server_keyset import (  # noqa: F401
+    test_a_cursor_never_shows_another_workspace,
+    test_a_filtered_listing_through_next_equals_the_numbered_pages,
+    test_a_tampered_cursor_is_a_400_naming_after,
+    test_an_image_added_while_a_listing_is_read_is_not_missed,
+)
 from .test_server_sdk import test_sdk_full_flow  # noqa: F401
 from .test_server_tasks import (  # noqa: F401
     test_deleting_a_multi_label_task_drops_its_negative_label_only,

@@ -22,10 +22,19 @@ from ..bodies import (
     uuid_list,
 )
 from ..context import Principal, ServerContext, get_ctx
-from ..data import imagebulk, images
-from ..data.images import ImageQuery
+from ..data import imagebulk, imagelist, images
+from ..data.imagelist import ImageQuery
 from ..errors import APIError, bad_request, field_error, not_found
-from ..pagination import PAGE_QUERY, PAGE_SIZE_QUERY, page_body, page_request
+from ..pagination import (
+    AFTER_QUERY,
+    PAGE_QUERY,
+    PAGE_SIZE_QUERY,
+    After,
+    decode_after,
+    keyset_page_body,
+    page_body,
+    page_request,
+)
 from ..schemas import (
     BulkImageUpdate,
     Count,
@@ -90,8 +99,16 @@ def _listing(
     ws = ctx.resolve_workspace(principal, workspace)
     pr = page_request(request, ctx.settings)
     query = _image_query(request, test, real)
-    count, results = images.image_page(ctx.db, ws, query, pr, media_base(request))
-    return ok(page_body(request, pr, count, results))
+    filters = imagelist.filters_key(ws, query)
+    raw_after = request.query_params.get("after")
+    after = None if raw_after is None else decode_after(raw_after, filters)
+    page = imagelist.image_page(ctx.db, ws, query, pr, media_base(request), after)
+    if not page.keyset:
+        return ok(page_body(request, pr, page.count, page.results))
+    following = None
+    if page.next_key is not None:
+        following = After(*page.next_key, count=page.count, filters=filters)
+    return ok(keyset_page_body(request, pr, page.count, page.results, following))
 
 
 @router.get("/training-image/", response_model=Page[ImageOut])
@@ -111,9 +128,12 @@ def list_images(
     ),
     page: str | None = PAGE_QUERY,
     page_size: str | None = PAGE_SIZE_QUERY,
+    after: str | None = AFTER_QUERY,
 ) -> Response:
     """Also ``label_value_<label id>__gte`` / ``__lte`` = number: images whose value for
-    that label is within the bound."""
+    that label is within the bound. A filtered listing's ``next`` link carries a cursor
+    (``after``): the next page starts after this one's last image, at the cost of the
+    first page at any depth, and answers the first page's count."""
     return _listing(request, principal, workspace, test, real)
 
 

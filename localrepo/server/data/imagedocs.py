@@ -143,26 +143,31 @@ def _nth_image(param: str) -> str:
     )
 
 
-def page_sql(cond: str) -> str:
-    """One page of the images ``i`` matching ``cond``: how many docs, and the JSON array
-    of the docs in listing order (media base not filled in). Bound: ``:lim``, ``:off``,
-    and ``:last``, the offset of the page's last image (from the count).
+def page_sql() -> str:
+    """One page of the whole workspace: how many docs, and the JSON array of the docs
+    in listing order (media base not filled in). Bound: ``:ws``, ``:off``, and
+    ``:last``, the offset of the page's last image (from the count).
 
-    The whole workspace (no filter) is read from ``image_docs``, filed in listing order,
-    between the page's first and last images, found in the (much smaller) index of
-    ``images``. A doc missing there shows in the count (the caller then renders the page
-    itself). A filtered page looks each image's doc up, or renders it if it has none.
+    Read from ``image_docs``, filed in listing order, between the page's first and last
+    images, found in the (much smaller) index of ``images``. A doc missing there shows
+    in the count (the caller then renders the page itself).
     """
-    if cond == UNFILTERED:
-        return _PAGE.format(
-            "SELECT doc AS d FROM image_docs WHERE workspace_id = :ws "
-            f"AND (created, image_id) >= {_nth_image('off')} "
-            f"AND (created, image_id) <= {_nth_image('last')} "
-            "ORDER BY created, image_id"
-        )
     return _PAGE.format(
-        "SELECT coalesce((SELECT doc FROM image_docs x WHERE x.workspace_id = i.workspace_id "
-        f"AND x.created = i.created AND x.image_id = i.id), {DOC_SQL}) AS d "
+        "SELECT doc AS d FROM image_docs WHERE workspace_id = :ws "
+        f"AND (created, image_id) >= {_nth_image('off')} "
+        f"AND (created, image_id) <= {_nth_image('last')} "
+        "ORDER BY created, image_id"
+    )
+
+
+def page_rows_sql(cond: str) -> str:
+    """The images ``i`` matching ``cond`` in listing order, a row each: created, id,
+    and the doc as bytes (media base not filled in), looked up, or rendered if it has
+    none. Bound: ``:lim``, ``:off``, and the parameters of ``cond``."""
+    return (
+        "SELECT i.created, i.id, CAST(coalesce((SELECT doc FROM image_docs x "
+        "WHERE x.workspace_id = i.workspace_id AND x.created = i.created "
+        f"AND x.image_id = i.id), {DOC_SQL}) AS BLOB) "
         f"FROM images i WHERE {cond} ORDER BY i.created, i.id LIMIT :lim OFFSET :off"
     )
 

@@ -1,6 +1,6 @@
-"""Training images in the database: the listing (its filters as SQL), one image, its
-labels, deleting one (and its bytes when they were the last), and the
-rows the upload pipeline (``uploads.py``) reads and writes.
+"""Training images in the database: one image, its labels, deleting one (and its bytes
+when they were the last), and the rows the upload pipeline (``uploads.py``) reads and
+writes. (The listing is ``imagelist``.)
 
 Writes raise the API's errors (404, 400) inside their transaction, so a refused request
 leaves nothing behind. Every change is recorded, in its own transaction, as events of
@@ -12,7 +12,6 @@ from __future__ import annotations
 import secrets
 import uuid
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass, field
 from typing import Any
 
 import orjson
@@ -21,162 +20,14 @@ from sqlalchemy import text
 from sqlmodel import Session
 
 from ..bodies import dump_json_object
-from ..errors import field_error, log, not_found
+from ..errors import field_error, not_found
 from ..imaging import StoredImage
-from ..pagination import PageRequest, check_page
-from . import imagedocs, imageevents, queries
-from .db import Database, fetch_all
+from . import imageevents, queries
+from .db import Database
 from .imageevents import LABELLED, UNLABELLED, UPLOADED, VALUE, event
 from .labels import label_in_ws
 from .storage import Storage
 from .tables import Image, ImageLabel, now_iso
-
-# ---- listing -----------------------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class ImageQuery:
-    """The filters of a listing, checked (ids are canonical UUIDs)."""
-
-    labels: list[str] = field(default_factory=list)  # with any of them
-    not_labels: list[str] = field(default_factory=list)  # with none of them
-    # (label id, ">=" or "<=", bound): the image's value for the label within the bound
-    values: list[tuple[str, str, float]] = field(default_factory=list)
-    test: bool | None = None
-    real: bool | None = None
-    # Case-insensitive text in the image's metadata (its file name included); the web
-    # gallery's search.
-    text: str = ""
-    # With exactly this many verifications (the API's ``verified``).
-    verified: int | None = None
-
-
-def _in_list(name: str, values: list[str], params: dict[str, Any]) -> str:
-    """``(:name0, :name1, ...)`` with the values bound (plain named parameters work with
-    every driver and need no statement rewriting)."""
-    keys = [f"{name}{k}" for k in range(len(values))]
-    params.update(zip(keys, values, strict=True))
-    return "(" + ", ".join(":" + k for k in keys) + ")"
-
-
-def _image_filters(ws: str, query: ImageQuery) -> tuple[str, dict[str, Any]]:
-    where = ["i.workspace_id = :ws"]
-    params: dict[str, Any] = {"ws": ws}
-    if query.labels:
-        where.append(
-            "EXISTS (SELECT 1 FROM image_labels f WHERE f.image_id = i.id AND f.label_id IN "
-            + _in_list("fl", list(dict.fromkeys(query.labels))[:1000], params)
-            + ")"
-        )
-    if query.not_labels:
-        where.append(
-            "NOT EXISTS (SELECT 1 FROM image_labels f WHERE f.image_id = i.id AND f.label_id IN "
-            + _in_list("nl", list(dict.fromkeys(query.not_labels))[:1000], params)
-            + ")"
-        )
-    for n, (label_id, op, number) in enumerate(query.values):
-        where.append(
-            f"EXISTS (SELECT 1 FROM image_labels f WHERE f.image_id = i.id "
-            f"AND f.label_id = :vl{n} AND f.value {op} :vv{n})"
-        )
-        params[f"vl{n}"] = label_id
-        params[f"vv{n}"] = number
-    if query.text:
-        where.append("lower(i.meta_data) LIKE :q ESCAPE '!'")
-        escaped = query.text.lower().replace("!", "!!").replace("%", "!%").replace("_", "!_")
-        params["q"] = f"%{escaped}%"
-    cond = " AND ".join(where)
-    if query.test is not None:
-        cond += " AND i.test_image = :test"
-        params["test"] = query.test
-    if query.real is not None:
-        cond += " AND i.real = :real"
-        params["real"] = query.real
-    if query.verified is not None:
-        cond += " AND i.verify_count = :verified"
-        params["verified"] = query.verified
-    return cond, params
-
-
-def image_page(
-    db: Database, ws: str, query: ImageQuery, pr: PageRequest, media_base: str
-) -> tuple[int, Any]:
-    """The count of the workspace's images matching ``query`` and the page ``pr`` of
-    them as answered (404 past the last): on SQLite the ready docs of ``imagedocs``
-    (JSON text), elsewhere dicts built in Python."""
-    cond, params = _image_filters(ws, query)
-    count_sql = f"SELECT count(*) FROM images i WHERE {cond}"
-    window = {**params, "lim": pr.size, "off": pr.offset}
-    results: Any
-    if db.is_sqlite:
-        with db.sqlite_read() as raw:
-            count = db.count(raw, count_sql, params)
-            check_page(pr, count)
-            expected = max(0, min(pr.size, count - pr.offset))
-            window["last"] = pr.offset + expected - 1
-            found, items = raw.execute(imagedocs.page_sql(cond), window).fetchone()
-            if found != expected:
-                # (The triggers keep image_docs complete: only a damaged database lands here.)
-                log.warning("image_docs disagrees with images; rendering the page instead")
-                items = raw.execute(imagedocs.rendered_page_sql(cond), window).fetchone()[1]
-        results = imagedocs.fill_media(items, media_base)
-    else:
-        page_sql = (
-            f"SELECT {queries.IMAGE_COLUMNS} FROM images i WHERE {cond} "
-            "ORDER BY i.created, i.id LIMIT :lim OFFSET :off"
-        )
-        # The page's labels come from the same page window (no list of ids to bind).
-        labels_sql = (
-            "SELECT il.image_id, l.id, l.name, l.type, il.value FROM "
-            f"(SELECT i.id FROM images i WHERE {cond} ORDER BY i.created, i.id "
-            "LIMIT :lim OFFSET :off) p "
-            "JOIN image_labels il ON il.image_id = p.id JOIN labels l ON l.id = il.label_id "
-            "ORDER BY il.created, il.label_id"
-        )
-        with db.read() as session:
-            conn = session.connection()
-            count = fetch_all(conn, count_sql, params)[0][0]
-            check_page(pr, count)
-            rows = fetch_all(conn, page_sql, window)
-            label_rows = fetch_all(conn, labels_sql, window) if rows else []
-            results = queries.image_dicts(conn, rows, media_base, label_rows)
-    return count, results
-
-
-def gallery_page(
-    db: Database, ws: str, query: ImageQuery, pr: PageRequest, media_base: str
-) -> tuple[int, list[dict[str, Any]]]:
-    """``image_page`` as dicts (the web gallery renders them): the count and the page
-    ``pr`` of the workspace's images matching ``query``, newest first; an empty page
-    past the last."""
-    cond, params = _image_filters(ws, query)
-    window = {**params, "lim": pr.size, "off": pr.offset}
-    page_ids = (
-        f"SELECT i.id FROM images i WHERE {cond} ORDER BY i.created DESC, i.id DESC "
-        "LIMIT :lim OFFSET :off"
-    )
-    with db.read() as session:
-        conn = session.connection()
-        count = fetch_all(conn, f"SELECT count(*) FROM images i WHERE {cond}", params)[0][0]
-        rows = fetch_all(
-            conn,
-            f"SELECT {queries.IMAGE_COLUMNS} FROM ({page_ids}) p JOIN images i ON i.id = p.id "
-            "ORDER BY i.created DESC, i.id DESC",
-            window,
-        )
-        label_rows = (
-            fetch_all(
-                conn,
-                f"SELECT il.image_id, l.id, l.name, l.type, il.value FROM ({page_ids}) p "
-                "JOIN image_labels il ON il.image_id = p.id JOIN labels l ON l.id = il.label_id "
-                "ORDER BY il.created, il.label_id",
-                window,
-            )
-            if rows
-            else []
-        )
-        return count, queries.image_dicts(conn, rows, media_base, label_rows)
-
 
 # ---- one image -----------------------------------------------------------------------------
 

@@ -27,7 +27,7 @@ from starlette.responses import JSONResponse, RedirectResponse, Response
 
 from ..api.media import ensure_thumbnail, stored_response
 from ..context import ServerContext, get_ctx
-from ..data import imagebulk, imageevents, images, labels, tasks
+from ..data import imagebulk, imageevents, imagelist, images, labels, tasks
 from ..data.tables import iso_at
 from ..data.websessions import SessionUser
 from ..errors import APIError
@@ -87,15 +87,15 @@ def _page_number(raw: str | None) -> int:
     return number
 
 
-def _query(show: str, text: str, task_labels: list[dict[str, Any]]) -> images.ImageQuery:
+def _query(show: str, text: str, task_labels: list[dict[str, Any]]) -> imagelist.ImageQuery:
     ids = [label["id"] for label in task_labels]
     if show == "unlabelled":
-        return images.ImageQuery(not_labels=ids, text=text)
+        return imagelist.ImageQuery(not_labels=ids, text=text)
     if show:
         if show not in ids:
             raise WebError(400, "Choose one of the task's labels to filter by.")
-        return images.ImageQuery(labels=[show], text=text)
-    return images.ImageQuery(text=text)
+        return imagelist.ImageQuery(labels=[show], text=text)
+    return imagelist.ImageQuery(text=text)
 
 
 def file_name(image: dict[str, Any]) -> str:
@@ -122,7 +122,7 @@ async def _gallery(
     number = _page_number(q.get("page"))
     query = _query(show, text, task_labels)
     count, found = await run_in_threadpool(
-        images.gallery_page, ctx.db, ws, query, PageRequest(number, PAGE_SIZE), "/media/"
+        imagelist.gallery_page, ctx.db, ws, query, PageRequest(number, PAGE_SIZE), "/media/"
     )
     for image in found:
         image["meta_data"] = _meta(image)
