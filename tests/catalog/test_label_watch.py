@@ -51,19 +51,17 @@ def _dirty(root: Path) -> int | None:
 
 
 def _full(root: Path) -> tuple[dict, dict]:
-    conn = db(root)
-    try:
-        task = conn.execute("SELECT id FROM task").fetchone()[0]
-        return labels.differing_image_labels(conn, task, SYNCED, LOCAL)
-    finally:
-        conn.close()
+    return _on_task(root, lambda c, t: labels.differing_image_labels(c, t, SYNCED, LOCAL))
 
 
 def _watched(root: Path) -> tuple[dict, dict]:
+    return _on_task(root, label_watch.differing)
+
+
+def _on_task(root: Path, read) -> tuple[dict, dict]:  # type: ignore[no-untyped-def]
     conn = db(root)
     try:
-        task = conn.execute("SELECT id FROM task").fetchone()[0]
-        return label_watch.differing(conn, task)
+        return read(conn, conn.execute("SELECT id FROM task").fetchone()[0])
     finally:
         conn.close()
 

@@ -246,3 +246,27 @@ def test_a_units_rows_are_read_from_indexes_not_the_table(tmp_path: Path) -> Non
         assert racy == catalog_files.load_racy(conn, catalog_files.RACY_NS)
     finally:
         conn.close()
+
+
+def test_a_helper_killed_mid_walk_leaves_its_share_to_the_command(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A forked helper that dies (kill -9, out of memory) sends nothing: its folders are
+    walked against the catalog by the command itself, and nothing reads as gone."""
+    monkeypatch.setattr(splitwalk, "MIN_FILES", 1)
+    monkeypatch.setattr(splitwalk, "can_split", lambda: True)
+    root = make_repo(tmp_path / "r")
+    _scan(root)
+    before = recorded(root)
+    parent = os.getpid()
+    real = statmerge._walk_units
+
+    def killed_in_the_helper(conn, root_, units):  # type: ignore[no-untyped-def]
+        if os.getpid() != parent:
+            os.kill(os.getpid(), 9)
+        return real(conn, root_, units)
+
+    monkeypatch.setattr(statmerge, "_walk_units", killed_in_the_helper)
+    rep = _scan(root, expect_settled=True)
+    assert rep.changes == [] and rep.files > 0
+    assert recorded(root) == before
