@@ -103,6 +103,18 @@ def add_streamed(
     return conn.executemany(_ADD_STREAMED, rows).rowcount
 
 
+def additions_from(
+    conn: sqlite3.Connection, first_id: int, count: int
+) -> list[tuple[int | None, str, str]]:
+    """(task id, path, image hash) of the `count` additions a large first scan journalled
+    from `first_id` on (scan/firstscan.py), in id order."""
+    return conn.execute(
+        "SELECT task_id, path, image_hash FROM journal WHERE id >= ? AND kind = 'added'"
+        " ORDER BY id LIMIT ?",
+        (first_id, count),
+    ).fetchall()
+
+
 def take_back(conn: sqlite3.Connection, first_id: int, last_id: int) -> None:
     """Delete the rows with ids first_id..last_id (a first scan's streamed additions)."""
     conn.execute("DELETE FROM journal WHERE id BETWEEN ? AND ?", (first_id, last_id))

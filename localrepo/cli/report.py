@@ -7,6 +7,7 @@ import os
 import sqlite3
 import sys
 from collections import Counter, defaultdict
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -45,11 +46,13 @@ def print_json(data: Any) -> None:
     echo(json.dumps(data, indent=2, ensure_ascii=False, sort_keys=False))
 
 
-def scan_json(rep: ScanReport) -> dict[str, Any]:
+def scan_json(rep: ScanReport, additions: Sequence[ch.Change] = ()) -> dict[str, Any]:
+    """`additions`: those a large first scan journalled without listing (its report's
+    `unlisted_additions`, read back from the journal)."""
     return {
         "files": rep.files,
         "hashed": rep.hashed,
-        "changes": [_change_json(c) for c in rep.changes],
+        "changes": [_change_json(c) for c in [*additions, *rep.changes]],
         "invalid": [
             {"path": p, "reason": r, "detail": d} for p, (r, d) in sorted(rep.invalid.items())
         ],
@@ -71,6 +74,8 @@ def _change_json(c: ch.Change) -> dict[str, Any]:
 
 def print_scan(rep: ScanReport, *, quiet: bool) -> None:
     counts = Counter(c.kind for c in rep.changes)
+    if rep.unlisted_additions:
+        counts[ch.ADDED] += rep.unlisted_additions
     summary = ", ".join(f"{n} {k.replace('_', ' ')}" for k, n in sorted(counts.items()))
     echo(
         f"Scanned {rep.files} image files ({rep.hashed} hashed) in {rep.seconds:.2f}s: "
@@ -80,6 +85,18 @@ def print_scan(rep: ScanReport, *, quiet: bool) -> None:
         echo(f"{len(rep.invalid)} files are not valid images (see 'repo status').")
     if rep.retry_later:
         echo(f"{len(rep.retry_later)} files changed while being read; the next scan retries them.")
+
+
+def unlisted_additions(conn: sqlite3.Connection, rep: ScanReport) -> list[ch.Change]:
+    """The additions a large first scan journalled without listing them in `rep`."""
+    if not rep.unlisted_additions:
+        return []
+    return [
+        ch.Change(ch.ADDED, path, None, digest, None, task_id)
+        for task_id, path, digest in journal.additions_from(
+            conn, rep.unlisted_first_id, rep.unlisted_additions
+        )
+    ]
 
 
 def collect_status(conn: sqlite3.Connection, rep: ScanReport) -> dict[str, Any]:

@@ -56,7 +56,14 @@ def show_scan(obj: Ctx, *, dry_run: bool, as_json: bool) -> int:
 
     rep = run_scan(obj, dry_run=dry_run)
     if as_json:
-        report.print_json(report.scan_json(rep))
+        additions = []
+        if rep.unlisted_additions:
+            conn = obj.repo().connect()
+            try:
+                additions = report.unlisted_additions(conn, rep)
+            finally:
+                conn.close()
+        report.print_json(report.scan_json(rep, additions))
     else:
         report.print_scan(rep, quiet=obj.quiet)
     return EXIT_OK

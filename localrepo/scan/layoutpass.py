@@ -393,7 +393,7 @@ def label_summary(
     keeps status stat-only). `image_labels`: ((task, image), {label: value}) per image;
     images placed alike share one dict, and what follows is done once a dict.
     Returns the label ids by (name, type), and the problems."""
-    shared: dict[tuple[int, int], list] = {}  # (task, id(labels)) -> [labels, images]
+    shared: dict[tuple[int, object], list] = {}  # (task, id(labels)) -> [labels, images]
     for (task_id, _), labels in image_labels:
         if labels:
             entry = shared.get((task_id, id(labels)))
@@ -401,6 +401,18 @@ def label_summary(
                 shared[(task_id, id(labels))] = [labels, 1]
             else:
                 entry[1] += 1
+    return summarize_labels(conn, by_task, folder_labels, images_per_task, shared)
+
+
+def summarize_labels(
+    conn: sqlite3.Connection,
+    by_task: dict[int, TaskBinding],
+    folder_labels: dict[int, set[str]],
+    images_per_task: dict[int, int],
+    shared: Mapping[tuple[int, object], list],
+) -> tuple[dict[tuple[str, str], int], list[Problem]]:
+    """label_summary() of images counted already: `shared` maps (task, any key of one
+    set of labels) to [those labels, how many of the task's images carry them]."""
     task_labels: dict[int, set[str]] = {t: set(v) for t, v in folder_labels.items()}
     counts: dict[int, dict[str, int]] = defaultdict(lambda: defaultdict(int))
     labelled: dict[int, int] = defaultdict(int)

@@ -58,6 +58,19 @@ class HashPool:
         self.early = EarlyHashing(self)
         return self.early
 
+    def started(self) -> Executor:
+        """The worker pool, started (and warmed up) on the first call."""
+        if self.pool is None:
+            from localrepo.scan.hashing import warm_up
+
+            # Imported here, before the pool forks: forked workers inherit Pillow and
+            # start on their first batch at once, instead of each importing it.
+            warm_up()
+            self.pool = self.executor_factory(self.workers)
+            for _ in range(self.workers):
+                self.pool.submit(warm_up)  # starts them (and imports, if not forked)
+        return self.pool
+
     def shutdown(self) -> None:
         if self.pool is not None:
             self.pool.shutdown(cancel_futures=True)
@@ -218,15 +231,7 @@ class EarlyHashing:
         if len(unique) - self._sent < BATCH or len(unique) < POOL_THRESHOLD:
             return
         hasher = self.hasher
-        if hasher.pool is None:
-            from localrepo.scan.hashing import warm_up
-
-            # Imported here, before the pool forks: forked workers inherit Pillow and
-            # start on their first batch at once, instead of each importing it.
-            warm_up()
-            hasher.pool = hasher.executor_factory(hasher.workers)
-            for _ in range(hasher.workers):
-                hasher.pool.submit(warm_up)  # starts them (and imports, if not forked)
+        pool = hasher.started()
         from localrepo.scan.hashing import examine_batch
 
         root = hasher.root
@@ -236,7 +241,7 @@ class EarlyHashing:
             if len(unique) - self._sent < size:
                 break
             names = unique[self._sent : self._sent + size]
-            fut = hasher.pool.submit(examine_batch, root, names, [True] * len(names))
+            fut = pool.submit(examine_batch, root, names, [True] * len(names))
             self.submitted[fut] = names
             self._sent += size
 

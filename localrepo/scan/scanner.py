@@ -41,6 +41,7 @@ from localrepo.catalog import tasks as catalog_tasks
 from localrepo.layout import TaskBinding
 from localrepo.scan import (
     diff,
+    firstscan,
     layoutpass,
     layoutpatch,
     layoutstream,
@@ -127,6 +128,10 @@ class Scanner:
     ) -> None:
         conn = self.conn
         bindings = catalog_tasks.load_bindings(conn)
+        if firstscan.applies(self.root, conn, scope=scope, hold=hold, dry_run=writes.dry_run):
+            # A large first scan, folder by folder, in memory that does not grow with it.
+            firstscan.FirstScan(conn, self.root, writes, pool, bindings, report).run()
+            return
         tree = self._walk(report, writes, pool, hold, scope, bindings)
         hold = statpass.complete(tree, conn, hold)
         report.files = len(tree.walked.images) + tree.walked.settled

@@ -36,7 +36,11 @@ FEW = 4  # fewer top-level folders than this are shared one level deeper
 def folder_weights(paths: Iterable[str]) -> dict[str, int]:
     """What SplitWalk balances by: how many of `paths` each folder one or two levels
     deep holds ("" for all of them)."""
-    per_folder = Counter(path.rpartition("/")[0] for path in paths)
+    return weights_of_folders(Counter(path.rpartition("/")[0] for path in paths))
+
+
+def weights_of_folders(per_folder: Mapping[str, int]) -> dict[str, int]:
+    """folder_weights() of files counted by folder already."""
     weights: dict[str, int] = defaultdict(int)
     for folder, n in per_folder.items():
         weights[""] += n

@@ -48,6 +48,8 @@ class Writes:
         # of a few files in a large tree should cost what a few files cost).
         self.few_files = False
         self._some_ids: dict[str, int] | None = None
+        # A large first scan (firstscan.py): each batch's ids looked up, none kept.
+        self.ids_per_batch = False
         self.next_image_id = 0
         self.known_paths: Collection[str] = ()  # paths that have a file row already
         # A first scan's additions, journalled as results arrive (stream_additions).
@@ -127,8 +129,14 @@ class Writes:
 
     def _image_ids(self, batch: list[Examined]) -> dict[str, int]:
         """The ids of the images the catalog has, by hash: every one, or with
-        `few_files` at least those of this batch."""
+        `few_files` or `ids_per_batch` at least those of this batch."""
         conn = self.conn
+        if self.ids_per_batch:
+            if self._some_ids is None:
+                self._some_ids = {}
+                self.next_image_id = catalog_images.max_id(conn)
+            # In the scan's transaction: the images of earlier batches are found too.
+            return catalog_images.ids_of(conn, {ex.hash for ex in batch if ex.hash})
         if not self.few_files:
             if self.hash_ids is None:
                 self.hash_ids = catalog_images.image_ids_by_hash(conn)

@@ -300,10 +300,10 @@ class Watcher:
             raise
         self._retry_paths(rep.retry_later)
         self.schedule.journalled()
-        if rep.changes:
+        if rep.change_count():
             log.info(
                 "remote unreachable: journalled %d change(s); they go out at the next retry",
-                len(rep.changes),
+                rep.change_count(),
             )
 
     def _sync(self, why: str, hold: frozenset[str], scope: frozenset[str] | None = None) -> None:
