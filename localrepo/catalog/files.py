@@ -293,14 +293,6 @@ def valid_files(conn: sqlite3.Connection) -> list[tuple[str, str]]:
     ).fetchall()
 
 
-def each_valid_file(conn: sqlite3.Connection) -> Iterator[tuple[str, str]]:
-    """valid_files(), row by row (a first scan's journal of a million files)."""
-    return conn.execute(
-        "SELECT f.path, i.hash FROM file f JOIN image i ON i.id = f.image_id"
-        " WHERE f.reason IS NULL ORDER BY f.path"
-    )
-
-
 def each_valid_file_by_image(conn: sqlite3.Connection) -> Iterator[tuple[int, str]]:
     """(image id, path) of every file that is a valid image, the copies of an image
     together (by image id, then path), row by row: by the index on file.image_id."""

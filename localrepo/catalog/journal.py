@@ -103,6 +103,28 @@ def add_streamed(
     return conn.executemany(_ADD_STREAMED, rows).rowcount
 
 
+def add_valid_files(
+    conn: sqlite3.Connection, now_ns: int, task_of: Callable[[str], int | None]
+) -> tuple[int, int]:
+    """An addition (kind "added") for every file that is a valid image, in path order,
+    in one statement (a large first scan's journal, scan/firstscan.py); `task_of(path)`
+    names each one's task. Returns (the first id, how many were written)."""
+    first = next_id(conn)
+    conn.create_function("localrepo_task_of", 1, task_of, deterministic=True)
+    try:
+        cur = conn.execute(
+            "INSERT INTO journal(created_ns, kind, status, task_id, path, old_path,"
+            f" image_hash, detail, attempts) SELECT ?, 'added', '{PENDING}',"
+            " localrepo_task_of(f.path), f.path, NULL, i.hash, NULL, 0"
+            " FROM file f JOIN image i ON i.id = f.image_id"
+            " WHERE f.reason IS NULL ORDER BY f.path",
+            (now_ns,),
+        )
+    finally:
+        conn.create_function("localrepo_task_of", 1, None)
+    return first, cur.rowcount
+
+
 def additions_from(
     conn: sqlite3.Connection, first_id: int, count: int
 ) -> list[tuple[int | None, str, str]]:

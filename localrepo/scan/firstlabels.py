@@ -18,8 +18,6 @@ import sqlite3
 from collections import defaultdict
 from collections.abc import Iterable
 from dataclasses import replace
-from itertools import groupby
-from operator import itemgetter
 
 from localrepo.catalog import files as catalog_files
 from localrepo.catalog import labels as catalog_labels
@@ -59,69 +57,104 @@ def label_images(
     conn: sqlite3.Connection, bindings: list[TaskBinding], folder_labels: dict[int, set[str]]
 ) -> list[Problem] | None:
     """Derive and write every image's LOCAL labels (see the module's contract)."""
-    tasks = TaskLookup(bindings)
-    by_task = {b.task_id: b for b in bindings}
-    # Every label of a tree without sidecars is a label folder's: created first, in the
-    # order the layout pass creates them (scan/layoutstream.py does the same).
-    known = catalog_labels.ensure_labels(
-        conn, label_keys(by_task, folder_labels), catalog_labels.label_ids(conn)
+    labeller = _Labeller(conn, bindings, folder_labels)
+    current = None
+    copies: dict[int, list[tuple[str, Placement]]] = {}
+    for image_id, path in catalog_files.each_valid_file_by_image(conn):
+        if image_id != current:
+            if copies and not labeller.image(current, copies):  # type: ignore[arg-type]
+                labeller.write()
+                return None
+            current, copies = image_id, {}
+            if len(labeller.rows) >= ROWS_PER_WRITE:
+                labeller.write()
+        placed = labeller.placed(path)
+        if placed is not None:
+            copies.setdefault(placed[0], []).append((path, placed[1]))
+    if copies and not labeller.image(current, copies):  # type: ignore[arg-type]
+        labeller.write()
+        return None
+    labeller.write()
+    _known, summary_problems = summarize_labels(
+        conn, labeller.by_task, folder_labels, labeller.images_per_task, labeller.shared
     )
-    by_folder: dict[str, Placement] = {}
-    merges = _Merges()
-    as_ids: dict[int, dict[int, float | None]] = {}  # by id() of a merged label map
-    place_problems: list[Problem] = []
-    merge_problems: list[Problem] = []
-    images_per_task: dict[int, int] = defaultdict(int)
-    shared: dict[tuple[int, object], list] = {}  # (task, key of the labels) -> [labels, n]
-    rows: list[tuple[str, int, int, int, float | None]] = []
-    files = catalog_files.each_valid_file_by_image(conn)
-    for image_id, group in groupby(files, key=itemgetter(0)):
-        copies: dict[int, list[tuple[str, Placement]]] = {}
-        for _id, path in group:
-            b = tasks.of(path)
-            if b is None:
-                continue
-            folder = path.rpartition("/")[0]
-            pl = by_folder.get(folder)
-            if pl is None:
-                pl = place(path, b, None)
-                if pl.problems:
-                    place_problems += [Problem("layout", m, path, b.task_id) for m in pl.problems]
-                else:
-                    by_folder[folder] = pl
-            copies.setdefault(b.task_id, []).append((path, pl))
+    return _in_path_order(labeller.place_problems) + labeller.merge_problems + summary_problems
+
+
+class _Labeller:
+    """What label_images holds: per folder (placements), per set of labels (counts),
+    and the rows not written yet."""
+
+    def __init__(
+        self,
+        conn: sqlite3.Connection,
+        bindings: list[TaskBinding],
+        folder_labels: dict[int, set[str]],
+    ) -> None:
+        self.conn = conn
+        self.tasks = TaskLookup(bindings)
+        self.by_task = {b.task_id: b for b in bindings}
+        # Every label of a tree without sidecars is a label folder's: created first, in
+        # the order the layout pass creates them (scan/layoutstream.py does the same).
+        self.known = catalog_labels.ensure_labels(
+            conn, label_keys(self.by_task, folder_labels), catalog_labels.label_ids(conn)
+        )
+        self.by_folder: dict[str, Placement] = {}
+        self.merges = _Merges()
+        self.as_ids: dict[int, dict[int, float | None]] = {}  # by id() of a merged map
+        self.place_problems: list[Problem] = []
+        self.merge_problems: list[Problem] = []
+        self.images_per_task: dict[int, int] = defaultdict(int)
+        self.shared: dict[tuple[int, object], list] = {}  # (task, key of labels) -> [labels, n]
+        self.rows: list[tuple[str, int, int, int, float | None]] = []
+
+    def write(self) -> None:
+        catalog_labels.insert_image_labels(self.conn, self.rows)
+        self.rows = []
+
+    def placed(self, path: str) -> tuple[int, Placement] | None:
+        """(task, placement) of a valid file; None outside every task."""
+        b = self.tasks.of(path)
+        if b is None:
+            return None
+        folder = path.rpartition("/")[0]
+        pl = self.by_folder.get(folder)
+        if pl is None:
+            pl = place(path, b, None)
+            if pl.problems:
+                self.place_problems += [Problem("layout", m, path, b.task_id) for m in pl.problems]
+            else:
+                self.by_folder[folder] = pl
+        return b.task_id, pl
+
+    def image(self, image_id: int, copies: dict[int, list[tuple[str, Placement]]]) -> bool:
+        """Count one image in each task and queue its label rows; False for a label
+        that is no label folder's."""
         for task_id, found in copies.items():
-            images_per_task[task_id] += 1
-            ttype = by_task[task_id].type
-            labels, problems = merges.merge(ttype, found)
+            self.images_per_task[task_id] += 1
+            ttype = self.by_task[task_id].type
+            labels, problems = self.merges.merge(ttype, found)
             if problems:
-                merge_problems += [Problem("layout", m, None, task_id) for m in problems]
+                self.merge_problems += [Problem("layout", m, None, task_id) for m in problems]
             if not labels:
                 continue
-            converted = as_ids.get(id(labels))
+            single = len(found) == 1
+            converted = self.as_ids.get(id(labels)) if single else None
             if converted is None:
                 ltype = LABEL_TYPE[ttype]
-                if any((n, ltype) not in known for n in labels):
-                    catalog_labels.insert_image_labels(conn, rows)
-                    return None
-                converted = {known[(n, ltype)]: v for n, v in labels.items()}
-                if len(found) == 1:  # a folder's shared map: converted once
-                    as_ids[id(labels)] = converted
-            rows += [(LOCAL, task_id, image_id, lid, v) for lid, v in converted.items()]
-            key: object = id(labels) if len(found) == 1 else tuple(sorted(labels.items()))
-            entry = shared.get((task_id, key))
+                if any((n, ltype) not in self.known for n in labels):
+                    return False
+                converted = {self.known[(n, ltype)]: v for n, v in labels.items()}
+                if single:  # a folder's shared map: converted once
+                    self.as_ids[id(labels)] = converted
+            self.rows += [(LOCAL, task_id, image_id, lid, v) for lid, v in converted.items()]
+            key: object = id(labels) if single else tuple(sorted(labels.items()))
+            entry = self.shared.get((task_id, key))
             if entry is None:
-                shared[(task_id, key)] = [labels, 1]
+                self.shared[(task_id, key)] = [labels, 1]
             else:
                 entry[1] += 1
-        if len(rows) >= ROWS_PER_WRITE:
-            catalog_labels.insert_image_labels(conn, rows)
-            rows = []
-    catalog_labels.insert_image_labels(conn, rows)
-    _known, summary_problems = summarize_labels(
-        conn, by_task, folder_labels, images_per_task, shared
-    )
-    return _in_path_order(place_problems) + merge_problems + summary_problems
+        return True
 
 
 def _in_path_order(problems: Iterable[Problem]) -> list[Problem]:

@@ -52,7 +52,6 @@ from localrepo.vocabulary import STATE_DIR
 # writes overlap the hashing) and its memory is small (170 MB at 100,000 files).
 MIN_FILES = 100_000
 IN_FLIGHT = 4  # batches per worker waiting in the pool
-JOURNAL_ROWS = 20_000  # journal rows written per statement
 
 
 def applies(
@@ -227,20 +226,12 @@ class FirstScan:
         return problems
 
     def _journal(self) -> None:
-        """Each valid file's addition, in path order, written from the file rows."""
-        conn, now = self.conn, self.writes.now
+        """Each valid file's addition, in path order, written from the file rows; then
+        what the whole layout pass found, if it ran (as the whole-tree path orders them)."""
         tasks = TaskLookup(self.bindings)
-        first = journal.next_id(conn)
-        rows: list[tuple] = []
-        written = 0
-        for path, digest in catalog_files.each_valid_file(conn):
-            rows.append((ch.ADDED, _task_id(tasks, path), path, None, digest, None))
-            if len(rows) >= JOURNAL_ROWS:
-                journal.add_many(conn, rows, now_ns=now)
-                written += len(rows)
-                rows = []
-        journal.add_many(conn, rows, now_ns=now)
-        written += len(rows)
+        first, written = journal.add_valid_files(
+            self.conn, self.writes.now, lambda path: _task_id(tasks, path)
+        )
         self.writes.journal(self._layout_changes, streamed=False)
         self.report.changes += self._layout_changes
         self.report.unlisted_additions = written
