@@ -61,16 +61,19 @@ def applies(
     scope: object,
     hold: frozenset[str],
     dry_run: bool,
-) -> bool:
-    """Whether a scan takes this path (see the module's contract)."""
+) -> int | None:
+    """How many image files the tree holds, when a scan takes this path (see the
+    module's contract); None when it does not."""
     if scope is not None or hold or dry_run or catalog_files.has_files(conn):
-        return False
-    return at_least(str(root), MIN_FILES)
+        return None
+    count = count_image_files(str(root))
+    return count if count >= MIN_FILES else None
 
 
-def at_least(root: str, n: int) -> bool:
-    """Whether the tree holds `n` files with an image name or more (not following
-    symlinks, the state folder aside): a count that stops at `n`."""
+def count_image_files(root: str) -> int:
+    """How many files with an image name the tree holds, ignore files aside (not
+    following symlinks, not in the state folder): what the progress bar counts to. A
+    listing without a stat, about a second for a million files."""
     count = 0
     stack = [root]
     while stack:
@@ -84,13 +87,11 @@ def at_least(root: str, n: int) -> bool:
                                 stack.append(entry.path)
                         elif is_image_name(entry.name):
                             count += 1
-                            if count >= n:
-                                return True
                     except OSError:
                         continue
         except OSError:
             continue
-    return False
+    return count
 
 
 class FirstScan:
@@ -104,8 +105,10 @@ class FirstScan:
         pool: HashPool,
         bindings: list[TaskBinding],
         report: ScanReport,
+        expected: int = 0,
     ) -> None:
         self.conn = conn
+        self.expected = expected  # image files counted before the walk (progress)
         self.root = root
         self.writes = writes
         self.pool = pool
@@ -185,7 +188,7 @@ class FirstScan:
         report.hashed += len(batch)
         self.writes.file_rows(batch)
         if self.pool.progress:
-            self.pool.progress(report.hashed, self.walked_files)
+            self.pool.progress(report.hashed, max(self.expected, self.walked_files))
 
     # -- 2. and 3. what the whole-tree path records after its diff -------------------------
     def _record(self, walked: WalkResult) -> None:

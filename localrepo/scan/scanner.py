@@ -128,9 +128,12 @@ class Scanner:
     ) -> None:
         conn = self.conn
         bindings = catalog_tasks.load_bindings(conn)
-        if firstscan.applies(self.root, conn, scope=scope, hold=hold, dry_run=writes.dry_run):
+        expected = firstscan.applies(
+            self.root, conn, scope=scope, hold=hold, dry_run=writes.dry_run
+        )
+        if expected is not None:
             # A large first scan, folder by folder, in memory that does not grow with it.
-            firstscan.FirstScan(conn, self.root, writes, pool, bindings, report).run()
+            firstscan.FirstScan(conn, self.root, writes, pool, bindings, report, expected).run()
             return
         tree = self._walk(report, writes, pool, hold, scope, bindings)
         hold = statpass.complete(tree, conn, hold)

@@ -132,17 +132,30 @@ def test_a_first_scan_in_parts_records_what_the_whole_tree_scan_records(
     assert recorded(parts_root) == recorded(whole_root)
 
 
-def test_the_count_stops_at_the_bar_and_skips_the_state_folder(tmp_path: Path) -> None:
+def test_the_count_is_of_image_names_outside_the_state_folder(tmp_path: Path) -> None:
     root = new_repo(tmp_path / "r")
     for i in range(5):
         write_image(root, f"a/{i}.jpg", i)
     write(root, "a/notes.txt", "x")
-    assert firstscan.at_least(str(root), 5)
-    assert not firstscan.at_least(str(root), 6)
     write(root, ".localrepo/x.jpg", b"state: not counted")
-    assert not firstscan.at_least(str(root), 6)
-    write_image(root, "b/c/5.jpg", 5)
-    assert firstscan.at_least(str(root), 6)
+    write_image(root, "b/c/5.PNG", 5, fmt="PNG")
+    os.symlink(root / "a", root / "linked")  # not followed
+    assert firstscan.count_image_files(str(root)) == 6
+
+
+def test_progress_counts_to_the_files_counted_before_the_walk(tmp_path: Path, monkeypatch) -> None:
+    root = new_repo(tmp_path / "r")
+    for i in range(700):
+        write_image(root, f"l{i % 3}/{i}.jpg", i % 50)
+    monkeypatch.setattr(firstscan, "MIN_FILES", 1)
+    seen: list[tuple[int, int]] = []
+    conn = db(root)
+    try:
+        Scanner(root, conn, workers=2, progress=lambda d, t: seen.append((d, t))).scan()
+    finally:
+        conn.close()
+    assert seen and all(t == 700 for _d, t in seen)
+    assert [d for d, _t in seen] == sorted(d for d, _t in seen) and seen[-1][0] == 700
 
 
 def test_the_walk_waits_for_the_pool(tmp_path: Path, monkeypatch) -> None:
