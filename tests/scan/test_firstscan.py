@@ -13,10 +13,19 @@ from collections.abc import Callable
 from pathlib import Path
 
 import pytest
-from support.treebuilder import db, new_repo, repo_main, run_repo, write, write_image
+from support.treebuilder import (
+    db,
+    labels_by_path,
+    new_repo,
+    repo_main,
+    run_repo,
+    task_labels,
+    write,
+    write_image,
+)
 
 from localrepo.cli import report as cli_report
-from localrepo.scan import firstscan
+from localrepo.scan import firstlabels, firstscan
 from localrepo.scan.report import ScanReport
 from localrepo.scan.scanner import Scanner
 
@@ -130,6 +139,38 @@ def test_a_first_scan_in_parts_records_what_the_whole_tree_scan_records(
         os.rename(first, root / "moved.jpg")
         assert _scan(root, workers).change_count() > 0
     assert recorded(parts_root) == recorded(whole_root)
+
+
+def test_labels_the_label_pass_cannot_place_go_to_the_whole_layout_pass(
+    tmp_path: Path, monkeypatch
+) -> None:
+    """When an image's label is not a label folder's, the image-by-image pass stops and
+    the whole layout pass runs over the catalog as written (some label rows already in
+    it); the labels, counts, journal and problems end as the whole-tree scan's."""
+    whole_root, parts_root = new_repo(tmp_path / "whole"), new_repo(tmp_path / "parts")
+    for root in (whole_root, parts_root):
+        copies(root)
+    _scan(whole_root, 2)
+    monkeypatch.setattr(firstscan, "MIN_FILES", 1)
+    stopped: list[object] = []
+    real_label_images = firstlabels.label_images
+
+    def without_one_label(conn, bindings, folder_labels):  # type: ignore[no-untyped-def]
+        # As if one label folder had not been seen: its images cannot be placed here.
+        fewer = {t: set(names) - {"cat"} for t, names in folder_labels.items()}
+        got = real_label_images(conn, bindings, fewer)
+        stopped.append(got)
+        return got
+
+    monkeypatch.setattr(firstlabels, "label_images", without_one_label)
+    _scan(parts_root, 2)
+    assert stopped == [None]
+    assert labels_by_path(parts_root) == labels_by_path(whole_root)
+    assert task_labels(parts_root) == task_labels(whole_root)
+    a, b = recorded(whole_root), recorded(parts_root)
+    for table in ("journal", "scan_problem", "meta", "file"):
+        assert b[table] == a[table], table
+    assert _journal_order(parts_root) == _journal_order(whole_root)
 
 
 def test_the_count_is_of_image_names_outside_the_state_folder(tmp_path: Path) -> None:
