@@ -251,32 +251,25 @@ def open_entries(
     ).fetchall()
 
 
-def open_moves(conn: sqlite3.Connection) -> list[tuple[str, str, str, int | None]]:
-    """[(image hash, path, old path, image id)] of the OPEN moves ("moved", scan/
-    changes.MOVED) that name their image and both paths, oldest first."""
+def open_moves(conn: sqlite3.Connection) -> list[tuple[str, str, str]]:
+    """[(image hash, path, old path)] of the OPEN moves ("moved", scan/changes.MOVED)
+    that name their image and both paths, oldest first."""
     return conn.execute(
-        "SELECT j.image_hash, j.path, j.old_path, i.id FROM journal j"
-        " LEFT JOIN image i ON i.hash = j.image_hash WHERE j.status IN "
+        "SELECT image_hash, path, old_path FROM journal WHERE status IN "
         + _OPEN_SQL
-        + " AND j.kind = 'moved' AND j.image_hash != '' AND j.path != ''"
-        " AND j.old_path != '' ORDER BY j.id"
+        + " AND kind = 'moved' AND image_hash != '' AND path != '' AND old_path != ''"
+        " ORDER BY id"
     ).fetchall()
 
 
-def first_added(conn: sqlite3.Connection) -> Iterator[tuple[str, str, int | None]]:
-    """(image hash, path, image id) of each image an OPEN addition ("added", scan/
-    changes.ADDED) names: the path of its oldest one; read a row at a time (a first
-    scan of a million files journals a million additions)."""
-    # SQLite takes a bare column of a MIN() aggregate from the row with the minimum.
-    return (
-        (digest, path, image_id)
-        for digest, path, image_id, _first in conn.execute(
-            "SELECT j.image_hash, j.path, i.id, MIN(j.id) FROM journal j"
-            " LEFT JOIN image i ON i.hash = j.image_hash WHERE j.status IN "
-            + _OPEN_SQL
-            + " AND j.kind = 'added' AND j.image_hash != '' AND j.path != ''"
-            " GROUP BY j.image_hash"
-        )
+def open_additions(conn: sqlite3.Connection) -> Iterator[tuple[str, str]]:
+    """(image hash, path) of the OPEN additions ("added", scan/changes.ADDED) that
+    name both, oldest first, a row at a time (a first scan of a million files journals
+    a million: no join, no grouping, which would cost seconds there)."""
+    return conn.execute(
+        "SELECT image_hash, path FROM journal WHERE status IN "
+        + _OPEN_SQL
+        + " AND kind = 'added' AND image_hash != '' AND path != '' ORDER BY id"
     )
 
 

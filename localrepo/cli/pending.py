@@ -20,7 +20,6 @@ from __future__ import annotations
 import json
 import sqlite3
 from array import array
-from bisect import bisect_left
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from functools import partial
 from itertools import chain
@@ -72,40 +71,34 @@ def _conflicts(conn: sqlite3.Connection) -> list[D.FileChange]:
 def _local_changes(conn: sqlite3.Connection, damaged: set[str]) -> Iterator[Found]:
     bindings = load_bindings(conn)
     moves: dict[str, tuple[str, str]] = {}  # {hash: (first source, last target)}
-    move_ids: dict[str, int | None] = {}
-    for digest, path, old_path, image_id in journal.open_moves(conn):
+    for digest, path, old_path in journal.open_moves(conn):
         moves[digest] = (moves.get(digest, (old_path, path))[0], path)
-        move_ids[digest] = image_id
-    listed: list[array[int]] = []  # per task, the ids of its images whose labels differ
+    listed: set[bytes | str] = set()  # the images whose labels differ, in some task
     for index, binding in enumerate(bindings):
         # Only the images whose labels differ are read, and only those whose label rows
         # were written since the last status are compared (catalog/label_watch.py).
-        ids = array("q", sorted(label_watch.differing_ids(conn, binding.task_id)))
-        listed.append(ids)
-        yield from _task_changes(conn, bindings, index, ids, moves, damaged)
-
-    def unlisted(image_id: int | None) -> bool:
-        return image_id is None or not any(_holds(ids, image_id) for ids in listed)
-
+        ids = label_watch.differing_ids(conn, binding.task_id)
+        yield from _task_changes(conn, bindings, index, ids, moves, damaged, listed)
     # Added with no label (a file beside the label folders): no label differs, so the
-    # tasks above do not have it. Listed while a file of it is still where it was added.
-    shown: set[str] = set()
+    # tasks above do not have it. Listed while a file of it is still where it was added
+    # (the first path the journal added it at).
+    seen: set[str] = set()
     batch: list[tuple[str, str]] = []
-    for digest, path, image_id in chain(journal.first_added(conn), [("", "", None)]):
-        if digest and digest not in damaged and unlisted(image_id):
-            batch.append((digest, path))
+    for digest, path in chain(journal.open_additions(conn), [("", "")]):
+        if digest and digest not in seen and _compact(digest) not in listed:
+            seen.add(digest)
+            if digest not in damaged:
+                batch.append((digest, path))
         if batch and (len(batch) >= IN_CHUNK or not digest):
             nodes = file_nodes(conn, [key for key, _path in batch])
             for key, added in batch:
                 if added in {p for p, _dev, _ino in nodes.get(key, ())}:
                     change = D.FileChange(D.NEW, added, new=D.NO_LABEL, side=D.LOCAL)
                     yield D.sort_key(D.NEW, added, D.LOCAL, (1, key)), _given(change)
-                    shown.add(key)
+                    listed.add(_compact(key))
             batch = []
     # Moves that kept the labels (another subfolder, another name).
-    still = sorted(
-        key for key in moves if key not in damaged and key not in shown and unlisted(move_ids[key])
-    )
+    still = sorted(k for k in moves if k not in damaged and _compact(k) not in listed)
     for key, nodes_of in file_nodes(conn, still).items():
         old_path, path = moves[key]
         if path in {p for p, _dev, _ino in nodes_of} and path != old_path:
@@ -113,9 +106,13 @@ def _local_changes(conn: sqlite3.Connection, damaged: set[str]) -> Iterator[Foun
             yield D.sort_key(D.MOVED, path, D.LOCAL, (2, key)), _given(change)
 
 
-def _holds(ids: array[int], image_id: int) -> bool:
-    at = bisect_left(ids, image_id)
-    return at < len(ids) and ids[at] == image_id
+def _compact(key: str) -> bytes | str:
+    """An image key as the set of listed images holds it: a hex hash as its bytes (a
+    million of them weigh about 80 MB as bytes, 115 MB as text)."""
+    try:
+        return bytes.fromhex(key)
+    except ValueError:
+        return key  # not hex: itself (a str never equals a bytes)
 
 
 def _task_changes(
@@ -125,10 +122,12 @@ def _task_changes(
     ids: array[int],
     moves: Mapping[str, tuple[str, str]],
     damaged: set[str],
+    listed: set[bytes | str],
 ) -> Iterator[Found]:
     """describe.pending_changes of the task's images `ids` (those whose labels differ),
-    read CHUNK at a time. Its deletions are read first: a NEW change at the path of one
-    is left out, and the first deletion there becomes MODIFIED (fold_modified)."""
+    read CHUNK at a time; their keys are added to `listed`. Its deletions are read
+    first: a NEW change at the path of one is left out, and the first deletion there
+    becomes MODIFIED (fold_modified)."""
     binding = bindings[index]
     task = binding.task_id
     gone: set[int] = set()  # labelled when synced, no label now: deleted files among them
@@ -136,7 +135,7 @@ def _task_changes(
         gone = labelled_only_in(conn, task, SYNCED, LOCAL, ids)
     deleted: list[tuple[str, D.FileChange]] = []
     for key, b, now, (kind, path, old_path) in _images(
-        conn, bindings, binding, sorted(gone), moves, damaged
+        conn, bindings, binding, sorted(gone), moves, damaged, listed
     ):
         if kind == D.DELETED:
             deleted.append((key, D.pending_change(kind, path, old_path, b, now)))
@@ -146,7 +145,7 @@ def _task_changes(
     new_at: dict[str, tuple[str, Mapping[str, float | None]]] = {}  # the last by key
     rest = array("q", (i for i in ids if i not in gone)) if gone else ids
     for key, b, now, (kind, path, old_path) in _images(
-        conn, bindings, binding, rest, moves, damaged
+        conn, bindings, binding, rest, moves, damaged, listed
     ):
         if kind == D.NEW and path in at:
             if path not in new_at or key > new_at[path][0]:
@@ -180,11 +179,13 @@ def _images(
     ids: Iterable[int],
     moves: Mapping[str, tuple[str, str]],
     damaged: set[str],
+    listed: set[bytes | str],
 ) -> Iterator[
     tuple[str, Mapping[str, float | None], Mapping[str, float | None], tuple[str, str, str | None]]
 ]:
     """(hash, labels synced, labels now, image_pending's answer) of those of these
-    images of the task that changed (not the damaged), CHUNK at a time."""
+    images of the task that changed (not the damaged), CHUNK at a time; every one
+    read is added to `listed`."""
     ids = ids if isinstance(ids, array) else array("q", ids)
     whole = len(bindings) == 1 and not binding.root.strip("/")  # every file is the task's
     for start in range(0, len(ids), CHUNK):
@@ -197,6 +198,7 @@ def _images(
                 for key, found in paths.items()
             }
         keys = base.keys() | local.keys()
+        listed.update(_compact(key) for key in keys)
         last_seen = journal.last_paths(conn, sorted(k for k in keys if not paths.get(k)))
         for key in keys:
             if key in damaged:
