@@ -4,12 +4,14 @@ The words are describe.py's (`image_pending`, `pending_change`, `fold_modified`:
 `describe.pending_changes` does for a whole task at once); this module reads what they
 need, CHUNK images at a time, and hands each change to `describe.first_of_each_kind`
 as a sort key and a way to build it. So the human status, which prints the first
-`cap` of each kind, counts every change but builds and holds only those: the first
-status of a million new images holds the ids of the images whose labels differ (8
-bytes each), not a change object each (docs/benchmarks.md, "A million images").
-What it still holds in full: the deletions of a task (a new file at a deleted one's
-path folds into one MODIFIED change, so they are read first), the moves not synced yet
-and the open conflicts. --all, --json and --porcelain list everything, so build it.
+`cap` of each kind, counts every change but builds and holds only those (docs/
+benchmarks.md, "A million images"). What it holds of every image whose labels
+differ: its id (8 bytes) and its hash as 16 bytes, the set the journal's additions
+and moves are checked against (an addition with no label, a move that kept its
+labels, are listed only when no task lists the image). What it holds in full: a
+task's deletions (a new file at a deleted one's path folds into one MODIFIED change,
+so they are read first), the moves not synced yet and the open conflicts. --all,
+--json and --porcelain list everything, so build it.
 
 The order is `describe.sort_changes`'s (kind, path, side), ties kept in the order the
 changes were found: task by task (the task's own by image hash), then the additions
