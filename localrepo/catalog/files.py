@@ -12,7 +12,7 @@ from __future__ import annotations
 import sqlite3
 from collections.abc import Collection, Iterable, Iterator, Sequence
 
-from localrepo.catalog.db import rows_in
+from localrepo.catalog.db import rows_in, rows_of_ids
 
 
 def like_prefix(prefix: str) -> str:
@@ -306,11 +306,12 @@ def valid_files_under(conn: sqlite3.Connection, prefix: str) -> Iterator[tuple[s
 def valid_paths_of(conn: sqlite3.Connection, image_ids: Sequence[int]) -> dict[str, list[str]]:
     """{hash: its valid files, by path} of these images (by the image_id index)."""
     out: dict[str, list[str]] = {}
-    for digest, path in rows_in(
+    for _id, digest, path in rows_of_ids(
         conn,
-        "SELECT i.hash, f.path FROM file f JOIN image i ON i.id = f.image_id"
-        " WHERE f.reason IS NULL AND f.image_id IN ({marks}) ORDER BY f.path",
-        image_ids,
+        "SELECT f.image_id, i.hash, f.path FROM file f JOIN image i ON i.id = f.image_id"
+        " WHERE f.reason IS NULL AND {ids} ORDER BY f.path",
+        "f.image_id",
+        sorted(image_ids),
     ):
         out.setdefault(digest, []).append(path)
     return out

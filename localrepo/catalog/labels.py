@@ -9,7 +9,7 @@ from __future__ import annotations
 import sqlite3
 from collections.abc import Iterable, Sequence
 
-from localrepo.catalog.db import rows_in
+from localrepo.catalog.db import rows_in, rows_of_ids
 from localrepo.catalog.sides import LOCAL
 
 # -- the label table ----------------------------------------------------------------------
@@ -269,17 +269,16 @@ def image_labels_in(
     """({image hash: {label name: value}} in `first`, the same in `second`) of these
     images of the task (`repo status`: SYNCED vs LOCAL of those whose labels differ,
     `differing_image_ids`); an image with no label in a state is absent from that map."""
-    return _label_maps(
-        rows_in(
-            conn,
-            "SELECT il.state, i.hash, l.name, il.value FROM image_label il"
-            " JOIN image i ON i.id = il.image_id JOIN label l ON l.id = il.label_id"
-            " WHERE il.task_id = ? AND il.state IN (?, ?) AND il.image_id IN ({marks})",
-            sorted(image_ids),
-            (task_id, first, second),
-        ),
-        first,
+    rows = rows_of_ids(
+        conn,
+        "SELECT il.image_id, il.state, i.hash, l.name, il.value FROM image_label il"
+        " JOIN image i ON i.id = il.image_id JOIN label l ON l.id = il.label_id"
+        " WHERE il.task_id = ? AND il.state IN (?, ?) AND {ids}",
+        "il.image_id",
+        sorted(image_ids),
+        (task_id, first, second),
     )
+    return _label_maps((r[1:] for r in rows), first)
 
 
 def _label_maps(

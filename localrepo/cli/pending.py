@@ -87,7 +87,11 @@ def _local_changes(conn: sqlite3.Connection, damaged: set[str]) -> Iterator[Foun
     seen: set[str] = set()
     batch: list[tuple[str, str]] = []
     for digest, path in chain(journal.open_additions(conn), [("", "")]):
-        if digest and digest not in seen and _compact(digest) not in listed:
+        try:  # _compact, inline: a first status checks a million additions
+            listed_key: bytes | str = bytes.fromhex(digest)
+        except ValueError:
+            listed_key = digest
+        if digest and listed_key not in listed and digest not in seen:
             seen.add(digest)
             if digest not in damaged:
                 batch.append((digest, path))
