@@ -11,6 +11,7 @@ from __future__ import annotations
 import sqlite3
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
+from itertools import chain
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -128,11 +129,39 @@ def rows_in(
 ) -> Iterator[tuple[Any, ...]]:
     """The rows of ``sql``, whose ``{marks}`` is an ``IN`` list, over ``values`` in
     chunks of IN_CHUNK, chunk after chunk (each chunk's rows in the statement's order);
-    ``before``: the values of the placeholders ahead of the list."""
+    ``before``: the values of the placeholders ahead of the list. The cursors are
+    chained in C: no Python frame per row (a first status reads millions of rows)."""
+    return chain.from_iterable(_cursors_in(conn, sql, values, before))
+
+
+def rows_of_ids(
+    conn: sqlite3.Connection,
+    sql: str,
+    column: str,
+    ids: Sequence[int],
+    before: Sequence[Any] = (),
+) -> Iterator[tuple[Any, ...]]:
+    """The rows of ``sql`` for these ``ids`` (sorted), whose ``{ids}`` is the condition
+    on ``column`` and whose rows start with that column: ids close together (a run of
+    new images) as one range of the index, the rows of the ids between them left out,
+    which reads a million rows about three times as fast as IN lists; others by IN
+    lists (rows_in)."""
+    if ids and ids[-1] - ids[0] < 2 * len(ids):
+        wanted = set(ids)
+        cur = conn.execute(
+            sql.replace("{ids}", f"{column} BETWEEN ? AND ?"), (*before, ids[0], ids[-1])
+        )
+        return (row for row in cur if row[0] in wanted)
+    return rows_in(conn, sql.replace("{ids}", f"{column} IN ({{marks}})"), ids, before)
+
+
+def _cursors_in(
+    conn: sqlite3.Connection, sql: str, values: Sequence[Any], before: Sequence[Any]
+) -> Iterator[sqlite3.Cursor]:
     for start in range(0, len(values), IN_CHUNK):
         chunk = values[start : start + IN_CHUNK]
         marks = ",".join("?" * len(chunk))
-        yield from conn.execute(sql.replace("{marks}", marks), (*before, *chunk))
+        yield conn.execute(sql.replace("{marks}", marks), (*before, *chunk))
 
 
 def current_revision(conn: sqlite3.Connection) -> str | None:

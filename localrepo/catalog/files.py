@@ -10,9 +10,9 @@ scan are written a batch at a time (`write_file_rows`)."""
 from __future__ import annotations
 
 import sqlite3
-from collections.abc import Collection, Iterable, Iterator
+from collections.abc import Collection, Iterable, Iterator, Sequence
 
-from localrepo.catalog.db import rows_in
+from localrepo.catalog.db import rows_in, rows_of_ids
 
 
 def like_prefix(prefix: str) -> str:
@@ -310,6 +310,20 @@ def valid_files_under(conn: sqlite3.Connection, prefix: str) -> Iterator[tuple[s
         " WHERE f.reason IS NULL AND f.path LIKE ? ESCAPE '\\' ORDER BY f.path",
         (like_prefix(prefix) + "%",),
     )
+
+
+def valid_paths_of(conn: sqlite3.Connection, image_ids: Sequence[int]) -> dict[str, list[str]]:
+    """{hash: its valid files, by path} of these images (by the image_id index)."""
+    out: dict[str, list[str]] = {}
+    for _id, digest, path in rows_of_ids(
+        conn,
+        "SELECT f.image_id, i.hash, f.path FROM file f JOIN image i ON i.id = f.image_id"
+        " WHERE f.reason IS NULL AND {ids} ORDER BY f.path",
+        "f.image_id",
+        sorted(image_ids),
+    ):
+        out.setdefault(digest, []).append(path)
+    return out
 
 
 def image_files(conn: sqlite3.Connection) -> list[tuple[str, int]]:

@@ -16,7 +16,7 @@ from __future__ import annotations
 import json
 import sqlite3
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
 
 from localrepo.catalog.db import rows_in
 
@@ -283,6 +283,28 @@ def open_entries(
         "SELECT kind, task_id, path, old_path, image_hash, detail FROM journal"
         " WHERE status IN " + _OPEN_SQL + " ORDER BY id"
     ).fetchall()
+
+
+def open_moves(conn: sqlite3.Connection) -> list[tuple[str, str, str]]:
+    """[(image hash, path, old path)] of the OPEN moves ("moved", scan/changes.MOVED)
+    that name their image and both paths, oldest first."""
+    return conn.execute(
+        "SELECT image_hash, path, old_path FROM journal WHERE status IN "
+        + _OPEN_SQL
+        + " AND kind = 'moved' AND image_hash != '' AND path != '' AND old_path != ''"
+        " ORDER BY id"
+    ).fetchall()
+
+
+def open_additions(conn: sqlite3.Connection) -> Iterator[tuple[str, str]]:
+    """(image hash, path) of the OPEN additions ("added", scan/changes.ADDED) that
+    name both, oldest first, a row at a time (a first scan of a million files journals
+    a million: no join, no grouping, which would cost seconds there)."""
+    return conn.execute(
+        "SELECT image_hash, path FROM journal WHERE status IN "
+        + _OPEN_SQL
+        + " AND kind = 'added' AND image_hash != '' AND path != '' ORDER BY id"
+    )
 
 
 def entries(conn: sqlite3.Connection, *, limit: int | None, pending_only: bool) -> list[tuple]:

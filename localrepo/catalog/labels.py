@@ -9,7 +9,7 @@ from __future__ import annotations
 import sqlite3
 from collections.abc import Iterable, Sequence
 
-from localrepo.catalog.db import rows_in
+from localrepo.catalog.db import rows_in, rows_of_ids
 from localrepo.catalog.sides import LOCAL
 
 # -- the label table ----------------------------------------------------------------------
@@ -236,39 +236,49 @@ def differ_args(task_id: int, first: str, second: str, only_dirty: bool) -> tupl
     return (*one, *other, *other, *one)
 
 
-def differing_image_labels(
-    conn: sqlite3.Connection, task_id: int, first: str, second: str
-) -> tuple[dict[str, dict[str, float | None]], dict[str, dict[str, float | None]]]:
-    """({image hash: {label name: value}} in `first`, the same in `second`) of the task's
-    images whose labels differ between the two states (`repo status`: SYNCED vs LOCAL);
-    an image with no label in a state is absent from that map."""
-    differ = differing_image_ids(False)
-    return _label_maps(
-        conn.execute(
-            "SELECT il.state, i.hash, l.name, il.value FROM image_label il"
-            " JOIN image i ON i.id = il.image_id JOIN label l ON l.id = il.label_id"
-            f" WHERE il.task_id = ? AND il.state IN (?, ?) AND il.image_id IN ({differ})",
-            (task_id, first, second, *differ_args(task_id, first, second, False)),
-        ),
-        first,
-    )
+def has_image_labels(conn: sqlite3.Connection, task_id: int, state: str) -> bool:
+    """Whether any of the task's images has a label in `state`."""
+    row = conn.execute(
+        "SELECT 1 FROM image_label WHERE state = ? AND task_id = ? LIMIT 1", (state, task_id)
+    ).fetchone()
+    return row is not None
+
+
+def labelled_only_in(
+    conn: sqlite3.Connection, task_id: int, first: str, second: str, image_ids: Sequence[int]
+) -> set[int]:
+    """Those of these images that have labels in `first` and none in `second` (`repo
+    status`: synced images whose local labels are gone, as a deleted file's are); a
+    lookup by the primary key per image."""
+    return {
+        r[0]
+        for r in rows_in(
+            conn,
+            "SELECT DISTINCT s.image_id FROM image_label s WHERE s.state = ? AND s.task_id = ?"
+            " AND s.image_id IN ({marks}) AND NOT EXISTS (SELECT 1 FROM image_label o"
+            " WHERE o.state = ? AND o.task_id = s.task_id AND o.image_id = s.image_id)",
+            image_ids,
+            before=(first, task_id, second),
+        )
+    }
 
 
 def image_labels_in(
     conn: sqlite3.Connection, task_id: int, first: str, second: str, image_ids: Sequence[int]
 ) -> tuple[dict[str, dict[str, float | None]], dict[str, dict[str, float | None]]]:
-    """differing_image_labels's maps of these images."""
-    return _label_maps(
-        rows_in(
-            conn,
-            "SELECT il.state, i.hash, l.name, il.value FROM image_label il"
-            " JOIN image i ON i.id = il.image_id JOIN label l ON l.id = il.label_id"
-            " WHERE il.task_id = ? AND il.state IN (?, ?) AND il.image_id IN ({marks})",
-            sorted(image_ids),
-            (task_id, first, second),
-        ),
-        first,
+    """({image hash: {label name: value}} in `first`, the same in `second`) of these
+    images of the task (`repo status`: SYNCED vs LOCAL of those whose labels differ,
+    `differing_image_ids`); an image with no label in a state is absent from that map."""
+    rows = rows_of_ids(
+        conn,
+        "SELECT il.image_id, il.state, i.hash, l.name, il.value FROM image_label il"
+        " JOIN image i ON i.id = il.image_id JOIN label l ON l.id = il.label_id"
+        " WHERE il.task_id = ? AND il.state IN (?, ?) AND {ids}",
+        "il.image_id",
+        sorted(image_ids),
+        (task_id, first, second),
     )
+    return _label_maps((r[1:] for r in rows), first)
 
 
 def _label_maps(

@@ -111,50 +111,130 @@ def pending_changes(
     `last_seen` {key: where a file gone from disk was last seen}, `moves` {key:
     (first source, last target)} of the moves not synced yet, `damaged` the keys of
     images whose files are damaged (listed apart, held back). A file deleted and a new
-    one at the same path is one MODIFIED change."""
+    one at the same path is one MODIFIED change. (`image_pending` and `pending_change`
+    are this for one image, `fold_modified` the folding: `repo status` streams them.)"""
     skip = set(damaged)
     out: list[FileChange] = []
     for key in sorted(set(base) | set(local)):
         if key in skip:
             continue
-        b, now = base.get(key, {}), local.get(key, {})
-        here = list(paths.get(key, ()))
-        path = here[0] if here else (last_seen.get(key) or NOT_ON_DISK)
-        moved = moves.get(key)
-        old_path = moved[0] if moved and moved[0] != path else None
-        if key not in base and key in local:  # new since the last sync, labelled or not
-            out.append(FileChange(NEW, path, new=labels_text(now), side=LOCAL))
-            continue
-        if b == now:
-            if old_path is not None:
-                out.append(FileChange(MOVED, path, side=LOCAL, old_path=old_path))
-            continue
-        if not now and not here:
-            out.append(FileChange(DELETED, path, old=labels_text(b), side=LOCAL))
-        else:
-            kind = _label_change(b, now)
-            out.append(FileChange(kind, path, labels_text(b), labels_text(now), LOCAL, old_path))
-    return sort_changes(_fold_modified(out))
+        b, now = base.get(key), local.get(key)
+        found = image_pending(b, now, paths.get(key, ()), last_seen.get(key), moves.get(key))
+        if found is not None:
+            out.append(pending_change(*found, b or {}, now or {}))
+    deleted_at = {c.path for c in out if c.kind == DELETED}
+    new_at = {c.path: c.new for c in out if c.kind == NEW and c.path in deleted_at}
+    kept = [c for c in out if c.kind != NEW or c.path not in new_at]
+    return sort_changes(fold_modified(kept, new_at))
 
 
-def _fold_modified(changes: list[FileChange]) -> list[FileChange]:
-    """New bytes at a deleted file's path: one MODIFIED change, as git says."""
-    deleted_at = {c.path for c in changes if c.kind == DELETED}
-    new_at = {c.path: c for c in changes if c.kind == NEW and c.path in deleted_at}
+def image_pending(
+    b: Labels | None,
+    now: Labels | None,
+    here: Sequence[str],
+    seen: str | None,
+    moved: tuple[str, str] | None,
+) -> tuple[str, str, str | None] | None:
+    """(kind, path, source of a move) of one image's change since the last sync, None
+    if it has none: `b` and `now` its labels synced and on disk now (None: the image
+    was not there), `here` its files now, `seen` where it was last seen, `moved` (first
+    source, last target) of its moves not synced yet. What `pending_change` builds; a
+    NEW change at the path of a DELETED one is MODIFIED (`fold_modified`)."""
+    path = here[0] if here else (seen or NOT_ON_DISK)
+    old_path = moved[0] if moved and moved[0] != path else None
+    if b is None and now is not None:  # new since the last sync, labelled or not
+        return NEW, path, old_path
+    b, now = b or {}, now or {}
+    if b == now:
+        return (MOVED, path, old_path) if old_path is not None else None
+    if not now and not here:
+        return DELETED, path, old_path
+    return _label_change(b, now), path, old_path
+
+
+def pending_change(
+    kind: str, path: str, old_path: str | None, b: Labels, now: Labels
+) -> FileChange:
+    """The change `image_pending` found, in the user's words."""
+    if kind == NEW:
+        return FileChange(NEW, path, new=labels_text(now), side=LOCAL)
+    if kind == MOVED:
+        return FileChange(MOVED, path, side=LOCAL, old_path=old_path)
+    if kind == DELETED:
+        return FileChange(DELETED, path, old=labels_text(b), side=LOCAL)
+    return FileChange(kind, path, labels_text(b), labels_text(now), LOCAL, old_path)
+
+
+def fold_modified(
+    changes: Iterable[FileChange], new_at: Mapping[str, str | None]
+) -> list[FileChange]:
+    """New bytes at a deleted file's path: one MODIFIED change, as git says. `new_at`
+    {path: the new file's labels} of the NEW changes at a DELETED one's path (the last
+    of them; they are left out of `changes`); the first DELETED change at such a path
+    becomes MODIFIED, in its place."""
     out: list[FileChange] = []
     folded: set[str] = set()
     for c in changes:
-        if c.kind == NEW and c.path in new_at:
-            continue  # folded into the deletion at its path
         if c.kind == DELETED and c.path in new_at and c.path not in folded:
             folded.add(c.path)
-            c = FileChange(MODIFIED, c.path, c.old, new_at[c.path].new, LOCAL)
+            c = FileChange(MODIFIED, c.path, c.old, new_at[c.path], LOCAL)
         out.append(c)
     return out
 
 
+_KIND_ORDER = {kind: i for i, kind in enumerate(KINDS)}
+
+
 def sort_changes(changes: Iterable[FileChange]) -> list[FileChange]:
-    return sorted(changes, key=lambda c: (KINDS.index(c.kind), c.path, c.side or ""))
+    return sorted(changes, key=lambda c: (_KIND_ORDER[c.kind], c.path, c.side or ""))
+
+
+# A change's place in `sort_changes` order, then where it came from (ties keep it).
+SortKey = tuple[int, str, str, tuple[Any, ...]]
+
+
+def sort_key(kind: str, path: str, side: str | None, came: tuple[Any, ...]) -> SortKey:
+    return (_KIND_ORDER[kind], path, side or "", came)
+
+
+@dataclass(frozen=True)
+class Listing:
+    """What `repo status` lists: `changes` the first `cap` of each kind, in
+    `sort_changes` order, and `counts` {kind: how many there are}."""
+
+    changes: tuple[FileChange, ...]
+    counts: Mapping[str, int]
+
+
+def first_of_each_kind(
+    found: Iterable[tuple[SortKey, Callable[[], FileChange]]], cap: int | None
+) -> Listing:
+    """The Listing of changes given as (sort key, how to build it): every change is
+    counted, and only those among the first `cap` of their kind (None: all) are built.
+    Sorted by key, as sort_changes sorts them in the order they came (`sort_key`'s
+    `came`). Holds at most 2 x `cap` changes of a kind at a time, however many come."""
+    counts: Counter[str] = Counter()
+    kept: dict[int, list[tuple[SortKey, Callable[[], FileChange]]]] = {}
+    worst: dict[int, SortKey] = {}  # a kind's cap-th key once trimmed: later ones beyond
+    for key, build in found:
+        kind = key[0]
+        counts[KINDS[kind]] += 1
+        if cap is not None and kind in worst and key >= worst[kind]:
+            continue
+        group = kept.setdefault(kind, [])
+        group.append((key, build))
+        if cap is not None and len(group) >= 2 * cap + 16:
+            group.sort(key=_by_key)
+            del group[cap:]
+            worst[kind] = group[-1][0]
+    out: list[FileChange] = []
+    for kind in sorted(kept):
+        out += [build() for _key, build in sorted(kept[kind], key=_by_key)[:cap]]
+    return Listing(tuple(out), dict(counts))
+
+
+def _by_key(item: tuple[SortKey, Any]) -> SortKey:
+    return item[0]
 
 
 def conflict_change(
@@ -400,8 +480,10 @@ def totals_text(changes: Iterable[FileChange]) -> str:
     return ", ".join(out)
 
 
-def capped(lines: Sequence[str], cap: int | None, hint: str) -> list[str]:
-    """At most `cap` lines (None: all), then '... and N more (hint)'."""
-    if cap is None or len(lines) <= cap:
+def capped(lines: Sequence[str], cap: int | None, hint: str, total: int | None = None) -> list[str]:
+    """At most `cap` lines (None: all), then '... and N more (hint)'; `total` how many
+    lines there are when `lines` holds only the first ones (the default: all of them)."""
+    total = len(lines) if total is None else total
+    if cap is None or total <= cap:
         return list(lines)
-    return [*lines[:cap], f"... and {len(lines) - cap} more ({hint})"]
+    return [*lines[:cap], f"... and {total - cap} more ({hint})"]

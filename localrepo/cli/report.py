@@ -11,9 +11,9 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from localrepo.catalog import journal, label_watch
-from localrepo.catalog.conflicts import decided, open_by_task, open_details
-from localrepo.catalog.files import damaged_files, file_nodes, valid_files
+from localrepo.catalog import journal
+from localrepo.catalog.conflicts import open_by_task
+from localrepo.catalog.files import damaged_files, valid_files
 from localrepo.catalog.labels import task_label_names_by_task
 from localrepo.catalog.meta import get_meta
 from localrepo.catalog.problems import all_problems
@@ -22,6 +22,7 @@ from localrepo.catalog.tasks import load_bindings, task_rows
 from localrepo.cli import describe as D
 from localrepo.cli.context import echo
 from localrepo.cli.describe import labels_text as labels_text  # `repo conflicts` uses it
+from localrepo.cli.pending import file_changes
 from localrepo.layout import folder_label, task_for
 from localrepo.scan import changes as ch
 from localrepo.scan.scanner import ScanReport
@@ -99,7 +100,12 @@ def unlisted_additions(conn: sqlite3.Connection, rep: ScanReport) -> list[ch.Cha
     ]
 
 
-def collect_status(conn: sqlite3.Connection, rep: ScanReport) -> dict[str, Any]:
+def collect_status(
+    conn: sqlite3.Connection, rep: ScanReport, cap: int | None = None
+) -> dict[str, Any]:
+    """What `repo status` prints. `file_changes` holds the first `cap` changes of each
+    kind (None: all, as --json prints them); with a cap, `file_change_counts` {kind:
+    how many} and `conflicts_decided` say what the rest are (cli/pending.py)."""
     tasks = task_rows(conn)
     per_label: dict[int, dict[str, int]] = defaultdict(dict)
     for task_id, label_counts in json.loads(get_meta(conn, "label_counts") or "{}").items():
@@ -133,7 +139,8 @@ def collect_status(conn: sqlite3.Connection, rep: ScanReport) -> dict[str, Any]:
             }
         )
     damaged = damaged_files(conn, "")
-    return {
+    listing, n_decided = file_changes(conn, damaged, cap)
+    st: dict[str, Any] = {
         "tasks": out_tasks,
         "pending_total": pending_total,
         "invalid": [
@@ -150,74 +157,12 @@ def collect_status(conn: sqlite3.Connection, rep: ScanReport) -> dict[str, Any]:
             {"id": c[0], "task_id": c[1], "path": c[2], "field": c[3]} for c in conflicts
         ],
         # The same changes as `pending` counts, one per file in the user's words.
-        "file_changes": [c.as_json() for c in file_changes(conn, damaged)],
+        "file_changes": [c.as_json() for c in listing.changes],
     }
-
-
-def file_changes(
-    conn: sqlite3.Connection, damaged: dict[str, tuple[str, str]]
-) -> list[D.FileChange]:
-    """Per task, what changed on disk since the last sync, one per file (the core is
-    `describe.pending_changes`), then the open conflicts with both sides."""
-    bindings = load_bindings(conn)
-    moves: dict[str, tuple[str, str]] = {}
-    added: dict[str, str] = {}  # {hash: path} of files added since the last sync
-    for kind, _task, path, old_path, digest, _detail in journal.open_entries(conn):
-        if kind == ch.MOVED and digest and path and old_path:
-            moves[digest] = (moves.get(digest, (old_path, path))[0], path)
-        elif kind == ch.ADDED and digest and path:
-            added.setdefault(digest, path)
-    damaged_keys = {digest for digest, _reason in damaged.values()}
-    out: list[D.FileChange] = []
-    listed: set[str] = set()
-    for binding in bindings:
-        # Only the images whose labels differ are read, and only those whose label rows
-        # were written since the last status are compared (catalog/label_watch.py).
-        base, local = label_watch.differing(conn, binding.task_id)
-        keys = set(base) | set(local)
-        listed |= keys
-        paths = {
-            k: [p for p in found if task_for(p, bindings) is binding]
-            for k, found in _files_of(conn, keys).items()
-        }
-        last_seen = journal.last_paths(conn, sorted(k for k in keys if not paths[k]))
-        out += D.pending_changes(base, local, paths, last_seen, moves, damaged_keys)
-    # Added with no label (a file beside the label folders): no label differs, so the
-    # maps above do not have it. Listed while a file of it is still where it was added.
-    # (The set of keys to leave out is built once: inside the generator it would be
-    # built again for every key, quadratic in a first status's additions.)
-    skip = listed | damaged_keys
-    bare = sorted(k for k in added if k not in skip)
-    for key, nodes_of in file_nodes(conn, bare).items():
-        if added[key] in {p for p, _dev, _ino in nodes_of}:
-            out.append(D.FileChange(D.NEW, added[key], new=D.NO_LABEL, side=D.LOCAL))
-            listed.add(key)
-    # Moves that kept the labels (another subfolder, another name).
-    skip = listed | damaged_keys
-    still = file_nodes(conn, sorted(k for k in moves if k not in skip))
-    for key, nodes_of in still.items():
-        old_path, path = moves[key]
-        if path in {p for p, _dev, _ino in nodes_of} and path != old_path:
-            out.append(D.FileChange(D.MOVED, path, side=D.LOCAL, old_path=old_path))
-    chosen = decided(conn)
-    for cid, _task, path, _field, _base, local_json, remote_json, _h in open_details(conn):
-        local, remote = json.loads(local_json), json.loads(remote_json)
-        out.append(D.conflict_change(path, local, remote, chosen.get(cid)))
-    return D.sort_changes(out)
-
-
-def _files_of(conn: sqlite3.Connection, keys: set[str]) -> dict[str, list[str]]:
-    """{hash: its valid files} of `keys`: one query over every file when there are many
-    (a first status of a large tree: everything is new)."""
-    out: dict[str, list[str]] = {k: [] for k in keys}
-    if len(keys) > 500:
-        for path, digest in valid_files(conn):
-            if digest in out:
-                out[digest].append(path)
-        return out
-    for digest, found in file_nodes(conn, sorted(keys)).items():
-        out[digest] = [path for path, _dev, _ino in found]
-    return out
+    if cap is not None:
+        st["file_change_counts"] = dict(listing.counts)
+        st["conflicts_decided"] = n_decided
+    return st
 
 
 def pending_changes(conn: sqlite3.Connection) -> list[dict[str, Any]]:
@@ -250,15 +195,19 @@ def print_status(st: dict[str, Any], *, cap: int | None = STATUS_LINES) -> None:
     for t in st["tasks"]:
         _print_task_status(t)
     changes = [D.FileChange(**c) for c in st["file_changes"]]
+    # With a cap, `file_changes` holds only the first of each kind: the counts say how
+    # many there are (collect_status).
+    counts = st.get("file_change_counts") or Counter(c.kind for c in changes)
     hint = "'repo status --all' lists them all"
-    pending = [c for c in changes if c.kind != D.CONFLICT]
-    if pending:
+    if any(n for kind, n in counts.items() if kind != D.CONFLICT):
         echo("\nChanges not yet synced ('repo sync' sends them):")
         for kind in D.KINDS:
-            group = [c for c in pending if c.kind == kind]
+            if kind == D.CONFLICT:
+                continue
+            group = [c for c in changes if c.kind == kind]
             shown = group if cap is None else group[:cap]  # format only what is shown
             lines = [f"{kind + ':':<15}{D.change_text(c)}" for c in shown]
-            for line in D.capped(lines + [""] * (len(group) - len(shown)), cap, hint):
+            for line in D.capped(lines, cap, hint, counts.get(kind, 0)):
                 echo(f"  {line}")
     for heading, lines in _status_sections(st):
         if lines:
@@ -267,9 +216,10 @@ def print_status(st: dict[str, Any], *, cap: int | None = STATUS_LINES) -> None:
                 echo(f"  {line}")
     if st["conflicts"]:
         listed = [c for c in changes if c.kind == D.CONFLICT]
-        echo(f"\n{conflicts_heading(st['conflicts'], sum(1 for c in listed if c.detail))}")
-        lines = [D.change_text(c) for c in listed]
-        for line in D.capped(lines, cap, hint):
+        n_decided = st.get("conflicts_decided", sum(1 for c in listed if c.detail))
+        echo(f"\n{conflicts_heading(st['conflicts'], n_decided)}")
+        lines = [D.change_text(c) for c in listed[:cap]]
+        for line in D.capped(lines, cap, hint, counts.get(D.CONFLICT, 0)):
             echo(f"  {line}")
     if not st["pending_total"] and not st["conflicts"] and not st["damaged"]:
         echo("\nNothing pending.")

@@ -34,7 +34,10 @@ def show_status(
     scan_report = run_scan(obj)
     conn = obj.repo().connect()
     try:
-        st = report.collect_status(conn, scan_report)
+        # The human status prints the first STATUS_LINES of each kind of change: only
+        # those are built (cli/pending.py); the others print them all.
+        cap = None if show_all or as_json or porcelain else report.STATUS_LINES
+        st = report.collect_status(conn, scan_report, cap)
         if as_json or porcelain:
             st["changes"] = report.pending_changes(conn)
     finally:
@@ -44,7 +47,7 @@ def show_status(
     elif porcelain:
         report.print_porcelain(st, nul=nul)
     else:
-        report.print_status(st, cap=None if show_all else report.STATUS_LINES)
+        report.print_status(st, cap=cap)
     if exit_code and (st["pending_total"] or st["conflicts"] or st["damaged"]):
         return EXIT_DECISION
     return EXIT_OK

@@ -347,7 +347,12 @@ def test_a_catalog_of_the_first_schema_is_upgraded_and_rehashed_once(tmp_path: P
 
 def test_differing_image_labels_reads_only_the_images_whose_states_differ(tmp_path: Path) -> None:
     """`repo status` reads the synced and local labels of changed images only."""
-    from localrepo.catalog.labels import differing_image_labels, set_image_labels
+    from localrepo.catalog.labels import (
+        differ_args,
+        differing_image_ids,
+        image_labels_in,
+        set_image_labels,
+    )
     from localrepo.catalog.sides import LOCAL, SYNCED
 
     root = new_repo(tmp_path / "r")
@@ -371,7 +376,10 @@ def test_differing_image_labels_reads_only_the_images_whose_states_differ(tmp_pa
         for name, (synced, local) in states.items():
             for state, labels in ((SYNCED, synced), (LOCAL, local)):
                 set_image_labels(conn, state, 1, ids[name], labels, "category", {})
-    base, local = differing_image_labels(conn, 1, SYNCED, LOCAL)
+    ids = [
+        r[0] for r in conn.execute(differing_image_ids(False), differ_args(1, SYNCED, LOCAL, False))
+    ]
+    base, local = image_labels_in(conn, 1, SYNCED, LOCAL, ids)
     conn.close()
     assert base == {
         "b" * 32: {"cat": None},

@@ -51,17 +51,25 @@ def _dirty(root: Path) -> int | None:
 
 
 def _full(root: Path) -> tuple[dict, dict]:
-    return _on_task(root, lambda c, t: labels.differing_image_labels(c, t, SYNCED, LOCAL))
+    def full(conn: sqlite3.Connection, task_id: int) -> list[int]:
+        rows = conn.execute(
+            labels.differing_image_ids(False), labels.differ_args(task_id, SYNCED, LOCAL, False)
+        )
+        return [r[0] for r in rows]
+
+    return _on_task(root, full)
 
 
 def _watched(root: Path) -> tuple[dict, dict]:
-    return _on_task(root, label_watch.differing)
+    return _on_task(root, label_watch.differing_ids)
 
 
 def _on_task(root: Path, read) -> tuple[dict, dict]:  # type: ignore[no-untyped-def]
+    """The SYNCED and LOCAL labels of the images `read(conn, task id)` names."""
     conn = db(root)
     try:
-        return read(conn, conn.execute("SELECT id FROM task").fetchone()[0])
+        task_id = conn.execute("SELECT id FROM task").fetchone()[0]
+        return labels.image_labels_in(conn, task_id, SYNCED, LOCAL, read(conn, task_id))
     finally:
         conn.close()
 

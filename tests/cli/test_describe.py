@@ -5,6 +5,7 @@ values, never hashes or the planner's op names."""
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
 
 from localrepo.cli import describe as D
 from localrepo.sync import plan as P
@@ -301,3 +302,45 @@ def test_op_rows_read_as_what_the_sync_did_and_bookkeeping_is_hidden() -> None:
 def test_json_of_a_change_has_every_field() -> None:
     c = D.FileChange(D.DELETED, "x.jpg", old="cats", side=D.REMOTE, delete_image=False)
     assert D.FileChange(**c.as_json()) == c
+
+
+def test_the_first_of_each_kind_are_sort_changes_cut_short_and_every_change_is_counted() -> None:
+    """`repo status` builds only the changes it prints (first_of_each_kind): the first
+    `cap` of each kind are those sort_changes puts first, ties (the same kind, path and
+    side) kept in the order they came, whatever order they are handed over in."""
+    import random
+
+    rng = random.Random(7)
+    kinds = [D.NEW, D.MOVED, D.DELETED, D.CONFLICT]
+    paths = [f"p{n:02}.jpg" for n in range(30)] + [D.NOT_ON_DISK]
+    came = [
+        (rng.choice(kinds), rng.choice(paths), rng.choice([D.LOCAL, None]), n) for n in range(500)
+    ]
+    changes = [D.FileChange(kind, path, old=f"#{n}", side=side) for kind, path, side, n in came]
+    expected = D.sort_changes(changes)  # stable: ties in the order they came
+    built: list[int] = []
+
+    def found(n: int) -> tuple[D.SortKey, Callable[[], D.FileChange]]:
+        c = changes[n]
+
+        def build() -> D.FileChange:
+            built.append(n)
+            return c
+
+        return D.sort_key(c.kind, c.path, c.side, (n,)), build
+
+    shuffled = list(range(len(changes)))
+    rng.shuffle(shuffled)
+    for cap in (3, 10, None):
+        built.clear()
+        listing = D.first_of_each_kind((found(n) for n in shuffled), cap)
+        assert listing.counts == {k: sum(1 for c in changes if c.kind == k) for k in kinds}
+        want = [c for k in D.KINDS for c in [c for c in expected if c.kind == k][:cap]]
+        assert list(listing.changes) == want
+        assert len(built) == len(want)  # the others were counted, never built
+    assert D.first_of_each_kind([], 10) == D.Listing((), {})
+
+
+def test_a_capped_list_says_how_many_more_of_a_total() -> None:
+    assert D.capped(["a", "b"], 2, "--all", total=5) == ["a", "b", "... and 3 more (--all)"]
+    assert D.capped(["a", "b"], 2, "--all", total=2) == ["a", "b"]
