@@ -49,8 +49,10 @@ from localrepo.scan.writes import Writes
 from localrepo.vocabulary import STATE_DIR
 
 # Below this many image files the whole-tree path is faster (its label and journal
-# writes overlap the hashing) and its memory is small (170 MB at 100,000 files).
-MIN_FILES = 100_000
+# writes overlap the hashing; this path writes them after it) and its memory is still
+# small (170 MB at 100,000 files, under 300 MB here). At a million, this path is the
+# faster one too (docs/benchmarks.md, "A million images").
+MIN_FILES = 200_000
 IN_FLIGHT = 4  # batches per worker waiting in the pool
 
 
