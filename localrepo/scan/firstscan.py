@@ -48,11 +48,11 @@ from localrepo.scan.walk import WalkResult, walk
 from localrepo.scan.writes import Writes
 from localrepo.vocabulary import STATE_DIR
 
-# Below this many image files the whole-tree path is faster (its label and journal
-# writes overlap the hashing; this path writes them after it) and its memory is still
-# small (170 MB at 100,000 files, under 300 MB here). At a million, this path is the
-# faster one too (docs/benchmarks.md, "A million images").
-MIN_FILES = 200_000
+# From this many image files on, a first scan goes folder by folder. Measured A/B in
+# one process (docs/benchmarks.md, "A million images"): 47 MB against 169 MB at
+# 100,000 files, and 6.7-7.3 s against 7.4-8.1 s; 49 MB against 1.2 GB at a million.
+# Smaller trees keep the whole-tree path that the scan benchmark's figures are of.
+MIN_FILES = 100_000
 IN_FLIGHT = 4  # batches per worker waiting in the pool
 
 
