@@ -18,8 +18,9 @@ measures, in this one run:
 
 The files are distinct: every one is one of 300 tiny JPEGs (64x48) with its own number
 in a JPEG comment segment, so every file has its own content hash, and the scan reads,
-hashes and checks every one (hard links would be read once per inode: the scanner copies
-a link's result, pool.py). A 4 KB block each: about 4 GB of disk at 1,000,000.
+hashes and checks every one (hard links would not do: the scanner reads one name per
+inode and copies its result to the others, pool.py; only a large first scan reads every
+name, scan/firstscan.py). A 4 KB block each: about 4 GB of disk at 1,000,000.
 
 The tree is what a labelled photo collection looks like: `--labels` label folders at
 the root (the task's root), each split into year/month subfolders, some a level

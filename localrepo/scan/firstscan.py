@@ -50,7 +50,8 @@ from localrepo.vocabulary import STATE_DIR
 
 # From this many image files on, a first scan goes folder by folder. Measured A/B in
 # one process (docs/benchmarks.md, "A million images"): 47 MB against 169 MB at
-# 100,000 files, and 6.7-7.3 s against 7.4-8.1 s; 49 MB against 1.2 GB at a million.
+# 100,000 files, and 6.7-7.3 s against 7.4-8.1 s; 49 MB against 1.2 GB at a million,
+# and 83-96 s against 96 s.
 # Smaller trees keep the whole-tree path that the scan benchmark's figures are of.
 MIN_FILES = 100_000
 IN_FLIGHT = 4  # batches per worker waiting in the pool
