@@ -23,6 +23,7 @@ import json
 import sqlite3
 from array import array
 from collections.abc import Callable, Iterable, Iterator, Mapping
+from dataclasses import dataclass
 from functools import partial
 from itertools import chain
 
@@ -76,11 +77,12 @@ def _local_changes(conn: sqlite3.Connection, damaged: set[str]) -> Iterator[Foun
     for digest, path, old_path in journal.open_moves(conn):
         moves[digest] = (moves.get(digest, (old_path, path))[0], path)
     listed: set[bytes | str] = set()  # the images whose labels differ, in some task
+    reading = _Reading(conn, bindings, moves, damaged, listed)
     for index, binding in enumerate(bindings):
         # Only the images whose labels differ are read, and only those whose label rows
         # were written since the last status are compared (catalog/label_watch.py).
         ids = label_watch.differing_ids(conn, binding.task_id)
-        yield from _task_changes(conn, bindings, index, ids, moves, damaged, listed)
+        yield from _task_changes(reading, index, ids)
     # Added with no label (a file beside the label folders): no label differs, so the
     # tasks above do not have it. Listed while a file of it is still where it was added
     # (the first path the journal added it at).
@@ -121,28 +123,30 @@ def _compact(key: str) -> bytes | str:
         return key  # not hex: itself (a str never equals a bytes)
 
 
-def _task_changes(
-    conn: sqlite3.Connection,
-    bindings: list[TaskBinding],
-    index: int,
-    ids: array[int],
-    moves: Mapping[str, tuple[str, str]],
-    damaged: set[str],
-    listed: set[bytes | str],
-) -> Iterator[Found]:
+@dataclass(frozen=True)
+class _Reading:
+    """What every task's reading shares: the catalog, the bindings, the moves not
+    synced yet, the damaged images' keys, and the keys of the images listed so far."""
+
+    conn: sqlite3.Connection
+    bindings: list[TaskBinding]
+    moves: Mapping[str, tuple[str, str]]
+    damaged: set[str]
+    listed: set[bytes | str]
+
+
+def _task_changes(r: _Reading, index: int, ids: array[int]) -> Iterator[Found]:
     """describe.pending_changes of the task's images `ids` (those whose labels differ),
     read CHUNK at a time; their keys are added to `listed`. Its deletions are read
     first: a NEW change at the path of one is left out, and the first deletion there
     becomes MODIFIED (fold_modified)."""
-    binding = bindings[index]
+    binding = r.bindings[index]
     task = binding.task_id
     gone: set[int] = set()  # labelled when synced, no label now: deleted files among them
-    if ids and has_image_labels(conn, task, SYNCED):
-        gone = labelled_only_in(conn, task, SYNCED, LOCAL, ids)
+    if ids and has_image_labels(r.conn, task, SYNCED):
+        gone = labelled_only_in(r.conn, task, SYNCED, LOCAL, ids)
     deleted: list[tuple[str, D.FileChange]] = []
-    for key, b, now, (kind, path, old_path) in _images(
-        conn, bindings, binding, sorted(gone), moves, damaged, listed
-    ):
+    for key, b, now, (kind, path, old_path) in _images(r, binding, sorted(gone)):
         if kind == D.DELETED:
             deleted.append((key, D.pending_change(kind, path, old_path, b, now)))
         else:
@@ -150,9 +154,7 @@ def _task_changes(
     at = {change.path for _key, change in deleted}
     new_at: dict[str, tuple[str, Mapping[str, float | None]]] = {}  # the last by key
     rest = array("q", (i for i in ids if i not in gone)) if gone else ids
-    for key, b, now, (kind, path, old_path) in _images(
-        conn, bindings, binding, rest, moves, damaged, listed
-    ):
+    for key, b, now, (kind, path, old_path) in _images(r, binding, rest):
         if kind == D.NEW and path in at:
             if path not in new_at or key > new_at[path][0]:
                 new_at[path] = (key, now)
@@ -179,19 +181,14 @@ def _found(
 
 
 def _images(
-    conn: sqlite3.Connection,
-    bindings: list[TaskBinding],
-    binding: TaskBinding,
-    ids: Iterable[int],
-    moves: Mapping[str, tuple[str, str]],
-    damaged: set[str],
-    listed: set[bytes | str],
+    r: _Reading, binding: TaskBinding, ids: Iterable[int]
 ) -> Iterator[
     tuple[str, Mapping[str, float | None], Mapping[str, float | None], tuple[str, str, str | None]]
 ]:
     """(hash, labels synced, labels now, image_pending's answer) of those of these
     images of the task that changed (not the damaged), CHUNK at a time; every one
     read is added to `listed`."""
+    conn, bindings, listed = r.conn, r.bindings, r.listed
     ids = ids if isinstance(ids, array) else array("q", ids)
     whole = len(bindings) == 1 and not binding.root.strip("/")  # every file is the task's
     for start in range(0, len(ids), CHUNK):
@@ -207,9 +204,11 @@ def _images(
         listed.update(_compact(key) for key in keys)
         last_seen = journal.last_paths(conn, sorted(k for k in keys if not paths.get(k)))
         for key in keys:
-            if key in damaged:
+            if key in r.damaged:
                 continue
             b, now = base.get(key), local.get(key)
-            found = D.image_pending(b, now, paths.get(key, ()), last_seen.get(key), moves.get(key))
+            found = D.image_pending(
+                b, now, paths.get(key, ()), last_seen.get(key), r.moves.get(key)
+            )
             if found is not None:
                 yield key, b or NONE, now or NONE, found
