@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import os
+import signal
 from collections.abc import Callable
 from pathlib import Path
 
@@ -268,3 +269,46 @@ def test_scan_json_lists_a_large_first_scans_additions(tmp_path: Path, monkeypat
     assert all(len(c["hash"]) == 32 and c["task_id"] == 1 for c in changes)
     code, out, _err = repo_main(["-C", str(roots[1]), "scan"], capsys)
     assert code == 0 and "30 added" in out, out
+
+
+def test_a_scan_killed_half_way_leaves_nothing_and_the_next_one_records_it_all(
+    tmp_path: Path, monkeypatch
+) -> None:
+    """kill -9 in the middle of a large first scan, after some batches' rows were
+    written: the catalog holds none of them (one transaction), no lock or journal entry
+    is left behind, and the next scan records every file, its labels and its journal."""
+    root = new_repo(tmp_path / "r")
+    for i in range(600):
+        write_image(root, f"l{i % 4}/{i}.jpg", i)
+    monkeypatch.setattr(firstscan, "MIN_FILES", 1)
+    monkeypatch.setattr(firstscan, "BIG_BATCH", 32)
+    pid = os.fork()
+    if pid == 0:  # the scan, killed by itself once five batches are written
+        calls = [0]
+        real_write = firstscan.FirstScan._write
+
+        def write_then_die(self, batch):  # type: ignore[no-untyped-def]
+            real_write(self, batch)
+            calls[0] += 1
+            if calls[0] == 5:
+                os.kill(os.getpid(), signal.SIGKILL)
+
+        firstscan.FirstScan._write = write_then_die  # type: ignore[method-assign]
+        try:
+            # Hashed in this process: what is asserted here is the transaction's (a
+            # pool's forked workers outlive a scan killed with signal 9).
+            _scan(root, workers=1)
+        finally:
+            os._exit(1)  # not killed: the test fails on the exit status below
+    _, status = os.waitpid(pid, 0)
+    assert os.WIFSIGNALED(status) and os.WTERMSIG(status) == signal.SIGKILL
+    conn = db(root)
+    try:
+        for table in ("file", "image", "journal", "image_label"):
+            assert conn.execute(f"SELECT COUNT(*) FROM {table}").fetchone()[0] == 0, table
+    finally:
+        conn.close()
+    rep = _scan(root, workers=2)
+    assert rep.files == 600 and rep.unlisted_additions == 600
+    assert len(labels_by_path(root)) == 600
+    assert _journal_order(root) == sorted(_journal_order(root), key=lambda r: r[1])
