@@ -92,6 +92,15 @@ def _listed(root: Path, rep: ScanReport) -> list:
         conn.close()
 
 
+def _nothing_recorded(root: Path) -> None:
+    conn = db(root)
+    try:
+        for table in ("file", "image", "journal", "image_label"):
+            assert conn.execute(f"SELECT COUNT(*) FROM {table}").fetchone()[0] == 0, table
+    finally:
+        conn.close()
+
+
 def _same_report(whole: ScanReport, parts: ScanReport) -> None:
     assert parts.files == whole.files
     assert parts.hashed == whole.hashed
@@ -242,12 +251,7 @@ def test_a_worker_that_fails_mid_scan_leaves_nothing_recorded(tmp_path: Path, mo
     monkeypatch.setattr(firstscan.FirstScan, "_write", write_then_fail)
     with pytest.raises(OSError, match="went away"):
         _scan(root, workers=2)
-    conn = db(root)
-    try:
-        for table in ("file", "image", "journal", "image_label"):
-            assert conn.execute(f"SELECT COUNT(*) FROM {table}").fetchone()[0] == 0, table
-    finally:
-        conn.close()
+    _nothing_recorded(root)
     monkeypatch.setattr(firstscan.FirstScan, "_write", real_write)
     rep = _scan(root, workers=2)
     assert rep.unlisted_additions == 600
@@ -302,12 +306,7 @@ def test_a_scan_killed_half_way_leaves_nothing_and_the_next_one_records_it_all(
             os._exit(1)  # not killed: the test fails on the exit status below
     _, status = os.waitpid(pid, 0)
     assert os.WIFSIGNALED(status) and os.WTERMSIG(status) == signal.SIGKILL
-    conn = db(root)
-    try:
-        for table in ("file", "image", "journal", "image_label"):
-            assert conn.execute(f"SELECT COUNT(*) FROM {table}").fetchone()[0] == 0, table
-    finally:
-        conn.close()
+    _nothing_recorded(root)
     rep = _scan(root, workers=2)
     assert rep.files == 600 and rep.unlisted_additions == 600
     assert len(labels_by_path(root)) == 600
